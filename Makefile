@@ -1,0 +1,68 @@
+# The appliance's commands. `make help` lists them; the README's two commands are `make run` and
+# `make test`, and CI runs `make test` on a fresh Debian machine, so every install step is here.
+
+SHELL := /bin/bash
+PYTHON_SYSTEM ?= python3
+VENV := .venv
+PYTHON := $(VENV)/bin/python
+CONFIG ?=
+DATA ?= var
+PYTEST_ARGS ?=
+# Debian packages the tests drive as real peers (DCMTK's storescu/findscu/getscu/movescu/storescp).
+TEST_DEBIAN_PACKAGES := dcmtk
+export TCP_NODELAY := 1
+
+.DEFAULT_GOAL := help
+
+.PHONY: help
+help: ## Show this list of targets
+	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+
+$(VENV)/.installed: requirements.lock pyproject.toml
+	$(PYTHON_SYSTEM) -m venv $(VENV)
+	$(PYTHON) -m pip install --quiet --require-hashes -r requirements.lock
+	$(PYTHON) -m pip install --quiet --no-deps --no-build-isolation -e .
+	touch $@
+
+.PHONY: venv
+venv: $(VENV)/.installed ## Create the Python environment from the lock file
+
+.PHONY: debian-packages
+debian-packages: ## Install the Debian packages the tests use (as root, once)
+	@missing=$$(for package in $(TEST_DEBIAN_PACKAGES); do dpkg -s $$package >/dev/null 2>&1 || echo $$package; done); \
+	if [ -n "$$missing" ]; then \
+		echo "installing Debian packages: $$missing"; \
+		$$( [ $$(id -u) -eq 0 ] || echo sudo ) apt-get update -qq; \
+		DEBIAN_FRONTEND=noninteractive $$( [ $$(id -u) -eq 0 ] || echo sudo ) apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
+.PHONY: run
+run: venv ## Run the whole appliance in the foreground (CONFIG=file, else development defaults in ./var)
+	$(PYTHON) -m appliance.supervisor $(if $(CONFIG),--config $(CONFIG),--data $(DATA))
+
+.PHONY: lint
+lint: venv ## Lint and check formatting (ruff)
+	$(VENV)/bin/ruff check appliance tests
+	$(VENV)/bin/ruff format --check appliance tests
+
+.PHONY: typecheck
+typecheck: venv ## Type-check the package (mypy --strict)
+	$(VENV)/bin/mypy appliance
+
+.PHONY: test
+test: debian-packages venv lint typecheck ## Install what the tests need, then lint, type-check and run the whole suite
+	$(PYTHON) -m pytest $(PYTEST_ARGS)
+
+.PHONY: bench
+bench: debian-packages venv ## Run the benchmarks and print their figures
+	$(PYTHON) tests/bench/bench_archive.py
+
+.PHONY: config-reference
+config-reference: venv ## Regenerate appliance/config/REFERENCE.md from the schema
+	$(VENV)/bin/appliance config reference > appliance/config/REFERENCE.md
+
+.PHONY: clean
+clean: ## Remove the development data folder and caches (not the venv)
+	rm -rf $(DATA) .pytest_cache .mypy_cache .ruff_cache
+
+-include image/image.mk

@@ -1,0 +1,1 @@
+"""The archive domain: ingest, storage, index, search, retrieve, lossless compression, integrity."""

@@ -1,0 +1,180 @@
+"""What the index keeps of a received object, read from its header (never its pixels)."""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from typing import Any
+
+from pydicom import dcmread
+from pydicom.dataset import Dataset
+from pydicom.errors import InvalidDicomError
+from pydicom.uid import UID, DeflatedExplicitVRLittleEndian
+
+from appliance.archive.names import person_name_key
+
+# PS3.5 A.4 / PS3.6: transfer syntaxes whose encoding loses information.
+LOSSY_TRANSFER_SYNTAXES = frozenset(
+    {
+        "1.2.840.10008.1.2.4.50",  # JPEG Baseline
+        "1.2.840.10008.1.2.4.51",  # JPEG Extended
+        "1.2.840.10008.1.2.4.81",  # JPEG-LS near-lossless
+        "1.2.840.10008.1.2.4.91",  # JPEG 2000 (lossy allowed)
+        "1.2.840.10008.1.2.4.203",  # HTJ2K (lossy allowed)
+        "1.2.840.10008.1.2.4.94",  # JPIP
+        "1.2.840.10008.1.2.4.95",  # JPIP deflate
+        "1.2.840.10008.1.2.4.112",  # JPEG XL (lossy allowed)
+        "1.2.840.10008.1.2.4.100",  # MPEG2
+        "1.2.840.10008.1.2.4.101",
+        "1.2.840.10008.1.2.4.102",  # MPEG-4
+        "1.2.840.10008.1.2.4.103",
+        "1.2.840.10008.1.2.4.104",
+        "1.2.840.10008.1.2.4.105",
+        "1.2.840.10008.1.2.4.106",
+        "1.2.840.10008.1.2.4.107",  # HEVC
+        "1.2.840.10008.1.2.4.108",
+    }
+)
+
+
+class InvalidObject(Exception):
+    """The received bytes are not a usable DICOM object; the message says why (no patient data)."""
+
+
+@dataclass(frozen=True)
+class InstanceAttributes:
+    """The index fields of one instance, decoded to Unicode whatever its character set."""
+
+    patient_id: str
+    issuer_of_patient_id: str
+    patient_name: str
+    patient_name_key: str
+    patient_birth_date: str
+    patient_sex: str
+    study_instance_uid: str
+    study_date: str
+    study_time: str
+    accession_number: str
+    study_id: str
+    study_description: str
+    referring_physician_name: str
+    referring_physician_name_key: str
+    series_instance_uid: str
+    modality: str
+    series_number: int | None
+    series_date: str
+    series_time: str
+    series_description: str
+    body_part_examined: str
+    sop_instance_uid: str
+    sop_class_uid: str
+    instance_number: int | None
+    rows: int | None
+    columns: int | None
+    number_of_frames: int | None
+    transfer_syntax_uid: str
+    lossy: bool
+    header: bytes
+
+
+def read_attributes(encoded: bytes) -> InstanceAttributes:
+    """Parse the header of a DICOM file held in `encoded` (preamble, file meta, dataset).
+
+    Raises InvalidObject when it cannot be parsed or lacks a UID the archive needs.
+    """
+    stream = io.BytesIO(encoded)
+    try:
+        dataset = dcmread(stream, stop_before_pixels=True)
+        attributes = attributes_of(dataset, header_of(encoded, dataset, stream.tell()))
+    except InvalidObject:
+        raise
+    except (InvalidDicomError, ValueError, TypeError, KeyError, EOFError, OverflowError, LookupError) as error:
+        raise InvalidObject(f"cannot parse the dataset: {type(error).__name__}") from error
+    except Exception as error:  # pydicom raises a variety of errors on hostile input
+        raise InvalidObject(f"cannot parse the dataset: {type(error).__name__}") from error
+    return attributes
+
+
+def header_of(encoded: bytes, dataset: Dataset, position: int) -> bytes:
+    """The bytes before the pixel data (the whole object when deflated or when there are no pixels)."""
+    transfer_syntax = dataset.file_meta.get("TransferSyntaxUID")
+    if transfer_syntax == DeflatedExplicitVRLittleEndian or position <= 0:
+        return encoded
+    return encoded[:position]
+
+
+def attributes_of(dataset: Dataset, header: bytes) -> InstanceAttributes:
+    meta = dataset.file_meta
+    sop_instance_uid = required_uid(dataset, "SOPInstanceUID")
+    sop_class_uid = required_uid(dataset, "SOPClassUID")
+    transfer_syntax_uid = str(meta.get("TransferSyntaxUID", "") or "")
+    if not transfer_syntax_uid:
+        raise InvalidObject("no Transfer Syntax UID in the file meta information")
+    patient_name = text(dataset, "PatientName")
+    referring = text(dataset, "ReferringPhysicianName")
+    return InstanceAttributes(
+        patient_id=text(dataset, "PatientID"),
+        issuer_of_patient_id=text(dataset, "IssuerOfPatientID"),
+        patient_name=patient_name,
+        patient_name_key=person_name_key(patient_name),
+        patient_birth_date=text(dataset, "PatientBirthDate"),
+        patient_sex=text(dataset, "PatientSex"),
+        study_instance_uid=required_uid(dataset, "StudyInstanceUID"),
+        study_date=text(dataset, "StudyDate"),
+        study_time=text(dataset, "StudyTime"),
+        accession_number=text(dataset, "AccessionNumber"),
+        study_id=text(dataset, "StudyID"),
+        study_description=text(dataset, "StudyDescription"),
+        referring_physician_name=referring,
+        referring_physician_name_key=person_name_key(referring),
+        series_instance_uid=required_uid(dataset, "SeriesInstanceUID"),
+        modality=text(dataset, "Modality"),
+        series_number=integer(dataset, "SeriesNumber"),
+        series_date=text(dataset, "SeriesDate"),
+        series_time=text(dataset, "SeriesTime"),
+        series_description=text(dataset, "SeriesDescription"),
+        body_part_examined=text(dataset, "BodyPartExamined"),
+        sop_instance_uid=sop_instance_uid,
+        sop_class_uid=sop_class_uid,
+        instance_number=integer(dataset, "InstanceNumber"),
+        rows=integer(dataset, "Rows"),
+        columns=integer(dataset, "Columns"),
+        number_of_frames=integer(dataset, "NumberOfFrames"),
+        transfer_syntax_uid=transfer_syntax_uid,
+        lossy=is_lossy(dataset, transfer_syntax_uid),
+        header=header,
+    )
+
+
+def required_uid(dataset: Dataset, keyword: str) -> str:
+    value = text(dataset, keyword)
+    if not value:
+        raise InvalidObject(f"{keyword} is missing or empty")
+    if len(value) > 64 or not UID(value).is_valid:
+        raise InvalidObject(f"{keyword} is not a valid UID")
+    return value
+
+
+def text(dataset: Dataset, keyword: str) -> str:
+    """A single-valued text attribute as a stripped Unicode string ('' when absent)."""
+    value: Any = dataset.get(keyword)
+    if value is None:
+        return ""
+    if isinstance(value, (list, tuple)) or type(value).__name__ == "MultiValue":
+        return "\\".join(str(part) for part in value).strip()
+    return str(value).strip()
+
+
+def integer(dataset: Dataset, keyword: str) -> int | None:
+    value: Any = dataset.get(keyword)
+    if value is None or value == "":
+        return None
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def is_lossy(dataset: Dataset, transfer_syntax_uid: str) -> bool:
+    """Lossy when the encoding is lossy or the object says it was lossy-compressed once (0028,2110)."""
+    return transfer_syntax_uid in LOSSY_TRANSFER_SYNTAXES or text(dataset, "LossyImageCompression") == "01"

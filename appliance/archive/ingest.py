@@ -1,0 +1,128 @@
+"""Receiving one object: check it, write it durably, index it, and say what happened.
+
+The answer is a value (`StoreOutcome`) that the DICOM edge maps to a status. Success is only
+returned once the file is fsynced in place and its index row committed (A3).
+
+Duplicate policy (same SOP Instance UID as an archived instance):
+- same bytes as received the first time, or as stored now: nothing is written, success;
+- other bytes: the archived instance stays as it is (the first one received is authoritative); the
+  new object is kept in `quarantine/` and listed in the index, so nothing acknowledged is lost, and
+  the answer is success with a warning in the log.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import enum
+import hashlib
+import logging
+import threading
+from dataclasses import dataclass
+from datetime import date
+
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+
+from appliance.archive.attributes import InstanceAttributes, InvalidObject, read_attributes
+from appliance.archive.index import Index
+from appliance.archive.storage import FileStore, StorageFull, instance_relative_path, uid_hash
+
+LOGGER = logging.getLogger(__name__)
+
+LOCK_STRIPES = 64
+
+
+class StoreOutcome(enum.Enum):
+    STORED = "stored"
+    DUPLICATE_IDENTICAL = "duplicate-identical"
+    DUPLICATE_QUARANTINED = "duplicate-quarantined"
+    REFUSED_NO_SPACE = "refused-no-space"
+    REFUSED_INVALID = "refused-invalid"
+    REFUSED_MISMATCH = "refused-mismatch"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class IncomingObject:
+    """One C-STORE (or later STOW-RS) request: the encoded file and what the command said."""
+
+    encoded: bytes
+    affected_sop_instance_uid: str
+    affected_sop_class_uid: str
+    calling_ae_title: str
+
+
+@dataclass(frozen=True)
+class StoreResult:
+    outcome: StoreOutcome
+    detail: str = ""
+
+
+class Ingest:
+    """Stores incoming objects into one file store and index."""
+
+    def __init__(self, files: FileStore, index: Index) -> None:
+        self.files = files
+        self.index = index
+        self.stripes = [threading.Lock() for _ in range(LOCK_STRIPES)]
+
+    def store(self, incoming: IncomingObject) -> StoreResult:
+        """Archive one object; never raises for a bad object, a full disk or a database failure."""
+        try:
+            attributes = read_attributes(incoming.encoded)
+        except InvalidObject as error:
+            return StoreResult(StoreOutcome.REFUSED_INVALID, str(error))
+        if attributes.sop_instance_uid != incoming.affected_sop_instance_uid or (
+            attributes.sop_class_uid != incoming.affected_sop_class_uid
+        ):
+            return StoreResult(StoreOutcome.REFUSED_MISMATCH, "SOP UIDs differ from the C-STORE request")
+        with self.stripe(attributes.sop_instance_uid):
+            return self.store_parsed(incoming, attributes)
+
+    def stripe(self, sop_instance_uid: str) -> threading.Lock:
+        return self.stripes[hash(sop_instance_uid) % LOCK_STRIPES]
+
+    def store_parsed(self, incoming: IncomingObject, attributes: InstanceAttributes) -> StoreResult:
+        try:
+            existing = self.index.stored_instance(attributes.sop_instance_uid)
+            if existing is not None:
+                return self.store_duplicate(incoming, attributes, {existing.sha256, existing.received_sha256})
+            return self.store_new(incoming, attributes)
+        except StorageFull as error:
+            return StoreResult(StoreOutcome.REFUSED_NO_SPACE, str(error))
+        except (OSError, SQLAlchemyError) as error:
+            LOGGER.exception("storing instance %s failed", attributes.sop_instance_uid)
+            return StoreResult(StoreOutcome.FAILED, type(error).__name__)
+
+    def store_new(self, incoming: IncomingObject, attributes: InstanceAttributes) -> StoreResult:
+        relative_path = instance_relative_path(
+            attributes.study_date,
+            date.today(),
+            attributes.study_instance_uid,
+            attributes.series_instance_uid,
+            attributes.sop_instance_uid,
+        )
+        written = self.files.write_durably(incoming.encoded, relative_path)
+        try:
+            self.index.add_instance(attributes, written, incoming.calling_ae_title)
+        except SQLAlchemyError:
+            # Not indexed, so not acknowledged: take the file back out rather than leave an orphan.
+            self.files.absolute(relative_path).unlink(missing_ok=True)
+            raise
+        return StoreResult(StoreOutcome.STORED)
+
+    def store_duplicate(
+        self, incoming: IncomingObject, attributes: InstanceAttributes, known_digests: set[str]
+    ) -> StoreResult:
+        digest = hashlib.sha256(incoming.encoded).hexdigest()
+        if digest in known_digests:
+            return StoreResult(StoreOutcome.DUPLICATE_IDENTICAL)
+        relative_path = f"{uid_hash(attributes.sop_instance_uid)}/{digest}.dcm"
+        written = self.files.write_durably(incoming.encoded, relative_path, under=self.files.quarantine_directory)
+        with contextlib.suppress(IntegrityError):  # the very same bytes were quarantined before
+            self.index.add_quarantined(attributes.sop_instance_uid, written, incoming.calling_ae_title)
+        LOGGER.warning(
+            "instance %s received again with other content from %s: kept in quarantine",
+            attributes.sop_instance_uid,
+            incoming.calling_ae_title,
+        )
+        return StoreResult(StoreOutcome.DUPLICATE_QUARANTINED, relative_path)

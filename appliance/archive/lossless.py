@@ -1,0 +1,186 @@
+"""Verified lossless compression of archived images (A2), in the background, never on ingest.
+
+For each newly stored uncompressed image: encode (JPEG-LS lossless by default, or JPEG 2000
+lossless), decode the result again, compare every pixel with the original, and only then write the
+compressed file next to the original, point the index at it, and delete the original. A crash at
+any point leaves the index pointing at a complete, verified file. Lossy is never produced.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+from collections.abc import Callable
+from concurrent.futures import Executor
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from functools import partial
+from itertools import takewhile
+from pathlib import Path
+
+import numpy as np
+from pydicom import dcmread
+from pydicom.dataset import Dataset
+from pydicom.uid import (
+    DeflatedExplicitVRLittleEndian,
+    ExplicitVRBigEndian,
+    ExplicitVRLittleEndian,
+    ImplicitVRLittleEndian,
+    JPEG2000Lossless,
+    JPEGLSLossless,
+)
+
+from appliance.archive.index import INSTANCE_STORED, Change, Index, StoredInstance
+from appliance.archive.storage import FileStore, sha256_of_file
+
+LOGGER = logging.getLogger(__name__)
+
+CONSUMER = "lossless-compressor"
+UNCOMPRESSED = {ExplicitVRLittleEndian, ImplicitVRLittleEndian, ExplicitVRBigEndian, DeflatedExplicitVRLittleEndian}
+SYNTAXES = {"jpeg-ls": JPEGLSLossless, "jpeg-2000": JPEG2000Lossless}
+ENCODERS: dict[str, str] = {JPEGLSLossless: "pyjpegls", JPEG2000Lossless: "pylibjpeg"}
+
+
+class VerificationFailed(Exception):
+    """The decoded compressed pixels differ from the original: the original is kept."""
+
+
+class NotCompressible(Exception):
+    """The object has no pixels, is already compressed, or has pixels the codec cannot take."""
+
+
+@dataclass(frozen=True)
+class Compressed:
+    encoded: bytes
+    transfer_syntax_uid: str
+
+
+def compress_verified(encoded: bytes, transfer_syntax_uid: str) -> Compressed:
+    """Compress an uncompressed DICOM file losslessly and prove it by decoding.
+
+    Raises NotCompressible or VerificationFailed; runs in a worker process (pure function).
+    """
+    dataset = dcmread(io.BytesIO(encoded))
+    check_compressible(dataset, transfer_syntax_uid)
+    original = dataset.pixel_array.copy()
+    try:
+        dataset.compress(transfer_syntax_uid, encoding_plugin=ENCODERS[transfer_syntax_uid])
+    except (ValueError, RuntimeError, NotImplementedError) as error:
+        raise NotCompressible(f"the encoder refused the pixels: {error}") from error
+    output = io.BytesIO()
+    dataset.save_as(output, enforce_file_format=True)
+    result = output.getvalue()
+    if not np.array_equal(decoded_pixels(result), original):
+        raise VerificationFailed("decoded pixels differ from the original")
+    return Compressed(result, transfer_syntax_uid)
+
+
+def decoded_pixels(encoded: bytes) -> np.ndarray:
+    """The pixels of a DICOM file, decoded from its own transfer syntax."""
+    return dcmread(io.BytesIO(encoded)).pixel_array
+
+
+def check_compressible(dataset: Dataset, transfer_syntax_uid: str) -> None:
+    if "PixelData" not in dataset:
+        raise NotCompressible("no pixel data")
+    if dataset.file_meta.TransferSyntaxUID not in UNCOMPRESSED:
+        raise NotCompressible("already compressed")
+    bits_allocated = int(dataset.get("BitsAllocated", 0))
+    if bits_allocated not in (8, 16):
+        raise NotCompressible(f"{bits_allocated} bits allocated")
+    if transfer_syntax_uid == JPEGLSLossless and str(dataset.get("PhotometricInterpretation", "")).startswith("YBR"):
+        raise NotCompressible("YBR colour is kept as received")
+
+
+@dataclass(frozen=True)
+class CompressionReport:
+    compressed: int = 0
+    skipped: int = 0
+    failed: int = 0
+    bytes_saved: int = 0
+
+
+class LosslessCompressor:
+    """Follows the change feed and compresses what arrived at least `delay` ago."""
+
+    def __init__(self, index: Index, files: FileStore, transfer_syntax_uid: str, delay: timedelta) -> None:
+        self.index = index
+        self.files = files
+        self.transfer_syntax_uid = transfer_syntax_uid
+        self.delay = delay
+
+    def run_once(self, executor: Executor | None, batch: int = 64) -> CompressionReport:
+        """Compress the next batch of due instances; advance the feed cursor past them."""
+        cursor = self.index.cursor(CONSUMER)
+        due = list(takewhile(self.due, self.index.changes_after(cursor, INSTANCE_STORED, batch)))
+        if not due:
+            return CompressionReport()
+        outcomes = self.compress_all(due, executor)
+        self.index.advance_cursor(CONSUMER, due[-1].id)
+        return summarise(outcomes)
+
+    def due(self, change: Change) -> bool:
+        created = change.created_at if change.created_at.tzinfo else change.created_at.replace(tzinfo=UTC)
+        return datetime.now(UTC) - created >= self.delay
+
+    def compress_all(self, changes: list[Change], executor: Executor | None) -> list[tuple[str, int]]:
+        work = [(stored, self.files.absolute(stored.path).read_bytes()) for stored in self.candidates(changes)]
+        if executor is None:
+            results = [self.attempt(partial(compress_verified, data, self.transfer_syntax_uid)) for _, data in work]
+        else:
+            futures = [executor.submit(compress_verified, data, self.transfer_syntax_uid) for _, data in work]
+            results = [self.attempt(future.result) for future in futures]
+        skipped = [("skipped", 0)] * (len(changes) - len(work))
+        installed = [self.install(stored, data, result) for (stored, data), result in zip(work, results, strict=True)]
+        return skipped + installed
+
+    def candidates(self, changes: list[Change]) -> list[StoredInstance]:
+        found = [self.index.stored_instance(change.sop_instance_uid) for change in changes]
+        return [stored for stored in found if stored is not None and stored.transfer_syntax_uid in UNCOMPRESSED]
+
+    def attempt(self, work: Callable[[], Compressed]) -> Compressed | Exception:
+        try:
+            return work()
+        except (NotCompressible, VerificationFailed) as error:
+            return error
+        except Exception as error:  # a codec crash in one image must not stop the worker
+            LOGGER.exception("lossless compression failed")
+            return error
+
+    def install(self, stored: StoredInstance, original: bytes, result: Compressed | Exception) -> tuple[str, int]:
+        if isinstance(result, VerificationFailed):
+            LOGGER.error("instance %s: %s; original kept", stored.sop_instance_uid, result)
+            return ("failed", 0)
+        if isinstance(result, Exception):
+            LOGGER.info("instance %s not compressed: %s", stored.sop_instance_uid, result)
+            return ("skipped", 0)
+        if len(result.encoded) >= len(original):
+            return ("skipped", 0)
+        return self.replace(stored, result)
+
+    def replace(self, stored: StoredInstance, result: Compressed) -> tuple[str, int]:
+        """Write the compressed file beside the original, repoint the index, delete the original."""
+        if sha256_of_file(self.files.absolute(stored.path)) != stored.sha256:
+            LOGGER.error("instance %s: file changed since it was indexed; not compressed", stored.sop_instance_uid)
+            return ("failed", 0)
+        new_path = compressed_path(stored.path)
+        written = self.files.write_durably(result.encoded, new_path)
+        if not self.index.replace_file(stored.id, stored.sha256, result.transfer_syntax_uid, written):
+            self.files.absolute(new_path).unlink(missing_ok=True)
+            return ("skipped", 0)
+        self.files.absolute(stored.path).unlink(missing_ok=True)
+        return ("compressed", stored.size_bytes - written.size_bytes)
+
+
+def compressed_path(path: str) -> str:
+    stem = Path(path)
+    return str(stem.with_name(stem.name.removesuffix(".dcm") + ".lossless.dcm"))
+
+
+def summarise(outcomes: list[tuple[str, int]]) -> CompressionReport:
+    return CompressionReport(
+        compressed=sum(1 for kind, _ in outcomes if kind == "compressed"),
+        skipped=sum(1 for kind, _ in outcomes if kind == "skipped"),
+        failed=sum(1 for kind, _ in outcomes if kind == "failed"),
+        bytes_saved=sum(saved for _, saved in outcomes),
+    )

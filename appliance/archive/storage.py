@@ -1,0 +1,166 @@
+"""Files on disk: where an instance lives, and how bytes get there durably.
+
+Layout: `archive/YYYY/MM/DD/<study hash>/<series hash>/<instance hash>.dcm`, the date being the
+study date (the date the retention and tiering rules count from), or the reception date when the
+object has none. Hashes keep names short and fixed-width whatever the UIDs look like.
+
+A file is written to `incoming/` (same filesystem), fsynced, renamed into place and its folder
+fsynced: after `write_durably` returns, the bytes survive a power cut. Nothing half-written is ever
+left under `archive/`; leftovers in `incoming/` are removed by `remove_incoming_leftovers` at start.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import os
+import shutil
+import uuid
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+
+class StorageFull(Exception):
+    """Free space is below the configured threshold, or the disk ran out while writing."""
+
+
+@dataclass(frozen=True)
+class WrittenFile:
+    relative_path: str
+    size_bytes: int
+    sha256: str
+
+
+def uid_hash(uid: str) -> str:
+    """32 hex digits standing for a UID in file names."""
+    return hashlib.sha256(uid.encode("ascii", "replace")).hexdigest()[:32]
+
+
+def instance_relative_path(
+    study_date: str, received_on: date, study_uid: str, series_uid: str, sop_instance_uid: str
+) -> str:
+    """The path of an instance under `archive/`, from its study date and UIDs."""
+    day = parse_dicom_date(study_date) or received_on
+    return "/".join(
+        [
+            f"{day.year:04d}",
+            f"{day.month:02d}",
+            f"{day.day:02d}",
+            uid_hash(study_uid),
+            uid_hash(series_uid),
+            uid_hash(sop_instance_uid) + ".dcm",
+        ]
+    )
+
+
+def parse_dicom_date(value: str) -> date | None:
+    """A DA value (YYYYMMDD) as a date, or None when it is absent or not a real date."""
+    text = value.strip()
+    if len(text) != 8 or not text.isdigit():
+        return None
+    try:
+        return date(int(text[:4]), int(text[4:6]), int(text[6:]))
+    except ValueError:
+        return None
+
+
+class FileStore:
+    """The files of the archive under one data directory."""
+
+    def __init__(self, data_directory: Path, minimum_free_bytes: int) -> None:
+        self.archive_directory = data_directory / "archive"
+        self.incoming_directory = data_directory / "incoming"
+        self.quarantine_directory = data_directory / "quarantine"
+        self.minimum_free_bytes = minimum_free_bytes
+        for directory in (self.archive_directory, self.incoming_directory, self.quarantine_directory):
+            directory.mkdir(parents=True, exist_ok=True)
+
+    def absolute(self, relative_path: str) -> Path:
+        return self.archive_directory / relative_path
+
+    def free_bytes(self) -> int:
+        return shutil.disk_usage(self.archive_directory).free
+
+    def check_space(self, incoming_bytes: int) -> None:
+        """Raise StorageFull when writing `incoming_bytes` would cross the free-space threshold."""
+        if self.free_bytes() - incoming_bytes < self.minimum_free_bytes:
+            raise StorageFull(f"free space below the threshold of {self.minimum_free_bytes} bytes")
+
+    def write_durably(self, data: bytes, relative_path: str, under: Path | None = None) -> WrittenFile:
+        """Write `data` at `relative_path` (under the archive, or `under`) and make it durable.
+
+        Raises StorageFull (nothing left behind) when the disk is full.
+        """
+        self.check_space(len(data))
+        destination = (under or self.archive_directory) / relative_path
+        temporary = self.incoming_directory / f"{uuid.uuid4().hex}.part"
+        try:
+            write_and_sync(temporary, data)
+            make_directories_durably(destination.parent)
+            os.replace(temporary, destination)
+        except OSError as error:
+            temporary.unlink(missing_ok=True)
+            if error.errno in (errno.ENOSPC, errno.EDQUOT):
+                raise StorageFull(str(error)) from error
+            raise
+        sync_directory(destination.parent)
+        return WrittenFile(relative_path, len(data), hashlib.sha256(data).hexdigest())
+
+    def replace_durably(self, relative_path: str, data: bytes) -> WrittenFile:
+        """Atomically replace an archived file's bytes (used by lossless compression)."""
+        return self.write_durably(data, relative_path)
+
+    def remove_incoming_leftovers(self) -> int:
+        """Delete partial files an interrupted run left in `incoming/`; return how many."""
+        removed = 0
+        for leftover in self.incoming_directory.glob("*.part"):
+            leftover.unlink(missing_ok=True)
+            removed += 1
+        return removed
+
+    def archived_files(self) -> list[str]:
+        """Every file under `archive/`, as relative paths."""
+        return sorted(str(path.relative_to(self.archive_directory)) for path in self.archive_directory.rglob("*.dcm"))
+
+
+def write_and_sync(path: Path, data: bytes) -> None:
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o640)
+    try:
+        view = memoryview(data)
+        while view:
+            written = os.write(descriptor, view)
+            view = view[written:]
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+
+
+def make_directories_durably(directory: Path) -> None:
+    """Create `directory` and its missing parents, syncing each parent that got a new entry."""
+    if directory.is_dir():
+        return
+    missing = []
+    current = directory
+    while not current.exists():
+        missing.append(current)
+        current = current.parent
+    directory.mkdir(parents=True, exist_ok=True)
+    for created in reversed(missing):
+        sync_directory(created.parent)
+
+
+def sync_directory(directory: Path) -> None:
+    descriptor = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+
+
+def sha256_of_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as stream:
+        for block in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

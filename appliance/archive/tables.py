@@ -1,0 +1,153 @@
+"""The archive index: patient / study / series / instance, the change feed and quarantine.
+
+Strings are stored as Unicode whatever character set the object came in; person names also get a
+folded key (upper case, accents removed) so that PN matching is case- and accent-insensitive and
+uses an index (PS3.4 C.2.2.2.1 allows it for PN). Every attribute a query can match on is indexed.
+"""
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Table,
+    text,
+)
+
+from appliance.db.metadata import BigKey, metadata
+
+UID = String(64)
+PERSON_NAME = String(324)
+
+patient = Table(
+    "patient",
+    metadata,
+    Column("id", BigKey, primary_key=True),
+    Column("patient_id", String(64), nullable=False),
+    Column("issuer_of_patient_id", String(64), nullable=False, server_default=""),
+    Column("patient_name", PERSON_NAME, nullable=False, server_default=""),
+    Column("patient_name_key", PERSON_NAME, nullable=False, server_default=""),
+    Column("patient_birth_date", String(8), nullable=False, server_default=""),
+    Column("patient_sex", String(16), nullable=False, server_default=""),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    # Unique only when there is an identifier: objects without Patient ID are not lumped together.
+    Index(
+        "uq_patient_identifier",
+        "patient_id",
+        "issuer_of_patient_id",
+        unique=True,
+        sqlite_where=text("patient_id != ''"),
+        postgresql_where=text("patient_id != ''"),
+    ),
+    Index("ix_patient_name_key", "patient_name_key", postgresql_ops={"patient_name_key": "text_pattern_ops"}),
+)
+
+study = Table(
+    "study",
+    metadata,
+    Column("id", BigKey, primary_key=True),
+    Column("patient_pk", BigKey, ForeignKey("patient.id"), nullable=False, index=True),
+    Column("study_instance_uid", UID, nullable=False, unique=True),
+    Column("study_date", String(8), nullable=False, server_default="", index=True),
+    Column("study_time", String(16), nullable=False, server_default=""),
+    Column("accession_number", String(16), nullable=False, server_default="", index=True),
+    Column("study_id", String(16), nullable=False, server_default=""),
+    Column("study_description", String(64), nullable=False, server_default=""),
+    Column("referring_physician_name", PERSON_NAME, nullable=False, server_default=""),
+    Column("referring_physician_name_key", PERSON_NAME, nullable=False, server_default=""),
+    Column("modalities_in_study", String(64), nullable=False, server_default=""),
+    Column("number_of_series", Integer, nullable=False, server_default="0"),
+    Column("number_of_instances", Integer, nullable=False, server_default="0"),
+    Column("size_bytes", BigInteger, nullable=False, server_default="0"),
+    Column("received_at", DateTime(timezone=True), nullable=False, index=True),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+series = Table(
+    "series",
+    metadata,
+    Column("id", BigKey, primary_key=True),
+    Column("study_pk", BigKey, ForeignKey("study.id"), nullable=False, index=True),
+    Column("series_instance_uid", UID, nullable=False, unique=True),
+    Column("modality", String(16), nullable=False, server_default="", index=True),
+    Column("series_number", Integer, nullable=True),
+    Column("series_date", String(8), nullable=False, server_default=""),
+    Column("series_time", String(16), nullable=False, server_default=""),
+    Column("series_description", String(64), nullable=False, server_default=""),
+    Column("body_part_examined", String(16), nullable=False, server_default=""),
+    Column("number_of_instances", Integer, nullable=False, server_default="0"),
+    Column("received_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+instance = Table(
+    "instance",
+    metadata,
+    Column("id", BigKey, primary_key=True),
+    Column("series_pk", BigKey, ForeignKey("series.id"), nullable=False, index=True),
+    Column("sop_instance_uid", UID, nullable=False, unique=True),
+    Column("sop_class_uid", UID, nullable=False),
+    Column("instance_number", Integer, nullable=True),
+    Column("rows", Integer, nullable=True),
+    Column("columns", Integer, nullable=True),
+    Column("number_of_frames", Integer, nullable=True),
+    Column("transfer_syntax_uid", UID, nullable=False),
+    Column("received_transfer_syntax_uid", UID, nullable=False),
+    Column("lossy", Boolean, nullable=False),
+    Column("path", String(512), nullable=False, unique=True),
+    Column("size_bytes", BigInteger, nullable=False),
+    Column("sha256", String(64), nullable=False),
+    Column("received_sha256", String(64), nullable=False),
+    Column("received_size_bytes", BigInteger, nullable=False),
+    Column("calling_ae_title", String(16), nullable=False, server_default=""),
+    Column("received_at", DateTime(timezone=True), nullable=False),
+    Column("compressed_at", DateTime(timezone=True), nullable=True),
+)
+
+# The header of each instance (everything before the pixel data), kept at ingest so that
+# series metadata (DICOMweb, viewers) never needs a file read per image.
+instance_header = Table(
+    "instance_header",
+    metadata,
+    Column("instance_pk", BigKey, ForeignKey("instance.id", ondelete="CASCADE"), primary_key=True),
+    Column("header", LargeBinary, nullable=False),
+)
+
+# Append-only feed of what happened in the archive; background consumers keep a cursor.
+change = Table(
+    "change",
+    metadata,
+    Column("id", BigKey, primary_key=True),
+    Column("kind", String(32), nullable=False),
+    Column("study_instance_uid", UID, nullable=False),
+    Column("series_instance_uid", UID, nullable=False, server_default=""),
+    Column("sop_instance_uid", UID, nullable=False, server_default=""),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+change_cursor = Table(
+    "change_cursor",
+    metadata,
+    Column("consumer", String(64), primary_key=True),
+    Column("last_change_id", BigInteger, nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+# A second object with a known SOP Instance UID but other bytes: kept aside, never lost.
+quarantined_duplicate = Table(
+    "quarantined_duplicate",
+    metadata,
+    Column("id", BigKey, primary_key=True),
+    Column("sop_instance_uid", UID, nullable=False, index=True),
+    Column("path", String(512), nullable=False, unique=True),
+    Column("size_bytes", BigInteger, nullable=False),
+    Column("sha256", String(64), nullable=False),
+    Column("calling_ae_title", String(16), nullable=False, server_default=""),
+    Column("received_at", DateTime(timezone=True), nullable=False),
+)

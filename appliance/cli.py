@@ -1,0 +1,148 @@
+"""`appliance`: the command line of the appliance (configuration, index, archive maintenance)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
+from datetime import timedelta
+from pathlib import Path
+
+from appliance import service
+from appliance.archive.index import Index
+from appliance.archive.integrity import reindex, verify
+from appliance.archive.lossless import SYNTAXES, LosslessCompressor
+from appliance.archive.statistics import archive_statistics
+from appliance.archive.storage import FileStore
+from appliance.config import ConfigError, load_config
+from appliance.config.sample import reference_markdown, sample_yaml
+from appliance.db import create_index_engine, upgrade_schema
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(prog="appliance", description="PACS appliance command line.")
+    commands = top.add_subparsers(dest="command", required=True)
+    config = commands.add_parser("config", help="check or generate the configuration file").add_subparsers(
+        dest="action", required=True
+    )
+    check = config.add_parser("check", help="validate a configuration file; print every problem")
+    check.add_argument("file", type=Path)
+    config.add_parser("sample", help="print a complete, commented sample configuration")
+    config.add_parser("reference", help="print the configuration reference (Markdown)")
+    database = commands.add_parser("db", help="the index database").add_subparsers(dest="action", required=True)
+    add_runtime_options(database.add_parser("upgrade", help="apply pending schema migrations"))
+    archive = commands.add_parser("archive", help="archive maintenance").add_subparsers(dest="action", required=True)
+    add_runtime_options(archive.add_parser("verify", help="recheck every file against its SHA-256"))
+    add_runtime_options(archive.add_parser("reindex", help="rebuild the index from the files (daemons stopped)"))
+    add_runtime_options(archive.add_parser("stats", help="what the archive holds and what compression saved"))
+    compress = archive.add_parser("compress", help="run verified lossless compression once, now")
+    add_runtime_options(compress)
+    compress.add_argument("--all", action="store_true", help="ignore the configured delay")
+    return top
+
+
+def add_runtime_options(command: argparse.ArgumentParser) -> None:
+    command.add_argument("--config", type=Path, default=None, help="configuration file (default: development)")
+    command.add_argument("--data", type=Path, default=Path("var"), help="data folder of the development defaults")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    arguments = parser().parse_args(argv)
+    try:
+        if arguments.command == "config":
+            return config_command(arguments)
+        return runtime_command(arguments)
+    except ConfigError as error:
+        print(error, file=sys.stderr)
+        return 2
+
+
+def config_command(arguments: argparse.Namespace) -> int:
+    if arguments.action == "check":
+        config = load_config(arguments.file)
+        print(f"{arguments.file}: valid ({config.mode}, {len(config.peers)} peer(s))")
+    elif arguments.action == "sample":
+        print(sample_yaml(), end="")
+    else:
+        print(reference_markdown(), end="")
+    return 0
+
+
+def runtime_command(arguments: argparse.Namespace) -> int:
+    config = service.configuration(arguments)
+    engine = create_index_engine(config.database_url)
+    upgrade_schema(engine, config.storage.index_directory)
+    if arguments.command == "db":
+        print("index schema is up to date")
+        return 0
+    files = FileStore(config.storage.data_directory, config.storage.minimum_free_space_mb * 1024 * 1024)
+    if arguments.action == "verify":
+        return print_verify(
+            verify(engine, files, progress=lambda count: print(f"  {count} files checked", file=sys.stderr))
+        )
+    if arguments.action == "reindex":
+        report = reindex(engine, files)
+        print(f"indexed {report.indexed} file(s); {len(report.unreadable)} unreadable")
+        for path in report.unreadable:
+            print(f"  unreadable: {path}")
+        return 1 if report.unreadable else 0
+    if arguments.action == "compress":
+        delay = timedelta(0) if arguments.all else timedelta(seconds=config.lossless.delay_seconds)
+        compressor = LosslessCompressor(Index(engine), files, SYNTAXES[config.lossless.transfer_syntax], delay)
+        return print_compress(compressor, config.lossless.worker_processes)
+    return print_statistics(engine)
+
+
+def print_verify(report: object) -> int:
+    from appliance.archive.integrity import VerifyReport
+
+    assert isinstance(report, VerifyReport)
+    print(
+        f"checked {report.checked} file(s): {len(report.missing)} missing, {len(report.altered)} altered, "
+        f"{len(report.orphans)} orphan(s)"
+    )
+    for label, paths in (("missing", report.missing), ("altered", report.altered), ("orphan", report.orphans)):
+        for path in paths[:1000]:
+            print(f"  {label}: {path}")
+    return 0 if report.intact else 1
+
+
+def print_compress(compressor: LosslessCompressor, processes: int) -> int:
+    totals = [0, 0, 0, 0]
+    with ProcessPoolExecutor(max_workers=processes) as executor:
+        while True:
+            report = compressor.run_once(executor)
+            if not (report.compressed or report.skipped or report.failed):
+                break
+            for position, value in enumerate((report.compressed, report.skipped, report.failed, report.bytes_saved)):
+                totals[position] += value
+    print(f"compressed {totals[0]}, skipped {totals[1]}, failed verification {totals[2]}, saved {totals[3]} bytes")
+    return 1 if totals[2] else 0
+
+
+def print_statistics(engine: object) -> int:
+    from sqlalchemy import Engine
+
+    assert isinstance(engine, Engine)
+    statistics = archive_statistics(engine)
+    ratio = statistics.bytes_received / statistics.bytes_on_disk if statistics.bytes_on_disk else 1.0
+    lines = [
+        f"patients            {statistics.patients}",
+        f"studies             {statistics.studies}",
+        f"series              {statistics.series}",
+        f"instances           {statistics.instances}",
+        f"  compressed        {statistics.compressed_instances} (verified lossless)",
+        f"  uncompressed      {statistics.uncompressed_instances}",
+        f"  lossy as received {statistics.lossy_instances}",
+        f"quarantined copies  {statistics.quarantined_duplicates}",
+        f"bytes received      {statistics.bytes_received}",
+        f"bytes on disk       {statistics.bytes_on_disk}",
+        f"bytes saved         {statistics.bytes_saved} (ratio {ratio:.2f}:1)",
+    ]
+    print("\n".join(lines))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

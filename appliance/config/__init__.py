@@ -1,0 +1,25 @@
+"""The configuration: one YAML file, validated against `schema.yaml`, read only by this package."""
+
+from appliance.config.loader import (
+    Config,
+    ConfigError,
+    DatabaseConfig,
+    DicomConfig,
+    LosslessConfig,
+    Peer,
+    StorageConfig,
+    development_config,
+    load_config,
+)
+
+__all__ = [
+    "Config",
+    "ConfigError",
+    "DatabaseConfig",
+    "DicomConfig",
+    "LosslessConfig",
+    "Peer",
+    "StorageConfig",
+    "development_config",
+    "load_config",
+]

@@ -1,0 +1,259 @@
+"""Read, validate and type the configuration file.
+
+`load_config(path)` returns a frozen `Config` or raises `ConfigError` listing every problem at once,
+each one naming the file and the key. `development_config()` is what `make run` uses with no file.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+
+DEVELOPMENT_PORT = 11112
+DEVELOPMENT_MOVE_DESTINATION_PORT = 11114
+
+
+class ConfigError(Exception):
+    """The configuration file cannot be used; `problems` holds one line per problem."""
+
+    def __init__(self, source: str, problems: list[str]) -> None:
+        self.source = source
+        self.problems = problems
+        super().__init__("\n".join(f"{source}: {problem}" for problem in problems))
+
+
+@dataclass(frozen=True)
+class Peer:
+    """A known DICOM application entity and what it may do."""
+
+    ae_title: str
+    host: str
+    port: int
+    rights: frozenset[str]
+    description: str
+
+    def may(self, right: str) -> bool:
+        """Whether this peer holds `right` (store, query, retrieve, worklist)."""
+        return right in self.rights
+
+
+@dataclass(frozen=True)
+class StorageConfig:
+    data_directory: Path
+    minimum_free_space_mb: int
+
+    @property
+    def archive_directory(self) -> Path:
+        return self.data_directory / "archive"
+
+    @property
+    def incoming_directory(self) -> Path:
+        return self.data_directory / "incoming"
+
+    @property
+    def quarantine_directory(self) -> Path:
+        return self.data_directory / "quarantine"
+
+    @property
+    def index_directory(self) -> Path:
+        return self.data_directory / "index"
+
+
+@dataclass(frozen=True)
+class DatabaseConfig:
+    url: str
+
+
+@dataclass(frozen=True)
+class DicomConfig:
+    ae_title: str
+    bind_address: str
+    port: int
+    maximum_associations: int
+    network_timeout_seconds: int
+    dimse_timeout_seconds: int
+    maximum_find_results: int
+
+
+@dataclass(frozen=True)
+class LosslessConfig:
+    enabled: bool
+    transfer_syntax: str
+    worker_processes: int
+    delay_seconds: int
+
+
+@dataclass(frozen=True)
+class Config:
+    """The whole validated configuration, with every default filled in."""
+
+    source: str
+    mode: str
+    site_name: str
+    storage: StorageConfig
+    database: DatabaseConfig
+    dicom: DicomConfig
+    peers: tuple[Peer, ...]
+    lossless: LosslessConfig
+    logging_level: str
+
+    @property
+    def is_development(self) -> bool:
+        return self.mode == "development"
+
+    @property
+    def database_url(self) -> str:
+        """The SQLAlchemy URL of the index (SQLite under the data directory by default)."""
+        if self.database.url:
+            return self.database.url
+        return f"sqlite:///{self.storage.index_directory / 'appliance.sqlite'}"
+
+    def peer(self, ae_title: str) -> Peer | None:
+        """The configured peer with this AE title, if any."""
+        for peer in self.peers:
+            if peer.ae_title == ae_title:
+                return peer
+        return None
+
+
+@cache
+def schema() -> dict[str, Any]:
+    """The JSON Schema of the configuration file."""
+    text = resources.files("appliance.config").joinpath("schema.yaml").read_text("utf-8")
+    loaded: dict[str, Any] = yaml.safe_load(text)
+    return loaded
+
+
+def load_config(path: Path) -> Config:
+    """Read `path`, validate it and return the typed configuration.
+
+    Raises ConfigError naming the file and every bad key.
+    """
+    source = str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        raise ConfigError(source, [f"cannot read the file: {error}"]) from error
+    try:
+        document = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        raise ConfigError(source, [f"not valid YAML: {error}"]) from error
+    if document is None:
+        document = {}
+    return config_from_document(document, source)
+
+
+def config_from_document(document: Any, source: str) -> Config:
+    """Validate a parsed document and return the typed configuration (raises ConfigError)."""
+    problems = validation_problems(document)
+    if problems:
+        raise ConfigError(source, problems)
+    filled = with_defaults(schema(), copy.deepcopy(document))
+    problems = consistency_problems(filled)
+    if problems:
+        raise ConfigError(source, problems)
+    return typed_config(filled, source)
+
+
+def validation_problems(document: Any) -> list[str]:
+    """Every schema violation of `document`, one line each, naming the key."""
+    validator = jsonschema.Draft202012Validator(schema())
+    errors = sorted(validator.iter_errors(document), key=lambda error: list(error.absolute_path))
+    return [f"{key_path(error.absolute_path)}: {error.message}" for error in errors]
+
+
+def key_path(parts: Any) -> str:
+    """`peers[1].ae_title` from a jsonschema error path."""
+    text = ""
+    for part in parts:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text or "(top level)"
+
+
+def with_defaults(node_schema: dict[str, Any], value: Any) -> Any:
+    """Fill the schema's defaults into `value`, recursively through objects and arrays."""
+    if node_schema.get("type") == "object" and isinstance(value, dict):
+        for name, property_schema in node_schema.get("properties", {}).items():
+            if name not in value and "default" in property_schema:
+                value[name] = copy.deepcopy(property_schema["default"])
+            if name in value:
+                value[name] = with_defaults(property_schema, value[name])
+    elif node_schema.get("type") == "array" and isinstance(value, list):
+        item_schema = node_schema.get("items", {})
+        return [with_defaults(item_schema, item) for item in value]
+    return value
+
+
+def consistency_problems(document: dict[str, Any]) -> list[str]:
+    """Problems a schema cannot express: duplicate peers, a peer named like the archive."""
+    problems = []
+    seen: set[str] = set()
+    for position, peer in enumerate(document["peers"]):
+        title = peer["ae_title"]
+        if title in seen:
+            problems.append(f"peers[{position}].ae_title: {title!r} is listed twice")
+        if title == document["dicom"]["ae_title"]:
+            problems.append(f"peers[{position}].ae_title: {title!r} is the archive's own AE title")
+        seen.add(title)
+    return problems
+
+
+def typed_config(document: dict[str, Any], source: str) -> Config:
+    """Turn a validated, default-filled document into frozen dataclasses."""
+    storage = document["storage"]
+    lossless = document["lossless"]
+    return Config(
+        source=source,
+        mode=document["mode"],
+        site_name=document["site_name"],
+        storage=StorageConfig(
+            data_directory=Path(storage["data_directory"]).absolute(),
+            minimum_free_space_mb=storage["minimum_free_space_mb"],
+        ),
+        database=DatabaseConfig(url=document["database"]["url"]),
+        dicom=DicomConfig(**document["dicom"]),
+        peers=tuple(
+            Peer(
+                ae_title=peer["ae_title"],
+                host=peer["host"],
+                port=peer["port"],
+                rights=frozenset(peer["rights"]),
+                description=peer["description"],
+            )
+            for peer in document["peers"]
+        ),
+        lossless=LosslessConfig(**lossless),
+        logging_level=document["logging"]["level"],
+    )
+
+
+def development_document(data_directory: Path) -> dict[str, Any]:
+    """The embedded development settings: loopback, unprivileged ports, data under `data_directory`."""
+    return {
+        "mode": "development",
+        "site_name": "Development appliance",
+        "storage": {"data_directory": str(data_directory), "minimum_free_space_mb": 100},
+        "dicom": {"ae_title": "APPLIANCE", "bind_address": "127.0.0.1", "port": DEVELOPMENT_PORT},
+        "peers": [
+            {
+                "ae_title": "STORESCP",
+                "host": "127.0.0.1",
+                "port": DEVELOPMENT_MOVE_DESTINATION_PORT,
+                "rights": ["store", "query", "retrieve"],
+                "description": "C-MOVE destination for trying movescu with DCMTK's storescp",
+            }
+        ],
+        "lossless": {"delay_seconds": 5},
+    }
+
+
+def development_config(data_directory: Path) -> Config:
+    """The configuration `make run` uses when no file is given."""
+    return config_from_document(development_document(data_directory), "(embedded development defaults)")

@@ -1,0 +1,69 @@
+"""Create the engine of the index and bring its schema up to date."""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config as AlembicConfig
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import make_url
+
+LOGGER = logging.getLogger(__name__)
+
+
+def create_index_engine(url: str) -> Engine:
+    """An engine for `url`; SQLite files get WAL, full sync and a generous busy timeout."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite":
+        return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+    if parsed.database and parsed.database != ":memory:":
+        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(
+        url,
+        connect_args={"check_same_thread": False, "timeout": 30},
+        pool_size=20,
+        max_overflow=40,
+    )
+    event.listen(engine, "connect", configure_sqlite_connection)
+    return engine
+
+
+def configure_sqlite_connection(connection: Any, _record: Any) -> None:
+    """Per-connection SQLite settings.
+
+    WAL lets queries run while images are being indexed; synchronous=FULL makes every commit
+    durable before the archive answers success (A3); case_sensitive_like makes LIKE follow DICOM
+    (case-sensitive except person names, which are matched on a folded key) and use the indexes.
+    """
+    cursor = connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=FULL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute("PRAGMA case_sensitive_like=ON")
+    cursor.close()
+
+
+def alembic_config(engine: Engine) -> AlembicConfig:
+    config = AlembicConfig()
+    location = resources.files("appliance.db").joinpath("migrations")
+    config.set_main_option("script_location", str(location))
+    config.attributes["engine"] = engine
+    return config
+
+
+def upgrade_schema(engine: Engine, lock_directory: Path | None = None) -> None:
+    """Apply every pending migration; several daemons starting at once take turns on a lock file."""
+    config = alembic_config(engine)
+    if lock_directory is None:
+        command.upgrade(config, "head")
+        return
+    lock_directory.mkdir(parents=True, exist_ok=True)
+    with open(lock_directory / "migrate.lock", "w") as lock_file:
+        fcntl.flock(lock_file, fcntl.LOCK_EX)
+        command.upgrade(config, "head")

@@ -1,0 +1,1 @@
+"""The DICOM edge: pynetdicom handlers that decode, make one domain call and answer a status."""

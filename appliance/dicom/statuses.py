@@ -1,0 +1,18 @@
+"""DICOM status codes the archive answers, named, with the clause that defines them."""
+
+SUCCESS = 0x0000  # PS3.7 C.1.1
+PENDING = 0xFF00  # PS3.4 C.4.1.1.4 matches / sub-operations continuing
+CANCEL = 0xFE00  # PS3.4 C.4.1.1.4 matching or sub-operations terminated due to Cancel
+NOT_AUTHORIZED = 0x0124  # PS3.7 C.5.x Refused: Not Authorized
+OUT_OF_RESOURCES = 0xA700  # PS3.4 B.2.3 (storage) and C.4.1.1.4 (find): refused, out of resources
+OUT_OF_RESOURCES_SUBOPERATIONS = 0xA702  # PS3.4 C.4.2.1.5 unable to perform sub-operations
+MOVE_DESTINATION_UNKNOWN = 0xA801  # PS3.4 C.4.2.1.5
+DATASET_DOES_NOT_MATCH = 0xA900  # PS3.4 B.2.3 data set does not match SOP class (also C.4.1.1.4 identifier)
+CANNOT_UNDERSTAND = 0xC000  # PS3.4 B.2.3 error: cannot understand
+UNABLE_TO_PROCESS = 0xC001  # PS3.4 C.4.1.1.4 unable to process
+PROCESSING_FAILURE = 0x0110  # PS3.7 C.4.2 processing failure
+
+# A-ASSOCIATE-RJ (PS3.8 9.3.4): result, source, reason.
+REJECTED_PERMANENT = 0x01
+SOURCE_SERVICE_USER = 0x01
+REASON_CALLING_AE_NOT_RECOGNIZED = 0x03

@@ -1,0 +1,1 @@
+"""Background work off the ingest path: verified lossless compression now; forwarding rules later (A7)."""

@@ -1,0 +1,74 @@
+"""`make run`: every daemon of the appliance in the foreground, as systemd would run them on the box.
+
+Each daemon runs in its own process with the same configuration; their lines are printed as they
+come. Ctrl-C (or SIGTERM) stops them all cleanly; if one exits, the others are stopped too.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from appliance.config import ConfigError, development_config, load_config
+
+DAEMONS = {
+    "appliance-dicom": "appliance.dicom.daemon",
+    "appliance-forward": "appliance.forward.daemon",
+}
+
+
+def arguments_of(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description="Run every appliance daemon in the foreground.")
+    parser.add_argument("--config", type=Path, default=None, help="configuration file")
+    parser.add_argument("--data", type=Path, default=Path("var"), help="data folder of the development defaults")
+    return parser.parse_args(argv)
+
+
+def start(module: str, options: list[str]) -> subprocess.Popen[bytes]:
+    return subprocess.Popen([sys.executable, "-m", module, *options])
+
+
+def stop_all(processes: dict[str, subprocess.Popen[bytes]]) -> None:
+    for process in processes.values():
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+    for process in processes.values():
+        try:
+            process.wait(timeout=90)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    arguments = arguments_of(argv)
+    try:
+        config = load_config(arguments.config) if arguments.config else development_config(arguments.data.absolute())
+    except ConfigError as error:
+        print(error, file=sys.stderr)
+        return 2
+    options = ["--config", str(arguments.config)] if arguments.config else ["--data", str(arguments.data.absolute())]
+    print(f"appliance ({config.mode} mode), data in {config.storage.data_directory}", flush=True)
+    print(f"  DICOM archive  AE {config.dicom.ae_title} on {config.dicom.bind_address}:{config.dicom.port}", flush=True)
+    print("  background worker: verified lossless compression", flush=True)
+    print("Ctrl-C stops everything.", flush=True)
+    signal.signal(signal.SIGTERM, lambda _number, _frame: (_ for _ in ()).throw(KeyboardInterrupt()))
+    processes = {name: start(module, options) for name, module in DAEMONS.items()}
+    try:
+        while all(process.poll() is None for process in processes.values()):
+            time.sleep(0.5)
+        failed = [name for name, process in processes.items() if process.poll() is not None]
+        print(f"{', '.join(failed)} exited; stopping the others", file=sys.stderr, flush=True)
+        return 1
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        stop_all(processes)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
