@@ -41,6 +41,10 @@ SYNTAXES = {"jpeg-ls": JPEGLSLossless, "jpeg-2000": JPEG2000Lossless}
 ENCODERS: dict[str, str] = {JPEGLSLossless: "pyjpegls", JPEG2000Lossless: "pylibjpeg"}
 
 
+# Pixel Data, and Planar Configuration (0028,0006), which the encoders set for colour images.
+ENCODING_ELEMENTS = {0x7FE00010, 0x00280006}
+
+
 class VerificationFailed(Exception):
     """The decoded compressed pixels differ from the original: the original is kept."""
 
@@ -62,22 +66,41 @@ def compress_verified(encoded: bytes, transfer_syntax_uid: str) -> Compressed:
     """
     dataset = dcmread(io.BytesIO(encoded))
     check_compressible(dataset, transfer_syntax_uid)
-    original = dataset.pixel_array.copy()
+    original_pixels = dataset.pixel_array.copy()
+    original_header = header_elements(dataset)
     try:
-        dataset.compress(transfer_syntax_uid, encoding_plugin=ENCODERS[transfer_syntax_uid])
+        # The same instance in another encoding: pydicom would otherwise mint a new SOP Instance UID.
+        dataset.compress(
+            transfer_syntax_uid, encoding_plugin=ENCODERS[transfer_syntax_uid], generate_instance_uid=False
+        )
     except (ValueError, RuntimeError, NotImplementedError) as error:
         raise NotCompressible(f"the encoder refused the pixels: {error}") from error
     output = io.BytesIO()
     dataset.save_as(output, enforce_file_format=True)
     result = output.getvalue()
-    if not np.array_equal(decoded_pixels(result), original):
-        raise VerificationFailed("decoded pixels differ from the original")
+    verify_same_instance(result, original_header, original_pixels)
     return Compressed(result, transfer_syntax_uid)
 
 
-def decoded_pixels(encoded: bytes) -> np.ndarray:
-    """The pixels of a DICOM file, decoded from its own transfer syntax."""
-    return dcmread(io.BytesIO(encoded)).pixel_array
+def verify_same_instance(encoded: bytes, original_header: dict[int, object], original_pixels: np.ndarray) -> None:
+    """Decode the compressed file: same pixels, same header apart from what encoding changes."""
+    compressed = dcmread(io.BytesIO(encoded))
+    if not np.array_equal(decoded_pixels(compressed), original_pixels):
+        raise VerificationFailed("decoded pixels differ from the original")
+    changed = [f"{tag:08X}" for tag, value in header_elements(compressed).items() if original_header.get(tag) != value]
+    missing = [f"{tag:08X}" for tag in original_header.keys() - header_elements(compressed).keys()]
+    if changed or missing:
+        raise VerificationFailed(f"header elements differ after compression: {sorted(changed + missing)}")
+
+
+def header_elements(dataset: Dataset) -> dict[int, object]:
+    """Every element but the pixel data and those an encoding legitimately rewrites."""
+    return {int(element.tag): element.value for element in dataset if int(element.tag) not in ENCODING_ELEMENTS}
+
+
+def decoded_pixels(dataset: Dataset) -> np.ndarray:
+    """The pixels of a dataset, decoded from its own transfer syntax."""
+    return dataset.pixel_array
 
 
 def check_compressible(dataset: Dataset, transfer_syntax_uid: str) -> None:

@@ -80,6 +80,7 @@ class ArchiveServices:
             event.assoc.acse.send_reject(
                 statuses.REJECTED_PERMANENT, statuses.SOURCE_SERVICE_USER, statuses.REASON_CALLING_AE_NOT_RECOGNIZED
             )
+            event.assoc.kill()  # waits until the A-ASSOCIATE-RJ has gone out
             return
         if self.config.is_development and "development" in admission.reason:
             LOGGER.info("association from %s (%s) admitted: %s", calling, address, admission.reason)

@@ -67,7 +67,7 @@ def decoded(path: Path) -> Dataset:
     """The file's dataset, decompressed to Explicit VR Little Endian when it is compressed."""
     dataset = dcmread(path)
     if dataset.file_meta.TransferSyntaxUID.is_compressed:
-        dataset.decompress()
+        dataset.decompress(generate_instance_uid=False)  # same instance, another encoding
     return dataset
 
 

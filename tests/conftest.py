@@ -1,0 +1,46 @@
+"""Shared fixtures: synthetic data, and the archive daemon started on a free loopback port."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from datagen import PATIENTS, write_series
+from servers import Daemon, archive_config, free_port, write_config
+
+
+@pytest.fixture(scope="session")
+def samples(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[Path]]:
+    """A few instances of each modality (CT, MR, CR, DX, MG, US multi-frame), French names."""
+    root = tmp_path_factory.mktemp("samples")
+    series = {}
+    for position, modality in enumerate(["CT", "MR", "CR", "DX", "MG", "US"]):
+        patient = PATIENTS[position % len(PATIENTS)]
+        series[modality] = write_series(
+            root / modality,
+            3,
+            modality,
+            patient,
+            accession_number=f"ACC{position:04d}",
+            study_date=f"2026110{position}",
+        )
+    return series
+
+
+@pytest.fixture()
+def destination_port() -> int:
+    return free_port()
+
+
+@pytest.fixture()
+def archive(tmp_path: Path, destination_port: int) -> Iterator[Daemon]:
+    """The archive daemon in production mode with the test peers, on a free port."""
+    config_path = write_config(tmp_path / "appliance.yaml", archive_config(tmp_path / "data", destination_port))
+    daemon = Daemon("appliance.dicom.daemon", config_path, tmp_path / "dicom.log").start()
+    yield daemon
+    daemon.stop()

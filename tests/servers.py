@@ -1,0 +1,118 @@
+"""Start the real daemons for integration tests: subprocesses on 127.0.0.1, free ports, logs kept."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+TEST_PEERS = ["ECHOSCU", "STORESCU", "FINDSCU", "GETSCU", "MOVESCU", "PYNETDICOM"]
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def archive_config(data: Path, destination_port: int, **overrides: Any) -> dict[str, Any]:
+    """A production-mode configuration: DCMTK and pynetdicom default AE titles as known peers."""
+    peers = [{"ae_title": title, "host": "127.0.0.1", "rights": ["store", "query", "retrieve"]} for title in TEST_PEERS]
+    peers += [
+        {"ae_title": "STORESCP", "host": "127.0.0.1", "port": destination_port, "rights": ["store"]},
+        {"ae_title": "QUERYONLY", "host": "127.0.0.1", "rights": ["query"]},
+        {"ae_title": "ELSEWHERE", "host": "192.0.2.10", "rights": ["store", "query", "retrieve"]},
+    ]
+    config: dict[str, Any] = {
+        "mode": "production",
+        "storage": {"data_directory": str(data), "minimum_free_space_mb": 1},
+        "dicom": {"ae_title": "APPLIANCE", "bind_address": "127.0.0.1", "port": 0},
+        "peers": peers,
+        "lossless": {"delay_seconds": 0},
+        "logging": {"level": "INFO"},
+    }
+    for section, values in overrides.items():
+        if isinstance(values, dict):
+            config[section] = {**config.get(section, {}), **values}
+        else:
+            config[section] = values
+    return config
+
+
+@dataclass
+class Daemon:
+    """One daemon process started with a configuration file; `port` read from its first line."""
+
+    module: str
+    config_path: Path
+    log_path: Path
+    process: subprocess.Popen[str] | None = None
+    port: int = 0
+    environment: dict[str, str] = field(default_factory=dict)
+
+    def start(self, timeout: float = 60) -> Daemon:
+        log = open(self.log_path, "a")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", self.module, "--config", str(self.config_path)],
+            stdout=subprocess.PIPE,
+            stderr=log,
+            text=True,
+            env={**os.environ, **self.environment},
+        )
+        assert self.process.stdout is not None
+        deadline = time.monotonic() + timeout
+        line = ""
+        while time.monotonic() < deadline and "listening on" not in line and "running" not in line:
+            line = self.process.stdout.readline()
+            if not line and self.process.poll() is not None:
+                raise RuntimeError(f"{self.module} exited: {self.log_path.read_text()[-3000:]}")
+        if "listening on" in line:
+            self.port = int(line.rsplit(":", 1)[1])
+        return self
+
+    def stop(self) -> int:
+        assert self.process is not None
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=90)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        return self.process.returncode
+
+    def kill(self) -> None:
+        assert self.process is not None
+        self.process.kill()
+        self.process.wait()
+
+    def log(self) -> str:
+        return self.log_path.read_text()
+
+
+def write_config(path: Path, config: dict[str, Any]) -> Path:
+    path.write_text(yaml.safe_dump(config, allow_unicode=True))
+    return path
+
+
+def run(command: list[str], timeout: float = 180, check: bool = True) -> subprocess.CompletedProcess[str]:
+    """Run a DCMTK tool (or any command) with TCP_NODELAY set, capturing its output."""
+    environment = {**os.environ, "TCP_NODELAY": "1"}
+    result = subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=environment)
+    if check and result.returncode != 0:
+        raise AssertionError(f"{command[0]} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+def cli(config_path: Path, *arguments: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    """Run `appliance ARGUMENTS --config CONFIG`."""
+    command = [sys.executable, "-m", "appliance.cli", *arguments, "--config", str(config_path)]
+    return run(command, check=check)
