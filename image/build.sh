@@ -29,6 +29,8 @@ while [ $# -gt 0 ]; do
     esac
 done
 
+mkdir -p "$OUT"
+OUT=$(cd "$OUT" && pwd)
 log() { printf '[image %s] %s\n' "$(date +%H:%M:%S)" "$*"; }
 [ "$(id -u)" = 0 ] || { echo "image/build.sh must run as root" >&2; exit 1; }
 [ -x "$ANSIBLE_VENV/bin/ansible-playbook" ] || { echo "no Ansible in $ANSIBLE_VENV: run 'make image-deps'" >&2; exit 1; }
@@ -94,12 +96,21 @@ bind /sys /sys
 bind /dev /dev
 bind /dev/pts /dev/pts
 bind "$CACHE/pip" /var/cache/appliance-build-pip
+# pip in the chroot trusts what the build machine trusts (e.g. a TLS-inspecting proxy's CA),
+# through a bind mount that is gone from the image afterwards.
+HOST_CA=${PIP_CERT:-${SSL_CERT_FILE:-/etc/ssl/certs/ca-certificates.crt}}
+touch "$TREE/var/cache/appliance-build-ca.pem"
+mount --bind "$HOST_CA" "$TREE/var/cache/appliance-build-ca.pem"
+MOUNTS+=("$TREE/var/cache/appliance-build-ca.pem")
 cp /etc/resolv.conf "$TREE/etc/resolv.conf"
 printf '#!/bin/sh\nexit 101\n' > "$TREE/usr/sbin/policy-rc.d"
 chmod 0755 "$TREE/usr/sbin/policy-rc.d"
 
 run_playbook() {
-    ANSIBLE_CONFIG=$REPO/ansible/ansible.cfg "$ANSIBLE_VENV/bin/ansible-playbook" \
+    env -u PIP_FIND_LINKS -u PIP_CONSTRAINT -u PIP_INDEX_URL -u PIP_EXTRA_INDEX_URL \
+        PIP_CERT=/var/cache/appliance-build-ca.pem SSL_CERT_FILE=/var/cache/appliance-build-ca.pem \
+        REQUESTS_CA_BUNDLE=/var/cache/appliance-build-ca.pem SSL_CERT_DIR=/etc/ssl/certs \
+        ANSIBLE_CONFIG=$REPO/ansible/ansible.cfg "$ANSIBLE_VENV/bin/ansible-playbook" \
         -i "$REPO/ansible/inventories/$INVENTORY" "$REPO/ansible/site.yml" \
         -e "image_tree=$TREE" -e "appliance_source_archive=$OUT/appliance-src.tar.gz" \
         -e "appliance_pip_cache_directory=/var/cache/appliance-build-pip" \
@@ -128,7 +139,7 @@ fi
 # --- 3. clean the tree of build-time traces ---------------------------------------------
 rm -f "$TREE/usr/sbin/policy-rc.d"
 unmount_all
-rm -rf "$TREE/var/cache/appliance-build-pip" "$TREE/root/.cache" "$TREE/root/.ansible" "$TREE/tmp/"* \
+rm -rf "$TREE/var/cache/appliance-build-pip" "$TREE/var/cache/appliance-build-ca.pem" "$TREE/root/.cache" "$TREE/root/.ansible" "$TREE/tmp/"* \
        "$TREE/var/cache/apt/archives/"*.deb
 ln -sfn ../run/systemd/resolve/stub-resolv.conf "$TREE/etc/resolv.conf"
 
