@@ -59,14 +59,14 @@ class Daemon:
     environment: dict[str, str] = field(default_factory=dict)
 
     def start(self, timeout: float = 60) -> Daemon:
-        log = open(self.log_path, "a")
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", self.module, "--config", str(self.config_path)],
-            stdout=subprocess.PIPE,
-            stderr=log,
-            text=True,
-            env={**os.environ, **self.environment},
-        )
+        with open(self.log_path, "a") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", self.module, "--config", str(self.config_path)],
+                stdout=subprocess.PIPE,
+                stderr=log,
+                text=True,
+                env={**os.environ, **self.environment},
+            )
         assert self.process.stdout is not None
         deadline = time.monotonic() + timeout
         line = ""
@@ -116,3 +116,16 @@ def cli(config_path: Path, *arguments: str, check: bool = True) -> subprocess.Co
     """Run `appliance ARGUMENTS --config CONFIG`."""
     command = [sys.executable, "-m", "appliance.cli", *arguments, "--config", str(config_path)]
     return run(command, check=check)
+
+
+def associate(port: int, *contexts: str, ae_title: str = "PYNETDICOM", dimse_timeout: float = 30) -> Any:
+    """A pynetdicom association to the archive with TCP_NODELAY set (as every DICOM socket must)."""
+    from pynetdicom import AE, evt
+
+    from appliance.dicom.tuning import set_no_delay
+
+    ae = AE(ae_title=ae_title)
+    ae.dimse_timeout = dimse_timeout
+    for context in contexts:
+        ae.add_requested_context(context)
+    return ae.associate("127.0.0.1", port, ae_title="APPLIANCE", evt_handlers=[(evt.EVT_CONN_OPEN, set_no_delay)])

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import io
+import struct
 from dataclasses import dataclass
 from typing import Any
 
 from pydicom import dcmread
+from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
-from pydicom.errors import InvalidDicomError
 from pydicom.uid import UID, DeflatedExplicitVRLittleEndian
 
 from appliance.archive.names import person_name_key
@@ -35,6 +36,11 @@ LOSSY_TRANSFER_SYNTAXES = frozenset(
         "1.2.840.10008.1.2.4.108",
     }
 )
+
+
+UNDEFINED_LENGTH = 0xFFFFFFFF
+# PS3.5 7.1.2: VRs with a 4-byte length in explicit VR encodings.
+LONG_VRS = {b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b"UC", b"UN", b"UR", b"UT", b"UV"}
 
 
 class InvalidObject(Exception):
@@ -85,14 +91,60 @@ def read_attributes(encoded: bytes) -> InstanceAttributes:
     stream = io.BytesIO(encoded)
     try:
         dataset = dcmread(stream, stop_before_pixels=True)
-        attributes = attributes_of(dataset, header_of(encoded, dataset, stream.tell()))
+        position = stream.tell()
+        check_complete(dataset, encoded, position)
+        return attributes_of(dataset, header_of(encoded, dataset, position))
     except InvalidObject:
         raise
-    except (InvalidDicomError, ValueError, TypeError, KeyError, EOFError, OverflowError, LookupError) as error:
+    except Exception as error:  # pydicom raises many kinds of errors on hostile input
         raise InvalidObject(f"cannot parse the dataset: {type(error).__name__}") from error
-    except Exception as error:  # pydicom raises a variety of errors on hostile input
-        raise InvalidObject(f"cannot parse the dataset: {type(error).__name__}") from error
-    return attributes
+
+
+def check_complete(dataset: Dataset, encoded: bytes, pixel_position: int) -> None:
+    """Refuse an object whose elements claim more bytes than it has (pydicom reads them silently)."""
+    for tag in list(dataset.keys()):
+        raw = dataset.get_item(tag)
+        if is_truncated(raw):
+            raise InvalidObject(f"element {tag} is truncated")
+    if pixel_position < len(encoded):
+        check_pixel_data(encoded, pixel_position, dataset.file_meta.TransferSyntaxUID)
+
+
+def is_truncated(raw: object) -> bool:
+    if not isinstance(raw, RawDataElement) or not isinstance(raw.value, bytes):
+        return False
+    return raw.length != UNDEFINED_LENGTH and len(raw.value) != raw.length
+
+
+def check_pixel_data(encoded: bytes, position: int, transfer_syntax: UID) -> None:
+    """The pixel data element must hold all the bytes its length (or its fragments) announce."""
+    if transfer_syntax == DeflatedExplicitVRLittleEndian:
+        return  # the deflated stream was read whole by the parser
+    little = transfer_syntax.is_little_endian
+    order = "<" if little else ">"
+    if transfer_syntax.is_implicit_VR:
+        value_start, (length,) = position + 8, struct.unpack_from(f"{order}I", encoded, position + 4)
+    elif encoded[position + 4 : position + 6] in LONG_VRS:
+        value_start, (length,) = position + 12, struct.unpack_from(f"{order}I", encoded, position + 8)
+    else:
+        value_start, (length,) = position + 8, struct.unpack_from(f"{order}H", encoded, position + 6)
+    if length != UNDEFINED_LENGTH:
+        if value_start + length > len(encoded):
+            raise InvalidObject("pixel data is truncated")
+        return
+    check_fragments(encoded, value_start, order)
+
+
+def check_fragments(encoded: bytes, position: int, order: str) -> None:
+    """Encapsulated pixel data (PS3.5 A.4): items up to a sequence delimiter, all within the bytes."""
+    while position + 8 <= len(encoded):
+        group, element, length = struct.unpack_from(f"{order}HHI", encoded, position)
+        if (group, element) == (0xFFFE, 0xE0DD):
+            return
+        if (group, element) != (0xFFFE, 0xE000) or position + 8 + length > len(encoded):
+            break
+        position += 8 + length
+    raise InvalidObject("encapsulated pixel data is truncated")
 
 
 def header_of(encoded: bytes, dataset: Dataset, position: int) -> bytes:

@@ -28,7 +28,7 @@ patient = Table(
     "patient",
     metadata,
     Column("id", BigKey, primary_key=True),
-    Column("patient_id", String(64), nullable=False),
+    Column("patient_id", String(64), nullable=False, index=True),
     Column("issuer_of_patient_id", String(64), nullable=False, server_default=""),
     Column("patient_name", PERSON_NAME, nullable=False, server_default=""),
     Column("patient_name_key", PERSON_NAME, nullable=False, server_default=""),

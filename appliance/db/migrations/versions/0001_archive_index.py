@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-23 16:23:03.106499
+Create Date: 2026-11-23 16:30:38.830745
 """
 
 import sqlalchemy as sa
@@ -53,6 +53,7 @@ def upgrade() -> None:
             unique=False,
             postgresql_ops={"patient_name_key": "text_pattern_ops"},
         )
+        batch_op.create_index(batch_op.f("ix_patient_patient_id"), ["patient_id"], unique=False)
         batch_op.create_index(
             "uq_patient_identifier",
             ["patient_id", "issuer_of_patient_id"],
@@ -198,6 +199,7 @@ def downgrade() -> None:
             sqlite_where=sa.text("patient_id != ''"),
             postgresql_where=sa.text("patient_id != ''"),
         )
+        batch_op.drop_index(batch_op.f("ix_patient_patient_id"))
         batch_op.drop_index("ix_patient_name_key", postgresql_ops={"patient_name_key": "text_pattern_ops"})
 
     op.drop_table("patient")

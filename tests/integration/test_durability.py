@@ -1,0 +1,99 @@
+"""Nothing acknowledged is ever lost (A3): kill -9 during ingest, and a full disk."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+from datagen import PATIENTS, make_instance
+from pydicom.dataset import Dataset
+from pydicom.uid import generate_uid
+from pynetdicom.sop_class import (  # type: ignore[attr-defined]
+    CTImageStorage,
+    StudyRootQueryRetrieveInformationModelFind,
+)
+from servers import Daemon, archive_config, associate, cli, write_config
+
+SUCCESS = 0x0000
+OUT_OF_RESOURCES = 0xA700
+PENDING = 0xFF00
+
+
+def small_ct(study_uid: str, series_uid: str, number: int) -> Dataset:
+    dataset = make_instance("CT", PATIENTS[1], study_uid, series_uid, number)
+    dataset.Rows = dataset.Columns = 64
+    dataset.PixelData = dataset.PixelData[: 64 * 64 * 2]
+    return dataset
+
+
+def ingest_until_killed(daemon: Daemon, total: int, kill_after: int) -> list[str]:
+    """Store `total` images over one association; kill -9 the archive after `kill_after` successes.
+
+    Returns the SOP Instance UIDs that were acknowledged with success.
+    """
+    acknowledged: list[str] = []
+    study_uid, series_uid = generate_uid(), generate_uid()
+    assoc = associate(daemon.port, CTImageStorage, dimse_timeout=10)
+    assert assoc.is_established
+    killer = threading.Thread(target=daemon.kill)
+    for number in range(1, total + 1):
+        dataset = small_ct(study_uid, series_uid, number)
+        try:
+            status = assoc.send_c_store(dataset)
+        except (RuntimeError, ValueError, OSError):
+            break
+        if not assoc.is_established or "Status" not in status:
+            break
+        if status.Status == SUCCESS:
+            acknowledged.append(dataset.SOPInstanceUID)
+        if len(acknowledged) == kill_after:
+            killer.start()
+    if killer.is_alive() or killer.ident is not None:
+        killer.join()
+    assoc.abort()
+    return acknowledged
+
+
+def test_kill_9_during_ingest_loses_nothing_acknowledged(tmp_path: Path) -> None:
+    config_path = write_config(tmp_path / "a.yaml", archive_config(tmp_path / "data", 1))
+    daemon = Daemon("appliance.dicom.daemon", config_path, tmp_path / "log").start()
+    acknowledged = ingest_until_killed(daemon, total=400, kill_after=150)
+    assert 150 <= len(acknowledged) < 400
+    restarted = Daemon("appliance.dicom.daemon", config_path, tmp_path / "log").start()
+    try:
+        assert not list((tmp_path / "data" / "incoming").iterdir())  # start-up recovery removed partial files
+        assoc = associate(restarted.port, StudyRootQueryRetrieveInformationModelFind)
+        query = Dataset()
+        query.QueryRetrieveLevel = "IMAGE"
+        query.SOPInstanceUID = "\\".join(acknowledged)
+        found = {
+            str(identifier.SOPInstanceUID)
+            for status, identifier in assoc.send_c_find(query, StudyRootQueryRetrieveInformationModelFind)
+            if status.Status == PENDING
+        }
+        assoc.release()
+    finally:
+        restarted.stop()
+    assert found == set(acknowledged)
+    report = cli(config_path, "archive", "verify", check=False).stdout
+    assert f"checked {len(acknowledged)}" in report or "0 missing, 0 altered" in report
+    assert "0 missing, 0 altered" in report
+
+
+def test_free_space_threshold_refuses_with_a700_and_keeps_answering(tmp_path: Path) -> None:
+    config = archive_config(tmp_path / "data", 1, storage={"minimum_free_space_mb": 1024 * 1024 * 1024})
+    config_path = write_config(tmp_path / "a.yaml", config)
+    daemon = Daemon("appliance.dicom.daemon", config_path, tmp_path / "log").start()
+    try:
+        assoc = associate(daemon.port, CTImageStorage, StudyRootQueryRetrieveInformationModelFind)
+        assert assoc.send_c_store(small_ct(generate_uid(), generate_uid(), 1)).Status == OUT_OF_RESOURCES
+        query = Dataset()
+        query.QueryRetrieveLevel = "STUDY"
+        query.StudyInstanceUID = ""
+        statuses = [status.Status for status, _ in assoc.send_c_find(query, StudyRootQueryRetrieveInformationModelFind)]
+        assoc.release()
+    finally:
+        daemon.stop()
+    assert statuses == [SUCCESS]
+    assert not list((tmp_path / "data" / "archive").rglob("*.dcm"))
+    assert not list((tmp_path / "data" / "incoming").iterdir())

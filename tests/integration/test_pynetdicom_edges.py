@@ -1,0 +1,197 @@
+"""Edge cases driven by a pynetdicom SCU: malformed objects, duplicates, cancel, limits, bad peers.
+
+Bad input gets a failure status or a rejection, never a crash, and nothing half-stored.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from datagen import PATIENTS, encoded, make_instance
+from pydicom import dcmread
+from pydicom.dataset import Dataset
+from pynetdicom import AE, _config
+from pynetdicom.association import Association
+from pynetdicom.sop_class import (  # type: ignore[attr-defined]
+    MRImageStorage,
+    StudyRootQueryRetrieveInformationModelFind,
+    Verification,
+)
+from servers import Daemon, archive_config, associate, cli, write_config
+
+CANNOT_UNDERSTAND = 0xC000
+SUCCESS = 0x0000
+CANCEL = 0xFE00
+PENDING = 0xFF00
+OUT_OF_RESOURCES = 0xA700
+# Enough matches that answering them all takes far longer than a C-CANCEL takes to arrive.
+STUDIES_FOR_CANCEL = 300
+
+
+@pytest.fixture()
+def association(archive: Daemon) -> Iterator[Association]:
+    assoc = associate(archive.port, Verification, MRImageStorage, StudyRootQueryRetrieveInformationModelFind)
+    assert assoc.is_established
+    yield assoc
+    if assoc.is_established:
+        assoc.release()
+
+
+def send_bytes(assoc: Association, data: bytes, directory: Path) -> int:
+    """Send a file's bytes as they are (no pydicom re-encoding), return the C-STORE status."""
+    path = directory / "object.dcm"
+    path.write_bytes(data)
+    previous = _config.STORE_SEND_CHUNKED_DATASET
+    _config.STORE_SEND_CHUNKED_DATASET = True
+    try:
+        status = assoc.send_c_store(path)
+    finally:
+        _config.STORE_SEND_CHUNKED_DATASET = previous
+    return int(status.Status)
+
+
+def instance_count(archive: Daemon) -> int:
+    line = next(
+        line for line in cli(archive.config_path, "archive", "stats").stdout.splitlines() if "instances" in line
+    )
+    return int(line.split()[1])
+
+
+def archive_holds_no_file(archive: Daemon) -> bool:
+    data = archive.config_path.parent / "data"
+    return not list((data / "archive").rglob("*.dcm")) and not list((data / "incoming").iterdir())
+
+
+def test_truncated_dataset_is_refused(association: Association, archive: Daemon, tmp_path: Path) -> None:
+    data = encoded(make_instance("MR"))
+    assert send_bytes(association, data[: len(data) - 1000], tmp_path) == CANNOT_UNDERSTAND
+    assert archive_holds_no_file(archive)
+    assert association.send_c_echo().Status == SUCCESS
+
+
+def test_bad_vr_is_refused(association: Association, archive: Daemon, tmp_path: Path) -> None:
+    data = encoded(make_instance("MR"))
+    position = data.find(b"\x08\x00\x30\x10LO")  # Study Description
+    assert position > 0
+    assert send_bytes(association, data[: position + 4] + b"ZZ" + data[position + 6 :], tmp_path) == CANNOT_UNDERSTAND
+    assert archive_holds_no_file(archive)
+
+
+def test_missing_sop_instance_uid_is_refused(association: Association, archive: Daemon, tmp_path: Path) -> None:
+    dataset = make_instance("MR")
+    del dataset.SOPInstanceUID
+    assert send_bytes(association, encoded(dataset), tmp_path) == CANNOT_UNDERSTAND
+    assert archive_holds_no_file(archive)
+    assert "SOPInstanceUID is missing or empty" in archive.log()
+
+
+def test_garbage_on_the_port_leaves_the_archive_serving(archive: Daemon) -> None:
+    with socket.create_connection(("127.0.0.1", archive.port)) as raw:
+        raw.sendall(os.urandom(64 * 1024))
+        raw.settimeout(10)
+        with contextlib.suppress(TimeoutError, ConnectionResetError):
+            raw.recv(1024)
+    ae = AE()
+    ae.add_requested_context(Verification)
+    assoc = ae.associate("127.0.0.1", archive.port, ae_title="APPLIANCE")
+    assert assoc.is_established
+    assert assoc.send_c_echo().Status == SUCCESS
+    assoc.release()
+    assert archive.process is not None and archive.process.poll() is None
+
+
+def test_association_proposing_nothing_supported_stores_nothing(archive: Daemon) -> None:
+    ae = AE()
+    ae.add_requested_context("1.2.826.0.1.3680043.10.1471.99.1")  # no such SOP class
+    assoc = ae.associate("127.0.0.1", archive.port, ae_title="APPLIANCE")
+    if assoc.is_established:
+        assert assoc.accepted_contexts == []
+        assoc.release()
+    assert archive_holds_no_file(archive)
+    assert archive.process is not None and archive.process.poll() is None
+
+
+def test_duplicate_with_same_bytes_is_accepted_once(association: Association, archive: Daemon, tmp_path: Path) -> None:
+    data = encoded(make_instance("MR"))
+    assert send_bytes(association, data, tmp_path) == SUCCESS
+    assert send_bytes(association, data, tmp_path) == SUCCESS
+    assert instance_count(archive) == 1
+    assert "quarantined copies  0" in cli(archive.config_path, "archive", "stats").stdout
+
+
+def test_duplicate_with_other_bytes_keeps_the_first_and_quarantines_the_second(
+    association: Association, archive: Daemon, tmp_path: Path
+) -> None:
+    dataset = make_instance("MR")
+    first = encoded(dataset)
+    dataset.StudyDescription = "IRM corrigée"
+    second = encoded(dataset)
+    assert send_bytes(association, first, tmp_path) == SUCCESS
+    assert send_bytes(association, second, tmp_path) == SUCCESS
+    statistics = cli(archive.config_path, "archive", "stats").stdout
+    assert "instances           1" in statistics
+    assert "quarantined copies  1" in statistics
+    (stored,) = (archive.config_path.parent / "data" / "archive").rglob("*.dcm")
+    assert dcmread(stored).StudyDescription == "MR thorax"
+    (kept,) = (archive.config_path.parent / "data" / "quarantine").rglob("*.dcm")
+    assert kept.read_bytes()[-100:] == second[-100:]
+
+
+def study_query() -> Dataset:
+    query = Dataset()
+    query.QueryRetrieveLevel = "STUDY"
+    query.StudyInstanceUID = ""
+    query.PatientName = ""
+    return query
+
+
+def test_find_can_be_cancelled(association: Association, tmp_path: Path) -> None:
+    for number in range(STUDIES_FOR_CANCEL):
+        dataset = make_instance("MR", PATIENTS[number % 4], accession_number=f"C{number}")
+        dataset.Rows = dataset.Columns = 8
+        dataset.PixelData = b"\0" * 128
+        assert association.send_c_store(dataset).Status == SUCCESS
+    responses = association.send_c_find(study_query(), StudyRootQueryRetrieveInformationModelFind, msg_id=7)
+    status, _ = next(responses)
+    assert status.Status == PENDING
+    association.send_c_cancel(7, query_model=StudyRootQueryRetrieveInformationModelFind)
+    statuses = [int(status.Status) for status, _ in responses]
+    assert statuses[-1] == CANCEL, (len(statuses), statuses[-3:])
+    assert len(statuses) < STUDIES_FOR_CANCEL
+
+
+def test_find_answers_are_capped(tmp_path: Path) -> None:
+    config = archive_config(tmp_path / "data", 1, dicom={"maximum_find_results": 2})
+    daemon = Daemon("appliance.dicom.daemon", write_config(tmp_path / "a.yaml", config), tmp_path / "log").start()
+    try:
+        assoc = associate(daemon.port, MRImageStorage, StudyRootQueryRetrieveInformationModelFind)
+        for number in range(4):
+            assert assoc.send_c_store(make_instance("MR", PATIENTS[number])).Status == SUCCESS
+        statuses = [
+            int(status.Status)
+            for status, _ in assoc.send_c_find(study_query(), StudyRootQueryRetrieveInformationModelFind)
+        ]
+        assoc.release()
+    finally:
+        daemon.stop()
+    assert statuses == [PENDING, PENDING, OUT_OF_RESOURCES]
+
+
+def test_query_in_latin1_matches_names_stored_in_utf8(association: Association) -> None:
+    assert association.send_c_store(make_instance("MR", PATIENTS[0])).Status == SUCCESS  # ŒUVRARD^Chloé, UTF-8
+    query = study_query()
+    query.SpecificCharacterSet = "ISO_IR 100"
+    query.PatientName = "oeuvrard^chlo*"
+    answers = [
+        identifier
+        for status, identifier in association.send_c_find(query, StudyRootQueryRetrieveInformationModelFind)
+        if status.Status == PENDING
+    ]
+    assert len(answers) == 1
+    assert answers[0].SpecificCharacterSet == "ISO_IR 192"
+    assert str(answers[0].PatientName) == "ŒUVRARD^Chloé"

@@ -1,0 +1,128 @@
+"""C-FIND matching on a real SQLite index (PS3.4 C.2.2.2)."""
+
+from __future__ import annotations
+
+import pytest
+from datagen import PATIENTS, encoded, make_instance
+from sqlalchemy import Engine
+
+from appliance.archive.attributes import read_attributes
+from appliance.archive.index import Index
+from appliance.archive.names import fold, person_name_key
+from appliance.archive.search import Query, QueryError, find, retrieve_items
+from appliance.archive.storage import WrittenFile
+from appliance.db import create_index_engine, upgrade_schema
+
+
+@pytest.fixture(scope="module")
+def engine(tmp_path_factory: pytest.TempPathFactory) -> Engine:
+    """Six studies: four patients, two dates, CT/MR/US."""
+    directory = tmp_path_factory.mktemp("index")
+    engine = create_index_engine(f"sqlite:///{directory / 'index.sqlite'}")
+    upgrade_schema(engine)
+    index = Index(engine)
+    plan = [
+        ("CT", 0, "20261101"),
+        ("MR", 0, "20261115"),
+        ("CT", 1, "20261101"),
+        ("US", 2, "20250630"),
+        ("MR", 3, "20261120"),
+        ("CT", 3, "20261120"),
+    ]
+    for number, (modality, patient, date) in enumerate(plan):
+        dataset = make_instance(modality, PATIENTS[patient], accession_number=f"A{number}", study_date=date)
+        dataset.StudyTime = f"{8 + number:02d}3000"
+        dataset.Rows = dataset.Columns = 8
+        dataset.PixelData = b"\0" * (
+            8 * 8 * dataset.SamplesPerPixel * (dataset.BitsAllocated // 8) * int(dataset.get("NumberOfFrames", 1))
+        )
+        attributes = read_attributes(encoded(dataset))
+        index.add_instance(attributes, WrittenFile(f"f{number}.dcm", 1, "0" * 64), "TEST")
+    return engine
+
+
+def studies(engine: Engine, **keys: str) -> list[str]:
+    rows = find(engine, Query("STUDY", {"AccessionNumber": "", **keys}), limit=100)
+    return sorted(row["AccessionNumber"] for row in rows)
+
+
+def test_folding_of_french_names() -> None:
+    assert fold("ŒUVRARD^Chloé") == "OEUVRARD^CHLOE"
+    assert person_name_key("Lefèvre^Hélène^^^") == "LEFEVRE^HELENE"
+    assert person_name_key("Müller=ミュラー") == "MULLER"
+
+
+def test_universal_matching_returns_everything(engine: Engine) -> None:
+    assert studies(engine) == ["A0", "A1", "A2", "A3", "A4", "A5"]
+
+
+def test_person_name_ignores_case_and_accents(engine: Engine) -> None:
+    assert studies(engine, PatientName="œuvrard*") == ["A0", "A1"]
+    assert studies(engine, PatientName="OEUVRARD^CHLOE") == ["A0", "A1"]
+    assert studies(engine, PatientName="lef?vre*") == ["A3"]
+    assert studies(engine, PatientName="DUPONT") == []  # single value matching is the whole name
+
+
+def test_other_strings_are_case_sensitive(engine: Engine) -> None:
+    assert studies(engine, PatientID="IPP0001") == ["A0", "A1"]
+    assert studies(engine, PatientID="ipp0001") == []
+    assert studies(engine, PatientID="IPP000*") == ["A0", "A1", "A2", "A3", "A4", "A5"]
+
+
+def test_wildcards_do_not_leak_sql_patterns(engine: Engine) -> None:
+    assert studies(engine, AccessionNumber="A%") == []
+    assert studies(engine, AccessionNumber="A_") == []
+    assert studies(engine, AccessionNumber="A?") == ["A0", "A1", "A2", "A3", "A4", "A5"]
+
+
+def test_date_ranges(engine: Engine) -> None:
+    assert studies(engine, StudyDate="20261101") == ["A0", "A2"]
+    assert studies(engine, StudyDate="20261110-20261120") == ["A1", "A4", "A5"]
+    assert studies(engine, StudyDate="-20251231") == ["A3"]
+    assert studies(engine, StudyDate="20261116-") == ["A4", "A5"]
+
+
+def test_time_ranges_compare_partial_times(engine: Engine) -> None:
+    assert studies(engine, StudyTime="0800-0930") == ["A0", "A1"]
+    assert studies(engine, StudyTime="12-") == ["A4", "A5"]
+    assert studies(engine, StudyTime="10") == ["A2"]
+
+
+def test_uid_lists(engine: Engine) -> None:
+    rows = find(engine, Query("STUDY", {"StudyInstanceUID": ""}), 100)
+    uids = [row["StudyInstanceUID"] for row in rows[:2]]
+    assert len(find(engine, Query("STUDY", {"StudyInstanceUID": "\\".join(uids)}), 100)) == 2
+
+
+def test_modalities_in_study(engine: Engine) -> None:
+    assert studies(engine, ModalitiesInStudy="US") == ["A3"]
+    assert studies(engine, ModalitiesInStudy="US\\MR") == ["A1", "A3", "A4"]
+
+
+def test_patient_level_counts_related_studies(engine: Engine) -> None:
+    rows = find(engine, Query("PATIENT", {"PatientID": "IPP0004", "NumberOfPatientRelatedStudies": ""}), 10)
+    assert [(row["PatientID"], row["NumberOfPatientRelatedStudies"]) for row in rows] == [("IPP0004", 2)]
+
+
+def test_levels_and_limits(engine: Engine) -> None:
+    assert len(find(engine, Query("IMAGE", {"Modality": "CT"}), 100)) == 3
+    assert len(find(engine, Query("STUDY", {}), 2)) == 3  # limit + 1 tells the caller there were more
+    with pytest.raises(QueryError, match="unknown level"):
+        find(engine, Query("FRAME", {}), 10)
+
+
+def test_retrieve_needs_the_unique_key_of_its_level(engine: Engine) -> None:
+    with pytest.raises(QueryError, match="StudyInstanceUID: needed"):
+        retrieve_items(engine, Query("STUDY", {"PatientID": "IPP0001"}))
+    items = retrieve_items(engine, Query("PATIENT", {"PatientID": "IPP0004"}))
+    assert len(items) == 2
+
+
+def test_study_lookup_by_patient_id_uses_an_index(engine: Engine) -> None:
+    from appliance.archive.search import find_statement
+
+    statement = find_statement(Query("STUDY", {"PatientID": "IPP0001", "StudyInstanceUID": ""}))
+    compiled = statement.compile(engine, compile_kwargs={"literal_binds": True})
+    with engine.connect() as connection:
+        plan = " ".join(str(row) for row in connection.exec_driver_sql(f"EXPLAIN QUERY PLAN {compiled}"))
+    assert "USING INDEX" in plan and "SCAN patient" not in plan

@@ -1,0 +1,102 @@
+"""The configuration file: schema validation, every error at once, defaults, the generated sample."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from appliance.config import ConfigError, development_config, load_config
+from appliance.config.loader import config_from_document, schema
+from appliance.config.sample import reference_markdown, sample_yaml
+
+
+def write(path: Path, text: str) -> Path:
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_empty_file_gives_the_production_defaults(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path / "appliance.yaml", ""))
+    assert config.mode == "production"
+    assert config.dicom.port == 104
+    assert config.storage.data_directory == Path("/srv/appliance")
+    assert config.database_url == "sqlite:////srv/appliance/index/appliance.sqlite"
+    assert config.peers == ()
+
+
+def test_every_problem_is_reported_at_once_with_file_and_key(tmp_path: Path) -> None:
+    path = write(
+        tmp_path / "appliance.yaml",
+        "dicom:\n  port: 70000\n  ae_title: WAY_TOO_LONG_AE_TITLE\nstorage:\n  colour: blue\n"
+        "peers:\n  - ae_title: CT1\n    rights: [store, fly]\n",
+    )
+    with pytest.raises(ConfigError) as raised:
+        load_config(path)
+    text = str(raised.value)
+    for expected in (
+        "dicom.port",
+        "dicom.ae_title",
+        "storage",
+        "colour",
+        "peers[0]",
+        "'host' is a required",
+        "peers[0].rights[1]",
+    ):
+        assert expected in text
+    assert all(line.startswith(str(path)) for line in text.splitlines())
+
+
+def test_duplicate_peer_titles_are_refused(tmp_path: Path) -> None:
+    path = write(
+        tmp_path / "a.yaml", "peers:\n  - {ae_title: CT1, host: 10.0.0.1}\n  - {ae_title: CT1, host: 10.0.0.2}\n"
+    )
+    with pytest.raises(ConfigError, match=r"peers\[1\].ae_title: 'CT1' is listed twice"):
+        load_config(path)
+
+
+def test_broken_yaml_names_the_file(tmp_path: Path) -> None:
+    path = write(tmp_path / "a.yaml", "dicom: [unclosed\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config(path)
+
+
+def test_missing_file_names_the_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="cannot read the file"):
+        load_config(tmp_path / "nowhere.yaml")
+
+
+def test_generated_sample_is_valid_and_covers_every_key() -> None:
+    text = sample_yaml()
+    config = config_from_document(yaml.safe_load(text), "sample")
+    assert config.peers[0].ae_title == "CT_SALLE1"
+    for name in schema()["properties"]:
+        assert f"\n{name}:" in "\n" + text
+
+
+def test_every_key_has_a_description_and_an_example() -> None:
+    def walk(node: dict, path: str) -> list[str]:
+        missing = []
+        for name, child in node.get("properties", {}).items():
+            if "description" not in child:
+                missing.append(f"{path}{name}: description")
+            if child.get("type") not in ("object", "array") and "examples" not in child:
+                missing.append(f"{path}{name}: examples")
+            missing += walk(child, f"{path}{name}.")
+            missing += walk(child.get("items", {}), f"{path}{name}[].")
+        return missing
+
+    assert walk(schema(), "") == []
+
+
+def test_reference_page_is_up_to_date() -> None:
+    committed = Path(__file__).parents[3] / "appliance" / "config" / "REFERENCE.md"
+    assert committed.read_text(encoding="utf-8") == reference_markdown(), "run `make config-reference`"
+
+
+def test_development_defaults(tmp_path: Path) -> None:
+    config = development_config(tmp_path)
+    assert config.is_development
+    assert (config.dicom.bind_address, config.dicom.port, config.dicom.ae_title) == ("127.0.0.1", 11112, "APPLIANCE")
+    assert config.storage.archive_directory == tmp_path / "archive"
