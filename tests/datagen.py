@@ -76,7 +76,9 @@ def body_pixels(modality: Modality, seed: int) -> np.ndarray:
     maximum = (1 << (modality.bits_stored - 1)) - 1 if modality.signed else (1 << modality.bits_stored) - 1
     base = np.where(body, maximum * 0.25, -maximum * 0.3 if modality.signed else 0)
     base = base + np.where(organ, maximum * 0.05, 0)
-    noisy = base + generator.normal(0, maximum * 0.01, size=(rows, columns))
+    texture = np.sin(x / 9.0) * np.cos(y / 13.0) * maximum * 0.01  # smooth anatomy-like structure
+    # Quantum noise of a few units (about 15 HU on CT), as on real images.
+    noisy = base + np.where(body, texture, 0) + generator.normal(0, max(2.0, maximum * 0.0005), size=(rows, columns))
     dtype = np.int16 if modality.signed else (np.uint8 if modality.bits_stored <= 8 else np.uint16)
     image = np.clip(noisy, -maximum if modality.signed else 0, maximum).astype(dtype)
     if modality.samples == 3:

@@ -25,8 +25,8 @@ from appliance.dicom import statuses
 from appliance.dicom.contexts import FIND_MODELS, GET_MODELS, MOVE_MODELS
 from appliance.dicom.identifiers import IdentifierError, query_of, response_identifier
 from appliance.dicom.peers import AccessPolicy
-from appliance.dicom.retrieve import StoredReference, install_sender, proposed_contexts
-from appliance.dicom.tuning import REQUESTOR_HANDLERS, set_no_delay
+from appliance.dicom.retrieve import StoredReference, install_sender, proposed_contexts, throttle_pending_responses
+from appliance.dicom.tuning import CONNECTION_HANDLERS, REQUESTOR_HANDLERS
 
 LOGGER = logging.getLogger(__name__)
 
@@ -59,7 +59,7 @@ class ArchiveServices:
 
     def handlers(self) -> list[Any]:
         return [
-            (evt.EVT_CONN_OPEN, set_no_delay),
+            *CONNECTION_HANDLERS,
             (evt.EVT_REQUESTED, self.on_requested),
             (evt.EVT_ESTABLISHED, self.on_established),
             (evt.EVT_C_ECHO, self.on_echo),
@@ -88,6 +88,7 @@ class ArchiveServices:
 
     def on_established(self, event: Event) -> None:
         install_sender(event.assoc)
+        throttle_pending_responses(event.assoc)
         LOGGER.info("association from %s (%s) established", caller(event), event.assoc.requestor.address)
 
     def on_echo(self, event: Event) -> int:

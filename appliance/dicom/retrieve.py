@@ -9,6 +9,7 @@ syntax, the bytes stream from disk unchanged; otherwise the file is decoded and 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -17,13 +18,16 @@ from pydicom import dcmread
 from pydicom.dataset import Dataset
 from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
 from pynetdicom.association import Association
+from pynetdicom.dimse_primitives import C_GET, C_MOVE
 from pynetdicom.presentation import PresentationContext, build_context
 
 from appliance.archive.search import RetrieveItem
 
 LOGGER = logging.getLogger(__name__)
 
-MAXIMUM_PROPOSED_CONTEXTS = 128  # PS3.8 9.3.2.2: presentation context IDs are odd numbers 1-255
+MAXIMUM_PROPOSED_CONTEXTS = 128
+PENDING = 0xFF00
+PENDING_INTERVAL_SECONDS = 0.2  # PS3.8 9.3.2.2: presentation context IDs are odd numbers 1-255
 
 
 class StoredReference(Dataset):
@@ -47,6 +51,27 @@ def install_sender(association: Association) -> None:
         return original(dataset, *arguments, **keywords)
 
     association.send_c_store = send_c_store  # type: ignore[method-assign]
+
+
+def throttle_pending_responses(association: Association) -> None:
+    """Send C-GET / C-MOVE Pending responses at most every PENDING_INTERVAL_SECONDS.
+
+    Pending responses are optional (PS3.4 C.4.2.3, C.4.3.3); one per image doubles the messages
+    a retrieve costs. Progress is still reported several times a second, with cumulative counts,
+    and the final response always goes out.
+    """
+    original: Callable[[Any, int], None] = association.dimse.send_msg
+    last_sent = [0.0]
+
+    def send_msg(primitive: Any, context_id: int) -> None:
+        if isinstance(primitive, (C_GET, C_MOVE)) and primitive.Status == PENDING:
+            now = time.monotonic()
+            if now - last_sent[0] < PENDING_INTERVAL_SECONDS:
+                return
+            last_sent[0] = now
+        original(primitive, context_id)
+
+    association.dimse.send_msg = send_msg  # type: ignore[method-assign]
 
 
 def payload_for(association: Association, reference: StoredReference) -> Path | Dataset:

@@ -12,19 +12,59 @@ Measured on the target machine (shared/research/pynetdicom-performance.md):
 - A requestor's reactor thread can take the C-STORE-RSP meant for `send_c_store` (a race in
   pynetdicom 3.0: the reactor checks its pause flag before the sender clears it), stalling a C-MOVE
   for the DIMSE timeout. `serialise_reactor` closes the window with one lock.
+- pynetdicom's association and DUL threads poll every 1 ms; each image then waits up to twice that
+  for nothing. While at most two associations are open they poll every 0.2 ms instead (more
+  threads polling that fast would burn both cores); `PollingClock` decides.
+- Command sets (group 0000, implicit VR little endian, a dozen simple elements) are encoded by a
+  small dedicated writer instead of pydicom's generic one, twice per DIMSE message
+  (`encode_command_set`); anything unusual goes to pydicom.
 """
 
 from __future__ import annotations
 
 import socket
+import struct
 import threading
+import time
 from typing import Any
 
 import pydicom.config
-from pynetdicom import _config, evt, transport
+from pydicom.dataset import Dataset
+from pydicom.multival import MultiValue
+from pynetdicom import _config, association, dimse_messages, dul, evt, transport
 from pynetdicom.events import Event
 
 _applied = False
+FAST_POLL_SECONDS = 0.0002
+FAST_POLL_MAXIMUM_ASSOCIATIONS = 2
+SLOW_POLL_SECONDS = 0.001
+
+
+class PollingClock:
+    """Stands in for the `time` module inside pynetdicom's association and DUL modules."""
+
+    def __init__(self) -> None:
+        self.open_connections = 0
+        self.lock = threading.Lock()
+
+    def sleep(self, seconds: float) -> None:
+        if seconds <= SLOW_POLL_SECONDS and self.open_connections <= FAST_POLL_MAXIMUM_ASSOCIATIONS:
+            seconds = min(seconds, FAST_POLL_SECONDS)
+        time.sleep(seconds)
+
+    def opened(self, _event: Event) -> None:
+        with self.lock:
+            self.open_connections += 1
+
+    def closed(self, _event: Event) -> None:
+        with self.lock:
+            self.open_connections -= 1
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(time, name)
+
+
+CLOCK = PollingClock()
 
 
 def apply() -> None:
@@ -39,6 +79,9 @@ def apply() -> None:
     pydicom.config.settings.reading_validation_mode = pydicom.config.IGNORE
     pydicom.config.settings.writing_validation_mode = pydicom.config.IGNORE
     transport.deepcopy = share_contexts  # type: ignore[assignment,attr-defined]
+    association.time = CLOCK  # type: ignore[assignment,attr-defined]
+    dul.time = CLOCK  # type: ignore[assignment,attr-defined]
+    dimse_messages.encode = encode_command_set  # type: ignore[assignment,attr-defined]
     _applied = True
 
 
@@ -85,5 +128,44 @@ def serialise_reactor(event: Event) -> None:
     dimse.send_msg = send_msg  # type: ignore[method-assign]
 
 
-CONNECTION_HANDLERS = [(evt.EVT_CONN_OPEN, set_no_delay)]
-REQUESTOR_HANDLERS = [(evt.EVT_CONN_OPEN, set_no_delay), (evt.EVT_CONN_OPEN, serialise_reactor)]
+PYDICOM_ENCODE = dimse_messages.encode  # type: ignore[attr-defined]
+TEXT_PADDING = {"UI": b"\0", "AE": b" ", "SH": b" ", "LO": b" ", "CS": b" "}
+
+
+def encode_command_set(
+    dataset: Dataset, is_implicit_vr: bool, is_little_endian: bool, deflated: bool = False
+) -> bytes | None:
+    """Encode a DIMSE command set (PS3.7 E.1: group 0000, implicit VR little endian)."""
+    if not (is_implicit_vr and is_little_endian) or deflated:
+        return PYDICOM_ENCODE(dataset, is_implicit_vr, is_little_endian, deflated)
+    parts = []
+    for element in dataset:
+        value = command_value(element.tag, element.VR, element.value)
+        if value is None:
+            return PYDICOM_ENCODE(dataset, is_implicit_vr, is_little_endian, deflated)
+        parts.append(struct.pack("<HHI", element.tag.group, element.tag.element, len(value)) + value)
+    return b"".join(parts)
+
+
+def command_value(tag: Any, vr: str, value: Any) -> bytes | None:
+    """The encoded value of one command element, or None when pydicom must handle it."""
+    if tag.group != 0 or isinstance(value, (MultiValue, list, tuple)):
+        return None
+    if value is None or value == "":
+        return b""
+    if vr == "US":
+        return struct.pack("<H", value)
+    if vr == "UL":
+        return struct.pack("<I", value)
+    if vr in TEXT_PADDING and isinstance(value, str) and value.isascii():
+        encoded = value.encode("ascii")
+        return encoded + TEXT_PADDING[vr] if len(encoded) % 2 else encoded
+    return None
+
+
+CONNECTION_HANDLERS = [
+    (evt.EVT_CONN_OPEN, set_no_delay),
+    (evt.EVT_CONN_OPEN, CLOCK.opened),
+    (evt.EVT_CONN_CLOSE, CLOCK.closed),
+]
+REQUESTOR_HANDLERS = [*CONNECTION_HANDLERS, (evt.EVT_CONN_OPEN, serialise_reactor)]

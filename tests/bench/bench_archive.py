@@ -1,0 +1,307 @@
+"""`make bench`: figures of the archive on this machine (issue 2's benchmark).
+
+A 600-image CT series of 512x512 16-bit slices (realistic header, body-like noisy pixels) is stored
+with DCMTK's storescu over 1 and over 4 associations, retrieved with getscu (C-GET) and movescu
+(C-MOVE to storescp), queried with a pynetdicom SCU (association open) with 1 and 10,000 studies in
+the index, and compressed losslessly (verified). Every DCMTK client runs with TCP_NODELAY=1.
+Figures are medians where a measurement is repeated. Nothing here asserts: it prints.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parents[1]))
+
+from datagen import PATIENTS, encoded, make_instance, write_series  # noqa: E402
+from pydicom import dcmread  # noqa: E402
+from pydicom.dataset import Dataset  # noqa: E402
+from pydicom.uid import JPEG2000Lossless, JPEGLSLossless, generate_uid  # noqa: E402
+from pynetdicom.sop_class import StudyRootQueryRetrieveInformationModelFind  # type: ignore[attr-defined]  # noqa: E402
+from servers import Daemon, archive_config, associate, cli, free_port, write_config  # noqa: E402
+
+from appliance.archive.attributes import read_attributes  # noqa: E402
+from appliance.archive.index import Index  # noqa: E402
+from appliance.archive.lossless import compress_verified  # noqa: E402
+from appliance.archive.storage import WrittenFile  # noqa: E402
+from appliance.db import create_index_engine, upgrade_schema  # noqa: E402
+
+SERIES_SIZE = int(os.environ.get("BENCH_IMAGES", "600"))
+FILLER_STUDIES = int(os.environ.get("BENCH_STUDIES", "10000"))
+QUERY_REPEATS = 30
+ENVIRONMENT = {**os.environ, "TCP_NODELAY": "1"}
+RESULTS: list[tuple[str, str, str]] = []
+
+
+def report(figure: str, value: str, target: str = "") -> None:
+    RESULTS.append((figure, value, target))
+    print(f"  {figure:<58} {value:>14}  {target}", flush=True)
+
+
+def timed(command: list[str]) -> float:
+    start = time.perf_counter()
+    subprocess.run(command, check=True, env=ENVIRONMENT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return time.perf_counter() - start
+
+
+def first_file_watch(directory: Path) -> tuple[threading.Thread, list[float]]:
+    """A thread noting when the first file appears in `directory`."""
+    seen: list[float] = []
+
+    def watch() -> None:
+        deadline = time.perf_counter() + 120
+        while time.perf_counter() < deadline:
+            if any(directory.iterdir()):
+                seen.append(time.perf_counter())
+                return
+            time.sleep(0.0005)
+
+    thread = threading.Thread(target=watch, daemon=True)
+    thread.start()
+    return thread, seen
+
+
+def start_archive(work: Path, name: str, destination_port: int) -> Daemon:
+    config = archive_config(work / name, destination_port, lossless={"enabled": False}, logging={"level": "WARNING"})
+    return Daemon("appliance.dicom.daemon", write_config(work / f"{name}.yaml", config), work / f"{name}.log").start()
+
+
+def bench_ingest(archive: Daemon, series: Path, work: Path) -> None:
+    seconds = timed(["storescu", "-aec", "APPLIANCE", "+sd", "+r", "127.0.0.1", str(archive.port), str(series)])
+    report(f"ingest {SERIES_SIZE} images, 1 association", f"{seconds:.2f} s", "target < 5 s")
+    report("  images per second, 1 association", f"{SERIES_SIZE / seconds:.0f}/s")
+
+
+def bench_ingest_parallel(archive: Daemon, series: Path, work: Path) -> None:
+    files = sorted(series.iterdir())
+    groups = [work / f"group{number}" for number in range(4)]
+    for number, group in enumerate(groups):
+        group.mkdir()
+        for path in files[number::4]:
+            os.link(path, group / path.name)
+    start = time.perf_counter()
+    processes = [
+        subprocess.Popen(
+            ["storescu", "-aec", "APPLIANCE", "+sd", "127.0.0.1", str(archive.port), str(group)],
+            env=ENVIRONMENT,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for group in groups
+    ]
+    for process in processes:
+        process.wait()
+    seconds = time.perf_counter() - start
+    report(f"ingest {SERIES_SIZE} images, 4 associations", f"{seconds:.2f} s")
+    report("  images per second, 4 associations", f"{SERIES_SIZE / seconds:.0f}/s")
+
+
+def bench_get(archive: Daemon, study_uid: str, work: Path) -> None:
+    firsts, totals = [], []
+    for attempt in range(3):
+        output = work / f"get{attempt}"
+        output.mkdir()
+        watcher, seen = first_file_watch(output)
+        start = time.perf_counter()
+        timed(
+            [
+                "getscu",
+                "-S",
+                "-aec",
+                "APPLIANCE",
+                "-od",
+                str(output),
+                "-k",
+                "QueryRetrieveLevel=STUDY",
+                "-k",
+                f"StudyInstanceUID={study_uid}",
+                "127.0.0.1",
+                str(archive.port),
+            ]
+        )
+        totals.append(time.perf_counter() - start)
+        watcher.join()
+        firsts.append(seen[0] - start)
+        assert len(list(output.iterdir())) == SERIES_SIZE
+        shutil.rmtree(output)
+    report("C-GET series: first image (median of 3)", f"{statistics.median(firsts):.3f} s", "target < 0.1 s")
+    report(
+        f"C-GET series: all {SERIES_SIZE} images (median of 3)", f"{statistics.median(totals):.2f} s", "target < 1.5 s"
+    )
+
+
+def bench_move(archive: Daemon, study_uid: str, work: Path, destination_port: int) -> None:
+    firsts, totals = [], []
+    for attempt in range(3):
+        output = work / f"move{attempt}"
+        output.mkdir()
+        destination = subprocess.Popen(
+            ["storescp", "-aet", "STORESCP", "-od", str(output), str(destination_port)],
+            env=ENVIRONMENT,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        time.sleep(0.3)
+        watcher, seen = first_file_watch(output)
+        start = time.perf_counter()
+        timed(
+            [
+                "movescu",
+                "-S",
+                "-aec",
+                "APPLIANCE",
+                "-aem",
+                "STORESCP",
+                "-k",
+                "QueryRetrieveLevel=STUDY",
+                "-k",
+                f"StudyInstanceUID={study_uid}",
+                "127.0.0.1",
+                str(archive.port),
+            ]
+        )
+        totals.append(time.perf_counter() - start)
+        watcher.join()
+        firsts.append(seen[0] - start)
+        destination.terminate()
+        destination.wait()
+        assert len(list(output.iterdir())) == SERIES_SIZE
+        shutil.rmtree(output)
+    report("C-MOVE series to storescp: first image (median of 3)", f"{statistics.median(firsts):.3f} s")
+    report(f"C-MOVE series to storescp: all {SERIES_SIZE} (median of 3)", f"{statistics.median(totals):.2f} s")
+
+
+def find_latency(port: int, keys: dict[str, str]) -> float:
+    assoc = associate(port, StudyRootQueryRetrieveInformationModelFind, ae_title="FINDSCU")
+    samples = []
+    for _ in range(QUERY_REPEATS):
+        query = Dataset()
+        query.QueryRetrieveLevel = "STUDY"
+        query.StudyInstanceUID = ""
+        query.StudyDate = ""
+        query.PatientName = ""
+        query.PatientID = ""
+        for keyword, value in keys.items():
+            setattr(query, keyword, value)
+        start = time.perf_counter()
+        answers = list(assoc.send_c_find(query, StudyRootQueryRetrieveInformationModelFind))
+        samples.append(time.perf_counter() - start)
+        assert answers[-1][0].Status == 0
+    assoc.release()
+    return statistics.median(samples) * 1000
+
+
+def bench_find(archive: Daemon, label: str) -> None:
+    by_id = find_latency(archive.port, {"PatientID": "IPP0001"})
+    by_name = find_latency(archive.port, {"PatientName": "ŒUVR*", "SpecificCharacterSet": "ISO_IR 192"})
+    target = "target < 15 ms" if "10,000" in label else ""
+    report(f"C-FIND study by Patient ID, {label}", f"{by_id:.1f} ms", target)
+    report(f"C-FIND study by name wildcard ŒUVR*, {label}", f"{by_name:.1f} ms")
+
+
+def fill_index(config_path: Path, studies: int) -> None:
+    """Add `studies` synthetic one-image studies (index rows only) for other patients."""
+    import yaml
+
+    config = yaml.safe_load(config_path.read_text())
+    engine = create_index_engine(
+        f"sqlite:///{Path(config['storage']['data_directory']) / 'index' / 'appliance.sqlite'}"
+    )
+    upgrade_schema(engine)
+    index = Index(engine)
+    template = make_instance("CT", PATIENTS[1])
+    template.Rows = template.Columns = 4
+    template.PixelData = b"\0" * 32
+    surnames = ["MARTIN", "BERNARD", "THOMAS", "PETIT", "ROBERT", "RICHARD", "DURAND", "DUBOIS", "MOREAU", "LAURENT"]
+    for number in range(studies):
+        template.PatientID = f"P{number // 3:07d}"
+        template.PatientName = f"{surnames[number % 10]}{number // 10}^Prénom"
+        template.StudyInstanceUID = generate_uid()
+        template.SeriesInstanceUID = generate_uid()
+        template.SOPInstanceUID = template.file_meta.MediaStorageSOPInstanceUID = generate_uid()
+        template.StudyDate = f"20{10 + number % 16:02d}{1 + number % 12:02d}{1 + number % 28:02d}"
+        attributes = read_attributes(encoded(template))
+        index.add_instance(attributes, WrittenFile(f"filler/{number}.dcm", 1, "0" * 64), "FILLER")
+    engine.dispose()
+
+
+def bench_compression(archive: Daemon) -> None:
+    before = cli(archive.config_path, "archive", "stats").stdout
+    start = time.perf_counter()
+    cli(archive.config_path, "archive", "compress", "--all")
+    seconds = time.perf_counter() - start
+    after = cli(archive.config_path, "archive", "stats").stdout
+
+    def figure(text: str, name: str) -> int:
+        return int(next(line for line in text.splitlines() if line.startswith(name)).split()[-1])
+
+    report("study bytes on disk before lossless compression", f"{figure(before, 'bytes on disk') / 1e6:.1f} MB")
+    report("study bytes on disk after (JPEG-LS, verified)", f"{figure(after, 'bytes on disk') / 1e6:.1f} MB")
+    report("  compress + decode + compare, 1 process", f"{seconds:.1f} s")
+
+
+def bench_codecs() -> None:
+    print("\nLossless codecs per modality (encode + decode + compare, one core, median of 5 images):")
+    print(f"  {'modality':<10}{'JPEG-LS ratio':>14}{'ms/image':>10}{'J2K ratio':>12}{'ms/image':>10}")
+    for modality in ("CT", "CR", "DX", "MG", "US"):
+        row = [modality]
+        for syntax in (JPEGLSLossless, JPEG2000Lossless):
+            ratios, times = [], []
+            for seed in range(5):
+                original = encoded(make_instance(modality, seed=seed + 1))
+                start = time.perf_counter()
+                result = compress_verified(original, syntax)
+                times.append((time.perf_counter() - start) * 1000)
+                ratios.append(len(original) / len(result.encoded))
+            row += [f"{statistics.median(ratios):.2f}:1", f"{statistics.median(times):.0f}"]
+        print(f"  {row[0]:<10}{row[1]:>14}{row[2]:>10}{row[3]:>12}{row[4]:>10}")
+
+
+def main() -> int:
+    work = Path(tempfile.mkdtemp(prefix="appliance-bench-"))
+    try:
+        print(f"Generating a {SERIES_SIZE}-image CT series (512x512, 16-bit)...", flush=True)
+        series = work / "series"
+        paths = write_series(series, SERIES_SIZE, "CT", PATIENTS[0])
+        study_uid = dcmread(paths[0], stop_before_pixels=True).StudyInstanceUID
+        size = sum(path.stat().st_size for path in paths)
+        print(f"  {len(paths)} files, {size / 1e6:.1f} MB\n\nFigures (2-core machine, loopback):")
+        destination_port = free_port()
+        archive = start_archive(work, "one", destination_port)
+        try:
+            bench_ingest(archive, series, work)
+            bench_find(archive, "1 study in the index")
+            bench_get(archive, study_uid, work)
+            bench_move(archive, study_uid, work, destination_port)
+            bench_compression(archive)
+        finally:
+            archive.stop()
+        parallel = start_archive(work, "four", destination_port)
+        try:
+            bench_ingest_parallel(parallel, series, work)
+        finally:
+            parallel.stop()
+        print(f"  (filling the index with {FILLER_STUDIES} more studies...)", flush=True)
+        fill_index(archive.config_path, FILLER_STUDIES)
+        archive = start_archive(work, "one", destination_port)
+        try:
+            bench_find(archive, f"{FILLER_STUDIES + 1:,} studies in the index".replace(",", ","))
+        finally:
+            archive.stop()
+        bench_codecs()
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
