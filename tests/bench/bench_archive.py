@@ -17,23 +17,22 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parents[1]))
 
-from datagen import PATIENTS, encoded, make_instance, write_series  # noqa: E402
-from pydicom import dcmread  # noqa: E402
-from pydicom.dataset import Dataset  # noqa: E402
-from pydicom.uid import JPEG2000Lossless, JPEGLSLossless, generate_uid  # noqa: E402
-from pynetdicom.sop_class import StudyRootQueryRetrieveInformationModelFind  # type: ignore[attr-defined]  # noqa: E402
-from servers import Daemon, archive_config, associate, cli, free_port, write_config  # noqa: E402
+from datagen import PATIENTS, encoded, make_instance, write_series
+from pydicom import dcmread
+from pydicom.dataset import Dataset
+from pydicom.uid import JPEG2000Lossless, JPEGLSLossless, generate_uid
+from pynetdicom.sop_class import StudyRootQueryRetrieveInformationModelFind  # type: ignore[attr-defined]
+from servers import Daemon, archive_config, associate, cli, free_port, write_config
 
-from appliance.archive.attributes import read_attributes  # noqa: E402
-from appliance.archive.index import Index  # noqa: E402
-from appliance.archive.lossless import compress_verified  # noqa: E402
-from appliance.archive.storage import WrittenFile  # noqa: E402
-from appliance.db import create_index_engine, upgrade_schema  # noqa: E402
+from appliance.archive.attributes import read_attributes
+from appliance.archive.index import Index
+from appliance.archive.lossless import compress_verified
+from appliance.archive.storage import WrittenFile
+from appliance.db import create_index_engine, upgrade_schema
 
 SERIES_SIZE = int(os.environ.get("BENCH_IMAGES", "600"))
 FILLER_STUDIES = int(os.environ.get("BENCH_STUDIES", "10000"))
