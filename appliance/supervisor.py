@@ -10,7 +10,7 @@ import argparse
 import signal
 import subprocess
 import sys
-import time
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -30,7 +30,9 @@ def arguments_of(argv: Sequence[str] | None) -> argparse.Namespace:
 
 
 def start(module: str, options: list[str]) -> subprocess.Popen[bytes]:
-    return subprocess.Popen([sys.executable, "-m", module, *options])
+    """Start one daemon the way its console script would (so its loggers carry module names)."""
+    code = f"import sys; from {module} import main; sys.exit(main(sys.argv[1:]))"
+    return subprocess.Popen([sys.executable, "-c", code, *options])
 
 
 def stop_all(processes: dict[str, subprocess.Popen[bytes]]) -> None:
@@ -56,15 +58,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"  DICOM archive  AE {config.dicom.ae_title} on {config.dicom.bind_address}:{config.dicom.port}", flush=True)
     print("  background worker: verified lossless compression", flush=True)
     print("Ctrl-C stops everything.", flush=True)
-    signal.signal(signal.SIGTERM, lambda _number, _frame: (_ for _ in ()).throw(KeyboardInterrupt()))
+    stop = threading.Event()
+    for number in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(number, lambda _number, _frame: stop.set())
     processes = {name: start(module, options) for name, module in DAEMONS.items()}
     try:
-        while all(process.poll() is None for process in processes.values()):
-            time.sleep(0.5)
-        failed = [name for name, process in processes.items() if process.poll() is not None]
-        print(f"{', '.join(failed)} exited; stopping the others", file=sys.stderr, flush=True)
-        return 1
-    except KeyboardInterrupt:
+        while not stop.wait(0.5):
+            exited = [name for name, process in processes.items() if process.poll() is not None]
+            if exited:
+                print(f"{', '.join(exited)} exited; stopping the others", file=sys.stderr, flush=True)
+                return 1
         return 0
     finally:
         stop_all(processes)

@@ -61,7 +61,7 @@ class Daemon:
     def start(self, timeout: float = 60) -> Daemon:
         with open(self.log_path, "a") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", self.module, "--config", str(self.config_path)],
+                [sys.executable, "-c", launcher(self.module), "--config", str(self.config_path)],
                 stdout=subprocess.PIPE,
                 stderr=log,
                 text=True,
@@ -96,6 +96,11 @@ class Daemon:
 
     def log(self) -> str:
         return self.log_path.read_text()
+
+
+def launcher(module: str) -> str:
+    """Python code running `module`'s main() as its console script would."""
+    return f"import sys; from {module} import main; sys.exit(main(sys.argv[1:]))"
 
 
 def write_config(path: Path, config: dict[str, Any]) -> Path:
