@@ -17,6 +17,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parents[1]))
@@ -97,11 +98,29 @@ def bench_ingest_parallel(archive: Daemon, series: Path, work: Path) -> None:
         )
         for group in groups
     ]
-    for process in processes:
-        process.wait()
+    latencies = queries_while(lambda: any(process.poll() is None for process in processes), archive.port)
     seconds = time.perf_counter() - start
     report(f"ingest {SERIES_SIZE} images, 4 associations", f"{seconds:.2f} s")
     report("  images per second, 4 associations", f"{SERIES_SIZE / seconds:.0f}/s")
+    if latencies:
+        report("  C-FIND by Patient ID during that ingest: median", f"{statistics.median(latencies):.1f} ms")
+        report("  C-FIND by Patient ID during that ingest: slowest", f"{max(latencies):.1f} ms")
+
+
+def queries_while(busy: Callable[[], bool], port: int) -> list[float]:
+    """C-FIND latencies (ms) measured one after the other for as long as `busy()` holds."""
+    assoc = associate(port, StudyRootQueryRetrieveInformationModelFind, ae_title="FINDSCU")
+    latencies = []
+    while busy():
+        query = Dataset()
+        query.QueryRetrieveLevel = "STUDY"
+        query.StudyInstanceUID = ""
+        query.PatientID = "IPP0001"
+        start = time.perf_counter()
+        list(assoc.send_c_find(query, StudyRootQueryRetrieveInformationModelFind))
+        latencies.append((time.perf_counter() - start) * 1000)
+    assoc.release()
+    return latencies
 
 
 def bench_get(archive: Daemon, study_uid: str, work: Path) -> None:
