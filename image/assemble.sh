@@ -42,7 +42,7 @@ root_fs_bytes=$(( root_size * 512 - ROOT_SLACK_MIB * 1024 * 1024 ))
 log "root file system: $(( root_fs_bytes / 1024 / 1024 )) MiB from $TREE"
 truncate -s "$root_fs_bytes" "$work/root.ext4"
 mke2fs -q -F -t ext4 -L "$ROOT_LABEL" -d "$TREE" -E lazy_itable_init=0 "$work/root.ext4"
-e2fsck -fn "$work/root.ext4" >/dev/null
+e2fsck -fn "$work/root.ext4" >/dev/null 2>&1
 dd if="$work/root.ext4" of="$raw" bs=1M seek=$(( root_start / 2048 )) conv=notrunc,sparse status=none
 rm -f "$work/root.ext4"
 

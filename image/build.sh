@@ -81,14 +81,7 @@ tar -C "$TREE" --numeric-owner --xattrs --xattrs-include='*' -xf "$BASE"
 
 # --- 2. the playbook, through the chroot connection -------------------------------------
 log "packing the package source"
-readme=(-C "$REPO" README.md)
-if [ ! -f "$REPO/README.md" ]; then  # pyproject.toml names it as the package's readme
-    printf 'PACS appliance (README.md not written yet)\n' > "$OUT/README.md"
-    readme=(-C "$OUT" README.md)
-fi
-tar --exclude=__pycache__ --exclude='*.pyc' --exclude='*.egg-info' \
-    --owner=0 --group=0 --mtime='2000-01-01' --sort=name \
-    -czf "$OUT/appliance-src.tar.gz" -C "$REPO" pyproject.toml requirements.lock appliance systemd "${readme[@]}"
+"$REPO/image/pack-source.sh" "$OUT/appliance-src.tar.gz"
 
 # The chroot needs /proc, /sys, /dev, DNS (pip) and must not start daemons.
 bind /proc /proc

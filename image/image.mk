@@ -28,8 +28,9 @@ image-deps: ## Install what the image build and the VM tests need (apt packages,
 	@if [ ! -f $(ANSIBLE_VENV)/.installed ] || [ ansible/controller-requirements.txt -nt $(ANSIBLE_VENV)/.installed ]; then \
 		echo "image-deps: Ansible into $(ANSIBLE_VENV)"; \
 		rm -rf $(ANSIBLE_VENV) && python3 -m venv $(ANSIBLE_VENV) && \
-		$(ANSIBLE_VENV)/bin/pip install -q --disable-pip-version-check --require-hashes \
-			-r ansible/controller-requirements.txt && touch $(ANSIBLE_VENV)/.installed; \
+		{ $(ANSIBLE_VENV)/bin/pip install -q --disable-pip-version-check --require-hashes \
+			-r ansible/controller-requirements.txt > build/ansible-venv.log 2>&1 \
+			|| { cat build/ansible-venv.log; exit 1; }; } && touch $(ANSIBLE_VENV)/.installed; \
 	fi
 
 image: image-deps ## Build the production disk image (build/image/appliance.raw + .qcow2)

@@ -1,0 +1,101 @@
+"""Fixtures of the system tests: the built trees and images, and a booted test VM.
+
+These tests need root, the images built by `make image image-test-variant` and the packages of
+`make image-deps`; they run only when APPLIANCE_SYSTEM_TESTS=1 (set by `make test-image` and
+`make vm-test`), so that a plain `pytest` of the package skips them instead of failing.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO / "image"))
+
+from vm import ApplianceVM  # noqa: E402  (image/vm.py, stdlib only)
+
+IMAGE_DIR = REPO / os.environ.get("IMAGE_DIR", "build/image")
+IMAGE_TEST_DIR = REPO / os.environ.get("IMAGE_TEST_DIR", "build/image-test")
+TEST_KEY = IMAGE_TEST_DIR / "ssh" / "id_ed25519"
+VM_WORK = REPO / "build" / "vm-test"
+ANSIBLE_VENV = REPO / "build" / "ansible-venv"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "static: checks of the built tree without running it")
+    config.addinivalue_line("markers", "host: real daemons on the build machine (loopback only)")
+    config.addinivalue_line("markers", "nspawn: the test tree booted in systemd-nspawn")
+    config.addinivalue_line("markers", "vm: the test image booted in qemu")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if os.environ.get("APPLIANCE_SYSTEM_TESTS") == "1":
+        return
+    skip = pytest.mark.skip(
+        reason="system tests run only through 'make test-image' or 'make vm-test' (APPLIANCE_SYSTEM_TESTS=1)"
+    )
+    for item in items:
+        if Path(str(item.fspath)).is_relative_to(Path(__file__).parent):
+            item.add_marker(skip)
+
+
+def package_has(relative: str) -> bool:
+    """True when the archive package in this checkout has the given module."""
+    return (REPO / relative).exists()
+
+
+@pytest.fixture(scope="session")
+def test_tree() -> Path:
+    tree = IMAGE_TEST_DIR / "tree"
+    if not (tree / "etc" / "os-release").exists():
+        pytest.fail(f"no test tree at {tree}: run 'make image-test-variant' first")
+    return tree
+
+
+@pytest.fixture(scope="session")
+def test_image() -> Path:
+    image = IMAGE_TEST_DIR / "appliance.qcow2"
+    if not image.exists():
+        pytest.fail(f"no test image at {image}: run 'make image-test-variant' first")
+    return image
+
+
+@pytest.fixture(scope="session")
+def ansible_playbook() -> Path:
+    program = ANSIBLE_VENV / "bin" / "ansible-playbook"
+    if not program.exists():
+        pytest.fail("no Ansible in build/ansible-venv: run 'make image-deps'")
+    return program
+
+
+@pytest.fixture(scope="session")
+def booted_vm(test_image: Path) -> Iterator[ApplianceVM]:
+    """The test image booted once with two system and two data disks, shared by the VM tests."""
+    workdir = VM_WORK / "full"
+    shutil.rmtree(workdir, ignore_errors=True)
+    vm = ApplianceVM(image=test_image, workdir=workdir, ssh_key=TEST_KEY, data_disks=2)
+    vm.start()
+    try:
+        vm.boot_seconds = vm.wait_ssh(timeout=420)  # type: ignore[attr-defined]
+        yield vm
+    finally:
+        vm.stop()
+
+
+def run(
+    command: list[str], timeout: float = 120, check: bool = True, **kwargs: object
+) -> subprocess.CompletedProcess[str]:
+    """Run a host command, text mode, with a timeout; raise with its output when check fails."""
+    result = subprocess.run(command, capture_output=True, text=True, timeout=timeout, **kwargs)  # type: ignore[call-overload]
+    if check and result.returncode != 0:
+        raise AssertionError(
+            f"{' '.join(map(str, command))} exited {result.returncode}:\n{result.stdout}\n{result.stderr}"
+        )
+    return result
