@@ -2,6 +2,8 @@
 
 from alembic import context
 
+import appliance.archive.tables  # noqa: F401  (declares the tables)
+import appliance.worklist.tables  # noqa: F401
 from appliance.db.metadata import metadata
 
 engine = context.config.attributes["engine"]
