@@ -10,7 +10,7 @@ import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
-import appliance.archive.tables  # noqa: F401  (declares the tables)
+import appliance.archive.tables
 import appliance.worklist.tables  # noqa: F401
 from appliance.db import create_index_engine, upgrade_schema
 from appliance.db.metadata import metadata

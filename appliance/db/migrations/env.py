@@ -2,7 +2,7 @@
 
 from alembic import context
 
-import appliance.archive.tables  # noqa: F401  (declares the tables)
+import appliance.archive.tables
 import appliance.worklist.tables  # noqa: F401
 from appliance.db.metadata import metadata
 
