@@ -72,3 +72,17 @@ commitment_request = Table(
     Column("requested_at", DateTime(timezone=True), nullable=False),
     Column("reported_at", DateTime(timezone=True), nullable=True),
 )
+
+# What happened to a procedure, for the RIS (W5): the HL7 side follows this feed with a cursor
+# (as the lossless worker follows the archive's `change` feed) and sends the messages.
+workflow_event = Table(
+    "workflow_event",
+    metadata,
+    Column("id", BigKey, primary_key=True),
+    # procedure-in-progress, procedure-completed, procedure-discontinued, images-available
+    Column("kind", String(32), nullable=False),
+    Column("scheduled_step_pk", BigKey, ForeignKey("scheduled_step.id"), nullable=True),
+    Column("study_instance_uid", UID, nullable=False, server_default=""),
+    Column("accession_number", String(16), nullable=False, server_default=""),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
