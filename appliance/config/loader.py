@@ -18,6 +18,7 @@ import yaml
 
 DEVELOPMENT_PORT = 11112
 DEVELOPMENT_MOVE_DESTINATION_PORT = 11114
+DEVELOPMENT_WORKLIST_PORT = 11113
 
 
 class ConfigError(Exception):
@@ -83,6 +84,54 @@ class DicomConfig:
 
 
 @dataclass(frozen=True)
+class Station:
+    """Where orders of a modality (and room) are scheduled when the RIS names no station."""
+
+    ae_title: str
+    modality: str
+    room: str
+
+
+@dataclass(frozen=True)
+class WorklistProfile:
+    """How one modality wants its worklist answers (W2)."""
+
+    ae_title: str
+    character_set: str
+    return_keys: tuple[str, ...]
+    patient_id_max_length: int
+    patient_name_max_length: int
+    days_before: int
+    days_after: int
+    filter_on_calling_ae: bool
+    maximum_items: int
+
+
+@dataclass(frozen=True)
+class WorklistConfig:
+    ae_title: str
+    bind_address: str
+    port: int
+    stations: tuple[Station, ...]
+    profiles: tuple[WorklistProfile, ...]
+    default_profile: WorklistProfile
+
+    def profile_for(self, calling_ae_title: str) -> WorklistProfile:
+        """The profile of the modality calling with this AE title, else the default one."""
+        for profile in self.profiles:
+            if profile.ae_title == calling_ae_title:
+                return profile
+        return self.default_profile
+
+    def station_for(self, modality: str, room: str) -> str:
+        """The scheduled station AE title of an order that names none ('' when nothing matches)."""
+        for station in self.stations:
+            if station.modality == modality and station.room in ("", room):
+                return station.ae_title
+        return ""
+
+
+@dataclass(frozen=True)
 class LosslessConfig:
     enabled: bool
     transfer_syntax: str
@@ -101,6 +150,7 @@ class Config:
     database: DatabaseConfig
     dicom: DicomConfig
     peers: tuple[Peer, ...]
+    worklist: WorklistConfig
     lossless: LosslessConfig
     logging_level: str
 
@@ -177,8 +227,20 @@ def key_path(parts: Any) -> str:
     return text or "(top level)"
 
 
+def resolved(node_schema: dict[str, Any]) -> dict[str, Any]:
+    """A schema node with its local `$ref` (`#/$defs/...`) merged in."""
+    reference = node_schema.get("$ref")
+    if not reference:
+        return node_schema
+    target: dict[str, Any] = schema()
+    for part in reference.removeprefix("#/").split("/"):
+        target = target[part]
+    return {**target, **{key: value for key, value in node_schema.items() if key != "$ref"}}
+
+
 def with_defaults(node_schema: dict[str, Any], value: Any) -> Any:
     """Fill the schema's defaults into `value`, recursively through objects and arrays."""
+    node_schema = resolved(node_schema)
     if node_schema.get("type") == "object" and isinstance(value, dict):
         for name, property_schema in node_schema.get("properties", {}).items():
             if name not in value and "default" in property_schema:
@@ -194,6 +256,10 @@ def with_defaults(node_schema: dict[str, Any], value: Any) -> Any:
 def consistency_problems(document: dict[str, Any]) -> list[str]:
     """Problems a schema cannot express: duplicate peers, a peer named like the archive."""
     problems = []
+    profiles = [profile["ae_title"] for profile in document["worklist"]["profiles"]]
+    for position, title in enumerate(profiles):
+        if not title or title in profiles[:position]:
+            problems.append(f"worklist.profiles[{position}].ae_title: empty or listed twice")
     seen: set[str] = set()
     for position, peer in enumerate(document["peers"]):
         title = peer["ae_title"]
@@ -229,9 +295,25 @@ def typed_config(document: dict[str, Any], source: str) -> Config:
             )
             for peer in document["peers"]
         ),
+        worklist=worklist_config(document["worklist"]),
         lossless=LosslessConfig(**lossless),
         logging_level=document["logging"]["level"],
     )
+
+
+def worklist_config(section: dict[str, Any]) -> WorklistConfig:
+    return WorklistConfig(
+        ae_title=section["ae_title"],
+        bind_address=section["bind_address"],
+        port=section["port"],
+        stations=tuple(Station(**station) for station in section["stations"]),
+        profiles=tuple(worklist_profile(profile) for profile in section["profiles"]),
+        default_profile=worklist_profile(section["default_profile"]),
+    )
+
+
+def worklist_profile(profile: dict[str, Any]) -> WorklistProfile:
+    return WorklistProfile(**{**profile, "return_keys": tuple(profile["return_keys"])})
 
 
 def development_document(data_directory: Path) -> dict[str, Any]:
@@ -241,6 +323,7 @@ def development_document(data_directory: Path) -> dict[str, Any]:
         "site_name": "Development appliance",
         "storage": {"data_directory": str(data_directory), "minimum_free_space_mb": 100},
         "dicom": {"ae_title": "APPLIANCE", "bind_address": "127.0.0.1", "port": DEVELOPMENT_PORT},
+        "worklist": {"bind_address": "127.0.0.1", "port": DEVELOPMENT_WORKLIST_PORT},
         "peers": [
             {
                 "ae_title": "STORESCP",

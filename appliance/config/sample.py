@@ -8,7 +8,7 @@ from typing import Any
 
 import yaml
 
-from appliance.config.loader import schema
+from appliance.config.loader import resolved, schema
 
 
 def sample_yaml() -> str:
@@ -22,13 +22,16 @@ def sample_yaml() -> str:
 
 def object_lines(node: dict[str, Any], indent: str) -> list[str]:
     lines: list[str] = []
-    for name, property_schema in node.get("properties", {}).items():
+    for name, reference in resolved(node).get("properties", {}).items():
+        property_schema = resolved(reference)
         lines += comment_lines(property_schema.get("description", ""), indent)
         lines += value_lines(name, property_schema, indent)
     return lines
 
 
 def value_lines(name: str, node: dict[str, Any], indent: str) -> list[str]:
+    if node.get("type") == "array" and "$ref" in node.get("items", {}):
+        node = {**node, "items": resolved(node["items"])}
     if node.get("type") == "object":
         return [f"{indent}{name}:", *object_lines(node, indent + "  ")]
     if node.get("type") == "array" and node.get("items", {}).get("type") == "object":
@@ -82,7 +85,8 @@ def reference_markdown() -> str:
 
 def reference_rows(node: dict[str, Any], prefix: str) -> list[str]:
     rows: list[str] = []
-    for name, property_schema in node.get("properties", {}).items():
+    for name, reference in resolved(node).get("properties", {}).items():
+        property_schema = resolved(reference)
         key = f"{prefix}{name}"
         kind = property_schema.get("type", "")
         if "enum" in property_schema:
@@ -92,6 +96,6 @@ def reference_rows(node: dict[str, Any], prefix: str) -> list[str]:
         rows.append(f"| `{key}` | {kind} | `{default}` | {description} |")
         if kind == "object":
             rows += reference_rows(property_schema, prefix=f"{key}.")
-        elif property_schema.get("type") == "array" and property_schema.get("items", {}).get("type") == "object":
-            rows += reference_rows(property_schema["items"], prefix=f"{key}[].")
+        elif property_schema.get("type") == "array" and resolved(property_schema.get("items", {})).get("type") == "object":
+            rows += reference_rows(resolved(property_schema["items"]), prefix=f"{key}[].")
     return rows

@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from appliance.config import ConfigError, development_config, load_config
-from appliance.config.loader import config_from_document, schema
+from appliance.config.loader import config_from_document, resolved, schema
 from appliance.config.sample import reference_markdown, sample_yaml
 
 
@@ -78,13 +78,14 @@ def test_generated_sample_is_valid_and_covers_every_key() -> None:
 def test_every_key_has_a_description_and_an_example() -> None:
     def walk(node: dict, path: str) -> list[str]:
         missing = []
-        for name, child in node.get("properties", {}).items():
+        for name, reference in node.get("properties", {}).items():
+            child = resolved(reference)
             if "description" not in child:
                 missing.append(f"{path}{name}: description")
             if child.get("type") not in ("object", "array") and "examples" not in child:
                 missing.append(f"{path}{name}: examples")
             missing += walk(child, f"{path}{name}.")
-            missing += walk(child.get("items", {}), f"{path}{name}[].")
+            missing += walk(resolved(child.get("items", {})), f"{path}{name}[].")
         return missing
 
     assert walk(schema(), "") == []
