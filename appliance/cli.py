@@ -6,8 +6,10 @@ import argparse
 import sys
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
-from datetime import timedelta
+from datetime import date, timedelta
 from pathlib import Path
+
+from sqlalchemy import Engine
 
 from appliance import service
 from appliance.archive.index import Index
@@ -15,9 +17,11 @@ from appliance.archive.integrity import reindex, verify
 from appliance.archive.lossless import SYNTAXES, LosslessCompressor
 from appliance.archive.statistics import archive_statistics
 from appliance.archive.storage import FileStore
-from appliance.config import ConfigError, load_config
+from appliance.config import Config, ConfigError, load_config
 from appliance.config.sample import reference_markdown, sample_yaml
 from appliance.db import create_index_engine, upgrade_schema
+from appliance.dicom.peers import AccessPolicy
+from appliance.dicom.worklist_scp import WorklistService, typical_query
 
 
 def parser() -> argparse.ArgumentParser:
@@ -39,6 +43,14 @@ def parser() -> argparse.ArgumentParser:
     compress = archive.add_parser("compress", help="run verified lossless compression once, now")
     add_runtime_options(compress)
     compress.add_argument("--all", action="store_true", help="ignore the configured delay")
+    worklist = commands.add_parser("worklist", help="the modality worklist").add_subparsers(
+        dest="action", required=True
+    )
+    preview = worklist.add_parser("preview", help="print exactly what a modality receives for a usual query")
+    add_runtime_options(preview)
+    preview.add_argument("--as", dest="calling_ae_title", required=True, help="the modality's calling AE title")
+    preview.add_argument("--modality", default="", help="Modality the query asks for (default: any)")
+    preview.add_argument("--date", default="", help="Scheduled date or range (default: the profile's window)")
     return top
 
 
@@ -76,6 +88,8 @@ def runtime_command(arguments: argparse.Namespace) -> int:
     if arguments.command == "db":
         print("index schema is up to date")
         return 0
+    if arguments.command == "worklist":
+        return print_worklist_preview(config, engine, arguments)
     files = FileStore(config.storage.data_directory, config.storage.minimum_free_space_mb * 1024 * 1024)
     if arguments.action == "verify":
         return print_verify(
@@ -92,6 +106,20 @@ def runtime_command(arguments: argparse.Namespace) -> int:
         compressor = LosslessCompressor(Index(engine), files, SYNTAXES[config.lossless.transfer_syntax], delay)
         return print_compress(compressor, config.lossless.worker_processes)
     return print_statistics(engine)
+
+
+def print_worklist_preview(config: Config, engine: Engine, arguments: argparse.Namespace) -> int:
+    """The datasets the modality calling as `--as` would receive, as pydicom shows them."""
+    service = WorklistService(config, engine, AccessPolicy(config))
+    query = typical_query(arguments.modality)
+    query.ScheduledProcedureStepSequence[0].ScheduledProcedureStepStartDate = arguments.date
+    answers = service.answers(query, arguments.calling_ae_title, date.today())
+    profile = config.worklist.profile_for(arguments.calling_ae_title)
+    print(f"{len(answers)} item(s) for {arguments.calling_ae_title} (profile: {profile.ae_title or 'default'})")
+    for number, answer in enumerate(answers, start=1):
+        print(f"--- item {number}")
+        print(answer)
+    return 0
 
 
 def print_verify(report: object) -> int:

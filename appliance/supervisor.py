@@ -19,6 +19,7 @@ from appliance.config import ConfigError, development_config, load_config
 DAEMONS = {
     "appliance-dicom": "appliance.dicom.daemon",
     "appliance-forward": "appliance.forward.daemon",
+    "appliance-worklist": "appliance.dicom.worklist_daemon",
 }
 
 
@@ -56,6 +57,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     options = ["--config", str(arguments.config)] if arguments.config else ["--data", str(arguments.data.absolute())]
     print(f"appliance ({config.mode} mode), data in {config.storage.data_directory}", flush=True)
     print(f"  DICOM archive  AE {config.dicom.ae_title} on {config.dicom.bind_address}:{config.dicom.port}", flush=True)
+    worklist = config.worklist
+    print(f"  worklist       AE {worklist.ae_title} on {worklist.bind_address}:{worklist.port}", flush=True)
     print("  background worker: verified lossless compression", flush=True)
     print("Ctrl-C stops everything.", flush=True)
     stop = threading.Event()

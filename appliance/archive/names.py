@@ -21,3 +21,22 @@ def person_name_key(name: str) -> str:
     """The folded key of a PN value: alphabetic group only, trailing empty components dropped."""
     alphabetic = name.split("=")[0]
     return fold(alphabetic).rstrip("^ ").strip()
+
+
+def transliterate(text: str, keep_latin1: bool) -> str:
+    """Text a modality can display: ASCII (or Latin-1) only, case kept, accents and ligatures spelled
+    out (`Œuvrard` becomes `OEuvrard`, and `Hélène` becomes `Helene` when Latin-1 is not kept)."""
+    characters = []
+    for character in text:
+        if character.isascii() or (keep_latin1 and ord(character) < 256):
+            characters.append(character)
+        elif character in SPELLED_OUT:
+            characters.append(SPELLED_OUT[character])
+        else:
+            decomposed = unicodedata.normalize("NFKD", character)
+            plain = "".join(part for part in decomposed if part.isascii() and not unicodedata.combining(part))
+            characters.append(plain or "?")
+    return "".join(characters)
+
+
+SPELLED_OUT = {"Œ": "OE", "œ": "oe", "Æ": "AE", "æ": "ae", "ß": "ss"}

@@ -96,6 +96,9 @@ def reference_rows(node: dict[str, Any], prefix: str) -> list[str]:
         rows.append(f"| `{key}` | {kind} | `{default}` | {description} |")
         if kind == "object":
             rows += reference_rows(property_schema, prefix=f"{key}.")
-        elif property_schema.get("type") == "array" and resolved(property_schema.get("items", {})).get("type") == "object":
+        elif (
+            property_schema.get("type") == "array"
+            and resolved(property_schema.get("items", {})).get("type") == "object"
+        ):
             rows += reference_rows(resolved(property_schema["items"]), prefix=f"{key}[].")
     return rows

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from pynetdicom import AE
 from pynetdicom.transport import AssociationServer
@@ -72,25 +72,36 @@ def stop_server(ae: AE, server: AssociationServer) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    runtime = service.start(argv, "The DICOM archive: storage and query/retrieve SCP.")
+    return run_service(argv, "The DICOM archive: storage and query/retrieve SCP.", archive_server)
+
+
+def archive_server(runtime: service.Runtime) -> tuple[AE, AssociationServer, str]:
+    ae, server = start_server(runtime)
+    return ae, server, f"DICOM archive {runtime.config.dicom.ae_title}"
+
+
+def run_service(
+    argv: Sequence[str] | None,
+    description: str,
+    start: Callable[[service.Runtime], tuple[AE, AssociationServer, str]],
+) -> int:
+    """Start a DICOM service, say where it listens, serve until SIGTERM, then stop cleanly."""
+    runtime = service.start(argv, description)
     if runtime is None:
         return 2
-    config = runtime.config
     try:
-        ae, server = start_server(runtime)
+        ae, server, name = start(runtime)
     except OSError as error:
-        LOGGER.error("cannot listen on %s:%d: %s", config.dicom.bind_address, config.dicom.port, error)
+        LOGGER.error("cannot listen: %s", error)
         return 1
     host, port = server.server_address[:2]
-    print(f"DICOM archive {config.dicom.ae_title} listening on {host}:{port}", flush=True)
+    print(f"{name} listening on {host}:{port}", flush=True)
     try:
-        return service.serve_until_stopped(
-            lambda: service.database_answers(runtime.engine), f"archive {config.dicom.ae_title} on port {port}"
-        )
+        return service.serve_until_stopped(lambda: service.database_answers(runtime.engine), f"{name} on port {port}")
     finally:
         stop_server(ae, server)
         runtime.engine.dispose()
-        LOGGER.info("archive stopped")
+        LOGGER.info("%s stopped", name)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,235 @@
+"""The Modality Worklist SCP (W1, W2): C-FIND on the scheduled steps, answered the way each
+modality's profile says (character set, attributes, lengths, date window, station filter)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+from pydicom.dataset import Dataset
+from pydicom.sequence import Sequence
+from pynetdicom import evt
+from pynetdicom.events import Event
+from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
+
+from appliance.archive.names import transliterate
+from appliance.config import Config
+from appliance.config.loader import WorklistProfile
+from appliance.dicom import statuses
+from appliance.dicom.peers import AccessPolicy
+from appliance.dicom.tuning import CONNECTION_HANDLERS
+from appliance.worklist.search import WorklistQuery, find_items
+
+LOGGER = logging.getLogger(__name__)
+
+MODALITY_WORKLIST_FIND = "1.2.840.10008.5.1.4.31"  # PS3.4 K.6.1
+
+# Return keys of type 1 or 2 (PS3.4 Table K.6-1): always answered when asked, whatever the profile.
+REQUIRED_KEYS = {
+    "ScheduledProcedureStepSequence", "ScheduledStationAETitle", "ScheduledProcedureStepStartDate",
+    "ScheduledProcedureStepStartTime", "Modality", "ScheduledPerformingPhysicianName",
+    "ScheduledProcedureStepDescription", "ScheduledProcedureStepID", "ScheduledProtocolCodeSequence",
+    "RequestedProcedureID", "RequestedProcedureDescription", "RequestedProcedureCodeSequence",
+    "StudyInstanceUID", "ReferencedStudySequence", "AccessionNumber", "ReferringPhysicianName",
+    "RequestingPhysician", "PatientName", "PatientID", "PatientBirthDate", "PatientSex",
+    "ScheduledProcedureStepStatus",
+}  # fmt: skip
+
+
+# The step's status (worklist domain) as Scheduled Procedure Step Status (0040,0020) says it.
+STEP_STATUS = {"SCHEDULED": "SCHEDULED", "IN PROGRESS": "STARTED"}
+
+
+def query_of(identifier: Dataset) -> WorklistQuery:
+    """The matching keys of an MWL identifier (the first Scheduled Procedure Step item holds some)."""
+    step = Dataset()
+    sequence = identifier.get("ScheduledProcedureStepSequence")
+    if sequence:
+        step = sequence[0]
+    return WorklistQuery(
+        station_ae_title=text(step, "ScheduledStationAETitle"),
+        modality=text(step, "Modality"),
+        start_date=text(step, "ScheduledProcedureStepStartDate"),
+        start_time=text(step, "ScheduledProcedureStepStartTime"),
+        station_name=text(step, "ScheduledStationName"),
+        performing_physician_name=text(step, "ScheduledPerformingPhysicianName"),
+        step_id=text(step, "ScheduledProcedureStepID"),
+        patient_name=text(identifier, "PatientName"),
+        patient_id=text(identifier, "PatientID"),
+        accession_number=text(identifier, "AccessionNumber"),
+        requested_procedure_id=text(identifier, "RequestedProcedureID"),
+        study_instance_uid=text(identifier, "StudyInstanceUID"),
+    )
+
+
+def text(dataset: Dataset, keyword: str) -> str:
+    value = dataset.get(keyword)
+    if value is None:
+        return ""
+    if isinstance(value, (list, tuple)) or type(value).__name__ == "MultiValue":
+        return "\\".join(str(part) for part in value)
+    return str(value)
+
+
+def full_item(item: dict[str, Any]) -> Dataset:
+    """Every attribute the archive knows about one scheduled step, as a Dataset."""
+    step = Dataset()
+    step.ScheduledStationAETitle = item["scheduled_station_ae_title"]
+    step.ScheduledStationName = item["scheduled_station_name"]
+    step.ScheduledProcedureStepStartDate = item["scheduled_start_date"]
+    step.ScheduledProcedureStepStartTime = item["scheduled_start_time"]
+    step.Modality = item["modality"]
+    step.ScheduledPerformingPhysicianName = item["scheduled_performing_physician_name"]
+    step.ScheduledProcedureStepDescription = item["scheduled_procedure_step_description"]
+    step.ScheduledProcedureStepID = item["scheduled_procedure_step_id"]
+    step.ScheduledProcedureStepStatus = STEP_STATUS.get(item["status"], "SCHEDULED")
+    step.ScheduledProtocolCodeSequence = code_sequence(item)
+    dataset = Dataset()
+    dataset.ScheduledProcedureStepSequence = Sequence([step])
+    dataset.RequestedProcedureID = item["requested_procedure_id"]
+    dataset.RequestedProcedureDescription = item["requested_procedure_description"]
+    dataset.RequestedProcedureCodeSequence = code_sequence(item)
+    dataset.RequestedProcedurePriority = item["priority"]
+    dataset.StudyInstanceUID = item["study_instance_uid"]
+    dataset.ReferencedStudySequence = Sequence()
+    dataset.AccessionNumber = item["accession_number"]
+    dataset.ReferringPhysicianName = item["referring_physician_name"]
+    dataset.RequestingPhysician = item["requesting_physician_name"]
+    dataset.ReasonForTheRequestedProcedure = item["reason"]
+    dataset.PatientName = item["patient_name"]
+    dataset.PatientID = item["patient_id"]
+    dataset.IssuerOfPatientID = item["issuer_of_patient_id"]
+    dataset.PatientBirthDate = item["patient_birth_date"]
+    dataset.PatientSex = item["patient_sex"]
+    return dataset
+
+
+def code_sequence(item: dict[str, Any]) -> Sequence:
+    if not item["procedure_code_value"]:
+        return Sequence()
+    code = Dataset()
+    code.CodeValue = item["procedure_code_value"]
+    code.CodingSchemeDesignator = item["procedure_code_scheme"] or "L"
+    code.CodeMeaning = item["procedure_code_meaning"]
+    return Sequence([code])
+
+
+def mirrored(request: Dataset, full: Dataset, allowed: set[str] | None) -> Dataset:
+    """The answer has exactly the requested attributes (PS3.4 C.2.2.1), valued where known."""
+    response = Dataset()
+    for element in request:
+        keyword = element.keyword
+        if keyword == "SpecificCharacterSet" or (allowed is not None and keyword not in allowed):
+            continue
+        if keyword not in full:
+            response.add_new(element.tag, element.VR, Sequence() if element.VR == "SQ" else None)
+        elif element.VR == "SQ" and element.value and full[keyword].value:
+            response.add_new(element.tag, "SQ", Sequence([mirrored(element.value[0], full[keyword].value[0], allowed)]))
+        else:
+            response.add_new(element.tag, element.VR, full[keyword].value)
+    return response
+
+
+def adapted(response: Dataset, profile: WorklistProfile) -> Dataset:
+    """Apply the modality's profile: lengths of ID and name, and the character set."""
+    if response.get("PatientID"):
+        response.PatientID = str(response.PatientID)[: profile.patient_id_max_length]
+    if response.get("PatientName"):
+        response.PatientName = shortened_name(str(response.PatientName), profile.patient_name_max_length)
+    if profile.character_set != "ISO_IR 192":
+        transliterated(response, keep_latin1=profile.character_set == "ISO_IR 100")
+    response.SpecificCharacterSet = "" if profile.character_set == "ASCII" else profile.character_set
+    return response
+
+
+def shortened_name(name: str, limit: int) -> str:
+    """A PN value cut to `limit` characters, dropping whole trailing components first."""
+    components = name.split("^")
+    while len("^".join(components)) > limit and len(components) > 1:
+        components.pop()
+    return "^".join(components)[:limit]
+
+
+def transliterated(dataset: Dataset, keep_latin1: bool) -> None:
+    for element in dataset:
+        if element.VR == "SQ":
+            for item in element.value:
+                transliterated(item, keep_latin1)
+        elif element.VR in ("PN", "LO", "SH", "ST", "LT", "UT") and element.value:
+            element.value = transliterate(str(element.value), keep_latin1)
+
+
+@dataclass
+class WorklistService:
+    """The MWL SCP's handlers and what they need, bound once."""
+
+    config: Config
+    engine: Engine
+    policy: AccessPolicy
+
+    def handlers(self) -> list[Any]:
+        return [*CONNECTION_HANDLERS, (evt.EVT_REQUESTED, self.on_requested), (evt.EVT_C_FIND, self.on_find),
+                (evt.EVT_C_ECHO, lambda event: statuses.SUCCESS)]  # fmt: skip
+
+    def on_requested(self, event: Event) -> None:
+        request = event.assoc.requestor.primitive
+        calling = str(request.calling_ae_title if request else "").strip()
+        admission = self.policy.admit(calling, event.assoc.requestor.address)
+        if not admission.admitted:
+            LOGGER.warning("worklist association from %s rejected: %s", calling, admission.reason)
+            event.assoc.acse.send_reject(
+                statuses.REJECTED_PERMANENT, statuses.SOURCE_SERVICE_USER, statuses.REASON_CALLING_AE_NOT_RECOGNIZED
+            )
+            event.assoc.kill()
+            return
+        self.policy.remember(event.assoc, admission.rights)
+
+    def on_find(self, event: Event) -> Iterator[tuple[int, Dataset | None]]:
+        calling = str(event.assoc.requestor.ae_title).strip()
+        if not self.policy.may(event.assoc, "worklist"):
+            LOGGER.warning("worklist query from %s refused: no worklist right", calling)
+            yield statuses.NOT_AUTHORIZED, None
+            return
+        try:
+            answers = self.answers(event.identifier, calling, date.today())
+        except SQLAlchemyError:
+            LOGGER.exception("worklist query from %s failed", calling)
+            yield statuses.UNABLE_TO_PROCESS, None
+            return
+        LOGGER.info("worklist query from %s: %d item(s)", calling, len(answers))
+        for answer in answers:
+            if event.is_cancelled:
+                yield statuses.CANCEL, None
+                return
+            yield statuses.PENDING, answer
+
+    def answers(self, request: Dataset, calling_ae_title: str, today: date) -> list[Dataset]:
+        """What the modality calling as `calling_ae_title` receives for `request` (also the preview)."""
+        profile = self.config.worklist.profile_for(calling_ae_title)
+        items = find_items(self.engine, query_of(request), profile, calling_ae_title, today)
+        allowed = (REQUIRED_KEYS | set(profile.return_keys)) if profile.return_keys else None
+        return [adapted(mirrored(request, full_item(item), allowed), profile) for item in items]
+
+
+def typical_query(modality: str = "") -> Dataset:
+    """A worklist query as most modalities send it: every usual key, no date, no station."""
+    step = Dataset()
+    for keyword in ("ScheduledStationAETitle", "ScheduledProcedureStepStartDate", "ScheduledProcedureStepStartTime",
+                    "ScheduledPerformingPhysicianName", "ScheduledProcedureStepDescription",
+                    "ScheduledProcedureStepID", "ScheduledStationName"):  # fmt: skip
+        setattr(step, keyword, "")
+    step.Modality = modality
+    step.ScheduledProtocolCodeSequence = Sequence()
+    query = Dataset()
+    query.SpecificCharacterSet = "ISO_IR 192"
+    query.ScheduledProcedureStepSequence = Sequence([step])
+    for keyword in ("PatientName", "PatientID", "PatientBirthDate", "PatientSex", "AccessionNumber",
+                    "RequestedProcedureID", "RequestedProcedureDescription", "StudyInstanceUID",
+                    "ReferringPhysicianName", "RequestingPhysician", "IssuerOfPatientID"):  # fmt: skip
+        setattr(query, keyword, "")
+    query.RequestedProcedureCodeSequence = Sequence()
+    return query

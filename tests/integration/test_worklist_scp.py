@@ -1,0 +1,122 @@
+"""The worklist daemon queried by DCMTK's `findscu -W`, once per modality profile (W1, W2)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pydicom import dcmread
+from servers import Daemon, archive_config, cli, run, write_config
+from worklist_data import add_patient, new_order, schedule
+
+from appliance.config import load_config
+from appliance.db import create_index_engine, upgrade_schema
+
+PROFILES = [
+    {"ae_title": "CT_SALLE1"},
+    {"ae_title": "VOLUSON", "character_set": "ISO_IR 100", "patient_id_max_length": 16, "patient_name_max_length": 12},
+    {"ae_title": "OLD_CR", "character_set": "ASCII", "return_keys": ["PatientName"]},
+    {"ae_title": "ALLROOMS", "filter_on_calling_ae": False},
+]
+
+
+@pytest.fixture()
+def worklist(tmp_path: Path) -> Iterator[Daemon]:
+    config: dict[str, Any] = archive_config(tmp_path / "data", 1)
+    config["peers"] += [
+        {"ae_title": title, "host": "127.0.0.1", "rights": ["store", "worklist"]}
+        for title in ("CT_SALLE1", "VOLUSON", "OLD_CR", "ALLROOMS")
+    ]
+    config["worklist"] = {"bind_address": "127.0.0.1", "port": 0, "profiles": PROFILES}
+    config_path = write_config(tmp_path / "a.yaml", config)
+    loaded = load_config(config_path)
+    engine = create_index_engine(loaded.database_url)
+    upgrade_schema(engine, loaded.storage.index_directory)
+    chloe = add_patient(engine, "IPP00000000000000042", "ŒUVRARD^Chloé^Marie^Mme")
+    helene = add_patient(engine, "IPP2", "LEFÈVRE^Hélène")
+    schedule(engine, loaded, new_order(1, "CT", "CT_SALLE1"), chloe)
+    schedule(engine, loaded, new_order(2, "US", "VOLUSON"), chloe)
+    schedule(engine, loaded, new_order(3, "CR", "OLD_CR"), helene)
+    schedule(engine, loaded, new_order(4, "CT", "CT_SALLE1", day=date.today() + timedelta(days=5)), helene)
+    engine.dispose()
+    daemon = Daemon("appliance.dicom.worklist_daemon", config_path, tmp_path / "worklist.log").start()
+    yield daemon
+    daemon.stop()
+
+
+def query(worklist: Daemon, calling: str, directory: Path, *keys: str) -> list[Any]:
+    directory.mkdir(parents=True, exist_ok=True)
+    arguments = ["findscu", "-W", "-aet", calling, "-aec", "APPLIANCE_MWL", "-X", "-od", str(directory)]
+    defaults = ["PatientName", "PatientID", "AccessionNumber", "StudyInstanceUID", "RequestedProcedureID",
+                "ScheduledProcedureStepSequence[0].Modality", "ScheduledProcedureStepSequence[0].ScheduledStationAETitle",
+                "ScheduledProcedureStepSequence[0].ScheduledProcedureStepStartDate",
+                "ScheduledProcedureStepSequence[0].ScheduledProcedureStepID"]  # fmt: skip
+    for key in [*defaults, *keys]:
+        arguments += ["-k", key]
+    run([*arguments, "127.0.0.1", str(worklist.port)])
+    return [dcmread(path) for path in sorted(directory.glob("rsp*.dcm"))]
+
+
+def test_utf8_profile_without_station_sees_its_own_items_of_today(worklist: Daemon, tmp_path: Path) -> None:
+    (item,) = query(worklist, "CT_SALLE1", tmp_path / "ct")
+    assert item.SpecificCharacterSet == "ISO_IR 192"
+    assert str(item.PatientName) == "ŒUVRARD^Chloé^Marie^Mme"
+    assert item.AccessionNumber == "ACC00001"
+    step = item.ScheduledProcedureStepSequence[0]
+    assert (step.Modality, step.ScheduledStationAETitle, step.ScheduledProcedureStepStartDate) == (
+        "CT",
+        "CT_SALLE1",
+        date.today().strftime("%Y%m%d"),
+    )
+    assert item.StudyInstanceUID
+
+
+def test_latin1_profile_with_short_ids_and_names(worklist: Daemon, tmp_path: Path) -> None:
+    (item,) = query(worklist, "VOLUSON", tmp_path / "us")
+    assert item.SpecificCharacterSet == "ISO_IR 100"
+    assert str(item.PatientName) == "OEUVRARD"  # Œ folded to OE; 12 characters at most, whole components
+    assert item.PatientID == "IPP0000000000000"
+
+
+def test_ascii_profile_folds_accents_and_returns_only_its_keys(worklist: Daemon, tmp_path: Path) -> None:
+    (item,) = query(worklist, "OLD_CR", tmp_path / "cr", "PatientBirthDate", "InstitutionName")
+    assert "SpecificCharacterSet" not in item or not item.SpecificCharacterSet
+    assert str(item.PatientName) == "LEFEVRE^Helene"
+    assert "PatientBirthDate" in item  # type 2 key: always answered when asked
+    assert "InstitutionName" not in item  # not in the profile's return keys
+
+
+def test_explicit_station_and_date_range(worklist: Daemon, tmp_path: Path) -> None:
+    later = (date.today() + timedelta(days=5)).strftime("%Y%m%d")
+    items = query(
+        worklist,
+        "ALLROOMS",
+        tmp_path / "later",
+        f"ScheduledProcedureStepSequence[0].ScheduledProcedureStepStartDate={later}",
+    )
+    assert [item.AccessionNumber for item in items] == ["ACC00004"]
+    everything = query(
+        worklist,
+        "ALLROOMS",
+        tmp_path / "all",
+        "ScheduledProcedureStepSequence[0].ScheduledProcedureStepStartDate=20000101-20991231",
+    )
+    assert sorted(item.AccessionNumber for item in everything) == ["ACC00001", "ACC00002", "ACC00003", "ACC00004"]
+    by_modality = query(worklist, "ALLROOMS", tmp_path / "mod", "ScheduledProcedureStepSequence[0].Modality=US")
+    assert [item.AccessionNumber for item in by_modality] == ["ACC00002"]
+
+
+def test_peer_without_worklist_right_is_refused(worklist: Daemon, tmp_path: Path) -> None:
+    result = run(["findscu", "-v", "-W", "-aet", "QUERYONLY", "-aec", "APPLIANCE_MWL", "-k", "PatientName",
+                  "127.0.0.1", str(worklist.port)], check=False)  # fmt: skip
+    assert "Status: 0x124" in result.stdout + result.stderr  # 0124H Refused: Not Authorized (PS3.7 C.5)
+    assert "worklist query from QUERYONLY refused: no worklist right" in worklist.log()
+
+
+def test_preview_prints_what_the_modality_receives(worklist: Daemon) -> None:
+    output = cli(worklist.config_path, "worklist", "preview", "--as", "VOLUSON").stdout
+    assert "1 item(s) for VOLUSON (profile: VOLUSON)" in output
+    assert "OEUVRARD" in output and "ISO_IR 100" in output

@@ -1,0 +1,56 @@
+"""Scheduled steps for worklist tests, created through the worklist domain (as the HL7 side does)."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, time, timezone
+from typing import Any
+
+from sqlalchemy import Engine, insert
+
+from appliance.archive.names import person_name_key
+from appliance.archive.tables import patient
+from appliance.config import Config
+from appliance.worklist.orders import CodedEntry, Order, OrderControl
+from appliance.worklist.scheduling import apply_order
+
+
+def add_patient(engine: Engine, patient_id: str, name: str, birth_date: str = "19610412", sex: str = "F") -> int:
+    moment = datetime.now(timezone.utc)
+    values: dict[str, Any] = {
+        "patient_id": patient_id,
+        "issuer_of_patient_id": "CABINET",
+        "patient_name": name,
+        "patient_name_key": person_name_key(name),
+        "patient_birth_date": birth_date,
+        "patient_sex": sex,
+        "created_at": moment,
+        "updated_at": moment,
+    }
+    with engine.begin() as connection:
+        key = connection.execute(insert(patient).values(**values)).inserted_primary_key
+    assert key is not None
+    return int(key[0])
+
+
+def new_order(number: int, modality: str = "CT", station: str = "", day: date | None = None, **changes: Any) -> Order:
+    start = datetime.combine(day or date.today(), time(9 + number % 8, 30))
+    values: dict[str, Any] = {
+        "control": OrderControl.NEW,
+        "placer_order_number": f"PLACER{number}",
+        "filler_order_number": f"FILLER{number}",
+        "accession_number": f"ACC{number:05d}",
+        "procedure": CodedEntry("ZBQK002", "CCAM", "Radiographie du thorax"),
+        "procedure_description": "Scanner thoracique",
+        "modality": modality,
+        "station_ae_title": station,
+        "station_name": "SALLE1",
+        "scheduled_start": start,
+        "referring_physician_name": "GÉRARD^Anne",
+    }
+    values.update(changes)
+    return Order(**values)
+
+
+def schedule(engine: Engine, config: Config, order: Order, patient_pk: int) -> Any:
+    with engine.begin() as connection:
+        return apply_order(connection, order, patient_pk, config)
