@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, time, timezone
+from datetime import UTC, date, datetime, time
 from typing import Any
 
 from sqlalchemy import Engine, insert
@@ -15,7 +15,7 @@ from appliance.worklist.scheduling import apply_order
 
 
 def add_patient(engine: Engine, patient_id: str, name: str, birth_date: str = "19610412", sex: str = "F") -> int:
-    moment = datetime.now(timezone.utc)
+    moment = datetime.now(UTC)
     values: dict[str, Any] = {
         "patient_id": patient_id,
         "issuer_of_patient_id": "CABINET",

@@ -50,10 +50,10 @@ def worklist(tmp_path: Path) -> Iterator[Daemon]:
 def query(worklist: Daemon, calling: str, directory: Path, *keys: str) -> list[Any]:
     directory.mkdir(parents=True, exist_ok=True)
     arguments = ["findscu", "-W", "-aet", calling, "-aec", "APPLIANCE_MWL", "-X", "-od", str(directory)]
+    step = "ScheduledProcedureStepSequence[0]"
     defaults = ["PatientName", "PatientID", "AccessionNumber", "StudyInstanceUID", "RequestedProcedureID",
-                "ScheduledProcedureStepSequence[0].Modality", "ScheduledProcedureStepSequence[0].ScheduledStationAETitle",
-                "ScheduledProcedureStepSequence[0].ScheduledProcedureStepStartDate",
-                "ScheduledProcedureStepSequence[0].ScheduledProcedureStepID"]  # fmt: skip
+                f"{step}.Modality", f"{step}.ScheduledStationAETitle", f"{step}.ScheduledProcedureStepStartDate",
+                f"{step}.ScheduledProcedureStepID"]  # fmt: skip
     for key in [*defaults, *keys]:
         arguments += ["-k", key]
     run([*arguments, "127.0.0.1", str(worklist.port)])
