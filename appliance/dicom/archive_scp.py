@@ -27,6 +27,7 @@ from appliance.dicom.identifiers import IdentifierError, query_of, response_iden
 from appliance.dicom.peers import AccessPolicy
 from appliance.dicom.retrieve import StoredReference, install_sender, proposed_contexts, throttle_pending_responses
 from appliance.dicom.tuning import CONNECTION_HANDLERS, REQUESTOR_HANDLERS
+from appliance.dicom.workflow_scp import WorkflowServices
 
 LOGGER = logging.getLogger(__name__)
 
@@ -67,6 +68,7 @@ class ArchiveServices:
             (evt.EVT_C_FIND, self.on_find),
             (evt.EVT_C_GET, self.on_get),
             (evt.EVT_C_MOVE, self.on_move),
+            *WorkflowServices(self.config, self.engine, self.files, self.policy).handlers(),
         ]
 
     def on_requested(self, event: Event) -> None:

@@ -35,6 +35,9 @@ STUDY_ROOT_FIND = "1.2.840.10008.5.1.4.1.2.2.1"
 STUDY_ROOT_MOVE = "1.2.840.10008.5.1.4.1.2.2.2"
 STUDY_ROOT_GET = "1.2.840.10008.5.1.4.1.2.2.3"
 
+MPPS = "1.2.840.10008.3.1.2.3.3"  # PS3.4 F.7
+STORAGE_COMMITMENT = "1.2.840.10008.1.20.1"  # PS3.4 J.3
+
 HTJ2K_LOSSLESS = "1.2.840.10008.1.2.4.201"
 HTJ2K_LOSSLESS_RPCL = "1.2.840.10008.1.2.4.202"
 HTJ2K = "1.2.840.10008.1.2.4.203"
@@ -69,5 +72,6 @@ def add_archive_contexts(ae: AE) -> None:
     ae.add_supported_context(VERIFICATION, QUERY_TRANSFER_SYNTAXES)
     for sop_class in storage_sop_classes():
         ae.add_supported_context(sop_class, STORAGE_TRANSFER_SYNTAXES, scu_role=False, scp_role=True)
-    for sop_class in [*FIND_MODELS, *GET_MODELS, *MOVE_MODELS]:
+    for sop_class in [*FIND_MODELS, *GET_MODELS, *MOVE_MODELS, MPPS]:
         ae.add_supported_context(sop_class, QUERY_TRANSFER_SYNTAXES)
+    ae.add_supported_context(STORAGE_COMMITMENT, QUERY_TRANSFER_SYNTAXES, scu_role=True, scp_role=True)
