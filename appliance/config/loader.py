@@ -19,6 +19,7 @@ import yaml
 DEVELOPMENT_PORT = 11112
 DEVELOPMENT_MOVE_DESTINATION_PORT = 11114
 DEVELOPMENT_WORKLIST_PORT = 11113
+DEVELOPMENT_HL7_PORT = 2575
 
 
 class ConfigError(Exception):
@@ -132,6 +133,38 @@ class WorklistConfig:
 
 
 @dataclass(frozen=True)
+class RisLinkConfig:
+    """Where and how messages for the RIS are sent (W5); `enabled` when a host is configured."""
+
+    host: str
+    port: int
+    application: str
+    facility: str
+    version: str
+    charset: str
+    message: str
+    retry_initial_seconds: int
+    retry_maximum_seconds: int
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.host)
+
+
+@dataclass(frozen=True)
+class Hl7Config:
+    bind_address: str
+    port: int
+    application: str
+    facility: str
+    accepted_sending_facilities: frozenset[str]
+    patient_id_authority: str
+    maximum_message_kilobytes: int
+    ris: RisLinkConfig
+    refuse_test_ins: bool  # from `mode`: production refuses test and demonstration INS OIDs
+
+
+@dataclass(frozen=True)
 class LosslessConfig:
     enabled: bool
     transfer_syntax: str
@@ -151,6 +184,7 @@ class Config:
     dicom: DicomConfig
     peers: tuple[Peer, ...]
     worklist: WorklistConfig
+    hl7: Hl7Config
     lossless: LosslessConfig
     logging_level: str
 
@@ -296,6 +330,7 @@ def typed_config(document: dict[str, Any], source: str) -> Config:
             for peer in document["peers"]
         ),
         worklist=worklist_config(document["worklist"]),
+        hl7=hl7_config(document["hl7"], document["mode"]),
         lossless=LosslessConfig(**lossless),
         logging_level=document["logging"]["level"],
     )
@@ -312,6 +347,20 @@ def worklist_config(section: dict[str, Any]) -> WorklistConfig:
     )
 
 
+def hl7_config(section: dict[str, Any], mode: str) -> Hl7Config:
+    return Hl7Config(
+        bind_address=section["bind_address"],
+        port=section["port"],
+        application=section["application"],
+        facility=section["facility"],
+        accepted_sending_facilities=frozenset(section["accepted_sending_facilities"]),
+        patient_id_authority=section["patient_id_authority"],
+        maximum_message_kilobytes=section["maximum_message_kilobytes"],
+        ris=RisLinkConfig(**section["ris"]),
+        refuse_test_ins=mode == "production",
+    )
+
+
 def worklist_profile(profile: dict[str, Any]) -> WorklistProfile:
     return WorklistProfile(**{**profile, "return_keys": tuple(profile["return_keys"])})
 
@@ -324,6 +373,7 @@ def development_document(data_directory: Path) -> dict[str, Any]:
         "storage": {"data_directory": str(data_directory), "minimum_free_space_mb": 100},
         "dicom": {"ae_title": "APPLIANCE", "bind_address": "127.0.0.1", "port": DEVELOPMENT_PORT},
         "worklist": {"bind_address": "127.0.0.1", "port": DEVELOPMENT_WORKLIST_PORT},
+        "hl7": {"bind_address": "127.0.0.1", "port": DEVELOPMENT_HL7_PORT},
         "peers": [
             {
                 "ae_title": "STORESCP",
