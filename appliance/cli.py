@@ -15,6 +15,7 @@ from appliance import service
 from appliance.archive.index import Index
 from appliance.archive.integrity import reindex, verify
 from appliance.archive.lossless import SYNTAXES, LosslessCompressor
+from appliance.archive.reconciliation import AttachOutcome, attach_study, unreconciled_studies
 from appliance.archive.statistics import archive_statistics
 from appliance.archive.storage import FileStore
 from appliance.config import Config, ConfigError, load_config
@@ -40,6 +41,12 @@ def parser() -> argparse.ArgumentParser:
     add_runtime_options(archive.add_parser("verify", help="recheck every file against its SHA-256"))
     add_runtime_options(archive.add_parser("reindex", help="rebuild the index from the files (daemons stopped)"))
     add_runtime_options(archive.add_parser("stats", help="what the archive holds and what compression saved"))
+    add_runtime_options(archive.add_parser("unreconciled", help="studies that match no order from the RIS"))
+    attach = archive.add_parser("attach", help="attach a study to the right patient (reconciliation)")
+    add_runtime_options(attach)
+    attach.add_argument("study_instance_uid", help="the study to move")
+    attach.add_argument("--patient-id", required=True, help="the IPP of the right patient")
+    attach.add_argument("--issuer", default="", help="the issuer of that IPP")
     compress = archive.add_parser("compress", help="run verified lossless compression once, now")
     add_runtime_options(compress)
     compress.add_argument("--all", action="store_true", help="ignore the configured delay")
@@ -101,11 +108,27 @@ def runtime_command(arguments: argparse.Namespace) -> int:
         for path in report.unreadable:
             print(f"  unreadable: {path}")
         return 1 if report.unreadable else 0
+    if arguments.action == "unreconciled":
+        return print_unreconciled(engine)
+    if arguments.action == "attach":
+        outcome = attach_study(engine, arguments.study_instance_uid, arguments.patient_id, arguments.issuer, "cli")
+        print(f"{arguments.study_instance_uid}: {outcome.value}")
+        return 0 if outcome in (AttachOutcome.ATTACHED, AttachOutcome.ALREADY) else 1
     if arguments.action == "compress":
         delay = timedelta(0) if arguments.all else timedelta(seconds=config.lossless.delay_seconds)
         compressor = LosslessCompressor(Index(engine), files, SYNTAXES[config.lossless.transfer_syntax], delay)
         return print_compress(compressor, config.lossless.worker_processes)
     return print_statistics(engine)
+
+
+def print_unreconciled(engine: Engine) -> int:
+    studies = unreconciled_studies(engine)
+    print(f"{len(studies)} study(ies) match no order")
+    for row in studies:
+        study = f"{row['study_date'] or '--------'}  {row['accession_number'] or '-':<16} {row['modalities_in_study']:<8}"
+        who = f"{row['patient_id']} {row['patient_name']}"
+        print(f"  {study} {row['number_of_instances']:>5} img  {who}  {row['study_instance_uid']}")
+    return 0
 
 
 def print_worklist_preview(config: Config, engine: Engine, arguments: argparse.Namespace) -> int:

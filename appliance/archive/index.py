@@ -21,6 +21,7 @@ from appliance.archive.tables import (
     series,
     study,
 )
+from appliance.worklist.tables import scheduled_step
 
 INSTANCE_STORED = "instance-stored"
 INSTANCE_COMPRESSED = "instance-compressed"
@@ -74,8 +75,7 @@ class Index:
         """
         with self.write_lock, self.engine.begin() as connection:
             received_at = now()
-            patient_pk = find_or_create_patient(connection, attributes, received_at)
-            study_pk = find_or_create_study(connection, attributes, patient_pk, received_at)
+            study_pk = find_or_create_study(connection, attributes, received_at)
             series_pk = find_or_create_series(connection, attributes, study_pk, received_at)
             instance_pk = insert_instance(connection, attributes, written, series_pk, calling_ae_title, received_at)
             count_instance(connection, study_pk, series_pk, written.size_bytes, received_at)
@@ -143,7 +143,15 @@ PATIENT_BY_IDENTIFIER = select(patient.c.id).where(
     patient.c.patient_id == bindparam("patient_id"),
     patient.c.issuer_of_patient_id == bindparam("issuer_of_patient_id"),
 )
-PATIENT_OF_STUDY = select(study.c.patient_pk).where(study.c.study_instance_uid == bindparam("study_instance_uid"))
+ORDERED_PATIENT_BY_STUDY = (
+    select(scheduled_step.c.patient_pk).where(scheduled_step.c.study_instance_uid == bindparam("uid")).limit(1)
+)
+ORDERED_PATIENT_BY_ACCESSION = (
+    select(scheduled_step.c.patient_pk)
+    .where(scheduled_step.c.accession_number == bindparam("accession"))
+    .order_by(scheduled_step.c.id.desc())
+    .limit(1)
+)
 STUDY_BY_UID = select(study.c.id).where(study.c.study_instance_uid == bindparam("study_instance_uid"))
 SERIES_BY_UID = select(series.c.id).where(series.c.series_instance_uid == bindparam("series_instance_uid"))
 COUNT_STUDY_INSTANCE = (
@@ -174,15 +182,13 @@ STORED_INSTANCE_COLUMNS = (
 
 
 def find_or_create_patient(connection: Connection, attributes: InstanceAttributes, moment: datetime) -> int:
-    """The patient of the instance: by (Patient ID, issuer); an object without Patient ID joins
-    its study's patient, or gets a patient of its own (never lumped with other unidentified ones)."""
+    """The patient of a new study: by (Patient ID, issuer); an object without Patient ID gets a
+    patient of its own (never lumped with other unidentified ones)."""
     if attributes.patient_id:
         identifier = {"patient_id": attributes.patient_id, "issuer_of_patient_id": attributes.issuer_of_patient_id}
         found = connection.execute(PATIENT_BY_IDENTIFIER, identifier).scalar()
-    else:
-        found = connection.execute(PATIENT_OF_STUDY, {"study_instance_uid": attributes.study_instance_uid}).scalar()
-    if found is not None:
-        return int(found)
+        if found is not None:
+            return int(found)
     values = {
         "patient_id": attributes.patient_id,
         "issuer_of_patient_id": attributes.issuer_of_patient_id,
@@ -196,12 +202,22 @@ def find_or_create_patient(connection: Connection, attributes: InstanceAttribute
     return inserted_id(connection, patient, values)
 
 
-def find_or_create_study(
-    connection: Connection, attributes: InstanceAttributes, patient_pk: int, moment: datetime
-) -> int:
+def ordered_patient(connection: Connection, attributes: InstanceAttributes) -> int | None:
+    """Reconciliation at ingest (P2): the patient of the order with this Study Instance UID, else
+    with this accession number. The order's identity wins over what the modality typed."""
+    found = connection.execute(ORDERED_PATIENT_BY_STUDY, {"uid": attributes.study_instance_uid}).scalar()
+    if found is None and attributes.accession_number:
+        found = connection.execute(ORDERED_PATIENT_BY_ACCESSION, {"accession": attributes.accession_number}).scalar()
+    return int(found) if found is not None else None
+
+
+def find_or_create_study(connection: Connection, attributes: InstanceAttributes, moment: datetime) -> int:
     found = connection.execute(STUDY_BY_UID, {"study_instance_uid": attributes.study_instance_uid}).scalar()
     if found is not None:
         return int(found)
+    patient_pk = ordered_patient(connection, attributes)
+    if patient_pk is None:
+        patient_pk = find_or_create_patient(connection, attributes, moment)
     values = {
         "patient_pk": patient_pk,
         "study_instance_uid": attributes.study_instance_uid,

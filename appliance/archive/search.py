@@ -97,6 +97,7 @@ class RetrieveItem:
     sop_class_uid: str
     sop_instance_uid: str
     transfer_syntax_uid: str
+    study_instance_uid: str
 
 
 def find(engine: Engine, query: Query, limit: int) -> list[dict[str, Any]]:
@@ -248,7 +249,13 @@ def retrieve_items(engine: Engine, query: Query) -> list[RetrieveItem]:
         if (condition := match(keyword, query.keys.get(keyword, ""), 3)) is not None
     ]
     statement = (
-        select(instance.c.path, instance.c.sop_class_uid, instance.c.sop_instance_uid, instance.c.transfer_syntax_uid)
+        select(
+            instance.c.path,
+            instance.c.sop_class_uid,
+            instance.c.sop_instance_uid,
+            instance.c.transfer_syntax_uid,
+            study.c.study_instance_uid,
+        )
         .select_from(joined_tables(3))
         .where(and_(*conditions))
         .order_by(series.c.series_number, series.c.id, instance.c.instance_number, instance.c.id)

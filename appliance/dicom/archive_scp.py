@@ -17,6 +17,7 @@ from pynetdicom.events import Event
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
+from appliance.archive.egress import study_coercions
 from appliance.archive.ingest import IncomingObject, Ingest, StoreOutcome
 from appliance.archive.search import QueryError, RetrieveItem, find, retrieve_items
 from appliance.archive.storage import FileStore
@@ -193,11 +194,13 @@ class ArchiveServices:
             return None
 
     def sub_operations(self, event: Event, items: list[RetrieveItem]) -> Iterator[tuple[int, Dataset | None]]:
+        coercions = study_coercions(self.engine, sorted({item.study_instance_uid for item in items}))
         for item in items:
             if event.is_cancelled:
                 yield statuses.CANCEL, None
                 return
-            yield statuses.PENDING, StoredReference(item, self.files.absolute(item.path))
+            coercion = coercions.get(item.study_instance_uid)
+            yield statuses.PENDING, StoredReference(item, self.files.absolute(item.path), coercion)
 
 
 def check_level(model: str, level: str) -> None:

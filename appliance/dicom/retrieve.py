@@ -21,6 +21,7 @@ from pynetdicom.association import Association
 from pynetdicom.dimse_primitives import C_GET, C_MOVE
 from pynetdicom.presentation import PresentationContext, build_context
 
+from appliance.archive.egress import Coercion, coerce
 from appliance.archive.search import RetrieveItem
 
 LOGGER = logging.getLogger(__name__)
@@ -33,12 +34,13 @@ PENDING_INTERVAL_SECONDS = 0.2  # PS3.8 9.3.2.2: presentation context IDs are od
 class StoredReference(Dataset):
     """Stands for an archived file in the sub-operation stream (decoded only if it must be)."""
 
-    def __init__(self, item: RetrieveItem, path: Path) -> None:
+    def __init__(self, item: RetrieveItem, path: Path, coercion: Coercion | None = None) -> None:
         super().__init__()
         self.SOPClassUID = item.sop_class_uid
         self.SOPInstanceUID = item.sop_instance_uid
         self.item = item
         self.path = path
+        self.coercion = coercion
 
 
 def install_sender(association: Association) -> None:
@@ -75,10 +77,13 @@ def throttle_pending_responses(association: Association) -> None:
 
 
 def payload_for(association: Association, reference: StoredReference) -> Path | Dataset:
-    """The file itself when its syntax was accepted, else the decoded dataset."""
-    if accepted(association, reference.item.sop_class_uid, reference.item.transfer_syntax_uid):
+    """The file itself when its syntax was accepted and its identity is current; else a dataset
+    (coerced to the current identity, decompressed when the peer did not accept its syntax)."""
+    syntax_accepted = accepted(association, reference.item.sop_class_uid, reference.item.transfer_syntax_uid)
+    if syntax_accepted and reference.coercion is None:
         return reference.path
-    return decoded(reference.path)
+    dataset = dcmread(reference.path) if syntax_accepted else decoded(reference.path)
+    return coerce(dataset, reference.coercion) if reference.coercion else dataset
 
 
 def accepted(association: Association, sop_class_uid: str, transfer_syntax_uid: str) -> bool:
