@@ -125,7 +125,8 @@ def print_unreconciled(engine: Engine) -> int:
     studies = unreconciled_studies(engine)
     print(f"{len(studies)} study(ies) match no order")
     for row in studies:
-        study = f"{row['study_date'] or '--------'}  {row['accession_number'] or '-':<16} {row['modalities_in_study']:<8}"
+        accession = row["accession_number"] or "-"
+        study = f"{row['study_date'] or '--------'}  {accession:<16} {row['modalities_in_study']:<8}"
         who = f"{row['patient_id']} {row['patient_name']}"
         print(f"  {study} {row['number_of_instances']:>5} img  {who}  {row['study_instance_uid']}")
     return 0
