@@ -114,6 +114,7 @@ class WorklistConfig:
     bind_address: str
     port: int
     stations: tuple[Station, ...]
+    study_complete_after_seconds: int
     profiles: tuple[WorklistProfile, ...]
     default_profile: WorklistProfile
 
@@ -342,6 +343,7 @@ def worklist_config(section: dict[str, Any]) -> WorklistConfig:
         bind_address=section["bind_address"],
         port=section["port"],
         stations=tuple(Station(**station) for station in section["stations"]),
+        study_complete_after_seconds=section["study_complete_after_seconds"],
         profiles=tuple(worklist_profile(profile) for profile in section["profiles"]),
         default_profile=worklist_profile(section["default_profile"]),
     )
