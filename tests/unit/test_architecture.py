@@ -11,6 +11,8 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
 import appliance.archive.tables
+import appliance.hl7.tables
+import appliance.patients.tables
 import appliance.worklist.tables  # noqa: F401
 from appliance.db import create_index_engine, upgrade_schema
 from appliance.db.metadata import metadata

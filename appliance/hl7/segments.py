@@ -1,0 +1,131 @@
+"""HL7 segments to domain values: PID and MRG to patient identities, CX to identifiers, XPN to names.
+
+Field positions follow HL7 v2.5 and the IHE France constraints (see INTERFACE.md).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from appliance.hl7.er7 import Message, Segment, Value
+from appliance.patients.identities import Identifier, PatientIdentity
+
+LEGAL_NAME = "L"  # XPN-7: birth name (nom de naissance)
+DISPLAY_NAME = "D"  # XPN-7: used name (nom utilisé)
+BIRTH_PLACE = "BDL"  # XAD-7: birth delivery location; INSEE code in XAD-9
+HL7_NULL = '""'
+SEX = {"M": "M", "F": "F", "U": "O", "O": "O", "A": "O"}  # HL7 table 0001 to DICOM (0010,0040)
+
+
+class ContentError(Exception):
+    """A required field is missing or wrong; `location` is SEG^sequence^field for ERR-2."""
+
+    def __init__(self, text: str, location: str) -> None:
+        super().__init__(text)
+        self.text = text
+        self.location = location
+
+
+@dataclass(frozen=True)
+class PractisePolicy:
+    """Which PID-3 repetition is the practice's IPP: CX-4 namespace or OID; empty = the first PI."""
+
+    ipp_authority: str = ""
+
+
+def identifier_of(value: Value) -> Identifier:
+    """HL7 CX: `ID^^^Namespace&OID&ISO^TypeCode`."""
+    return Identifier(
+        value=not_null(value.get(1)),
+        namespace=value.get(4, 1),
+        universal_id=value.get(4, 2),
+        type_code=value.get(5),
+    )
+
+
+def is_practice_ipp(identifier: Identifier, policy: PractisePolicy) -> bool:
+    if identifier.is_ins or identifier.type_code not in ("PI", ""):
+        return False
+    if not policy.ipp_authority:
+        return True
+    return policy.ipp_authority in (identifier.namespace, identifier.universal_id)
+
+
+def identity_of(pid: Segment, policy: PractisePolicy) -> PatientIdentity:
+    """The patient of a PID segment. Raises ContentError when there is no IPP."""
+    identifiers = [identifier_of(value) for value in pid.repetitions(3)]
+    ipp = next((found for found in identifiers if found.value and is_practice_ipp(found, policy)), None)
+    if ipp is None:
+        raise ContentError("PID-3 holds no IPP of the practice", "PID^1^3")
+    others = tuple(found for found in identifiers if found is not ipp)
+    birth, used = names_of(pid)
+    return PatientIdentity(
+        ipp=ipp,
+        other_identifiers=others,
+        birth_name=not_null(birth.get(1)),
+        first_given_name=not_null(birth.get(2)),
+        given_names=not_null(birth.get(3)),
+        used_name=not_null(used.get(1)),
+        used_given_name=not_null(used.get(2)),
+        sex=SEX.get(pid.get(8), ""),
+        birth_date=pid.get(7)[:8],
+        birth_place=birth_place_of(pid),
+        identity_status=tuple(value.get(1) for value in pid.repetitions(32) if value.get(1)),
+    )
+
+
+def names_of(pid: Segment) -> tuple[Value, Value]:
+    """The birth name (XPN-7 L, else the first repetition without type) and the used name (D)."""
+    names = pid.repetitions(5)
+    empty = Value("", pid.separators, pid.codec)
+    birth = next((name for name in names if name.get(7) == LEGAL_NAME), None)
+    used = next((name for name in names if name.get(7) == DISPLAY_NAME), empty)
+    if birth is None:
+        birth = next((name for name in names if name.get(7) not in (DISPLAY_NAME,)), empty)
+    return birth, used
+
+
+def birth_place_of(pid: Segment) -> str:
+    for address in pid.repetitions(11):
+        if address.get(7) == BIRTH_PLACE:
+            return not_null(address.get(9))
+    return ""
+
+
+def not_null(text: str) -> str:
+    return "" if text == HL7_NULL else text
+
+
+def person_name(value: Value) -> str:
+    """HL7 XPN/XCN to DICOM PN `FAMILY^GIVEN^MIDDLE`: never the civility (XPN-5) in a DICOM suffix."""
+    family, given, middle = (not_null(value.get(index)) for index in (1, 2, 3))
+    return f"{family}^{given}^{middle}".rstrip("^")
+
+
+def physician_name(value: Value) -> str:
+    """HL7 XCN (ID^FAMILY^GIVEN^MIDDLE) to DICOM PN."""
+    family, given, middle = (not_null(value.get(index)) for index in (2, 3, 4))
+    return f"{family}^{given}^{middle}".rstrip("^")
+
+
+def merged_identifier(message: Message) -> Identifier:
+    """MRG-1 of an A40 or A47 (raises ContentError when missing)."""
+    mrg = message.segment("MRG")
+    if mrg is None:
+        raise ContentError("the MRG segment is missing", "MRG")
+    return absorbed_identifier(mrg)
+
+
+def absorbed_identifier(mrg: Segment) -> Identifier:
+    """MRG-1: the identifier being replaced or merged away (raises ContentError when empty)."""
+    identifier = identifier_of(mrg.value(1))
+    if not identifier.value:
+        raise ContentError("MRG-1 is missing", "MRG^1^1")
+    return identifier
+
+
+def required_pid(message: Message) -> Segment:
+    pid = message.segment("PID")
+    if pid is None:
+        raise ContentError("the PID segment is missing", "PID")
+    return pid

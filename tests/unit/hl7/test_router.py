@@ -1,0 +1,134 @@
+"""The receiver on a real SQLite index, with a stand-in for the worklist's apply_order: ACK codes,
+durable inbox, duplicates, nothing half-applied, recovery of stored messages."""
+
+from __future__ import annotations
+
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Connection, Engine, func, insert, select
+
+sys.path.insert(0, str(Path(__file__).parents[2]))
+
+from hl7_client import DATA, ack_code, golden, replaced, segment_field
+
+from appliance import service
+from appliance.archive.tables import patient
+from appliance.config import Config, development_config
+from appliance.db import create_index_engine, upgrade_schema
+from appliance.hl7.daemon import build_receiver
+from appliance.hl7.router import Receiver
+from appliance.hl7.tables import hl7_inbox
+from appliance.worklist.orders import Order, OrderOutcome, OrderResult
+
+
+class StandInWorklist:
+    """Records the orders it is given; refuses the order numbers listed in `refuse`."""
+
+    def __init__(self) -> None:
+        self.orders: list[tuple[Order, int]] = []
+        self.refuse: set[str] = set()
+
+    def apply_order(self, _connection: Connection, order: Order, patient_pk: int, _config: Config) -> OrderResult:
+        if order.placer_order_number in self.refuse:
+            return OrderResult(OrderOutcome.UNKNOWN_ORDER, "no such order")
+        self.orders.append((order, patient_pk))
+        return OrderResult(OrderOutcome.SCHEDULED)
+
+
+@pytest.fixture()
+def worklist() -> StandInWorklist:
+    return StandInWorklist()
+
+
+@pytest.fixture()
+def engine(tmp_path: Path) -> Engine:
+    engine = create_index_engine(f"sqlite:///{tmp_path / 'index.sqlite'}")
+    upgrade_schema(engine)
+    return engine
+
+
+@pytest.fixture()
+def receiver(tmp_path: Path, engine: Engine, worklist: StandInWorklist) -> Receiver:
+    config = development_config(tmp_path)
+    return build_receiver(service.Runtime(config, engine), worklist.apply_order)
+
+
+def count(engine: Engine, table: object) -> int:
+    with engine.connect() as connection:
+        return int(connection.scalar(select(func.count()).select_from(table)) or 0)  # type: ignore[arg-type]
+
+
+def test_every_golden_message_is_accepted(receiver: Receiver, worklist: StandInWorklist) -> None:
+    for name in sorted(DATA.glob("*.hl7")):
+        answer = receiver.receive(name.read_bytes(), "test")
+        assert ack_code(answer) == "AA", (name.name, answer)
+    assert len(worklist.orders) == 3
+
+
+def test_duplicate_gets_the_same_ack_and_is_applied_once(
+    receiver: Receiver, engine: Engine, worklist: StandInWorklist
+) -> None:
+    message = golden("orm_zds_8859-15.hl7")
+    first, second = receiver.receive(message, "test"), receiver.receive(message, "test")
+    assert first == second and ack_code(first) == "AA"
+    assert len(worklist.orders) == 1
+    assert count(engine, hl7_inbox) == 1
+
+
+def test_refused_order_leaves_no_patient_behind(receiver: Receiver, engine: Engine, worklist: StandInWorklist) -> None:
+    worklist.refuse.add("PLC0001")
+    answer = receiver.receive(golden("orm_zds_8859-15.hl7"), "test")
+    assert ack_code(answer) == "AE"
+    assert segment_field(answer, "ERR", 3).startswith("204^")
+    assert count(engine, patient) == 0
+    with engine.connect() as connection:
+        assert connection.execute(select(hl7_inbox.c.status)).scalar() == "refused"
+
+
+@pytest.mark.parametrize(
+    ("message", "code", "error"),
+    [
+        (replaced(golden("a28_utf8.hl7"), **{"ADT^A28^ADT_A05": "ADT^Z99"}), "AR", "201"),
+        (replaced(golden("a28_utf8.hl7"), **{"ADT^A28^ADT_A05": "XYZ^A01"}), "AR", "200"),
+        (replaced(golden("a28_utf8.hl7"), **{"2.5^FRA^2.11": "2.7"}), "AR", "203"),
+        (golden("a28_utf8.hl7").replace(b"IPP1001^^^RIS-CAB-X^PI~", b""), "AE", "101"),
+        (b"PID|1||X\r", "AR", "100"),
+    ],
+)
+def test_wrong_messages_are_answered(receiver: Receiver, message: bytes, code: str, error: str) -> None:
+    answer = receiver.receive(message, "test")
+    assert ack_code(answer) == code
+    assert segment_field(answer, "ERR", 3).split("^")[0] == error
+
+
+def test_test_ins_is_refused_in_production(tmp_path: Path, engine: Engine, worklist: StandInWorklist) -> None:
+    document_config = development_config(tmp_path)
+    production = type(document_config.hl7)(**{**document_config.hl7.__dict__, "refuse_test_ins": True})
+    config = type(document_config)(**{**document_config.__dict__, "hl7": production})
+    receiver = build_receiver(service.Runtime(config, engine), worklist.apply_order)
+    message = golden("a28_utf8.hl7").replace(b"1.2.250.1.213.1.4.8", b"1.2.250.1.213.1.4.10")
+    answer = receiver.receive(message, "test")
+    assert ack_code(answer) == "AE"
+    assert count(engine, patient) == 0
+
+
+def test_stored_but_unapplied_messages_are_applied_on_recovery(receiver: Receiver, engine: Engine) -> None:
+    with engine.begin() as connection:
+        connection.execute(
+            insert(hl7_inbox).values(
+                sender="RIS|CAB-X",
+                control_id="A28-0001",
+                message_type="ADT^A28^ADT_A05",
+                message=golden("a28_utf8.hl7"),
+                status="received",
+                received_at=datetime.now(UTC),
+            )
+        )
+    assert receiver.recover() == 1
+    assert count(engine, patient) == 1
+    answer = receiver.receive(golden("a28_utf8.hl7"), "test")
+    assert ack_code(answer) == "AA"
+    assert count(engine, hl7_inbox) == 1
