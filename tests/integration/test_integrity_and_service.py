@@ -67,7 +67,7 @@ def test_ready_and_stopping_are_notified_and_sigterm_exits_cleanly(tmp_path: Pat
     assert daemon.process.wait(timeout=60) == 0
     assert listener.recv(4096).decode() == "STOPPING=1"
     listener.close()
-    assert "archive stopped" in daemon.log()
+    assert "DICOM archive APPLIANCE stopped" in daemon.log()
 
 
 def test_bad_configuration_stops_the_daemon_with_file_and_key(tmp_path: Path) -> None:

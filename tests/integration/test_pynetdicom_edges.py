@@ -10,16 +10,19 @@ import os
 import socket
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from datagen import PATIENTS, encoded, make_instance
 from pydicom import dcmread
 from pydicom.dataset import Dataset
-from pynetdicom import AE, _config
+from pydicom.uid import generate_uid
+from pynetdicom import AE, _config, build_role, evt
 from pynetdicom.association import Association
 from pynetdicom.sop_class import (  # type: ignore[attr-defined]
     MRImageStorage,
     StudyRootQueryRetrieveInformationModelFind,
+    StudyRootQueryRetrieveInformationModelGet,
     Verification,
 )
 from servers import Daemon, archive_config, associate, cli, write_config
@@ -29,8 +32,6 @@ SUCCESS = 0x0000
 CANCEL = 0xFE00
 PENDING = 0xFF00
 OUT_OF_RESOURCES = 0xA700
-# Enough matches that answering them all takes far longer than a C-CANCEL takes to arrive.
-STUDIES_FOR_CANCEL = 300
 
 
 @pytest.fixture()
@@ -150,19 +151,38 @@ def study_query() -> Dataset:
     return query
 
 
-def test_find_can_be_cancelled(association: Association, tmp_path: Path) -> None:
-    for number in range(STUDIES_FOR_CANCEL):
-        dataset = make_instance("MR", PATIENTS[number % 4], accession_number=f"C{number}")
-        dataset.Rows = dataset.Columns = 8
-        dataset.PixelData = b"\0" * 128
-        assert association.send_c_store(dataset).Status == SUCCESS
-    responses = association.send_c_find(study_query(), StudyRootQueryRetrieveInformationModelFind, msg_id=7)
-    status, _ = next(responses)
-    assert status.Status == PENDING
-    association.send_c_cancel(7, query_model=StudyRootQueryRetrieveInformationModelFind)
-    statuses = [int(status.Status) for status, _ in responses]
-    assert statuses[-1] == CANCEL, (len(statuses), statuses[-3:])
-    assert len(statuses) < STUDIES_FOR_CANCEL
+def test_retrieve_can_be_cancelled(archive: Daemon) -> None:
+    """C-CANCEL during a C-GET. The cancel is sent from the first sub-operation's handler, so it is
+    on the wire before that sub-operation's response: the archive must see it before the next one."""
+    study_uid = generate_uid()
+    store = associate(archive.port, MRImageStorage)
+    for number in range(1, 6):
+        dataset = make_instance("MR", PATIENTS[0], study_uid=study_uid, instance_number=number)
+        assert store.send_c_store(dataset).Status == SUCCESS
+    store.release()
+    received: list[str] = []
+
+    def on_store(event: Any) -> int:
+        received.append(event.dataset.SOPInstanceUID)
+        if len(received) == 1:
+            event.assoc.send_c_cancel(9, query_model=StudyRootQueryRetrieveInformationModelGet)
+        return SUCCESS
+
+    ae = AE()
+    ae.add_requested_context(StudyRootQueryRetrieveInformationModelGet)
+    ae.add_requested_context(MRImageStorage)
+    role = build_role(MRImageStorage, scp_role=True)
+    assoc = ae.associate("127.0.0.1", archive.port, ae_title="APPLIANCE", ext_neg=[role],
+                         evt_handlers=[(evt.EVT_C_STORE, on_store)])  # fmt: skip
+    query = Dataset()
+    query.QueryRetrieveLevel = "STUDY"
+    query.StudyInstanceUID = study_uid
+    statuses = [status for status, _ in assoc.send_c_get(query, StudyRootQueryRetrieveInformationModelGet, msg_id=9)]
+    assoc.release()
+    final = statuses[-1]
+    assert final.Status == CANCEL
+    assert len(received) < 5
+    assert final.NumberOfRemainingSuboperations == 5 - len(received)
 
 
 def test_find_answers_are_capped(tmp_path: Path) -> None:
