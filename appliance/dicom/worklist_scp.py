@@ -75,63 +75,79 @@ def text(dataset: Dataset, keyword: str) -> str:
     return str(value)
 
 
-def full_item(item: dict[str, Any]) -> Dataset:
-    """Every attribute the archive knows about one scheduled step, as a Dataset."""
-    step = Dataset()
-    step.ScheduledStationAETitle = item["scheduled_station_ae_title"]
-    step.ScheduledStationName = item["scheduled_station_name"]
-    step.ScheduledProcedureStepStartDate = item["scheduled_start_date"]
-    step.ScheduledProcedureStepStartTime = item["scheduled_start_time"]
-    step.Modality = item["modality"]
-    step.ScheduledPerformingPhysicianName = item["scheduled_performing_physician_name"]
-    step.ScheduledProcedureStepDescription = item["scheduled_procedure_step_description"]
-    step.ScheduledProcedureStepID = item["scheduled_procedure_step_id"]
-    step.ScheduledProcedureStepStatus = STEP_STATUS.get(item["status"], "SCHEDULED")
-    step.ScheduledProtocolCodeSequence = code_sequence(item)
-    dataset = Dataset()
-    dataset.ScheduledProcedureStepSequence = Sequence([step])
-    dataset.RequestedProcedureID = item["requested_procedure_id"]
-    dataset.RequestedProcedureDescription = item["requested_procedure_description"]
-    dataset.RequestedProcedureCodeSequence = code_sequence(item)
-    dataset.RequestedProcedurePriority = item["priority"]
-    dataset.StudyInstanceUID = item["study_instance_uid"]
-    dataset.ReferencedStudySequence = Sequence()
-    dataset.AccessionNumber = item["accession_number"]
-    dataset.ReferringPhysicianName = item["referring_physician_name"]
-    dataset.RequestingPhysician = item["requesting_physician_name"]
-    dataset.ReasonForTheRequestedProcedure = item["reason"]
-    dataset.PatientName = item["patient_name"]
-    dataset.PatientID = item["patient_id"]
-    dataset.IssuerOfPatientID = item["issuer_of_patient_id"]
-    dataset.PatientBirthDate = item["patient_birth_date"]
-    dataset.PatientSex = item["patient_sex"]
-    return dataset
+def full_item(item: dict[str, Any]) -> dict[str, Any]:
+    """Every attribute the archive knows about one scheduled step: keyword to value, sequences as
+    lists of such dictionaries (Datasets are built only for what the modality asked)."""
+    code = code_item(item)
+    step = {
+        "ScheduledStationAETitle": item["scheduled_station_ae_title"],
+        "ScheduledStationName": item["scheduled_station_name"],
+        "ScheduledProcedureStepStartDate": item["scheduled_start_date"],
+        "ScheduledProcedureStepStartTime": item["scheduled_start_time"],
+        "Modality": item["modality"],
+        "ScheduledPerformingPhysicianName": item["scheduled_performing_physician_name"],
+        "ScheduledProcedureStepDescription": item["scheduled_procedure_step_description"],
+        "ScheduledProcedureStepID": item["scheduled_procedure_step_id"],
+        "ScheduledProcedureStepStatus": STEP_STATUS.get(item["status"], "SCHEDULED"),
+        "ScheduledProtocolCodeSequence": code,
+    }
+    return {
+        "ScheduledProcedureStepSequence": [step],
+        "RequestedProcedureID": item["requested_procedure_id"],
+        "RequestedProcedureDescription": item["requested_procedure_description"],
+        "RequestedProcedureCodeSequence": code,
+        "RequestedProcedurePriority": item["priority"],
+        "StudyInstanceUID": item["study_instance_uid"],
+        "ReferencedStudySequence": [],
+        "AccessionNumber": item["accession_number"],
+        "ReferringPhysicianName": item["referring_physician_name"],
+        "RequestingPhysician": item["requesting_physician_name"],
+        "ReasonForTheRequestedProcedure": item["reason"],
+        "PatientName": item["patient_name"],
+        "PatientID": item["patient_id"],
+        "IssuerOfPatientID": item["issuer_of_patient_id"],
+        "PatientBirthDate": item["patient_birth_date"],
+        "PatientSex": item["patient_sex"],
+    }
 
 
-def code_sequence(item: dict[str, Any]) -> Sequence:
+def code_item(item: dict[str, Any]) -> list[dict[str, Any]]:
     if not item["procedure_code_value"]:
-        return Sequence()
-    code = Dataset()
-    code.CodeValue = item["procedure_code_value"]
-    code.CodingSchemeDesignator = item["procedure_code_scheme"] or "L"
-    code.CodeMeaning = item["procedure_code_meaning"]
-    return Sequence([code])
+        return []
+    return [
+        {
+            "CodeValue": item["procedure_code_value"],
+            "CodingSchemeDesignator": item["procedure_code_scheme"] or "L",
+            "CodeMeaning": item["procedure_code_meaning"],
+        }
+    ]
 
 
-def mirrored(request: Dataset, full: Dataset, allowed: set[str] | None) -> Dataset:
-    """The answer has exactly the requested attributes (PS3.4 C.2.2.1), valued where known."""
+def mirrored(request: Dataset, known: dict[str, Any], allowed: set[str] | None) -> Dataset:
+    """The answer has exactly the requested attributes (PS3.4 C.2.2.1), valued where known; an
+    empty sequence in the request asks for whole items (C.2.2.2.6)."""
     response = Dataset()
     for element in request:
         keyword = element.keyword
         if keyword == "SpecificCharacterSet" or (allowed is not None and keyword not in allowed):
             continue
-        if keyword not in full:
-            response.add_new(element.tag, element.VR, Sequence() if element.VR == "SQ" else None)
-        elif element.VR == "SQ" and element.value and full[keyword].value:
-            response.add_new(element.tag, "SQ", Sequence([mirrored(element.value[0], full[keyword].value[0], allowed)]))
+        value = known.get(keyword)
+        if element.VR != "SQ":
+            response.add_new(element.tag, element.VR, value if value is not None else None)
+        elif not value:
+            response.add_new(element.tag, "SQ", Sequence())
+        elif element.value:
+            response.add_new(element.tag, "SQ", Sequence([mirrored(element.value[0], item, allowed) for item in value]))
         else:
-            response.add_new(element.tag, element.VR, full[keyword].value)
+            response.add_new(element.tag, "SQ", Sequence([whole(item) for item in value]))
     return response
+
+
+def whole(item: dict[str, Any]) -> Dataset:
+    dataset = Dataset()
+    for keyword, value in item.items():
+        setattr(dataset, keyword, Sequence([whole(child) for child in value]) if isinstance(value, list) else value)
+    return dataset
 
 
 def adapted(response: Dataset, profile: WorklistProfile) -> Dataset:

@@ -1,0 +1,75 @@
+"""`make bench` (worklist part): median C-FIND latency of a typical modality query on the worklist
+daemon with 1,000 scheduled steps (issue 3's target: under 20 ms). Prints; asserts nothing.
+
+The steps are spread over 20 days (10 past, 10 ahead) and 5 stations, about 10 a day per station,
+as in a busy practice; the CT asks as most modalities do: no date (the profile's window: today),
+no station (its own, from its calling AE title)."""
+
+from __future__ import annotations
+
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from datetime import date, timedelta
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parents[1]))
+
+from pynetdicom.sop_class import ModalityWorklistInformationFind  # type: ignore[attr-defined]
+from servers import Daemon, archive_config, associate, write_config
+from worklist_data import add_patient, new_order, schedule
+
+from appliance.config import load_config
+from appliance.db import create_index_engine, upgrade_schema
+from appliance.dicom.worklist_scp import typical_query
+
+STEPS = 1000
+STATIONS = ["CT_SALLE1", "MR_SALLE2", "US_SALLE3", "MG_SALLE4", "DX_SALLE5"]
+REPEATS = 50
+
+
+def main() -> int:
+    work = Path(tempfile.mkdtemp(prefix="appliance-bench-worklist-"))
+    try:
+        config = archive_config(work / "data", 1, logging={"level": "WARNING"})
+        config["peers"].append({"ae_title": "CT_SALLE1", "host": "127.0.0.1", "rights": ["worklist"]})
+        config["worklist"] = {"bind_address": "127.0.0.1", "port": 0}
+        config_path = write_config(work / "a.yaml", config)
+        loaded = load_config(config_path)
+        engine = create_index_engine(loaded.database_url)
+        upgrade_schema(engine, loaded.storage.index_directory)
+        for number in range(STEPS):
+            patient_pk = add_patient(engine, f"IPP{number:06d}", f"PATIENT{number}^Prénom")
+            day = date.today() + timedelta(days=(number // 5) % 20 - 10)
+            order = new_order(number, STATIONS[number % 5][:2], STATIONS[number % 5], day=day)
+            schedule(engine, loaded, order, patient_pk)
+        engine.dispose()
+        daemon = Daemon("appliance.dicom.worklist_daemon", config_path, work / "log").start()
+        try:
+            assoc = associate(daemon.port, ModalityWorklistInformationFind, ae_title="CT_SALLE1")
+            samples, items = [], 0
+            for _ in range(REPEATS):
+                start = time.perf_counter()
+                answers = [
+                    identifier
+                    for status, identifier in assoc.send_c_find(typical_query("CT"), ModalityWorklistInformationFind)
+                    if status.Status == 0xFF00
+                ]
+                samples.append((time.perf_counter() - start) * 1000)
+                items = len(answers)
+            assoc.release()
+        finally:
+            daemon.stop()
+        median = statistics.median(samples)
+        print(f"\nWorklist: {STEPS} scheduled steps over 20 days and 5 stations; CT_SALLE1 asks for today:")
+        label = f"worklist C-FIND median latency ({items} items)"
+        print(f"  {label:<58} {median:>11.1f} ms  target < 20 ms")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
