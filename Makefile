@@ -54,8 +54,8 @@ test: debian-packages venv lint typecheck ## Install what the tests need, then l
 	$(PYTHON) -m pytest $(PYTEST_ARGS)
 
 .PHONY: bench
-bench: debian-packages venv ## Run the benchmarks and print their figures
-	$(PYTHON) tests/bench/bench_archive.py
+bench: debian-packages venv ## Run the benchmarks and print their figures (archive, worklist, HL7)
+	@for script in tests/bench/bench_*.py; do echo "== $$script"; $(PYTHON) $$script || exit 1; done
 
 .PHONY: config-reference
 config-reference: venv ## Regenerate appliance/config/REFERENCE.md from the schema
