@@ -5,6 +5,9 @@
 # usage: image/build.sh [--inventory production|test] [--out DIR] [--extra-var NAME=VALUE]...
 #                       [--check-idempotence]
 #   --check-idempotence  run the playbook a second time and fail unless it reports changed=0
+#   --from-tree DIR      start from a copy of an already configured tree (e.g. the production
+#                        image's) instead of the mmdebstrap base: the test variant then only adds
+#                        its inventory's differences (saves the second venv installation)
 # Run as root (mmdebstrap --mode=root, chroot, bind mounts). Paths are derived from the repo.
 set -euo pipefail
 
@@ -13,6 +16,7 @@ INVENTORY=production
 OUT=$REPO/build/image
 EXTRA_VARS=()
 CHECK_IDEMPOTENCE=no
+FROM_TREE=""
 SUITE=${IMAGE_SUITE:-trixie}
 MIRROR=${IMAGE_MIRROR:-http://deb.debian.org/debian}
 SECURITY_MIRROR=${IMAGE_SECURITY_MIRROR:-http://deb.debian.org/debian-security}
@@ -25,6 +29,7 @@ while [ $# -gt 0 ]; do
         --out) OUT=$2; shift 2 ;;
         --extra-var) EXTRA_VARS+=(-e "$2"); shift 2 ;;
         --check-idempotence) CHECK_IDEMPOTENCE=yes; shift ;;
+        --from-tree) FROM_TREE=$2; shift 2 ;;
         *) echo "unknown argument: $1" >&2; exit 2 ;;
     esac
 done
@@ -57,7 +62,9 @@ bind() {  # bind SOURCE TARGET-IN-TREE
 packages=$(grep -v '^\s*#' "$REPO/image/packages.txt" | grep -v '^\s*$' | sort | tr '\n' ',' | sed 's/,$//')
 key=$(printf '%s|%s|%s' "$SUITE" "$MIRROR" "$packages" | sha256sum | cut -c1-16)
 BASE=$CACHE/base-$SUITE-$key.tar
-if [ ! -s "$BASE" ]; then
+if [ -n "$FROM_TREE" ]; then
+    [ -d "$FROM_TREE/etc" ] || { echo "--from-tree $FROM_TREE: not a tree" >&2; exit 1; }
+elif [ ! -s "$BASE" ]; then
     log "mmdebstrap $SUITE (cache miss: $BASE)"
     start=$(date +%s)
     mmdebstrap --quiet --variant=minbase --mode=root --format=tar --components=main \
@@ -74,10 +81,15 @@ else
     log "base tree from cache: $BASE"
 fi
 
-log "unpacking the tree into $TREE"
 rm -rf "$TREE"
 mkdir -p "$TREE"
-tar -C "$TREE" --numeric-owner --xattrs --xattrs-include='*' -xf "$BASE"
+if [ -n "$FROM_TREE" ]; then
+    log "copying the configured tree $FROM_TREE into $TREE"
+    cp -a --reflink=auto "$FROM_TREE/." "$TREE/"
+else
+    log "unpacking the tree into $TREE"
+    tar -C "$TREE" --numeric-owner --xattrs --xattrs-include='*' -xf "$BASE"
+fi
 
 # --- 2. the playbook, through the chroot connection -------------------------------------
 log "packing the package source"

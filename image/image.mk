@@ -42,6 +42,7 @@ $(IMAGE_TEST_KEY):
 
 image-test-variant: image-deps $(IMAGE_TEST_KEY) ## Build the test image (test inventory: simulated UPS, test peers, test ssh key), checking idempotence
 	image/build.sh --inventory test --out $(IMAGE_TEST_DIR) --check-idempotence \
+		$(if $(wildcard $(IMAGE_DIR)/tree/etc),--from-tree $(IMAGE_DIR)/tree) \
 		--extra-var test_ssh_public_key_file=$(abspath $(IMAGE_TEST_KEY)).pub
 
 vm-test: ## Boot the test image in qemu (TCG, UEFI, 2 system + 2 data disks) and run the boot tests

@@ -9,23 +9,12 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
-REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO / "image"))
-
-from vm import ApplianceVM  # noqa: E402  (image/vm.py, stdlib only)
-
-IMAGE_DIR = REPO / os.environ.get("IMAGE_DIR", "build/image")
-IMAGE_TEST_DIR = REPO / os.environ.get("IMAGE_TEST_DIR", "build/image-test")
-TEST_KEY = IMAGE_TEST_DIR / "ssh" / "id_ed25519"
-VM_WORK = REPO / "build" / "vm-test"
-ANSIBLE_VENV = REPO / "build" / "ansible-venv"
+from harness import ANSIBLE_VENV, IMAGE_TEST_DIR, TEST_KEY, VM_WORK
+from vm import ApplianceVM
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -42,13 +31,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         reason="system tests run only through 'make test-image' or 'make vm-test' (APPLIANCE_SYSTEM_TESTS=1)"
     )
     for item in items:
-        if Path(str(item.fspath)).is_relative_to(Path(__file__).parent):
+        if Path(str(item.path)).is_relative_to(Path(__file__).parent):
             item.add_marker(skip)
-
-
-def package_has(relative: str) -> bool:
-    """True when the archive package in this checkout has the given module."""
-    return (REPO / relative).exists()
 
 
 @pytest.fixture(scope="session")
@@ -87,15 +71,3 @@ def booted_vm(test_image: Path) -> Iterator[ApplianceVM]:
         yield vm
     finally:
         vm.stop()
-
-
-def run(
-    command: list[str], timeout: float = 120, check: bool = True, **kwargs: object
-) -> subprocess.CompletedProcess[str]:
-    """Run a host command, text mode, with a timeout; raise with its output when check fails."""
-    result = subprocess.run(command, capture_output=True, text=True, timeout=timeout, **kwargs)  # type: ignore[call-overload]
-    if check and result.returncode != 0:
-        raise AssertionError(
-            f"{' '.join(map(str, command))} exited {result.returncode}:\n{result.stdout}\n{result.stderr}"
-        )
-    return result

@@ -16,10 +16,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from harness import package_has
 
-from conftest import package_has
-
-pytestmark = pytest.mark.nspawn
+pytestmark = [pytest.mark.nspawn, pytest.mark.timeout(600)]
 
 HAS_DICOM = package_has("appliance/dicom/daemon.py")
 
@@ -31,7 +30,7 @@ class Container:
         self.console = scratch / "console.log"
         data = scratch / "srv"
         data.mkdir()
-        self._log = open(self.console, "wb")
+        self._log = open(self.console, "wb")  # noqa: SIM115  (closed in stop(), the process writes to it)
         self.process = subprocess.Popen(
             [
                 "systemd-nspawn",
@@ -47,6 +46,8 @@ class Container:
                 "--boot",
                 "--",
                 "systemd.mask=systemd-networkd-wait-online.service",
+                # the root is nspawn's volatile overlay, not the image's LABEL=appliance-root
+                "systemd.mask=systemd-remount-fs.service",
             ],
             stdin=subprocess.DEVNULL,
             stdout=self._log,
@@ -60,7 +61,10 @@ class Container:
         while time.monotonic() < deadline:
             children = Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children")
             if children.exists() and children.read_text().split():
-                return int(children.read_text().split()[0])
+                pid = int(children.read_text().split()[0])
+                # nspawn's child becomes the container's systemd only once it has exec'd it
+                if Path(f"/proc/{pid}/comm").read_text().strip() == "systemd":
+                    return pid
             if self.process.poll() is not None:
                 raise RuntimeError(f"systemd-nspawn exited: {self.console.read_text(errors='replace')}")
             time.sleep(0.2)
@@ -73,6 +77,16 @@ class Container:
             text=True,
             timeout=timeout,
         )
+
+    def system_state(self, timeout: float = 240) -> str:
+        """`systemctl is-system-running --wait`, retried while the container's manager is not reachable yet."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            state = self.run("systemctl is-system-running --wait", timeout=timeout).stdout.strip()
+            if state and state not in ("offline", "unknown"):
+                return state
+            time.sleep(0.5)
+        return "no answer"
 
     def stop(self) -> None:
         if self.process.poll() is None:
@@ -95,7 +109,7 @@ def container(test_tree: Path, tmp_path_factory: pytest.TempPathFactory) -> Iter
 
 
 def test_boots_to_running_with_no_failed_unit(container: Container) -> None:
-    state = container.run("systemctl is-system-running --wait", timeout=240).stdout.strip()
+    state = container.system_state()
     failed = container.run("systemctl --failed --no-legend --plain").stdout
     assert state == "running", f"state {state!r}, failed units:\n{failed}"
 
@@ -123,7 +137,7 @@ def test_archive_daemon_is_ready_and_listening_on_104(container: Container) -> N
 def test_low_battery_powers_the_container_off_in_order(container: Container) -> None:
     container.run("sed -i 's/^ups.status: .*/ups.status: OB DISCHRG LB/' /run/nut/ups-simulated.dev")
     container.process.wait(timeout=120)
-    console = container.console.read_text(errors="replace")
+    console = re.sub(r"\x1b\[[0-9;]*[A-Za-z]", "", container.console.read_text(errors="replace"))
     assert "Unmounted srv-appliance.mount" in console or "Unmounting srv-appliance.mount" in console, console[-3000:]
     if HAS_DICOM:
         stopped = console.find("Stopped appliance-dicom.service")

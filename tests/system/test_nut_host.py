@@ -8,17 +8,19 @@ runs its command for "onbatt"; low battery -> upsmon runs SHUTDOWNCMD and writes
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
+import signal
 import subprocess
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
-from conftest import run
+from harness import run, wait_until
 from vm import free_port
 
 pytestmark = pytest.mark.host
@@ -26,19 +28,13 @@ pytestmark = pytest.mark.host
 NUT_LIBEXEC = Path("/lib/nut")
 
 
-def wait_for(predicate, timeout: float, what: str) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.5)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-
-
 @pytest.fixture()
-def nut_scratch(test_tree: Path, tmp_path: Path) -> Iterator[dict[str, Path | int]]:
+def nut_scratch(test_tree: Path) -> Iterator[dict[str, Path | int]]:
     if not (NUT_LIBEXEC / "dummy-ups").exists():
         pytest.fail("NUT is not installed on the build machine: run 'make image-deps'")
+    # The daemons drop to the "nut" user: their folder must be reachable by it (pytest's is 0700).
+    tmp_path = Path(tempfile.mkdtemp(prefix="appliance-nut-", dir="/tmp"))
+    tmp_path.chmod(0o755)
     source = test_tree / "etc/nut"
     etc, state, out = tmp_path / "etc", tmp_path / "state", tmp_path / "out"
     for folder in (etc, state, out):
@@ -74,11 +70,10 @@ def nut_scratch(test_tree: Path, tmp_path: Path) -> Iterator[dict[str, Path | in
     (etc / "upsmon.conf").write_text(monitor + "RUN_AS_USER root\n")
     for path in (etc, state, out, *etc.iterdir()):
         shutil.chown(path, "nut", "nut")
-    os.chmod(tmp_path, 0o755)
 
     env = {**os.environ, "NUT_CONFPATH": str(etc), "NUT_STATEPATH": str(state), "NUT_ALTPIDPATH": str(state)}
     processes: list[subprocess.Popen[bytes]] = []
-    logs = open(out / "daemons.log", "wb")
+    logs = open(out / "daemons.log", "wb")  # noqa: SIM115  (closed in the finally below)
     try:
         for command in (
             [str(NUT_LIBEXEC / "dummy-ups"), "-a", ups_name, "-u", "nut", "-D"],
@@ -91,17 +86,26 @@ def nut_scratch(test_tree: Path, tmp_path: Path) -> Iterator[dict[str, Path | in
             time.sleep(1.5)
         yield {"device": device, "out": out, "port": port, "ups": ups_name}  # type: ignore[misc]
     finally:
-        for process in reversed(processes):
-            if process.poll() is None:
-                process.terminate()
-                try:
-                    process.wait(timeout=10)
-                except subprocess.TimeoutExpired:
-                    process.kill()
-                    process.wait()
+        for process in reversed(processes):  # each in its own process group: upsmon forks a helper
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGTERM)
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
         logs.close()
-        # upssched forks a timer daemon of its own; it exits with its pipe, but make sure.
-        run(["pkill", "-F", str(state / "upssched.pid")], check=False) if (state / "upssched.pid").exists() else None
+        # upssched forks a timer daemon of its own; stop it by the PID it recorded.
+        stop_recorded_process(state / "upssched.pid")
+        if not os.environ.get("APPLIANCE_KEEP_SCRATCH"):
+            shutil.rmtree(tmp_path, ignore_errors=True)
+
+
+def stop_recorded_process(pid_file: Path) -> None:
+    if pid_file.exists():
+        with contextlib.suppress(ValueError, ProcessLookupError):
+            os.kill(int(pid_file.read_text().strip()), signal.SIGTERM)
 
 
 def set_status(device: Path, status: str) -> None:
@@ -117,11 +121,11 @@ def test_low_battery_runs_the_shutdown_command(nut_scratch: dict) -> None:  # ty
     def status() -> str:
         return run(["upsc", f"{ups}@127.0.0.1:{port}", "ups.status"], check=False).stdout.strip()
 
-    wait_for(lambda: status() == "OL", 20, "the simulated UPS on line")
+    wait_until(lambda: status() == "OL", 20, "the simulated UPS on line", interval=0.5)
     assert not (out / "shutdown-called").exists()
 
     set_status(device, "OB DISCHRG")
-    wait_for(
+    wait_until(
         lambda: "onbatt" in ((out / "events").read_text() if (out / "events").exists() else ""),
         30,
         "upssched's onbatt command",
@@ -129,5 +133,5 @@ def test_low_battery_runs_the_shutdown_command(nut_scratch: dict) -> None:  # ty
     assert not (out / "shutdown-called").exists(), "on battery alone must not shut down"
 
     set_status(device, "OB DISCHRG LB")
-    wait_for(lambda: (out / "shutdown-called").exists(), 30, "upsmon's SHUTDOWNCMD")
+    wait_until(lambda: (out / "shutdown-called").exists(), 30, "upsmon's SHUTDOWNCMD", interval=0.5)
     assert (out / "killpower").exists(), "POWERDOWNFLAG not written: the UPS would not cut the power"

@@ -9,34 +9,20 @@ of the same disks checks that the archive is intact and that the shutdown was or
 from __future__ import annotations
 
 import json
-import re
 import subprocess
-import time
 from pathlib import Path
 from typing import Any
 
 import pytest
-
-from conftest import package_has
+from harness import package_has, wait_until
 from vm import ApplianceVM
 
-pytestmark = pytest.mark.vm
+# Boots under TCG take minutes: a generous per-test limit (pyproject sets 300 s by default).
+pytestmark = [pytest.mark.vm, pytest.mark.timeout(1800)]
 
 DCMTK = Path("/usr/bin")
 HAS_DICOM = package_has("appliance/dicom/daemon.py")
 STORED: dict[str, Any] = {}
-
-
-def wait_until(check, timeout: float, what: str, interval: float = 3):  # type: ignore[no-untyped-def]
-    """Poll check() until it returns something truthy; return it, or fail naming what was awaited."""
-    deadline = time.monotonic() + timeout
-    last: object = None
-    while time.monotonic() < deadline:
-        last = check()
-        if last:
-            return last
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what} (last: {last!r})")
 
 
 def events(vm: ApplianceVM) -> list[dict[str, Any]]:
@@ -45,10 +31,11 @@ def events(vm: ApplianceVM) -> list[dict[str, Any]]:
 
 
 def array_state(vm: ApplianceVM, array: str) -> dict[str, str]:
+    """mdadm --detail --export of the array, plus its sysfs state, degraded count and sync action."""
+    sysfs = f"/sys/block/$(basename $(readlink -f {array}))/md"
     out = vm.ssh(
-        f"mdadm --detail --export {array} 2>/dev/null; echo STATE=$(cat /sys/block/$(basename $(readlink -f {array}))/md/array_state 2>/dev/null)"
-        f"; echo DEGRADED=$(cat /sys/block/$(basename $(readlink -f {array}))/md/degraded 2>/dev/null)"
-        f"; echo SYNC=$(cat /sys/block/$(basename $(readlink -f {array}))/md/sync_action 2>/dev/null)",
+        f"mdadm --detail --export {array} 2>/dev/null; echo STATE=$(cat {sysfs}/array_state 2>/dev/null); "
+        f"echo DEGRADED=$(cat {sysfs}/degraded 2>/dev/null); echo SYNC=$(cat {sysfs}/sync_action 2>/dev/null)",
         check=False,
     ).stdout
     return dict(line.split("=", 1) for line in out.splitlines() if "=" in line)

@@ -8,11 +8,10 @@ import shutil
 from pathlib import Path
 
 import pytest
-
-from conftest import TEST_KEY, VM_WORK, package_has
+from harness import TEST_KEY, VM_WORK, package_has
 from vm import ApplianceVM
 
-pytestmark = pytest.mark.vm
+pytestmark = [pytest.mark.vm, pytest.mark.timeout(1800)]
 
 
 def test_first_boot_with_one_data_disk_runs_degraded_and_says_so(test_image: Path) -> None:
