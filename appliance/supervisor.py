@@ -20,6 +20,7 @@ DAEMONS = {
     "appliance-dicom": "appliance.dicom.daemon",
     "appliance-forward": "appliance.forward.daemon",
     "appliance-worklist": "appliance.dicom.worklist_daemon",
+    "appliance-hl7": "appliance.hl7.daemon",
 }
 
 
@@ -59,6 +60,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"  DICOM archive  AE {config.dicom.ae_title} on {config.dicom.bind_address}:{config.dicom.port}", flush=True)
     worklist = config.worklist
     print(f"  worklist       AE {worklist.ae_title} on {worklist.bind_address}:{worklist.port}", flush=True)
+    print(f"  HL7 listener   MLLP on {config.hl7.bind_address}:{config.hl7.port}", flush=True)
     print("  background worker: verified lossless compression", flush=True)
     print("Ctrl-C stops everything.", flush=True)
     stop = threading.Event()

@@ -36,6 +36,7 @@ ENTRY_COLUMNS = (hl7_inbox.c.id, hl7_inbox.c.status, hl7_inbox.c.message, hl7_in
 ENTRY_BY_CONTROL_ID = select(*ENTRY_COLUMNS).where(
     hl7_inbox.c.sender == bindparam("sender"), hl7_inbox.c.control_id == bindparam("control_id")
 )
+INSERT_ENTRY = insert(hl7_inbox)
 FINISH = update(hl7_inbox).where(hl7_inbox.c.id == bindparam("entry_id"))
 
 
@@ -54,7 +55,7 @@ def store(connection: Connection, sender: str, control_id: str, message_type: st
         "status": RECEIVED,
         "received_at": now(),
     }
-    key = connection.execute(insert(hl7_inbox), values).inserted_primary_key
+    key = connection.execute(INSERT_ENTRY, values).inserted_primary_key
     assert key is not None
     return int(key[0])
 

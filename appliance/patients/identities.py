@@ -130,6 +130,10 @@ SET_ISSUER = update(patient).where(patient.c.id == bindparam("patient_pk"))
 UPDATE_PATIENT = update(patient).where(patient.c.id == bindparam("patient_pk"))
 UPDATE_IDENTITY = update(patient_identity).where(patient_identity.c.patient_pk == bindparam("identity_pk"))
 MERGED_INTO = select(patient_identity.c.merged_into).where(patient_identity.c.patient_pk == bindparam("patient_pk"))
+INSERT_PATIENT = insert(patient)
+INSERT_IDENTITY = insert(patient_identity)
+INSERT_IDENTIFIER = insert(patient_identifier)
+INSERT_CHANGE = insert(identity_change)
 DELETE_IDENTIFIERS = delete(patient_identifier).where(patient_identifier.c.patient_pk == bindparam("identity_pk"))
 
 
@@ -314,12 +318,10 @@ def create_patient(connection: Connection, identity: PatientIdentity, moment: da
         "created_at": moment,
         **patient_values(identity, moment),
     }
-    key = connection.execute(insert(patient).values(values)).inserted_primary_key
+    key = connection.execute(INSERT_PATIENT, values).inserted_primary_key
     assert key is not None
     patient_pk = int(key[0])
-    connection.execute(
-        insert(patient_identity).values(patient_pk=patient_pk, updated_at=moment, **identity_values(identity))
-    )
+    connection.execute(INSERT_IDENTITY, {"patient_pk": patient_pk, "updated_at": moment, **identity_values(identity)})
     return patient_pk
 
 
@@ -330,7 +332,7 @@ def update_patient(connection: Connection, patient_pk: int, identity: PatientIde
     )
     if not updated.rowcount:
         connection.execute(
-            insert(patient_identity), {"patient_pk": patient_pk, "updated_at": moment, **identity_values(identity)}
+            INSERT_IDENTITY, {"patient_pk": patient_pk, "updated_at": moment, **identity_values(identity)}
         )
 
 
@@ -368,7 +370,7 @@ def insert_identifier(connection: Connection, patient_pk: int, identifier: Ident
         "type_code": identifier.type_code or (INS_TYPE if identifier.is_ins else ""),
         "created_at": moment,
     }
-    connection.execute(insert(patient_identifier), values)
+    connection.execute(INSERT_IDENTIFIER, values)
 
 
 def repoint(connection: Connection, absorbed_pk: int, surviving_pk: int) -> int:
@@ -402,4 +404,4 @@ def audit(
         "source_control_id": source.control_id,
         "changed_at": moment,
     }
-    connection.execute(insert(identity_change), values)
+    connection.execute(INSERT_CHANGE, values)
