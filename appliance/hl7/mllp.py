@@ -80,6 +80,11 @@ class FrameReader:
         end = self.buffer.find(END_BLOCK, 1)
         if end < 0:
             return None
+        restart = self.buffer.rfind(START_BLOCK, 1, end)
+        if restart > 0:
+            LOGGER.warning("dropped %d bytes of a frame that a new start block interrupted", restart)
+            del self.buffer[:restart]
+            end -= restart
         content = bytes(self.buffer[1:end])
         del self.buffer[: end + len(END_BLOCK)]
         return content

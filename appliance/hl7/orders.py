@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import datetime
 
+from appliance.hl7.acks import ErrorCode
 from appliance.hl7.er7 import Message, Segment
 from appliance.hl7.segments import ContentError, not_null, physician_name
 from appliance.worklist.orders import CodedEntry, Order, OrderControl
@@ -52,7 +53,9 @@ def order_of(
 ) -> Order:
     code = orc.get(1)
     if code not in CONTROLS:
-        raise ContentError(f"order control {code!r} is not supported", f"ORC^{sequence}^1")
+        raise ContentError(
+            f"order control {code!r} is not supported", f"ORC^{sequence}^1", ErrorCode.TABLE_VALUE_NOT_FOUND
+        )
     placer = orc.get(2) or (obr.get(2) if obr else "")
     filler = orc.get(3) or (obr.get(3) if obr else "")
     if not placer and not filler:

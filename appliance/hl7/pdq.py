@@ -127,7 +127,7 @@ def patient_query(criteria: Criteria) -> Select[tuple[object, ...]]:
 def pid_segment(position: int, row: dict[str, object]) -> str:
     """PID with the IPP, the INS (only when the identity is qualified), names, birth date, sex, place."""
     status = str(row.get("identity_status") or "")
-    identifiers = [f"{escape(str(row['patient_id']))}^^^{escape(str(row['issuer_of_patient_id']))}^PI"]
+    identifiers = [f"{escape(str(row['patient_id']))}^^^{authority_of(str(row['issuer_of_patient_id']))}^PI"]
     for found in row["identifiers"]:  # type: ignore[attr-defined]
         if found["type_code"] == "INS" and "VALI" not in status.split("~"):
             continue
@@ -146,6 +146,13 @@ def pid_segment(position: int, row: dict[str, object]) -> str:
     fields = ["PID", str(position), "", "~".join(identifiers), "", names_field, "", str(row["patient_birth_date"]), sex]
     fields += ["", "", place] + [""] * 20 + [status]
     return "|".join(fields).rstrip("|")
+
+
+def authority_of(issuer: str) -> str:
+    """CX-4 of an IPP: an OID goes in CX-4.2 (`&OID&ISO`), a name in CX-4.1."""
+    if issuer and all(part.isdigit() for part in issuer.split(".")):
+        return f"&{issuer}&ISO"
+    return escape(issuer)
 
 
 def response(

@@ -150,7 +150,7 @@ class Receiver:
         except Refused as refused:
             verdict = refused.verdict
         except ContentError as error:
-            verdict = Verdict.error_in(ErrorCode.REQUIRED_FIELD_MISSING, error.text, error.location)
+            verdict = Verdict.error_in(error.error, error.text, error.location)
         answer = self.answer(header, verdict)
         with self.engine.begin() as connection:
             existing = inbox.find(connection, sender, message.control_id)
@@ -179,7 +179,7 @@ class Receiver:
         except Refused as refused:
             verdict = refused.verdict
         except ContentError as error:
-            verdict = Verdict.error_in(ErrorCode.REQUIRED_FIELD_MISSING, error.text, error.location)
+            verdict = Verdict.error_in(error.error, error.text, error.location)
         with self.engine.begin() as connection:
             inbox.finish(connection, entry_id, inbox.REFUSED, self.answer(header, verdict), verdict.text)
         return verdict.code

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from appliance.hl7.acks import ErrorCode
 from appliance.hl7.er7 import Message, Segment, Value
 from appliance.patients.identities import Identifier, PatientIdentity
 
@@ -20,10 +21,11 @@ SEX = {"M": "M", "F": "F", "U": "O", "O": "O", "A": "O"}  # HL7 table 0001 to DI
 class ContentError(Exception):
     """A required field is missing or wrong; `location` is SEG^sequence^field for ERR-2."""
 
-    def __init__(self, text: str, location: str) -> None:
+    def __init__(self, text: str, location: str, error: ErrorCode = ErrorCode.REQUIRED_FIELD_MISSING) -> None:
         super().__init__(text)
         self.text = text
         self.location = location
+        self.error = error
 
 
 @dataclass(frozen=True)

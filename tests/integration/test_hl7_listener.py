@@ -202,3 +202,21 @@ def test_refused_connection_data_never_half_applied(hl7_daemon: Daemon, index: E
         answer = client.send(message)
     assert ack_code(answer) == "AE"
     assert count(index, patient) == 0 and count(index, scheduled_step) == 0
+
+
+def test_enhanced_mode_and_v231_orders(hl7_daemon: Daemon, index: Engine) -> None:
+    enhanced = golden("a28_8859-1.hl7").replace(b"|P|2.5^FRA^2.11||||||8859/1", b"|P|2.5^FRA^2.11|||AL|NE||8859/1")
+    with MllpClient(hl7_daemon.port) as client:
+        assert ack_code(client.send(enhanced)) == "CA"
+        answer = client.send(golden("orm_no_zds_unlabelled.hl7"))
+    assert ack_code(answer) == "AA" and segment_field(answer, "MSH", 12) == "2.3.1"
+    assert rows(index, select(scheduled_step.c.accession_number)) == [("ACC0002",)]
+
+
+def test_sigterm_with_an_open_connection_stops_cleanly(tmp_path: Path) -> None:
+    config_path = write_config(tmp_path / "appliance.yaml", hl7_daemon_config(tmp_path / "data"))
+    daemon = Daemon("appliance.hl7.daemon", config_path, tmp_path / "hl7.log").start()
+    with MllpClient(daemon.port) as client:
+        assert ack_code(client.send(golden("a28_utf8.hl7"))) == "AA"
+        assert daemon.stop() == 0
+    assert "HL7 listener stopped" in daemon.log()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import sys
 from pathlib import Path
 
@@ -12,6 +13,7 @@ sys.path.insert(0, str(Path(__file__).parents[2]))
 from hl7_client import golden
 
 from appliance.hl7 import er7
+from appliance.hl7.mllp import FrameReader
 
 
 @pytest.mark.parametrize(
@@ -83,3 +85,11 @@ def test_malformed_messages_raise(data: bytes) -> None:
 
 def test_encoding_spells_out_what_latin1_lacks() -> None:
     assert er7.encode_text("ŒUVRE 20 €", "iso-8859-1") == b"OEUVRE 20 EUR"
+
+
+def test_frame_interrupted_by_a_new_start_block_keeps_the_complete_one() -> None:
+    left, right = socket.socketpair()
+    with left, right:
+        left.sendall(b"\x0bMSH|partial\x0bMSH|complete\x1c\x0d")
+        reader = FrameReader(right, 1024, lambda: False)
+        assert reader.next_frame(idle_timeout=5) == b"MSH|complete"
