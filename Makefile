@@ -8,8 +8,9 @@ PYTHON := $(VENV)/bin/python
 CONFIG ?=
 DATA ?= var
 PYTEST_ARGS ?=
-# Debian packages the tests drive as real peers (DCMTK's storescu/findscu/getscu/movescu/storescp).
-TEST_DEBIAN_PACKAGES := dcmtk
+# Debian packages the tests drive as real peers: DCMTK's storescu/findscu/getscu/movescu/storescp, and a
+# PostgreSQL server (the index must work on PostgreSQL as well as on SQLite).
+TEST_DEBIAN_PACKAGES := dcmtk postgresql
 export TCP_NODELAY := 1
 
 .DEFAULT_GOAL := help

@@ -11,6 +11,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 
 from datagen import PATIENTS, write_series
+from postgres import postgresql_server
 from servers import Daemon, archive_config, free_port, write_config
 
 
@@ -44,3 +45,13 @@ def archive(tmp_path: Path, destination_port: int) -> Iterator[Daemon]:
     daemon = Daemon("appliance.dicom.daemon", config_path, tmp_path / "dicom.log").start()
     yield daemon
     daemon.stop()
+
+
+@pytest.fixture(scope="session")
+def postgresql_url() -> Iterator[str]:
+    """A throwaway PostgreSQL database (skips where the server is not installed)."""
+    try:
+        with postgresql_server() as url:
+            yield url
+    except RuntimeError as error:
+        pytest.skip(str(error))

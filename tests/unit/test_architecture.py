@@ -43,8 +43,10 @@ def test_domain_does_not_import_edge_libraries(package: str) -> None:
     assert offenders == {}
 
 
-def test_migrations_match_the_declared_tables(tmp_path: Path) -> None:
-    engine = create_index_engine(f"sqlite:///{tmp_path / 'index.sqlite'}")
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_migrations_match_the_declared_tables(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    url = f"sqlite:///{tmp_path / 'index.sqlite'}" if backend == "sqlite" else request.getfixturevalue("postgresql_url")
+    engine = create_index_engine(url)
     upgrade_schema(engine)
     with engine.connect() as connection:
         differences = compare_metadata(MigrationContext.configure(connection), metadata)

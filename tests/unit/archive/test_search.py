@@ -14,11 +14,14 @@ from appliance.archive.storage import WrittenFile
 from appliance.db import create_index_engine, upgrade_schema
 
 
-@pytest.fixture(scope="module")
-def engine(tmp_path_factory: pytest.TempPathFactory) -> Engine:
-    """Six studies: four patients, two dates, CT/MR/US."""
-    directory = tmp_path_factory.mktemp("index")
-    engine = create_index_engine(f"sqlite:///{directory / 'index.sqlite'}")
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def engine(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Engine:
+    """Six studies: four patients, two dates, CT/MR/US; on SQLite and on PostgreSQL."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path_factory.mktemp('index') / 'index.sqlite'}"
+    else:
+        url = request.getfixturevalue("postgresql_url")
+    engine = create_index_engine(url)
     upgrade_schema(engine)
     index = Index(engine)
     plan = [
@@ -121,6 +124,8 @@ def test_retrieve_needs_the_unique_key_of_its_level(engine: Engine) -> None:
 def test_study_lookup_by_patient_id_uses_an_index(engine: Engine) -> None:
     from appliance.archive.search import find_statement
 
+    if engine.dialect.name != "sqlite":
+        pytest.skip("plan text checked on SQLite")
     statement = find_statement(Query("STUDY", {"PatientID": "IPP0001", "StudyInstanceUID": ""}))
     compiled = statement.compile(engine, compile_kwargs={"literal_binds": True})
     with engine.connect() as connection:
