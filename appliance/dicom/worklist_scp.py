@@ -108,6 +108,17 @@ def full_item(item: dict[str, Any]) -> dict[str, Any]:
         "IssuerOfPatientID": item["issuer_of_patient_id"],
         "PatientBirthDate": item["patient_birth_date"],
         "PatientSex": item["patient_sex"],
+        "OtherPatientIDsSequence": [other_patient_id(national) for national in item["national_identifiers"]],
+    }
+
+
+def other_patient_id(national: dict[str, str]) -> dict[str, Any]:
+    """The INS as an Other Patient IDs item, with its issuer and OID (P3)."""
+    return {
+        "PatientID": national["value"],
+        "IssuerOfPatientID": national["namespace"],
+        "IssuerOfPatientIDQualifiersSequence": [{"UniversalEntityID": national["oid"], "UniversalEntityIDType": "ISO"}],
+        "TypeOfPatientID": "TEXT",
     }
 
 
@@ -248,4 +259,5 @@ def typical_query(modality: str = "") -> Dataset:
                     "ReferringPhysicianName", "RequestingPhysician", "IssuerOfPatientID"):  # fmt: skip
         setattr(query, keyword, "")
     query.RequestedProcedureCodeSequence = Sequence()
+    query.OtherPatientIDsSequence = Sequence()
     return query

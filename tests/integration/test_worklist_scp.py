@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 from pydicom import dcmread
-from servers import Daemon, archive_config, cli, run, write_config
+from servers import Daemon, archive_config, associate, cli, run, write_config
+from sqlalchemy import insert
 from worklist_data import add_patient, new_order, schedule
 
 from appliance.config import load_config
 from appliance.db import create_index_engine, upgrade_schema
+from appliance.dicom.worklist_scp import MODALITY_WORKLIST_FIND, typical_query
+from appliance.patients.tables import patient_identifier
 
 PROFILES = [
     {"ae_title": "CT_SALLE1"},
@@ -36,6 +39,7 @@ def worklist(tmp_path: Path) -> Iterator[Daemon]:
     engine = create_index_engine(loaded.database_url)
     upgrade_schema(engine, loaded.storage.index_directory)
     chloe = add_patient(engine, "IPP00000000000000042", "ŒUVRARD^Chloé^Marie^Mme")
+    add_national_identifier(engine, chloe, "261017510612345")
     helene = add_patient(engine, "IPP2", "LEFÈVRE^Hélène")
     schedule(engine, loaded, new_order(1, "CT", "CT_SALLE1"), chloe)
     schedule(engine, loaded, new_order(2, "US", "VOLUSON"), chloe)
@@ -45,6 +49,17 @@ def worklist(tmp_path: Path) -> Iterator[Daemon]:
     daemon = Daemon("appliance.dicom.worklist_daemon", config_path, tmp_path / "worklist.log").start()
     yield daemon
     daemon.stop()
+
+
+def add_national_identifier(engine: Any, patient_pk: int, ins: str) -> None:
+    """An INS-NIR as the HL7 side keeps it for a qualified identity."""
+    with engine.begin() as connection:
+        connection.execute(
+            insert(patient_identifier).values(
+                patient_pk=patient_pk, identifier=ins, namespace="ASIP-SANTE-INS-NIR",
+                universal_id="1.2.250.1.213.1.4.8", type_code="INS", created_at=datetime.now(UTC),
+            )
+        )  # fmt: skip
 
 
 def query(worklist: Daemon, calling: str, directory: Path, *keys: str) -> list[Any]:
@@ -120,3 +135,13 @@ def test_preview_prints_what_the_modality_receives(worklist: Daemon) -> None:
     output = cli(worklist.config_path, "worklist", "preview", "--as", "VOLUSON").stdout
     assert "1 item(s) for VOLUSON (profile: VOLUSON)" in output
     assert "OEUVRARD" in output and "ISO_IR 100" in output
+
+
+def test_the_ins_goes_to_the_modality_with_its_issuer(worklist: Daemon) -> None:
+    assoc = associate(worklist.port, MODALITY_WORKLIST_FIND, ae_title="CT_SALLE1")
+    answers = [answer for status, answer in assoc.send_c_find(typical_query(), MODALITY_WORKLIST_FIND) if answer]
+    assoc.release()
+    (item,) = answers
+    (other,) = item.OtherPatientIDsSequence
+    assert (other.PatientID, other.IssuerOfPatientID) == ("261017510612345", "ASIP-SANTE-INS-NIR")
+    assert other.IssuerOfPatientIDQualifiersSequence[0].UniversalEntityID == "1.2.250.1.213.1.4.8"
