@@ -140,7 +140,7 @@ def returned_columns(query: Query, depth: int) -> list[Any]:
     wanted |= {"SeriesInstanceUID"} if depth >= 2 else set()
     wanted |= {"SOPInstanceUID", "SOPClassUID"} if depth >= 3 else set()
     wanted |= set(query.keys)
-    columns: list[Any] = []
+    columns: list[Any] = [patient.c.id.label("PatientPK")]
     for keyword in sorted(wanted):
         key = KEYS.get(keyword)
         if key is not None and LEVELS.index(key.level) <= depth:

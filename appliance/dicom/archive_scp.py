@@ -29,6 +29,7 @@ from appliance.dicom.peers import AccessPolicy
 from appliance.dicom.retrieve import StoredReference, install_sender, proposed_contexts, throttle_pending_responses
 from appliance.dicom.tuning import CONNECTION_HANDLERS, REQUESTOR_HANDLERS
 from appliance.dicom.workflow_scp import WorkflowServices
+from appliance.patients.national import national_identifiers
 
 LOGGER = logging.getLogger(__name__)
 
@@ -133,6 +134,9 @@ class ArchiveServices:
             yield statuses.UNABLE_TO_PROCESS, None
             return
         LOGGER.info("C-FIND %s from %s: %d match(es)", query.level, caller(event), min(len(rows), limit))
+        if "OtherPatientIDsSequence" in request:
+            national = national_identifiers(self.engine, sorted({row["PatientPK"] for row in rows}))
+            rows = [{**row, "OtherPatientIDsSequence": national.get(row["PatientPK"], [])} for row in rows]
         for row in rows[:limit]:
             if event.is_cancelled:
                 yield statuses.CANCEL, None

@@ -75,9 +75,19 @@ def response_identifier(row: dict[str, Any], request: Dataset, level: str, retri
 def value_for(value: Any) -> Any:
     if value is None:
         return None
+    if isinstance(value, list):
+        return Sequence([dataset_from(item) for item in value])
     if isinstance(value, str) and "\\" in value:
         return value.split("\\")
     return value
+
+
+def dataset_from(values: dict[str, Any]) -> Dataset:
+    """A Dataset from keyword to value, lists of such dictionaries becoming sequences."""
+    dataset = Dataset()
+    for keyword, value in values.items():
+        setattr(dataset, keyword, value_for(value))
+    return dataset
 
 
 def character_set_for(response: Dataset, request: Dataset) -> str:

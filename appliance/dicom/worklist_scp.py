@@ -20,6 +20,7 @@ from appliance.archive.names import transliterate
 from appliance.config import Config
 from appliance.config.loader import WorklistProfile
 from appliance.dicom import statuses
+from appliance.dicom.identifiers import dataset_from
 from appliance.dicom.peers import AccessPolicy
 from appliance.dicom.tuning import CONNECTION_HANDLERS
 from appliance.worklist.search import WorklistQuery, find_items
@@ -108,17 +109,7 @@ def full_item(item: dict[str, Any]) -> dict[str, Any]:
         "IssuerOfPatientID": item["issuer_of_patient_id"],
         "PatientBirthDate": item["patient_birth_date"],
         "PatientSex": item["patient_sex"],
-        "OtherPatientIDsSequence": [other_patient_id(national) for national in item["national_identifiers"]],
-    }
-
-
-def other_patient_id(national: dict[str, str]) -> dict[str, Any]:
-    """The INS as an Other Patient IDs item, with its issuer and OID (P3)."""
-    return {
-        "PatientID": national["value"],
-        "IssuerOfPatientID": national["namespace"],
-        "IssuerOfPatientIDQualifiersSequence": [{"UniversalEntityID": national["oid"], "UniversalEntityIDType": "ISO"}],
-        "TypeOfPatientID": "TEXT",
+        "OtherPatientIDsSequence": item["other_patient_ids"],
     }
 
 
@@ -150,15 +141,8 @@ def mirrored(request: Dataset, known: dict[str, Any], allowed: set[str] | None) 
         elif element.value:
             response.add_new(element.tag, "SQ", Sequence([mirrored(element.value[0], item, allowed) for item in value]))
         else:
-            response.add_new(element.tag, "SQ", Sequence([whole(item) for item in value]))
+            response.add_new(element.tag, "SQ", Sequence([dataset_from(item) for item in value]))
     return response
-
-
-def whole(item: dict[str, Any]) -> Dataset:
-    dataset = Dataset()
-    for keyword, value in item.items():
-        setattr(dataset, keyword, Sequence([whole(child) for child in value]) if isinstance(value, list) else value)
-    return dataset
 
 
 def adapted(response: Dataset, profile: WorklistProfile) -> Dataset:

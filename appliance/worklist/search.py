@@ -16,7 +16,7 @@ from appliance.archive.names import person_name_key
 from appliance.archive.search import range_match, text_match, uid_match
 from appliance.archive.tables import patient
 from appliance.config.loader import WorklistProfile
-from appliance.patients.tables import patient_identifier
+from appliance.patients.national import national_identifiers
 from appliance.worklist.scheduling import IN_PROGRESS, SCHEDULED
 from appliance.worklist.tables import scheduled_step
 
@@ -71,26 +71,7 @@ def find_items(
     with engine.connect() as connection:
         items = [dict(row._mapping) for row in connection.execute(statement)]
     national = national_identifiers(engine, sorted({item["patient_pk"] for item in items}))
-    return [{**item, "national_identifiers": national.get(item["patient_pk"], [])} for item in items]
-
-
-def national_identifiers(engine: Engine, patient_pks: list[int]) -> dict[int, list[dict[str, str]]]:
-    """The INS of each patient (kept only for qualified identities, P3): value, namespace, OID."""
-    if not patient_pks:
-        return {}
-    statement = select(
-        patient_identifier.c.patient_pk,
-        patient_identifier.c.identifier,
-        patient_identifier.c.namespace,
-        patient_identifier.c.universal_id,
-    ).where(patient_identifier.c.patient_pk.in_(patient_pks), patient_identifier.c.type_code == "INS")
-    found: dict[int, list[dict[str, str]]] = {}
-    with engine.connect() as connection:
-        for row in connection.execute(statement):
-            found.setdefault(row.patient_pk, []).append(
-                {"value": row.identifier, "namespace": row.namespace, "oid": row.universal_id}
-            )
-    return found
+    return [{**item, "other_patient_ids": national.get(item["patient_pk"], [])} for item in items]
 
 
 def matching(query: WorklistQuery) -> list[ColumnElement[bool]]:

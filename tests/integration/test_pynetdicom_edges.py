@@ -215,3 +215,36 @@ def test_query_in_latin1_matches_names_stored_in_utf8(association: Association) 
     assert len(answers) == 1
     assert answers[0].SpecificCharacterSet == "ISO_IR 192"
     assert str(answers[0].PatientName) == "ŒUVRARD^Chloé"
+
+
+def test_find_returns_the_ins_when_asked(association: Association, archive: Daemon) -> None:
+    from datetime import UTC, datetime
+
+    from pydicom.sequence import Sequence
+    from sqlalchemy import insert, select
+
+    from appliance.archive.tables import patient
+    from appliance.config import load_config
+    from appliance.db import create_index_engine
+    from appliance.patients.tables import patient_identifier
+
+    assert association.send_c_store(make_instance("MR", PATIENTS[0])).Status == SUCCESS
+    engine = create_index_engine(load_config(archive.config_path).database_url)
+    with engine.begin() as connection:
+        patient_pk = connection.execute(select(patient.c.id)).scalar()
+        connection.execute(
+            insert(patient_identifier).values(
+                patient_pk=patient_pk, identifier="261017510612345", namespace="ASIP-SANTE-INS-NIR",
+                universal_id="1.2.250.1.213.1.4.8", type_code="INS", created_at=datetime.now(UTC),
+            )
+        )  # fmt: skip
+    engine.dispose()
+    query = study_query()
+    query.OtherPatientIDsSequence = Sequence()
+    (answer,) = [
+        identifier
+        for status, identifier in association.send_c_find(query, StudyRootQueryRetrieveInformationModelFind)
+        if status.Status == PENDING
+    ]
+    (other,) = answer.OtherPatientIDsSequence
+    assert (other.PatientID, other.IssuerOfPatientID) == ("261017510612345", "ASIP-SANTE-INS-NIR")
