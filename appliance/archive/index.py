@@ -21,6 +21,7 @@ from appliance.archive.tables import (
     series,
     study,
 )
+from appliance.patients.tables import patient_identity
 from appliance.worklist.tables import scheduled_step
 
 INSTANCE_STORED = "instance-stored"
@@ -143,6 +144,9 @@ PATIENT_BY_IDENTIFIER = select(patient.c.id).where(
     patient.c.patient_id == bindparam("patient_id"),
     patient.c.issuer_of_patient_id == bindparam("issuer_of_patient_id"),
 )
+PATIENTS_BY_ID = select(patient.c.id).where(patient.c.patient_id == bindparam("patient_id")).limit(2)
+MERGED_INTO = select(patient_identity.c.merged_into).where(patient_identity.c.patient_pk == bindparam("patient_pk"))
+MAXIMUM_MERGE_CHAIN = 16
 ORDERED_PATIENT_BY_STUDY = (
     select(scheduled_step.c.patient_pk).where(scheduled_step.c.study_instance_uid == bindparam("uid")).limit(1)
 )
@@ -185,10 +189,9 @@ def find_or_create_patient(connection: Connection, attributes: InstanceAttribute
     """The patient of a new study: by (Patient ID, issuer); an object without Patient ID gets a
     patient of its own (never lumped with other unidentified ones)."""
     if attributes.patient_id:
-        identifier = {"patient_id": attributes.patient_id, "issuer_of_patient_id": attributes.issuer_of_patient_id}
-        found = connection.execute(PATIENT_BY_IDENTIFIER, identifier).scalar()
+        found = known_patient(connection, attributes)
         if found is not None:
-            return int(found)
+            return surviving(connection, found)
     values = {
         "patient_id": attributes.patient_id,
         "issuer_of_patient_id": attributes.issuer_of_patient_id,
@@ -200,6 +203,27 @@ def find_or_create_patient(connection: Connection, attributes: InstanceAttribute
         "updated_at": moment,
     }
     return inserted_id(connection, patient, values)
+
+
+def known_patient(connection: Connection, attributes: InstanceAttributes) -> int | None:
+    """The patient with the object's (Patient ID, issuer); an object without issuer also finds the
+    one patient holding that ID under an issuer (the RIS names the issuer, modalities often do not)."""
+    identifier = {"patient_id": attributes.patient_id, "issuer_of_patient_id": attributes.issuer_of_patient_id}
+    found = connection.execute(PATIENT_BY_IDENTIFIER, identifier).scalar()
+    if found is None and not attributes.issuer_of_patient_id:
+        holders = list(connection.execute(PATIENTS_BY_ID, {"patient_id": attributes.patient_id}).scalars())
+        found = holders[0] if len(holders) == 1 else None
+    return int(found) if found is not None else None
+
+
+def surviving(connection: Connection, patient_pk: int) -> int:
+    """The patient a merged patient was merged into (A40), following a chain of merges."""
+    for _ in range(MAXIMUM_MERGE_CHAIN):
+        merged_into = connection.execute(MERGED_INTO, {"patient_pk": patient_pk}).scalar()
+        if merged_into is None:
+            return patient_pk
+        patient_pk = int(merged_into)
+    return patient_pk
 
 
 def ordered_patient(connection: Connection, attributes: InstanceAttributes) -> int | None:

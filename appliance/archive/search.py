@@ -17,6 +17,7 @@ from sqlalchemy.sql.elements import ColumnClause
 
 from appliance.archive.names import person_name_key
 from appliance.archive.tables import instance, patient, series, study
+from appliance.patients.tables import patient_identity
 
 LEVELS = ("PATIENT", "STUDY", "SERIES", "IMAGE")
 LIKE_ESCAPE = "!"
@@ -78,6 +79,8 @@ PATIENT_COUNTS = {
     "NumberOfPatientRelatedInstances": func.coalesce(func.sum(study.c.number_of_instances), 0),
 }
 
+MERGED_PATIENT = and_(patient_identity.c.patient_pk == patient.c.id, patient_identity.c.merged_into.is_not(None))
+
 TABLE_OF_LEVEL = {"PATIENT": patient, "STUDY": study, "SERIES": series, "IMAGE": instance}
 
 
@@ -119,6 +122,7 @@ def find_statement(query: Query) -> Select[Any]:
     statement = statement.where(and_(*conditions)) if conditions else statement
     if query.level == "PATIENT":
         statement = statement.outerjoin(study, study.c.patient_pk == patient.c.id).group_by(patient.c.id)
+        statement = statement.where(~exists().where(MERGED_PATIENT))  # an A40-absorbed patient is gone
     return statement
 
 

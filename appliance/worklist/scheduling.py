@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from pydicom.uid import generate_uid
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, bindparam, insert, select, update
 
 from appliance.config import Config
 from appliance.worklist.orders import Order, OrderControl, OrderOutcome, OrderResult
@@ -50,18 +50,26 @@ def apply_order(connection: Connection, order: Order, patient_pk: int, config: C
 
 def find_step(connection: Connection, order: Order) -> dict[str, Any] | None:
     """The step of the order: by placer order number, else filler order number, else accession."""
-    for column, value in (
-        (scheduled_step.c.placer_order_number, order.placer_order_number),
-        (scheduled_step.c.filler_order_number, order.filler_order_number),
-        (scheduled_step.c.accession_number, order.accession_number),
+    for statement, value in (
+        (STEP_BY_PLACER, order.placer_order_number),
+        (STEP_BY_FILLER, order.filler_order_number),
+        (STEP_BY_ACCESSION, order.accession_number),
     ):
         if value:
-            row = connection.execute(
-                select(scheduled_step).where(column == value).order_by(scheduled_step.c.id.desc()).limit(1)
-            ).first()
+            row = connection.execute(statement, {"value": value}).first()
             if row is not None:
                 return dict(row._mapping)
     return None
+
+
+def latest_step_where(column: Any) -> Any:
+    """A prepared statement: the newest step whose `column` equals the bound value."""
+    return select(scheduled_step).where(column == bindparam("value")).order_by(scheduled_step.c.id.desc()).limit(1)
+
+
+STEP_BY_PLACER = latest_step_where(scheduled_step.c.placer_order_number)
+STEP_BY_FILLER = latest_step_where(scheduled_step.c.filler_order_number)
+STEP_BY_ACCESSION = latest_step_where(scheduled_step.c.accession_number)
 
 
 def schedule(connection: Connection, order: Order, patient_pk: int, config: Config) -> OrderResult:

@@ -14,7 +14,7 @@ scheduled_step = Table(
     Column("id", BigKey, primary_key=True),
     Column("patient_pk", BigKey, ForeignKey("patient.id"), nullable=False, index=True),
     Column("placer_order_number", String(64), nullable=False, server_default=""),
-    Column("filler_order_number", String(64), nullable=False, server_default=""),
+    Column("filler_order_number", String(64), nullable=False, server_default="", index=True),
     Column("accession_number", String(16), nullable=False, server_default="", index=True),
     Column("requested_procedure_id", String(16), nullable=False, server_default=""),
     Column("requested_procedure_description", String(64), nullable=False, server_default=""),
