@@ -134,3 +134,15 @@ def associate(port: int, *contexts: str, ae_title: str = "PYNETDICOM", dimse_tim
     for context in contexts:
         ae.add_requested_context(context)
     return ae.associate("127.0.0.1", port, ae_title="APPLIANCE", evt_handlers=[(evt.EVT_CONN_OPEN, set_no_delay)])
+
+
+def get_study(
+    port: int, directory: Path, *keys: str, options: tuple[str, ...] = (), calling: str = "GETSCU"
+) -> list[Path]:
+    """C-GET with DCMTK's getscu (study root) into `directory`; keys as `-k` values; the files received."""
+    directory.mkdir(parents=True, exist_ok=True)
+    command = ["getscu", *options, "-S", "-aet", calling, "-aec", "APPLIANCE", "-od", str(directory)]
+    for key in keys:
+        command += ["-k", key]
+    run([*command, "127.0.0.1", str(port)])
+    return sorted(directory.iterdir())

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 from pydicom import dcmread
-from servers import Daemon, cli, run
+from servers import Daemon, cli, get_study, run
 
 pytestmark = pytest.mark.usefixtures("archive")
 
@@ -61,29 +61,14 @@ def test_stored_file_keeps_the_received_dataset(
 ) -> None:
     original = dcmread(samples["US"][0])
     store(archive, samples["US"][:1])
-    retrieved = tmp_path / "get"
-    retrieved.mkdir()
-    run(
-        [
-            "getscu",
-            "-S",
-            "-aec",
-            "APPLIANCE",
-            "-od",
-            str(retrieved),
-            "-k",
-            "QueryRetrieveLevel=IMAGE",
-            "-k",
-            f"StudyInstanceUID={original.StudyInstanceUID}",
-            "-k",
-            f"SeriesInstanceUID={original.SeriesInstanceUID}",
-            "-k",
-            f"SOPInstanceUID={original.SOPInstanceUID}",
-            "127.0.0.1",
-            str(archive.port),
-        ]
+    (received,) = get_study(
+        archive.port,
+        tmp_path / "get",
+        "QueryRetrieveLevel=IMAGE",
+        f"StudyInstanceUID={original.StudyInstanceUID}",
+        f"SeriesInstanceUID={original.SeriesInstanceUID}",
+        f"SOPInstanceUID={original.SOPInstanceUID}",
     )
-    (received,) = retrieved.iterdir()
     copy = dcmread(received)
     assert copy.PixelData == original.PixelData
     assert copy.NumberOfFrames == 4
@@ -174,26 +159,9 @@ def test_find_at_every_level_in_both_models(archive: Daemon, samples: dict[str, 
 def test_get_a_study_with_getscu(archive: Daemon, samples: dict[str, list[Path]], tmp_path: Path) -> None:
     store(archive, samples["CT"])
     study_uid = dcmread(samples["CT"][0]).StudyInstanceUID
-    retrieved = tmp_path / "get"
-    retrieved.mkdir()
-    run(
-        [
-            "getscu",
-            "-S",
-            "-aec",
-            "APPLIANCE",
-            "-od",
-            str(retrieved),
-            "-k",
-            "QueryRetrieveLevel=STUDY",
-            "-k",
-            f"StudyInstanceUID={study_uid}",
-            "127.0.0.1",
-            str(archive.port),
-        ]
-    )
+    retrieved = get_study(archive.port, tmp_path / "get", "QueryRetrieveLevel=STUDY", f"StudyInstanceUID={study_uid}")
     originals = {dcmread(path).SOPInstanceUID: dcmread(path).PixelData for path in samples["CT"]}
-    copies = {dcmread(path).SOPInstanceUID: dcmread(path).PixelData for path in retrieved.iterdir()}
+    copies = {dcmread(path).SOPInstanceUID: dcmread(path).PixelData for path in retrieved}
     assert copies == originals
 
 
@@ -290,25 +258,10 @@ def test_compressed_files_go_out_unchanged_or_decompressed(
     study_uid = dcmread(samples["CT"][0]).StudyInstanceUID
     originals = {dcmread(path).SOPInstanceUID: dcmread(path).pixel_array for path in samples["CT"]}
     for option, syntax in (("+xt", "1.2.840.10008.1.2.4.80"), ("+x=", "1.2.840.10008.1.2.1")):
-        retrieved = tmp_path / option.strip("+=") / "get"
-        retrieved.mkdir(parents=True)
-        run(
-            [
-                "getscu",
-                option,
-                "-S",
-                "-aec",
-                "APPLIANCE",
-                "-od",
-                str(retrieved),
-                "-k",
-                "QueryRetrieveLevel=STUDY",
-                "-k",
-                f"StudyInstanceUID={study_uid}",
-                "127.0.0.1",
-                str(archive.port),
-            ]
-        )
-        copies = [dcmread(path) for path in retrieved.iterdir()]
+        received = get_study(
+            archive.port, tmp_path / option.strip("+="), "QueryRetrieveLevel=STUDY", f"StudyInstanceUID={study_uid}",
+            options=(option,),
+        )  # fmt: skip
+        copies = [dcmread(path) for path in received]
         assert {copy.file_meta.TransferSyntaxUID for copy in copies} == {syntax}
         assert all((copy.pixel_array == originals[copy.SOPInstanceUID]).all() for copy in copies)

@@ -5,12 +5,11 @@ listed and attached by a command."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import pytest
 from datagen import PATIENTS, write_series
 from pydicom import dcmread
-from servers import Daemon, archive_config, cli, run, write_config
+from servers import Daemon, archive_config, cli, get_study, run, write_config
 from worklist_data import add_patient, new_order, schedule
 
 from appliance.config import load_config
@@ -29,13 +28,6 @@ def archive_with_order(tmp_path: Path) -> Daemon:
     return Daemon("appliance.dicom.daemon", config_path, tmp_path / "log")
 
 
-def get_study(daemon: Daemon, study_uid: str, directory: Path) -> list[Any]:
-    directory.mkdir()
-    run(["getscu", "-S", "-aec", "APPLIANCE", "-od", str(directory), "-k", "QueryRetrieveLevel=STUDY",
-         "-k", f"StudyInstanceUID={study_uid}", "127.0.0.1", str(daemon.port)])  # fmt: skip
-    return [dcmread(path) for path in sorted(directory.iterdir())]
-
-
 def study_patient_ids(daemon: Daemon, tmp_path: Path, name: str) -> list[str]:
     directory = tmp_path / name
     directory.mkdir()
@@ -52,7 +44,15 @@ def test_images_join_the_ordered_patient_and_go_out_coerced(archive_with_order: 
     try:
         run(["storescu", "-aec", "APPLIANCE", "127.0.0.1", str(daemon.port), *map(str, ordered + unordered)])
         assert study_patient_ids(daemon, tmp_path, "find1") == ["ACC00001:IPP-RIS", "NOORDER:IPP0004"]
-        retrieved = get_study(daemon, dcmread(ordered[0]).StudyInstanceUID, tmp_path / "get1")
+        retrieved = [
+            dcmread(path)
+            for path in get_study(
+                daemon.port,
+                tmp_path / "get1",
+                "QueryRetrieveLevel=STUDY",
+                f"StudyInstanceUID={dcmread(ordered[0]).StudyInstanceUID}",
+            )
+        ]
         assert len(retrieved) == 2
         for copy in retrieved:
             assert (copy.PatientID, str(copy.PatientName)) == ("IPP-RIS", "DUPONT^Jean-François")
@@ -67,7 +67,12 @@ def test_images_join_the_ordered_patient_and_go_out_coerced(archive_with_order: 
         ).stdout
         assert "attached" in attached
         assert study_patient_ids(daemon, tmp_path, "find2") == ["ACC00001:IPP-RIS", "NOORDER:IPP-RIS"]
-        (moved,) = get_study(daemon, unordered_uid, tmp_path / "get2")
+        (moved,) = [
+            dcmread(path)
+            for path in get_study(
+                daemon.port, tmp_path / "get2", "QueryRetrieveLevel=STUDY", f"StudyInstanceUID={unordered_uid}"
+            )
+        ]
         assert moved.PatientID == "IPP-RIS"
         assert moved.OriginalAttributesSequence[0].ModifiedAttributesSequence[0].PatientID == "IPP0004"
     finally:

@@ -18,7 +18,7 @@ from hl7_client import FakeRis, MllpClient, ack_code, golden, segment_field
 from pydicom import dcmread
 from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
-from servers import Daemon, archive_config, associate, free_port, run, write_config
+from servers import Daemon, archive_config, associate, free_port, get_study, run, write_config
 
 MPPS = "1.2.840.10008.3.1.2.3.3"
 STUDY_UID = "1.2.250.999.1.20250601.1"  # ZDS-1 of the golden order
@@ -133,11 +133,10 @@ def test_order_to_worklist_to_images_to_mpps_to_ris_then_merge(appliance: dict[s
     (study,) = [dcmread(path) for path in answers.iterdir()]
     assert (study.PatientID, str(study.PatientName)) == ("IPP999", "LEFÈVRE^Hélène")
 
-    retrieved = tmp_path / "get"
-    retrieved.mkdir()
-    run(["getscu", "-S", "-aet", "MAMMO1", "-aec", "APPLIANCE", "-od", str(retrieved), "-k", "QueryRetrieveLevel=STUDY",
-         "-k", f"StudyInstanceUID={STUDY_UID}", "127.0.0.1", str(dicom.port)])  # fmt: skip
-    copies = [dcmread(path) for path in retrieved.iterdir()]
+    retrieved = get_study(
+        dicom.port, tmp_path / "get", "QueryRetrieveLevel=STUDY", f"StudyInstanceUID={STUDY_UID}", calling="MAMMO1"
+    )
+    copies = [dcmread(path) for path in retrieved]
     assert len(copies) == 2
     for copy in copies:
         assert (copy.PatientID, str(copy.PatientName)) == ("IPP999", "LEFÈVRE^Hélène")
