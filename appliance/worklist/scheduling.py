@@ -67,6 +67,7 @@ def latest_step_where(column: Any) -> Any:
     return select(scheduled_step).where(column == bindparam("value")).order_by(scheduled_step.c.id.desc()).limit(1)
 
 
+INSERT_STEP = insert(scheduled_step)
 STEP_BY_PLACER = latest_step_where(scheduled_step.c.placer_order_number)
 STEP_BY_FILLER = latest_step_where(scheduled_step.c.filler_order_number)
 STEP_BY_ACCESSION = latest_step_where(scheduled_step.c.accession_number)
@@ -79,7 +80,7 @@ def schedule(connection: Connection, order: Order, patient_pk: int, config: Conf
     values["scheduled_procedure_step_id"] = (
         order.scheduled_procedure_step_id or order.requested_procedure_id or order.accession_number
     )[:16]
-    connection.execute(insert(scheduled_step).values(**values, status=SCHEDULED, created_at=moment, updated_at=moment))
+    connection.execute(INSERT_STEP, {**values, "status": SCHEDULED, "created_at": moment, "updated_at": moment})
     return OrderResult(OrderOutcome.SCHEDULED, study_instance_uid=values["study_instance_uid"])
 
 
