@@ -13,7 +13,7 @@ from sqlalchemy import Engine
 
 from appliance import service
 from appliance.archive.index import Index
-from appliance.archive.integrity import reindex, verify
+from appliance.archive.integrity import adopt_orphans, reindex, verify
 from appliance.archive.lossless import SYNTAXES, LosslessCompressor
 from appliance.archive.reconciliation import AttachOutcome, attach_study, unreconciled_studies
 from appliance.archive.statistics import archive_statistics
@@ -38,7 +38,11 @@ def parser() -> argparse.ArgumentParser:
     database = commands.add_parser("db", help="the index database").add_subparsers(dest="action", required=True)
     add_runtime_options(database.add_parser("upgrade", help="apply pending schema migrations"))
     archive = commands.add_parser("archive", help="archive maintenance").add_subparsers(dest="action", required=True)
-    add_runtime_options(archive.add_parser("verify", help="recheck every file against its SHA-256"))
+    verify_command = archive.add_parser("verify", help="recheck every file against its SHA-256")
+    add_runtime_options(verify_command)
+    verify_command.add_argument(
+        "--adopt-orphans", action="store_true", help="index orphan files (set aside those already indexed)"
+    )
     add_runtime_options(archive.add_parser("reindex", help="rebuild the index from the files (daemons stopped)"))
     add_runtime_options(archive.add_parser("stats", help="what the archive holds and what compression saved"))
     add_runtime_options(archive.add_parser("unreconciled", help="studies that match no order from the RIS"))
@@ -99,15 +103,9 @@ def runtime_command(arguments: argparse.Namespace) -> int:
         return print_worklist_preview(config, engine, arguments)
     files = FileStore(config.storage.data_directory, config.storage.minimum_free_space_mb * 1024 * 1024)
     if arguments.action == "verify":
-        return print_verify(
-            verify(engine, files, progress=lambda count: print(f"  {count} files checked", file=sys.stderr))
-        )
+        return run_verify(engine, files, arguments.adopt_orphans)
     if arguments.action == "reindex":
-        report = reindex(engine, files)
-        print(f"indexed {report.indexed} file(s); {len(report.unreadable)} unreadable")
-        for path in report.unreadable:
-            print(f"  unreadable: {path}")
-        return 1 if report.unreadable else 0
+        return run_reindex(engine, files)
     if arguments.action == "unreconciled":
         return print_unreconciled(engine)
     if arguments.action == "attach":
@@ -144,6 +142,23 @@ def print_worklist_preview(config: Config, engine: Engine, arguments: argparse.N
         print(f"--- item {number}")
         print(answer)
     return 0
+
+
+def run_verify(engine: Engine, files: FileStore, adopt: bool) -> int:
+    report = verify(engine, files, progress=lambda count: print(f"  {count} files checked", file=sys.stderr))
+    if adopt and report.orphans:
+        adoption = adopt_orphans(engine, files, report.orphans)
+        print(f"adopted {len(adoption.adopted)} orphan(s); set aside {len(adoption.set_aside)} in quarantine/")
+        report.orphans = []
+    return print_verify(report)
+
+
+def run_reindex(engine: Engine, files: FileStore) -> int:
+    report = reindex(engine, files)
+    print(f"indexed {report.indexed} file(s); {len(report.unreadable)} unreadable")
+    for path in report.unreadable:
+        print(f"  unreadable: {path}")
+    return 1 if report.unreadable else 0
 
 
 def print_verify(report: object) -> int:

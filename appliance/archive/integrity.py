@@ -67,6 +67,35 @@ def day_folders(archive_directory: Path) -> list[Path]:
 
 
 @dataclass
+class AdoptionReport:
+    adopted: list[str] = field(default_factory=list)
+    set_aside: list[str] = field(default_factory=list)
+
+
+def adopt_orphans(engine: Engine, files: FileStore, orphans: list[str]) -> AdoptionReport:
+    """Index orphan files (written durably but never indexed: an interrupted ingest or a crash);
+    one whose SOP Instance UID is already indexed, or that cannot be read, goes to quarantine/."""
+    index = Index(engine)
+    report = AdoptionReport()
+    for relative in orphans:
+        path = files.absolute(relative)
+        data = path.read_bytes()
+        try:
+            attributes = read_attributes(data)
+            if index.stored_instance(attributes.sop_instance_uid) is None:
+                index.add_instance(attributes, WrittenFile(relative, len(data), sha256_of_file(path)), "")
+                report.adopted.append(relative)
+                continue
+        except InvalidObject as error:
+            LOGGER.warning("%s cannot be read: %s", relative, error)
+        destination = files.quarantine_directory / "orphans" / relative
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        path.rename(destination)
+        report.set_aside.append(relative)
+    return report
+
+
+@dataclass
 class ReindexReport:
     indexed: int = 0
     unreadable: list[str] = field(default_factory=list)

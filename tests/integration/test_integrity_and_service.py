@@ -29,11 +29,22 @@ def test_verify_reports_missing_altered_and_orphan_files(tmp_path: Path, samples
     with open(files[1], "r+b") as altered:
         altered.seek(-10, 2)
         altered.write(b"0123456789")
-    shutil.copy(samples["CR"][0], files[2].parent / "stray.dcm")
+    shutil.copy(samples["CT"][0], files[2].parent / "stray.dcm")  # a second copy of an archived instance
     result = cli(daemon.config_path, "archive", "verify", check=False)
     assert result.returncode == 1
     assert "1 missing, 1 altered, 1 orphan(s)" in result.stdout
     assert f"missing: {files[0].relative_to(tmp_path / 'data' / 'archive')}" in result.stdout
+    adopted = cli(daemon.config_path, "archive", "verify", "--adopt-orphans", check=False).stdout
+    assert "adopted 0 orphan(s); set aside 1 in quarantine/" in adopted  # the stray copy is a known instance
+    assert "0 orphan(s)" in cli(daemon.config_path, "archive", "verify", check=False).stdout
+
+
+def test_orphans_of_an_interrupted_ingest_are_adopted(tmp_path: Path, samples: dict[str, list[Path]]) -> None:
+    daemon = stored_archive(tmp_path, samples)
+    day = next((tmp_path / "data" / "archive").glob("*/*/*"))
+    shutil.copy(samples["DX"][0], day / "written-but-never-indexed.dcm")
+    assert "adopted 1 orphan(s)" in cli(daemon.config_path, "archive", "verify", "--adopt-orphans").stdout
+    assert "instances           10" in cli(daemon.config_path, "archive", "stats").stdout
 
 
 def test_reindex_rebuilds_the_index_from_the_files(tmp_path: Path, samples: dict[str, list[Path]]) -> None:
