@@ -78,6 +78,8 @@ def test_kill_9_during_ingest_loses_nothing_acknowledged(tmp_path: Path) -> None
     report = cli(config_path, "archive", "verify", check=False).stdout
     assert f"checked {len(acknowledged)}" in report or "0 missing, 0 altered" in report
     assert "0 missing, 0 altered" in report
+    adopted = cli(config_path, "archive", "verify", "--adopt-orphans").stdout  # an image written, never acknowledged
+    assert "0 missing, 0 altered, 0 orphan(s)" in adopted
 
 
 def test_free_space_threshold_refuses_with_a700_and_keeps_answering(tmp_path: Path) -> None:
