@@ -107,6 +107,7 @@ HOST_CA=${PIP_CERT:-${SSL_CERT_FILE:-/etc/ssl/certs/ca-certificates.crt}}
 touch "$TREE/var/cache/appliance-build-ca.pem"
 mount --bind "$HOST_CA" "$TREE/var/cache/appliance-build-ca.pem"
 MOUNTS+=("$TREE/var/cache/appliance-build-ca.pem")
+rm -f "$TREE/etc/resolv.conf"  # the image's is a symlink to systemd-resolved's stub (restored below)
 cp /etc/resolv.conf "$TREE/etc/resolv.conf"
 printf '#!/bin/sh\nexit 101\n' > "$TREE/usr/sbin/policy-rc.d"
 chmod 0755 "$TREE/usr/sbin/policy-rc.d"

@@ -231,3 +231,12 @@ def test_firewall_rules_parse(test_tree: Path) -> None:
     ):
         pytest.skip(f"this kernel cannot check nftables rules: {result.stderr.strip()}")
     assert result.returncode == 0, result.stderr
+
+
+def test_vagrantfile_validates() -> None:
+    vagrant = shutil.which("vagrant")
+    if vagrant is None:
+        pytest.skip("vagrant is not installed (apt-get install vagrant; not part of image-deps: ~240 packages)")
+    env = {**os.environ, "VAGRANT_DOTFILE_PATH": str(REPO / "build" / "vagrant" / "dotfile")}
+    result = run([vagrant, "validate", "--ignore-provider"], cwd=REPO, env=env, check=False)
+    assert result.returncode == 0 and "validated successfully" in result.stdout, result.stdout + result.stderr
