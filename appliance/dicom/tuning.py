@@ -17,7 +17,8 @@ Measured on the target machine (shared/research/pynetdicom-performance.md):
   threads polling that fast would burn both cores); `PollingClock` decides.
 - Command sets (group 0000, implicit VR little endian, a dozen simple elements) are encoded by a
   small dedicated writer instead of pydicom's generic one, twice per DIMSE message
-  (`encode_command_set`); anything unusual goes to pydicom.
+  (`encode_command_set`), and so are C-FIND and worklist identifiers (`encoding`); anything unusual
+  goes to pydicom.
 """
 
 from __future__ import annotations
@@ -33,6 +34,8 @@ from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
 from pynetdicom import _config, association, dimse_messages, dul, evt, transport
 from pynetdicom.events import Event
+
+from appliance.dicom import encoding
 
 _applied = False
 FAST_POLL_SECONDS = 0.0002
@@ -82,6 +85,7 @@ def apply() -> None:
     association.time = CLOCK  # type: ignore[assignment,attr-defined]
     dul.time = CLOCK  # type: ignore[assignment,attr-defined]
     dimse_messages.encode = encode_command_set  # type: ignore[assignment,attr-defined]
+    encoding.install()
     _applied = True
 
 
