@@ -1,6 +1,7 @@
 #!/bin/bash
 # Turn a configured Debian tree into a bootable UEFI disk image, without mounting anything
 # (the build machine's kernel may have no loop partitions, md or device-mapper):
+# A 3 GiB disk (the configured tree is ~0.8 GiB; the data lives on the data mirror):
 #   GPT: p1 EFI system partition (FAT, GRUB standalone loader at the removable-media path)
 #        p2 "appliance-root" (type Linux RAID): an ext4 file system made from the tree with
 #           mke2fs -d, 16 MiB smaller than the partition so that the initramfs can turn it into
@@ -10,7 +11,7 @@ set -euo pipefail
 
 TREE=$1
 OUT=$2
-IMAGE_SIZE_MIB=${IMAGE_SIZE_MIB:-4096}
+IMAGE_SIZE_MIB=${IMAGE_SIZE_MIB:-3072}
 ESP_SIZE_MIB=${ESP_SIZE_MIB:-64}
 ROOT_SLACK_MIB=16
 ROOT_LABEL=${ROOT_LABEL:-appliance-root}

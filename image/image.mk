@@ -13,7 +13,7 @@ VM_DATA_DISKS ?= 2
 # Debian packages the build and the VM tests need on the build machine (Debian 12 or 13).
 IMAGE_APT_PACKAGES := mmdebstrap debian-archive-keyring qemu-system-x86 qemu-utils ovmf \
 	grub-efi-amd64-bin dosfstools mtools fdisk e2fsprogs systemd-container socat \
-	openssh-client openssh-server nut-server nut-client dcmtk python3-venv
+	openssh-client openssh-server nut-server nut-client nftables dcmtk python3-venv
 
 .PHONY: image-deps image image-test-variant vm-test vm-run test-image image-clean
 
@@ -46,14 +46,16 @@ image-test-variant: image-deps $(IMAGE_TEST_KEY) ## Build the test image (test i
 		--extra-var test_ssh_public_key_file=$(abspath $(IMAGE_TEST_KEY)).pub
 
 vm-test: ## Boot the test image in qemu (TCG, UEFI, 2 system + 2 data disks) and run the boot tests
-	APPLIANCE_SYSTEM_TESTS=1 $(PYTHON) -m pytest -p no:cacheprovider tests/system -m vm -v -rs
+	@test -f $(IMAGE_TEST_DIR)/appliance.qcow2 || { echo "vm-test: no test image: run 'make image-test-variant' first"; exit 1; }
+	APPLIANCE_SYSTEM_TESTS=1 $(PYTHON) -m pytest -p no:cacheprovider tests/system -m vm -v -rs --durations=0
 
 vm-run: ## Boot an image interactively (VM_IMAGE=..., default the production image); ports forwarded to 127.0.0.1
 	python3 image/vm.py run --image $(VM_IMAGE) --data-disks $(VM_DATA_DISKS) \
 		$(if $(wildcard $(IMAGE_TEST_KEY)),--ssh-key $(IMAGE_TEST_KEY))
 
 test-image: image-deps image image-test-variant ## CI: build both images, then static, nspawn and VM boot tests (pytest)
-	APPLIANCE_SYSTEM_TESTS=1 $(PYTHON) -m pytest -p no:cacheprovider tests/system -v -rs
+	@test -x $(PYTHON) || { echo "test-image: no $(PYTHON): run 'make venv' first"; exit 1; }
+	APPLIANCE_SYSTEM_TESTS=1 $(PYTHON) -m pytest -p no:cacheprovider tests/system -v -rs --durations=0
 
 image-clean: ## Remove the built images and trees (keeps the mmdebstrap cache in build/cache)
 	rm -rf $(IMAGE_DIR) $(IMAGE_TEST_DIR)

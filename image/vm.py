@@ -73,8 +73,12 @@ class ApplianceVM:
     workdir: Path
     ssh_key: Path | None = None
     data_disks: int = 2
-    data_disk_size: str = "2G"
+    data_disk_size: str = "1G"
     memory_mib: int = 2048
+    # One vCPU by default: with two, qemu 7.2's multi-threaded TCG sometimes lets the guest
+    # kernel oops on an int3 while it live-patches its own code (seen here: "Oops: int3" in
+    # sched_clock_cpu, then a panic). APPLIANCE_VM_CPUS=2 is faster when it works.
+    cpus: int = int(os.environ.get("APPLIANCE_VM_CPUS", "1"))
     guest_ports: dict[str, int] = field(default_factory=lambda: {"ssh": 22, "dicom": 104})
     host_ports: dict[str, int] = field(default_factory=dict)
     disks: list[Disk] = field(default_factory=list)
@@ -119,7 +123,7 @@ class ApplianceVM:
                             for name, port in self.guest_ports.items())
         args = [
             "qemu-system-x86_64", "-machine", "q35", "-accel", "tcg,thread=multi", "-cpu", "max",
-            "-smp", "2", "-m", str(self.memory_mib), "-display", "none", "-no-user-config",
+            "-smp", str(self.cpus), "-m", str(self.memory_mib), "-display", "none", "-no-user-config",
             "-nodefaults", "-vga", "none",
             "-drive", f"if=pflash,format=raw,readonly=on,file={OVMF_CODE}",
             "-drive", f"if=pflash,format=raw,file={self.workdir / 'OVMF_VARS.fd'}",
