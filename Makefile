@@ -51,7 +51,12 @@ typecheck: venv ## Type-check the package (mypy --strict)
 	$(VENV)/bin/mypy appliance
 
 .PHONY: test
-test: debian-packages venv lint typecheck ## Install what the tests need, then lint, type-check and run the whole suite
+test: debian-packages venv lint typecheck ## Install what the tests need, lint, type-check, run the suite, then build and boot-test the image
+	$(PYTHON) -m pytest $(PYTEST_ARGS)
+	$(MAKE) test-image
+
+.PHONY: test-quick
+test-quick: debian-packages venv lint typecheck ## Everything but the image (unit and integration tests, a few minutes)
 	$(PYTHON) -m pytest $(PYTEST_ARGS)
 
 .PHONY: bench
