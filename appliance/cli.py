@@ -13,7 +13,7 @@ from sqlalchemy import Engine
 
 from appliance import service
 from appliance.archive.index import Index
-from appliance.archive.integrity import adopt_orphans, reindex, verify
+from appliance.archive.integrity import VerifyReport, adopt_orphans, reindex, verify
 from appliance.archive.lossless import SYNTAXES, LosslessCompressor
 from appliance.archive.reconciliation import AttachOutcome, attach_study, unreconciled_studies
 from appliance.archive.statistics import archive_statistics
@@ -161,10 +161,7 @@ def run_reindex(engine: Engine, files: FileStore) -> int:
     return 1 if report.unreadable else 0
 
 
-def print_verify(report: object) -> int:
-    from appliance.archive.integrity import VerifyReport
-
-    assert isinstance(report, VerifyReport)
+def print_verify(report: VerifyReport) -> int:
     print(
         f"checked {report.checked} file(s): {len(report.missing)} missing, {len(report.altered)} altered, "
         f"{len(report.orphans)} orphan(s)"
@@ -188,10 +185,7 @@ def print_compress(compressor: LosslessCompressor, processes: int) -> int:
     return 1 if totals[2] else 0
 
 
-def print_statistics(engine: object) -> int:
-    from sqlalchemy import Engine
-
-    assert isinstance(engine, Engine)
+def print_statistics(engine: Engine) -> int:
     statistics = archive_statistics(engine)
     ratio = statistics.bytes_received / statistics.bytes_on_disk if statistics.bytes_on_disk else 1.0
     lines = [

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, bindparam, func, insert, select, update
+from sqlalchemy import Connection, Engine, bindparam, insert, select, update
 
 from appliance.archive.attributes import InstanceAttributes
 from appliance.archive.storage import WrittenFile
@@ -25,7 +25,6 @@ from appliance.patients.tables import patient_identity
 from appliance.worklist.tables import scheduled_step
 
 INSTANCE_STORED = "instance-stored"
-INSTANCE_COMPRESSED = "instance-compressed"
 
 
 def now() -> datetime:
@@ -351,10 +350,6 @@ def inserted_id(connection: Connection, table: Any, values: dict[str, Any]) -> i
     key = result.inserted_primary_key
     assert key is not None
     return int(key[0])
-
-
-def count_rows(connection: Connection, table: Any) -> int:
-    return int(connection.execute(select(func.count()).select_from(table)).scalar() or 0)
 
 
 STORED_INSTANCE_BY_UID = select(*STORED_INSTANCE_COLUMNS).where(

@@ -81,8 +81,6 @@ PATIENT_COUNTS = {
 
 MERGED_PATIENT = and_(patient_identity.c.patient_pk == patient.c.id, patient_identity.c.merged_into.is_not(None))
 
-TABLE_OF_LEVEL = {"PATIENT": patient, "STUDY": study, "SERIES": series, "IMAGE": instance}
-
 
 @dataclass(frozen=True)
 class Query:

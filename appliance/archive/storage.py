@@ -107,10 +107,6 @@ class FileStore:
         sync_directory(destination.parent)
         return WrittenFile(relative_path, len(data), hashlib.sha256(data).hexdigest())
 
-    def replace_durably(self, relative_path: str, data: bytes) -> WrittenFile:
-        """Atomically replace an archived file's bytes (used by lossless compression)."""
-        return self.write_durably(data, relative_path)
-
     def remove_incoming_leftovers(self) -> int:
         """Delete partial files an interrupted run left in `incoming/`; return how many."""
         removed = 0
