@@ -39,7 +39,7 @@ debian-packages: ## Install the Debian packages the tests use (as root, once)
 
 .PHONY: run
 run: venv ## Run the whole appliance in the foreground (CONFIG=file, else development defaults in ./var)
-	$(PYTHON) -m appliance.supervisor $(if $(CONFIG),--config $(CONFIG),--data $(DATA))
+	$(PYTHON) -m appliance.daemons.supervisor $(if $(CONFIG),--config $(CONFIG),--data $(DATA))
 
 .PHONY: lint
 lint: venv ## Lint and check formatting (ruff)

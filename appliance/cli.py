@@ -1,4 +1,9 @@
-"""`appliance`: the command line of the appliance (configuration, index, archive maintenance)."""
+"""`appliance`: the command line of the appliance (configuration, index, archive maintenance, worklist
+preview, the outbox).
+
+Commands that read the archive say which data folder they read, and refuse a folder that holds no
+archive rather than create an empty one.
+"""
 
 from __future__ import annotations
 
@@ -7,67 +12,90 @@ import sys
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from datetime import date, timedelta
+from importlib.metadata import version
 from pathlib import Path
 
 from sqlalchemy import Engine
+from sqlalchemy.engine import make_url
 
-from appliance import service
+from appliance import outbox
 from appliance.archive.index import Index
 from appliance.archive.integrity import VerifyReport, adopt_orphans, reindex, verify
-from appliance.archive.lossless import SYNTAXES, LosslessCompressor
+from appliance.archive.lossless import SYNTAXES, LosslessCompressor, compression_lock
 from appliance.archive.reconciliation import AttachOutcome, attach_study, unreconciled_studies
 from appliance.archive.statistics import archive_statistics
 from appliance.archive.storage import FileStore
 from appliance.config import Config, ConfigError, load_config
 from appliance.config.sample import reference_markdown, sample_yaml
-from appliance.db import create_index_engine, upgrade_schema
-from appliance.dicom.peers import AccessPolicy
-from appliance.dicom.worklist_scp import WorklistService, typical_query
+from appliance.daemons.runtime import IndexBusy, add_location_options, index_to_myself, loader, open_index
+from appliance.worklist.profiles import answers, typical_query
+
+
+class NoArchive(Exception):
+    """The data folder holds no archive; the message says which folder and what to do."""
 
 
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="appliance", description="PACS appliance command line.")
+    top.add_argument("--version", action="version", version=f"%(prog)s {version('appliance')}")
     commands = top.add_subparsers(dest="command", required=True)
-    config = commands.add_parser("config", help="check or generate the configuration file").add_subparsers(
-        dest="action", required=True
-    )
-    check = config.add_parser("check", help="validate a configuration file; print every problem")
-    check.add_argument("file", type=Path)
-    config.add_parser("sample", help="print a complete, commented sample configuration")
-    config.add_parser("reference", help="print the configuration reference (Markdown)")
+    add_config_commands(commands)
     database = commands.add_parser("db", help="the index database").add_subparsers(dest="action", required=True)
-    add_runtime_options(database.add_parser("upgrade", help="apply pending schema migrations"))
+    add_location_options(database.add_parser("upgrade", help="create the index, or apply pending migrations"))
+    add_archive_commands(commands)
+    add_worklist_commands(commands)
+    add_outbox_commands(commands)
+    return top
+
+
+def add_config_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    config = commands.add_parser("config", help="check or generate the configuration file")
+    actions = config.add_subparsers(dest="action", required=True)
+    actions.add_parser("check", help="validate a configuration file; print every problem").add_argument("file")
+    actions.add_parser("sample", help="print a complete, commented sample configuration (the real defaults)")
+    actions.add_parser("reference", help="print the configuration reference (Markdown)")
+
+
+def add_archive_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     archive = commands.add_parser("archive", help="archive maintenance").add_subparsers(dest="action", required=True)
     verify_command = archive.add_parser("verify", help="recheck every file against its SHA-256")
-    add_runtime_options(verify_command)
+    add_location_options(verify_command)
     verify_command.add_argument(
         "--adopt-orphans", action="store_true", help="index orphan files (set aside those already indexed)"
     )
-    add_runtime_options(archive.add_parser("reindex", help="rebuild the index from the files (daemons stopped)"))
-    add_runtime_options(archive.add_parser("stats", help="what the archive holds and what compression saved"))
-    add_runtime_options(archive.add_parser("unreconciled", help="studies that match no order from the RIS"))
+    add_location_options(archive.add_parser("reindex", help="rebuild the index from the files (daemons stopped)"))
+    add_location_options(archive.add_parser("stats", help="what the archive holds and what compression saved"))
+    add_location_options(archive.add_parser("unreconciled", help="studies that match no order from the RIS"))
     attach = archive.add_parser("attach", help="attach a study to the right patient (reconciliation)")
-    add_runtime_options(attach)
+    add_location_options(attach)
     attach.add_argument("study_instance_uid", help="the study to move")
     attach.add_argument("--patient-id", required=True, help="the IPP of the right patient")
     attach.add_argument("--issuer", default="", help="the issuer of that IPP")
-    compress = archive.add_parser("compress", help="run verified lossless compression once, now")
-    add_runtime_options(compress)
+    compress = archive.add_parser("compress", help="run verified lossless compression now")
+    add_location_options(compress)
     compress.add_argument("--all", action="store_true", help="ignore the configured delay")
+
+
+def add_worklist_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     worklist = commands.add_parser("worklist", help="the modality worklist").add_subparsers(
         dest="action", required=True
     )
     preview = worklist.add_parser("preview", help="print exactly what a modality receives for a usual query")
-    add_runtime_options(preview)
+    add_location_options(preview)
     preview.add_argument("--as", dest="calling_ae_title", required=True, help="the modality's calling AE title")
     preview.add_argument("--modality", default="", help="Modality the query asks for (default: any)")
     preview.add_argument("--date", default="", help="Scheduled date or range (default: the profile's window)")
-    return top
 
 
-def add_runtime_options(command: argparse.ArgumentParser) -> None:
-    command.add_argument("--config", type=Path, default=None, help="configuration file (default: development)")
-    command.add_argument("--data", type=Path, default=Path("var"), help="data folder of the development defaults")
+def add_outbox_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    queue = commands.add_parser("outbox", help="messages waiting to be delivered (RIS, storage commitment)")
+    actions = queue.add_subparsers(dest="action", required=True)
+    listing = actions.add_parser("list", help="each channel's queue, and the parked messages")
+    add_location_options(listing)
+    listing.add_argument("--channel", default="", help="only this channel (e.g. hl7-ris)")
+    again = actions.add_parser("retry", help="send a parked message again")
+    add_location_options(again)
+    again.add_argument("message_id", type=int, help="the number shown by `appliance outbox list`")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -76,7 +104,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if arguments.command == "config":
             return config_command(arguments)
         return runtime_command(arguments)
-    except ConfigError as error:
+    except (ConfigError, NoArchive, IndexBusy) as error:
         print(error, file=sys.stderr)
         return 2
 
@@ -93,19 +121,48 @@ def config_command(arguments: argparse.Namespace) -> int:
 
 
 def runtime_command(arguments: argparse.Namespace) -> int:
-    config = service.configuration(arguments)
-    engine = create_index_engine(config.database_url)
-    upgrade_schema(engine, config.storage.index_directory)
+    config = loader(arguments)()
     if arguments.command == "db":
-        print("index schema is up to date")
+        open_index(config).dispose()
+        print(f"index schema is up to date ({config.database_url})")
         return 0
+    engine = open_archive(config)
     if arguments.command == "worklist":
         return print_worklist_preview(config, engine, arguments)
-    files = FileStore(config.storage.data_directory, config.storage.minimum_free_space_mb * 1024 * 1024)
+    if arguments.command == "outbox":
+        return outbox_command(engine, arguments)
+    return archive_command(config, engine, arguments)
+
+
+def open_archive(config: Config) -> Engine:
+    """The index of an existing archive, after saying which one; NoArchive when there is none."""
+    data = config.storage.data_directory
+    print(f"archive in {data} ({config.source})", file=sys.stderr)
+    if not holds_archive(config):
+        raise NoArchive(
+            f"{data} holds no archive: give --config FILE (the box) or --data FOLDER; "
+            "`make run` or `appliance db upgrade` creates one"
+        )
+    return open_index(config)
+
+
+def holds_archive(config: Config) -> bool:
+    """Whether the configured archive exists: its files (the index can be rebuilt from them), or its
+    SQLite index."""
+    if config.storage.archive_directory.is_dir():
+        return True
+    url = make_url(config.database_url)
+    return url.get_backend_name() == "sqlite" and url.database is not None and Path(url.database).is_file()
+
+
+def archive_command(config: Config, engine: Engine, arguments: argparse.Namespace) -> int:
+    storage = config.storage
+    files = FileStore(storage.data_directory, storage.minimum_free_space_mb * 1024 * 1024)
     if arguments.action == "verify":
         return run_verify(engine, files, arguments.adopt_orphans)
     if arguments.action == "reindex":
-        return run_reindex(engine, files)
+        with index_to_myself(config):
+            return run_reindex(engine, files)
     if arguments.action == "unreconciled":
         return print_unreconciled(engine)
     if arguments.action == "attach":
@@ -115,8 +172,23 @@ def runtime_command(arguments: argparse.Namespace) -> int:
     if arguments.action == "compress":
         delay = timedelta(0) if arguments.all else timedelta(seconds=config.lossless.delay_seconds)
         compressor = LosslessCompressor(Index(engine), files, SYNTAXES[config.lossless.transfer_syntax], delay)
-        return print_compress(compressor, config.lossless.worker_processes)
+        return print_compress(compressor, files, config.lossless.worker_processes)
     return print_statistics(engine)
+
+
+def outbox_command(engine: Engine, arguments: argparse.Namespace) -> int:
+    if arguments.action == "retry":
+        if outbox.retry(engine, arguments.message_id):
+            print(f"message {arguments.message_id} is queued again")
+            return 0
+        print(f"message {arguments.message_id} is not parked", file=sys.stderr)
+        return 1
+    for state in outbox.channel_states(engine):
+        since = f", oldest since {state.oldest_pending:%Y-%m-%d %H:%M:%S} UTC" if state.oldest_pending else ""
+        print(f"{state.channel}: {state.pending} pending{since}, {state.parked} parked")
+    for message in outbox.messages(engine, outbox.PARKED, arguments.channel):
+        print(f"  parked #{message.id} {message.channel} {message.summary}: {message.last_error}")
+    return 0
 
 
 def print_unreconciled(engine: Engine) -> int:
@@ -132,13 +204,12 @@ def print_unreconciled(engine: Engine) -> int:
 
 def print_worklist_preview(config: Config, engine: Engine, arguments: argparse.Namespace) -> int:
     """The datasets the modality calling as `--as` would receive, as pydicom shows them."""
-    service = WorklistService(config, engine, AccessPolicy(config))
     query = typical_query(arguments.modality)
     query.ScheduledProcedureStepSequence[0].ScheduledProcedureStepStartDate = arguments.date
-    answers = service.answers(query, arguments.calling_ae_title, date.today())
+    found = answers(engine, config.worklist, query, arguments.calling_ae_title, date.today())
     profile = config.worklist.profile_for(arguments.calling_ae_title)
-    print(f"{len(answers)} item(s) for {arguments.calling_ae_title} (profile: {profile.ae_title or 'default'})")
-    for number, answer in enumerate(answers, start=1):
+    print(f"{len(found)} item(s) for {arguments.calling_ae_title} (profile: {profile.ae_title or 'default'})")
+    for number, answer in enumerate(found, start=1):
         print(f"--- item {number}")
         print(answer)
     return 0
@@ -172,11 +243,15 @@ def print_verify(report: VerifyReport) -> int:
     return 0 if report.intact else 1
 
 
-def print_compress(compressor: LosslessCompressor, processes: int) -> int:
+def print_compress(compressor: LosslessCompressor, files: FileStore, processes: int) -> int:
+    """Compress everything due, holding the compression lock (the background worker waits meanwhile)."""
     totals = [0, 0, 0, 0]
-    with ProcessPoolExecutor(max_workers=processes) as executor:
+    with compression_lock(files, wait=False) as free:
+        if not free:
+            print("the background worker is compressing: waiting for its round to end", file=sys.stderr)
+    with compression_lock(files, wait=True), ProcessPoolExecutor(max_workers=processes) as executor:
         while True:
-            report = compressor.run_once(executor)
+            report = compressor.run_batch(executor)
             if not (report.compressed or report.skipped or report.failed):
                 break
             for position, value in enumerate((report.compressed, report.skipped, report.failed, report.bytes_saved)):

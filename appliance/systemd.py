@@ -1,5 +1,5 @@
 """The little of systemd a daemon needs, without dependencies: sd_notify, the watchdog, and
-signals turned into an event the main loop waits on."""
+signals (stop, reload) turned into an event the main loop waits on."""
 
 from __future__ import annotations
 
@@ -32,21 +32,35 @@ def watchdog_interval() -> float | None:
     return int(microseconds) / 2_000_000
 
 
-class StopSignal:
-    """An event set by SIGTERM or SIGINT; the main loop waits on it."""
+class Signals:
+    """SIGTERM and SIGINT ask to stop, SIGHUP to reload the configuration; the main loop waits on them."""
 
     def __init__(self) -> None:
         self.event = threading.Event()
         self.received: int | None = None
+        self.reload_requested = False
 
     def install(self) -> None:
-        for number in (signal.SIGTERM, signal.SIGINT):
+        for number in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             signal.signal(number, self.handle)
 
     def handle(self, number: int, _frame: FrameType | None) -> None:
-        self.received = number
+        if number == signal.SIGHUP:
+            self.reload_requested = True
+        else:
+            self.received = number
         self.event.set()
 
-    def wait(self, timeout: float | None) -> bool:
-        """True once a stop signal has arrived; False when `timeout` passed first."""
-        return self.event.wait(timeout)
+    @property
+    def stopping(self) -> bool:
+        return self.received is not None
+
+    def wait(self, timeout: float | None) -> None:
+        """Return when a signal arrives or `timeout` passes."""
+        self.event.wait(timeout)
+        self.event.clear()
+
+    def take_reload(self) -> bool:
+        """Whether a reload was asked for since the last call."""
+        asked, self.reload_requested = self.reload_requested, False
+        return asked

@@ -7,12 +7,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy import Engine
 
 sys.path.insert(0, str(Path(__file__).parent))
 
 from datagen import PATIENTS, write_series
 from postgres import postgresql_server
 from servers import Daemon, archive_config, free_port, write_config
+
+from appliance.db import create_index_engine, upgrade_schema
 
 
 @pytest.fixture(scope="session")
@@ -42,7 +45,7 @@ def destination_port() -> int:
 def archive(tmp_path: Path, destination_port: int) -> Iterator[Daemon]:
     """The archive daemon in production mode with the test peers, on a free port."""
     config_path = write_config(tmp_path / "appliance.yaml", archive_config(tmp_path / "data", destination_port))
-    daemon = Daemon("appliance.dicom.daemon", config_path, tmp_path / "dicom.log").start()
+    daemon = Daemon("appliance.daemons.archive", config_path, tmp_path / "dicom.log").start()
     yield daemon
     daemon.stop()
 
@@ -55,3 +58,12 @@ def postgresql_url() -> Iterator[str]:
             yield url
     except RuntimeError as error:
         pytest.skip(str(error))
+
+
+@pytest.fixture()
+def engine(tmp_path: Path) -> Iterator[Engine]:
+    """An empty index (SQLite, every migration applied) in the test's folder."""
+    engine = create_index_engine(f"sqlite:///{tmp_path / 'index.sqlite'}")
+    upgrade_schema(engine)
+    yield engine
+    engine.dispose()

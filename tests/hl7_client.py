@@ -67,15 +67,18 @@ class MllpClient:
 
 
 class FakeRis:
-    """A test MLLP server playing the RIS: records every message and answers AA."""
+    """A test MLLP server playing the RIS: records every message and answers AA, or AE to the
+    control IDs listed in `refuse`."""
 
-    def __init__(self, port: int) -> None:
+    def __init__(self, port: int, refuse: frozenset[str] = frozenset()) -> None:
         self.port = port
+        self.refuse = refuse
         self.received: list[bytes] = []
         self.server: socketserver.ThreadingTCPServer | None = None
 
     def start(self) -> FakeRis:
         received = self.received
+        refuse = self.refuse
 
         class Handler(socketserver.BaseRequestHandler):
             def handle(self) -> None:
@@ -86,8 +89,9 @@ class FakeRis:
                         return
                     received.append(message)
                     control_id = segment_field(message, "MSH", 10)
+                    code = "AE" if control_id in refuse else "AA"
                     self.request.sendall(
-                        frame(f"MSH|^~\\&|RIS||PACS||20250101||ACK|X|P|2.5\rMSA|AA|{control_id}\r".encode())
+                        frame(f"MSH|^~\\&|RIS||PACS||20250101||ACK|X|P|2.5\rMSA|{code}|{control_id}\r".encode())
                     )
 
         socketserver.ThreadingTCPServer.allow_reuse_address = True

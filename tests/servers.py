@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,36 @@ from typing import Any
 import yaml
 
 TEST_PEERS = ["ECHOSCU", "STORESCU", "FINDSCU", "GETSCU", "MOVESCU", "PYNETDICOM"]
+
+
+WAIT_SECONDS = 60
+
+
+def wait_for(condition: Callable[[], object], what: str, seconds: float = WAIT_SECONDS) -> None:
+    """Poll until `condition()` is true; the deadline only stops a hung test (no timing assertion)."""
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"still waiting for {what}")
+        time.sleep(0.05)
+
+
+def listening(port: int, host: str = "127.0.0.1") -> bool:
+    """Whether something accepts TCP connections on host:port."""
+    with socket.socket() as probe:
+        probe.settimeout(1)
+        return probe.connect_ex((host, port)) == 0
+
+
+def wait_for_port(port: int, what: str, process: subprocess.Popen[Any] | None = None) -> None:
+    """Wait until `port` accepts connections (a peer started in the background is ready)."""
+
+    def ready() -> bool:
+        if process is not None and process.poll() is not None:
+            raise AssertionError(f"{what} exited with {process.returncode} before listening on {port}")
+        return listening(port)
+
+    wait_for(ready, f"{what} listening on port {port}")
 
 
 def free_port() -> int:
@@ -127,7 +158,7 @@ def associate(port: int, *contexts: str, ae_title: str = "PYNETDICOM", dimse_tim
     """A pynetdicom association to the archive with TCP_NODELAY set (as every DICOM socket must)."""
     from pynetdicom import AE, evt
 
-    from appliance.dicom.tuning import set_no_delay
+    from appliance.dicom.pynetdicom_patches import set_no_delay
 
     ae = AE(ae_title=ae_title)
     ae.dimse_timeout = dimse_timeout

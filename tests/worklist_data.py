@@ -7,9 +7,9 @@ from typing import Any
 
 from sqlalchemy import Engine, insert
 
-from appliance.archive.names import person_name_key
-from appliance.archive.tables import patient
 from appliance.config import Config
+from appliance.db.schema import patient, patient_identifier, patient_identity
+from appliance.patients.names import person_name_key
 from appliance.worklist.orders import CodedEntry, Order, OrderControl
 from appliance.worklist.scheduling import apply_order
 
@@ -30,6 +30,21 @@ def add_patient(engine: Engine, patient_id: str, name: str, birth_date: str = "1
         key = connection.execute(insert(patient).values(**values)).inserted_primary_key
     assert key is not None
     return int(key[0])
+
+
+def add_national_identifier(engine: Engine, patient_pk: int, ins: str, status: str = "VALI") -> None:
+    """An INS-NIR for a patient whose identity has `status` (the HL7 side keeps it only with VALI)."""
+    moment = datetime.now(UTC)
+    with engine.begin() as connection:
+        connection.execute(
+            insert(patient_identity).values(patient_pk=patient_pk, identity_status=status, updated_at=moment)
+        )
+        connection.execute(
+            insert(patient_identifier).values(
+                patient_pk=patient_pk, identifier=ins, namespace="ASIP-SANTE-INS-NIR",
+                universal_id="1.2.250.1.213.1.4.8", type_code="INS", created_at=moment,
+            )
+        )  # fmt: skip
 
 
 def new_order(number: int, modality: str = "CT", station: str = "", day: date | None = None, **changes: Any) -> Order:

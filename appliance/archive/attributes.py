@@ -12,7 +12,8 @@ from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
 from pydicom.uid import UID, DeflatedExplicitVRLittleEndian
 
-from appliance.archive.names import person_name_key
+from appliance.patients.names import person_name_key
+from appliance.patients.national import Identifier
 
 # PS3.5 A.4 / PS3.6: transfer syntaxes whose encoding loses information.
 LOSSY_TRANSFER_SYNTAXES = frozenset(
@@ -57,6 +58,7 @@ class InstanceAttributes:
     patient_name_key: str
     patient_birth_date: str
     patient_sex: str
+    other_patient_ids: tuple[Identifier, ...]
     study_instance_uid: str
     study_date: str
     study_time: str
@@ -171,6 +173,7 @@ def attributes_of(dataset: Dataset, header: bytes) -> InstanceAttributes:
         patient_name_key=person_name_key(patient_name),
         patient_birth_date=text(dataset, "PatientBirthDate"),
         patient_sex=text(dataset, "PatientSex"),
+        other_patient_ids=other_patient_ids(dataset),
         study_instance_uid=required_uid(dataset, "StudyInstanceUID"),
         study_date=text(dataset, "StudyDate"),
         study_time=text(dataset, "StudyTime"),
@@ -196,6 +199,20 @@ def attributes_of(dataset: Dataset, header: bytes) -> InstanceAttributes:
         lossy=is_lossy(dataset, transfer_syntax_uid),
         header=header,
     )
+
+
+def other_patient_ids(dataset: Dataset) -> tuple[Identifier, ...]:
+    """The Other Patient IDs Sequence (PS3.3 C.7.1.1): identifier, issuer, its OID, type (the INS, P3)."""
+    if "OtherPatientIDsSequence" not in dataset:
+        return ()
+    found = []
+    for item in dataset.OtherPatientIDsSequence:
+        qualifiers = item.get("IssuerOfPatientIDQualifiersSequence") or []
+        oid = text(qualifiers[0], "UniversalEntityID") if qualifiers else ""
+        value = text(item, "PatientID")
+        if value:
+            found.append(Identifier(value, text(item, "IssuerOfPatientID"), oid, ""))
+    return tuple(found)
 
 
 def required_uid(dataset: Dataset, keyword: str) -> str:

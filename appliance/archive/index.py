@@ -1,4 +1,10 @@
-"""Writes to the archive index: one transaction per received instance, and the change feed."""
+"""Writes to the archive index: one transaction per received instance, published on the change feed.
+
+Several processes may index at once (the DICOM archive, later STOW-RS, the CLI): two of them creating
+the same patient, study or series collide on a unique key; the loser retries and finds the row. Two
+of them indexing the same instance: the second gets `DuplicateInstance` and the ingest applies the
+duplicate policy.
+"""
 
 from __future__ import annotations
 
@@ -8,23 +14,28 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Connection, Engine, bindparam, insert, select, update
+from sqlalchemy.exc import IntegrityError
 
+from appliance.archive import changes
 from appliance.archive.attributes import InstanceAttributes
 from appliance.archive.storage import WrittenFile
-from appliance.archive.tables import (
-    change,
-    change_cursor,
+from appliance.db.schema import (
     instance,
     instance_header,
     patient,
+    patient_identity,
     quarantined_duplicate,
+    scheduled_step,
     series,
     study,
 )
-from appliance.patients.tables import patient_identity
-from appliance.worklist.tables import scheduled_step
+from appliance.patients.national import keep_received_identifiers
 
-INSTANCE_STORED = "instance-stored"
+CONFLICT_RETRIES = 3
+
+
+class DuplicateInstance(Exception):
+    """Another writer indexed this SOP Instance UID first."""
 
 
 def now() -> datetime:
@@ -45,21 +56,12 @@ class StoredInstance:
     received_sha256: str
 
 
-@dataclass(frozen=True)
-class Change:
-    id: int
-    kind: str
-    study_instance_uid: str
-    series_instance_uid: str
-    sop_instance_uid: str
-    created_at: datetime
-
-
 class Index:
     """The archive index on one engine. Writes are serialised in-process (SQLite has one writer)."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, publish: bool = True) -> None:
         self.engine = engine
+        self.publish = publish
         self.write_lock = threading.Lock()
 
     def stored_instance(self, sop_instance_uid: str) -> StoredInstance | None:
@@ -71,16 +73,18 @@ class Index:
     def add_instance(self, attributes: InstanceAttributes, written: WrittenFile, calling_ae_title: str) -> int:
         """Index a durably written instance (patient, study, series created as needed); return its id.
 
-        Raises sqlalchemy.exc.IntegrityError when the SOP Instance UID is already indexed.
+        Raises DuplicateInstance when the SOP Instance UID is already indexed (by any process).
         """
-        with self.write_lock, self.engine.begin() as connection:
-            received_at = now()
-            study_pk = find_or_create_study(connection, attributes, received_at)
-            series_pk = find_or_create_series(connection, attributes, study_pk, received_at)
-            instance_pk = insert_instance(connection, attributes, written, series_pk, calling_ae_title, received_at)
-            count_instance(connection, study_pk, series_pk, written.size_bytes, received_at)
-            record_change(connection, INSTANCE_STORED, attributes, received_at)
-        return instance_pk
+        for attempt in range(CONFLICT_RETRIES):
+            try:
+                with self.write_lock, self.engine.begin() as connection:
+                    return index_instance(connection, attributes, written, calling_ae_title, self.publish)
+            except IntegrityError:
+                if self.stored_instance(attributes.sop_instance_uid) is not None:
+                    raise DuplicateInstance(attributes.sop_instance_uid) from None
+                if attempt == CONFLICT_RETRIES - 1:
+                    raise
+        raise AssertionError("unreachable")
 
     def add_quarantined(self, sop_instance_uid: str, written: WrittenFile, calling_ae_title: str) -> None:
         with self.write_lock, self.engine.begin() as connection:
@@ -112,29 +116,6 @@ class Index:
                 )
             )
             return bool(result.rowcount)
-
-    def changes_after(self, last_id: int, kind: str, limit: int) -> list[Change]:
-        query = select(change).where(change.c.id > last_id, change.c.kind == kind).order_by(change.c.id).limit(limit)
-        with self.engine.connect() as connection:
-            return [Change(**row._mapping) for row in connection.execute(query)]
-
-    def cursor(self, consumer: str) -> int:
-        query = select(change_cursor.c.last_change_id).where(change_cursor.c.consumer == consumer)
-        with self.engine.connect() as connection:
-            value = connection.execute(query).scalar()
-        return int(value) if value is not None else 0
-
-    def advance_cursor(self, consumer: str, last_change_id: int) -> None:
-        with self.write_lock, self.engine.begin() as connection:
-            updated = connection.execute(
-                update(change_cursor)
-                .where(change_cursor.c.consumer == consumer)
-                .values(last_change_id=last_change_id, updated_at=now())
-            )
-            if not updated.rowcount:
-                connection.execute(
-                    insert(change_cursor).values(consumer=consumer, last_change_id=last_change_id, updated_at=now())
-                )
 
 
 # Statements built once: executing a prepared statement with a parameter dictionary skips
@@ -201,7 +182,9 @@ def find_or_create_patient(connection: Connection, attributes: InstanceAttribute
         "created_at": moment,
         "updated_at": moment,
     }
-    return inserted_id(connection, patient, values)
+    patient_pk = inserted_id(connection, patient, values)
+    keep_received_identifiers(connection, patient_pk, attributes.other_patient_ids, moment)
+    return patient_pk
 
 
 def known_patient(connection: Connection, attributes: InstanceAttributes) -> int | None:
@@ -334,15 +317,27 @@ def count_instance(connection: Connection, study_pk: int, series_pk: int, size_b
     connection.execute(COUNT_SERIES_INSTANCE, {"series_pk": series_pk, "moment": moment})
 
 
-def record_change(connection: Connection, kind: str, attributes: InstanceAttributes, moment: datetime) -> None:
-    values = {
-        "kind": kind,
-        "study_instance_uid": attributes.study_instance_uid,
-        "series_instance_uid": attributes.series_instance_uid,
-        "sop_instance_uid": attributes.sop_instance_uid,
-        "created_at": moment,
-    }
-    connection.execute(insert(change), values)
+def index_instance(
+    connection: Connection, attributes: InstanceAttributes, written: WrittenFile, calling_ae_title: str, publish: bool
+) -> int:
+    """The rows of one instance (and its patient, study, series as needed), its change published."""
+    received_at = now()
+    study_pk = find_or_create_study(connection, attributes, received_at)
+    series_pk = find_or_create_series(connection, attributes, study_pk, received_at)
+    instance_pk = insert_instance(connection, attributes, written, series_pk, calling_ae_title, received_at)
+    count_instance(connection, study_pk, series_pk, written.size_bytes, received_at)
+    if not publish:
+        return instance_pk
+    changes.publish(
+        connection,
+        changes.INSTANCE_STORED,
+        attributes.study_instance_uid,
+        received_at,
+        series_instance_uid=attributes.series_instance_uid,
+        sop_instance_uid=attributes.sop_instance_uid,
+        accession_number=attributes.accession_number,
+    )
+    return instance_pk
 
 
 def inserted_id(connection: Connection, table: Any, values: dict[str, Any]) -> int:

@@ -8,6 +8,11 @@ Duplicate policy (same SOP Instance UID as an archived instance):
 - other bytes: the archived instance stays as it is (the first one received is authoritative); the
   new object is kept in `quarantine/` and listed in the index, so nothing acknowledged is lost, and
   the answer is success with a warning in the log.
+
+Several processes may ingest at once (the DICOM archive and, later, STOW-RS). Files are linked into
+place, never renamed over an existing one (`FileStore.write_durably`), and an index uniqueness
+conflict means another writer indexed the instance first: it is a duplicate, handled by the policy
+above. A file is removed only by the writer that created it, and only when no index row names it.
 """
 
 from __future__ import annotations
@@ -23,8 +28,8 @@ from datetime import date
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from appliance.archive.attributes import InstanceAttributes, InvalidObject, read_attributes
-from appliance.archive.index import Index
-from appliance.archive.storage import FileStore, StorageFull, instance_relative_path, uid_hash
+from appliance.archive.index import DuplicateInstance, Index
+from appliance.archive.storage import FileStore, StorageFull, WrittenFile, instance_relative_path, uid_hash
 
 LOGGER = logging.getLogger(__name__)
 
@@ -104,11 +109,23 @@ class Ingest:
         written = self.files.write_durably(incoming.encoded, relative_path)
         try:
             self.index.add_instance(attributes, written, incoming.calling_ae_title)
-        except SQLAlchemyError:
-            # Not indexed, so not acknowledged: take the file back out rather than leave an orphan.
-            self.files.absolute(relative_path).unlink(missing_ok=True)
-            raise
+        except DuplicateInstance:
+            return self.lost_the_race(incoming, attributes, written)
+        # Any other failure leaves the file where it is, unacknowledged: another writer of the same
+        # bytes may be indexing it right now; `archive verify --adopt-orphans` indexes it otherwise.
         return StoreResult(StoreOutcome.STORED)
+
+    def lost_the_race(
+        self, incoming: IncomingObject, attributes: InstanceAttributes, written: WrittenFile
+    ) -> StoreResult:
+        """Another writer indexed the instance first: the duplicate policy, then tidy our own file."""
+        existing = self.index.stored_instance(attributes.sop_instance_uid)
+        if existing is None:  # indexed by another writer, then deleted again: let the sender retry
+            return StoreResult(StoreOutcome.FAILED, "the instance left the index while it was being stored")
+        result = self.store_duplicate(incoming, attributes, {existing.sha256, existing.received_sha256})
+        if written.created and existing.path != written.relative_path:
+            self.files.absolute(written.relative_path).unlink(missing_ok=True)
+        return result
 
     def store_duplicate(
         self, incoming: IncomingObject, attributes: InstanceAttributes, known_digests: set[str]

@@ -1,5 +1,11 @@
 """Integrity of the archive (Q1): files against their recorded SHA-256, and the index rebuilt from
-the files alone."""
+the files.
+
+Files are the truth for instances; patients, orders, MPPS and the audit trail come from the RIS and
+from people, so a reindex keeps them: it rebuilds studies, series and instances from the files and
+puts each study back with the patient it had (merges and reconciliations survive). It publishes no
+change, so the RIS is not told again about studies it already knows.
+"""
 
 from __future__ import annotations
 
@@ -8,13 +14,23 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sqlalchemy import Engine, delete, select
+from sqlalchemy import Connection, Engine, delete, select, union, update
 
 from appliance.archive.attributes import InvalidObject, read_attributes
 from appliance.archive.index import Index
 from appliance.archive.search import iterate_instances
 from appliance.archive.storage import FileStore, WrittenFile, sha256_of_file
-from appliance.archive.tables import change, change_cursor, instance, instance_header, patient, series, study
+from appliance.db.schema import (
+    identity_change,
+    instance,
+    instance_header,
+    patient,
+    patient_identifier,
+    patient_identity,
+    scheduled_step,
+    series,
+    study,
+)
 
 LOGGER = logging.getLogger(__name__)
 
@@ -102,16 +118,46 @@ class ReindexReport:
 
 
 def reindex(engine: Engine, files: FileStore) -> ReindexReport:
-    """Empty the archive index and rebuild it from the files under archive/ (daemons stopped)."""
+    """Rebuild studies, series and instances from the files under archive/ (daemons stopped).
+
+    Patients and everything the RIS and people recorded are kept; each study returns to the
+    patient it had before; patients created from images and left without a study are removed.
+    """
     with engine.begin() as connection:
-        for table in (instance_header, instance, series, study, patient, change, change_cursor):
+        previous = {row.study_instance_uid: row.patient_pk for row in connection.execute(select(study))}
+        for table in (instance_header, instance, series, study):
             connection.execute(delete(table))
-    index = Index(engine)
+    index = Index(engine, publish=False)
     report = ReindexReport()
     for day in day_folders(files.archive_directory):
         for path in sorted(day.rglob("*.dcm")):
             index_file(index, files, path, report)
+    with engine.begin() as connection:
+        restore_study_patients(connection, previous)
+        remove_patients_without_anything(connection)
     return report
+
+
+def restore_study_patients(connection: Connection, previous: dict[str, int]) -> None:
+    """Put each study back with the patient it had (an attach or a merge is not in the file)."""
+    for row in connection.execute(select(study.c.id, study.c.study_instance_uid, study.c.patient_pk)).all():
+        before = previous.get(row.study_instance_uid)
+        if before is not None and before != row.patient_pk:
+            connection.execute(update(study).where(study.c.id == row.id).values(patient_pk=before))
+
+
+def remove_patients_without_anything(connection: Connection) -> None:
+    """Patients no study, order, identity or audit row refers to (created from images now gone)."""
+    referred = [
+        select(study.c.patient_pk),
+        select(scheduled_step.c.patient_pk),
+        select(patient_identity.c.patient_pk),
+        select(patient_identifier.c.patient_pk),
+        select(identity_change.c.patient_pk).where(identity_change.c.patient_pk.is_not(None)),
+        select(patient_identity.c.merged_into).where(patient_identity.c.merged_into.is_not(None)),
+    ]
+    used = union(*referred).subquery()
+    connection.execute(delete(patient).where(patient.c.id.not_in(select(used.c[0]))))
 
 
 def index_file(index: Index, files: FileStore, path: Path, report: ReindexReport) -> None:

@@ -8,9 +8,11 @@ any point leaves the index pointing at a complete, verified file. Lossy is never
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import io
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Executor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -30,12 +32,15 @@ from pydicom.uid import (
     JPEGLSLossless,
 )
 
-from appliance.archive.index import INSTANCE_STORED, Change, Index, StoredInstance
+from appliance.archive import changes
+from appliance.archive.changes import Change, Feed
+from appliance.archive.index import Index, StoredInstance
 from appliance.archive.storage import FileStore, sha256_of_file
 
 LOGGER = logging.getLogger(__name__)
 
 CONSUMER = "lossless-compressor"
+LOCK_FILE = "lossless.lock"
 UNCOMPRESSED = {ExplicitVRLittleEndian, ImplicitVRLittleEndian, ExplicitVRBigEndian, DeflatedExplicitVRLittleEndian}
 SYNTAXES = {"jpeg-ls": JPEGLSLossless, "jpeg-2000": JPEG2000Lossless}
 ENCODERS: dict[str, str] = {JPEGLSLossless: "pyjpegls", JPEG2000Lossless: "pylibjpeg"}
@@ -121,6 +126,22 @@ class CompressionReport:
     skipped: int = 0
     failed: int = 0
     bytes_saved: int = 0
+    busy: bool = False  # another compressor holds the lock
+
+
+@contextlib.contextmanager
+def compression_lock(files: FileStore, wait: bool) -> Iterator[bool]:
+    """Hold the archive's compression lock (a lock file in the data folder); yield whether it is held."""
+    with open(files.data_directory / LOCK_FILE, "w") as lock_file:
+        try:
+            fcntl.flock(lock_file, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            fcntl.flock(lock_file, fcntl.LOCK_UN)
 
 
 class LosslessCompressor:
@@ -131,23 +152,33 @@ class LosslessCompressor:
         self.files = files
         self.transfer_syntax_uid = transfer_syntax_uid
         self.delay = delay
+        self.feed = Feed(index.engine, CONSUMER, {changes.INSTANCE_STORED})
 
     def run_once(self, executor: Executor | None, batch: int = 64) -> CompressionReport:
-        """Compress the next batch of due instances; advance the feed cursor past them."""
-        cursor = self.index.cursor(CONSUMER)
-        due = list(takewhile(self.due, self.index.changes_after(cursor, INSTANCE_STORED, batch)))
+        """Compress the next batch of due instances; advance the feed cursor past them.
+
+        Whoever compresses holds the compression lock (the background worker for one batch, the
+        `archive compress` command for its whole run): a second compressor waits its turn.
+        """
+        with compression_lock(self.files, wait=False) as held:
+            if not held:
+                return CompressionReport(busy=True)
+            return self.run_batch(executor, batch)
+
+    def run_batch(self, executor: Executor | None, batch: int = 64) -> CompressionReport:
+        """`run_once` for a caller that already holds the compression lock."""
+        due = list(takewhile(self.due, self.feed.pending(batch)))
         if not due:
             return CompressionReport()
         outcomes = self.compress_all(due, executor)
-        self.index.advance_cursor(CONSUMER, due[-1].id)
+        self.feed.advance(due[-1].id)
         return summarise(outcomes)
 
     def due(self, change: Change) -> bool:
-        created = change.created_at if change.created_at.tzinfo else change.created_at.replace(tzinfo=UTC)
-        return datetime.now(UTC) - created >= self.delay
+        return datetime.now(UTC) - change.created_at_utc >= self.delay
 
     def compress_all(self, changes: list[Change], executor: Executor | None) -> list[tuple[str, int]]:
-        work = [(stored, self.files.absolute(stored.path).read_bytes()) for stored in self.candidates(changes)]
+        work = [(stored, data) for stored in self.candidates(changes) if (data := self.read(stored)) is not None]
         if executor is None:
             results = [self.attempt(partial(compress_verified, data, self.transfer_syntax_uid)) for _, data in work]
         else:
@@ -156,6 +187,12 @@ class LosslessCompressor:
         skipped = [("skipped", 0)] * (len(changes) - len(work))
         installed = [self.install(stored, data, result) for (stored, data), result in zip(work, results, strict=True)]
         return skipped + installed
+
+    def read(self, stored: StoredInstance) -> bytes | None:
+        try:
+            return self.files.absolute(stored.path).read_bytes()
+        except FileNotFoundError:  # replaced meanwhile (compressed by another run): nothing to do
+            return None
 
     def candidates(self, changes: list[Change]) -> list[StoredInstance]:
         found = [self.index.stored_instance(change.sop_instance_uid) for change in changes]
@@ -183,13 +220,16 @@ class LosslessCompressor:
 
     def replace(self, stored: StoredInstance, result: Compressed) -> tuple[str, int]:
         """Write the compressed file beside the original, repoint the index, delete the original."""
-        if sha256_of_file(self.files.absolute(stored.path)) != stored.sha256:
+        original = self.files.absolute(stored.path)
+        if not original.exists():
+            return ("skipped", 0)
+        if sha256_of_file(original) != stored.sha256:
             LOGGER.error("instance %s: file changed since it was indexed; not compressed", stored.sop_instance_uid)
             return ("failed", 0)
-        new_path = compressed_path(stored.path)
-        written = self.files.write_durably(result.encoded, new_path)
+        written = self.files.write_durably(result.encoded, compressed_path(stored.path))
         if not self.index.replace_file(stored.id, stored.sha256, result.transfer_syntax_uid, written):
-            self.files.absolute(new_path).unlink(missing_ok=True)
+            if written.created:
+                self.files.absolute(written.relative_path).unlink(missing_ok=True)
             return ("skipped", 0)
         self.files.absolute(stored.path).unlink(missing_ok=True)
         return ("compressed", stored.size_bytes - written.size_bytes)

@@ -14,9 +14,7 @@ from typing import Any
 
 from sqlalchemy import Engine, and_, exists, insert, or_, select, update
 
-from appliance.archive.tables import patient, study
-from appliance.patients.tables import identity_change
-from appliance.worklist.tables import scheduled_step
+from appliance.db.schema import identity_change, patient, scheduled_step, study
 
 
 class AttachOutcome(enum.Enum):

@@ -1,9 +1,11 @@
-"""C-FIND matching on the index (PS3.4 C.2.2.2) and the list of files a retrieve sends.
+"""C-FIND matching on the index (PS3.4 C.2.2.2), for every edge that searches (C-FIND, QIDO-RS, the
+console).
 
 A `Query` holds the level and the keys as decoded strings; `find` answers one dict per matching
-entity, keyword to value, for the keys the archive knows. Matching rules, each citing PS3.4:
-single value (C.2.2.2.1), universal (C.2.2.2.3), wildcard `*`/`?` (C.2.2.2.4), range for DA/TM
-(C.2.2.2.5) and UID list (C.2.2.2.2). Person names match whatever the case and accents.
+entity, keyword to value, for the keys the archive knows, with the patient's INS (Other Patient IDs
+Sequence items) when it may be given out. Matching rules, each citing PS3.4: single value
+(C.2.2.2.1), universal (C.2.2.2.3), wildcard `*`/`?` (C.2.2.2.4), range for DA/TM (C.2.2.2.5) and
+UID list (C.2.2.2.2). Person names match whatever the case and accents.
 """
 
 from __future__ import annotations
@@ -15,9 +17,9 @@ from typing import Any
 from sqlalchemy import ColumnElement, Engine, Select, and_, exists, func, or_, select
 from sqlalchemy.sql.elements import ColumnClause
 
-from appliance.archive.names import person_name_key
-from appliance.archive.tables import instance, patient, series, study
-from appliance.patients.tables import patient_identity
+from appliance.db.schema import instance, patient, patient_identity, series, study
+from appliance.patients.names import person_name_key
+from appliance.patients.national import national_identifiers
 
 LEVELS = ("PATIENT", "STUDY", "SERIES", "IMAGE")
 LIKE_ESCAPE = "!"
@@ -90,22 +92,20 @@ class Query:
     keys: dict[str, str] = field(default_factory=dict)
 
 
-@dataclass(frozen=True)
-class RetrieveItem:
-    """One file a C-GET or C-MOVE sends."""
-
-    path: str
-    sop_class_uid: str
-    sop_instance_uid: str
-    transfer_syntax_uid: str
-    study_instance_uid: str
-
-
 def find(engine: Engine, query: Query, limit: int) -> list[dict[str, Any]]:
-    """Entities at `query.level` matching every key; at most `limit` + 1 (so a caller sees overflow)."""
+    """Entities at `query.level` matching every key; at most `limit` + 1 (so a caller sees overflow).
+
+    Each match also holds `PatientPK` and, when the query asks for `OtherPatientIDsSequence`, the
+    patient's INS items (only for a qualified identity, see `patients.national`).
+    """
     statement = find_statement(query).limit(limit + 1)
     with engine.connect() as connection:
-        return [dict(row._mapping) for row in connection.execute(statement)]
+        rows = [dict(row._mapping) for row in connection.execute(statement)]
+        if "OtherPatientIDsSequence" in query.keys:
+            national = national_identifiers(connection, (row["PatientPK"] for row in rows))
+            for row in rows:
+                row["OtherPatientIDsSequence"] = national.get(row["PatientPK"], [])
+    return rows
 
 
 def find_statement(query: Query) -> Select[Any]:
@@ -234,36 +234,6 @@ def integer_match(keyword: str, column: Any, value: str) -> ColumnElement[bool]:
         return column == int(value)  # type: ignore[no-any-return]
     except ValueError as error:
         raise QueryError(f"{keyword}: {value!r} is not a number") from error
-
-
-def retrieve_items(engine: Engine, query: Query) -> list[RetrieveItem]:
-    """Every archived file under the entities the query's unique keys name (C-GET, C-MOVE)."""
-    if query.level not in LEVELS:
-        raise QueryError(f"QueryRetrieveLevel: unknown level {query.level!r}")
-    unique_keys = ["PatientID", "StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID"]
-    depth = LEVELS.index(query.level)
-    asked = unique_keys[depth]
-    if not query.keys.get(asked, "").strip():
-        raise QueryError(f"{asked}: needed to retrieve at the {query.level} level")
-    conditions = [
-        condition
-        for keyword in unique_keys[: depth + 1]
-        if (condition := match(keyword, query.keys.get(keyword, ""), 3)) is not None
-    ]
-    statement = (
-        select(
-            instance.c.path,
-            instance.c.sop_class_uid,
-            instance.c.sop_instance_uid,
-            instance.c.transfer_syntax_uid,
-            study.c.study_instance_uid,
-        )
-        .select_from(joined_tables(3))
-        .where(and_(*conditions))
-        .order_by(series.c.series_number, series.c.id, instance.c.instance_number, instance.c.id)
-    )
-    with engine.connect() as connection:
-        return [RetrieveItem(**row._mapping) for row in connection.execute(statement)]
 
 
 def iterate_instances(engine: Engine, batch: int = 1000) -> Iterator[dict[str, Any]]:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from sqlalchemy import Engine, func, select
 
 from appliance.archive.lossless import UNCOMPRESSED
-from appliance.archive.tables import instance, patient, quarantined_duplicate, series, study
+from appliance.db.schema import instance, patient, quarantined_duplicate, series, study
 
 
 @dataclass(frozen=True)

@@ -4,9 +4,12 @@ Layout: `archive/YYYY/MM/DD/<study hash>/<series hash>/<instance hash>.dcm`, the
 study date (the date the retention and tiering rules count from), or the reception date when the
 object has none. Hashes keep names short and fixed-width whatever the UIDs look like.
 
-A file is written to `incoming/` (same filesystem), fsynced, renamed into place and its folder
-fsynced: after `write_durably` returns, the bytes survive a power cut. Nothing half-written is ever
-left under `archive/`; leftovers in `incoming/` are removed by `remove_incoming_leftovers` at start.
+A file is written to `incoming/` (same filesystem), fsynced, hard-linked into place and its folder
+fsynced: after `write_durably` returns, the bytes survive a power cut. A link never replaces an
+existing file, so several processes writing at once can never overwrite an acknowledged file: a path
+already holding other bytes makes the new bytes go beside it, under a name carrying their digest.
+Nothing half-written is ever left under `archive/`; leftovers in `incoming/` are removed by
+`remove_incoming_leftovers` at start.
 """
 
 from __future__ import annotations
@@ -27,9 +30,12 @@ class StorageFull(Exception):
 
 @dataclass(frozen=True)
 class WrittenFile:
+    """Where bytes are durably stored; `created` is False when the very same bytes were already there."""
+
     relative_path: str
     size_bytes: int
     sha256: str
+    created: bool = True
 
 
 def uid_hash(uid: str) -> str:
@@ -69,6 +75,7 @@ class FileStore:
     """The files of the archive under one data directory."""
 
     def __init__(self, data_directory: Path, minimum_free_bytes: int) -> None:
+        self.data_directory = data_directory
         self.archive_directory = data_directory / "archive"
         self.incoming_directory = data_directory / "incoming"
         self.quarantine_directory = data_directory / "quarantine"
@@ -90,22 +97,31 @@ class FileStore:
     def write_durably(self, data: bytes, relative_path: str, under: Path | None = None) -> WrittenFile:
         """Write `data` at `relative_path` (under the archive, or `under`) and make it durable.
 
-        Raises StorageFull (nothing left behind) when the disk is full.
+        An existing file is never replaced: if `relative_path` holds the same bytes, nothing is
+        written (`created` False); if it holds other bytes, `data` goes beside it under a name
+        carrying its digest. Raises StorageFull (nothing left behind) when the disk is full.
         """
         self.check_space(len(data))
-        destination = (under or self.archive_directory) / relative_path
+        digest = hashlib.sha256(data).hexdigest()
+        root = under or self.archive_directory
         temporary = self.incoming_directory / f"{uuid.uuid4().hex}.part"
         try:
             write_and_sync(temporary, data)
-            make_directories_durably(destination.parent)
-            os.replace(temporary, destination)
+            for candidate in (relative_path, beside(relative_path, digest)):
+                destination = root / candidate
+                make_directories_durably(destination.parent)
+                if link_unless_present(temporary, destination):
+                    sync_directory(destination.parent)
+                    return WrittenFile(candidate, len(data), digest, created=True)
+                if sha256_of_file(destination) == digest:
+                    return WrittenFile(candidate, len(data), digest, created=False)
         except OSError as error:
-            temporary.unlink(missing_ok=True)
             if error.errno in (errno.ENOSPC, errno.EDQUOT):
                 raise StorageFull(str(error)) from error
             raise
-        sync_directory(destination.parent)
-        return WrittenFile(relative_path, len(data), hashlib.sha256(data).hexdigest())
+        finally:
+            temporary.unlink(missing_ok=True)
+        raise FileExistsError(f"{relative_path} and its digest-named alternative hold other bytes")
 
     def remove_incoming_leftovers(self) -> int:
         """Delete partial files an interrupted run left in `incoming/`; return how many."""
@@ -118,6 +134,21 @@ class FileStore:
     def archived_files(self) -> list[str]:
         """Every file under `archive/`, as relative paths."""
         return sorted(str(path.relative_to(self.archive_directory)) for path in self.archive_directory.rglob("*.dcm"))
+
+
+def beside(relative_path: str, digest: str) -> str:
+    """The alternative name for other bytes at `relative_path`: its digest before the extension."""
+    stem = relative_path.removesuffix(".dcm")
+    return f"{stem}.{digest[:16]}.dcm"
+
+
+def link_unless_present(source: Path, destination: Path) -> bool:
+    """Hard-link `source` at `destination`; False (nothing changed) when `destination` exists."""
+    try:
+        os.link(source, destination)
+    except FileExistsError:
+        return False
+    return True
 
 
 def write_and_sync(path: Path, data: bytes) -> None:

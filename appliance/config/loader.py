@@ -7,6 +7,8 @@ each one naming the file and the key. `development_config()` is what `make run` 
 from __future__ import annotations
 
 import copy
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
@@ -146,6 +148,7 @@ class RisLinkConfig:
     message: str
     retry_initial_seconds: int
     retry_maximum_seconds: int
+    refusals_before_parking: int
 
     @property
     def enabled(self) -> bool:
@@ -392,3 +395,42 @@ def development_document(data_directory: Path) -> dict[str, Any]:
 def development_config(data_directory: Path) -> Config:
     """The configuration `make run` uses when no file is given."""
     return config_from_document(development_document(data_directory), "(embedded development defaults)")
+
+
+# What a reload cannot change in a running daemon: sockets are bound, files and the index are open.
+NEEDS_RESTART: dict[str, Callable[[Config], object]] = {
+    "storage.data_directory": lambda config: config.storage.data_directory,
+    "database.url": lambda config: config.database_url,
+    "dicom.ae_title": lambda config: config.dicom.ae_title,
+    "dicom.bind_address": lambda config: config.dicom.bind_address,
+    "dicom.port": lambda config: config.dicom.port,
+    "worklist.ae_title": lambda config: config.worklist.ae_title,
+    "worklist.bind_address": lambda config: config.worklist.bind_address,
+    "worklist.port": lambda config: config.worklist.port,
+    "hl7.bind_address": lambda config: config.hl7.bind_address,
+    "hl7.port": lambda config: config.hl7.port,
+}
+
+
+class Settings:
+    """The configuration in force in a running daemon. Services read `current` for each request, so
+    that `reload()` (SIGHUP) applies peers, profiles, stations and the RIS link to the next
+    association or message without dropping those in flight."""
+
+    def __init__(self, load: Callable[[], Config]) -> None:
+        self.load = load
+        self.lock = threading.Lock()
+        self._current = load()
+
+    @property
+    def current(self) -> Config:
+        return self._current
+
+    def reload(self) -> list[str]:
+        """Read the configuration again and put it in force; return the changed keys that only a
+        restart applies. Raises ConfigError (the configuration in force stays) when it is invalid."""
+        with self.lock:
+            loaded = self.load()
+            ignored = [key for key, value in NEEDS_RESTART.items() if value(loaded) != value(self._current)]
+            self._current = loaded
+        return ignored

@@ -7,8 +7,11 @@ Dependencies are bound when the handler table is built (`handlers()`), not throu
 from __future__ import annotations
 
 import logging
+import time
+import weakref
+from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from pydicom.dataset import Dataset
@@ -17,19 +20,22 @@ from pynetdicom.events import Event
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from appliance.archive.egress import study_coercions
 from appliance.archive.ingest import IncomingObject, Ingest, StoreOutcome
-from appliance.archive.search import QueryError, RetrieveItem, find, retrieve_items
+from appliance.archive.retrieve import RetrievePlan, plan
+from appliance.archive.search import QueryError, find
 from appliance.archive.storage import FileStore
-from appliance.config import Config
+from appliance.config import Settings
 from appliance.dicom import statuses
 from appliance.dicom.contexts import FIND_MODELS, GET_MODELS, MOVE_MODELS
 from appliance.dicom.identifiers import IdentifierError, query_of, response_identifier
-from appliance.dicom.peers import AccessPolicy
-from appliance.dicom.retrieve import StoredReference, install_sender, proposed_contexts, throttle_pending_responses
-from appliance.dicom.tuning import CONNECTION_HANDLERS, REQUESTOR_HANDLERS
-from appliance.dicom.workflow_scp import WorkflowServices
-from appliance.patients.national import national_identifiers
+from appliance.dicom.peers import AccessPolicy, caller
+from appliance.dicom.pynetdicom_patches import (
+    CONNECTION_HANDLERS,
+    REQUESTOR_HANDLERS,
+    note_move_destination,
+    throttled_retrieve_responses,
+)
+from appliance.dicom.retrieve import StoredReference, install_sender, proposed_contexts, retrieve_contexts
 
 LOGGER = logging.getLogger(__name__)
 
@@ -52,9 +58,10 @@ LEVELS_OF_MODEL = {
 
 @dataclass
 class ArchiveServices:
-    """What the handlers need, bound once."""
+    """What the handlers need, bound once; the configuration is read per request so that a reload
+    (SIGHUP) applies to the next association."""
 
-    config: Config
+    settings: Settings
     engine: Engine
     files: FileStore
     ingest: Ingest
@@ -65,35 +72,30 @@ class ArchiveServices:
             *CONNECTION_HANDLERS,
             (evt.EVT_REQUESTED, self.on_requested),
             (evt.EVT_ESTABLISHED, self.on_established),
+            (evt.EVT_RELEASED, self.on_closed),
+            (evt.EVT_ABORTED, self.on_closed),
             (evt.EVT_C_ECHO, self.on_echo),
             (evt.EVT_C_STORE, self.on_store),
             (evt.EVT_C_FIND, self.on_find),
             (evt.EVT_C_GET, self.on_get),
             (evt.EVT_C_MOVE, self.on_move),
-            *WorkflowServices(self.config, self.engine, self.files, self.policy).handlers(),
         ]
 
     def on_requested(self, event: Event) -> None:
-        """A-ASSOCIATE-RQ: admit known peers only (A6); refuse others with a logged reason."""
-        request = event.assoc.requestor.primitive
-        calling = str(request.calling_ae_title if request else "").strip()
-        address = event.assoc.requestor.address
-        admission = self.policy.admit(calling, address)
-        if not admission.admitted:
-            LOGGER.warning("association from %s (%s) rejected: %s", calling, address, admission.reason)
-            event.assoc.acse.send_reject(
-                statuses.REJECTED_PERMANENT, statuses.SOURCE_SERVICE_USER, statuses.REASON_CALLING_AE_NOT_RECOGNIZED
-            )
-            event.assoc.kill()  # waits until the A-ASSOCIATE-RJ has gone out
-            return
-        if self.config.is_development and "development" in admission.reason:
-            LOGGER.info("association from %s (%s) admitted: %s", calling, address, admission.reason)
-        self.policy.remember(event.assoc, admission.rights)
+        self.policy.on_requested(event)
+        if not (event.assoc.is_rejected or event.assoc.is_aborted):
+            retrieve_contexts(event.assoc)
 
     def on_established(self, event: Event) -> None:
         install_sender(event.assoc)
-        throttle_pending_responses(event.assoc)
+        throttled_retrieve_responses(event)
+        STORED.setdefault(event.assoc, StoreTally())
         LOGGER.info("association from %s (%s) established", caller(event), event.assoc.requestor.address)
+
+    def on_closed(self, event: Event) -> None:
+        tally = STORED.pop(event.assoc, None)
+        if tally is not None and tally.count:
+            LOGGER.info("association from %s (%s): %s", caller(event), event.assoc.requestor.address, tally.summary())
 
     def on_echo(self, event: Event) -> int:
         return statuses.SUCCESS
@@ -110,6 +112,7 @@ class ArchiveServices:
             calling_ae_title=caller(event),
         )
         result = self.ingest.store(incoming)
+        STORED.setdefault(event.assoc, StoreTally()).add(result.outcome, len(incoming.encoded))
         log_store(event, incoming, result.outcome, result.detail)
         return STORE_STATUS[result.outcome]
 
@@ -119,12 +122,12 @@ class ArchiveServices:
             yield statuses.NOT_AUTHORIZED, None
             return
         model = FIND_MODELS[str(event.request.AffectedSOPClassUID)]
+        dicom = self.settings.current.dicom
         try:
             request = event.identifier
             query = query_of(request)
             check_level(model, query.level)
-            limit = self.config.dicom.maximum_find_results
-            rows = find(self.engine, query, limit)
+            rows = find(self.engine, query, dicom.maximum_find_results)
         except (IdentifierError, QueryError) as error:
             LOGGER.warning("C-FIND from %s refused: %s", caller(event), error)
             yield statuses.DATASET_DOES_NOT_MATCH, None
@@ -133,15 +136,13 @@ class ArchiveServices:
             LOGGER.exception("C-FIND from %s failed", caller(event))
             yield statuses.UNABLE_TO_PROCESS, None
             return
+        limit = dicom.maximum_find_results
         LOGGER.info("C-FIND %s from %s: %d match(es)", query.level, caller(event), min(len(rows), limit))
-        if "OtherPatientIDsSequence" in request:
-            national = national_identifiers(self.engine, sorted({row["PatientPK"] for row in rows}))
-            rows = [{**row, "OtherPatientIDsSequence": national.get(row["PatientPK"], [])} for row in rows]
         for row in rows[:limit]:
             if event.is_cancelled:
                 yield statuses.CANCEL, None
                 return
-            yield statuses.PENDING, response_identifier(row, request, query.level, self.config.dicom.ae_title)
+            yield statuses.PENDING, response_identifier(row, request, query.level, dicom.ae_title)
         if len(rows) > limit:
             LOGGER.warning("C-FIND from %s: more than %d matches, answer cut", caller(event), limit)
             yield statuses.OUT_OF_RESOURCES, None
@@ -151,69 +152,88 @@ class ArchiveServices:
             LOGGER.warning("C-GET from %s refused: no retrieve right", caller(event))
             yield statuses.NOT_AUTHORIZED, None
             return
-        items = self.items_to_send(event, GET_MODELS)
-        if items is None:
+        found = self.plan_of(event, GET_MODELS)
+        if found is None:
             yield statuses.DATASET_DOES_NOT_MATCH, None
             return
-        LOGGER.info("C-GET from %s: %d instance(s)", caller(event), len(items))
-        yield len(items)
-        yield from self.sub_operations(event, items)
+        LOGGER.info("C-GET from %s: %d instance(s)", caller(event), len(found.items))
+        yield len(found.items)
+        yield from self.sub_operations(event, found)
 
     def on_move(self, event: Event) -> Iterator[Any]:
         if not self.policy.may(event.assoc, "retrieve"):
             LOGGER.warning("C-MOVE from %s refused: no retrieve right", caller(event))
             yield statuses.NOT_AUTHORIZED, None
             return
-        destination = self.config.peer(str(event.move_destination).strip())
+        destination = self.settings.current.peer(str(event.move_destination).strip())
         if destination is None:
             LOGGER.warning(
                 "C-MOVE from %s: destination %s is not a configured peer", caller(event), event.move_destination
             )
             yield None, None
             return
-        items = self.items_to_send(event, MOVE_MODELS)
-        if items is None:
+        found = self.plan_of(event, MOVE_MODELS)
+        if found is None:
             yield destination.host, destination.port
             yield statuses.DATASET_DOES_NOT_MATCH, None
             return
         options = {
-            "contexts": proposed_contexts(items),
+            "contexts": proposed_contexts(found),
             "evt_handlers": [*REQUESTOR_HANDLERS, (evt.EVT_ESTABLISHED, self.on_sub_association)],
         }
+        note_move_destination(event.assoc, f"{destination.ae_title} at {destination.host}:{destination.port}")
         yield destination.host, destination.port, options
-        LOGGER.info("C-MOVE from %s to %s: %d instance(s)", caller(event), destination.ae_title, len(items))
-        yield len(items)
-        yield from self.sub_operations(event, items)
+        LOGGER.info("C-MOVE from %s to %s: %d instance(s)", caller(event), destination.ae_title, len(found.items))
+        yield len(found.items)
+        yield from self.sub_operations(event, found)
 
     def on_sub_association(self, event: Event) -> None:
         install_sender(event.assoc)
 
-    def items_to_send(self, event: Event, models: dict[str, str]) -> list[RetrieveItem] | None:
+    def plan_of(self, event: Event, models: dict[str, str]) -> RetrievePlan | None:
         try:
             query = query_of(event.identifier)
             check_level(models[str(event.request.AffectedSOPClassUID)], query.level)
-            return retrieve_items(self.engine, query)
+            return plan(self.engine, query)
         except (IdentifierError, QueryError) as error:
             LOGGER.warning("retrieve from %s refused: %s", caller(event), error)
             return None
 
-    def sub_operations(self, event: Event, items: list[RetrieveItem]) -> Iterator[tuple[int, Dataset | None]]:
-        coercions = study_coercions(self.engine, sorted({item.study_instance_uid for item in items}))
-        for item in items:
+    def sub_operations(self, event: Event, found: RetrievePlan) -> Iterator[tuple[int, Dataset | None]]:
+        for item in found.items:
             if event.is_cancelled:
                 yield statuses.CANCEL, None
                 return
-            coercion = coercions.get(item.study_instance_uid)
-            yield statuses.PENDING, StoredReference(item, self.files.absolute(item.path), coercion)
+            reference = StoredReference(item, self.files.absolute(item.path), found.coercion_for(item))
+            yield statuses.PENDING, reference
+
+
+@dataclass
+class StoreTally:
+    """What one association stored, for its summary line (counts and bytes, no patient data)."""
+
+    started: float = field(default_factory=time.monotonic)
+    outcomes: Counter[str] = field(default_factory=Counter)
+    count: int = 0
+    bytes: int = 0
+
+    def add(self, outcome: StoreOutcome, size: int) -> None:
+        self.outcomes[outcome.value] += 1
+        self.count += 1
+        self.bytes += size
+
+    def summary(self) -> str:
+        seconds = time.monotonic() - self.started
+        detail = ", ".join(f"{count} {outcome}" for outcome, count in sorted(self.outcomes.items()))
+        return f"{self.count} object(s), {self.bytes} bytes in {seconds:.1f} s ({detail})"
+
+
+STORED: weakref.WeakKeyDictionary[object, StoreTally] = weakref.WeakKeyDictionary()
 
 
 def check_level(model: str, level: str) -> None:
     if level not in LEVELS_OF_MODEL[model]:
         raise QueryError(f"QueryRetrieveLevel: {level} is not a level of the {model.lower().replace('_', ' ')} model")
-
-
-def caller(event: Event) -> str:
-    return str(event.assoc.requestor.ae_title).strip()
 
 
 def log_store(event: Event, incoming: IncomingObject, outcome: StoreOutcome, detail: str) -> None:

@@ -13,7 +13,7 @@ from typing import Any
 
 from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
-from pynetdicom import dsutils, service_class
+from pynetdicom import dsutils
 
 PYDICOM_ENCODE = dsutils.encode
 TEXT_VRS = {"AE", "AS", "CS", "DA", "DS", "DT", "IS", "LO", "LT", "PN", "SH", "ST", "TM", "UC", "UI", "UR", "UT"}
@@ -24,11 +24,6 @@ CODECS = {"": "ascii", "ISO_IR 6": "ascii", "ISO_IR 100": "latin_1", "ISO_IR 192
 
 class Unsupported(Exception):
     """Something this writer does not handle: pydicom writes the dataset instead."""
-
-
-def install() -> None:
-    """Let pynetdicom's service classes write identifiers with `encode_identifier`."""
-    service_class.encode = encode_identifier  # type: ignore[assignment,attr-defined]
 
 
 def encode_identifier(

@@ -2,7 +2,8 @@
 
 Production: only configured AE titles, and only from their configured host. Development (make run
 without a configuration file): any calling AE title from the loopback address as well, with a
-warning. The rights of an association are decided once, when it is requested.
+warning. The rights of an association are decided once, when it is requested, with the peers
+configured at that moment (a reload applies to the next association).
 """
 
 from __future__ import annotations
@@ -13,7 +14,10 @@ import socket
 import weakref
 from dataclasses import dataclass
 
-from appliance.config import Config
+from pynetdicom.events import Event
+
+from appliance.config import Settings
+from appliance.dicom import statuses
 
 LOGGER = logging.getLogger(__name__)
 
@@ -30,16 +34,33 @@ class Admission:
 class AccessPolicy:
     """Admits or refuses association requests, and remembers each association's rights."""
 
-    def __init__(self, config: Config) -> None:
-        self.config = config
+    def __init__(self, settings: Settings, service: str) -> None:
+        self.settings = settings
+        self.service = service
         self.rights_of: weakref.WeakKeyDictionary[object, frozenset[str]] = weakref.WeakKeyDictionary()
+
+    def on_requested(self, event: Event) -> None:
+        """EVT_REQUESTED: admit known peers (A6); refuse others with A-ASSOCIATE-RJ and a logged reason."""
+        request = event.assoc.requestor.primitive
+        calling = str(request.calling_ae_title if request else "").strip()
+        address = event.assoc.requestor.address
+        admission = self.admit(calling, address)
+        if not admission.admitted:
+            LOGGER.warning("%s association from %s (%s) rejected: %s", self.service, calling, address, admission.reason)
+            event.assoc.acse.send_reject(
+                statuses.REJECTED_PERMANENT, statuses.SOURCE_SERVICE_USER, statuses.REASON_CALLING_AE_NOT_RECOGNIZED
+            )
+            event.assoc.kill()  # waits until the A-ASSOCIATE-RJ has gone out
+            return
+        self.remember(event.assoc, admission.rights)
 
     def admit(self, calling_ae_title: str, address: str) -> Admission:
         """Decide on a request from `calling_ae_title` at `address`."""
-        peer = self.config.peer(calling_ae_title)
+        config = self.settings.current
+        peer = config.peer(calling_ae_title)
         if peer is not None and same_host(peer.host, address):
             return Admission(True, peer.rights, f"known peer {peer.ae_title}")
-        if self.config.is_development and is_loopback(address):
+        if config.is_development and is_loopback(address):
             return Admission(True, ALL_RIGHTS, "development mode: any AE title from the loopback address")
         if peer is not None:
             return Admission(
@@ -70,3 +91,8 @@ def same_host(configured: str, address: str) -> bool:
     except OSError:
         return False
     return address in resolved
+
+
+def caller(event: Event) -> str:
+    """The calling AE title of the association an event belongs to."""
+    return str(event.assoc.requestor.ae_title).strip()

@@ -1,38 +1,45 @@
-"""Sending archived files on C-GET and C-MOVE sub-operations.
+"""C-GET and C-MOVE plumbing: the archive's retrieve rule (`archive.retrieve`) on pynetdicom.
 
-The handlers yield a `StoredReference` (an empty Dataset carrying the file's location) and the
-association's `send_c_store` is wrapped so that, when the peer accepted the file's own transfer
-syntax, the bytes stream from disk unchanged; otherwise the file is decoded and sent uncompressed
-(pynetdicom then encodes it in whichever uncompressed syntax was accepted).
+- Negotiation: for a C-GET, the storage contexts the requestor proposes with the SCP role are
+  accepted in a syntax the archive can send every object in (the requestor's preference first),
+  not in the ingest preference list (`retrieve_contexts`).
+- Sub-operations: the handlers yield a `StoredReference` per object; the association's
+  `send_c_store` is wrapped (`install_sender`) so that each one is sent as `archive.retrieve.payload`
+  says for the syntaxes accepted for its SOP class: the file streamed from disk unchanged, or a
+  dataset (decoded, re-encoded losslessly, coerced to the current identity).
+- C-MOVE sub-associations propose each stored syntax and the uncompressed ones (`proposed_contexts`).
 """
 
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from pydicom import dcmread
 from pydicom.dataset import Dataset
 from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
 from pynetdicom.association import Association
-from pynetdicom.dimse_primitives import C_GET, C_MOVE
+from pynetdicom.pdu_primitives import SCP_SCU_RoleSelectionNegotiation
 from pynetdicom.presentation import PresentationContext, build_context
 
-from appliance.archive.egress import Coercion, coerce
-from appliance.archive.search import RetrieveItem
+from appliance.archive.retrieve import (
+    CannotSend,
+    Coercion,
+    Delivery,
+    RetrieveItem,
+    RetrievePlan,
+    payload,
+    preferred_syntax,
+)
 
 LOGGER = logging.getLogger(__name__)
 
-MAXIMUM_PROPOSED_CONTEXTS = 128
-PENDING = 0xFF00
-PENDING_INTERVAL_SECONDS = 0.2  # PS3.8 9.3.2.2: presentation context IDs are odd numbers 1-255
+MAXIMUM_PROPOSED_CONTEXTS = 128  # PS3.8 9.3.2.2: presentation context IDs are odd numbers 1-255
 
 
 class StoredReference(Dataset):
-    """Stands for an archived file in the sub-operation stream (decoded only if it must be)."""
+    """Stands for an archived object in the sub-operation stream (read only when it is sent)."""
 
     def __init__(self, item: RetrieveItem, path: Path, coercion: Coercion | None = None) -> None:
         super().__init__()
@@ -44,73 +51,83 @@ class StoredReference(Dataset):
 
 
 def install_sender(association: Association) -> None:
-    """Wrap `association.send_c_store` so that StoredReference datasets are sent from their file."""
+    """Wrap `association.send_c_store` so that StoredReference objects are sent by the retrieve rule."""
     original: Callable[..., Any] = association.send_c_store
 
     def send_c_store(dataset: Any, *arguments: Any, **keywords: Any) -> Any:
-        if isinstance(dataset, StoredReference):
-            return original(payload_for(association, dataset), *arguments, **keywords)
-        return original(dataset, *arguments, **keywords)
+        if not isinstance(dataset, StoredReference):
+            return original(dataset, *arguments, **keywords)
+        try:
+            chosen = payload(dataset.path, dataset.item, dataset.coercion, accepted(association, dataset.SOPClassUID))
+        except (CannotSend, OSError) as error:
+            LOGGER.warning("instance %s not sent to %s: %s", dataset.item.sop_instance_uid, peer(association), error)
+            raise
+        if chosen.delivery is not Delivery.AS_STORED:
+            LOGGER.debug("instance %s sent %s", dataset.item.sop_instance_uid, chosen.delivery.value)
+        return original(chosen.path or chosen.dataset, *arguments, **keywords)
 
     association.send_c_store = send_c_store  # type: ignore[method-assign]
 
 
-def throttle_pending_responses(association: Association) -> None:
-    """Send C-GET / C-MOVE Pending responses at most every PENDING_INTERVAL_SECONDS.
-
-    Pending responses are optional (PS3.4 C.4.2.3, C.4.3.3); one per image doubles the messages
-    a retrieve costs. Progress is still reported several times a second, with cumulative counts,
-    and the final response always goes out.
-    """
-    original: Callable[[Any, int], None] = association.dimse.send_msg
-    last_sent = [0.0]
-
-    def send_msg(primitive: Any, context_id: int) -> None:
-        if isinstance(primitive, (C_GET, C_MOVE)) and primitive.Status == PENDING:
-            now = time.monotonic()
-            if now - last_sent[0] < PENDING_INTERVAL_SECONDS:
-                return
-            last_sent[0] = now
-        original(primitive, context_id)
-
-    association.dimse.send_msg = send_msg  # type: ignore[method-assign]
+def accepted(association: Association, sop_class_uid: str) -> list[str]:
+    """The transfer syntaxes accepted for sending `sop_class_uid` on `association`, in context order."""
+    return [
+        str(context.transfer_syntax[0])
+        for context in sorted(association.accepted_contexts, key=lambda context: context.context_id or 0)
+        if context.abstract_syntax == sop_class_uid and context.as_scu
+    ]
 
 
-def payload_for(association: Association, reference: StoredReference) -> Path | Dataset:
-    """The file itself when its syntax was accepted and its identity is current; else a dataset
-    (coerced to the current identity, decompressed when the peer did not accept its syntax)."""
-    syntax_accepted = accepted(association, reference.item.sop_class_uid, reference.item.transfer_syntax_uid)
-    if syntax_accepted and reference.coercion is None:
-        return reference.path
-    dataset = dcmread(reference.path) if syntax_accepted else decoded(reference.path)
-    return coerce(dataset, reference.coercion) if reference.coercion else dataset
+def peer(association: Association) -> str:
+    return str(association.acceptor.ae_title if association.is_requestor else association.requestor.ae_title).strip()
 
 
-def accepted(association: Association, sop_class_uid: str, transfer_syntax_uid: str) -> bool:
-    for context in association.accepted_contexts:
-        if context.abstract_syntax == sop_class_uid and context.transfer_syntax[0] == transfer_syntax_uid:
-            return bool(context.as_scu)
-    return False
+def retrieve_contexts(association: Association) -> None:
+    """EVT_REQUESTED: accept the storage contexts of a C-GET (the requestor asks for the SCP role)
+    in the first syntax it proposes that the archive can send anything in."""
+    request = association.requestor.primitive
+    if request is None:
+        return
+    scp_role = {
+        str(item.sop_class_uid)
+        for item in request.user_information
+        if isinstance(item, SCP_SCU_RoleSelectionNegotiation) and item.scp_role
+    }
+    if not scp_role:
+        return
+    proposed = {
+        str(context.abstract_syntax): [str(syntax) for syntax in context.transfer_syntax]
+        for context in request.presentation_context_definition_list
+        if str(context.abstract_syntax) in scp_role
+    }
+    contexts = []
+    for context in association.acceptor.supported_contexts:
+        syntaxes = proposed.get(str(context.abstract_syntax))
+        contexts.append(context if syntaxes is None else retrieve_context(context, syntaxes))
+    association.acceptor.supported_contexts = contexts
 
 
-def decoded(path: Path) -> Dataset:
-    """The file's dataset, decompressed to Explicit VR Little Endian when it is compressed."""
-    dataset = dcmread(path)
-    if dataset.file_meta.TransferSyntaxUID.is_compressed:
-        dataset.decompress(generate_instance_uid=False)  # same instance, another encoding
-    return dataset
+def retrieve_context(supported: PresentationContext, proposed: list[str]) -> PresentationContext:
+    """`supported` with the syntaxes the requestor proposed, the most useful first."""
+    first = preferred_syntax(proposed)
+    ordered = [first, *[syntax for syntax in proposed if syntax != first]] if first else proposed
+    context = build_context(str(supported.abstract_syntax), ordered)
+    context.scu_role = supported.scu_role
+    context.scp_role = supported.scp_role
+    return context
 
 
-def proposed_contexts(items: list[RetrieveItem]) -> list[PresentationContext]:
+def proposed_contexts(plan: RetrievePlan) -> list[PresentationContext]:
     """What to propose on a C-MOVE sub-association: each stored syntax as is, and uncompressed."""
-    classes: dict[str, set[str]] = {}
-    for item in items:
-        classes.setdefault(item.sop_class_uid, set()).add(item.transfer_syntax_uid)
     contexts: list[PresentationContext] = []
-    for sop_class, syntaxes in sorted(classes.items()):
-        for syntax in sorted(syntaxes - {ExplicitVRLittleEndian, ImplicitVRLittleEndian}):
+    uncompressed = {ExplicitVRLittleEndian, ImplicitVRLittleEndian}
+    for sop_class, syntaxes in sorted(plan.syntaxes_by_class().items()):
+        for syntax in sorted(syntaxes - uncompressed):
             contexts.append(build_context(sop_class, [syntax]))
         contexts.append(build_context(sop_class, [ExplicitVRLittleEndian, ImplicitVRLittleEndian]))
     if len(contexts) > MAXIMUM_PROPOSED_CONTEXTS:
-        contexts = [build_context(sop_class, [ExplicitVRLittleEndian, ImplicitVRLittleEndian]) for sop_class in classes]
+        contexts = [
+            build_context(sop_class, [ExplicitVRLittleEndian, ImplicitVRLittleEndian])
+            for sop_class in plan.syntaxes_by_class()
+        ]
     return contexts[:MAXIMUM_PROPOSED_CONTEXTS]

@@ -15,3 +15,8 @@ PROCESSING_FAILURE = 0x0110  # PS3.7 C.4.2 processing failure
 REJECTED_PERMANENT = 0x01
 SOURCE_SERVICE_USER = 0x01
 REASON_CALLING_AE_NOT_RECOGNIZED = 0x03
+
+# DIMSE-N (MPPS, storage commitment), PS3.7 C.5 and PS3.4 F.7 / J.3.
+DUPLICATE_SOP_INSTANCE = 0x0111  # PS3.7 C.5.6 failure: duplicate SOP Instance
+NO_SUCH_OBJECT_INSTANCE = 0x0112  # PS3.7 C.5.7 failure: no such SOP Instance
+INVALID_ATTRIBUTE_VALUE = 0x0106  # PS3.7 C.5.4 failure: invalid attribute value

@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy import Connection, Engine, bindparam, insert, select, update
 
-from appliance.hl7.tables import hl7_inbox
+from appliance.db.schema import hl7_inbox
 
 RECEIVED = "received"
 APPLIED = "applied"

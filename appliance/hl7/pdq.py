@@ -7,17 +7,13 @@ PID.7 birth date, PID.8 sex. Merged-away patients are not returned; the INS only
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from sqlalchemy import Engine
 
-from sqlalchemy import Engine, Select, select
-
-from appliance.archive.names import fold, person_name_key
-from appliance.archive.tables import patient
 from appliance.hl7.acks import ErrorCode, RequestHeader, Verdict, acknowledgement, new_control_id, timestamp
 from appliance.hl7.er7 import Message, encode_text, escape
 from appliance.hl7.router import Identity
 from appliance.hl7.segments import PractisePolicy
-from appliance.patients.tables import patient_identifier, patient_identity
+from appliance.patients.search import Criteria, FoundPatient, find_patients
 
 DEFAULT_LIMIT = 100
 OK = "OK"  # HL7 table 0208: data found, no errors
@@ -25,16 +21,6 @@ NOT_FOUND = "NF"
 APPLICATION_ERROR = "AE"
 PARAMETERS = {"PID.3", "PID.3.1", "PID.3.4", "PID.3.4.1", "PID.3.4.2", "PID.5", "PID.5.1", "PID.5.1.1"}
 PARAMETERS |= {"PID.5.2", "PID.7", "PID.7.1", "PID.8"}
-
-
-@dataclass(frozen=True)
-class Criteria:
-    identifier: str = ""
-    authority: str = ""
-    family: str = ""
-    given: str = ""
-    birth_date: str = ""
-    sex: str = ""
 
 
 class QueryError(Exception):
@@ -56,17 +42,9 @@ def answer_pdq(engine: Engine, message: Message, identity: Identity, practise: P
     rcp = message.segment("RCP")
     quantity = rcp.get(2) if rcp else ""
     limit = int(quantity) if quantity.isdigit() and int(quantity) > 0 else DEFAULT_LIMIT
-    with engine.connect() as connection:
-        rows = [dict(row._mapping) for row in connection.execute(patient_query(criteria).limit(limit))]
-        for row in rows:
-            row["identifiers"] = [
-                dict(found._mapping)
-                for found in connection.execute(
-                    select(patient_identifier).where(patient_identifier.c.patient_pk == row["id"])
-                )
-            ]
-    segments = [pid_segment(position, row) for position, row in enumerate(rows, start=1)]
-    return response(header, message, identity, OK if rows else NOT_FOUND, segments, "")
+    found = find_patients(engine, criteria, limit)
+    segments = [pid_segment(position, patient) for position, patient in enumerate(found, start=1)]
+    return response(header, message, identity, OK if found else NOT_FOUND, segments, "")
 
 
 def names(identity: Identity) -> tuple[str, str]:
@@ -95,42 +73,12 @@ def criteria_of(message: Message) -> Criteria:
     return criteria
 
 
-def patient_query(criteria: Criteria) -> Select[tuple[object, ...]]:
-    query = (
-        select(patient, patient_identity)
-        .join(patient_identity, patient_identity.c.patient_pk == patient.c.id, isouter=True)
-        .where(patient_identity.c.merged_into.is_(None))
-        .order_by(patient.c.id)
-    )
-    if criteria.identifier:
-        query = query.where(patient.c.patient_id == criteria.identifier)
-    if criteria.authority:
-        query = query.where(patient.c.issuer_of_patient_id == criteria.authority)
-    if criteria.family or criteria.given:
-        key = person_name_key(f"{criteria.family.rstrip('*')}^{criteria.given.rstrip('*')}".rstrip("^"))
-        if criteria.given:
-            query = query.where(patient.c.patient_name_key.like(f"{fold(criteria.family.rstrip('*'))}^%"))
-            query = query.where(patient.c.patient_name_key.like(f"%^{fold(criteria.given.rstrip('*'))}%"))
-        else:
-            query = query.where(
-                (patient.c.patient_name_key == key) | patient.c.patient_name_key.like(f"{key}^%")
-                if not criteria.family.endswith("*")
-                else patient.c.patient_name_key.like(f"{key}%")
-            )
-    if criteria.birth_date:
-        query = query.where(patient.c.patient_birth_date == criteria.birth_date[:8])
-    if criteria.sex:
-        query = query.where(patient.c.patient_sex == criteria.sex)
-    return query
-
-
-def pid_segment(position: int, row: dict[str, object]) -> str:
-    """PID with the IPP, the INS (only when the identity is qualified), names, birth date, sex, place."""
+def pid_segment(position: int, patient: FoundPatient) -> str:
+    """PID with the IPP, the identifiers that may be given out, names, birth date, sex, birth place."""
+    row = patient.values
     status = str(row.get("identity_status") or "")
     identifiers = [f"{escape(str(row['patient_id']))}^^^{authority_of(str(row['issuer_of_patient_id']))}^PI"]
-    for found in row["identifiers"]:  # type: ignore[attr-defined]
-        if found["type_code"] == "INS" and "VALI" not in status.split("~"):
-            continue
+    for found in patient.identifiers:
         authority = f"{escape(found['namespace'])}&{escape(found['universal_id'])}&ISO" if found["universal_id"] else ""
         identifiers.append(
             f"{escape(found['identifier'])}^^^{authority or escape(found['namespace'])}^{found['type_code']}"

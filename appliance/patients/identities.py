@@ -14,20 +14,21 @@ from typing import Any
 
 from sqlalchemy import Connection, bindparam, delete, insert, select, update
 
-from appliance.archive.names import person_name_key
-from appliance.archive.tables import patient, study
-from appliance.patients.tables import identity_change, patient_identifier, patient_identity
-from appliance.worklist.tables import scheduled_step
+from appliance.db.schema import identity_change, patient, patient_identifier, patient_identity, scheduled_step, study
+from appliance.patients.names import person_name_key
+from appliance.patients.national import (
+    INS_NIA_OID,
+    INS_NIR_OID,
+    INS_TYPE,
+    TEST_INS_OIDS,
+    Identifier,
+    is_qualified,
+)
 
-INS_TYPE = "INS"  # CX-5 of an INS (IHE France constraints on CX)
+__all__ = ["INS_NIA_OID", "INS_NIR_OID", "Identifier"]
+
 PATIENT_INTERNAL_TYPE = "PI"  # CX-5 of an IPP
 BILLING_NIR_TYPE = "NH"  # NIR de facturation: not kept
-QUALIFIED = "VALI"  # PID-32: the identity is qualified; only then is the INS kept
-INS_NIR_OID = "1.2.250.1.213.1.4.8"
-INS_NIA_OID = "1.2.250.1.213.1.4.9"
-# Test and demonstration INS (and the obsolete INS-C): refused in production mode.
-TEST_INS_OIDS = {"1.2.250.1.213.1.4.10", "1.2.250.1.213.1.4.11", "1.2.250.1.213.1.4.6", "1.2.250.1.213.1.4.7"}
-PRODUCTION_INS_OIDS = {INS_NIR_OID, INS_NIA_OID}
 
 
 class PatientOutcome(enum.Enum):
@@ -44,25 +45,6 @@ class PatientOutcome(enum.Enum):
     @property
     def applied(self) -> bool:
         return self in {self.CREATED, self.UPDATED, self.MERGED, self.IDENTIFIER_CHANGED}
-
-
-@dataclass(frozen=True)
-class Identifier:
-    """An issuer-qualified identifier (HL7 CX): value, CX-4.1 namespace, CX-4.2 OID, CX-5 type."""
-
-    value: str
-    namespace: str = ""
-    universal_id: str = ""
-    type_code: str = ""
-
-    @property
-    def issuer(self) -> str:
-        """What the archive stores as Issuer of Patient ID: the namespace, else the OID."""
-        return self.namespace or self.universal_id
-
-    @property
-    def is_ins(self) -> bool:
-        return self.type_code == INS_TYPE or self.universal_id in PRODUCTION_INS_OIDS | TEST_INS_OIDS
 
 
 @dataclass(frozen=True)
@@ -83,7 +65,7 @@ class PatientIdentity:
 
     @property
     def qualified(self) -> bool:
-        return QUALIFIED in self.identity_status
+        return is_qualified(self.identity_status)
 
     @property
     def dicom_name(self) -> str:

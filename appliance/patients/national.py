@@ -1,33 +1,81 @@
-"""The INS of archived patients as DICOM carries it (P3): Other Patient IDs Sequence items with the
-issuer and its OID. Only qualified identities have an INS kept (see `identities`)."""
+"""The INS (Identifiant National de Santé, P3): what counts as one, when it may be given out, and how
+DICOM carries it (Other Patient IDs Sequence items with the issuer and its OID).
+
+The rule, stated once: **an INS is given out only for a qualified identity** (`VALI` among the
+identity status values of PID-32). The RIS's INS are kept only for qualified identities; an INS read
+from an image is kept (source "dicom") but stays hidden until the RIS qualifies the identity.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Connection, insert, select
 
-from appliance.patients.tables import patient_identifier
+from appliance.db.schema import patient_identifier, patient_identity
 
-INS_TYPE = "INS"
+INS_TYPE = "INS"  # CX-5 of an INS (IHE France constraints on CX)
+QUALIFIED = "VALI"  # PID-32: the identity is qualified
+INS_NIR_OID = "1.2.250.1.213.1.4.8"
+INS_NIA_OID = "1.2.250.1.213.1.4.9"
+# Test and demonstration INS (and the obsolete INS-C): refused in production mode.
+TEST_INS_OIDS = frozenset(
+    {"1.2.250.1.213.1.4.10", "1.2.250.1.213.1.4.11", "1.2.250.1.213.1.4.6", "1.2.250.1.213.1.4.7"}
+)
+PRODUCTION_INS_OIDS = frozenset({INS_NIR_OID, INS_NIA_OID})
+DICOM_SOURCE = "dicom"
 
 
-def national_identifiers(engine: Engine, patient_pks: list[int]) -> dict[int, list[dict[str, Any]]]:
-    """Other Patient IDs items (keyword to value) for each patient that has an INS."""
-    if not patient_pks:
+@dataclass(frozen=True)
+class Identifier:
+    """An issuer-qualified identifier (HL7 CX): value, CX-4.1 namespace, CX-4.2 OID, CX-5 type."""
+
+    value: str
+    namespace: str = ""
+    universal_id: str = ""
+    type_code: str = ""
+
+    @property
+    def issuer(self) -> str:
+        """What the archive stores as Issuer of Patient ID: the namespace, else the OID."""
+        return self.namespace or self.universal_id
+
+    @property
+    def is_ins(self) -> bool:
+        return self.type_code == INS_TYPE or self.universal_id in PRODUCTION_INS_OIDS | TEST_INS_OIDS
+
+
+def is_qualified(identity_status: str | Iterable[str]) -> bool:
+    """Whether an identity status (PID-32 repetitions, or them `~`-joined) lets the INS be given out."""
+    values = identity_status.split("~") if isinstance(identity_status, str) else identity_status
+    return QUALIFIED in values
+
+
+def national_identifiers(connection: Connection, patient_pks: Iterable[int]) -> dict[int, list[dict[str, Any]]]:
+    """Other Patient IDs Sequence items (keyword to value) of each patient whose INS may be given out."""
+    wanted = sorted(set(patient_pks))
+    if not wanted:
         return {}
-    statement = select(
-        patient_identifier.c.patient_pk,
-        patient_identifier.c.identifier,
-        patient_identifier.c.namespace,
-        patient_identifier.c.universal_id,
-    ).where(patient_identifier.c.patient_pk.in_(patient_pks), patient_identifier.c.type_code == INS_TYPE)
+    statement = (
+        select(
+            patient_identifier.c.patient_pk,
+            patient_identifier.c.identifier,
+            patient_identifier.c.namespace,
+            patient_identifier.c.universal_id,
+            patient_identity.c.identity_status,
+        )
+        .join(patient_identity, patient_identity.c.patient_pk == patient_identifier.c.patient_pk)
+        .where(patient_identifier.c.patient_pk.in_(wanted), patient_identifier.c.type_code == INS_TYPE)
+        .order_by(patient_identifier.c.id)
+    )
     found: dict[int, list[dict[str, Any]]] = {}
-    with engine.connect() as connection:
-        for row in connection.execute(statement):
-            found.setdefault(row.patient_pk, []).append(
-                other_patient_id(row.identifier, row.namespace, row.universal_id)
-            )
+    for row in connection.execute(statement):
+        if is_qualified(row.identity_status):
+            item = other_patient_id(row.identifier, row.namespace, row.universal_id)
+            found.setdefault(row.patient_pk, []).append(item)
     return found
 
 
@@ -39,3 +87,25 @@ def other_patient_id(value: str, namespace: str, oid: str) -> dict[str, Any]:
         "IssuerOfPatientIDQualifiersSequence": [{"UniversalEntityID": oid, "UniversalEntityIDType": "ISO"}],
         "TypeOfPatientID": "TEXT",
     }
+
+
+def keep_received_identifiers(
+    connection: Connection, patient_pk: int, identifiers: Iterable[Identifier], moment: datetime
+) -> int:
+    """Keep the INS an image carried for a patient created from it (hidden until qualified)."""
+    kept = 0
+    for identifier in identifiers:
+        if not (identifier.is_ins and identifier.value):
+            continue
+        values = {
+            "patient_pk": patient_pk,
+            "identifier": identifier.value,
+            "namespace": identifier.namespace,
+            "universal_id": identifier.universal_id,
+            "type_code": INS_TYPE,
+            "source": DICOM_SOURCE,
+            "created_at": moment,
+        }
+        connection.execute(insert(patient_identifier), values)
+        kept += 1
+    return kept

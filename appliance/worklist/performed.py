@@ -15,14 +15,15 @@ from pydicom.filereader import read_dataset
 from pydicom.filewriter import write_dataset
 from sqlalchemy import Connection, Engine, insert, select, update
 
+from appliance.archive import changes
+from appliance.db.schema import performed_step, scheduled_step
 from appliance.worklist.scheduling import COMPLETED, DISCONTINUED, IN_PROGRESS
-from appliance.worklist.tables import performed_step, scheduled_step, workflow_event
 
 FINAL = {COMPLETED, DISCONTINUED}
-EVENT_OF_STATUS = {
-    IN_PROGRESS: "procedure-in-progress",
-    COMPLETED: "procedure-completed",
-    DISCONTINUED: "procedure-discontinued",
+CHANGE_OF_STATUS = {
+    IN_PROGRESS: changes.PROCEDURE_IN_PROGRESS,
+    COMPLETED: changes.PROCEDURE_COMPLETED,
+    DISCONTINUED: changes.PROCEDURE_DISCONTINUED,
 }
 
 
@@ -127,21 +128,20 @@ def follow(
     study_instance_uid: str = "",
     accession_number: str = "",
 ) -> None:
-    """The scheduled step takes the performed step's status; the RIS is told (workflow event)."""
+    """The scheduled step takes the performed step's status; the change is published (for the RIS)."""
     if scheduled is not None:
         connection.execute(
             update(scheduled_step)
             .where(scheduled_step.c.id == scheduled["id"])
             .values(status=status, updated_at=moment)
         )
-    connection.execute(
-        insert(workflow_event).values(
-            kind=EVENT_OF_STATUS[status],
-            scheduled_step_pk=scheduled["id"] if scheduled else None,
-            study_instance_uid=scheduled["study_instance_uid"] if scheduled else study_instance_uid,
-            accession_number=scheduled["accession_number"] if scheduled else accession_number,
-            created_at=moment,
-        )
+    changes.publish(
+        connection,
+        CHANGE_OF_STATUS[status],
+        scheduled["study_instance_uid"] if scheduled else study_instance_uid,
+        moment,
+        accession_number=scheduled["accession_number"] if scheduled else accession_number,
+        scheduled_step_pk=scheduled["id"] if scheduled else None,
     )
 
 

@@ -15,8 +15,8 @@ from pydicom.uid import generate_uid
 from sqlalchemy import Connection, bindparam, insert, select, update
 
 from appliance.config import Config
+from appliance.db.schema import scheduled_step
 from appliance.worklist.orders import Order, OrderControl, OrderOutcome, OrderResult
-from appliance.worklist.tables import scheduled_step
 
 SCHEDULED = "SCHEDULED"
 IN_PROGRESS = "IN PROGRESS"

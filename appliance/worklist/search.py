@@ -12,13 +12,12 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, Engine, and_, select
 
-from appliance.archive.names import person_name_key
 from appliance.archive.search import range_match, text_match, uid_match
-from appliance.archive.tables import patient
 from appliance.config.loader import WorklistProfile
+from appliance.db.schema import patient, scheduled_step
+from appliance.patients.names import person_name_key
 from appliance.patients.national import national_identifiers
 from appliance.worklist.scheduling import IN_PROGRESS, SCHEDULED
-from appliance.worklist.tables import scheduled_step
 
 
 @dataclass(frozen=True)
@@ -70,7 +69,7 @@ def find_items(
     )
     with engine.connect() as connection:
         items = [dict(row._mapping) for row in connection.execute(statement)]
-    national = national_identifiers(engine, sorted({item["patient_pk"] for item in items}))
+        national = national_identifiers(connection, (item["patient_pk"] for item in items))
     return [{**item, "other_patient_ids": national.get(item["patient_pk"], [])} for item in items]
 
 

@@ -72,7 +72,8 @@ def first_file_watch(directory: Path) -> tuple[threading.Thread, list[float]]:
 
 def start_archive(work: Path, name: str, destination_port: int) -> Daemon:
     config = archive_config(work / name, destination_port, lossless={"enabled": False}, logging={"level": "WARNING"})
-    return Daemon("appliance.dicom.daemon", write_config(work / f"{name}.yaml", config), work / f"{name}.log").start()
+    config_path = write_config(work / f"{name}.yaml", config)
+    return Daemon("appliance.daemons.archive", config_path, work / f"{name}.log").start()
 
 
 def bench_ingest(archive: Daemon, series: Path, work: Path) -> None:

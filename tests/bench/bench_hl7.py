@@ -43,7 +43,7 @@ def bench_hl7(count: int = MESSAGES) -> dict[str, float]:
     """Messages applied per second, ADT^A28 then ORM^O01, on one connection of a fresh daemon."""
     work = Path(tempfile.mkdtemp(prefix="appliance-bench-hl7-"))
     config = archive_config(work / "data", free_port(), hl7={"bind_address": "127.0.0.1", "port": 0})
-    daemon = Daemon("appliance.hl7.daemon", write_config(work / "appliance.yaml", config), work / "hl7.log").start()
+    daemon = Daemon("appliance.daemons.hl7", write_config(work / "appliance.yaml", config), work / "hl7.log").start()
     try:
         adt = variants(golden("a28_utf8.hl7"), count, {"A28-0001": "A", "IPP1001": "P"})
         orm = variants(

@@ -23,7 +23,7 @@ from worklist_data import add_patient, new_order, schedule
 
 from appliance.config import load_config
 from appliance.db import create_index_engine, upgrade_schema
-from appliance.dicom.worklist_scp import typical_query
+from appliance.worklist.profiles import typical_query
 
 STEPS = 1000
 STATIONS = ["CT_SALLE1", "MR_SALLE2", "US_SALLE3", "MG_SALLE4", "DX_SALLE5"]
@@ -46,7 +46,7 @@ def main() -> int:
             order = new_order(number, STATIONS[number % 5][:2], STATIONS[number % 5], day=day)
             schedule(engine, loaded, order, patient_pk)
         engine.dispose()
-        daemon = Daemon("appliance.dicom.worklist_daemon", config_path, work / "log").start()
+        daemon = Daemon("appliance.daemons.worklist", config_path, work / "log").start()
         try:
             assoc = associate(daemon.port, ModalityWorklistInformationFind, ae_title="CT_SALLE1")
             samples, items = [], 0

@@ -56,10 +56,10 @@ def ingest_until_killed(daemon: Daemon, total: int, kill_after: int) -> list[str
 
 def test_kill_9_during_ingest_loses_nothing_acknowledged(tmp_path: Path) -> None:
     config_path = write_config(tmp_path / "a.yaml", archive_config(tmp_path / "data", 1))
-    daemon = Daemon("appliance.dicom.daemon", config_path, tmp_path / "log").start()
+    daemon = Daemon("appliance.daemons.archive", config_path, tmp_path / "log").start()
     acknowledged = ingest_until_killed(daemon, total=400, kill_after=150)
     assert 150 <= len(acknowledged) < 400
-    restarted = Daemon("appliance.dicom.daemon", config_path, tmp_path / "log").start()
+    restarted = Daemon("appliance.daemons.archive", config_path, tmp_path / "log").start()
     try:
         assert not list((tmp_path / "data" / "incoming").iterdir())  # start-up recovery removed partial files
         assoc = associate(restarted.port, StudyRootQueryRetrieveInformationModelFind)
@@ -85,7 +85,7 @@ def test_kill_9_during_ingest_loses_nothing_acknowledged(tmp_path: Path) -> None
 def test_free_space_threshold_refuses_with_a700_and_keeps_answering(tmp_path: Path) -> None:
     config = archive_config(tmp_path / "data", 1, storage={"minimum_free_space_mb": 1024 * 1024 * 1024})
     config_path = write_config(tmp_path / "a.yaml", config)
-    daemon = Daemon("appliance.dicom.daemon", config_path, tmp_path / "log").start()
+    daemon = Daemon("appliance.daemons.archive", config_path, tmp_path / "log").start()
     try:
         assoc = associate(daemon.port, CTImageStorage, StudyRootQueryRetrieveInformationModelFind)
         assert assoc.send_c_store(small_ct(generate_uid(), generate_uid(), 1)).Status == OUT_OF_RESOURCES

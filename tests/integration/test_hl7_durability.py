@@ -3,35 +3,21 @@ outbound queue to a test MLLP server playing the RIS (queued while it is down, d
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
 from hl7_client import FakeRis, MllpClient, ack_code, golden, segment_field
-from servers import Daemon, archive_config, free_port, write_config
+from servers import Daemon, archive_config, free_port, wait_for, write_config
 from sqlalchemy import Engine, create_engine, insert, select
 
-from appliance.archive.tables import patient
-from appliance.hl7.tables import hl7_inbox, hl7_outbox
-from appliance.worklist.tables import scheduled_step, workflow_event
-
-WAIT_SECONDS = 60
-
-
-def wait_for(condition: Callable[[], bool], what: str) -> None:
-    """Poll until `condition()` (no timing assertion: the deadline only stops a hung test)."""
-    deadline = time.monotonic() + WAIT_SECONDS
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"still waiting for {what}")
-        time.sleep(0.1)
+from appliance.archive import changes
+from appliance.db.schema import hl7_inbox, outbox, patient, scheduled_step
 
 
 def start(tmp_path: Path, **hl7: object) -> Daemon:
     config = archive_config(tmp_path / "data", free_port(), hl7={"bind_address": "127.0.0.1", "port": 0, **hl7})
     config_path = write_config(tmp_path / "appliance.yaml", config)
-    return Daemon("appliance.hl7.daemon", config_path, tmp_path / "hl7.log").start()
+    return Daemon("appliance.daemons.hl7", config_path, tmp_path / "hl7.log").start()
 
 
 def index_of(tmp_path: Path) -> Engine:
@@ -85,19 +71,18 @@ def test_outbound_messages_wait_for_the_ris_and_arrive_in_order(tmp_path: Path) 
         with engine.begin() as connection:
             step = connection.execute(select(scheduled_step.c.id, scheduled_step.c.study_instance_uid)).one()
             for kind in ["procedure-in-progress", "procedure-completed", "images-available"]:
-                connection.execute(
-                    insert(workflow_event).values(
-                        kind=kind,
-                        scheduled_step_pk=step.id,
-                        study_instance_uid=step.study_instance_uid,
-                        accession_number="ACC0001",
-                        created_at=datetime.now(UTC),
-                    )
+                changes.publish(
+                    connection,
+                    kind,
+                    step.study_instance_uid,
+                    datetime.now(UTC),
+                    accession_number="ACC0001",
+                    scheduled_step_pk=step.id,
                 )
 
         def attempted() -> bool:
             with engine.connect() as connection:
-                return bool(connection.scalar(select(hl7_outbox.c.attempts).order_by(hl7_outbox.c.id).limit(1)))
+                return bool(connection.scalar(select(outbox.c.attempts).order_by(outbox.c.id).limit(1)))
 
         wait_for(attempted, "a first failed delivery while the RIS is down")
         fake_ris.start()
@@ -107,7 +92,7 @@ def test_outbound_messages_wait_for_the_ris_and_arrive_in_order(tmp_path: Path) 
         assert all(segment_field(message, "MSH", 18) == "8859/15" for message in fake_ris.received)
         assert all(segment_field(message, "OBR", 18) == "ACC0001" for message in fake_ris.received)
         with engine.connect() as connection:
-            assert set(connection.scalars(select(hl7_outbox.c.status))) == {"sent"}
+            assert set(connection.scalars(select(outbox.c.status))) == {"delivered"}
     finally:
         fake_ris.stop()
         daemon.stop()

@@ -17,9 +17,7 @@ from sqlalchemy import Engine, create_engine, func, select
 from appliance.archive.attributes import InstanceAttributes
 from appliance.archive.index import Index
 from appliance.archive.storage import WrittenFile
-from appliance.archive.tables import patient, study
-from appliance.patients.tables import identity_change, patient_identifier
-from appliance.worklist.tables import scheduled_step
+from appliance.db.schema import identity_change, patient, patient_identifier, scheduled_step, study
 
 
 def hl7_daemon_config(data: Path, **hl7: object) -> dict[str, object]:
@@ -29,7 +27,7 @@ def hl7_daemon_config(data: Path, **hl7: object) -> dict[str, object]:
 @pytest.fixture()
 def hl7_daemon(tmp_path: Path) -> Iterator[Daemon]:
     config_path = write_config(tmp_path / "appliance.yaml", hl7_daemon_config(tmp_path / "data"))
-    daemon = Daemon("appliance.hl7.daemon", config_path, tmp_path / "hl7.log").start()
+    daemon = Daemon("appliance.daemons.hl7", config_path, tmp_path / "hl7.log").start()
     yield daemon
     daemon.stop()
 
@@ -156,6 +154,7 @@ def instance_for(patient_id: str, study_uid: str) -> InstanceAttributes:
         patient_name_key="OEUVRARD^CHLOE",
         patient_birth_date="19800115",
         patient_sex="F",
+        other_patient_ids=(),
         study_instance_uid=study_uid,
         study_date="20250602",
         study_time="",
@@ -215,7 +214,7 @@ def test_enhanced_mode_and_v231_orders(hl7_daemon: Daemon, index: Engine) -> Non
 
 def test_sigterm_with_an_open_connection_stops_cleanly(tmp_path: Path) -> None:
     config_path = write_config(tmp_path / "appliance.yaml", hl7_daemon_config(tmp_path / "data"))
-    daemon = Daemon("appliance.hl7.daemon", config_path, tmp_path / "hl7.log").start()
+    daemon = Daemon("appliance.daemons.hl7", config_path, tmp_path / "hl7.log").start()
     with MllpClient(daemon.port) as client:
         assert ack_code(client.send(golden("a28_utf8.hl7"))) == "AA"
         assert daemon.stop() == 0

@@ -14,7 +14,7 @@ from servers import Daemon, archive_config, cli, launcher, run, write_config
 
 def stored_archive(tmp_path: Path, samples: dict[str, list[Path]]) -> Daemon:
     config_path = write_config(tmp_path / "a.yaml", archive_config(tmp_path / "data", 1))
-    daemon = Daemon("appliance.dicom.daemon", config_path, tmp_path / "log").start()
+    daemon = Daemon("appliance.daemons.archive", config_path, tmp_path / "log").start()
     files = [str(path) for modality in ("CT", "MR", "US") for path in samples[modality]]
     run(["storescu", "-aec", "APPLIANCE", "127.0.0.1", str(daemon.port), *files])
     daemon.stop()
@@ -67,7 +67,7 @@ def test_ready_and_stopping_are_notified_and_sigterm_exits_cleanly(tmp_path: Pat
     listener.settimeout(60)
     config_path = write_config(tmp_path / "a.yaml", archive_config(tmp_path / "data", 1))
     daemon = Daemon(
-        "appliance.dicom.daemon", config_path, tmp_path / "log", environment={"NOTIFY_SOCKET": str(notify_path)}
+        "appliance.daemons.archive", config_path, tmp_path / "log", environment={"NOTIFY_SOCKET": str(notify_path)}
     )
     daemon.start()
     ready = listener.recv(4096).decode()
@@ -85,10 +85,79 @@ def test_bad_configuration_stops_the_daemon_with_file_and_key(tmp_path: Path) ->
     config_path = tmp_path / "bad.yaml"
     config_path.write_text("dicom:\n  port: -4\n")
     completed = subprocess.run(
-        [sys.executable, "-c", launcher("appliance.dicom.daemon"), "--config", str(config_path)],
+        [sys.executable, "-c", launcher("appliance.daemons.archive"), "--config", str(config_path)],
         capture_output=True,
         text=True,
         timeout=60,
     )
     assert completed.returncode == 2
     assert f"{config_path}: dicom.port: -4 is less than the minimum of 0" in completed.stderr
+
+
+def count_rows(config_path: Path) -> dict[str, int]:
+    from sqlalchemy import func, select
+
+    from appliance.config import load_config
+    from appliance.db import create_index_engine, schema
+
+    tables = ("patient", "patient_identity", "patient_identifier", "identity_change", "scheduled_step",
+              "performed_step", "study", "series", "instance")  # fmt: skip
+    engine = create_index_engine(load_config(config_path).database_url)
+    with engine.connect() as connection:
+        counts = {
+            name: int(connection.scalar(select(func.count()).select_from(getattr(schema, name))) or 0)
+            for name in tables
+        }
+    engine.dispose()
+    return counts
+
+
+def test_reindex_keeps_patients_orders_mpps_and_the_audit_trail(tmp_path: Path) -> None:
+    """On a live index: instances come back from the files, everything from the RIS and people stays,
+    and the study stays with the patient it was reconciled to."""
+    from datagen import PATIENTS, write_series
+    from pydicom import dcmread
+    from pydicom.dataset import Dataset
+    from pydicom.sequence import Sequence
+    from worklist_data import new_order, schedule
+
+    from appliance.config import load_config
+    from appliance.db import create_index_engine, upgrade_schema
+    from appliance.patients.identities import Identifier, IdentityPolicy, PatientIdentity, Source, record_patient
+    from appliance.worklist import performed
+
+    config_path = write_config(tmp_path / "a.yaml", archive_config(tmp_path / "data", 1))
+    config = load_config(config_path)
+    engine = create_index_engine(config.database_url)
+    upgrade_schema(engine, config.storage.index_directory)
+    identity = PatientIdentity(Identifier("IPP-RIS", "CABINET"), birth_name="DUPONT", first_given_name="Jean",
+                               sex="M", birth_date="19750203", identity_status=("VALI",))  # fmt: skip
+    with engine.begin() as connection:
+        patient_pk = record_patient(connection, identity, Source("RIS", "CAB", "ADT^A28", "1"), IdentityPolicy(False))
+    schedule(engine, config, new_order(1, "CT", "CT_SALLE1"), patient_pk.patient_pk or 0)
+    step = Dataset()
+    step.PerformedProcedureStepStatus = "IN PROGRESS"
+    scheduled = Dataset()
+    scheduled.AccessionNumber = "ACC00001"
+    step.ScheduledStepAttributesSequence = Sequence([scheduled])
+    performed.create(engine, "1.2.826.0.1.3680043.10.1471.77.1", step, "CT_SALLE1")
+    engine.dispose()
+    ordered = write_series(tmp_path / "ordered", 2, "CT", PATIENTS[1], accession_number="ACC00001")
+    unordered = write_series(tmp_path / "unordered", 1, "MR", PATIENTS[3], accession_number="OTHER")
+    daemon = Daemon("appliance.daemons.archive", config_path, tmp_path / "log").start()
+    try:
+        run(["storescu", "-aec", "APPLIANCE", "127.0.0.1", str(daemon.port), *map(str, ordered + unordered)])
+        refused = cli(config_path, "archive", "reindex", check=False)
+        assert refused.returncode == 2 and "stop them first" in refused.stderr
+    finally:
+        daemon.stop()
+    unordered_uid = dcmread(unordered[0]).StudyInstanceUID
+    cli(config_path, "archive", "attach", unordered_uid, "--patient-id", "IPP-RIS", "--issuer", "CABINET")
+    before = count_rows(config_path)
+    assert before["patient"] == 2 and before["performed_step"] == 1 and before["identity_change"] == 2
+    assert "indexed 3 file(s); 0 unreadable" in cli(config_path, "archive", "reindex").stdout
+    after = count_rows(config_path)
+    assert after == {**before, "patient": 1}  # the patient only the attached study referred to is gone
+    listing = cli(config_path, "archive", "unreconciled").stdout
+    (line,) = [line for line in listing.splitlines() if unordered_uid in line]
+    assert "IPP-RIS" in line  # still with the patient it was attached to, not the file's IPP0004

@@ -4,7 +4,6 @@ driven by pynetdicom SCUs as a modality would."""
 from __future__ import annotations
 
 import queue
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,13 +13,13 @@ from datagen import PATIENTS, make_instance
 from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
 from pynetdicom import AE, evt
-from servers import Daemon, archive_config, associate, free_port, write_config
+from servers import Daemon, archive_config, associate, free_port, wait_for, write_config
 from sqlalchemy import select
 from worklist_data import add_patient, new_order, schedule
 
 from appliance.config import load_config
 from appliance.db import create_index_engine, upgrade_schema
-from appliance.worklist.tables import scheduled_step, workflow_event
+from appliance.db.schema import change, scheduled_step
 
 MPPS = "1.2.840.10008.3.1.2.3.3"
 COMMITMENT = "1.2.840.10008.1.20.1"
@@ -45,7 +44,7 @@ def archive_with_order(tmp_path: Path, modality_port: int) -> Iterator[Daemon]:
     upgrade_schema(engine, loaded.storage.index_directory)
     schedule(engine, loaded, new_order(1, "CT", "MODALITY"), add_patient(engine, "IPP0001", "ŒUVRARD^Chloé"))
     engine.dispose()
-    daemon = Daemon("appliance.dicom.daemon", config_path, tmp_path / "dicom.log").start()
+    daemon = Daemon("appliance.daemons.archive", config_path, tmp_path / "dicom.log").start()
     yield daemon
     daemon.stop()
 
@@ -54,7 +53,11 @@ def steps_and_events(daemon: Daemon) -> tuple[list[str], list[str]]:
     engine = create_index_engine(load_config(daemon.config_path).database_url)
     with engine.connect() as connection:
         statuses = list(connection.execute(select(scheduled_step.c.status)).scalars())
-        events = list(connection.execute(select(workflow_event.c.kind).order_by(workflow_event.c.id)).scalars())
+        events = list(
+            connection.execute(
+                select(change.c.kind).where(change.c.kind.like("procedure-%")).order_by(change.c.id)
+            ).scalars()
+        )
     engine.dispose()
     return statuses, events
 
@@ -136,7 +139,5 @@ def test_storage_commitment_reports_the_truth_on_a_new_association(
     (failed,) = information.FailedSOPSequence
     assert failed.ReferencedSOPInstanceUID == "1.2.826.0.1.3680043.10.1471.9.9"
     assert failed.FailureReason == 0x0112
-    deadline = time.monotonic() + 10
-    while "reported to MODALITY" not in archive_with_order.log() and time.monotonic() < deadline:
-        time.sleep(0.1)
+    wait_for(lambda: "delivered storage commitment" in archive_with_order.log(), "the report's delivery in the log")
     assert "2 committed, 1 failed" in archive_with_order.log()

@@ -187,7 +187,7 @@ def test_retrieve_can_be_cancelled(archive: Daemon) -> None:
 
 def test_find_answers_are_capped(tmp_path: Path) -> None:
     config = archive_config(tmp_path / "data", 1, dicom={"maximum_find_results": 2})
-    daemon = Daemon("appliance.dicom.daemon", write_config(tmp_path / "a.yaml", config), tmp_path / "log").start()
+    daemon = Daemon("appliance.daemons.archive", write_config(tmp_path / "a.yaml", config), tmp_path / "log").start()
     try:
         assoc = associate(daemon.port, MRImageStorage, StudyRootQueryRetrieveInformationModelFind)
         for number in range(4):
@@ -217,27 +217,23 @@ def test_query_in_latin1_matches_names_stored_in_utf8(association: Association) 
     assert str(answers[0].PatientName) == "ŒUVRARD^Chloé"
 
 
-def test_find_returns_the_ins_when_asked(association: Association, archive: Daemon) -> None:
-    from datetime import UTC, datetime
-
+@pytest.mark.parametrize(("status", "given_out"), [("VALI", True), ("PROV", False)])
+def test_find_returns_the_ins_of_a_qualified_identity_when_asked(
+    association: Association, archive: Daemon, status: str, given_out: bool
+) -> None:
     from pydicom.sequence import Sequence
-    from sqlalchemy import insert, select
+    from sqlalchemy import select
+    from worklist_data import add_national_identifier
 
-    from appliance.archive.tables import patient
     from appliance.config import load_config
     from appliance.db import create_index_engine
-    from appliance.patients.tables import patient_identifier
+    from appliance.db.schema import patient
 
     assert association.send_c_store(make_instance("MR", PATIENTS[0])).Status == SUCCESS
     engine = create_index_engine(load_config(archive.config_path).database_url)
-    with engine.begin() as connection:
-        patient_pk = connection.execute(select(patient.c.id)).scalar()
-        connection.execute(
-            insert(patient_identifier).values(
-                patient_pk=patient_pk, identifier="261017510612345", namespace="ASIP-SANTE-INS-NIR",
-                universal_id="1.2.250.1.213.1.4.8", type_code="INS", created_at=datetime.now(UTC),
-            )
-        )  # fmt: skip
+    with engine.connect() as connection:
+        patient_pk = int(connection.execute(select(patient.c.id)).scalar_one())
+    add_national_identifier(engine, patient_pk, "261017510612345", status)
     engine.dispose()
     query = study_query()
     query.OtherPatientIDsSequence = Sequence()
@@ -246,5 +242,8 @@ def test_find_returns_the_ins_when_asked(association: Association, archive: Daem
         for status, identifier in association.send_c_find(query, StudyRootQueryRetrieveInformationModelFind)
         if status.Status == PENDING
     ]
+    if not given_out:
+        assert answer.OtherPatientIDsSequence == []
+        return
     (other,) = answer.OtherPatientIDsSequence
     assert (other.PatientID, other.IssuerOfPatientID) == ("261017510612345", "ASIP-SANTE-INS-NIR")

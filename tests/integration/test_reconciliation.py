@@ -25,7 +25,7 @@ def archive_with_order(tmp_path: Path) -> Daemon:
     patient_pk = add_patient(engine, "IPP-RIS", "DUPONT^Jean-François", "19750203", "M")
     schedule(engine, loaded, new_order(1, "CT", "CT_SALLE1"), patient_pk)
     engine.dispose()
-    return Daemon("appliance.dicom.daemon", config_path, tmp_path / "log")
+    return Daemon("appliance.daemons.archive", config_path, tmp_path / "log")
 
 
 def study_patient_ids(daemon: Daemon, tmp_path: Path, name: str) -> list[str]:
@@ -79,6 +79,19 @@ def test_images_join_the_ordered_patient_and_go_out_coerced(archive_with_order: 
         daemon.stop()
 
 
-def test_attach_refuses_an_unknown_patient(archive_with_order: Daemon, tmp_path: Path) -> None:
-    result = cli(archive_with_order.config_path, "archive", "attach", "1.2.3", "--patient-id", "NOBODY", check=False)
-    assert result.returncode == 1 and "unknown-study" in result.stdout
+def test_attach_refuses_an_unknown_study_and_an_unknown_patient(archive_with_order: Daemon, tmp_path: Path) -> None:
+    config_path = archive_with_order.config_path
+    ris_patient = ("--patient-id", "IPP-RIS", "--issuer", "CABINET")
+    unknown_study = cli(config_path, "archive", "attach", "1.2.3", *ris_patient, check=False)
+    assert unknown_study.returncode == 1 and "1.2.3: unknown-study" in unknown_study.stdout
+    series = write_series(tmp_path / "unordered", 1, "MR", PATIENTS[3], accession_number="NOORDER")
+    daemon = archive_with_order.start()
+    try:
+        run(["storescu", "-aec", "APPLIANCE", "127.0.0.1", str(daemon.port), *map(str, series)])
+    finally:
+        daemon.stop()
+    study_uid = dcmread(series[0]).StudyInstanceUID
+    unknown_patient = cli(config_path, "archive", "attach", study_uid, "--patient-id", "NOBODY", check=False)
+    assert unknown_patient.returncode == 1 and f"{study_uid}: unknown-patient" in unknown_patient.stdout
+    attached = cli(config_path, "archive", "attach", study_uid, *ris_patient)
+    assert f"{study_uid}: attached" in attached.stdout

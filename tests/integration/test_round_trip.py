@@ -7,8 +7,7 @@ RIS; then an A40 merge -> C-FIND and C-GET give the surviving patient's identity
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +17,7 @@ from hl7_client import FakeRis, MllpClient, ack_code, golden, segment_field
 from pydicom import dcmread
 from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
-from servers import Daemon, archive_config, associate, free_port, get_study, run, write_config
+from servers import Daemon, archive_config, associate, free_port, get_study, run, wait_for, write_config
 
 MPPS = "1.2.840.10008.3.1.2.3.3"
 STUDY_UID = "1.2.250.999.1.20250601.1"  # ZDS-1 of the golden order
@@ -35,15 +34,6 @@ A40 = (
     "PID|1||IPP999^^^RIS-CAB-X^PI||LEFÈVRE^Hélène^Hélène^^Mme^^L||19790328|F|||||||||||||||||||||||PROV\r"
     "MRG|IPP123^^^RIS-CAB-X^PI\r"
 )
-
-
-def wait_for(condition: Callable[[], bool], what: str) -> None:
-    """Poll until `condition()`; the deadline only stops a hung test (no timing assertion)."""
-    deadline = time.monotonic() + WAIT_SECONDS
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"still waiting for {what}")
-        time.sleep(0.2)
 
 
 @pytest.fixture()
@@ -65,10 +55,10 @@ def appliance(tmp_path: Path) -> Iterator[dict[str, Any]]:
     daemons = {
         name: Daemon(module, config_path, tmp_path / f"{name}.log").start()
         for name, module in (
-            ("hl7", "appliance.hl7.daemon"),
-            ("worklist", "appliance.dicom.worklist_daemon"),
-            ("dicom", "appliance.dicom.daemon"),
-            ("forward", "appliance.forward.daemon"),
+            ("hl7", "appliance.daemons.hl7"),
+            ("worklist", "appliance.daemons.worklist"),
+            ("dicom", "appliance.daemons.archive"),
+            ("worker", "appliance.daemons.worker"),
         )
     }
     ris = FakeRis(ris_port).start()
@@ -117,7 +107,7 @@ def test_order_to_worklist_to_images_to_mpps_to_ris_then_merge(appliance: dict[s
     assert mpps.send_n_set(completed, MPPS, uid)[0].Status == 0x0000
     mpps.release()
 
-    wait_for(lambda: len(ris.received) >= 3, "in-progress, completed and images-available at the RIS")
+    wait_for(lambda: len(ris.received) >= 3, "in-progress, completed and images-available at the RIS", WAIT_SECONDS)
     assert [segment_field(message, "ORC", 5) for message in ris.received[:3]] == ["IP", "CM", "A"]
     assert all(segment_field(message, "OBR", 18) == "ACC0001" for message in ris.received[:3])
 

@@ -3,20 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 from pydicom import dcmread
 from servers import Daemon, archive_config, associate, cli, run, write_config
-from sqlalchemy import insert
-from worklist_data import add_patient, new_order, schedule
+from worklist_data import add_national_identifier, add_patient, new_order, schedule
 
 from appliance.config import load_config
 from appliance.db import create_index_engine, upgrade_schema
-from appliance.dicom.worklist_scp import MODALITY_WORKLIST_FIND, typical_query
-from appliance.patients.tables import patient_identifier
+from appliance.dicom.worklist_scp import MODALITY_WORKLIST_FIND
+from appliance.worklist.profiles import typical_query
 
 PROFILES = [
     {"ae_title": "CT_SALLE1"},
@@ -46,20 +45,9 @@ def worklist(tmp_path: Path) -> Iterator[Daemon]:
     schedule(engine, loaded, new_order(3, "CR", "OLD_CR"), helene)
     schedule(engine, loaded, new_order(4, "CT", "CT_SALLE1", day=date.today() + timedelta(days=5)), helene)
     engine.dispose()
-    daemon = Daemon("appliance.dicom.worklist_daemon", config_path, tmp_path / "worklist.log").start()
+    daemon = Daemon("appliance.daemons.worklist", config_path, tmp_path / "worklist.log").start()
     yield daemon
     daemon.stop()
-
-
-def add_national_identifier(engine: Any, patient_pk: int, ins: str) -> None:
-    """An INS-NIR as the HL7 side keeps it for a qualified identity."""
-    with engine.begin() as connection:
-        connection.execute(
-            insert(patient_identifier).values(
-                patient_pk=patient_pk, identifier=ins, namespace="ASIP-SANTE-INS-NIR",
-                universal_id="1.2.250.1.213.1.4.8", type_code="INS", created_at=datetime.now(UTC),
-            )
-        )  # fmt: skip
 
 
 def query(worklist: Daemon, calling: str, directory: Path, *keys: str) -> list[Any]:

@@ -23,11 +23,6 @@ ANSIBLE_VENV = REPO / "build" / "ansible-venv"
 T = TypeVar("T")
 
 
-def package_has(relative: str) -> bool:
-    """True when the archive package in this checkout has the given module."""
-    return (REPO / relative).exists()
-
-
 def run(
     command: list[str], timeout: float = 120, check: bool = True, **kwargs: object
 ) -> subprocess.CompletedProcess[str]:

@@ -16,11 +16,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from harness import package_has
 
 pytestmark = [pytest.mark.nspawn, pytest.mark.timeout(600)]
-
-HAS_DICOM = package_has("appliance/dicom/daemon.py")
 
 
 class Container:
@@ -125,7 +122,6 @@ def test_nut_driver_server_and_monitor_run(container: Container) -> None:
     assert status == "OL"
 
 
-@pytest.mark.skipif(not HAS_DICOM, reason="appliance/dicom/daemon.py does not exist yet: DICOM checks skipped")
 def test_archive_daemon_is_ready_and_listening_on_104(container: Container) -> None:
     assert container.run("systemctl is-active appliance-dicom.service").stdout.strip() == "active"
     listening = container.run("cat /proc/net/tcp /proc/net/tcp6").stdout
@@ -139,7 +135,6 @@ def test_low_battery_powers_the_container_off_in_order(container: Container) -> 
     container.process.wait(timeout=120)
     console = re.sub(r"\x1b\[[0-9;]*[A-Za-z]", "", container.console.read_text(errors="replace"))
     assert "Unmounted srv-appliance.mount" in console or "Unmounting srv-appliance.mount" in console, console[-3000:]
-    if HAS_DICOM:
-        stopped = console.find("Stopped appliance-dicom.service")
-        unmounting = console.find("Unmounting srv-appliance.mount")
-        assert 0 <= stopped < unmounting, console[-3000:]
+    stopped = console.find("Stopped appliance-dicom.service")
+    unmounting = console.find("Unmounting srv-appliance.mount")
+    assert 0 <= stopped < unmounting, console[-3000:]

@@ -14,14 +14,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from harness import package_has, wait_until
+from harness import wait_until
 from vm import ApplianceVM
 
 # Boots under TCG take minutes: a generous per-test limit (pyproject sets 300 s by default).
 pytestmark = [pytest.mark.vm, pytest.mark.timeout(1800)]
 
 DCMTK = Path("/usr/bin")
-HAS_DICOM = package_has("appliance/dicom/daemon.py")
 STORED: dict[str, Any] = {}
 
 
@@ -139,7 +138,6 @@ def test_data_mirror_is_created_and_mounted(booted_vm: ApplianceVM) -> None:
 
 
 # --- DICOM ----------------------------------------------------------------------------------
-@pytest.mark.skipif(not HAS_DICOM, reason="appliance/dicom/daemon.py does not exist yet: DICOM checks skipped")
 def test_dicom_echo_store_find_get(booted_vm: ApplianceVM, tmp_path: Path) -> None:
     port = str(booted_vm.host_ports["dicom"])
     assert booted_vm.ssh("systemctl is-active appliance-dicom", check=False).stdout.strip() == "active"
@@ -258,14 +256,13 @@ def test_after_restart_the_archive_is_intact_and_the_shutdown_was_ordered(
             check=False,
         ).stdout
         assert "Unmounted srv-appliance.mount" in journal, journal[-3000:]
-        if HAS_DICOM:
-            stopped = [i for i, line in enumerate(journal.splitlines()) if "Stopped appliance-dicom.service" in line]
-            unmounted = [i for i, line in enumerate(journal.splitlines()) if "Unmounted srv-appliance.mount" in line]
-            assert stopped and stopped[0] < unmounted[0], journal[-3000:]
-        if STORED:
-            files = retrieve(booted_vm, STORED["study"], tmp_path / "after-restart")
-            import pydicom
+        stopped = [i for i, line in enumerate(journal.splitlines()) if "Stopped appliance-dicom.service" in line]
+        unmounted = [i for i, line in enumerate(journal.splitlines()) if "Unmounted srv-appliance.mount" in line]
+        assert stopped and stopped[0] < unmounted[0], journal[-3000:]
+        assert STORED, "test_dicom_echo_store_find_get stores the image checked here: run the whole module"
+        files = retrieve(booted_vm, STORED["study"], tmp_path / "after-restart")
+        import pydicom
 
-            assert pydicom.dcmread(files[0]).pixel_array.tobytes() == STORED["pixels"]
+        assert pydicom.dcmread(files[0]).pixel_array.tobytes() == STORED["pixels"]
     finally:
         booted_vm.stop()

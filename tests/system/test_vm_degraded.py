@@ -8,7 +8,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from harness import TEST_KEY, VM_WORK, package_has
+from harness import TEST_KEY, VM_WORK
 from vm import ApplianceVM
 
 pytestmark = [pytest.mark.vm, pytest.mark.timeout(1800)]
@@ -41,7 +41,6 @@ def test_first_boot_with_one_data_disk_runs_degraded_and_says_so(test_image: Pat
         assert vm.ssh("findmnt -no SOURCE /srv/appliance").stdout.strip().startswith("/dev/md")
         detail = vm.ssh("mdadm --detail /dev/md/data").stdout
         assert "degraded" in detail, detail
-        if package_has("appliance/dicom/daemon.py"):
-            assert vm.ssh("systemctl is-active appliance-dicom", check=False).stdout.strip() == "active"
+        assert vm.ssh("systemctl is-active appliance-dicom", check=False).stdout.strip() == "active"
     finally:
         vm.stop()

@@ -2,11 +2,7 @@
 
 from alembic import context
 
-import appliance.archive.tables
-import appliance.hl7.tables
-import appliance.patients.tables
-import appliance.worklist.tables  # noqa: F401
-from appliance.db.metadata import metadata
+from appliance.db.schema import metadata
 
 engine = context.config.attributes["engine"]
 

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from pathlib import Path
 
-import pytest
 from datagen import PATIENTS, encoded, make_instance
 from sqlalchemy import Engine, insert, select
 from worklist_data import add_patient
@@ -14,16 +12,7 @@ from appliance.archive.attributes import read_attributes
 from appliance.archive.index import Index
 from appliance.archive.search import Query, find
 from appliance.archive.storage import WrittenFile
-from appliance.archive.tables import study
-from appliance.db import create_index_engine, upgrade_schema
-from appliance.patients.tables import patient_identity
-
-
-@pytest.fixture()
-def engine(tmp_path: Path) -> Engine:
-    engine = create_index_engine(f"sqlite:///{tmp_path / 'index.sqlite'}")
-    upgrade_schema(engine)
-    return engine
+from appliance.db.schema import patient_identity, study
 
 
 def store_study(engine: Engine, patient_id: str, issuer: str = "") -> int:

@@ -8,10 +8,11 @@ from sqlalchemy import Engine
 
 from appliance.archive.attributes import read_attributes
 from appliance.archive.index import Index
-from appliance.archive.names import fold, person_name_key
-from appliance.archive.search import Query, QueryError, find, retrieve_items
+from appliance.archive.retrieve import plan
+from appliance.archive.search import Query, QueryError, find
 from appliance.archive.storage import WrittenFile
 from appliance.db import create_index_engine, upgrade_schema
+from appliance.patients.names import fold, person_name_key
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
@@ -116,8 +117,8 @@ def test_levels_and_limits(engine: Engine) -> None:
 
 def test_retrieve_needs_the_unique_key_of_its_level(engine: Engine) -> None:
     with pytest.raises(QueryError, match="StudyInstanceUID: needed"):
-        retrieve_items(engine, Query("STUDY", {"PatientID": "IPP0001"}))
-    items = retrieve_items(engine, Query("PATIENT", {"PatientID": "IPP0004"}))
+        plan(engine, Query("STUDY", {"PatientID": "IPP0001"}))
+    items = plan(engine, Query("PATIENT", {"PatientID": "IPP0004"})).items
     assert len(items) == 2
 
 

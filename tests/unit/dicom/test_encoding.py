@@ -9,7 +9,7 @@ from pynetdicom.dsutils import encode
 
 from appliance.config.loader import config_from_document
 from appliance.dicom.encoding import written
-from appliance.dicom.worklist_scp import adapted, full_item, mirrored, typical_query
+from appliance.worklist.profiles import adapted, full_item, mirrored, typical_query
 
 
 def study_answer(character_set: str, name: str) -> Dataset:

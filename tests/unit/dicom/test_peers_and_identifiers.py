@@ -6,7 +6,7 @@ from pathlib import Path
 
 from pydicom.dataset import Dataset
 
-from appliance.config import development_config
+from appliance.config import Settings, development_config
 from appliance.config.loader import config_from_document
 from appliance.dicom.identifiers import character_set_for, query_of, response_identifier
 from appliance.dicom.peers import AccessPolicy
@@ -15,7 +15,8 @@ PEERS = {"peers": [{"ae_title": "CT1", "host": "192.0.2.5", "rights": ["store"]}
 
 
 def test_production_admits_only_configured_peers_from_their_host() -> None:
-    policy = AccessPolicy(config_from_document(PEERS, "test"))
+    document = config_from_document(PEERS, "test")
+    policy = AccessPolicy(Settings(lambda: document), "archive")
     assert policy.admit("CT1", "192.0.2.5").rights == frozenset({"store"})
     assert not policy.admit("CT1", "192.0.2.6").admitted
     assert not policy.admit("VIEWER", "127.0.0.1").admitted
@@ -23,7 +24,7 @@ def test_production_admits_only_configured_peers_from_their_host() -> None:
 
 
 def test_development_also_admits_loopback_callers(tmp_path: Path) -> None:
-    policy = AccessPolicy(development_config(tmp_path))
+    policy = AccessPolicy(Settings(lambda: development_config(tmp_path)), "archive")
     assert policy.admit("ANYONE", "127.0.0.1").admitted
     assert not policy.admit("ANYONE", "192.0.2.9").admitted
 

@@ -11,18 +11,19 @@ from pathlib import Path
 import pytest
 from hl7apy.consts import VALIDATION_LEVEL
 from hl7apy.parser import parse_message
-from sqlalchemy import Engine, insert, select
+from sqlalchemy import Engine, select
 
 sys.path.insert(0, str(Path(__file__).parents[2]))
 
 from hl7_client import FakeRis
 from servers import free_port
 
-from appliance.config import Config, development_config
-from appliance.db import create_index_engine, upgrade_schema
+from appliance.config import Config, Settings, development_config
+from appliance.db.schema import outbox
 from appliance.hl7 import er7
-from appliance.hl7.outbound import Event, build_message, deliver_next
-from appliance.hl7.tables import hl7_outbox
+from appliance.hl7.outbound import CHANNEL, Event, RisSender, build_message
+from appliance.outbox import PARKED, RetryPolicy, enqueue, messages, retry
+from appliance.outbox.courier import Courier
 
 STEP = {
     "placer_order_number": "PLC0001",
@@ -77,45 +78,58 @@ def test_messages_in_the_ris_version_and_charset(
     assert reference.msh.msh_10.to_er7() == "CTRL1"
 
 
-@pytest.fixture()
-def engine(tmp_path: Path) -> Engine:
-    engine = create_index_engine(f"sqlite:///{tmp_path / 'index.sqlite'}")
-    upgrade_schema(engine)
-    return engine
-
-
 def queue(engine: Engine, control_id: str) -> None:
-    moment = datetime.now(UTC)
+    message = f"MSH|^~\\&|PACS||RIS||20250101||ORM^O01|{control_id}|P|2.5\r".encode()
     with engine.begin() as connection:
-        connection.execute(
-            insert(hl7_outbox).values(
-                control_id=control_id,
-                message_type="ORM^O01",
-                message=f"MSH|^~\\&|PACS||RIS||20250101||ORM^O01|{control_id}|P|2.5\r".encode(),
-                status="pending",
-                next_attempt_at=moment,
-                created_at=moment,
-            )
-        )
+        enqueue(connection, CHANNEL, f"test:{control_id}", "ORM^O01", message, f"ORM^O01 {control_id}")
 
 
-def test_failed_delivery_backs_off_and_success_dequeues(tmp_path: Path, engine: Engine) -> None:
-    port = free_port()
-    link = config_for(tmp_path, host="127.0.0.1", port=port, retry_initial_seconds=10).hl7.ris
-    queue(engine, "C1")
-    assert deliver_next(engine, link) is False  # nobody listening
+def statuses(engine: Engine) -> list[tuple[str, str, int]]:
     with engine.connect() as connection:
-        row = connection.execute(select(hl7_outbox)).one()
-    assert row.status == "pending" and row.attempts == 1 and row.last_error
-    assert deliver_next(engine, link) is False  # not due yet: nothing attempted
+        rows = connection.execute(select(outbox).order_by(outbox.c.id))
+        return [(row.summary, row.status, row.attempts) for row in rows]
+
+
+def courier(tmp_path: Path, engine: Engine, port: int) -> Courier:
+    settings = Settings(lambda: config_for(tmp_path, host="127.0.0.1", port=port, retry_initial_seconds=10))
+    policy = RetryPolicy(10, 60, refusals_before_parking=2)
+    return Courier(engine, {CHANNEL: RisSender(settings).send}, lambda _channel: policy, "test")
+
+
+def test_no_answer_backs_off_and_an_aa_dequeues(tmp_path: Path, engine: Engine) -> None:
+    port = free_port()
+    sender = courier(tmp_path, engine, port)
+    queue(engine, "C1")
+    assert sender.deliver_next() is True  # nobody listening: attempted, kept
+    assert statuses(engine) == [("ORM^O01 C1", "pending", 1)]
+    assert sender.deliver_next() is False  # not due yet: nothing attempted
     with engine.begin() as connection:
-        connection.execute(hl7_outbox.update().values(next_attempt_at=datetime.now(UTC)))
+        connection.execute(outbox.update().values(next_attempt_at=datetime.now(UTC)))
     ris = FakeRis(port).start()
     try:
-        assert deliver_next(engine, link) is True
+        assert sender.deliver_next() is True
     finally:
         ris.stop()
-    with engine.connect() as connection:
-        row = connection.execute(select(hl7_outbox)).one()
-    assert row.status == "sent" and row.attempts == 2
+    assert statuses(engine) == [("ORM^O01 C1", "delivered", 2)]
     assert len(ris.received) == 1
+
+
+def test_a_message_refused_twice_is_parked_and_the_next_goes_out(tmp_path: Path, engine: Engine) -> None:
+    port = free_port()
+    sender = courier(tmp_path, engine, port)
+    queue(engine, "BAD")
+    queue(engine, "GOOD")
+    ris = FakeRis(port, refuse=frozenset({"BAD"})).start()
+    try:
+        assert sender.deliver_next() is True  # BAD refused once: retried later, GOOD waits behind it
+        assert statuses(engine) == [("ORM^O01 BAD", "pending", 1), ("ORM^O01 GOOD", "pending", 0)]
+        with engine.begin() as connection:
+            connection.execute(outbox.update().values(next_attempt_at=datetime.now(UTC)))
+        assert sender.deliver_next() is True  # refused again: parked
+        assert sender.deliver_next() is True  # GOOD delivered
+    finally:
+        ris.stop()
+    assert statuses(engine) == [("ORM^O01 BAD", "parked", 2), ("ORM^O01 GOOD", "delivered", 1)]
+    parked = messages(engine, PARKED)
+    assert [message.summary for message in parked] == ["ORM^O01 BAD"] and "AE" in parked[0].last_error
+    assert retry(engine, parked[0].id) and statuses(engine)[0][1] == "pending"

@@ -14,13 +14,10 @@ sys.path.insert(0, str(Path(__file__).parents[2]))
 
 from hl7_client import DATA, ack_code, golden, replaced, segment_field
 
-from appliance import service
-from appliance.archive.tables import patient
 from appliance.config import Config, development_config
-from appliance.db import create_index_engine, upgrade_schema
-from appliance.hl7.daemon import build_receiver
+from appliance.daemons.hl7 import build_receiver
+from appliance.db.schema import hl7_inbox, patient
 from appliance.hl7.router import Receiver
-from appliance.hl7.tables import hl7_inbox
 from appliance.worklist.orders import Order, OrderOutcome, OrderResult
 
 
@@ -44,16 +41,9 @@ def worklist() -> StandInWorklist:
 
 
 @pytest.fixture()
-def engine(tmp_path: Path) -> Engine:
-    engine = create_index_engine(f"sqlite:///{tmp_path / 'index.sqlite'}")
-    upgrade_schema(engine)
-    return engine
-
-
-@pytest.fixture()
 def receiver(tmp_path: Path, engine: Engine, worklist: StandInWorklist) -> Receiver:
     config = development_config(tmp_path)
-    return build_receiver(service.Runtime(config, engine), worklist.apply_order)
+    return build_receiver(engine, config, worklist.apply_order)
 
 
 def count(engine: Engine, table: object) -> int:
@@ -108,7 +98,7 @@ def test_test_ins_is_refused_in_production(tmp_path: Path, engine: Engine, workl
     document_config = development_config(tmp_path)
     production = type(document_config.hl7)(**{**document_config.hl7.__dict__, "refuse_test_ins": True})
     config = type(document_config)(**{**document_config.__dict__, "hl7": production})
-    receiver = build_receiver(service.Runtime(config, engine), worklist.apply_order)
+    receiver = build_receiver(engine, config, worklist.apply_order)
     message = golden("a28_utf8.hl7").replace(b"1.2.250.1.213.1.4.8", b"1.2.250.1.213.1.4.10")
     answer = receiver.receive(message, "test")
     assert ack_code(answer) == "AE"

@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from pathlib import Path
 
-import pytest
 from sqlalchemy import Engine, func, insert, select
 
-from appliance.archive.tables import patient, study
-from appliance.db import create_index_engine, upgrade_schema
+from appliance.db.schema import identity_change, patient, patient_identifier, patient_identity, scheduled_step, study
 from appliance.patients.identities import (
     INS_NIA_OID,
     INS_NIR_OID,
@@ -22,8 +19,6 @@ from appliance.patients.identities import (
     merge_patients,
     record_patient,
 )
-from appliance.patients.tables import identity_change, patient_identifier, patient_identity
-from appliance.worklist.tables import scheduled_step
 
 SOURCE = Source("RIS", "CAB-X", "ADT^A28", "C1")
 PRODUCTION = IdentityPolicy(refuse_test_ins=True)
@@ -48,13 +43,6 @@ def person(value: str, *identifiers: Identifier, status: tuple[str, ...] = ("VAL
         birth_place="75115",
         identity_status=status,
     )
-
-
-@pytest.fixture()
-def engine(tmp_path: Path) -> Engine:
-    engine = create_index_engine(f"sqlite:///{tmp_path / 'index.sqlite'}")
-    upgrade_schema(engine)
-    return engine
 
 
 def ins_of(engine: Engine, patient_pk: int) -> list[str]:

@@ -11,10 +11,9 @@ from sqlalchemy import select, update
 from appliance.archive.attributes import read_attributes
 from appliance.archive.index import Index
 from appliance.archive.storage import WrittenFile
-from appliance.archive.tables import change
 from appliance.db import create_index_engine, upgrade_schema
+from appliance.db.schema import change
 from appliance.worklist.availability import announce_complete_studies
-from appliance.worklist.tables import workflow_event
 
 QUIET = timedelta(minutes=2)
 
@@ -29,7 +28,9 @@ def add_image(index: Index, study_uid: str, number: int) -> None:
 
 def events(index: Index) -> list[tuple[str, str]]:
     with index.engine.connect() as connection:
-        rows = connection.execute(select(workflow_event.c.kind, workflow_event.c.study_instance_uid))
+        rows = connection.execute(
+            select(change.c.kind, change.c.study_instance_uid).where(change.c.kind == "images-available")
+        )
         return [(row.kind, row.study_instance_uid) for row in rows]
 
 
@@ -51,12 +52,12 @@ def test_quiet_studies_are_announced_once_and_growing_ones_wait(tmp_path: Path) 
     backdate(index, "1.2.3.2", timedelta(minutes=10))
     add_image(index, "1.2.3.2", 1)  # study 2 is still receiving: its last image is fresh
     now = datetime.now(UTC)
-    assert announce_complete_studies(index, QUIET, now) == 1
+    assert announce_complete_studies(index.engine, QUIET, now) == 1
     assert events(index) == [("images-available", "1.2.3.1")]
-    assert announce_complete_studies(index, QUIET, now) == 0  # announced once; study 2 still waits
+    assert announce_complete_studies(index.engine, QUIET, now) == 0  # announced once; study 2 still waits
     later = now + QUIET * 3
-    assert announce_complete_studies(index, QUIET, later) == 1
+    assert announce_complete_studies(index.engine, QUIET, later) == 1
     assert events(index) == [("images-available", "1.2.3.1"), ("images-available", "1.2.3.2")]
-    assert announce_complete_studies(index, QUIET, later) == 0
+    assert announce_complete_studies(index.engine, QUIET, later) == 0
     add_image(index, "1.2.3.1", 9)  # a late image: the study is announced again once quiet
-    assert announce_complete_studies(index, QUIET, later + QUIET * 3) == 1
+    assert announce_complete_studies(index.engine, QUIET, later + QUIET * 3) == 1

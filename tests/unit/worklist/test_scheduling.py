@@ -2,24 +2,14 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 from sqlalchemy import Engine, select
 from worklist_data import add_patient, new_order, schedule
 
 from appliance.config import Config
 from appliance.config.loader import config_from_document
-from appliance.db import create_index_engine, upgrade_schema
+from appliance.db.schema import scheduled_step
 from appliance.worklist.orders import OrderControl, OrderOutcome
-from appliance.worklist.tables import scheduled_step
-
-
-@pytest.fixture()
-def engine(tmp_path: Path) -> Engine:
-    engine = create_index_engine(f"sqlite:///{tmp_path / 'index.sqlite'}")
-    upgrade_schema(engine)
-    return engine
 
 
 @pytest.fixture()

@@ -1,14 +1,39 @@
-"""Patient identities beyond what the archive's `patient` row holds (P1-P3).
+"""Patients (P1-P3): who the studies and orders belong to.
 
-The archive's `patient.patient_id` / `issuer_of_patient_id` stay the practice's IPP (what the
-modalities and C-FIND use). `patient_identity` adds the French identity traits, the identity status
-(PID-32) and merges; `patient_identifier` the other identifiers (INS-NIR / INS-NIA with their OID);
-`identity_change` is the audit trail of every change (who, what, when).
+`patient.patient_id` / `issuer_of_patient_id` are the practice's IPP (what the modalities and C-FIND
+use), created from the RIS's patient feed or from the first image of an unknown patient.
+`patient_identity` adds the French identity traits, the identity status (PID-32) and merges;
+`patient_identifier` the other identifiers (INS-NIR / INS-NIA with their OID); `identity_change` is
+the audit trail of every change (who, what, when).
 """
 
-from sqlalchemy import Column, DateTime, ForeignKey, String, Table, Text
+from sqlalchemy import Column, DateTime, ForeignKey, Index, String, Table, Text, text
 
-from appliance.db.metadata import BigKey, metadata
+from appliance.db.schema.base import PERSON_NAME, BigKey, metadata
+
+patient = Table(
+    "patient",
+    metadata,
+    Column("id", BigKey, primary_key=True),
+    Column("patient_id", String(64), nullable=False, index=True),
+    Column("issuer_of_patient_id", String(64), nullable=False, server_default=""),
+    Column("patient_name", PERSON_NAME, nullable=False, server_default=""),
+    Column("patient_name_key", PERSON_NAME, nullable=False, server_default=""),
+    Column("patient_birth_date", String(8), nullable=False, server_default=""),
+    Column("patient_sex", String(16), nullable=False, server_default=""),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    # Unique only when there is an identifier: objects without Patient ID are not lumped together.
+    Index(
+        "uq_patient_identifier",
+        "patient_id",
+        "issuer_of_patient_id",
+        unique=True,
+        sqlite_where=text("patient_id != ''"),
+        postgresql_where=text("patient_id != ''"),
+    ),
+    Index("ix_patient_name_key", "patient_name_key", postgresql_ops={"patient_name_key": "text_pattern_ops"}),
+)
 
 patient_identity = Table(
     "patient_identity",
@@ -34,6 +59,9 @@ patient_identifier = Table(
     Column("namespace", String(64), nullable=False, server_default=""),  # CX-4.1
     Column("universal_id", String(64), nullable=False, server_default=""),  # CX-4.2 (OID)
     Column("type_code", String(8), nullable=False, server_default=""),  # CX-5: INS, PI, ...
+    # Where the identifier was learnt: "hl7" (the RIS's patient feed) or "dicom" (an image's Other
+    # Patient IDs Sequence). Only an INS of a qualified identity (VALI) is ever given out.
+    Column("source", String(8), nullable=False, server_default="hl7"),
     Column("created_at", DateTime(timezone=True), nullable=False),
 )
 

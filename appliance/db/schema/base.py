@@ -1,6 +1,6 @@
-"""The one SQLAlchemy MetaData every domain table is declared on."""
+"""The one SQLAlchemy MetaData every table is declared on, and the column types they share."""
 
-from sqlalchemy import BigInteger, Integer, MetaData
+from sqlalchemy import BigInteger, Integer, MetaData, String
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -14,3 +14,5 @@ metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
 # 64-bit keys on PostgreSQL; SQLite needs INTEGER PRIMARY KEY to use its rowid.
 BigKey = BigInteger().with_variant(Integer, "sqlite")
+UID = String(64)  # PS3.5 6.2: UI values are at most 64 characters
+PERSON_NAME = String(324)  # PS3.5 6.2: PN, 64 characters per component group, 5 groups and separators

@@ -1,4 +1,5 @@
-"""The archive index: patient / study / series / instance, the change feed and quarantine.
+"""The archive's tables: study / series / instance (the patient is in `patients`), headers,
+quarantined duplicates and storage commitment requests.
 
 Strings are stored as Unicode whatever character set the object came in; person names also get a
 folded key (upper case, accents removed) so that PN matching is case- and accent-insensitive and
@@ -11,42 +12,14 @@ from sqlalchemy import (
     Column,
     DateTime,
     ForeignKey,
-    Index,
     Integer,
     LargeBinary,
     String,
     Table,
-    text,
+    Text,
 )
 
-from appliance.db.metadata import BigKey, metadata
-
-UID = String(64)
-PERSON_NAME = String(324)
-
-patient = Table(
-    "patient",
-    metadata,
-    Column("id", BigKey, primary_key=True),
-    Column("patient_id", String(64), nullable=False, index=True),
-    Column("issuer_of_patient_id", String(64), nullable=False, server_default=""),
-    Column("patient_name", PERSON_NAME, nullable=False, server_default=""),
-    Column("patient_name_key", PERSON_NAME, nullable=False, server_default=""),
-    Column("patient_birth_date", String(8), nullable=False, server_default=""),
-    Column("patient_sex", String(16), nullable=False, server_default=""),
-    Column("created_at", DateTime(timezone=True), nullable=False),
-    Column("updated_at", DateTime(timezone=True), nullable=False),
-    # Unique only when there is an identifier: objects without Patient ID are not lumped together.
-    Index(
-        "uq_patient_identifier",
-        "patient_id",
-        "issuer_of_patient_id",
-        unique=True,
-        sqlite_where=text("patient_id != ''"),
-        postgresql_where=text("patient_id != ''"),
-    ),
-    Index("ix_patient_name_key", "patient_name_key", postgresql_ops={"patient_name_key": "text_pattern_ops"}),
-)
+from appliance.db.schema.base import PERSON_NAME, UID, BigKey, metadata
 
 study = Table(
     "study",
@@ -119,26 +92,6 @@ instance_header = Table(
     Column("header", LargeBinary, nullable=False),
 )
 
-# Append-only feed of what happened in the archive; background consumers keep a cursor.
-change = Table(
-    "change",
-    metadata,
-    Column("id", BigKey, primary_key=True),
-    Column("kind", String(32), nullable=False),
-    Column("study_instance_uid", UID, nullable=False),
-    Column("series_instance_uid", UID, nullable=False, server_default=""),
-    Column("sop_instance_uid", UID, nullable=False, server_default=""),
-    Column("created_at", DateTime(timezone=True), nullable=False),
-)
-
-change_cursor = Table(
-    "change_cursor",
-    metadata,
-    Column("consumer", String(64), primary_key=True),
-    Column("last_change_id", BigInteger, nullable=False),
-    Column("updated_at", DateTime(timezone=True), nullable=False),
-)
-
 # A second object with a known SOP Instance UID but other bytes: kept aside, never lost.
 quarantined_duplicate = Table(
     "quarantined_duplicate",
@@ -150,4 +103,21 @@ quarantined_duplicate = Table(
     Column("sha256", String(64), nullable=False),
     Column("calling_ae_title", String(16), nullable=False, server_default=""),
     Column("received_at", DateTime(timezone=True), nullable=False),
+)
+
+# Storage commitment requests (N-ACTION) and the report sent back (N-EVENT-REPORT).
+commitment_request = Table(
+    "commitment_request",
+    metadata,
+    Column("id", BigKey, primary_key=True),
+    Column("transaction_uid", UID, nullable=False, index=True),
+    Column("calling_ae_title", String(16), nullable=False),
+    Column("requested_items", Integer, nullable=False),
+    Column("committed_items", Integer, nullable=True),
+    Column("failed_items", Integer, nullable=True),
+    Column("status", String(16), nullable=False),  # RECEIVED, QUEUED (report in the outbox), REPORTED
+    Column("referenced_instances", Text, nullable=False, server_default="[]"),  # JSON [[SOP class, SOP instance], ...]
+    Column("detail", Text, nullable=False, server_default=""),
+    Column("requested_at", DateTime(timezone=True), nullable=False),
+    Column("reported_at", DateTime(timezone=True), nullable=True),
 )

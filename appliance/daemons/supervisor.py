@@ -12,22 +12,21 @@ import subprocess
 import sys
 import threading
 from collections.abc import Sequence
-from pathlib import Path
 
-from appliance.config import ConfigError, development_config, load_config
+from appliance.config import ConfigError
+from appliance.daemons.runtime import add_location_options, loader
 
 DAEMONS = {
-    "appliance-dicom": "appliance.dicom.daemon",
-    "appliance-forward": "appliance.forward.daemon",
-    "appliance-worklist": "appliance.dicom.worklist_daemon",
-    "appliance-hl7": "appliance.hl7.daemon",
+    "appliance-dicom": "appliance.daemons.archive",
+    "appliance-worker": "appliance.daemons.worker",
+    "appliance-worklist": "appliance.daemons.worklist",
+    "appliance-hl7": "appliance.daemons.hl7",
 }
 
 
 def arguments_of(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description="Run every appliance daemon in the foreground.")
-    parser.add_argument("--config", type=Path, default=None, help="configuration file")
-    parser.add_argument("--data", type=Path, default=Path("var"), help="data folder of the development defaults")
+    add_location_options(parser)
     return parser.parse_args(argv)
 
 
@@ -35,6 +34,12 @@ def start(module: str, options: list[str]) -> subprocess.Popen[bytes]:
     """Start one daemon the way its console script would (so its loggers carry module names)."""
     code = f"import sys; from {module} import main; sys.exit(main(sys.argv[1:]))"
     return subprocess.Popen([sys.executable, "-c", code, *options])
+
+
+def forward_reload(processes: dict[str, subprocess.Popen[bytes]]) -> None:
+    for process in processes.values():
+        if process.poll() is None:
+            process.send_signal(signal.SIGHUP)
 
 
 def stop_all(processes: dict[str, subprocess.Popen[bytes]]) -> None:
@@ -51,7 +56,7 @@ def stop_all(processes: dict[str, subprocess.Popen[bytes]]) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     arguments = arguments_of(argv)
     try:
-        config = load_config(arguments.config) if arguments.config else development_config(arguments.data.absolute())
+        config = loader(arguments)()
     except ConfigError as error:
         print(error, file=sys.stderr)
         return 2
@@ -61,12 +66,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     worklist = config.worklist
     print(f"  worklist       AE {worklist.ae_title} on {worklist.bind_address}:{worklist.port}", flush=True)
     print(f"  HL7 listener   MLLP on {config.hl7.bind_address}:{config.hl7.port}", flush=True)
-    print("  background worker: verified lossless compression", flush=True)
-    print("Ctrl-C stops everything.", flush=True)
+    print("  background worker: verified lossless compression, image availability for the RIS", flush=True)
+    print("Ctrl-C stops everything; kill -HUP reloads the configuration in every daemon.", flush=True)
     stop = threading.Event()
     for number in (signal.SIGTERM, signal.SIGINT):
         signal.signal(number, lambda _number, _frame: stop.set())
     processes = {name: start(module, options) for name, module in DAEMONS.items()}
+    signal.signal(signal.SIGHUP, lambda _number, _frame: forward_reload(processes))
     try:
         while not stop.wait(0.5):
             exited = [name for name, process in processes.items() if process.poll() is not None]

@@ -1,11 +1,9 @@
-"""Scheduled procedure steps, performed procedure steps (MPPS) and storage commitment requests."""
+"""The worklist's tables: scheduled procedure steps (from the RIS's orders) and performed procedure
+steps (MPPS). What happens to a procedure is published on the change feed (`changes`)."""
 
-from sqlalchemy import Column, DateTime, ForeignKey, Index, Integer, LargeBinary, String, Table, Text
+from sqlalchemy import Column, DateTime, ForeignKey, Index, LargeBinary, String, Table
 
-from appliance.db.metadata import BigKey, metadata
-
-UID = String(64)
-PERSON_NAME = String(324)
+from appliance.db.schema.base import PERSON_NAME, UID, BigKey, metadata
 
 # One row per scheduled procedure step (an order may schedule one step; the RIS updates it).
 scheduled_step = Table(
@@ -55,34 +53,4 @@ performed_step = Table(
     Column("dataset", LargeBinary, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
-)
-
-# Storage commitment requests (N-ACTION) and the report sent back (N-EVENT-REPORT).
-commitment_request = Table(
-    "commitment_request",
-    metadata,
-    Column("id", BigKey, primary_key=True),
-    Column("transaction_uid", UID, nullable=False, index=True),
-    Column("calling_ae_title", String(16), nullable=False),
-    Column("requested_items", Integer, nullable=False),
-    Column("committed_items", Integer, nullable=True),
-    Column("failed_items", Integer, nullable=True),
-    Column("status", String(16), nullable=False),  # PENDING, REPORTED, UNREPORTABLE
-    Column("detail", Text, nullable=False, server_default=""),
-    Column("requested_at", DateTime(timezone=True), nullable=False),
-    Column("reported_at", DateTime(timezone=True), nullable=True),
-)
-
-# What happened to a procedure, for the RIS (W5): the HL7 side follows this feed with a cursor
-# (as the lossless worker follows the archive's `change` feed) and sends the messages.
-workflow_event = Table(
-    "workflow_event",
-    metadata,
-    Column("id", BigKey, primary_key=True),
-    # procedure-in-progress, procedure-completed, procedure-discontinued, images-available
-    Column("kind", String(32), nullable=False),
-    Column("scheduled_step_pk", BigKey, ForeignKey("scheduled_step.id"), nullable=True),
-    Column("study_instance_uid", UID, nullable=False, server_default=""),
-    Column("accession_number", String(16), nullable=False, server_default=""),
-    Column("created_at", DateTime(timezone=True), nullable=False),
 )

@@ -1,0 +1,274 @@
+"""What leaves the archive: which objects a retrieve sends and in which order (`plan`), and for each
+one, what to send for the transfer syntaxes the receiver accepted (`payload`).
+
+One rule for every way out (C-GET, C-MOVE; later WADO-RS, forwarding and the viewer):
+1. The stored bytes, unchanged, when the receiver accepted their transfer syntax and the identity in
+   their header is still the current one.
+2. Otherwise a dataset: decoded when the receiver did not accept the stored syntax (sent in an
+   uncompressed syntax, or re-encoded in a *lossless* syntax the receiver asked for), and coerced to
+   the current identity when an ADT update, a merge, an identifier change or a reconciliation changed
+   it since the file arrived (P2). The values it replaces are kept in the Original Attributes
+   Sequence (PS3.3 C.12.1). The file itself is never rewritten.
+3. Nothing is ever made lossy: an object the receiver can take in no syntax the archive can produce
+   is refused with the reason (`CannotSend`).
+
+The identity check is made once per study, on the header kept in the index for its first instance:
+all instances of a study share their patient.
+"""
+
+from __future__ import annotations
+
+import enum
+import io
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from pydicom import dcmread
+from pydicom.dataset import Dataset
+from pydicom.sequence import Sequence as DicomSequence
+from pydicom.uid import (
+    UID,
+    DeflatedExplicitVRLittleEndian,
+    ExplicitVRLittleEndian,
+    ImplicitVRLittleEndian,
+    JPEG2000Lossless,
+    JPEGLSLossless,
+    RLELossless,
+)
+from sqlalchemy import Connection, Engine, and_, select
+
+from appliance.archive.search import LEVELS, Query, QueryError, joined_tables, match
+from appliance.db.schema import instance, instance_header, patient, series, study
+
+# Syntaxes any stored object can be sent in: uncompressed (after decoding when compressed) ...
+UNCOMPRESSED_OUT = (ExplicitVRLittleEndian, ImplicitVRLittleEndian, DeflatedExplicitVRLittleEndian)
+# ... and lossless syntaxes the archive can encode (decoded first when stored otherwise).
+LOSSLESS_ENCODERS: dict[str, str] = {JPEGLSLossless: "pyjpegls", JPEG2000Lossless: "pylibjpeg", RLELossless: ""}
+PRODUCIBLE = frozenset({*UNCOMPRESSED_OUT, *LOSSLESS_ENCODERS})
+UNIQUE_KEYS = ("PatientID", "StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID")
+IDENTITY = {
+    "PatientID": patient.c.patient_id,
+    "IssuerOfPatientID": patient.c.issuer_of_patient_id,
+    "PatientName": patient.c.patient_name,
+    "PatientBirthDate": patient.c.patient_birth_date,
+    "PatientSex": patient.c.patient_sex,
+}
+MODIFYING_SYSTEM = "PACS appliance"
+
+
+class CannotSend(Exception):
+    """None of the accepted transfer syntaxes can carry this object without loss; says why."""
+
+
+class Delivery(enum.Enum):
+    AS_STORED = "as stored"
+    COERCED = "coerced"  # stored encoding, current identity written in
+    DECODED = "decoded"  # decompressed (and coerced when needed)
+    TRANSCODED = "transcoded"  # re-encoded in another lossless syntax (and coerced when needed)
+
+
+@dataclass(frozen=True)
+class RetrieveItem:
+    """One archived object a retrieve sends."""
+
+    path: str
+    sop_class_uid: str
+    sop_instance_uid: str
+    transfer_syntax_uid: str
+    study_instance_uid: str
+
+
+@dataclass(frozen=True)
+class Coercion:
+    """The current identity to write into every object of one study."""
+
+    values: dict[str, str]
+
+
+@dataclass(frozen=True)
+class RetrievePlan:
+    """The objects to send, in order (series number, instance number), and the studies to coerce."""
+
+    items: tuple[RetrieveItem, ...]
+    coercions: Mapping[str, Coercion] = field(default_factory=dict)
+
+    def coercion_for(self, item: RetrieveItem) -> Coercion | None:
+        return self.coercions.get(item.study_instance_uid)
+
+    def syntaxes_by_class(self) -> dict[str, set[str]]:
+        """Each SOP class to send and the transfer syntaxes its objects are stored in."""
+        found: dict[str, set[str]] = {}
+        for item in self.items:
+            found.setdefault(item.sop_class_uid, set()).add(item.transfer_syntax_uid)
+        return found
+
+
+@dataclass(frozen=True)
+class Payload:
+    """What to send for one object: the stored file (`path`) or a `dataset` whose file meta names
+    `transfer_syntax_uid` (pixel data already encoded in it when it is a compressed syntax)."""
+
+    transfer_syntax_uid: str
+    delivery: Delivery
+    path: Path | None = None
+    dataset: Dataset | None = None
+
+
+def plan(engine: Engine, query: Query) -> RetrievePlan:
+    """Every archived object under the entities the query's unique keys name (PS3.4 C.4.2.2.1).
+
+    Raises QueryError when the level is unknown or its unique key is missing.
+    """
+    if query.level not in LEVELS:
+        raise QueryError(f"QueryRetrieveLevel: unknown level {query.level!r}")
+    depth = LEVELS.index(query.level)
+    asked = UNIQUE_KEYS[depth]
+    if not query.keys.get(asked, "").strip():
+        raise QueryError(f"{asked}: needed to retrieve at the {query.level} level")
+    conditions = [
+        condition
+        for keyword in UNIQUE_KEYS[: depth + 1]
+        if (condition := match(keyword, query.keys.get(keyword, ""), 3)) is not None
+    ]
+    statement = (
+        select(
+            instance.c.path,
+            instance.c.sop_class_uid,
+            instance.c.sop_instance_uid,
+            instance.c.transfer_syntax_uid,
+            study.c.study_instance_uid,
+        )
+        .select_from(joined_tables(3))
+        .where(and_(*conditions))
+        .order_by(series.c.series_number, series.c.id, instance.c.instance_number, instance.c.id)
+    )
+    with engine.connect() as connection:
+        items = tuple(RetrieveItem(**row._mapping) for row in connection.execute(statement))
+        studies = sorted({item.study_instance_uid for item in items})
+        return RetrievePlan(items, study_coercions(connection, studies))
+
+
+def study_coercions(connection: Connection, study_instance_uids: Sequence[str]) -> dict[str, Coercion]:
+    """The studies whose stored headers disagree with the index's current patient, and how."""
+    coercions: dict[str, Coercion] = {}
+    for study_uid in study_instance_uids:
+        current, header = current_identity_and_sample_header(connection, study_uid)
+        if current is None or header is None:
+            continue
+        stored = dcmread(io.BytesIO(header), stop_before_pixels=True, force=True)
+        if any(str(stored.get(keyword, "") or "") != value for keyword, value in current.items()):
+            coercions[study_uid] = Coercion(current)
+    return coercions
+
+
+def current_identity_and_sample_header(
+    connection: Connection, study_uid: str
+) -> tuple[dict[str, str] | None, bytes | None]:
+    identity = select(*[column.label(keyword) for keyword, column in IDENTITY.items()]).select_from(
+        study.join(patient, patient.c.id == study.c.patient_pk)
+    )
+    sample = (
+        select(instance_header.c.header)
+        .select_from(
+            instance_header.join(instance, instance.c.id == instance_header.c.instance_pk)
+            .join(series, series.c.id == instance.c.series_pk)
+            .join(study, study.c.id == series.c.study_pk)
+        )
+        .where(study.c.study_instance_uid == study_uid)
+        .order_by(instance.c.id)
+        .limit(1)
+    )
+    row = connection.execute(identity.where(study.c.study_instance_uid == study_uid)).first()
+    header = connection.execute(sample).scalar()
+    current = {keyword: str(value or "") for keyword, value in row._mapping.items()} if row else None
+    return current, header
+
+
+def choose_syntax(stored: str, accepted: Sequence[str]) -> str:
+    """The syntax to send an object stored in `stored` to a receiver that accepted `accepted` (its
+    preference first): as stored, else uncompressed, else a lossless syntax the archive encodes.
+
+    Raises CannotSend when none of them can carry the object without loss.
+    """
+    if stored in accepted:
+        return stored
+    for preferred in (UNCOMPRESSED_OUT, LOSSLESS_ENCODERS):
+        for syntax in accepted:
+            if syntax in preferred:
+                return syntax
+    names = ", ".join(UID(syntax).name for syntax in accepted) or "nothing"
+    raise CannotSend(f"stored as {UID(stored).name}; the receiver accepted {names}")
+
+
+def preferred_syntax(proposed: Sequence[str]) -> str | None:
+    """For a receiver proposing `proposed` (its preference first): the first syntax any stored
+    object can be sent in, or None when it proposes none of them."""
+    return next((syntax for syntax in proposed if syntax in PRODUCIBLE), None)
+
+
+def payload(path: Path, item: RetrieveItem, coercion: Coercion | None, accepted: Sequence[str]) -> Payload:
+    """What to send for `item` (stored at `path`) to a receiver that accepted `accepted`.
+
+    Raises CannotSend, or OSError when the file cannot be read.
+    """
+    target = choose_syntax(item.transfer_syntax_uid, accepted)
+    if target == item.transfer_syntax_uid:
+        if coercion is None:
+            return Payload(target, Delivery.AS_STORED, path=path)
+        return Payload(target, Delivery.COERCED, dataset=coerce(dcmread(path), coercion))
+    dataset = dcmread(path)
+    delivery = Delivery.DECODED if target in UNCOMPRESSED_OUT else Delivery.TRANSCODED
+    encoded = encode_in(dataset, target)
+    return Payload(encoded.file_meta.TransferSyntaxUID, delivery, dataset=coerce(encoded, coercion))
+
+
+def encode_in(dataset: Dataset, target: str) -> Dataset:
+    """The same instance (same SOP Instance UID) decoded, then encoded losslessly in `target`.
+
+    For an uncompressed target the dataset is left in its own uncompressed encoding: the network
+    layer converts between explicit, implicit and deflated little endian.
+    """
+    if dataset.file_meta.TransferSyntaxUID.is_compressed:
+        dataset.decompress(generate_instance_uid=False)
+    if target in UNCOMPRESSED_OUT:
+        return dataset
+    if "PixelData" not in dataset:
+        dataset.file_meta.TransferSyntaxUID = UID(target)
+        return dataset
+    try:
+        plugin = LOSSLESS_ENCODERS[target]
+        dataset.compress(target, encoding_plugin=plugin, generate_instance_uid=False)
+    except (ValueError, RuntimeError, NotImplementedError) as error:
+        raise CannotSend(f"cannot encode in {UID(target).name}: {error}") from error
+    return dataset
+
+
+def coerce(dataset: Dataset, coercion: Coercion | None) -> Dataset:
+    """Write the current identity into `dataset`, keeping what it replaces (PS3.3 C.12.1.1.9)."""
+    if coercion is None:
+        return dataset
+    originals = Dataset()
+    changed = False
+    for keyword, value in coercion.values.items():
+        old: Any = dataset.get(keyword)
+        if str(old or "") == value:
+            continue
+        changed = True
+        setattr(originals, keyword, old if old is not None else "")
+        setattr(dataset, keyword, value)
+    if not changed:
+        return dataset
+    item = Dataset()
+    item.ModifiedAttributesSequence = DicomSequence([originals])
+    item.AttributeModificationDateTime = datetime.now(UTC).strftime("%Y%m%d%H%M%S")
+    item.ModifyingSystem = MODIFYING_SYSTEM
+    item.SourceOfPreviousValues = ""
+    item.ReasonForTheAttributeModification = "COERCE"
+    existing = list(dataset.get("OriginalAttributesSequence", []))
+    dataset.OriginalAttributesSequence = DicomSequence([*existing, item])
+    if any(not value.isascii() for value in coercion.values.values()):
+        dataset.SpecificCharacterSet = "ISO_IR 192"
+    return dataset

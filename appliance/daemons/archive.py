@@ -1,0 +1,95 @@
+"""`appliance-dicom`: the archive daemon (storage, query/retrieve, MPPS, storage commitment).
+
+Ready (sd_notify) once the port is bound and the index is open; SIGHUP reloads the configuration
+(peers and their rights apply to the next association); on SIGTERM it stops accepting, lets the
+associations in flight finish (up to a grace period), stops the commitment reports, then closes the
+index.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Sequence
+from datetime import timedelta
+
+from appliance.archive import commitment
+from appliance.archive.commitment import CHANNEL
+from appliance.archive.index import Index
+from appliance.archive.ingest import Ingest
+from appliance.archive.storage import FileStore
+from appliance.daemons import runtime as process
+from appliance.daemons.dicom_server import DicomServer, start_dicom_server
+from appliance.daemons.loops import Loop
+from appliance.dicom.archive_scp import ArchiveServices
+from appliance.dicom.commitment_scp import CommitmentReporter, CommitmentServices
+from appliance.dicom.contexts import add_archive_contexts
+from appliance.dicom.mpps_scp import PerformedStepServices
+from appliance.dicom.peers import AccessPolicy
+from appliance.outbox import RetryPolicy
+from appliance.outbox.courier import Courier
+
+LOGGER = logging.getLogger(__name__)
+
+COMMITMENT_RETRY = RetryPolicy(initial_seconds=2, maximum_seconds=300, refusals_before_parking=3)
+
+
+def file_store(runtime: process.Runtime) -> FileStore:
+    storage = runtime.config.storage
+    files = FileStore(storage.data_directory, storage.minimum_free_space_mb * 1024 * 1024)
+    removed = files.remove_incoming_leftovers()
+    if removed:
+        LOGGER.warning("removed %d partial file(s) left by an interrupted run", removed)
+    return files
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    runtime = process.start(argv, "The DICOM archive: storage, query/retrieve, MPPS and storage commitment SCP.")
+    if runtime is None:
+        return 2
+    config = runtime.config
+    files = file_store(runtime)
+    policy = AccessPolicy(runtime.settings, "archive")
+    received = threading.Event()
+    ingest = Ingest(files, Index(runtime.engine))
+    archive = ArchiveServices(runtime.settings, runtime.engine, files, ingest, policy)
+    performed = PerformedStepServices(runtime.engine, policy)
+    commitments = CommitmentServices(runtime.settings, runtime.engine, policy, received)
+    handlers = [*archive.handlers(), *performed.handlers(), *commitments.handlers()]
+    checker = Loop(
+        "commitment", lambda: commitment.check_received(runtime.engine, files), timedelta(seconds=5), received
+    )
+    reporter = Courier(
+        runtime.engine,
+        {CHANNEL: CommitmentReporter(runtime.settings, runtime.engine).send},
+        lambda _channel: COMMITMENT_RETRY,
+        "commitment-reports",
+    )
+    server = start_dicom_server(
+        runtime, f"DICOM archive {config.dicom.ae_title}", config.dicom.ae_title, add_archive_contexts, handlers,
+        (config.dicom.bind_address, config.dicom.port),
+    )  # fmt: skip
+    if server is None:
+        return 1
+    checker.start()
+    reporter.start()
+    return serve(runtime, server, checker, reporter)
+
+
+def serve(runtime: process.Runtime, server: DicomServer, checker: Loop, reporter: Courier) -> int:
+    try:
+        return process.serve(
+            runtime,
+            lambda: process.database_answers(runtime.engine) and checker.is_alive() and reporter.is_alive(),
+            f"{server.name} on port {server.port}",
+        )
+    finally:
+        server.stop()
+        checker.stop()
+        reporter.stop()
+        runtime.engine.dispose()
+        LOGGER.info("%s stopped", server.name)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,74 @@
+"""A pynetdicom server as the DICOM daemons run it: the AE with its settings and contexts, bound and
+announced ("... listening on host:port"), and stopped so that associations in flight can finish."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from pynetdicom import AE
+from pynetdicom.transport import AssociationServer
+
+from appliance.daemons.runtime import Runtime
+from appliance.dicom import pynetdicom_patches
+
+LOGGER = logging.getLogger(__name__)
+
+STOP_GRACE_SECONDS = 60.0
+ACSE_TIMEOUT_SECONDS = 30
+
+
+@dataclass
+class DicomServer:
+    name: str
+    ae: AE
+    server: AssociationServer
+
+    @property
+    def port(self) -> int:
+        return int(self.server.server_address[1])
+
+    def stop(self) -> None:
+        """Stop accepting, give the associations in flight time to finish, then abort what is left."""
+        self.server.shutdown()
+        deadline = time.monotonic() + STOP_GRACE_SECONDS
+        while self.ae.active_associations and time.monotonic() < deadline:
+            time.sleep(0.1)
+        for association in self.ae.active_associations:
+            LOGGER.warning("aborting association with %s at shutdown", association.requestor.ae_title)
+            association.abort()
+        self.server.server_close()
+
+
+def start_dicom_server(
+    runtime: Runtime,
+    name: str,
+    ae_title: str,
+    add_contexts: Callable[[AE], None],
+    handlers: list[Any],
+    address: tuple[str, int],
+) -> DicomServer | None:
+    """Bind and start the server, print where it listens; None (logged, naming the service and the
+    address) when the address cannot be bound."""
+    pynetdicom_patches.apply()
+    dicom = runtime.config.dicom
+    ae = AE(ae_title=ae_title)
+    ae.maximum_pdu_size = 0
+    ae.maximum_associations = dicom.maximum_associations
+    ae.network_timeout = dicom.network_timeout_seconds
+    ae.dimse_timeout = dicom.dimse_timeout_seconds
+    ae.acse_timeout = ACSE_TIMEOUT_SECONDS
+    add_contexts(ae)
+    try:
+        server = ae.start_server(address, block=False, evt_handlers=handlers)
+    except OSError as error:
+        LOGGER.error("%s cannot listen on %s:%d: %s", name, address[0], address[1], error.strerror or error)
+        return None
+    assert server is not None
+    started = DicomServer(name, ae, server)
+    host = server.server_address[0]
+    print(f"{name} listening on {host}:{started.port}", flush=True)
+    return started

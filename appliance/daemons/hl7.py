@@ -1,0 +1,126 @@
+"""`appliance-hl7`: the MLLP listener for the RIS (patients, orders, PDQ) and the messages to it.
+
+Ready (sd_notify) once the port is bound, the index is open and the messages stored but not applied
+before the last stop have been applied. SIGHUP reloads the configuration (accepted facilities,
+stations, the RIS link) for the next message. On SIGTERM it stops accepting, lets the message in
+flight on each connection finish, stops the outbound delivery, then closes the index.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Sequence
+from datetime import timedelta
+
+from sqlalchemy import Engine
+
+from appliance.config import Config
+from appliance.daemons import runtime as process
+from appliance.daemons.loops import Loop
+from appliance.hl7.handlers import ApplyOrder, Policies
+from appliance.hl7.mllp import MllpServer
+from appliance.hl7.outbound import CHANNEL, RisSender, enqueue_events
+from appliance.hl7.pdq import answer_pdq
+from appliance.hl7.router import Identity, Receiver, handler_table
+from appliance.hl7.segments import PractisePolicy
+from appliance.outbox import RetryPolicy
+from appliance.outbox.courier import Courier
+from appliance.patients.identities import IdentityPolicy
+from appliance.worklist.scheduling import apply_order
+
+LOGGER = logging.getLogger(__name__)
+
+ENQUEUE_EVERY = timedelta(seconds=1)
+
+
+def build_receiver(engine: Engine, config: Config, apply: ApplyOrder = apply_order) -> Receiver:
+    receiver = Receiver(engine, {}, identity_of(config))
+    configure(receiver, config, apply)
+    return receiver
+
+
+def identity_of(config: Config) -> Identity:
+    hl7 = config.hl7
+    return Identity(hl7.application, hl7.facility, hl7.accepted_sending_facilities)
+
+
+def configure(receiver: Receiver, config: Config, apply: ApplyOrder = apply_order) -> None:
+    """Bind the message handlers to `config` (at start, and again on each reload)."""
+    policies = Policies(
+        practise=PractisePolicy(config.hl7.patient_id_authority),
+        identity=IdentityPolicy(refuse_test_ins=config.hl7.refuse_test_ins),
+        config=config,
+    )
+    identity = identity_of(config)
+    engine = receiver.engine
+    receiver.identity = identity
+    receiver.handlers = handler_table(policies, apply)
+    receiver.queries = {("QBP", "Q22"): lambda message: answer_pdq(engine, message, identity, policies.practise)}
+
+
+def start_listener(config: Config, receiver: Receiver) -> tuple[MllpServer, threading.Thread] | None:
+    address = (config.hl7.bind_address, config.hl7.port)
+    try:
+        server = MllpServer(
+            address, receiver.receive, receiver.oversize_answer, config.hl7.maximum_message_kilobytes * 1024
+        )
+    except OSError as error:
+        LOGGER.error("HL7 listener cannot listen on %s:%d: %s", address[0], address[1], error.strerror or error)
+        return None
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.2}, name="mllp", daemon=True)
+    thread.start()
+    return server, thread
+
+
+def ris_retry(runtime: process.Runtime) -> RetryPolicy:
+    ris = runtime.config.hl7.ris
+    return RetryPolicy(ris.retry_initial_seconds, ris.retry_maximum_seconds, ris.refusals_before_parking)
+
+
+def enqueue_round(runtime: process.Runtime) -> int:
+    """Workflow changes to messages for the RIS, when a RIS is configured (read at each round)."""
+    if not runtime.config.hl7.ris.enabled:
+        return 0
+    return enqueue_events(runtime.engine, runtime.config)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    runtime = process.start(argv, "The HL7 link with the RIS: MLLP listener and outbound queue.")
+    if runtime is None:
+        return 2
+    receiver = build_receiver(runtime.engine, runtime.config)
+    runtime.reloaded.append(lambda config: configure(receiver, config))
+    recovered = receiver.recover()
+    if recovered:
+        LOGGER.warning("applied %d message(s) stored before the last stop", recovered)
+    listening = start_listener(runtime.config, receiver)
+    if listening is None:
+        return 1
+    server, thread = listening
+    enqueuer = Loop("hl7-enqueue", lambda: enqueue_round(runtime), ENQUEUE_EVERY)
+    courier = Courier(
+        runtime.engine, {CHANNEL: RisSender(runtime.settings).send}, lambda _: ris_retry(runtime), "hl7-ris"
+    )
+    if not runtime.config.hl7.ris.enabled:
+        LOGGER.info("no RIS configured (hl7.ris.host): nothing is sent")
+    enqueuer.start()
+    courier.start()
+    host, port = str(server.server_address[0]), int(server.server_address[1])
+    print(f"HL7 listener listening on {host}:{port}", flush=True)
+    try:
+        return process.serve(
+            runtime,
+            lambda: process.database_answers(runtime.engine) and thread.is_alive() and courier.is_alive(),
+            f"HL7 listener on port {port}",
+        )
+    finally:
+        server.stop()
+        enqueuer.stop()
+        courier.stop()
+        runtime.engine.dispose()
+        LOGGER.info("HL7 listener stopped")
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,192 @@
+"""What every process does the same way: one `--config` / `--data` parser (daemons and the CLI),
+the configuration, logging, the index, and the main loop of a daemon (sd_notify READY, watchdog
+pings, SIGHUP reloads the configuration, SIGTERM stops).
+
+While a daemon runs it holds a shared lock on `<data>/index/daemons.lock`, so that maintenance that
+needs the index to itself (`appliance archive reindex`) can tell and refuse.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import fcntl
+import logging
+import os
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+
+from sqlalchemy import Engine, text
+
+from appliance import systemd
+from appliance.config import Config, ConfigError, Settings, development_config, load_config
+from appliance.db import create_index_engine, upgrade_schema
+
+LOGGER = logging.getLogger(__name__)
+
+CONFIG_ENVIRONMENT = "APPLIANCE_CONFIG"
+DATA_ENVIRONMENT = "APPLIANCE_DATA"
+DEFAULT_DATA = "var"
+IDLE_TICK_SECONDS = 5.0
+DAEMONS_LOCK = "daemons.lock"
+
+
+class IndexBusy(Exception):
+    """The daemons hold the index; the message says what to stop."""
+
+
+@dataclass
+class Runtime:
+    """A process's configuration (reloadable) and its index."""
+
+    settings: Settings
+    engine: Engine
+    reloaded: list[Callable[[Config], None]] = field(default_factory=list)
+
+    @property
+    def config(self) -> Config:
+        return self.settings.current
+
+
+def add_location_options(parser: argparse.ArgumentParser) -> None:
+    """`--config FILE` (the box) or `--data FOLDER` (development defaults), for daemons and CLI alike."""
+    parser.add_argument(
+        "--config",
+        type=Path,
+        default=os.environ.get(CONFIG_ENVIRONMENT) or None,
+        help=f"configuration file (default: ${CONFIG_ENVIRONMENT}, else the development defaults)",
+    )
+    parser.add_argument(
+        "--data",
+        type=Path,
+        default=Path(os.environ.get(DATA_ENVIRONMENT) or DEFAULT_DATA),
+        help=f"data folder of the development defaults (default: ${DATA_ENVIRONMENT}, else ./{DEFAULT_DATA});"
+        " ignored with --config",
+    )
+
+
+def loader(arguments: argparse.Namespace) -> Callable[[], Config]:
+    """How to (re)read the configuration: the file named by --config, else the development defaults."""
+    if arguments.config:
+        path: Path = arguments.config
+        return lambda: load_config(path)
+    data: Path = arguments.data.absolute()
+    return lambda: development_config(data)
+
+
+def setup_logging(level: str) -> None:
+    logging.basicConfig(
+        stream=sys.stderr,
+        level=getattr(logging, level),
+        format="%(levelname)s %(name)s: %(message)s"
+        if os.environ.get("JOURNAL_STREAM")
+        else "%(asctime)s %(levelname)s %(name)s: %(message)s",
+        force=True,
+    )
+    logging.getLogger("pynetdicom").setLevel(logging.WARNING)
+
+
+def open_index(config: Config) -> Engine:
+    """The index engine, its schema brought up to date (several processes take turns)."""
+    engine = create_index_engine(config.database_url)
+    upgrade_schema(engine, config.storage.index_directory)
+    return engine
+
+
+def start(argv: Sequence[str] | None, description: str) -> Runtime | None:
+    """Read arguments and configuration, set up logging, open and migrate the index.
+
+    Returns None (after printing why) when the configuration is unusable.
+    """
+    parser = argparse.ArgumentParser(description=description)
+    add_location_options(parser)
+    arguments = parser.parse_args(argv)
+    try:
+        settings = Settings(loader(arguments))
+    except ConfigError as error:
+        print(error, file=sys.stderr)
+        return None
+    config = settings.current
+    setup_logging(config.logging_level)
+    if config.is_development:
+        LOGGER.warning(
+            "development mode: any AE title from 127.0.0.1 is accepted; data in %s", config.storage.data_directory
+        )
+    return Runtime(settings, open_index(config))
+
+
+@contextlib.contextmanager
+def daemon_lock(config: Config) -> Iterator[None]:
+    """Held (shared) while a daemon runs: `index_to_myself` then knows the daemons are up."""
+    config.storage.index_directory.mkdir(parents=True, exist_ok=True)
+    with open(config.storage.index_directory / DAEMONS_LOCK, "a") as lock_file:
+        fcntl.flock(lock_file, fcntl.LOCK_SH)
+        yield
+
+
+@contextlib.contextmanager
+def index_to_myself(config: Config) -> Iterator[None]:
+    """Hold the daemons' lock exclusively; raises IndexBusy while a daemon runs on this data folder."""
+    config.storage.index_directory.mkdir(parents=True, exist_ok=True)
+    lock_file: IO[str]
+    with open(config.storage.index_directory / DAEMONS_LOCK, "a") as lock_file:
+        try:
+            fcntl.flock(lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise IndexBusy(
+                f"the appliance's daemons are using {config.storage.data_directory}: stop them first "
+                "(systemctl stop 'appliance-*', or Ctrl-C on make run)"
+            ) from None
+        yield
+
+
+def serve(runtime: Runtime, healthy: Callable[[], bool], status: str) -> int:
+    """Tell systemd we are ready, ping its watchdog while `healthy()`, reload on SIGHUP, return on
+    SIGTERM/SIGINT."""
+    signals = systemd.Signals()
+    signals.install()
+    systemd.notify(f"READY=1\nSTATUS={status}")
+    interval = systemd.watchdog_interval() or IDLE_TICK_SECONDS
+    with daemon_lock(runtime.config):
+        while True:
+            signals.wait(interval)
+            if signals.stopping:
+                break
+            if signals.take_reload():
+                reload(runtime)
+            if healthy():
+                systemd.notify("WATCHDOG=1")
+            else:
+                LOGGER.error("health check failed; not pinging the watchdog")
+    systemd.notify("STOPPING=1")
+    LOGGER.info("stopping on signal %s", signals.received)
+    return 0
+
+
+def reload(runtime: Runtime) -> None:
+    """Put the configuration file's current content in force (SIGHUP); keep the old one if invalid."""
+    systemd.notify("RELOADING=1")
+    try:
+        ignored = runtime.settings.reload()
+    except ConfigError as error:
+        LOGGER.error("configuration not reloaded, the one in force stays:\n%s", error)
+    else:
+        for listener in runtime.reloaded:
+            listener(runtime.config)
+        LOGGER.info("configuration reloaded from %s", runtime.config.source)
+        if ignored:
+            LOGGER.warning("changed, but applied only at the next restart: %s", ", ".join(ignored))
+    systemd.notify("READY=1")
+
+
+def database_answers(engine: Engine) -> bool:
+    try:
+        with engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+    except Exception:  # health check: any failure means unhealthy
+        LOGGER.exception("the index does not answer")
+        return False
+    return True

@@ -1,0 +1,48 @@
+"""`appliance-worklist`: the Modality Worklist SCP on its own port and AE title (W1), a daemon of
+its own so that the worklist stays up while the archive restarts. SIGHUP reloads the profiles,
+stations and peers without dropping the associations in flight."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+from pynetdicom import AE
+
+from appliance.daemons import runtime as process
+from appliance.daemons.dicom_server import start_dicom_server
+from appliance.dicom.contexts import QUERY_TRANSFER_SYNTAXES, VERIFICATION
+from appliance.dicom.peers import AccessPolicy
+from appliance.dicom.worklist_scp import MODALITY_WORKLIST_FIND, WorklistService
+
+LOGGER = logging.getLogger(__name__)
+
+
+def add_worklist_contexts(ae: AE) -> None:
+    ae.add_supported_context(VERIFICATION, QUERY_TRANSFER_SYNTAXES)
+    ae.add_supported_context(MODALITY_WORKLIST_FIND, QUERY_TRANSFER_SYNTAXES)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    runtime = process.start(argv, "The Modality Worklist SCP.")
+    if runtime is None:
+        return 2
+    worklist = runtime.config.worklist
+    service = WorklistService(runtime.settings, runtime.engine, AccessPolicy(runtime.settings, "worklist"))
+    name = f"worklist {worklist.ae_title}"
+    address = (worklist.bind_address, worklist.port)
+    server = start_dicom_server(runtime, name, worklist.ae_title, add_worklist_contexts, service.handlers(), address)
+    if server is None:
+        return 1
+    try:
+        return process.serve(
+            runtime, lambda: process.database_answers(runtime.engine), f"{server.name} on port {server.port}"
+        )
+    finally:
+        server.stop()
+        runtime.engine.dispose()
+        LOGGER.info("%s stopped", server.name)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,42 @@
+"""Every table of the index, declared on one MetaData (`metadata`), one module per concern.
+
+Tables live here, below the domain packages, so that the domain is a one-way chain (patients <-
+archive <- worklist) that never imports another package's tables from above. A schema change is a
+change here plus a migration in `db/migrations/versions/`; `tests/unit/test_architecture.py` fails
+when the two differ.
+"""
+
+from appliance.db.schema.archive import (
+    commitment_request,
+    instance,
+    instance_header,
+    quarantined_duplicate,
+    series,
+    study,
+)
+from appliance.db.schema.base import metadata
+from appliance.db.schema.changes import change, change_cursor
+from appliance.db.schema.hl7 import hl7_inbox
+from appliance.db.schema.outbox import outbox
+from appliance.db.schema.patients import identity_change, patient, patient_identifier, patient_identity
+from appliance.db.schema.worklist import performed_step, scheduled_step
+
+__all__ = [
+    "change",
+    "change_cursor",
+    "commitment_request",
+    "hl7_inbox",
+    "identity_change",
+    "instance",
+    "instance_header",
+    "metadata",
+    "outbox",
+    "patient",
+    "patient_identifier",
+    "patient_identity",
+    "performed_step",
+    "quarantined_duplicate",
+    "scheduled_step",
+    "series",
+    "study",
+]

@@ -1,0 +1,236 @@
+"""Everything the appliance changes in pynetdicom, in one place, each change with its reason and
+what it gained when measured (2-core VM, loopback; `tests/bench/bench_patches.py` measures them
+again, one at a time, and prints the figures).
+
+Process-wide, applied once by `apply()`:
+- `no_delay`: TCP_NODELAY on every DICOM socket (EVT_CONN_OPEN handlers below). Without it every
+  DIMSE round trip waits for a delayed ACK (~40 ms): a 600-image C-GET takes 17 s instead of 3 s.
+- `shared_contexts`: the acceptor's presentation contexts are only read during negotiation, yet
+  pynetdicom deep-copies the whole list (every storage SOP class) for every association: 30-50 ms
+  per association. We hand it a shallow copy.
+- `quiet_identifiers`: logging every C-FIND identifier costs 12 % on large answers and would put
+  patient data in the general log: off (a documented `_config` switch).
+- `streamed_files`: files are streamed from disk on retrieve when their transfer syntax was accepted
+  (`STORE_SEND_CHUNKED_DATASET`, a documented switch): no decode, no re-encode.
+- `fast_polling`: pynetdicom's association and DUL threads poll every 1 ms, so each image waits up to
+  twice that for nothing. While at most two associations are open they poll every 0.2 ms
+  (`PollingClock`); more threads polling that fast would burn both cores.
+- `command_writer`: DIMSE command sets (group 0000, a dozen simple elements) are encoded by a small
+  dedicated writer instead of pydicom's generic one, twice per message.
+- `identifier_writer`: C-FIND and worklist identifiers are written by `encoding.encode_identifier`
+  (byte-identical to pydicom's, tested) instead of pydicom's writer (~1 ms per answer).
+Per association (installed by the services' EVT_CONN_OPEN / EVT_ESTABLISHED handlers):
+- `serialise_reactor` (correctness): a requestor's reactor thread can take the C-STORE-RSP meant for
+  `send_c_store` (pynetdicom 3.0: the reactor checks its pause flag before the sender clears it),
+  stalling a C-MOVE sub-association for the DIMSE timeout. One lock closes the window.
+- `throttled_retrieve_responses`: C-GET/C-MOVE Pending responses at most every 0.2 s (they are
+  optional, PS3.4 C.4.2.3, C.4.3.3; one per image doubles the messages of a retrieve), and a C-MOVE
+  whose known destination refused the association answers A702 (unable to perform sub-operations)
+  instead of pynetdicom's A801 (destination unknown), with the address in the log.
+
+The internal patches are applied only to the pynetdicom versions they were written and measured
+against (`PATCHED_VERSIONS`): on another version the internals may have changed, so only the
+documented switches are applied and a warning says so. `tests/unit/dicom/test_pynetdicom_patches.py`
+is the canary: it fails when the source of a patched internal changes, so that an upgrade re-checks
+every patch here.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import struct
+import threading
+import time
+from typing import Any
+
+import pydicom.config
+import pynetdicom
+from pydicom.dataset import Dataset
+from pydicom.multival import MultiValue
+from pynetdicom import _config, association, dimse_messages, dul, evt, service_class, transport
+from pynetdicom.dimse_primitives import C_GET, C_MOVE
+from pynetdicom.events import Event
+
+from appliance.dicom import encoding
+
+LOGGER = logging.getLogger(__name__)
+
+PATCHED_VERSIONS = ("3.0.",)
+PENDING = 0xFF00
+MOVE_DESTINATION_UNKNOWN = 0xA801  # PS3.4 C.4.2.1.5
+UNABLE_TO_PERFORM_SUBOPERATIONS = 0xA702  # PS3.4 C.4.2.1.5 refused: out of resources
+PENDING_INTERVAL_SECONDS = 0.2
+MOVE_DESTINATION_ATTRIBUTE = "appliance_move_destination"
+_applied = False
+FAST_POLL_SECONDS = 0.0002
+FAST_POLL_MAXIMUM_ASSOCIATIONS = 2
+SLOW_POLL_SECONDS = 0.001
+
+
+class PollingClock:
+    """Stands in for the `time` module inside pynetdicom's association and DUL modules."""
+
+    def __init__(self) -> None:
+        self.open_connections = 0
+        self.lock = threading.Lock()
+
+    def sleep(self, seconds: float) -> None:
+        if seconds <= SLOW_POLL_SECONDS and self.open_connections <= FAST_POLL_MAXIMUM_ASSOCIATIONS:
+            seconds = min(seconds, FAST_POLL_SECONDS)
+        time.sleep(seconds)
+
+    def opened(self, _event: Event) -> None:
+        with self.lock:
+            self.open_connections += 1
+
+    def closed(self, _event: Event) -> None:
+        with self.lock:
+            self.open_connections -= 1
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(time, name)
+
+
+CLOCK = PollingClock()
+
+
+def apply() -> bool:
+    """Set the process-wide options, and patch pynetdicom's internals when its version is one the
+    patches were written for; return whether the internals were patched (idempotent)."""
+    global _applied
+    _config.LOG_REQUEST_IDENTIFIERS = False  # quiet_identifiers
+    _config.LOG_RESPONSE_IDENTIFIERS = False
+    _config.LOG_HANDLER_LEVEL = "none"
+    _config.STORE_SEND_CHUNKED_DATASET = True  # streamed_files
+    pydicom.config.settings.reading_validation_mode = pydicom.config.IGNORE
+    pydicom.config.settings.writing_validation_mode = pydicom.config.IGNORE
+    if _applied:
+        return True
+    if not supported_version(pynetdicom.__version__):
+        LOGGER.warning("pynetdicom %s: internal patches not applied (written for %s)", pynetdicom.__version__,
+                       ", ".join(PATCHED_VERSIONS))  # fmt: skip
+        return False
+    transport.deepcopy = share_contexts  # type: ignore[assignment,attr-defined]  # shared_contexts
+    association.time = CLOCK  # type: ignore[assignment,attr-defined]  # fast_polling
+    dul.time = CLOCK  # type: ignore[assignment,attr-defined]
+    dimse_messages.encode = encode_command_set  # type: ignore[assignment,attr-defined]  # command_writer
+    service_class.encode = encoding.encode_identifier  # type: ignore[assignment,attr-defined]  # identifier_writer
+    _applied = True
+    return True
+
+
+def supported_version(version: str) -> bool:
+    return version.startswith(PATCHED_VERSIONS)
+
+
+def share_contexts(contexts: list[Any]) -> list[Any]:
+    """Stands in for pynetdicom's per-association deepcopy of the acceptor's contexts."""
+    return list(contexts)
+
+
+def set_no_delay(event: Event) -> None:
+    """EVT_CONN_OPEN handler: turn off Nagle's algorithm on the association's socket."""
+    association_socket = event.assoc.dul.socket
+    if association_socket is not None and association_socket.socket is not None:
+        association_socket.socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+
+def serialise_reactor(event: Event) -> None:
+    """EVT_CONN_OPEN handler for associations we request (C-MOVE sub-associations).
+
+    The reactor polls DIMSE without blocking; a sender clears the reactor checkpoint and then
+    sends. Holding one lock around the reactor's poll, and taking it once before each send, means
+    that after a send starts the reactor can no longer take a message off the queue.
+    """
+    association = event.assoc
+    dimse = association.dimse
+    lock = threading.RLock()
+    checkpoint = association._reactor_checkpoint
+    original_get = dimse.get_msg
+    original_send = dimse.send_msg
+
+    def get_msg(block: bool = False) -> Any:
+        if block:
+            return original_get(block=True)
+        with lock:
+            if not checkpoint.is_set():
+                return None, None
+            return original_get(block=False)
+
+    def send_msg(primitive: Any, context_id: int) -> None:
+        with lock:
+            pass
+        original_send(primitive, context_id)
+
+    dimse.get_msg = get_msg  # type: ignore[method-assign]
+    dimse.send_msg = send_msg  # type: ignore[method-assign]
+
+
+PYDICOM_ENCODE = dimse_messages.encode  # type: ignore[attr-defined]
+TEXT_PADDING = {"UI": b"\0", "AE": b" ", "SH": b" ", "LO": b" ", "CS": b" "}
+
+
+def encode_command_set(
+    dataset: Dataset, is_implicit_vr: bool, is_little_endian: bool, deflated: bool = False
+) -> bytes | None:
+    """Encode a DIMSE command set (PS3.7 E.1: group 0000, implicit VR little endian)."""
+    if not (is_implicit_vr and is_little_endian) or deflated:
+        return PYDICOM_ENCODE(dataset, is_implicit_vr, is_little_endian, deflated)
+    parts = []
+    for element in dataset:
+        value = command_value(element.tag, element.VR, element.value)
+        if value is None:
+            return PYDICOM_ENCODE(dataset, is_implicit_vr, is_little_endian, deflated)
+        parts.append(struct.pack("<HHI", element.tag.group, element.tag.element, len(value)) + value)
+    return b"".join(parts)
+
+
+def command_value(tag: Any, vr: str, value: Any) -> bytes | None:
+    """The encoded value of one command element, or None when pydicom must handle it."""
+    if tag.group != 0 or isinstance(value, (MultiValue, list, tuple)):
+        return None
+    if value is None or value == "":
+        return b""
+    if vr == "US":
+        return struct.pack("<H", value)
+    if vr == "UL":
+        return struct.pack("<I", value)
+    if vr in TEXT_PADDING and isinstance(value, str) and value.isascii():
+        encoded = value.encode("ascii")
+        return encoded + TEXT_PADDING[vr] if len(encoded) % 2 else encoded
+    return None
+
+
+def throttled_retrieve_responses(event: Event) -> None:
+    """EVT_ESTABLISHED handler: filter the C-GET / C-MOVE responses of one association (see above)."""
+    association = event.assoc
+    original: Any = association.dimse.send_msg
+    last_sent = [0.0]
+
+    def send_msg(primitive: Any, context_id: int) -> None:
+        if isinstance(primitive, (C_GET, C_MOVE)) and primitive.Status == PENDING:
+            now = time.monotonic()
+            if now - last_sent[0] < PENDING_INTERVAL_SECONDS:
+                return
+            last_sent[0] = now
+        destination = getattr(association, MOVE_DESTINATION_ATTRIBUTE, "")
+        if isinstance(primitive, C_MOVE) and primitive.Status == MOVE_DESTINATION_UNKNOWN and destination:
+            LOGGER.error("C-MOVE: destination %s refused the association or did not answer: A702", destination)
+            primitive.Status = UNABLE_TO_PERFORM_SUBOPERATIONS
+        original(primitive, context_id)
+
+    association.dimse.send_msg = send_msg  # type: ignore[method-assign]
+
+
+def note_move_destination(association: Any, destination: str) -> None:
+    """Tell `throttled_retrieve_responses` that the C-MOVE destination is a configured peer."""
+    setattr(association, MOVE_DESTINATION_ATTRIBUTE, destination)
+
+
+CONNECTION_HANDLERS = [
+    (evt.EVT_CONN_OPEN, set_no_delay),
+    (evt.EVT_CONN_OPEN, CLOCK.opened),
+    (evt.EVT_CONN_CLOSE, CLOCK.closed),
+]
+REQUESTOR_HANDLERS = [*CONNECTION_HANDLERS, (evt.EVT_CONN_OPEN, serialise_reactor)]

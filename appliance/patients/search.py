@@ -1,0 +1,86 @@
+"""Finding patients by identifier and demographics (IHE PDQ, later the console): merged-away patients
+are never returned, and an INS only for a qualified identity (`national.is_qualified`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Engine, Select, select
+
+from appliance.db.schema import patient, patient_identifier, patient_identity
+from appliance.patients.names import fold, person_name_key
+from appliance.patients.national import INS_TYPE, is_qualified
+
+
+@dataclass(frozen=True)
+class Criteria:
+    """What to look for ('' = anything); a trailing `*` on a name asks for a prefix."""
+
+    identifier: str = ""
+    authority: str = ""
+    family: str = ""
+    given: str = ""
+    birth_date: str = ""
+    sex: str = ""
+
+
+@dataclass(frozen=True)
+class FoundPatient:
+    """One patient: the index's values and French identity traits (column name to value), and the
+    identifiers that may be given out."""
+
+    values: dict[str, Any]
+    identifiers: list[dict[str, Any]] = field(default_factory=list)
+
+
+def find_patients(engine: Engine, criteria: Criteria, limit: int) -> list[FoundPatient]:
+    with engine.connect() as connection:
+        rows = [dict(row._mapping) for row in connection.execute(patient_query(criteria).limit(limit))]
+        found = []
+        for row in rows:
+            identifiers = connection.execute(
+                select(patient_identifier)
+                .where(patient_identifier.c.patient_pk == row["id"])
+                .order_by(patient_identifier.c.id)
+            )
+            given_out = [dict(item._mapping) for item in identifiers if may_give_out(dict(item._mapping), row)]
+            found.append(FoundPatient(row, given_out))
+    return found
+
+
+def may_give_out(identifier: dict[str, Any], row: dict[str, Any]) -> bool:
+    return identifier["type_code"] != INS_TYPE or is_qualified(str(row.get("identity_status") or ""))
+
+
+def patient_query(criteria: Criteria) -> Select[tuple[object, ...]]:
+    query = (
+        select(patient, patient_identity)
+        .join(patient_identity, patient_identity.c.patient_pk == patient.c.id, isouter=True)
+        .where(patient_identity.c.merged_into.is_(None))
+        .order_by(patient.c.id)
+    )
+    if criteria.identifier:
+        query = query.where(patient.c.patient_id == criteria.identifier)
+    if criteria.authority:
+        query = query.where(patient.c.issuer_of_patient_id == criteria.authority)
+    if criteria.family or criteria.given:
+        query = query.where(*name_conditions(criteria))
+    if criteria.birth_date:
+        query = query.where(patient.c.patient_birth_date == criteria.birth_date[:8])
+    if criteria.sex:
+        query = query.where(patient.c.patient_sex == criteria.sex)
+    return query
+
+
+def name_conditions(criteria: Criteria) -> list[Any]:
+    family, given = criteria.family.rstrip("*"), criteria.given.rstrip("*")
+    if given:
+        return [
+            patient.c.patient_name_key.like(f"{fold(family)}^%"),
+            patient.c.patient_name_key.like(f"%^{fold(given)}%"),
+        ]
+    key = person_name_key(family)
+    if criteria.family.endswith("*"):
+        return [patient.c.patient_name_key.like(f"{key}%")]
+    return [(patient.c.patient_name_key == key) | patient.c.patient_name_key.like(f"{key}^%")]

@@ -1,0 +1,194 @@
+"""What each modality receives from the worklist (W2): the answer to one Modality Worklist query,
+shaped by the modality's profile (which attributes, name format, lengths, character set, date window,
+station filter). The DICOM edge sends these datasets as they are; `appliance worklist preview` prints
+them, so what the preview shows is exactly what the modality gets.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+from pydicom.dataset import Dataset
+from pydicom.sequence import Sequence
+from sqlalchemy import Engine
+
+from appliance.archive.datasets import dataset_from
+from appliance.config.loader import WorklistConfig, WorklistProfile
+from appliance.patients.names import transliterate
+from appliance.worklist.search import WorklistQuery, find_items
+
+# Return keys of type 1 or 2 (PS3.4 Table K.6-1): always answered when asked, whatever the profile.
+REQUIRED_KEYS = {
+    "ScheduledProcedureStepSequence", "ScheduledStationAETitle", "ScheduledProcedureStepStartDate",
+    "ScheduledProcedureStepStartTime", "Modality", "ScheduledPerformingPhysicianName",
+    "ScheduledProcedureStepDescription", "ScheduledProcedureStepID", "ScheduledProtocolCodeSequence",
+    "RequestedProcedureID", "RequestedProcedureDescription", "RequestedProcedureCodeSequence",
+    "StudyInstanceUID", "ReferencedStudySequence", "AccessionNumber", "ReferringPhysicianName",
+    "RequestingPhysician", "PatientName", "PatientID", "PatientBirthDate", "PatientSex",
+    "ScheduledProcedureStepStatus",
+}  # fmt: skip
+
+
+# The step's status (worklist domain) as Scheduled Procedure Step Status (0040,0020) says it.
+STEP_STATUS = {"SCHEDULED": "SCHEDULED", "IN PROGRESS": "STARTED"}
+
+
+def query_of(identifier: Dataset) -> WorklistQuery:
+    """The matching keys of an MWL identifier (the first Scheduled Procedure Step item holds some)."""
+    step = Dataset()
+    sequence = identifier.get("ScheduledProcedureStepSequence")
+    if sequence:
+        step = sequence[0]
+    return WorklistQuery(
+        station_ae_title=text(step, "ScheduledStationAETitle"),
+        modality=text(step, "Modality"),
+        start_date=text(step, "ScheduledProcedureStepStartDate"),
+        start_time=text(step, "ScheduledProcedureStepStartTime"),
+        station_name=text(step, "ScheduledStationName"),
+        performing_physician_name=text(step, "ScheduledPerformingPhysicianName"),
+        step_id=text(step, "ScheduledProcedureStepID"),
+        patient_name=text(identifier, "PatientName"),
+        patient_id=text(identifier, "PatientID"),
+        accession_number=text(identifier, "AccessionNumber"),
+        requested_procedure_id=text(identifier, "RequestedProcedureID"),
+        study_instance_uid=text(identifier, "StudyInstanceUID"),
+    )
+
+
+def text(dataset: Dataset, keyword: str) -> str:
+    value = dataset.get(keyword)
+    if value is None:
+        return ""
+    if isinstance(value, (list, tuple)) or type(value).__name__ == "MultiValue":
+        return "\\".join(str(part) for part in value)
+    return str(value)
+
+
+def full_item(item: dict[str, Any]) -> dict[str, Any]:
+    """Every attribute the archive knows about one scheduled step: keyword to value, sequences as
+    lists of such dictionaries (Datasets are built only for what the modality asked)."""
+    code = code_item(item)
+    step = {
+        "ScheduledStationAETitle": item["scheduled_station_ae_title"],
+        "ScheduledStationName": item["scheduled_station_name"],
+        "ScheduledProcedureStepStartDate": item["scheduled_start_date"],
+        "ScheduledProcedureStepStartTime": item["scheduled_start_time"],
+        "Modality": item["modality"],
+        "ScheduledPerformingPhysicianName": item["scheduled_performing_physician_name"],
+        "ScheduledProcedureStepDescription": item["scheduled_procedure_step_description"],
+        "ScheduledProcedureStepID": item["scheduled_procedure_step_id"],
+        "ScheduledProcedureStepStatus": STEP_STATUS.get(item["status"], "SCHEDULED"),
+        "ScheduledProtocolCodeSequence": code,
+    }
+    return {
+        "ScheduledProcedureStepSequence": [step],
+        "RequestedProcedureID": item["requested_procedure_id"],
+        "RequestedProcedureDescription": item["requested_procedure_description"],
+        "RequestedProcedureCodeSequence": code,
+        "RequestedProcedurePriority": item["priority"],
+        "StudyInstanceUID": item["study_instance_uid"],
+        "ReferencedStudySequence": [],
+        "AccessionNumber": item["accession_number"],
+        "ReferringPhysicianName": item["referring_physician_name"],
+        "RequestingPhysician": item["requesting_physician_name"],
+        "ReasonForTheRequestedProcedure": item["reason"],
+        "PatientName": item["patient_name"],
+        "PatientID": item["patient_id"],
+        "IssuerOfPatientID": item["issuer_of_patient_id"],
+        "PatientBirthDate": item["patient_birth_date"],
+        "PatientSex": item["patient_sex"],
+        "OtherPatientIDsSequence": item["other_patient_ids"],
+    }
+
+
+def code_item(item: dict[str, Any]) -> list[dict[str, Any]]:
+    if not item["procedure_code_value"]:
+        return []
+    return [
+        {
+            "CodeValue": item["procedure_code_value"],
+            "CodingSchemeDesignator": item["procedure_code_scheme"] or "L",
+            "CodeMeaning": item["procedure_code_meaning"],
+        }
+    ]
+
+
+def mirrored(request: Dataset, known: dict[str, Any], allowed: set[str] | None) -> Dataset:
+    """The answer has exactly the requested attributes (PS3.4 C.2.2.1), valued where known; an
+    empty sequence in the request asks for whole items (C.2.2.2.6)."""
+    response = Dataset()
+    for element in request:
+        keyword = element.keyword
+        if keyword == "SpecificCharacterSet" or (allowed is not None and keyword not in allowed):
+            continue
+        value = known.get(keyword)
+        if element.VR != "SQ":
+            response.add_new(element.tag, element.VR, value if value is not None else None)
+        elif not value:
+            response.add_new(element.tag, "SQ", Sequence())
+        elif element.value:
+            response.add_new(element.tag, "SQ", Sequence([mirrored(element.value[0], item, allowed) for item in value]))
+        else:
+            response.add_new(element.tag, "SQ", Sequence([dataset_from(item) for item in value]))
+    return response
+
+
+def adapted(response: Dataset, profile: WorklistProfile) -> Dataset:
+    """Apply the modality's profile: lengths of ID and name, and the character set."""
+    if response.get("PatientID"):
+        response.PatientID = str(response.PatientID)[: profile.patient_id_max_length]
+    if response.get("PatientName"):
+        response.PatientName = shortened_name(str(response.PatientName), profile.patient_name_max_length)
+    if profile.character_set != "ISO_IR 192":
+        transliterated(response, keep_latin1=profile.character_set == "ISO_IR 100")
+    response.SpecificCharacterSet = "" if profile.character_set == "ASCII" else profile.character_set
+    return response
+
+
+def shortened_name(name: str, limit: int) -> str:
+    """A PN value cut to `limit` characters, dropping whole trailing components first."""
+    components = name.split("^")
+    while len("^".join(components)) > limit and len(components) > 1:
+        components.pop()
+    return "^".join(components)[:limit]
+
+
+def transliterated(dataset: Dataset, keep_latin1: bool) -> None:
+    for element in dataset:
+        if element.VR == "SQ":
+            for item in element.value:
+                transliterated(item, keep_latin1)
+        elif element.VR in ("PN", "LO", "SH", "ST", "LT", "UT") and element.value:
+            element.value = transliterate(str(element.value), keep_latin1)
+
+
+def answers(
+    engine: Engine, config: WorklistConfig, request: Dataset, calling_ae_title: str, today: date
+) -> list[Dataset]:
+    """What the modality calling as `calling_ae_title` receives for `request` (also the preview)."""
+    profile = config.profile_for(calling_ae_title)
+    items = find_items(engine, query_of(request), profile, calling_ae_title, today)
+    allowed = (REQUIRED_KEYS | set(profile.return_keys)) if profile.return_keys else None
+    return [adapted(mirrored(request, full_item(item), allowed), profile) for item in items]
+
+
+def typical_query(modality: str = "") -> Dataset:
+    """A worklist query as most modalities send it: every usual key, no date, no station."""
+    step = Dataset()
+    for keyword in ("ScheduledStationAETitle", "ScheduledProcedureStepStartDate", "ScheduledProcedureStepStartTime",
+                    "ScheduledPerformingPhysicianName", "ScheduledProcedureStepDescription",
+                    "ScheduledProcedureStepID", "ScheduledStationName"):  # fmt: skip
+        setattr(step, keyword, "")
+    step.Modality = modality
+    step.ScheduledProtocolCodeSequence = Sequence()
+    query = Dataset()
+    query.SpecificCharacterSet = "ISO_IR 192"
+    query.ScheduledProcedureStepSequence = Sequence([step])
+    for keyword in ("PatientName", "PatientID", "PatientBirthDate", "PatientSex", "AccessionNumber",
+                    "RequestedProcedureID", "RequestedProcedureDescription", "StudyInstanceUID",
+                    "ReferringPhysicianName", "RequestingPhysician", "IssuerOfPatientID"):  # fmt: skip
+        setattr(query, keyword, "")
+    query.RequestedProcedureCodeSequence = Sequence()
+    query.OtherPatientIDsSequence = Sequence()
+    return query
