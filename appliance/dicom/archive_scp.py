@@ -33,6 +33,7 @@ from appliance.dicom.pynetdicom_patches import (
     CONNECTION_HANDLERS,
     REQUESTOR_HANDLERS,
     note_move_destination,
+    refuse_retrieve,
     throttled_retrieve_responses,
 )
 from appliance.dicom.retrieve import StoredReference, install_sender, proposed_contexts, retrieve_contexts
@@ -150,11 +151,13 @@ class ArchiveServices:
     def on_get(self, event: Event) -> Iterator[Any]:
         if not self.policy.may(event.assoc, "retrieve"):
             LOGGER.warning("C-GET from %s refused: no retrieve right", caller(event))
-            yield statuses.NOT_AUTHORIZED, None
+            refuse_retrieve(event.assoc, statuses.NOT_AUTHORIZED)
+            yield 0
             return
         found = self.plan_of(event, GET_MODELS)
         if found is None:
-            yield statuses.DATASET_DOES_NOT_MATCH, None
+            refuse_retrieve(event.assoc, statuses.IDENTIFIER_DOES_NOT_MATCH)
+            yield 0
             return
         LOGGER.info("C-GET from %s: %d instance(s)", caller(event), len(found.items))
         yield len(found.items)
@@ -163,7 +166,8 @@ class ArchiveServices:
     def on_move(self, event: Event) -> Iterator[Any]:
         if not self.policy.may(event.assoc, "retrieve"):
             LOGGER.warning("C-MOVE from %s refused: no retrieve right", caller(event))
-            yield statuses.NOT_AUTHORIZED, None
+            refuse_retrieve(event.assoc, statuses.NOT_AUTHORIZED)
+            yield None, None
             return
         destination = self.settings.current.peer(str(event.move_destination).strip())
         if destination is None:
@@ -174,8 +178,8 @@ class ArchiveServices:
             return
         found = self.plan_of(event, MOVE_MODELS)
         if found is None:
-            yield destination.host, destination.port
-            yield statuses.DATASET_DOES_NOT_MATCH, None
+            refuse_retrieve(event.assoc, statuses.IDENTIFIER_DOES_NOT_MATCH)
+            yield None, None
             return
         options = {
             "contexts": proposed_contexts(found),

@@ -62,6 +62,13 @@ MOVE_DESTINATION_UNKNOWN = 0xA801  # PS3.4 C.4.2.1.5
 UNABLE_TO_PERFORM_SUBOPERATIONS = 0xA702  # PS3.4 C.4.2.1.5 refused: out of resources
 PENDING_INTERVAL_SECONDS = 0.2
 MOVE_DESTINATION_ATTRIBUTE = "appliance_move_destination"
+REFUSAL_ATTRIBUTE = "appliance_retrieve_refusal"
+SUBOPERATION_COUNTERS = (
+    "NumberOfRemainingSuboperations",
+    "NumberOfCompletedSuboperations",
+    "NumberOfFailedSuboperations",
+    "NumberOfWarningSuboperations",
+)
 _applied = False
 FAST_POLL_SECONDS = 0.0002
 FAST_POLL_MAXIMUM_ASSOCIATIONS = 2
@@ -214,13 +221,35 @@ def throttled_retrieve_responses(event: Event) -> None:
             if now - last_sent[0] < PENDING_INTERVAL_SECONDS:
                 return
             last_sent[0] = now
-        destination = getattr(association, MOVE_DESTINATION_ATTRIBUTE, "")
-        if isinstance(primitive, C_MOVE) and primitive.Status == MOVE_DESTINATION_UNKNOWN and destination:
-            LOGGER.error("C-MOVE: destination %s refused the association or did not answer: A702", destination)
-            primitive.Status = UNABLE_TO_PERFORM_SUBOPERATIONS
+        if isinstance(primitive, (C_GET, C_MOVE)) and primitive.Status != PENDING:
+            final_response(association, primitive)
         original(primitive, context_id)
 
     association.dimse.send_msg = send_msg  # type: ignore[method-assign]
+
+
+def final_response(association: Any, primitive: C_GET | C_MOVE) -> None:
+    """The final C-GET / C-MOVE response: a refusal the handler decided, or A702 for a destination
+    that did not accept the association."""
+    refusal = getattr(association, REFUSAL_ATTRIBUTE, None)
+    destination = getattr(association, MOVE_DESTINATION_ATTRIBUTE, "")
+    setattr(association, REFUSAL_ATTRIBUTE, None)  # both notes hold for one request only
+    setattr(association, MOVE_DESTINATION_ATTRIBUTE, "")
+    if refusal is not None:
+        primitive.Status = refusal
+        for counter in SUBOPERATION_COUNTERS:
+            setattr(primitive, counter, None)
+    elif isinstance(primitive, C_MOVE) and primitive.Status == MOVE_DESTINATION_UNKNOWN and destination:
+        LOGGER.error("C-MOVE: destination %s refused the association or did not answer: A702", destination)
+        primitive.Status = UNABLE_TO_PERFORM_SUBOPERATIONS
+
+
+def refuse_retrieve(association: Any, status: int) -> None:
+    """Make the final response of the C-GET / C-MOVE in progress carry `status`: pynetdicom's
+    handler protocol has no refusal before the sub-operation count (C-GET) or the destination
+    (C-MOVE); the handler then yields 0 sub-operations, or no destination, and this status replaces
+    pynetdicom's answer to that."""
+    setattr(association, REFUSAL_ATTRIBUTE, status)
 
 
 def note_move_destination(association: Any, destination: str) -> None:

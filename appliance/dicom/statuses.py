@@ -7,6 +7,7 @@ NOT_AUTHORIZED = 0x0124  # PS3.7 C.5.x Refused: Not Authorized
 OUT_OF_RESOURCES = 0xA700  # PS3.4 B.2.3 (storage) and C.4.1.1.4 (find): refused, out of resources
 MOVE_DESTINATION_UNKNOWN = 0xA801  # PS3.4 C.4.2.1.5
 DATASET_DOES_NOT_MATCH = 0xA900  # PS3.4 B.2.3 data set does not match SOP class (also C.4.1.1.4 identifier)
+IDENTIFIER_DOES_NOT_MATCH = 0xA900  # PS3.4 C.4.2.1.5 / C.4.3.1.4 identifier does not match SOP class
 CANNOT_UNDERSTAND = 0xC000  # PS3.4 B.2.3 error: cannot understand
 UNABLE_TO_PROCESS = 0xC001  # PS3.4 C.4.1.1.4 unable to process
 PROCESSING_FAILURE = 0x0110  # PS3.7 C.4.2 processing failure

@@ -107,12 +107,13 @@ def test_garbage_on_the_port_leaves_the_archive_serving(archive: Daemon) -> None
 
 
 def test_association_proposing_nothing_supported_stores_nothing(archive: Daemon) -> None:
+    """The archive accepts the association with every context rejected (PS3.8 9.3.3.2); a requestor
+    left with no context gives up (pynetdicom aborts); nothing is stored, the archive stays up."""
     ae = AE()
     ae.add_requested_context("1.2.826.0.1.3680043.10.1471.99.1")  # no such SOP class
     assoc = ae.associate("127.0.0.1", archive.port, ae_title="APPLIANCE")
-    if assoc.is_established:
-        assert assoc.accepted_contexts == []
-        assoc.release()
+    assert not assoc.is_established and assoc.is_aborted
+    assert assoc.accepted_contexts == [] and len(assoc.rejected_contexts) == 1
     assert archive_holds_no_file(archive)
     assert archive.process is not None and archive.process.poll() is None
 
