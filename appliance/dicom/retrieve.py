@@ -95,11 +95,11 @@ def retrieve_contexts(association: Association) -> None:
     }
     if not scp_role:
         return
-    proposed = {
-        str(context.abstract_syntax): [str(syntax) for syntax in context.transfer_syntax]
-        for context in request.presentation_context_definition_list
-        if str(context.abstract_syntax) in scp_role
-    }
+    proposed: dict[str, list[str]] = {}
+    for context in request.presentation_context_definition_list:
+        if str(context.abstract_syntax) in scp_role:
+            syntaxes = proposed.setdefault(str(context.abstract_syntax), [])
+            syntaxes.extend(str(syntax) for syntax in context.transfer_syntax if str(syntax) not in syntaxes)
     contexts = []
     for context in association.acceptor.supported_contexts:
         syntaxes = proposed.get(str(context.abstract_syntax))
@@ -108,7 +108,10 @@ def retrieve_contexts(association: Association) -> None:
 
 
 def retrieve_context(supported: PresentationContext, proposed: list[str]) -> PresentationContext:
-    """`supported` with the syntaxes the requestor proposed, the most useful first."""
+    """`supported` with the syntaxes the requestor proposed (in all its contexts for this SOP class),
+    the first one the archive can send anything in ahead: each of the requestor's contexts then gets
+    that one when it holds it, else the first of its own syntaxes (the stored objects in that syntax
+    go as they are)."""
     first = preferred_syntax(proposed)
     ordered = [first, *[syntax for syntax in proposed if syntax != first]] if first else proposed
     context = build_context(str(supported.abstract_syntax), ordered)

@@ -161,3 +161,60 @@ def test_reindex_keeps_patients_orders_mpps_and_the_audit_trail(tmp_path: Path) 
     listing = cli(config_path, "archive", "unreconciled").stdout
     (line,) = [line for line in listing.splitlines() if unordered_uid in line]
     assert "IPP-RIS" in line  # still with the patient it was attached to, not the file's IPP0004
+
+
+def test_sighup_reloads_the_peers_without_dropping_associations(tmp_path: Path) -> None:
+    import yaml
+    from datagen import PATIENTS, make_instance
+    from pynetdicom.sop_class import CTImageStorage, Verification  # type: ignore[attr-defined]
+    from servers import associate, wait_for
+
+    config = archive_config(tmp_path / "data", 1)
+    config_path = write_config(tmp_path / "a.yaml", config)
+    daemon = Daemon("appliance.daemons.archive", config_path, tmp_path / "log").start()
+    assert daemon.process is not None
+    try:
+        held = associate(daemon.port, Verification, CTImageStorage, ae_title="STORESCU")
+        assert associate(daemon.port, Verification, ae_title="NEWCOMER").is_rejected
+        config["peers"].append({"ae_title": "NEWCOMER", "host": "127.0.0.1", "rights": ["store"]})
+        config["dicom"]["port"] = 104
+        config_path.write_text(yaml.safe_dump(config))
+        daemon.process.send_signal(signal.SIGHUP)
+        wait_for(lambda: "configuration reloaded" in daemon.log(), "the reload")
+        assert "applied only at the next restart: dicom.port" in daemon.log()
+        newcomer = associate(daemon.port, CTImageStorage, ae_title="NEWCOMER")
+        assert newcomer.send_c_store(make_instance("CT", PATIENTS[0])).Status == 0x0000
+        newcomer.release()
+        assert held.send_c_echo().Status == 0x0000  # opened before the reload, still there
+        held.release()
+        config_path.write_text("dicom:\n  port: -4\n")
+        daemon.process.send_signal(signal.SIGHUP)
+        wait_for(lambda: "configuration not reloaded" in daemon.log(), "the refused reload")
+        assert f"{config_path}: dicom.port: -4 is less than the minimum of 0" in daemon.log()
+        still = associate(daemon.port, Verification, ae_title="NEWCOMER")
+        assert still.send_c_echo().Status == 0x0000  # the configuration in force stayed
+        still.release()
+    finally:
+        daemon.stop()
+
+
+def test_compress_all_while_the_worker_compresses(tmp_path: Path) -> None:
+    """`archive compress --all` and the background worker take turns on the compression lock: no
+    crash, every image compressed once, every file intact."""
+    from datagen import write_series
+    from servers import wait_for
+
+    config_path = write_config(tmp_path / "a.yaml", archive_config(tmp_path / "data", 1))
+    archive = Daemon("appliance.daemons.archive", config_path, tmp_path / "dicom.log").start()
+    worker = Daemon("appliance.daemons.worker", config_path, tmp_path / "worker.log").start()
+    try:
+        series = write_series(tmp_path / "ct", 24, "CT")
+        run(["storescu", "-aec", "APPLIANCE", "127.0.0.1", str(archive.port), *map(str, series)])
+        compressed = cli(config_path, "archive", "compress", "--all")
+        assert "Traceback" not in compressed.stderr and "failed verification 0" in compressed.stdout
+        wait_for(lambda: "compressed        24" in cli(config_path, "archive", "stats").stdout, "24 compressed")
+    finally:
+        worker.stop()
+        archive.stop()
+    assert "Traceback" not in (tmp_path / "worker.log").read_text()
+    assert "checked 24 file(s): 0 missing, 0 altered, 0 orphan(s)" in cli(config_path, "archive", "verify").stdout

@@ -13,7 +13,7 @@ from datagen import PATIENTS, make_instance
 from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
 from pynetdicom import AE, evt
-from servers import Daemon, archive_config, associate, free_port, wait_for, write_config
+from servers import Daemon, archive_config, associate, cli, free_port, wait_for, write_config
 from sqlalchemy import select
 from worklist_data import add_patient, new_order, schedule
 
@@ -141,3 +141,56 @@ def test_storage_commitment_reports_the_truth_on_a_new_association(
     assert failed.FailureReason == 0x0112
     wait_for(lambda: "delivered storage commitment" in archive_with_order.log(), "the report's delivery in the log")
     assert "2 committed, 1 failed" in archive_with_order.log()
+
+
+def commitment_request(images: list[Dataset], transaction_uid: str) -> Dataset:
+    request = Dataset()
+    request.TransactionUID = transaction_uid
+    references = []
+    for image in images:
+        item = Dataset()
+        item.ReferencedSOPClassUID = CT
+        item.ReferencedSOPInstanceUID = image.SOPInstanceUID
+        references.append(item)
+    request.ReferencedSOPSequence = Sequence(references)
+    return request
+
+
+def test_a_report_pending_when_the_archive_stops_is_delivered_after_restart(
+    archive_with_order: Daemon, modality_port: int
+) -> None:
+    """The modality is off when the report is due: it waits in the outbox (appliance outbox list
+    shows it), the archive is stopped and started again, the modality comes back: it gets it."""
+    images = [make_instance("CT", PATIENTS[0], instance_number=number) for number in (1, 2)]
+    assoc = associate(archive_with_order.port, CT, COMMITMENT, ae_title="MODALITY")
+    for image in images:
+        assert assoc.send_c_store(image).Status == 0x0000
+    status, _ = assoc.send_n_action(
+        commitment_request(images, "1.2.826.0.1.3680043.10.1471.8.2"), 1, COMMITMENT, COMMITMENT_INSTANCE
+    )
+    assoc.release()
+    assert status.Status == 0x0000
+    wait_for(lambda: "no association with MODALITY" in archive_with_order.log(), "a failed delivery attempt")
+    archive_with_order.stop()
+    listing = cli(archive_with_order.config_path, "outbox", "list").stdout
+    assert "storage-commitment:MODALITY: 1 pending" in listing
+    reports: queue.Queue[tuple[int, Dataset]] = queue.Queue()
+
+    def on_report(event: Any) -> tuple[int, None]:
+        reports.put((event.event_type, event.event_information))
+        return 0x0000, None
+
+    modality = AE(ae_title="MODALITY")
+    modality.add_supported_context(COMMITMENT, scu_role=True, scp_role=True)
+    listener = modality.start_server(
+        ("127.0.0.1", modality_port), block=False, evt_handlers=[(evt.EVT_N_EVENT_REPORT, on_report)]
+    )
+    try:
+        archive_with_order.start()
+        event_type, information = reports.get(timeout=120)
+    finally:
+        listener.shutdown()
+    assert event_type == 1  # all committed
+    assert information.TransactionUID == "1.2.826.0.1.3680043.10.1471.8.2"
+    assert len(information.ReferencedSOPSequence) == 2
+    wait_for(lambda: "1 pending" not in cli(archive_with_order.config_path, "outbox", "list").stdout, "delivery")
