@@ -100,11 +100,12 @@ def retrieve_contexts(association: Association) -> None:
         if str(context.abstract_syntax) in scp_role:
             syntaxes = proposed.setdefault(str(context.abstract_syntax), [])
             syntaxes.extend(str(syntax) for syntax in context.transfer_syntax if str(syntax) not in syntaxes)
-    contexts = []
-    for context in association.acceptor.supported_contexts:
-        syntaxes = proposed.get(str(context.abstract_syntax))
-        contexts.append(context if syntaxes is None else retrieve_context(context, syntaxes))
-    association.acceptor.supported_contexts = contexts
+    association.acceptor.supported_contexts = [
+        retrieve_context(context, proposed[str(context.abstract_syntax)])
+        if str(context.abstract_syntax) in proposed
+        else context
+        for context in association.acceptor.supported_contexts
+    ]
 
 
 def retrieve_context(supported: PresentationContext, proposed: list[str]) -> PresentationContext:
