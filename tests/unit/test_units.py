@@ -1,0 +1,37 @@
+"""The systemd units of the daemons share one hardening block, word for word, and each can be
+reloaded (SIGHUP) and notifies systemd when it is ready."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+UNITS = Path(__file__).parents[2] / "systemd"
+DAEMONS = ["appliance-dicom.service", "appliance-worker.service", "appliance-worklist.service", "appliance-hl7.service"]
+START = "# --- hardening: identical in every daemon unit (tests/unit/test_units.py) ---"
+END = "# --- end of hardening ---"
+
+
+def hardening(unit: str) -> str:
+    text = (UNITS / unit).read_text()
+    assert text.count(START) == 1 and text.count(END) == 1, f"{unit}: one hardening block between the markers"
+    return text[text.index(START) : text.index(END)]
+
+
+def test_every_daemon_unit_has_the_same_hardening_block() -> None:
+    blocks = {unit: hardening(unit) for unit in DAEMONS}
+    reference = blocks[DAEMONS[0]]
+    assert "ProtectSystem=strict" in reference and "NoNewPrivileges=yes" in reference
+    assert {unit for unit, block in blocks.items() if block != reference} == set()
+
+
+@pytest.mark.parametrize("unit", DAEMONS)
+def test_daemon_units_notify_and_reload(unit: str) -> None:
+    text = (UNITS / unit).read_text()
+    assert "Type=notify" in text and "WatchdogSec=" in text
+    assert "ExecReload=/bin/kill -HUP $MAINPID" in text
+
+
+def test_every_unit_in_the_folder_is_a_known_daemon_or_the_preparation() -> None:
+    assert sorted(path.name for path in UNITS.glob("*.service")) == sorted([*DAEMONS, "appliance-prepare.service"])
