@@ -5,8 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from datagen import PATIENTS
 from pydicom import dcmread
-from servers import Daemon, cli, get_study, listening, run, wait_for_port
+from servers import Daemon, cli, get_study, listening, run, wait_for, wait_for_port
 
 pytestmark = pytest.mark.usefixtures("archive")
 
@@ -54,6 +55,10 @@ def test_every_modality_is_stored_and_indexed(archive: Daemon, samples: dict[str
     statistics = cli(archive.config_path, "archive", "stats").stdout
     assert "instances           18" in statistics
     assert "patients            4" in statistics
+    wait_for(lambda: "association from STORESCU (127.0.0.1): 18 object(s)" in archive.log(), "the summary line")
+    (summary,) = [line for line in archive.log().splitlines() if "18 object(s)" in line]
+    assert f"{size} bytes" in summary or ("bytes in" in summary and "(18 stored)" in summary)
+    assert all(patient.name.split("^")[0] not in archive.log() for patient in PATIENTS)  # no patient data
 
 
 def test_stored_file_keeps_the_received_dataset(
