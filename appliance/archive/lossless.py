@@ -126,7 +126,6 @@ class CompressionReport:
     skipped: int = 0
     failed: int = 0
     bytes_saved: int = 0
-    busy: bool = False  # another compressor holds the lock
 
 
 @contextlib.contextmanager
@@ -162,7 +161,7 @@ class LosslessCompressor:
         """
         with compression_lock(self.files, wait=False) as held:
             if not held:
-                return CompressionReport(busy=True)
+                return CompressionReport()  # another compressor holds the lock: nothing done
             return self.run_batch(executor, batch)
 
     def run_batch(self, executor: Executor | None, batch: int = 64) -> CompressionReport:

@@ -131,10 +131,6 @@ class FileStore:
             removed += 1
         return removed
 
-    def archived_files(self) -> list[str]:
-        """Every file under `archive/`, as relative paths."""
-        return sorted(str(path.relative_to(self.archive_directory)) for path in self.archive_directory.rglob("*.dcm"))
-
 
 def beside(relative_path: str, digest: str) -> str:
     """The alternative name for other bytes at `relative_path`: its digest before the extension."""

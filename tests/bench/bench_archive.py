@@ -27,7 +27,7 @@ from pydicom import dcmread
 from pydicom.dataset import Dataset
 from pydicom.uid import JPEG2000Lossless, JPEGLSLossless, generate_uid
 from pynetdicom.sop_class import StudyRootQueryRetrieveInformationModelFind  # type: ignore[attr-defined]
-from servers import Daemon, archive_config, associate, cli, free_port, write_config
+from servers import Daemon, archive_config, associate, cli, free_port, wait_for_port, write_config
 
 from appliance.archive.attributes import read_attributes
 from appliance.archive.index import Index
@@ -169,7 +169,7 @@ def bench_move(archive: Daemon, study_uid: str, work: Path, destination_port: in
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        time.sleep(0.3)
+        wait_for_port(destination_port, "storescp", destination)
         watcher, seen = first_file_watch(output)
         start = time.perf_counter()
         timed(
