@@ -56,3 +56,15 @@ def postgresql_server() -> Iterator[str]:
             as_postgres(str(binaries / "pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop"), capture_output=True
         )
         shutil.rmtree(root, ignore_errors=True)
+
+
+def database_of_its_own(url: str, name: str) -> str:
+    """The URL of a new, empty database `name` on the server of `url` (whose database other tests share)."""
+    from sqlalchemy import create_engine, make_url, text
+
+    server = create_engine(url, isolation_level="AUTOCOMMIT")
+    with server.connect() as connection:
+        connection.execute(text(f"DROP DATABASE IF EXISTS {name}"))
+        connection.execute(text(f"CREATE DATABASE {name}"))
+    server.dispose()
+    return make_url(url).set(database=name).render_as_string(hide_password=False)

@@ -5,7 +5,8 @@ A `Query` holds the level and the keys as decoded strings; `find` answers one di
 entity, keyword to value, for the keys the archive knows, with the patient's INS (Other Patient IDs
 Sequence items) when it may be given out. Matching rules, each citing PS3.4: single value
 (C.2.2.2.1), universal (C.2.2.2.3), wildcard `*`/`?` (C.2.2.2.4), range for DA/TM (C.2.2.2.5) and
-UID list (C.2.2.2.2). Person names match whatever the case and accents.
+UID list (C.2.2.2.2). Person names match whatever the case, the accents and the spelling of
+ligatures, on their folded key (`patients.names.person_name_match`).
 """
 
 from __future__ import annotations
@@ -18,11 +19,10 @@ from sqlalchemy import ColumnElement, Engine, Select, and_, exists, func, or_, s
 from sqlalchemy.sql.elements import ColumnClause
 
 from appliance.db.schema import instance, patient, patient_identity, series, study
-from appliance.patients.names import person_name_key
+from appliance.patients.names import LIKE_ESCAPE, like_pattern, person_name_match
 from appliance.patients.national import national_identifiers
 
 LEVELS = ("PATIENT", "STUDY", "SERIES", "IMAGE")
-LIKE_ESCAPE = "!"
 
 
 class QueryError(Exception):
@@ -165,7 +165,7 @@ def match(keyword: str, value: str, depth: int) -> ColumnElement[bool] | None:
     if key.kind in ("DA", "TM"):
         return range_match(key.column, value, key.kind)
     if key.kind == "PN":
-        return text_match(NAME_KEY_COLUMNS[keyword], person_name_key(value))
+        return person_name_match(NAME_KEY_COLUMNS[keyword], value)
     if key.kind == "list":
         return modality_match(value)
     if key.kind == "IS":
@@ -185,11 +185,6 @@ def text_match(column: Any, value: str) -> ColumnElement[bool]:
     if "*" not in value and "?" not in value:
         return column == value  # type: ignore[no-any-return]
     return column.like(like_pattern(value), escape=LIKE_ESCAPE)  # type: ignore[no-any-return]
-
-
-def like_pattern(value: str) -> str:
-    escaped = value.replace(LIKE_ESCAPE, LIKE_ESCAPE * 2).replace("%", "!%").replace("_", "!_")
-    return escaped.replace("*", "%").replace("?", "_")
 
 
 def range_match(column: ColumnClause[Any], value: str, kind: str) -> ColumnElement[bool]:

@@ -6,16 +6,16 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Engine, Select, select
+from sqlalchemy import ColumnElement, Engine, Select, or_, select
 
 from appliance.db.schema import patient, patient_identifier, patient_identity
-from appliance.patients.names import fold, person_name_key
+from appliance.patients.names import person_name_match
 from appliance.patients.national import INS_TYPE, is_qualified
 
 
 @dataclass(frozen=True)
 class Criteria:
-    """What to look for ('' = anything); a trailing `*` on a name asks for a prefix."""
+    """What to look for ('' = anything); a trailing `*` on a name asks for its beginning."""
 
     identifier: str = ""
     authority: str = ""
@@ -65,7 +65,7 @@ def patient_query(criteria: Criteria) -> Select[tuple[object, ...]]:
     if criteria.authority:
         query = query.where(patient.c.issuer_of_patient_id == criteria.authority)
     if criteria.family or criteria.given:
-        query = query.where(*name_conditions(criteria))
+        query = query.where(name_condition(criteria))
     if criteria.birth_date:
         query = query.where(patient.c.patient_birth_date == criteria.birth_date[:8])
     if criteria.sex:
@@ -73,14 +73,16 @@ def patient_query(criteria: Criteria) -> Select[tuple[object, ...]]:
     return query
 
 
-def name_conditions(criteria: Criteria) -> list[Any]:
-    family, given = criteria.family.rstrip("*"), criteria.given.rstrip("*")
-    if given:
-        return [
-            patient.c.patient_name_key.like(f"{fold(family)}^%"),
-            patient.c.patient_name_key.like(f"%^{fold(given)}%"),
-        ]
-    key = person_name_key(family)
-    if criteria.family.endswith("*"):
-        return [patient.c.patient_name_key.like(f"{key}%")]
-    return [(patient.c.patient_name_key == key) | patient.c.patient_name_key.like(f"{key}^%")]
+def name_condition(criteria: Criteria) -> ColumnElement[bool]:
+    """Family and given name matched as C-FIND and the worklist match Patient's Name: on the folded
+    key (`names.person_name_match`). Each is the whole component, or its beginning when it ends with
+    `*`; a given name alone matches any family name."""
+    pattern = criteria.family or "*"
+    if criteria.given:
+        pattern = f"{pattern}^{criteria.given}"
+    if pattern.endswith("*"):
+        return person_name_match(patient.c.patient_name_key, pattern)
+    return or_(
+        person_name_match(patient.c.patient_name_key, pattern),
+        person_name_match(patient.c.patient_name_key, f"{pattern}^*"),
+    )

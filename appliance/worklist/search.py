@@ -15,7 +15,7 @@ from sqlalchemy import ColumnElement, Engine, and_, select
 from appliance.archive.search import range_match, text_match, uid_match
 from appliance.config.loader import WorklistProfile
 from appliance.db.schema import patient, scheduled_step
-from appliance.patients.names import person_name_key
+from appliance.patients.names import person_name_match
 from appliance.patients.national import national_identifiers
 from appliance.worklist.scheduling import IN_PROGRESS, SCHEDULED
 
@@ -86,7 +86,7 @@ def matching(query: WorklistQuery) -> list[ColumnElement[bool]]:
     ]
     conditions = [text_match(column, value.strip()) for column, value in text_keys if value.strip() not in ("", "*")]
     if query.patient_name.strip() not in ("", "*"):
-        conditions.append(text_match(patient.c.patient_name_key, person_name_key(query.patient_name)))
+        conditions.append(person_name_match(patient.c.patient_name_key, query.patient_name))
     if query.start_date.strip() not in ("", "*"):
         conditions.append(range_match(scheduled_step.c.scheduled_start_date, query.start_date.strip(), "DA"))
     if query.start_time.strip() not in ("", "*"):

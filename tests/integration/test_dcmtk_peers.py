@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from datagen import PATIENTS
+from datagen import PATIENTS, Patient, write_series
 from pydicom import dcmread
 from servers import Daemon, cli, get_study, listening, run, wait_for, wait_for_port
 
@@ -101,6 +101,17 @@ def test_find_by_accented_name_in_utf8_keeps_the_oe_ligature(
     assert str(answer.PatientName) == "ŒUVRARD^Chloé"
     assert answer.ModalitiesInStudy == "CT"
     assert int(answer.NumberOfStudyRelatedInstances) == 3
+
+
+@pytest.mark.parametrize(("pattern", "found"), [("B?UF*", 1), ("B??UF*", 0), ("BOEUF*", 1), ("bœuf^j?an", 1)])
+def test_question_mark_is_one_character_of_the_stored_name(
+    archive: Daemon, tmp_path: Path, pattern: str, found: int
+) -> None:
+    boeuf = Patient("IPP0005", "BŒUF^Jean", "19700101", "M", "ISO_IR 192")
+    store(archive, write_series(tmp_path / "boeuf", 1, "CR", boeuf, accession_number="ACC0005"))
+    keys = ("SpecificCharacterSet=ISO_IR 192", "QueryRetrieveLevel=STUDY", f"PatientName={pattern}", "PatientID")
+    responses = find(archive, tmp_path / "find", *keys)
+    assert [response.PatientID for response in responses] == ["IPP0005"] * found  # ? is Œ: PS3.4 C.2.2.2.4
 
 
 def test_latin1_answer_when_latin1_is_enough(archive: Daemon, samples: dict[str, list[Path]], tmp_path: Path) -> None:

@@ -112,6 +112,18 @@ def test_explicit_station_and_date_range(worklist: Daemon, tmp_path: Path) -> No
     assert [item.AccessionNumber for item in by_modality] == ["ACC00002"]
 
 
+@pytest.mark.parametrize(
+    ("pattern", "accessions"),
+    [("?UVRARD*", ["ACC00001", "ACC00002"]), ("??UVRARD*", []), ("OEUV*", ["ACC00001", "ACC00002"])],
+)
+def test_patient_name_wildcards_match_characters_of_the_stored_name(
+    worklist: Daemon, tmp_path: Path, pattern: str, accessions: list[str]
+) -> None:
+    step_date = "ScheduledProcedureStepSequence[0].ScheduledProcedureStepStartDate=20000101-20991231"
+    items = query(worklist, "ALLROOMS", tmp_path / "names", f"PatientName={pattern}", step_date)
+    assert sorted(item.AccessionNumber for item in items) == accessions  # ? is Œ, one character
+
+
 def test_peer_without_worklist_right_is_refused(worklist: Daemon, tmp_path: Path) -> None:
     result = run(["findscu", "-v", "-W", "-aet", "QUERYONLY", "-aec", "APPLIANCE_MWL", "-k", "PatientName",
                   "127.0.0.1", str(worklist.port)], check=False)  # fmt: skip

@@ -12,7 +12,7 @@ from appliance.archive.retrieve import plan
 from appliance.archive.search import Query, QueryError, find
 from appliance.archive.storage import WrittenFile
 from appliance.db import create_index_engine, upgrade_schema
-from appliance.patients.names import fold, person_name_key
+from appliance.patients.names import MAXIMUM_SPELLINGS, fold, person_name_key, spellings
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
@@ -50,10 +50,19 @@ def studies(engine: Engine, **keys: str) -> list[str]:
     return sorted(row["AccessionNumber"] for row in rows)
 
 
-def test_folding_of_french_names() -> None:
-    assert fold("ŒUVRARD^Chloé") == "OEUVRARD^CHLOE"
+def test_folding_of_french_names_keeps_ligatures_as_one_character() -> None:
+    assert fold("Œuvrard^Chloé") == fold("œuvrard^chloe") == "ŒUVRARD^CHLOE"
+    assert fold("Lætitia Straße") == "LÆTITIA STRAẞE"
     assert person_name_key("Lefèvre^Hélène^^^") == "LEFEVRE^HELENE"
     assert person_name_key("Müller=ミュラー") == "MULLER"
+
+
+def test_spellings_of_a_query_cover_ligatures_and_letters() -> None:
+    assert spellings("OEUVRARD") == ["OEUVRARD", "ŒUVRARD"]
+    assert spellings("ŒUV*") == ["ŒUV*", "OEUV*"]
+    assert spellings("O*") == ["O*", "Œ*"]  # the letter before `*` may begin a ligature
+    assert spellings("B?UF*") == ["B?UF*"]  # `?` is one character: never two letters of a pair
+    assert len(spellings("OE" * 9)) == MAXIMUM_SPELLINGS
 
 
 def test_universal_matching_returns_everything(engine: Engine) -> None:
@@ -65,6 +74,20 @@ def test_person_name_ignores_case_and_accents(engine: Engine) -> None:
     assert studies(engine, PatientName="OEUVRARD^CHLOE") == ["A0", "A1"]
     assert studies(engine, PatientName="lef?vre*") == ["A3"]
     assert studies(engine, PatientName="DUPONT") == []  # single value matching is the whole name
+
+
+def test_question_mark_is_one_character_of_the_stored_name(engine: Engine) -> None:
+    assert studies(engine, PatientName="?UVRARD*") == ["A0", "A1"]  # ? is Œ
+    assert studies(engine, PatientName="??UVRARD*") == []  # not O and E
+    assert studies(engine, PatientName="?UVRARD^CHLO?") == ["A0", "A1"]
+
+
+def test_spelled_out_ligatures_still_find_the_ligature(engine: Engine) -> None:
+    assert studies(engine, PatientName="OEUVRARD^Chloe") == ["A0", "A1"]
+    assert studies(engine, PatientName="oeuv*") == ["A0", "A1"]
+    assert studies(engine, PatientName="O*") == ["A0", "A1"]
+    assert studies(engine, PatientName="Œ*") == ["A0", "A1"]
+    assert studies(engine, PatientName="OEUVRARD^CHLŒ") == ["A0", "A1"]  # every pair has both spellings
 
 
 def test_other_strings_are_case_sensitive(engine: Engine) -> None:
@@ -132,3 +155,16 @@ def test_study_lookup_by_patient_id_uses_an_index(engine: Engine) -> None:
     with engine.connect() as connection:
         plan = " ".join(str(row) for row in connection.exec_driver_sql(f"EXPLAIN QUERY PLAN {compiled}"))
     assert "USING INDEX" in plan and "SCAN patient" not in plan
+
+
+@pytest.mark.parametrize("name", ["OEUVRARD^CHLOE", "OEUV*", "B?UF*"])
+def test_name_matching_uses_the_index_of_the_folded_key(engine: Engine, name: str) -> None:
+    from appliance.archive.search import find_statement
+
+    if engine.dialect.name != "sqlite":
+        pytest.skip("plan text checked on SQLite")
+    statement = find_statement(Query("STUDY", {"PatientName": name, "StudyInstanceUID": ""}))
+    compiled = statement.compile(engine, compile_kwargs={"literal_binds": True})
+    with engine.connect() as connection:
+        plan = " ".join(str(row) for row in connection.exec_driver_sql(f"EXPLAIN QUERY PLAN {compiled}"))
+    assert "ix_patient_name_key" in plan and "SCAN patient" not in plan

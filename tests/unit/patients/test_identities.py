@@ -64,7 +64,7 @@ def test_create_then_update_keeps_one_patient_and_audits(engine: Engine) -> None
         identity = connection.execute(select(patient_identity)).one()
         audits = connection.scalar(select(func.count()).select_from(identity_change))
     assert (row.patient_id, row.issuer_of_patient_id, row.patient_name) == ("IPP1", "RIS-CAB-X", "ŒUVRARD^Chloé")
-    assert row.patient_name_key == "OEUVRARD^CHLOE"
+    assert row.patient_name_key == "ŒUVRARD^CHLOE"
     assert (identity.birth_name, identity.birth_place, identity.identity_status) == ("ŒUVRARD", "75115", "VALI")
     assert audits == 2
     assert created.patient_pk is not None and ins_of(engine, created.patient_pk) == [NIR.value]

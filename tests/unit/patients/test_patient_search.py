@@ -1,0 +1,42 @@
+"""Finding patients for PDQ on a real index: names matched on the folded key, as C-FIND matches them."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import Engine
+from worklist_data import add_patient
+
+from appliance.patients.search import Criteria, find_patients
+
+NAMES = ["ŒUVRARD^Chloé", "BŒUF^Jean", "DUPONT^Jean-François", "DUPONT^Jeanne", "KRAUß^Lætitia"]
+
+
+@pytest.fixture()
+def patients(engine: Engine) -> Engine:
+    for number, name in enumerate(NAMES, start=1):
+        add_patient(engine, f"IPP{number}", name)
+    return engine
+
+
+def names(engine: Engine, **criteria: str) -> list[str]:
+    return sorted(str(found.values["patient_name"]) for found in find_patients(engine, Criteria(**criteria), 10))
+
+
+@pytest.mark.parametrize(
+    ("criteria", "expected"),
+    [
+        ({"family": "OEUVRARD"}, ["ŒUVRARD^Chloé"]),  # spelled out, the ligature is found
+        ({"family": "œuv*"}, ["ŒUVRARD^Chloé"]),
+        ({"family": "B?UF"}, ["BŒUF^Jean"]),  # ? is one character: Œ
+        ({"family": "B??UF"}, []),
+        ({"family": "KRAUSS", "given": "laetitia"}, ["KRAUß^Lætitia"]),
+        ({"family": "DUPONT"}, ["DUPONT^Jean-François", "DUPONT^Jeanne"]),
+        ({"family": "DUPONT", "given": "JEAN"}, []),  # the whole given name, unless it ends with *
+        ({"family": "DUPONT", "given": "JEAN*"}, ["DUPONT^Jean-François", "DUPONT^Jeanne"]),
+        ({"given": "chloe"}, ["ŒUVRARD^Chloé"]),  # a given name alone: any family name
+        ({"family": "%"}, []),  # SQL patterns are not wildcards
+        ({"family": "DUP_NT"}, []),
+    ],
+)
+def test_names_match_like_c_find(patients: Engine, criteria: dict[str, str], expected: list[str]) -> None:
+    assert names(patients, **criteria) == expected
