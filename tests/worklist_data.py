@@ -9,6 +9,7 @@ from sqlalchemy import Engine, insert
 
 from appliance.config import Config
 from appliance.db.schema import patient, patient_identifier, patient_identity
+from appliance.patients.identities import Identifier, IdentityPolicy, PatientIdentity, Source, record_patient
 from appliance.patients.names import person_name_key
 from appliance.worklist.orders import CodedEntry, Order, OrderControl
 from appliance.worklist.scheduling import apply_order
@@ -30,6 +31,24 @@ def add_patient(engine: Engine, patient_id: str, name: str, birth_date: str = "1
         key = connection.execute(insert(patient).values(**values)).inserted_primary_key
     assert key is not None
     return int(key[0])
+
+
+def add_ris_patient(engine: Engine, patient_id: str, birth: tuple[str, str], used: tuple[str, str] = ("", "")) -> int:
+    """A patient as the RIS's patient feed creates it (A28): birth name and first given name, used
+    name and used given name (PID-5 repetitions L and D)."""
+    identity = PatientIdentity(
+        ipp=Identifier(patient_id, "CABINET", "", "PI"),
+        birth_name=birth[0],
+        first_given_name=birth[1],
+        used_name=used[0],
+        used_given_name=used[1],
+        sex="F",
+        birth_date="19600530",
+    )
+    with engine.begin() as connection:
+        result = record_patient(connection, identity, Source("RIS", "CABINET", "ADT^A28", "T1"), IdentityPolicy(False))
+    assert result.patient_pk is not None
+    return result.patient_pk
 
 
 def add_national_identifier(engine: Engine, patient_pk: int, ins: str, status: str = "VALI") -> None:

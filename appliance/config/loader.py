@@ -104,6 +104,9 @@ class WorklistProfile:
     return_keys: tuple[str, ...]
     patient_id_max_length: int
     patient_name_max_length: int
+    patient_name_case: str  # recorded, upper
+    patient_name_components: tuple[str, ...]  # of family, given, middle, prefix, suffix
+    patient_family_name: str  # birth, used
     days_before: int
     days_after: int
     filter_on_calling_ae: bool
@@ -367,7 +370,13 @@ def hl7_config(section: dict[str, Any], mode: str) -> Hl7Config:
 
 
 def worklist_profile(profile: dict[str, Any]) -> WorklistProfile:
-    return WorklistProfile(**{**profile, "return_keys": tuple(profile["return_keys"])})
+    return WorklistProfile(
+        **{
+            **profile,
+            "return_keys": tuple(profile["return_keys"]),
+            "patient_name_components": tuple(profile["patient_name_components"]),
+        }
+    )
 
 
 def development_document(data_directory: Path) -> dict[str, Any]:

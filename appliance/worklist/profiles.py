@@ -16,6 +16,7 @@ from sqlalchemy import Engine
 from appliance.archive.datasets import dataset_from
 from appliance.config.loader import WorklistConfig, WorklistProfile
 from appliance.patients.names import transliterate
+from appliance.worklist.name_format import patient_name
 from appliance.worklist.search import WorklistQuery, find_items
 
 # Return keys of type 1 or 2 (PS3.4 Table K.6-1): always answered when asked, whatever the profile.
@@ -65,9 +66,10 @@ def text(dataset: Dataset, keyword: str) -> str:
     return str(value)
 
 
-def full_item(item: dict[str, Any]) -> dict[str, Any]:
+def full_item(item: dict[str, Any], profile: WorklistProfile) -> dict[str, Any]:
     """Every attribute the archive knows about one scheduled step: keyword to value, sequences as
-    lists of such dictionaries (Datasets are built only for what the modality asked)."""
+    lists of such dictionaries (Datasets are built only for what the modality asked); Patient's
+    Name in the profile's name format."""
     code = code_item(item)
     step = {
         "ScheduledStationAETitle": item["scheduled_station_ae_title"],
@@ -93,7 +95,7 @@ def full_item(item: dict[str, Any]) -> dict[str, Any]:
         "ReferringPhysicianName": item["referring_physician_name"],
         "RequestingPhysician": item["requesting_physician_name"],
         "ReasonForTheRequestedProcedure": item["reason"],
-        "PatientName": item["patient_name"],
+        "PatientName": patient_name(item, profile),
         "PatientID": item["patient_id"],
         "IssuerOfPatientID": item["issuer_of_patient_id"],
         "PatientBirthDate": item["patient_birth_date"],
@@ -135,7 +137,8 @@ def mirrored(request: Dataset, known: dict[str, Any], allowed: set[str] | None) 
 
 
 def adapted(response: Dataset, profile: WorklistProfile) -> Dataset:
-    """Apply the modality's profile: lengths of ID and name, and the character set."""
+    """Apply the modality's profile: lengths of ID and name (after its name format), and the
+    character set."""
     if response.get("PatientID"):
         response.PatientID = str(response.PatientID)[: profile.patient_id_max_length]
     if response.get("PatientName"):
@@ -170,7 +173,7 @@ def answers(
     profile = config.profile_for(calling_ae_title)
     items = find_items(engine, query_of(request), profile, calling_ae_title, today)
     allowed = (REQUIRED_KEYS | set(profile.return_keys)) if profile.return_keys else None
-    return [adapted(mirrored(request, full_item(item), allowed), profile) for item in items]
+    return [adapted(mirrored(request, full_item(item, profile), allowed), profile) for item in items]
 
 
 def typical_query(modality: str = "") -> Dataset:

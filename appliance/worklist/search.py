@@ -14,7 +14,7 @@ from sqlalchemy import ColumnElement, Engine, and_, select
 
 from appliance.archive.search import range_match, text_match, uid_match
 from appliance.config.loader import WorklistProfile
-from appliance.db.schema import patient, scheduled_step
+from appliance.db.schema import patient, patient_identity, scheduled_step
 from appliance.patients.names import person_name_match
 from appliance.patients.national import national_identifiers
 from appliance.worklist.scheduling import IN_PROGRESS, SCHEDULED
@@ -45,6 +45,11 @@ ITEM_COLUMNS = [
     patient.c.patient_name,
     patient.c.patient_birth_date,
     patient.c.patient_sex,
+    # The identity's names (NULL for a patient created from images): the name format chooses.
+    patient_identity.c.birth_name,
+    patient_identity.c.first_given_name,
+    patient_identity.c.used_name,
+    patient_identity.c.used_given_name,
     *[column for column in scheduled_step.c if column.name not in ("patient_pk", "created_at", "updated_at")],
 ]
 
@@ -62,7 +67,11 @@ def find_items(
         conditions.append(range_match(scheduled_step.c.scheduled_start_date, f"{first:%Y%m%d}-{last:%Y%m%d}", "DA"))
     statement = (
         select(*ITEM_COLUMNS)
-        .select_from(scheduled_step.join(patient, patient.c.id == scheduled_step.c.patient_pk))
+        .select_from(
+            scheduled_step.join(patient, patient.c.id == scheduled_step.c.patient_pk).outerjoin(
+                patient_identity, patient_identity.c.patient_pk == patient.c.id
+            )
+        )
         .where(and_(*conditions))
         .order_by(scheduled_step.c.scheduled_start_date, scheduled_step.c.scheduled_start_time, scheduled_step.c.id)
         .limit(profile.maximum_items)

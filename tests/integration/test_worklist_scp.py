@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from pydicom import dcmread
 from servers import Daemon, archive_config, associate, cli, run, write_config
-from worklist_data import add_national_identifier, add_patient, new_order, schedule
+from worklist_data import add_national_identifier, add_patient, add_ris_patient, new_order, schedule
 
 from appliance.config import load_config
 from appliance.db import create_index_engine, upgrade_schema
@@ -22,7 +22,9 @@ PROFILES = [
     {"ae_title": "VOLUSON", "character_set": "ISO_IR 100", "patient_id_max_length": 16, "patient_name_max_length": 12},
     {"ae_title": "OLD_CR", "character_set": "ASCII", "return_keys": ["PatientName"]},
     {"ae_title": "ALLROOMS", "filter_on_calling_ae": False},
-]
+    {"ae_title": "MAMMO", "patient_family_name": "used", "patient_name_case": "upper",
+     "patient_name_components": ["family", "given", "prefix"]},
+]  # fmt: skip
 
 
 @pytest.fixture()
@@ -30,7 +32,7 @@ def worklist(tmp_path: Path) -> Iterator[Daemon]:
     config: dict[str, Any] = archive_config(tmp_path / "data", 1)
     config["peers"] += [
         {"ae_title": title, "host": "127.0.0.1", "rights": ["store", "worklist"]}
-        for title in ("CT_SALLE1", "VOLUSON", "OLD_CR", "ALLROOMS")
+        for title in ("CT_SALLE1", "VOLUSON", "OLD_CR", "ALLROOMS", "MAMMO")
     ]
     config["worklist"] = {"bind_address": "127.0.0.1", "port": 0, "profiles": PROFILES}
     config_path = write_config(tmp_path / "a.yaml", config)
@@ -44,6 +46,10 @@ def worklist(tmp_path: Path) -> Iterator[Daemon]:
     schedule(engine, loaded, new_order(2, "US", "VOLUSON"), chloe)
     schedule(engine, loaded, new_order(3, "CR", "OLD_CR"), helene)
     schedule(engine, loaded, new_order(4, "CT", "CT_SALLE1", day=date.today() + timedelta(days=5)), helene)
+    jeanne = add_ris_patient(engine, "IPP3", birth=("DARK", "Jeanne"), used=("MARTIN", "Jeannette"))
+    laura = add_patient(engine, "IPP4", "VANILLA^Laura^^^Mme")  # civility copied into the suffix
+    schedule(engine, loaded, new_order(5, "MG", "MAMMO"), jeanne)
+    schedule(engine, loaded, new_order(6, "MG", "MAMMO"), laura)
     engine.dispose()
     daemon = Daemon("appliance.daemons.worklist", config_path, tmp_path / "worklist.log").start()
     yield daemon
@@ -107,9 +113,19 @@ def test_explicit_station_and_date_range(worklist: Daemon, tmp_path: Path) -> No
         tmp_path / "all",
         "ScheduledProcedureStepSequence[0].ScheduledProcedureStepStartDate=20000101-20991231",
     )
-    assert sorted(item.AccessionNumber for item in everything) == ["ACC00001", "ACC00002", "ACC00003", "ACC00004"]
+    assert sorted(item.AccessionNumber for item in everything) == [f"ACC0000{number}" for number in range(1, 7)]
     by_modality = query(worklist, "ALLROOMS", tmp_path / "mod", "ScheduledProcedureStepSequence[0].Modality=US")
     assert [item.AccessionNumber for item in by_modality] == ["ACC00002"]
+
+
+def test_name_format_with_used_name_in_capitals_and_civility_as_prefix(worklist: Daemon, tmp_path: Path) -> None:
+    items = query(worklist, "MAMMO", tmp_path / "mg")
+    assert {item.AccessionNumber: str(item.PatientName) for item in items} == {
+        "ACC00005": "MARTIN^JEANNETTE",  # used name and used given name, not the birth name DARK
+        "ACC00006": "VANILLA^LAURA^^MME",  # Mme moved from the suffix to the prefix
+    }
+    (birth,) = query(worklist, "ALLROOMS", tmp_path / "all", "PatientName=DARK*")
+    assert str(birth.PatientName) == "DARK^Jeanne"  # the default profile: birth name, as recorded
 
 
 @pytest.mark.parametrize(
@@ -135,6 +151,7 @@ def test_preview_prints_what_the_modality_receives(worklist: Daemon) -> None:
     output = cli(worklist.config_path, "worklist", "preview", "--as", "VOLUSON").stdout
     assert "1 item(s) for VOLUSON (profile: VOLUSON)" in output
     assert "OEUVRARD" in output and "ISO_IR 100" in output
+    assert "MARTIN^JEANNETTE" in cli(worklist.config_path, "worklist", "preview", "--as", "MAMMO").stdout
 
 
 def test_the_ins_goes_to_the_modality_with_its_issuer(worklist: Daemon) -> None:

@@ -42,8 +42,9 @@ def worklist_answer(character_set: str) -> Dataset:
                                                                          "UniversalEntityIDType": "ISO"}],
                                "TypeOfPatientID": "TEXT"}],
     }  # fmt: skip
-    profile = config_from_document({"worklist": {"default_profile": {"character_set": character_set}}}, "t")
-    return adapted(mirrored(typical_query(), full_item(item), None), profile.worklist.default_profile)
+    config = config_from_document({"worklist": {"default_profile": {"character_set": character_set}}}, "t")
+    profile = config.worklist.default_profile
+    return adapted(mirrored(typical_query(), full_item(item, profile), None), profile)
 
 
 @pytest.mark.parametrize("implicit", [True, False])
