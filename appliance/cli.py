@@ -65,7 +65,7 @@ def add_archive_commands(commands: argparse._SubParsersAction[argparse.ArgumentP
     )
     add_location_options(archive.add_parser("reindex", help="rebuild the index from the files (daemons stopped)"))
     add_location_options(archive.add_parser("stats", help="what the archive holds and what compression saved"))
-    add_location_options(archive.add_parser("unreconciled", help="studies that match no order from the RIS"))
+    add_location_options(archive.add_parser("unreconciled", help="studies that match no order of their patient"))
     attach = archive.add_parser("attach", help="attach a study to the right patient (reconciliation)")
     add_location_options(attach)
     attach.add_argument("study_instance_uid", help="the study to move")
@@ -193,12 +193,12 @@ def outbox_command(engine: Engine, arguments: argparse.Namespace) -> int:
 
 def print_unreconciled(engine: Engine) -> int:
     studies = unreconciled_studies(engine)
-    print(f"{len(studies)} study(ies) match no order")
+    print(f"{len(studies)} study(ies) match no order of their patient")
     for row in studies:
         accession = row["accession_number"] or "-"
         study = f"{row['study_date'] or '--------'}  {accession:<16} {row['modalities_in_study']:<8}"
         who = f"{row['patient_id']} {row['patient_name']}"
-        print(f"  {study} {row['number_of_instances']:>5} img  {who}  {row['study_instance_uid']}")
+        print(f"  {study} {row['number_of_instances']:>5} img  {who}  {row['study_instance_uid']}: {row['reason']}")
     return 0
 
 

@@ -1,20 +1,28 @@
-"""Studies the RIS knows nothing about, and attaching them to the right patient (P2).
+"""Studies and the orders of the RIS (P2): images that arrive before their order join its patient
+when the order comes, studies that stay apart are listed, and staff attach them to the right patient.
 
 At ingest a new study joins the patient of the order with its Study Instance UID or accession
-number (see `index.ordered_patient`). Studies that match no order are *unreconciled*: staff attach
-them to the right patient (CLI now, console later); the files are never rewritten, what leaves the
-archive is coerced (`egress`), and the change is recorded in the identity audit trail.
+number (see `index.ordered_patient`). When the order comes after the images, `link_to_order` moves
+the studies it names from the patient created from the images to the order's patient. A study that
+matches no order of its own patient is *unreconciled*: it matches no order at all, or its accession
+number (or Study Instance UID) is that of another patient's order. Staff attach it to the right
+patient (CLI now, console later). The files are never rewritten, what leaves the archive is coerced
+(`retrieve`), and every move is recorded in the identity audit trail.
 """
 
 from __future__ import annotations
 
 import enum
+import logging
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Engine, and_, exists, insert, or_, select, update
+from sqlalchemy import ColumnElement, Connection, Engine, ScalarSelect, and_, exists, insert, or_, select, update
 
-from appliance.db.schema import identity_change, patient, scheduled_step, study
+from appliance.db.schema import identity_change, patient, patient_identity, scheduled_step, study
+
+LOGGER = logging.getLogger(__name__)
 
 
 class AttachOutcome(enum.Enum):
@@ -24,13 +32,42 @@ class AttachOutcome(enum.Enum):
     ALREADY = "already-attached"
 
 
+@dataclass(frozen=True)
+class Move:
+    """One study moved from a patient to another, and who or what moved it (for the audit trail)."""
+
+    study_pk: int
+    study_instance_uid: str
+    from_patient_pk: int
+    to_patient_pk: int
+    action: str  # identity_change.action
+    source_application: str
+    source_event: str
+    source_control_id: str = ""
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class OrderedStudy:
+    """What an order says about its study: the patient, the Study Instance UID, the accession number,
+    and the placer order number (named in the audit trail)."""
+
+    patient_pk: int
+    study_instance_uid: str
+    accession_number: str
+    placer_order_number: str
+
+
+# A scheduled step names a study by its Study Instance UID, or by its (non-empty) accession number.
+NAMED_BY_UID = scheduled_step.c.study_instance_uid == study.c.study_instance_uid
+NAMED_BY_ACCESSION = and_(study.c.accession_number != "", scheduled_step.c.accession_number == study.c.accession_number)
+
+
 def unreconciled_studies(engine: Engine, limit: int = 500) -> list[dict[str, Any]]:
-    """Studies that match no order, by Study Instance UID or accession number (newest first)."""
-    ordered = exists().where(
-        or_(
-            scheduled_step.c.study_instance_uid == study.c.study_instance_uid,
-            and_(study.c.accession_number != "", scheduled_step.c.accession_number == study.c.accession_number),
-        )
+    """Studies that match no order of their own patient (newest first), each with its `reason`: no
+    order at all, or the order of another patient has its Study Instance UID or accession number."""
+    ordered_same_patient = and_(
+        or_(NAMED_BY_UID, NAMED_BY_ACCESSION), scheduled_step.c.patient_pk == study.c.patient_pk
     )
     statement = (
         select(
@@ -42,14 +79,38 @@ def unreconciled_studies(engine: Engine, limit: int = 500) -> list[dict[str, Any
             patient.c.patient_id,
             patient.c.issuer_of_patient_id,
             patient.c.patient_name,
+            patient_ordering(NAMED_BY_UID).label("uid_ordered_for"),
+            patient_ordering(NAMED_BY_ACCESSION).label("accession_ordered_for"),
         )
         .select_from(study.join(patient, patient.c.id == study.c.patient_pk))
-        .where(~ordered)
+        .where(~exists().where(ordered_same_patient))
         .order_by(study.c.received_at.desc())
         .limit(limit)
     )
     with engine.connect() as connection:
-        return [dict(row._mapping) for row in connection.execute(statement)]
+        rows = [dict(row._mapping) for row in connection.execute(statement)]
+    return [{**row, "reason": unreconciled_reason(row)} for row in rows]
+
+
+def patient_ordering(named: ColumnElement[bool]) -> ScalarSelect[Any]:
+    """The Patient ID of the latest order of another patient that names the study (NULL if none)."""
+    ordering = patient.alias("ordering_patient")
+    return (
+        select(ordering.c.patient_id)
+        .select_from(scheduled_step.join(ordering, ordering.c.id == scheduled_step.c.patient_pk))
+        .where(named, scheduled_step.c.patient_pk != study.c.patient_pk)
+        .order_by(scheduled_step.c.id.desc())
+        .limit(1)
+        .scalar_subquery()
+    )
+
+
+def unreconciled_reason(row: dict[str, Any]) -> str:
+    if row["uid_ordered_for"] is not None:
+        return f"its Study Instance UID is ordered for patient {row['uid_ordered_for']}"
+    if row["accession_ordered_for"] is not None:
+        return f"its accession number is ordered for patient {row['accession_ordered_for']}"
+    return "no order"
 
 
 def attach_study(engine: Engine, study_instance_uid: str, patient_id: str, issuer: str, who: str) -> AttachOutcome:
@@ -67,18 +128,75 @@ def attach_study(engine: Engine, study_instance_uid: str, patient_id: str, issue
             return AttachOutcome.UNKNOWN_PATIENT
         if target == current.patient_pk:
             return AttachOutcome.ALREADY
-        moment = datetime.now(UTC)
-        connection.execute(update(study).where(study.c.id == current.id).values(patient_pk=target, updated_at=moment))
-        connection.execute(
-            insert(identity_change).values(
-                patient_pk=target,
-                action="study-attached",
-                detail=f"study {study_instance_uid} moved from patient #{current.patient_pk} to #{target}",
-                source_application=who,
-                source_facility="",
-                source_event="reconciliation",
-                source_control_id="",
-                changed_at=moment,
-            )
+        move = Move(
+            study_pk=current.id,
+            study_instance_uid=study_instance_uid,
+            from_patient_pk=current.patient_pk,
+            to_patient_pk=target,
+            action="study-attached",
+            source_application=who,
+            source_event="reconciliation",
         )
+        move_study(connection, move, datetime.now(UTC))
     return AttachOutcome.ATTACHED
+
+
+def link_to_order(connection: Connection, order: OrderedStudy, moment: datetime) -> list[str]:
+    """Images before their order (P2): the archived studies the order names (`named_by`) that
+    belong to another patient created from the images (one without identity from the RIS) move to
+    the order's patient, each move audited. Runs in the caller's transaction (the one scheduling
+    the order); returns the Study Instance UIDs moved."""
+    condition = named_by(connection, order)
+    if condition is None:
+        return []
+    statement = select(study.c.id, study.c.study_instance_uid, study.c.patient_pk).where(
+        condition,
+        study.c.patient_pk != order.patient_pk,
+        ~exists().where(patient_identity.c.patient_pk == study.c.patient_pk),
+    )
+    moved = []
+    for row in connection.execute(statement).all():
+        move = Move(
+            study_pk=row.id,
+            study_instance_uid=row.study_instance_uid,
+            from_patient_pk=row.patient_pk,
+            to_patient_pk=order.patient_pk,
+            action="study-linked-to-order",
+            source_application="worklist",
+            source_event="order",
+            source_control_id=order.placer_order_number,
+            reason=f"its order (accession number {order.accession_number or 'none'}) came after the images",
+        )
+        move_study(connection, move, moment)
+        LOGGER.info("study %s joined the patient of its order %s", row.study_instance_uid, order.accession_number)
+        moved.append(row.study_instance_uid)
+    return moved
+
+
+def named_by(connection: Connection, order: OrderedStudy) -> ColumnElement[bool] | None:
+    """The studies an order names: the one with its Study Instance UID when archived, else those
+    with its accession number (None when it has none)."""
+    by_uid = study.c.study_instance_uid == order.study_instance_uid
+    if connection.execute(select(study.c.id).where(by_uid)).first() is not None:
+        return by_uid
+    return study.c.accession_number == order.accession_number if order.accession_number else None
+
+
+def move_study(connection: Connection, move: Move, moment: datetime) -> None:
+    """Re-point the study and record the change in the identity audit trail (of the new patient)."""
+    connection.execute(
+        update(study).where(study.c.id == move.study_pk).values(patient_pk=move.to_patient_pk, updated_at=moment)
+    )
+    detail = f"study {move.study_instance_uid} moved from patient #{move.from_patient_pk} to #{move.to_patient_pk}"
+    connection.execute(
+        insert(identity_change).values(
+            patient_pk=move.to_patient_pk,
+            action=move.action,
+            detail=f"{detail}: {move.reason}" if move.reason else detail,
+            source_application=move.source_application,
+            source_facility="",
+            source_event=move.source_event,
+            source_control_id=move.source_control_id,
+            changed_at=moment,
+        )
+    )

@@ -3,7 +3,8 @@
 `apply_order` runs inside the caller's transaction (the HL7 edge applies the message and records it
 as applied in one commit). The step is found by placer order number (then filler order number, then
 accession number). A Study Instance UID is generated when the RIS sends none; the station AE title
-comes from the configured mapping when the order lacks it.
+comes from the configured mapping when the order lacks it. Images archived before their order join
+the order's patient when it is scheduled (`archive.reconciliation.link_to_order`).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Any
 from pydicom.uid import generate_uid
 from sqlalchemy import Connection, bindparam, insert, select, update
 
+from appliance.archive.reconciliation import OrderedStudy, link_to_order
 from appliance.config import Config
 from appliance.db.schema import scheduled_step
 from appliance.worklist.orders import Order, OrderControl, OrderOutcome, OrderResult
@@ -74,6 +76,8 @@ STEP_BY_ACCESSION = latest_step_where(scheduled_step.c.accession_number)
 
 
 def schedule(connection: Connection, order: Order, patient_pk: int, config: Config) -> OrderResult:
+    """A new step; studies archived before the order came (its Study Instance UID, else its
+    accession number, on a patient created from the images) join the order's patient (P2)."""
     moment = datetime.now(UTC)
     values = step_values(order, patient_pk, config)
     values["study_instance_uid"] = order.study_instance_uid or generate_uid(prefix=None)
@@ -81,7 +85,12 @@ def schedule(connection: Connection, order: Order, patient_pk: int, config: Conf
         order.scheduled_procedure_step_id or order.requested_procedure_id or order.accession_number
     )[:16]
     connection.execute(INSERT_STEP, {**values, "status": SCHEDULED, "created_at": moment, "updated_at": moment})
-    return OrderResult(OrderOutcome.SCHEDULED, study_instance_uid=values["study_instance_uid"])
+    ordered = OrderedStudy(
+        patient_pk, values["study_instance_uid"], values["accession_number"], order.placer_order_number
+    )
+    linked = link_to_order(connection, ordered, moment)
+    detail = f"{len(linked)} archived study(ies) joined the order's patient" if linked else ""
+    return OrderResult(OrderOutcome.SCHEDULED, detail, study_instance_uid=values["study_instance_uid"])
 
 
 def change(
