@@ -51,7 +51,10 @@ def parser() -> argparse.ArgumentParser:
 def add_config_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     config = commands.add_parser("config", help="check or generate the configuration file")
     actions = config.add_subparsers(dest="action", required=True)
-    actions.add_parser("check", help="validate a configuration file; print every problem").add_argument("file")
+    check = actions.add_parser(
+        "check", help="validate a configuration file and the console settings merged over it; print every problem"
+    )
+    check.add_argument("file", type=Path, help="the main configuration file (/etc/appliance/appliance.yaml)")
     actions.add_parser("sample", help="print a complete, commented sample configuration (the real defaults)")
     actions.add_parser("reference", help="print the configuration reference (Markdown)")
 
@@ -111,13 +114,21 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def config_command(arguments: argparse.Namespace) -> int:
     if arguments.action == "check":
-        config = load_config(arguments.file)
-        print(f"{arguments.file}: valid ({config.mode}, {len(config.peers)} peer(s))")
+        print_check(load_config(arguments.file))
     elif arguments.action == "sample":
         print(sample_yaml(), end="")
     else:
         print(reference_markdown(), end="")
     return 0
+
+
+def print_check(config: Config) -> None:
+    """What `config check` found valid: the main file, and the console settings merged over it."""
+    print(f"{config.source}: valid ({config.mode}, {len(config.peers)} peer(s))")
+    if len(config.layers) > 1:
+        print(f"{config.layers[1]}: valid, console settings merged over {config.source}")
+    else:
+        print(f"{config.console_settings_file}: no console settings (the file does not exist)")
 
 
 def runtime_command(arguments: argparse.Namespace) -> int:
