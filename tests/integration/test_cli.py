@@ -39,3 +39,9 @@ def test_config_check_reports_every_problem_of_both_files(tmp_path: Path) -> Non
         f"{main_file}: valid (production, 1 peer(s))",
         f"{console}: valid, console settings merged over {main_file}",
     ]
+
+
+def test_config_sample_is_the_defaults(tmp_path: Path) -> None:
+    sample = tmp_path / "appliance.yaml"
+    sample.write_text(appliance("config", "sample").stdout)
+    assert appliance("config", "check", str(sample)).stdout.startswith(f"{sample}: valid (production, 0 peer(s))\n")
