@@ -20,7 +20,7 @@ from sqlalchemy.engine import make_url
 
 from appliance import outbox
 from appliance.archive.index import Index
-from appliance.archive.integrity import VerifyReport, adopt_orphans, reindex, verify
+from appliance.archive.integrity import DamagedFile, VerifyReport, adopt_orphans, reindex, verify
 from appliance.archive.lossless import SYNTAXES, LosslessCompressor, compression_lock
 from appliance.archive.reconciliation import AttachOutcome, attach_study, unreconciled_studies
 from appliance.archive.statistics import archive_statistics
@@ -244,14 +244,47 @@ def run_reindex(engine: Engine, files: FileStore) -> int:
 
 
 def print_verify(report: VerifyReport) -> int:
+    """The verify report: each missing or altered file with its study and patient (IPP), the
+    orphans, then the studies to restore; 0 when everything is intact."""
     print(
         f"checked {report.checked} file(s): {len(report.missing)} missing, {len(report.altered)} altered, "
         f"{len(report.orphans)} orphan(s)"
     )
-    for label, paths in (("missing", report.missing), ("altered", report.altered), ("orphan", report.orphans)):
-        for path in paths[:1000]:
-            print(f"  {label}: {path}")
+    for label, damaged in (("missing", report.missing), ("altered", report.altered)):
+        for file in damaged[:1000]:
+            print(f"  {label}: {file.path}  {study_and_patient(file)}")
+    for path in report.orphans[:1000]:
+        print(f"  orphan: {path}")
+    print_studies_to_restore(report)
     return 0 if report.intact else 1
+
+
+def study_and_patient(file: DamagedFile) -> str:
+    """`study UID of YYYY-MM-DD, patient IPP` (what an operator looks up in the backup or the RIS)."""
+    if not file.study_instance_uid:
+        return "(no longer in the index)"
+    return f"study {file.study_instance_uid} of {readable_date(file.study_date)}, patient {file.patient_id or '-'}"
+
+
+def readable_date(value: str) -> str:
+    return f"{value[:4]}-{value[4:6]}-{value[6:8]}" if len(value) == 8 and value.isdigit() else "no date"
+
+
+def print_studies_to_restore(report: VerifyReport) -> None:
+    """One line per study with missing or altered files, with how many of each."""
+    counts: dict[tuple[str, str, str], list[int]] = {}
+    for position, damaged in enumerate((report.missing, report.altered)):
+        for file in damaged:
+            if file.study_instance_uid:
+                key = (file.study_date, file.study_instance_uid, file.patient_id)
+                counts.setdefault(key, [0, 0])[position] += 1
+    if counts:
+        print(f"{len(counts)} study(ies) to restore from the backup:")
+    for (study_date, study_instance_uid, patient_id), (missing, altered) in sorted(counts.items()):
+        print(
+            f"  {readable_date(study_date)}  {study_instance_uid}  patient {patient_id or '-'}: "
+            f"{missing} missing, {altered} altered"
+        )
 
 
 def print_compress(compressor: LosslessCompressor, files: FileStore, processes: int) -> int:

@@ -8,7 +8,16 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+from datagen import PATIENTS, encoded, make_instance
 from servers import write_config
+
+from appliance.archive.index import Index
+from appliance.archive.ingest import IncomingObject, Ingest, StoreOutcome
+from appliance.archive.storage import FileStore
+from appliance.cli import main
+from appliance.config import development_config
+from appliance.daemons.runtime import open_index
 
 
 def appliance(*arguments: str) -> subprocess.CompletedProcess[str]:
@@ -45,3 +54,36 @@ def test_config_sample_is_the_defaults(tmp_path: Path) -> None:
     sample = tmp_path / "appliance.yaml"
     sample.write_text(appliance("config", "sample").stdout)
     assert appliance("config", "check", str(sample)).stdout.startswith(f"{sample}: valid (production, 0 peer(s))\n")
+
+
+def archive_with_two_studies(data: Path) -> list[str]:
+    """Two one-image studies archived (no daemon needed); their relative paths."""
+    config = development_config(data)
+    engine = open_index(config)
+    ingest = Ingest(FileStore(data, 0), Index(engine))
+    for number, patient in enumerate(PATIENTS[:2], start=1):
+        dataset = make_instance("CT", patient, study_uid=f"1.2.826.0.1.3680043.10.1471.99.{number}", seed=number)
+        dataset.StudyDate = f"2026110{number}"
+        incoming = IncomingObject(encoded(dataset), dataset.SOPInstanceUID, dataset.SOPClassUID, "TEST")
+        assert ingest.store(incoming).outcome is StoreOutcome.STORED
+    engine.dispose()
+    return sorted(str(path.relative_to(data / "archive")) for path in (data / "archive").rglob("*.dcm"))
+
+
+def test_verify_names_the_study_and_the_patient_of_each_damaged_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = tmp_path / "data"
+    first, second = archive_with_two_studies(data)
+    (data / "archive" / first).unlink()
+    with open(data / "archive" / second, "r+b") as altered:
+        altered.seek(-4, 2)
+        altered.write(b"\xff\xff\xff\xff")
+    assert main(["archive", "verify", "--data", str(data)]) == 1
+    output = capsys.readouterr().out
+    assert "checked 2 file(s): 1 missing, 1 altered, 0 orphan(s)" in output
+    assert f"  missing: {first}  study 1.2.826.0.1.3680043.10.1471.99.1 of 2026-11-01, patient IPP0001" in output
+    assert f"  altered: {second}  study 1.2.826.0.1.3680043.10.1471.99.2 of 2026-11-02, patient IPP0002" in output
+    assert "2 study(ies) to restore from the backup:" in output
+    assert "  2026-11-01  1.2.826.0.1.3680043.10.1471.99.1  patient IPP0001: 1 missing, 0 altered" in output
+    assert "ŒUVRARD" not in output and "DUPONT" not in output  # IPP only, no names
