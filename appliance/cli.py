@@ -1,5 +1,5 @@
 """`appliance`: the command line of the appliance (configuration, index, archive maintenance, worklist
-preview, the outbox).
+preview, the outbox, sending an HL7 message by hand).
 
 Commands that read the archive say which data folder they read, and refuse a folder that holds no
 archive rather than create an empty one.
@@ -28,6 +28,8 @@ from appliance.archive.storage import FileStore
 from appliance.config import Config, ConfigError, load_config
 from appliance.config.sample import reference_markdown, sample_yaml
 from appliance.daemons.runtime import IndexBusy, add_location_options, index_to_myself, loader, open_index
+from appliance.hl7.er7 import MessageError, parse
+from appliance.hl7.mllp import ConnectionClosed, send_and_receive
 from appliance.worklist.profiles import answers, typical_query
 
 
@@ -45,6 +47,7 @@ def parser() -> argparse.ArgumentParser:
     add_archive_commands(commands)
     add_worklist_commands(commands)
     add_outbox_commands(commands)
+    add_hl7_commands(commands)
     return top
 
 
@@ -101,11 +104,21 @@ def add_outbox_commands(commands: argparse._SubParsersAction[argparse.ArgumentPa
     again.add_argument("message_id", type=int, help="the number shown by `appliance outbox list`")
 
 
+def add_hl7_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    hl7 = commands.add_parser("hl7", help="the HL7 link").add_subparsers(dest="action", required=True)
+    send = hl7.add_parser("send", help="send an HL7 v2 message file over MLLP; print the ACK code")
+    send.add_argument("file", type=Path, help="the message, one segment per line (CR, LF or CRLF)")
+    send.add_argument("--host", default="127.0.0.1", help="the MLLP listener's address (default: 127.0.0.1)")
+    send.add_argument("--port", type=int, default=2575, help="the MLLP listener's port (default: 2575)")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     arguments = parser().parse_args(argv)
     try:
         if arguments.command == "config":
             return config_command(arguments)
+        if arguments.command == "hl7":
+            return send_message(arguments.file, arguments.host, arguments.port)
         return runtime_command(arguments)
     except (ConfigError, NoArchive, IndexBusy) as error:
         print(error, file=sys.stderr)
@@ -129,6 +142,44 @@ def print_check(config: Config) -> None:
         print(f"{config.layers[1]}: valid, console settings merged over {config.source}")
     else:
         print(f"{config.console_settings_file}: no console settings (the file does not exist)")
+
+
+def send_message(path: Path, host: str, port: int) -> int:
+    """Send the HL7 message in `path` over MLLP and print the code of the ACK (and its text, if any);
+    0 when the message was accepted (AA or CA)."""
+    try:
+        message = wire_segments(path.read_bytes())
+        answer = send_and_receive(host, port, message)
+    except OSError as error:
+        print(f"cannot send {path} to {host}:{port}: {error.strerror or error}", file=sys.stderr)
+        return 2
+    except ConnectionClosed as error:
+        print(f"{host}:{port} gave no answer: {error}", file=sys.stderr)
+        return 1
+    try:
+        code, text = acknowledgement_of(answer)
+    except MessageError as error:
+        print(f"{host}:{port} answered something that is not an HL7 ACK ({error})", file=sys.stderr)
+        return 1
+    print(f"{code}: {text}" if text else code)
+    return 0 if code in ("AA", "CA") else 1
+
+
+def wire_segments(data: bytes) -> bytes:
+    """A message file as it goes on the wire: segments ended by CR, whatever an editor saved."""
+    lines = data.replace(b"\r\n", b"\n").replace(b"\r", b"\n").split(b"\n")
+    return b"".join(line + b"\r" for line in lines if line.strip())
+
+
+def acknowledgement_of(answer: bytes) -> tuple[str, str]:
+    """MSA-1 of an ACK, and its error text (ERR-8, or MSA-3 in v2.3). Raises MessageError."""
+    acknowledgement = parse(answer)
+    msa = acknowledgement.segment("MSA")
+    if msa is None:
+        raise MessageError("no MSA segment")
+    error = acknowledgement.segment("ERR")
+    text = (error.get(8) if error else "") or msa.get(3)
+    return msa.get(1), text
 
 
 def runtime_command(arguments: argparse.Namespace) -> int:

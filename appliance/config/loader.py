@@ -449,7 +449,13 @@ def development_document(data_directory: Path) -> dict[str, Any]:
         "site_name": "Development appliance",
         "storage": {"data_directory": str(data_directory), "minimum_free_space_mb": 100},
         "dicom": {"ae_title": "APPLIANCE", "bind_address": "127.0.0.1", "port": DEVELOPMENT_PORT},
-        "worklist": {"bind_address": "127.0.0.1", "port": DEVELOPMENT_WORKLIST_PORT},
+        # findscu calls as FINDSCU, which is no modality: in development every order is shown to every
+        # caller, whatever its Scheduled Station AE Title (an order with none included).
+        "worklist": {
+            "bind_address": "127.0.0.1",
+            "port": DEVELOPMENT_WORKLIST_PORT,
+            "default_profile": {"filter_on_calling_ae": False},
+        },
         "hl7": {"bind_address": "127.0.0.1", "port": DEVELOPMENT_HL7_PORT},
         "peers": [
             {

@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from datagen import PATIENTS, encoded, make_instance
-from servers import write_config
+from servers import Daemon, archive_config, free_port, write_config
 
 from appliance.archive.index import Index
 from appliance.archive.ingest import IncomingObject, Ingest, StoreOutcome
@@ -18,6 +19,10 @@ from appliance.archive.storage import FileStore
 from appliance.cli import main
 from appliance.config import development_config
 from appliance.daemons.runtime import open_index
+
+REPOSITORY = Path(__file__).parents[2]
+SAMPLE_ORDER = REPOSITORY / "samples" / "orm_o01_ct_thorax.hl7"
+SAMPLE_ORDER_DATE = "20270115"
 
 
 def appliance(*arguments: str) -> subprocess.CompletedProcess[str]:
@@ -87,3 +92,30 @@ def test_verify_names_the_study_and_the_patient_of_each_damaged_file(
     assert "2 study(ies) to restore from the backup:" in output
     assert "  2026-11-01  1.2.826.0.1.3680043.10.1471.99.1  patient IPP0001: 1 missing, 0 altered" in output
     assert "ŒUVRARD" not in output and "DUPONT" not in output  # IPP only, no names
+
+
+@pytest.fixture()
+def hl7_daemon(tmp_path: Path) -> Iterator[Daemon]:
+    config = archive_config(tmp_path / "data", free_port(), hl7={"bind_address": "127.0.0.1", "port": 0})
+    daemon = Daemon("appliance.daemons.hl7", write_config(tmp_path / "appliance.yaml", config), tmp_path / "hl7.log")
+    yield daemon.start()
+    daemon.stop()
+
+
+def test_hl7_send_puts_the_sample_order_on_the_development_worklist(hl7_daemon: Daemon, tmp_path: Path) -> None:
+    sent = appliance("hl7", "send", str(SAMPLE_ORDER), "--port", str(hl7_daemon.port))
+    assert (sent.returncode, sent.stdout) == (0, "AA\n"), sent.stderr
+    data = str(tmp_path / "data")
+    shown = appliance("worklist", "preview", "--as", "FINDSCU", "--date", SAMPLE_ORDER_DATE, "--data", data)
+    assert "1 item(s) for FINDSCU (profile: default)" in shown.stdout  # development: no station filter
+    assert "ACC9001" in shown.stdout and "BÉRANGER^Éloïse" in shown.stdout
+    production = appliance(
+        "worklist", "preview", "--as", "FINDSCU", "--date", SAMPLE_ORDER_DATE, "--config", str(hl7_daemon.config_path)
+    )
+    assert "0 item(s) for FINDSCU" in production.stdout  # the order has no station; FINDSCU is none
+
+
+def test_hl7_send_says_when_nobody_listens(tmp_path: Path) -> None:
+    result = appliance("hl7", "send", str(SAMPLE_ORDER), "--port", str(free_port()))
+    assert result.returncode == 2
+    assert result.stderr.startswith(f"cannot send {SAMPLE_ORDER} to 127.0.0.1:")

@@ -151,3 +151,5 @@ def test_development_defaults(tmp_path: Path) -> None:
     assert config.is_development
     assert (config.dicom.bind_address, config.dicom.port, config.dicom.ae_title) == ("127.0.0.1", 11112, "APPLIANCE")
     assert config.storage.archive_directory == tmp_path / "archive"
+    # findscu (calling AE FINDSCU, no modality) sees orders without a Scheduled Station AE Title.
+    assert not config.worklist.default_profile.filter_on_calling_ae
