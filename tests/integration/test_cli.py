@@ -4,14 +4,18 @@ named with its service."""
 
 from __future__ import annotations
 
+import signal
+import socket
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from datagen import PATIENTS, encoded, make_instance
-from servers import Daemon, archive_config, free_port, write_config
+from servers import Daemon, archive_config, free_port, launcher, write_config
 
 from appliance.archive.index import Index
 from appliance.archive.ingest import IncomingObject, Ingest, StoreOutcome
@@ -119,3 +123,63 @@ def test_hl7_send_says_when_nobody_listens(tmp_path: Path) -> None:
     result = appliance("hl7", "send", str(SAMPLE_ORDER), "--port", str(free_port()))
     assert result.returncode == 2
     assert result.stderr.startswith(f"cannot send {SAMPLE_ORDER} to 127.0.0.1:")
+
+
+@pytest.mark.parametrize(
+    ("module", "section", "line"),
+    [
+        ("appliance.daemons.archive", "dicom", "ERROR appliance.daemons.dicom_server: DICOM archive APPLIANCE"),
+        ("appliance.daemons.worklist", "worklist", "ERROR appliance.daemons.dicom_server: worklist APPLIANCE_MWL"),
+        ("appliance.daemons.hl7", "hl7", "ERROR appliance.daemons.hl7: HL7 listener"),
+    ],
+)
+def test_a_daemon_on_a_taken_port_names_its_service_address_and_port(
+    tmp_path: Path, module: str, section: str, line: str
+) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        listener = {"bind_address": "127.0.0.1", "port": port}
+        config_path = write_config(
+            tmp_path / "appliance.yaml", archive_config(tmp_path / "data", 1, **{section: listener})
+        )
+        result = subprocess.run(
+            [sys.executable, "-c", launcher(module), "--config", str(config_path)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    assert result.returncode == 1
+    assert f"{line} cannot listen on 127.0.0.1:{port}: Address already in use\n" in result.stderr
+
+
+def supervisor_output(config_path: Path) -> str:
+    """What `make run` prints from its start until every daemon is up, then Ctrl-C."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "appliance.daemons.supervisor", "--config", str(config_path)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    assert process.stdout is not None
+    lines: list[str] = []
+    deadline = time.monotonic() + 120
+    while sum("listening on" in line or "worker running" in line for line in lines) < 4:
+        line = process.stdout.readline()
+        assert line and time.monotonic() < deadline, "".join(lines)
+        lines.append(line)
+    process.send_signal(signal.SIGINT)
+    rest, _ = process.communicate(timeout=120)
+    return "".join(lines) + rest
+
+
+def test_make_run_warns_once_about_development_mode(tmp_path: Path) -> None:
+    listeners: dict[str, Any] = {"bind_address": "127.0.0.1", "port": 0}
+    config = {
+        "mode": "development",
+        "storage": {"data_directory": str(tmp_path / "data"), "minimum_free_space_mb": 1},
+        **{section: listeners for section in ("dicom", "worklist", "hl7")},
+    }
+    output = supervisor_output(write_config(tmp_path / "appliance.yaml", config))
+    assert output.count("development mode: any AE title from 127.0.0.1 is accepted") == 1, output
