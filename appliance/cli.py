@@ -105,6 +105,7 @@ def add_outbox_commands(commands: argparse._SubParsersAction[argparse.ArgumentPa
 
 
 def add_hl7_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """`appliance hl7 send FILE`: what a RIS would send, by hand (the README's sample order)."""
     hl7 = commands.add_parser("hl7", help="the HL7 link").add_subparsers(dest="action", required=True)
     send = hl7.add_parser("send", help="send an HL7 v2 message file over MLLP; print the ACK code")
     send.add_argument("file", type=Path, help="the message, one segment per line (CR, LF or CRLF)")
@@ -318,6 +319,7 @@ def study_and_patient(file: DamagedFile) -> str:
 
 
 def readable_date(value: str) -> str:
+    """A DICOM DA value as YYYY-MM-DD ("no date" when it is not one)."""
     return f"{value[:4]}-{value[4:6]}-{value[6:8]}" if len(value) == 8 and value.isdigit() else "no date"
 
 

@@ -57,6 +57,7 @@ def ae_title_problem(value: str) -> str:
 
 
 def is_ip_address(value: str) -> bool:
+    """Whether `value` is an IPv4 or IPv6 address (a scope as in `fe80::1%eth0` included)."""
     try:
         ipaddress.ip_address(value)
     except ValueError:
@@ -104,6 +105,7 @@ def addresses_overlap(first: str, second: str) -> bool:
 
 
 def covers(wildcard: str, other: str) -> bool:
+    """Whether listening on `wildcard` (0.0.0.0 or ::) takes the port of `other` as well."""
     try:
         address = ipaddress.ip_address(wildcard)
     except ValueError:

@@ -32,6 +32,8 @@ class UnreadableLayer(Exception):
 
 @dataclass(frozen=True)
 class Layer:
+    """One configuration file's keys and values (`source`: the file, or what stands for it)."""
+
     source: str
     document: dict[str, Any]
 
@@ -71,6 +73,7 @@ def console_settings_path(main: dict[str, Any], default_data_directory: str) -> 
 
 
 def mapping_get(document: dict[str, Any], section: str, key: str) -> Any:
+    """`document[section][key]`, or None when either is missing or not a mapping."""
     value = document.get(section)
     return value.get(key) if isinstance(value, dict) else None
 

@@ -318,6 +318,7 @@ def explained(error: jsonschema.ValidationError) -> list[Problem]:
 
 
 def ae_title_pattern() -> str:
+    """The schema's regular expression of an AE title (its errors are explained in words)."""
     pattern: str = schema()["$defs"]["ae_title"]["pattern"]
     return pattern
 

@@ -36,6 +36,8 @@ def object_lines(node: dict[str, Any], indent: str, example: bool) -> list[str]:
 
 
 def value_lines(name: str, node: dict[str, Any], indent: str, example: bool) -> list[str]:
+    """The YAML lines of one key: a nested object, a list of objects (empty by default, with a
+    commented example entry), or a value with its other examples in a comment."""
     if node.get("type") == "array" and "$ref" in node.get("items", {}):
         node = {**node, "items": resolved(node["items"])}
     if node.get("type") == "object":
