@@ -185,7 +185,7 @@ def reload(runtime: Runtime) -> None:
     else:
         for listener in runtime.reloaded:
             listener(runtime.config)
-        LOGGER.info("configuration reloaded from %s", runtime.config.source)
+        LOGGER.info("configuration reloaded from %s", " + ".join(runtime.config.layers))
         if ignored:
             LOGGER.warning("changed, but applied only at the next restart: %s", ", ".join(ignored))
     systemd.notify("READY=1")
