@@ -1,5 +1,5 @@
 """`appliance`: the command line of the appliance (configuration, index, archive maintenance, worklist
-preview, the outbox).
+preview, the outbox, sending an HL7 message by hand).
 
 Commands that read the archive say which data folder they read, and refuse a folder that holds no
 archive rather than create an empty one.
@@ -20,7 +20,7 @@ from sqlalchemy.engine import make_url
 
 from appliance import outbox
 from appliance.archive.index import Index
-from appliance.archive.integrity import VerifyReport, adopt_orphans, reindex, verify
+from appliance.archive.integrity import DamagedFile, VerifyReport, adopt_orphans, reindex, verify
 from appliance.archive.lossless import SYNTAXES, LosslessCompressor, compression_lock
 from appliance.archive.reconciliation import AttachOutcome, attach_study, unreconciled_studies
 from appliance.archive.statistics import archive_statistics
@@ -28,6 +28,8 @@ from appliance.archive.storage import FileStore
 from appliance.config import Config, ConfigError, load_config
 from appliance.config.sample import reference_markdown, sample_yaml
 from appliance.daemons.runtime import IndexBusy, add_location_options, index_to_myself, loader, open_index
+from appliance.hl7.er7 import MessageError, parse
+from appliance.hl7.mllp import ConnectionClosed, send_and_receive
 from appliance.worklist.profiles import answers, typical_query
 
 
@@ -45,13 +47,17 @@ def parser() -> argparse.ArgumentParser:
     add_archive_commands(commands)
     add_worklist_commands(commands)
     add_outbox_commands(commands)
+    add_hl7_commands(commands)
     return top
 
 
 def add_config_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     config = commands.add_parser("config", help="check or generate the configuration file")
     actions = config.add_subparsers(dest="action", required=True)
-    actions.add_parser("check", help="validate a configuration file; print every problem").add_argument("file")
+    check = actions.add_parser(
+        "check", help="validate a configuration file and the console settings merged over it; print every problem"
+    )
+    check.add_argument("file", type=Path, help="the main configuration file (/etc/appliance/appliance.yaml)")
     actions.add_parser("sample", help="print a complete, commented sample configuration (the real defaults)")
     actions.add_parser("reference", help="print the configuration reference (Markdown)")
 
@@ -98,11 +104,22 @@ def add_outbox_commands(commands: argparse._SubParsersAction[argparse.ArgumentPa
     again.add_argument("message_id", type=int, help="the number shown by `appliance outbox list`")
 
 
+def add_hl7_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """`appliance hl7 send FILE`: what a RIS would send, by hand (the README's sample order)."""
+    hl7 = commands.add_parser("hl7", help="the HL7 link").add_subparsers(dest="action", required=True)
+    send = hl7.add_parser("send", help="send an HL7 v2 message file over MLLP; print the ACK code")
+    send.add_argument("file", type=Path, help="the message, one segment per line (CR, LF or CRLF)")
+    send.add_argument("--host", default="127.0.0.1", help="the MLLP listener's address (default: 127.0.0.1)")
+    send.add_argument("--port", type=int, default=2575, help="the MLLP listener's port (default: 2575)")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     arguments = parser().parse_args(argv)
     try:
         if arguments.command == "config":
             return config_command(arguments)
+        if arguments.command == "hl7":
+            return send_message(arguments.file, arguments.host, arguments.port)
         return runtime_command(arguments)
     except (ConfigError, NoArchive, IndexBusy) as error:
         print(error, file=sys.stderr)
@@ -111,13 +128,59 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def config_command(arguments: argparse.Namespace) -> int:
     if arguments.action == "check":
-        config = load_config(arguments.file)
-        print(f"{arguments.file}: valid ({config.mode}, {len(config.peers)} peer(s))")
+        print_check(load_config(arguments.file))
     elif arguments.action == "sample":
         print(sample_yaml(), end="")
     else:
         print(reference_markdown(), end="")
     return 0
+
+
+def print_check(config: Config) -> None:
+    """What `config check` found valid: the main file, and the console settings merged over it."""
+    print(f"{config.source}: valid ({config.mode}, {len(config.peers)} peer(s))")
+    if len(config.layers) > 1:
+        print(f"{config.layers[1]}: valid, console settings merged over {config.source}")
+    else:
+        print(f"{config.console_settings_file}: no console settings (the file does not exist)")
+
+
+def send_message(path: Path, host: str, port: int) -> int:
+    """Send the HL7 message in `path` over MLLP and print the code of the ACK (and its text, if any);
+    0 when the message was accepted (AA or CA)."""
+    try:
+        message = wire_segments(path.read_bytes())
+        answer = send_and_receive(host, port, message)
+    except OSError as error:
+        print(f"cannot send {path} to {host}:{port}: {error.strerror or error}", file=sys.stderr)
+        return 2
+    except ConnectionClosed as error:
+        print(f"{host}:{port} gave no answer: {error}", file=sys.stderr)
+        return 1
+    try:
+        code, text = acknowledgement_of(answer)
+    except MessageError as error:
+        print(f"{host}:{port} answered something that is not an HL7 ACK ({error})", file=sys.stderr)
+        return 1
+    print(f"{code}: {text}" if text else code)
+    return 0 if code in ("AA", "CA") else 1
+
+
+def wire_segments(data: bytes) -> bytes:
+    """A message file as it goes on the wire: segments ended by CR, whatever an editor saved."""
+    lines = data.replace(b"\r\n", b"\n").replace(b"\r", b"\n").split(b"\n")
+    return b"".join(line + b"\r" for line in lines if line.strip())
+
+
+def acknowledgement_of(answer: bytes) -> tuple[str, str]:
+    """MSA-1 of an ACK, and its error text (ERR-8, or MSA-3 in v2.3). Raises MessageError."""
+    acknowledgement = parse(answer)
+    msa = acknowledgement.segment("MSA")
+    if msa is None:
+        raise MessageError("no MSA segment")
+    error = acknowledgement.segment("ERR")
+    text = (error.get(8) if error else "") or msa.get(3)
+    return msa.get(1), text
 
 
 def runtime_command(arguments: argparse.Namespace) -> int:
@@ -233,14 +296,48 @@ def run_reindex(engine: Engine, files: FileStore) -> int:
 
 
 def print_verify(report: VerifyReport) -> int:
+    """The verify report: each missing or altered file with its study and patient (IPP), the
+    orphans, then the studies to restore; 0 when everything is intact."""
     print(
         f"checked {report.checked} file(s): {len(report.missing)} missing, {len(report.altered)} altered, "
         f"{len(report.orphans)} orphan(s)"
     )
-    for label, paths in (("missing", report.missing), ("altered", report.altered), ("orphan", report.orphans)):
-        for path in paths[:1000]:
-            print(f"  {label}: {path}")
+    for label, damaged in (("missing", report.missing), ("altered", report.altered)):
+        for file in damaged[:1000]:
+            print(f"  {label}: {file.path}  {study_and_patient(file)}")
+    for path in report.orphans[:1000]:
+        print(f"  orphan: {path}")
+    print_studies_to_restore(report)
     return 0 if report.intact else 1
+
+
+def study_and_patient(file: DamagedFile) -> str:
+    """`study UID of YYYY-MM-DD, patient IPP` (what an operator looks up in the backup or the RIS)."""
+    if not file.study_instance_uid:
+        return "(no longer in the index)"
+    return f"study {file.study_instance_uid} of {readable_date(file.study_date)}, patient {file.patient_id or '-'}"
+
+
+def readable_date(value: str) -> str:
+    """A DICOM DA value as YYYY-MM-DD ("no date" when it is not one)."""
+    return f"{value[:4]}-{value[4:6]}-{value[6:8]}" if len(value) == 8 and value.isdigit() else "no date"
+
+
+def print_studies_to_restore(report: VerifyReport) -> None:
+    """One line per study with missing or altered files, with how many of each."""
+    counts: dict[tuple[str, str, str], list[int]] = {}
+    for position, damaged in enumerate((report.missing, report.altered)):
+        for file in damaged:
+            if file.study_instance_uid:
+                key = (file.study_date, file.study_instance_uid, file.patient_id)
+                counts.setdefault(key, [0, 0])[position] += 1
+    if counts:
+        print(f"{len(counts)} study(ies) to restore from the backup:")
+    for (study_date, study_instance_uid, patient_id), (missing, altered) in sorted(counts.items()):
+        print(
+            f"  {readable_date(study_date)}  {study_instance_uid}  patient {patient_id or '-'}: "
+            f"{missing} missing, {altered} altered"
+        )
 
 
 def print_compress(compressor: LosslessCompressor, files: FileStore, processes: int) -> int:

@@ -35,11 +35,26 @@ from appliance.db.schema import (
 LOGGER = logging.getLogger(__name__)
 
 
+# Damaged files are looked up this many at a time (well under SQLite's limit on bound parameters).
+LOOKUP_BATCH = 500
+
+
+@dataclass(frozen=True)
+class DamagedFile:
+    """A missing or altered file, and what the operator needs to restore it: the study (UID and
+    date) and the patient's ID (IPP; no name, the report may be kept in logs)."""
+
+    path: str
+    study_instance_uid: str
+    study_date: str
+    patient_id: str
+
+
 @dataclass
 class VerifyReport:
     checked: int = 0
-    missing: list[str] = field(default_factory=list)
-    altered: list[str] = field(default_factory=list)
+    missing: list[DamagedFile] = field(default_factory=list)
+    altered: list[DamagedFile] = field(default_factory=list)
     orphans: list[str] = field(default_factory=list)
 
     @property
@@ -48,19 +63,44 @@ class VerifyReport:
 
 
 def verify(engine: Engine, files: FileStore, progress: Callable[[int], None] | None = None) -> VerifyReport:
-    """Recheck every indexed file's SHA-256; list missing, altered and orphan (unindexed) files."""
+    """Recheck every indexed file's SHA-256; list missing and altered files with their study and
+    patient, and orphan (unindexed) files."""
     report = VerifyReport()
+    missing: list[tuple[int, str]] = []
+    altered: list[tuple[int, str]] = []
     for row in iterate_instances(engine):
         path = files.absolute(row["path"])
         report.checked += 1
         if not path.is_file():
-            report.missing.append(row["path"])
+            missing.append((row["id"], row["path"]))
         elif sha256_of_file(path) != row["sha256"]:
-            report.altered.append(row["path"])
+            altered.append((row["id"], row["path"]))
         if progress and report.checked % 1000 == 0:
             progress(report.checked)
+    report.missing = damaged_files(engine, missing)
+    report.altered = damaged_files(engine, altered)
     report.orphans = orphan_files(engine, files)
     return report
+
+
+def damaged_files(engine: Engine, instances: list[tuple[int, str]]) -> list[DamagedFile]:
+    """The files of these instances (id, path) with their study and patient, in the order given (an
+    instance gone from the index meanwhile keeps its path, with the rest empty)."""
+    instance_ids = [identifier for identifier, _ in instances]
+    found: dict[int, DamagedFile] = {}
+    statement = select(
+        instance.c.id, instance.c.path, study.c.study_instance_uid, study.c.study_date, patient.c.patient_id
+    ).select_from(
+        instance.join(series, series.c.id == instance.c.series_pk)
+        .join(study, study.c.id == series.c.study_pk)
+        .join(patient, patient.c.id == study.c.patient_pk)
+    )
+    with engine.connect() as connection:
+        for start in range(0, len(instance_ids), LOOKUP_BATCH):
+            batch = instance_ids[start : start + LOOKUP_BATCH]
+            for row in connection.execute(statement.where(instance.c.id.in_(batch))):
+                found[row.id] = DamagedFile(row.path, row.study_instance_uid, row.study_date, row.patient_id)
+    return [found.get(identifier, DamagedFile(path, "", "", "")) for identifier, path in instances]
 
 
 def orphan_files(engine: Engine, files: FileStore) -> list[str]:

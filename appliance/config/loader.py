@@ -1,7 +1,8 @@
-"""Read, validate and type the configuration file.
+"""Read, validate and type the configuration.
 
-`load_config(path)` returns a frozen `Config` or raises `ConfigError` listing every problem at once,
-each one naming the file and the key. `development_config()` is what `make run` uses with no file.
+`load_config(path)` reads the main file, merges the console settings file over it (layers.py), and
+returns a frozen `Config` or raises `ConfigError` listing every problem at once, each one naming the
+file and the key. `development_config()` is what `make run` uses with no file.
 """
 
 from __future__ import annotations
@@ -18,6 +19,17 @@ from typing import Any
 import jsonschema
 import yaml
 
+from appliance.config.checks import Key, Problem, ae_title_problem, host_problems, mapping, mappings, port_problems
+from appliance.config.layers import (
+    Layer,
+    UnreadableLayer,
+    console_settings_path,
+    layer_problems,
+    merged,
+    read_layer,
+    source_of,
+)
+
 DEVELOPMENT_PORT = 11112
 DEVELOPMENT_MOVE_DESTINATION_PORT = 11114
 DEVELOPMENT_WORKLIST_PORT = 11113
@@ -25,12 +37,11 @@ DEVELOPMENT_HL7_PORT = 2575
 
 
 class ConfigError(Exception):
-    """The configuration file cannot be used; `problems` holds one line per problem."""
+    """The configuration cannot be used; `problems` holds one line per problem, `file: key: what`."""
 
-    def __init__(self, source: str, problems: list[str]) -> None:
-        self.source = source
+    def __init__(self, problems: list[str]) -> None:
         self.problems = problems
-        super().__init__("\n".join(f"{source}: {problem}" for problem in problems))
+        super().__init__("\n".join(problems))
 
 
 @dataclass(frozen=True)
@@ -181,9 +192,12 @@ class LosslessConfig:
 
 @dataclass(frozen=True)
 class Config:
-    """The whole validated configuration, with every default filled in."""
+    """The whole validated configuration, with every default filled in. `source` is the main file;
+    `layers` the files read, main file first (the console settings file when it exists)."""
 
     source: str
+    layers: tuple[str, ...]
+    console_settings_file: Path
     mode: str
     site_name: str
     storage: StorageConfig
@@ -223,45 +237,97 @@ def schema() -> dict[str, Any]:
 
 
 def load_config(path: Path) -> Config:
-    """Read `path`, validate it and return the typed configuration.
+    """Read the main file at `path` and the console settings file it points to, merge, validate and
+    return the typed configuration.
 
-    Raises ConfigError naming the file and every bad key.
+    Raises ConfigError naming the file and the key of every problem.
     """
-    source = str(path)
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as error:
-        raise ConfigError(source, [f"cannot read the file: {error}"]) from error
+        main = read_layer(path)
+    except UnreadableLayer as error:
+        raise ConfigError([f"{error.source}: {error}"]) from error
+    assert main is not None
+    return config_from_layers(with_console_settings(main))
+
+
+def with_console_settings(main: Layer) -> list[Layer]:
+    """The main layer, and the console settings over it when that file exists (raises ConfigError
+    when it exists but cannot be read)."""
+    default_data_directory = schema()["properties"]["storage"]["properties"]["data_directory"]["default"]
     try:
-        document = yaml.safe_load(text)
-    except yaml.YAMLError as error:
-        raise ConfigError(source, [f"not valid YAML: {error}"]) from error
-    if document is None:
-        document = {}
-    return config_from_document(document, source)
+        console = read_layer(console_settings_path(main.document, default_data_directory), missing_ok=True)
+    except UnreadableLayer as error:
+        raise ConfigError([f"{error.source}: {error}"]) from error
+    return [main] if console is None else [main, console]
 
 
 def config_from_document(document: Any, source: str) -> Config:
-    """Validate a parsed document and return the typed configuration (raises ConfigError)."""
-    problems = validation_problems(document)
-    if problems:
-        raise ConfigError(source, problems)
+    """Validate a parsed document (one layer, no console settings) and return the typed configuration
+    (raises ConfigError)."""
+    if document is None:
+        document = {}
+    if not isinstance(document, dict):
+        raise ConfigError([f"{source}: the file must hold keys and values, not a {type(document).__name__}"])
+    return config_from_layers([Layer(source, document)])
+
+
+def config_from_layers(layers: list[Layer]) -> Config:
+    """Merge the layers, validate the result as a whole and return the typed configuration.
+
+    Raises ConfigError with every problem, each naming the file its key came from.
+    """
+    document = merged(layers)
     filled = with_defaults(schema(), copy.deepcopy(document))
-    problems = consistency_problems(filled)
+    problems = layer_problems(layers) + validation_problems(document) + consistency_problems(filled)
     if problems:
-        raise ConfigError(source, problems)
-    return typed_config(filled, source)
+        raise ConfigError(problem_lines(problems, layers))
+    default_data_directory = filled["storage"]["data_directory"]
+    return typed_config(filled, layers, console_settings_path(layers[0].document, default_data_directory))
 
 
-def validation_problems(document: Any) -> list[str]:
-    """Every schema violation of `document`, one line each, naming the key."""
+def problem_lines(problems: list[Problem], layers: list[Layer]) -> list[str]:
+    """`file: key: message`, once each: the main file's first, each file's in the order found."""
+    sourced = [(source_of(problem.key, layers), problem) for problem in problems]
+    order = [layer.source for layer in layers]
+    sourced.sort(key=lambda pair: order.index(pair[0]))
+    lines = [f"{source}: {key_path(problem.key)}: {problem.message}" for source, problem in sourced]
+    return list(dict.fromkeys(lines))
+
+
+def validation_problems(document: Any) -> list[Problem]:
+    """Every schema violation of `document`, naming the key."""
     validator = jsonschema.Draft202012Validator(schema())
-    errors = sorted(validator.iter_errors(document), key=lambda error: list(error.absolute_path))
-    return [f"{key_path(error.absolute_path)}: {error.message}" for error in errors]
+    errors = sorted(validator.iter_errors(document), key=lambda error: key_path(error.absolute_path))
+    return [problem for error in errors for problem in explained(error)]
+
+
+def explained(error: jsonschema.ValidationError) -> list[Problem]:
+    """A schema error as problems naming the very key: an unknown or a missing key gets its own
+    path, a refused AE title says why in words."""
+    key: Key = tuple(error.absolute_path)
+    instance = error.instance
+    if error.validator == "additionalProperties" and isinstance(instance, dict) and isinstance(error.schema, dict):
+        known = resolved(dict(error.schema)).get("properties", {})
+        return [
+            Problem((*key, name), f"unknown key (known here: {', '.join(known)})")
+            for name in instance
+            if name not in known
+        ]
+    if error.validator == "required" and isinstance(instance, dict) and isinstance(error.validator_value, list):
+        return [Problem((*key, name), "required key missing") for name in error.validator_value if name not in instance]
+    if error.validator == "pattern" and error.validator_value == ae_title_pattern() and isinstance(instance, str):
+        return [Problem(key, ae_title_problem(instance) or error.message)]
+    return [Problem(key, error.message)]
+
+
+def ae_title_pattern() -> str:
+    """The schema's regular expression of an AE title (its errors are explained in words)."""
+    pattern: str = schema()["$defs"]["ae_title"]["pattern"]
+    return pattern
 
 
 def key_path(parts: Any) -> str:
-    """`peers[1].ae_title` from a jsonschema error path."""
+    """`peers[1].ae_title` from a key (a jsonschema error path or a `Key`)."""
     text = ""
     for part in parts:
         text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
@@ -294,30 +360,37 @@ def with_defaults(node_schema: dict[str, Any], value: Any) -> Any:
     return value
 
 
-def consistency_problems(document: dict[str, Any]) -> list[str]:
-    """Problems a schema cannot express: duplicate peers, a peer named like the archive."""
-    problems = []
-    profiles = [profile["ae_title"] for profile in document["worklist"]["profiles"]]
+def consistency_problems(document: Any) -> list[Problem]:
+    """Problems a schema cannot express: duplicate peers and profiles, a peer named like the archive,
+    impossible hosts, two services on one port. Values of the wrong type are left to the schema."""
+    if not isinstance(document, dict):
+        return []
+    problems = host_problems(document) + port_problems(document)
+    profiles = [profile.get("ae_title") for _, profile in mappings(mapping(document.get("worklist")).get("profiles"))]
     for position, title in enumerate(profiles):
         if not title or title in profiles[:position]:
-            problems.append(f"worklist.profiles[{position}].ae_title: empty or listed twice")
+            problems.append(Problem(("worklist", "profiles", position, "ae_title"), "empty or listed twice"))
     seen: set[str] = set()
-    for position, peer in enumerate(document["peers"]):
-        title = peer["ae_title"]
+    for position, peer in mappings(document.get("peers")):
+        title = peer.get("ae_title")
+        if not isinstance(title, str):
+            continue
         if title in seen:
-            problems.append(f"peers[{position}].ae_title: {title!r} is listed twice")
-        if title == document["dicom"]["ae_title"]:
-            problems.append(f"peers[{position}].ae_title: {title!r} is the archive's own AE title")
+            problems.append(Problem(("peers", position, "ae_title"), f"{title!r} is listed twice"))
+        if title == mapping(document.get("dicom")).get("ae_title"):
+            problems.append(Problem(("peers", position, "ae_title"), f"{title!r} is the archive's own AE title"))
         seen.add(title)
     return problems
 
 
-def typed_config(document: dict[str, Any], source: str) -> Config:
+def typed_config(document: dict[str, Any], layers: list[Layer], console_settings_file: Path) -> Config:
     """Turn a validated, default-filled document into frozen dataclasses."""
     storage = document["storage"]
     lossless = document["lossless"]
     return Config(
-        source=source,
+        source=layers[0].source,
+        layers=tuple(layer.source for layer in layers),
+        console_settings_file=console_settings_file,
         mode=document["mode"],
         site_name=document["site_name"],
         storage=StorageConfig(
@@ -386,7 +459,13 @@ def development_document(data_directory: Path) -> dict[str, Any]:
         "site_name": "Development appliance",
         "storage": {"data_directory": str(data_directory), "minimum_free_space_mb": 100},
         "dicom": {"ae_title": "APPLIANCE", "bind_address": "127.0.0.1", "port": DEVELOPMENT_PORT},
-        "worklist": {"bind_address": "127.0.0.1", "port": DEVELOPMENT_WORKLIST_PORT},
+        # findscu calls as FINDSCU, which is no modality: in development every order is shown to every
+        # caller, whatever its Scheduled Station AE Title (an order with none included).
+        "worklist": {
+            "bind_address": "127.0.0.1",
+            "port": DEVELOPMENT_WORKLIST_PORT,
+            "default_profile": {"filter_on_calling_ae": False},
+        },
         "hl7": {"bind_address": "127.0.0.1", "port": DEVELOPMENT_HL7_PORT},
         "peers": [
             {
@@ -402,8 +481,10 @@ def development_document(data_directory: Path) -> dict[str, Any]:
 
 
 def development_config(data_directory: Path) -> Config:
-    """The configuration `make run` uses when no file is given."""
-    return config_from_document(development_document(data_directory), "(embedded development defaults)")
+    """The configuration `make run` uses when no file is given, with the console settings file of
+    `data_directory` over it when there is one (raises ConfigError)."""
+    main = Layer("(embedded development defaults)", development_document(data_directory))
+    return config_from_layers(with_console_settings(main))
 
 
 # What a reload cannot change in a running daemon: sockets are bound, files and the index are open.

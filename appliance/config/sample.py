@@ -12,35 +12,62 @@ from appliance.config.loader import resolved, schema
 
 
 def sample_yaml() -> str:
-    """A complete, commented YAML configuration holding every key's example value."""
+    """A complete, commented YAML configuration holding every key's default value: loading it gives
+    the same configuration as an empty file. Other example values, and example entries of the lists
+    that are empty by default, are in comments."""
     root = schema()
     lines = comment_lines(root["description"], indent="")
     lines.append("")
-    lines += object_lines(root, indent="")
+    lines += object_lines(root, indent="", example=False)
     return "\n".join(lines) + "\n"
 
 
-def object_lines(node: dict[str, Any], indent: str) -> list[str]:
+def object_lines(node: dict[str, Any], indent: str, example: bool) -> list[str]:
+    """Each key of an object node: its description as comments, then its value (`example`: the
+    example values, else the defaults)."""
     lines: list[str] = []
     for name, reference in resolved(node).get("properties", {}).items():
         property_schema = resolved(reference)
+        if not indent and lines:
+            lines.append("")  # a blank line between sections
         lines += comment_lines(property_schema.get("description", ""), indent)
-        lines += value_lines(name, property_schema, indent)
+        lines += value_lines(name, property_schema, indent, example)
     return lines
 
 
-def value_lines(name: str, node: dict[str, Any], indent: str) -> list[str]:
+def value_lines(name: str, node: dict[str, Any], indent: str, example: bool) -> list[str]:
+    """The YAML lines of one key: a nested object, a list of objects (empty by default, with a
+    commented example entry), or a value with its other examples in a comment."""
     if node.get("type") == "array" and "$ref" in node.get("items", {}):
         node = {**node, "items": resolved(node["items"])}
     if node.get("type") == "object":
-        return [f"{indent}{name}:", *object_lines(node, indent + "  ")]
+        return [f"{indent}{name}:", *object_lines(node, indent + "  ", example)]
     if node.get("type") == "array" and node.get("items", {}).get("type") == "object":
-        return [f"{indent}{name}:", *array_item_lines(node["items"], indent + "  ")]
-    return [f"{indent}{name}: {scalar(example_of(node))}"]
+        if example:
+            return [f"{indent}{name}:", *array_item_lines(node["items"], indent + "  ")]
+        return [*example_entry_lines(name, node, indent), f"{indent}{name}: {scalar(node.get('default'))}"]
+    if example:
+        return [f"{indent}{name}: {scalar(example_of(node))}"]
+    return [*other_example_lines(node, indent), f"{indent}{name}: {scalar(node.get('default'))}"]
+
+
+def example_entry_lines(name: str, node: dict[str, Any], indent: str) -> list[str]:
+    """A list of objects (empty by default) written out with one example entry, commented out."""
+    lines = [f"{indent}# For example, instead of the empty list below:", f"{indent}# {name}:"]
+    lines += [f"{indent}# {line.removeprefix(indent)}" for line in array_item_lines(node["items"], indent + "  ")]
+    return lines
+
+
+def other_example_lines(node: dict[str, Any], indent: str) -> list[str]:
+    """A comment with the example values that differ from the default, if any."""
+    others = [value for value in node.get("examples", []) if value != node.get("default")]
+    if not others:
+        return []
+    return [f"{indent}# For example: {' or '.join(scalar(value) for value in others)}"]
 
 
 def array_item_lines(item_schema: dict[str, Any], indent: str) -> list[str]:
-    item_lines = object_lines(item_schema, indent + "  ")
+    item_lines = object_lines(item_schema, indent + "  ", example=True)
     first_key = next(index for index, line in enumerate(item_lines) if not line.lstrip().startswith("#"))
     item_lines[first_key] = f"{indent}- " + item_lines[first_key].lstrip()
     return item_lines

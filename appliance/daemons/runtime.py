@@ -29,6 +29,9 @@ LOGGER = logging.getLogger(__name__)
 
 CONFIG_ENVIRONMENT = "APPLIANCE_CONFIG"
 DATA_ENVIRONMENT = "APPLIANCE_DATA"
+# Set by the supervisor (`make run`) for its daemons once it has given the development-mode warning,
+# so that one start of the appliance gives it once, not once per daemon.
+DEVELOPMENT_WARNED_ENVIRONMENT = "APPLIANCE_DEVELOPMENT_WARNED"
 DEFAULT_DATA = "var"
 IDLE_TICK_SECONDS = 5.0
 DAEMONS_LOCK = "daemons.lock"
@@ -111,11 +114,17 @@ def start(argv: Sequence[str] | None, description: str) -> Runtime | None:
         return None
     config = settings.current
     setup_logging(config.logging_level)
+    if not os.environ.get(DEVELOPMENT_WARNED_ENVIRONMENT):
+        warn_if_development(config)
+    return Runtime(settings, open_index(config))
+
+
+def warn_if_development(config: Config) -> None:
+    """The one warning of development mode (once per start: the supervisor gives it for its daemons)."""
     if config.is_development:
         LOGGER.warning(
             "development mode: any AE title from 127.0.0.1 is accepted; data in %s", config.storage.data_directory
         )
-    return Runtime(settings, open_index(config))
 
 
 @contextlib.contextmanager
@@ -176,7 +185,7 @@ def reload(runtime: Runtime) -> None:
     else:
         for listener in runtime.reloaded:
             listener(runtime.config)
-        LOGGER.info("configuration reloaded from %s", runtime.config.source)
+        LOGGER.info("configuration reloaded from %s", " + ".join(runtime.config.layers))
         if ignored:
             LOGGER.warning("changed, but applied only at the next restart: %s", ", ".join(ignored))
     systemd.notify("READY=1")

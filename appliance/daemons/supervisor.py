@@ -7,14 +7,21 @@ come. Ctrl-C (or SIGTERM) stops them all cleanly; if one exits, the others are s
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import subprocess
 import sys
 import threading
 from collections.abc import Sequence
 
-from appliance.config import ConfigError
-from appliance.daemons.runtime import add_location_options, loader
+from appliance.config import Config, ConfigError
+from appliance.daemons.runtime import (
+    DEVELOPMENT_WARNED_ENVIRONMENT,
+    add_location_options,
+    loader,
+    setup_logging,
+    warn_if_development,
+)
 
 DAEMONS = {
     "appliance-dicom": "appliance.daemons.archive",
@@ -31,9 +38,11 @@ def arguments_of(argv: Sequence[str] | None) -> argparse.Namespace:
 
 
 def start(module: str, options: list[str]) -> subprocess.Popen[bytes]:
-    """Start one daemon the way its console script would (so its loggers carry module names)."""
+    """Start one daemon the way its console script would (so its loggers carry module names); the
+    supervisor has given the development-mode warning already."""
     code = f"import sys; from {module} import main; sys.exit(main(sys.argv[1:]))"
-    return subprocess.Popen([sys.executable, "-c", code, *options])
+    environment = {**os.environ, DEVELOPMENT_WARNED_ENVIRONMENT: "1"}
+    return subprocess.Popen([sys.executable, "-c", code, *options], env=environment)
 
 
 def forward_reload(processes: dict[str, subprocess.Popen[bytes]]) -> None:
@@ -53,6 +62,18 @@ def stop_all(processes: dict[str, subprocess.Popen[bytes]]) -> None:
             process.kill()
 
 
+def print_banner(config: Config) -> None:
+    """What runs where, and which files the configuration came from."""
+    print(f"appliance ({config.mode} mode), data in {config.storage.data_directory}", flush=True)
+    print(f"  configuration  {' + console settings '.join(config.layers)}", flush=True)
+    print(f"  DICOM archive  AE {config.dicom.ae_title} on {config.dicom.bind_address}:{config.dicom.port}", flush=True)
+    worklist = config.worklist
+    print(f"  worklist       AE {worklist.ae_title} on {worklist.bind_address}:{worklist.port}", flush=True)
+    print(f"  HL7 listener   MLLP on {config.hl7.bind_address}:{config.hl7.port}", flush=True)
+    print("  background worker: verified lossless compression, image availability for the RIS", flush=True)
+    print("Ctrl-C stops everything; kill -HUP reloads the configuration in every daemon.", flush=True)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     arguments = arguments_of(argv)
     try:
@@ -61,13 +82,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(error, file=sys.stderr)
         return 2
     options = ["--config", str(arguments.config)] if arguments.config else ["--data", str(arguments.data.absolute())]
-    print(f"appliance ({config.mode} mode), data in {config.storage.data_directory}", flush=True)
-    print(f"  DICOM archive  AE {config.dicom.ae_title} on {config.dicom.bind_address}:{config.dicom.port}", flush=True)
-    worklist = config.worklist
-    print(f"  worklist       AE {worklist.ae_title} on {worklist.bind_address}:{worklist.port}", flush=True)
-    print(f"  HL7 listener   MLLP on {config.hl7.bind_address}:{config.hl7.port}", flush=True)
-    print("  background worker: verified lossless compression, image availability for the RIS", flush=True)
-    print("Ctrl-C stops everything; kill -HUP reloads the configuration in every daemon.", flush=True)
+    print_banner(config)
+    setup_logging(config.logging_level)
+    warn_if_development(config)
     stop = threading.Event()
     for number in (signal.SIGTERM, signal.SIGINT):
         signal.signal(number, lambda _number, _frame: stop.set())

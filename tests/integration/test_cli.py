@@ -1,0 +1,185 @@
+"""The `appliance` command line as an operator uses it (config check and sample, archive verify, hl7
+send), and what the daemons say when they start: the development-mode warning once, a taken port
+named with its service."""
+
+from __future__ import annotations
+
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from datagen import PATIENTS, encoded, make_instance
+from servers import Daemon, archive_config, free_port, launcher, write_config
+
+from appliance.archive.index import Index
+from appliance.archive.ingest import IncomingObject, Ingest, StoreOutcome
+from appliance.archive.storage import FileStore
+from appliance.cli import main
+from appliance.config import development_config
+from appliance.daemons.runtime import open_index
+
+REPOSITORY = Path(__file__).parents[2]
+SAMPLE_ORDER = REPOSITORY / "samples" / "orm_o01_ct_thorax.hl7"
+SAMPLE_ORDER_DATE = "20270115"
+
+
+def appliance(*arguments: str) -> subprocess.CompletedProcess[str]:
+    """`appliance ARGUMENTS` in a process of its own, as an operator runs it."""
+    return subprocess.run(
+        [sys.executable, "-m", "appliance.cli", *arguments], capture_output=True, text=True, timeout=120
+    )
+
+
+def test_config_check_reports_every_problem_of_both_files(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    main_file = write_config(tmp_path / "appliance.yaml", {"storage": {"data_directory": str(data)}, "dicom": {}})
+    main_file.write_text(main_file.read_text() + "peers: [{ae_title: CT1, host: scanner salle 1}]\n")
+    console = data / "settings" / "console.yaml"
+    console.parent.mkdir(parents=True)
+    console.write_text("worklist: {ae_title: '', port: 104}\n")
+    result = appliance("config", "check", str(main_file))
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [
+        f"{main_file}: peers[0].host: 'scanner salle 1' is neither an IP address nor a valid host name",
+        f"{console}: worklist.ae_title: AE title may not be empty or only spaces",
+        f"{console}: worklist.port: port 104 is also dicom.port, on overlapping addresses "
+        "(dicom.bind_address 0.0.0.0, worklist.bind_address 0.0.0.0)",
+    ]
+    console.write_text("worklist: {port: 11113}\n")
+    main_file.write_text(main_file.read_text().replace("scanner salle 1", "10.0.0.1"))
+    assert appliance("config", "check", str(main_file)).stdout.splitlines() == [
+        f"{main_file}: valid (production, 1 peer(s))",
+        f"{console}: valid, console settings merged over {main_file}",
+    ]
+
+
+def test_config_sample_is_the_defaults(tmp_path: Path) -> None:
+    sample = tmp_path / "appliance.yaml"
+    sample.write_text(appliance("config", "sample").stdout)
+    assert appliance("config", "check", str(sample)).stdout.startswith(f"{sample}: valid (production, 0 peer(s))\n")
+
+
+def archive_with_two_studies(data: Path) -> list[str]:
+    """Two one-image studies archived (no daemon needed); their relative paths."""
+    config = development_config(data)
+    engine = open_index(config)
+    ingest = Ingest(FileStore(data, 0), Index(engine))
+    for number, patient in enumerate(PATIENTS[:2], start=1):
+        dataset = make_instance("CT", patient, study_uid=f"1.2.826.0.1.3680043.10.1471.99.{number}", seed=number)
+        dataset.StudyDate = f"2026110{number}"
+        incoming = IncomingObject(encoded(dataset), dataset.SOPInstanceUID, dataset.SOPClassUID, "TEST")
+        assert ingest.store(incoming).outcome is StoreOutcome.STORED
+    engine.dispose()
+    return sorted(str(path.relative_to(data / "archive")) for path in (data / "archive").rglob("*.dcm"))
+
+
+def test_verify_names_the_study_and_the_patient_of_each_damaged_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = tmp_path / "data"
+    first, second = archive_with_two_studies(data)
+    (data / "archive" / first).unlink()
+    with open(data / "archive" / second, "r+b") as altered:
+        altered.seek(-4, 2)
+        altered.write(b"\xff\xff\xff\xff")
+    assert main(["archive", "verify", "--data", str(data)]) == 1
+    output = capsys.readouterr().out
+    assert "checked 2 file(s): 1 missing, 1 altered, 0 orphan(s)" in output
+    assert f"  missing: {first}  study 1.2.826.0.1.3680043.10.1471.99.1 of 2026-11-01, patient IPP0001" in output
+    assert f"  altered: {second}  study 1.2.826.0.1.3680043.10.1471.99.2 of 2026-11-02, patient IPP0002" in output
+    assert "2 study(ies) to restore from the backup:" in output
+    assert "  2026-11-01  1.2.826.0.1.3680043.10.1471.99.1  patient IPP0001: 1 missing, 0 altered" in output
+    assert "ŒUVRARD" not in output and "DUPONT" not in output  # IPP only, no names
+
+
+@pytest.fixture()
+def hl7_daemon(tmp_path: Path) -> Iterator[Daemon]:
+    config = archive_config(tmp_path / "data", free_port(), hl7={"bind_address": "127.0.0.1", "port": 0})
+    daemon = Daemon("appliance.daemons.hl7", write_config(tmp_path / "appliance.yaml", config), tmp_path / "hl7.log")
+    yield daemon.start()
+    daemon.stop()
+
+
+def test_hl7_send_puts_the_sample_order_on_the_development_worklist(hl7_daemon: Daemon, tmp_path: Path) -> None:
+    sent = appliance("hl7", "send", str(SAMPLE_ORDER), "--port", str(hl7_daemon.port))
+    assert (sent.returncode, sent.stdout) == (0, "AA\n"), sent.stderr
+    data = str(tmp_path / "data")
+    shown = appliance("worklist", "preview", "--as", "FINDSCU", "--date", SAMPLE_ORDER_DATE, "--data", data)
+    assert "1 item(s) for FINDSCU (profile: default)" in shown.stdout  # development: no station filter
+    assert "ACC9001" in shown.stdout and "BÉRANGER^Éloïse" in shown.stdout
+    production = appliance(
+        "worklist", "preview", "--as", "FINDSCU", "--date", SAMPLE_ORDER_DATE, "--config", str(hl7_daemon.config_path)
+    )
+    assert "0 item(s) for FINDSCU" in production.stdout  # the order has no station; FINDSCU is none
+
+
+def test_hl7_send_says_when_nobody_listens(tmp_path: Path) -> None:
+    result = appliance("hl7", "send", str(SAMPLE_ORDER), "--port", str(free_port()))
+    assert result.returncode == 2
+    assert result.stderr.startswith(f"cannot send {SAMPLE_ORDER} to 127.0.0.1:")
+
+
+@pytest.mark.parametrize(
+    ("module", "section", "line"),
+    [
+        ("appliance.daemons.archive", "dicom", "ERROR appliance.daemons.dicom_server: DICOM archive APPLIANCE"),
+        ("appliance.daemons.worklist", "worklist", "ERROR appliance.daemons.dicom_server: worklist APPLIANCE_MWL"),
+        ("appliance.daemons.hl7", "hl7", "ERROR appliance.daemons.hl7: HL7 listener"),
+    ],
+)
+def test_a_daemon_on_a_taken_port_names_its_service_address_and_port(
+    tmp_path: Path, module: str, section: str, line: str
+) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        listener = {"bind_address": "127.0.0.1", "port": port}
+        config_path = write_config(
+            tmp_path / "appliance.yaml", archive_config(tmp_path / "data", 1, **{section: listener})
+        )
+        result = subprocess.run(
+            [sys.executable, "-c", launcher(module), "--config", str(config_path)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    assert result.returncode == 1
+    assert f"{line} cannot listen on 127.0.0.1:{port}: Address already in use\n" in result.stderr
+
+
+def supervisor_output(config_path: Path) -> str:
+    """What `make run` prints from its start until every daemon is up, then Ctrl-C."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "appliance.daemons.supervisor", "--config", str(config_path)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    assert process.stdout is not None
+    lines: list[str] = []
+    deadline = time.monotonic() + 120
+    while sum("listening on" in line or "worker running" in line for line in lines) < 4:
+        line = process.stdout.readline()
+        assert line and time.monotonic() < deadline, "".join(lines)
+        lines.append(line)
+    process.send_signal(signal.SIGINT)
+    rest, _ = process.communicate(timeout=120)
+    return "".join(lines) + rest
+
+
+def test_make_run_warns_once_about_development_mode(tmp_path: Path) -> None:
+    listeners: dict[str, Any] = {"bind_address": "127.0.0.1", "port": 0}
+    config = {
+        "mode": "development",
+        "storage": {"data_directory": str(tmp_path / "data"), "minimum_free_space_mb": 1},
+        **{section: listeners for section in ("dicom", "worklist", "hl7")},
+    }
+    output = supervisor_output(write_config(tmp_path / "appliance.yaml", config))
+    assert output.count("development mode: any AE title from 127.0.0.1 is accepted") == 1, output
