@@ -25,7 +25,7 @@ from appliance.config import development_config
 from appliance.daemons.runtime import open_index
 
 REPOSITORY = Path(__file__).parents[2]
-SAMPLE_ORDER = REPOSITORY / "samples" / "orm_o01_ct_thorax.hl7"
+SAMPLE_ORDER = REPOSITORY / "tests" / "data" / "samples" / "orm_o01_ct_thorax.hl7"
 SAMPLE_ORDER_DATE = "20270115"
 
 
