@@ -80,6 +80,7 @@ def ipp_of(pid: Segment, policy: PractisePolicy) -> Identifier:
 
 
 def practice_ipp(identifiers: list[Identifier], policy: PractisePolicy) -> Identifier:
+    """The first identifier that is the practice's IPP (raises ContentError, located at PID-3, when none is)."""
     ipp = next((found for found in identifiers if found.value and is_practice_ipp(found, policy)), None)
     if ipp is None:
         raise ContentError("PID-3 holds no IPP of the practice", "PID^1^3")
