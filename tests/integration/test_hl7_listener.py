@@ -132,9 +132,9 @@ def test_patient_feed_admissions_and_the_cancellation_of_one(hl7_daemon: Daemon,
         "IPP1103": ("FAUCHÉ^Jérôme", "19551122", "M", "Jérôme", "", "44109", "VALI"),
     }
     assert national_identifiers(index) == {
-        "IPP1101": "190026912304562",
-        "IPP1102": "288073306311282",
-        "IPP1103": "155114410902727",
+        "IPP1101": "190026912300010",
+        "IPP1102": "288073306300097",
+        "IPP1103": "155114410900054",
     }
     audit = rows(index, select(identity_change.c.source_event, identity_change.c.action, identity_change.c.patient_pk))
     actions = [(event, action, patient_pk is not None) for event, action, patient_pk in audit]  # type: ignore[misc]

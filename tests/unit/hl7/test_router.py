@@ -167,7 +167,7 @@ def test_a11_reads_only_the_ipp_so_a_test_ins_is_not_refused(
     production = type(document_config.hl7)(**{**document_config.hl7.__dict__, "refuse_test_ins": True})
     config = type(document_config)(**{**document_config.__dict__, "hl7": production})
     receiver = build_receiver(engine, config, worklist.apply_order)
-    test_ins = b"IPP1101^^^RIS-CAB-X^PI~190026912304562^^^ASIP-SANTE-INS-NIR-TEST&1.2.250.1.213.1.4.10&ISO^INS"
+    test_ins = b"IPP1101^^^RIS-CAB-X^PI~190026912300010^^^ASIP-SANTE-INS-NIR-TEST&1.2.250.1.213.1.4.10&ISO^INS"
     answer = receiver.receive(golden(A11).replace(b"IPP1101^^^RIS-CAB-X^PI", test_ins), "test")
     assert ack_code(answer) == "AA"
     assert count(engine, patient) == 0 and count(engine, identity_change) == 1
