@@ -20,14 +20,17 @@ from appliance.hl7.segments import (
     PractisePolicy,
     absorbed_identifier,
     identity_of,
+    ipp_of,
     merged_identifier,
     required_pid,
+    visit_of,
 )
 from appliance.patients.identities import (
     IdentityPolicy,
     PatientOutcome,
     PatientResult,
     Source,
+    cancel_admission,
     change_identifier,
     merge_patients,
     record_patient,
@@ -70,9 +73,16 @@ def order_verdict(result: OrderResult, sequence: int) -> Verdict:
 
 
 def handle_patient(policies: Policies, connection: Connection, message: Message, source: Source) -> Verdict:
-    """A28, A31, A01, A04, A05, A08, A11: create or update the patient of PID."""
+    """A28, A31, A01, A04, A05, A08: create or update the patient of PID."""
     identity = identity_of(required_pid(message), policies.practise)
     return patient_verdict(record_patient(connection, identity, source, policies.identity))
+
+
+def handle_admission_cancel(policies: Policies, connection: Connection, message: Message, source: Source) -> Verdict:
+    """A11 (cancel admit / visit notification): recorded in the audit trail; only the IPP of PID is
+    read, so the identity stays as it is (names, birth date, INS, status)."""
+    ipp = ipp_of(required_pid(message), policies.practise)
+    return patient_verdict(cancel_admission(connection, ipp, visit_of(message), source))
 
 
 def handle_merge(policies: Policies, connection: Connection, message: Message, source: Source) -> Verdict:

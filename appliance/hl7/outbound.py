@@ -4,7 +4,8 @@ the queue on AA (or CA); no answer is retried with exponential backoff for as lo
 AE or AR is retried a few times, then the message is parked so that it does not block the others.
 
 Messages: ORM^O01 (ORC-1 SC, status in ORC-5), OMG^O19 (same content), or ORU^R01 (OBR-25 status,
-an OBX with the Study Instance UID), in the RIS's version and character set.
+an OBX with the Study Instance UID), in the RIS's version and character set, built on hl7apy's v2.5
+model (`writer`).
 """
 
 from __future__ import annotations
@@ -19,8 +20,7 @@ from appliance.archive import changes
 from appliance.config import Config, Settings
 from appliance.db.schema import patient, scheduled_step
 from appliance.hl7 import er7, mllp
-from appliance.hl7.acks import new_control_id, timestamp
-from appliance.hl7.er7 import escape
+from appliance.hl7.writer import Header, SegmentValues, components, new_control_id, render, text
 from appliance.outbox import Attempt, Message, Outcome, enqueue
 
 LOGGER = logging.getLogger(__name__)
@@ -42,6 +42,12 @@ RESULT_STATUS = {
     changes.IMAGES_AVAILABLE: "I",
 }
 MESSAGE_TYPES = {"orm": "ORM^O01", "omg": "OMG^O19^OMG_O19", "oru": "ORU^R01^ORU_R01"}
+STRUCTURES = {"orm": "ORM_O01", "omg": "OMG_O19", "oru": "ORU_R01"}  # hl7apy v2.5 message structures
+PRODUCTION = "P"  # MSH-11, HL7 table 0103
+STATUS_CHANGED = "SC"  # ORC-1, HL7 table 0119: status changed
+PROCEDURE_CODE = ("procedure_code_value", "procedure_code_meaning", "procedure_code_scheme")
+STUDY_OBSERVATION = "113014^Study^DCM"  # OBX-3: DICOM code 113014 "Study"
+SEX = {"M": "M", "F": "F", "O": "U"}  # DICOM (0010,0040) to HL7 table 0001
 
 
 @dataclass(frozen=True)
@@ -90,46 +96,58 @@ def event_of(connection: Connection, change: changes.Change) -> Event:
 
 
 def build_message(event: Event, config: Config, control_id: str) -> str:
-    """The message for one event, in the RIS's version and character set (MSH-18)."""
+    """The message for one event (ER7 text), in the RIS's version; MSH-18 names its character set."""
     ris = config.hl7.ris
-    msh = ["MSH", "^~\\&", escape(config.hl7.application), escape(config.hl7.facility), escape(ris.application)]
-    msh += [escape(ris.facility), timestamp(), "", MESSAGE_TYPES[ris.message], control_id, "P", ris.version]
-    msh += ["", "", "", "", "", ris.charset]
+    header = Header(
+        sending_application=text(config.hl7.application),
+        sending_facility=text(config.hl7.facility),
+        receiving_application=text(ris.application),
+        receiving_facility=text(ris.facility),
+        message_type=MESSAGE_TYPES[ris.message],
+        control_id=text(control_id),
+        processing_id=PRODUCTION,
+        version=text(ris.version),
+        charset_label=text(ris.charset),
+    )
+    return render(STRUCTURES[ris.message], header, [pid_segment(event.patient), *order_segments(event, ris.message)])
+
+
+def order_segments(event: Event, kind: str) -> list[SegmentValues]:
+    """ORM/OMG: ORC (status in ORC-5), OBR, ZDS (Study Instance UID); ORU: OBR (OBR-25) and an OBX."""
     step = event.step
-    accession = escape(event.accession_number or str(step.get("accession_number", "")))
-    placer, filler = escape(str(step.get("placer_order_number", ""))), escape(str(step.get("filler_order_number", "")))
-    procedure = "^".join(
-        escape(str(step.get(key, "")))
-        for key in ("procedure_code_value", "procedure_code_meaning", "procedure_code_scheme")
-    )
-    segments = ["|".join(msh), pid_segment(event.patient)]
-    obr = ["OBR", "1", placer, filler, procedure.rstrip("^")] + [""] * 13 + [accession]
-    obr += [
-        escape(str(step.get("requested_procedure_id", ""))),
-        escape(str(step.get("scheduled_procedure_step_id", ""))),
-    ]
-    obr += ["", "", "", escape(str(step.get("modality", "")))]
-    if ris.message == "oru":
-        obr += [RESULT_STATUS.get(event.kind, "I")]
-        segments.append("|".join(obr))
-        segments.append(
-            f"OBX|1|ST|113014^Study^DCM||{escape(event.study_instance_uid)}||||||{RESULT_STATUS.get(event.kind, 'I')}"
-        )
-    else:
-        segments.append(f"ORC|SC|{placer}|{filler}||{ORDER_STATUS.get(event.kind, 'IP')}")
-        segments.append("|".join(obr))
-        segments.append(f"ZDS|{escape(event.study_instance_uid)}^^Application^DICOM")
-    return "\r".join(segments) + "\r"
+    placer, filler = text(str(step.get("placer_order_number", ""))), text(str(step.get("filler_order_number", "")))
+    obr = {
+        1: "1",
+        2: placer,
+        3: filler,
+        4: components(*(str(step.get(key, "")) for key in PROCEDURE_CODE)),
+        18: text(event.accession_number or str(step.get("accession_number", ""))),
+        19: text(str(step.get("requested_procedure_id", ""))),
+        20: text(str(step.get("scheduled_procedure_step_id", ""))),
+        24: text(str(step.get("modality", ""))),
+    }
+    study = text(event.study_instance_uid)
+    if kind == "oru":
+        status = RESULT_STATUS.get(event.kind, "I")
+        observation = {1: "1", 2: "ST", 3: STUDY_OBSERVATION, 5: study, 11: status}
+        return [SegmentValues("OBR", {**obr, 25: status}), SegmentValues("OBX", observation)]
+    order = {1: STATUS_CHANGED, 2: placer, 3: filler, 5: ORDER_STATUS.get(event.kind, "IP")}
+    study_reference = f"{study}^^Application^DICOM"  # ZDS-1 (IHE SWF): RP type, Study Instance UID
+    return [SegmentValues("ORC", order), SegmentValues("OBR", obr), SegmentValues("ZDS", {1: study_reference})]
 
 
-def pid_segment(person: dict[str, Any]) -> str:
+def pid_segment(person: dict[str, Any]) -> SegmentValues:
+    """PID: the IPP (CX-5 `PI`), name `FAMILY^GIVEN`, birth date and sex of the step's patient."""
     family, _, given = str(person.get("patient_name", "")).partition("^")
-    name = f"{escape(family)}^{escape(given.split('^')[0])}"
-    identifier = (
-        f"{escape(str(person.get('patient_id', '')))}^^^{escape(str(person.get('issuer_of_patient_id', '')))}^PI"
-    )
-    sex = {"M": "M", "F": "F", "O": "U"}.get(str(person.get("patient_sex", "")), "")
-    return f"PID|1||{identifier}||{name}||{person.get('patient_birth_date', '')}|{sex}"
+    patient_id, issuer = str(person.get("patient_id", "")), str(person.get("issuer_of_patient_id", ""))
+    fields = {
+        1: "1",
+        3: components(patient_id, "", "", issuer, "PI"),
+        5: components(family, given.split("^")[0]),
+        7: text(str(person.get("patient_birth_date", ""))),
+        8: SEX.get(str(person.get("patient_sex", "")), ""),
+    }
+    return SegmentValues("PID", fields)
 
 
 @dataclass

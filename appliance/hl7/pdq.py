@@ -7,12 +7,24 @@ PID.7 birth date, PID.8 sex. Merged-away patients are not returned; the INS only
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import Engine
 
-from appliance.hl7.acks import ErrorCode, RequestHeader, Verdict, acknowledgement, new_control_id, timestamp
-from appliance.hl7.er7 import Message, encode_text, escape
+from appliance.hl7.acks import (
+    ACCEPT,
+    ERROR,
+    ErrorCode,
+    RequestHeader,
+    Verdict,
+    acknowledgement,
+    acknowledgement_segments,
+    answer_header,
+)
+from appliance.hl7.er7 import Message, Segment, encode_text
 from appliance.hl7.router import Identity
 from appliance.hl7.segments import PractisePolicy
+from appliance.hl7.writer import SegmentValues, components, echoed, render, text
 from appliance.patients.search import Criteria, FoundPatient, find_patients
 
 DEFAULT_LIMIT = 100
@@ -21,6 +33,9 @@ NOT_FOUND = "NF"
 APPLICATION_ERROR = "AE"
 PARAMETERS = {"PID.3", "PID.3.1", "PID.3.4", "PID.3.4.1", "PID.3.4.2", "PID.5", "PID.5.1", "PID.5.1.1"}
 PARAMETERS |= {"PID.5.2", "PID.7", "PID.7.1", "PID.8"}
+MESSAGE_TYPE = "RSP^K22^RSP_K21"  # IHE ITI-21: RSP_K22 is not an HL7 structure, RSP_K21 is
+STRUCTURE = "RSP_K21"
+SEX = {"M": "M", "F": "F", "O": "U"}  # DICOM (0010,0040) to HL7 table 0001
 
 
 class QueryError(Exception):
@@ -73,52 +88,64 @@ def criteria_of(message: Message) -> Criteria:
     return criteria
 
 
-def pid_segment(position: int, patient: FoundPatient) -> str:
+def pid_segment(position: int, patient: FoundPatient) -> SegmentValues:
     """PID with the IPP, the identifiers that may be given out, names, birth date, sex, birth place."""
     row = patient.values
-    status = str(row.get("identity_status") or "")
-    identifiers = [f"{escape(str(row['patient_id']))}^^^{authority_of(str(row['issuer_of_patient_id']))}^PI"]
+    identifiers = [f"{text(str(row['patient_id']))}^^^{authority_of(str(row['issuer_of_patient_id']))}^PI"]
     for found in patient.identifiers:
-        authority = f"{escape(found['namespace'])}&{escape(found['universal_id'])}&ISO" if found["universal_id"] else ""
-        identifiers.append(
-            f"{escape(found['identifier'])}^^^{authority or escape(found['namespace'])}^{found['type_code']}"
-        )
+        namespace, universal_id = text(found["namespace"]), text(found["universal_id"])
+        authority = f"{namespace}&{universal_id}&ISO" if universal_id else namespace
+        identifiers.append(f"{text(found['identifier'])}^^^{authority}^{text(found['type_code'])}")
+    status = str(row.get("identity_status") or "")
+    place = str(row.get("birth_place") or "")
+    fields = {
+        1: str(position),
+        3: identifiers,
+        5: names_of(row),
+        7: text(str(row["patient_birth_date"])),
+        8: SEX.get(str(row["patient_sex"]), ""),
+        11: components(*[""] * 6, "BDL", "", place) if place else "",
+        32: [text(value) for value in status.split("~") if value],
+    }
+    return SegmentValues("PID", fields)
+
+
+def names_of(row: dict[str, Any]) -> list[str]:
+    """PID-5: the birth name (XPN-7 `L`) and, when there is one, the used name (`D`)."""
     family, _, given = str(row["patient_name"]).partition("^")
     birth_name = str(row.get("birth_name") or family)
-    names_field = f"{escape(birth_name)}^{escape(str(row.get('first_given_name') or given))}"
-    names_field += f"^{escape(str(row.get('given_names') or ''))}^^^^L"
+    first_given_name = str(row.get("first_given_name") or given)
+    names = [components(birth_name, first_given_name, str(row.get("given_names") or ""), "", "", "", "L")]
     if row.get("used_name"):
-        names_field += f"~{escape(str(row['used_name']))}^{escape(str(row.get('used_given_name') or ''))}^^^^^D"
-    sex = {"M": "M", "F": "F", "O": "U"}.get(str(row["patient_sex"]), "")
-    place = f"^^^^^^BDL^^{escape(str(row['birth_place']))}" if row.get("birth_place") else ""
-    fields = ["PID", str(position), "", "~".join(identifiers), "", names_field, "", str(row["patient_birth_date"]), sex]
-    fields += ["", "", place] + [""] * 20 + [status]
-    return "|".join(fields).rstrip("|")
+        names.append(components(str(row["used_name"]), str(row.get("used_given_name") or ""), "", "", "", "", "D"))
+    return names
 
 
 def authority_of(issuer: str) -> str:
     """CX-4 of an IPP: an OID goes in CX-4.2 (`&OID&ISO`), a name in CX-4.1."""
     if issuer and all(part.isdigit() for part in issuer.split(".")):
         return f"&{issuer}&ISO"
-    return escape(issuer)
+    return text(issuer)
 
 
 def response(
-    header: RequestHeader, message: Message, identity: Identity, status: str, pids: list[str], error: str
+    header: RequestHeader, message: Message, identity: Identity, status: str, pids: list[SegmentValues], error: str
 ) -> bytes:
+    """RSP^K22: MSA (AA, or AE with ERR on QPD-3), QAK with the query tag and status, the QPD echoed, PIDs."""
     qpd = message.segment("QPD")
-    query_tag = qpd.raw(2) if qpd else ""
-    code = "AA" if status != APPLICATION_ERROR else "AE"
-    msh = ["MSH", "^~\\&", identity.application, identity.facility, header.sending_application]
-    msh += [header.sending_facility, timestamp(), "", "RSP^K22^RSP_K21", new_control_id(), header.processing_id]
-    msh += [header.version, "", "", "", "", "", header.charset_label]
-    segments = ["|".join(msh), f"MSA|{code}|{escape(header.control_id)}"]
-    if error:
-        segments.append(
-            f"ERR||QPD^1^3|{ErrorCode.DATA_TYPE_ERROR.code}^{ErrorCode.DATA_TYPE_ERROR.text}^HL70357|E||||{escape(error)}"
-        )
-    segments.append(f"QAK|{query_tag}|{status}")
+    verdict = Verdict.error_in(ErrorCode.DATA_TYPE_ERROR, error, "QPD^1^3") if error else Verdict.accepted()
+    segments = acknowledgement_segments(header, ERROR if status == APPLICATION_ERROR else ACCEPT, verdict)
+    segments.append(SegmentValues("QAK", {1: text(qpd.get(2)) if qpd else "", 2: status}))
     if qpd is not None:
-        segments.append("|".join(qpd.fields))
+        segments.append(echo(qpd))
     segments.extend(pids)
-    return encode_text("\r".join(segments) + "\r", header.codec)
+    answer = answer_header(header, MESSAGE_TYPE, identity.application, identity.facility)
+    return encode_text(render(STRUCTURE, answer, segments), header.codec)
+
+
+def echo(segment: Segment) -> SegmentValues:
+    """A received segment written back in our separators (QPD: IHE PDQ answers echo the query)."""
+    numbers = range(1, len(segment.fields))
+    return SegmentValues(
+        segment.name, {number: [echoed(value) for value in segment.repetitions(number)] for number in numbers}
+    )

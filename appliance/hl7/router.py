@@ -20,6 +20,7 @@ from appliance.hl7.handlers import (
     ApplyOrder,
     Handler,
     Policies,
+    handle_admission_cancel,
     handle_identifier_change,
     handle_merge,
     handle_order,
@@ -32,7 +33,8 @@ LOGGER = logging.getLogger(__name__)
 
 SUPPORTED_VERSIONS = {"2.3", "2.3.1", "2.4", "2.5", "2.5.1"}
 PROCESSING_IDS = {"P", "D", "T", ""}  # HL7 table 0103
-PATIENT_EVENTS = ["A01", "A04", "A05", "A08", "A11", "A28", "A31"]
+# IHE PAM (ITI-30, ITI-31) events that create or update the patient; the appliance holds no visits.
+PATIENT_EVENTS = ["A01", "A04", "A05", "A08", "A28", "A31"]
 Query = Callable[[Message], bytes]
 
 
@@ -49,6 +51,7 @@ def handler_table(policies: Policies, apply_order: ApplyOrder) -> dict[tuple[str
     table: dict[tuple[str, str], Handler] = {
         ("ADT", event): partial(handle_patient, policies) for event in PATIENT_EVENTS
     }
+    table[("ADT", "A11")] = partial(handle_admission_cancel, policies)
     table[("ADT", "A40")] = partial(handle_merge, policies)
     table[("ADT", "A47")] = partial(handle_identifier_change, policies)
     table[("ORM", "O01")] = partial(handle_order, policies, apply_order)

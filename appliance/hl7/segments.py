@@ -56,9 +56,7 @@ def is_practice_ipp(identifier: Identifier, policy: PractisePolicy) -> bool:
 def identity_of(pid: Segment, policy: PractisePolicy) -> PatientIdentity:
     """The patient of a PID segment. Raises ContentError when there is no IPP."""
     identifiers = [identifier_of(value) for value in pid.repetitions(3)]
-    ipp = next((found for found in identifiers if found.value and is_practice_ipp(found, policy)), None)
-    if ipp is None:
-        raise ContentError("PID-3 holds no IPP of the practice", "PID^1^3")
+    ipp = practice_ipp(identifiers, policy)
     others = tuple(found for found in identifiers if found is not ipp)
     birth, used = names_of(pid)
     return PatientIdentity(
@@ -74,6 +72,30 @@ def identity_of(pid: Segment, policy: PractisePolicy) -> PatientIdentity:
         birth_place=birth_place_of(pid),
         identity_status=tuple(value.get(1) for value in pid.repetitions(32) if value.get(1)),
     )
+
+
+def ipp_of(pid: Segment, policy: PractisePolicy) -> Identifier:
+    """The practice's IPP in PID-3, and nothing else of the PID. Raises ContentError when there is none."""
+    return practice_ipp([identifier_of(value) for value in pid.repetitions(3)], policy)
+
+
+def practice_ipp(identifiers: list[Identifier], policy: PractisePolicy) -> Identifier:
+    """The first identifier that is the practice's IPP (raises ContentError, located at PID-3, when none is)."""
+    ipp = next((found for found in identifiers if found.value and is_practice_ipp(found, policy)), None)
+    if ipp is None:
+        raise ContentError("PID-3 holds no IPP of the practice", "PID^1^3")
+    return ipp
+
+
+def visit_of(message: Message) -> str:
+    """Which visit or movement a message is about, for the audit trail: PV1-19 (visit number) and
+    ZBE-1 (IHE PAM France movement identifier, with ZBE-4 its action); "" when neither is sent."""
+    pv1, zbe = message.segment("PV1"), message.segment("ZBE")
+    parts = [f"visit {pv1.get(19)}"] if pv1 is not None and pv1.get(19) else []
+    if zbe is not None and zbe.get(1):
+        action = f" {zbe.get(4)}" if zbe.get(4) else ""
+        parts.append(f"movement {zbe.get(1)}{action}")
+    return ", ".join(parts)
 
 
 def names_of(pid: Segment) -> tuple[Value, Value]:

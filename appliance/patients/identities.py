@@ -1,5 +1,6 @@
 """Patient identities from the RIS (IHE PAM, French national extension): create and update (A28,
-A31, A01, A04, A05, A08, A11), merge (A40) and identifier change (A47), with the INS rules.
+A31, A01, A04, A05, A08), merge (A40) and identifier change (A47), with the INS rules; the
+cancellation of an admission (A11) is recorded without touching the identity.
 
 Every function runs inside the caller's transaction and returns a `PatientResult` value; the HL7
 edge maps the outcome to an ACK. Every change is written to `identity_change` (who, what, when).
@@ -41,10 +42,11 @@ class PatientOutcome(enum.Enum):
     IDENTIFIER_IN_USE = "identifier-in-use"  # A47 to an IPP another patient holds: AE
     SELF_MERGE = "self-merge"  # A40 of a patient into itself: AE
     CIRCULAR_MERGE = "circular-merge"  # A40 into a patient already merged away: AE
+    ADMISSION_CANCELLED = "admission-cancelled"  # A11: recorded in the audit trail, the identity left as it is
 
     @property
     def applied(self) -> bool:
-        return self in {self.CREATED, self.UPDATED, self.MERGED, self.IDENTIFIER_CHANGED}
+        return self in {self.CREATED, self.UPDATED, self.MERGED, self.IDENTIFIER_CHANGED, self.ADMISSION_CANCELLED}
 
 
 @dataclass(frozen=True)
@@ -229,6 +231,21 @@ def change_ins(connection: Connection, identity: PatientIdentity, old: Identifie
     return PatientResult(PatientOutcome.IDENTIFIER_CHANGED, patient_pk, detail)
 
 
+def cancel_admission(connection: Connection, ipp: Identifier, visit: str, source: Source) -> PatientResult:
+    """A11 (cancel admit / visit notification): the appliance holds no admissions, so there is nothing
+    to undo; the cancellation is written to the audit trail and the patient is left exactly as it is
+    (names, birth date, INS, status). An unknown patient is not created: the entry has no patient.
+    `visit` says which admission (visit number, movement), for the audit trail."""
+    patient_pk = known_patient(connection, ipp)
+    about = f" ({visit})" if visit else ""
+    if patient_pk is None:
+        detail = f"admission{about} of unknown IPP {ipp.value} ({ipp.issuer}) cancelled: nothing to do"
+    else:
+        detail = f"admission{about} cancelled; identity left unchanged"
+    audit(connection, patient_pk, PatientOutcome.ADMISSION_CANCELLED.value, detail, source, now())
+    return PatientResult(PatientOutcome.ADMISSION_CANCELLED, patient_pk, detail)
+
+
 def refused_identifiers(identifiers: tuple[Identifier, ...], policy: IdentityPolicy) -> str:
     """Why the identifiers cannot be accepted ("" when they can): test/demo INS in production."""
     if not policy.refuse_test_ins:
@@ -253,6 +270,19 @@ def find_patient(connection: Connection, identifier: Identifier) -> int | None:
         connection.execute(SET_ISSUER, {"patient_pk": found[""], "issuer_of_patient_id": identifier.issuer})
         return int(found[""])
     return None
+
+
+def known_patient(connection: Connection, identifier: Identifier) -> int | None:
+    """The patient with this IPP, else the one created from images with the same ID and no issuer;
+    unlike `find_patient`, changes nothing (a patient found without issuer is not adopted)."""
+    if not identifier.value:
+        return None
+    rows = connection.execute(
+        PATIENT_BY_IDENTIFIER, {"patient_id": identifier.value, "issuers": [identifier.issuer, ""]}
+    )
+    found = {issuer: patient_pk for patient_pk, issuer in rows}
+    chosen = found.get(identifier.issuer, found.get(""))
+    return int(chosen) if chosen is not None else None
 
 
 def patient_with_identifier(connection: Connection, identifier: Identifier) -> int | None:

@@ -1,6 +1,7 @@
 """The real `appliance-hl7` daemon on a free 127.0.0.1 port, driven over MLLP by a raw-socket client
-and an hl7apy-built client: the French example messages in four character sets, malformed frames
-and messages, duplicates, merges re-pointing archived studies."""
+and an hl7apy-built client: the French example messages in four character sets, the patient feed's
+admissions (A01, A04, A05, A08, and A11 that cancels one), malformed frames and messages,
+duplicates, merges re-pointing archived studies."""
 
 from __future__ import annotations
 
@@ -17,7 +18,14 @@ from sqlalchemy import Engine, create_engine, func, select
 from appliance.archive.attributes import InstanceAttributes
 from appliance.archive.index import Index
 from appliance.archive.storage import WrittenFile
-from appliance.db.schema import identity_change, patient, patient_identifier, scheduled_step, study
+from appliance.db.schema import (
+    identity_change,
+    patient,
+    patient_identifier,
+    patient_identity,
+    scheduled_step,
+    study,
+)
 
 
 def hl7_daemon_config(data: Path, **hl7: object) -> dict[str, object]:
@@ -71,6 +79,76 @@ def test_french_examples_in_four_character_sets_on_one_connection(hl7_daemon: Da
     assert steps["ACC0001"] == "1.2.250.999.1.20250601.1"
     assert steps["ACC0002"]  # generated: the order had no ZDS
     assert steps["ACC0003"] == "1.2.250.999.1.20250603.3"
+
+
+PATIENT_FEED = {
+    "a01_admission_8859-15.hl7": "A01",
+    "a04_outpatient_utf8.hl7": "A04",
+    "a05_preadmission_8859-1.hl7": "A05",
+    "a08_update_8859-15.hl7": "A08",
+    "a11_cancel_admission_utf8.hl7": "A11",
+}
+A11 = "a11_cancel_admission_utf8.hl7"
+
+
+def identities(engine: Engine) -> dict[str, tuple[object, ...]]:
+    """IPP to (DICOM name, birth date, sex, given names, used name, birth place, identity status)."""
+    query = select(
+        patient.c.patient_id,
+        patient.c.patient_name,
+        patient.c.patient_birth_date,
+        patient.c.patient_sex,
+        patient_identity.c.given_names,
+        patient_identity.c.used_name,
+        patient_identity.c.birth_place,
+        patient_identity.c.identity_status,
+    ).join_from(patient, patient_identity, patient_identity.c.patient_pk == patient.c.id)
+    with engine.connect() as connection:
+        return {str(row[0]): tuple(row[1:]) for row in connection.execute(query)}
+
+
+def national_identifiers(engine: Engine) -> dict[str, str]:
+    """IPP to the INS kept for the patient."""
+    query = select(patient.c.patient_id, patient_identifier.c.identifier).join_from(patient, patient_identifier)
+    with engine.connect() as connection:
+        return {str(row[0]): str(row[1]) for row in connection.execute(query)}
+
+
+def test_patient_feed_admissions_and_the_cancellation_of_one(hl7_daemon: Daemon, index: Engine) -> None:
+    with MllpClient(hl7_daemon.port) as client:
+        for name, event in PATIENT_FEED.items():
+            answer = client.send(golden(name))
+            assert ack_code(answer) == "AA", (name, answer)
+            assert segment_field(answer, "MSH", 9) == f"ACK^{event}^ACK"
+            assert segment_field(answer, "MSA", 2) == segment_field(golden(name), "MSH", 10)
+            assert segment_field(answer, "MSH", 18) == segment_field(golden(name), "MSH", 18)
+        # An A11 whose PID says something else entirely, and one for a patient never admitted.
+        other = golden(A11).replace("LEFRANÇOIS^Benoît".encode(), b"DURAND^Paul").replace(b"A11-0001", b"A11-0002")
+        unknown = replaced(golden(A11), IPP1101="IPP1199", **{"A11-0001": "A11-0003"})
+        assert ack_code(client.send(other)) == "AA" and ack_code(client.send(unknown)) == "AA"
+    assert identities(index) == {
+        "IPP1101": ("LEFRANÇOIS^Benoît", "19900214", "M", "Benoît Étienne", "", "69123", "VALI"),  # as A01 left it
+        "IPP1102": ("ROUSSEAU^Anaïs", "19880709", "F", "Anaïs Léa", "MARTIN", "33063", "VALI"),  # A04 then A08
+        "IPP1103": ("FAUCHÉ^Jérôme", "19551122", "M", "Jérôme", "", "44109", "VALI"),
+    }
+    assert national_identifiers(index) == {
+        "IPP1101": "190026912300010",
+        "IPP1102": "288073306300097",
+        "IPP1103": "155114410900054",
+    }
+    audit = rows(index, select(identity_change.c.source_event, identity_change.c.action, identity_change.c.patient_pk))
+    actions = [(event, action, patient_pk is not None) for event, action, patient_pk in audit]  # type: ignore[misc]
+    assert actions == [
+        ("ADT^A01", "created", True),
+        ("ADT^A04", "created", True),
+        ("ADT^A05", "created", True),
+        ("ADT^A08", "updated", True),
+        ("ADT^A11", "admission-cancelled", True),
+        ("ADT^A11", "admission-cancelled", True),
+        ("ADT^A11", "admission-cancelled", False),  # unknown IPP: recorded, nobody created
+    ]
+    cancelled = rows(index, select(identity_change.c.detail).where(identity_change.c.source_control_id == "A11-0001"))
+    assert "visit V250605001" in str(cancelled[0]) and "movement MVT-250605-001 CANCEL" in str(cancelled[0])
 
 
 def test_pdq_answers_with_the_archive_patients(hl7_daemon: Daemon) -> None:

@@ -54,3 +54,19 @@ def test_enhanced_mode_answers_commit_codes() -> None:
     msa = message.segment("MSA")
     assert msa is not None and msa.get(1) == "CA"
     assert message.segment("ERR") is None
+
+
+def test_v24_ack_uses_err_1_and_msa_3_as_that_version_defines_them() -> None:
+    verdict = Verdict.error_in(ErrorCode.REQUIRED_FIELD_MISSING, "PID-3 holds no IPP", "PID^1^3")
+    message = er7.parse(acknowledgement(request("2.4"), verdict, "PACS", ""))
+    assert message.header.raw(9) == "ACK^A28" and message.version == "2.4"
+    msa, err = message.segment("MSA"), message.segment("ERR")
+    assert msa is not None and msa.get(3) == "PID-3 holds no IPP"
+    assert err is not None and err.raw(1) == "PID^1^3^101&Required field missing&HL70357" and err.raw(2) == ""
+
+
+def test_an_unreadable_request_still_gets_an_ack_that_hl7apy_reads() -> None:
+    answer = acknowledgement(RequestHeader(), Verdict.rejected(ErrorCode.SEGMENT_SEQUENCE_ERROR, "no MSH"), "PACS", "")
+    parsed = parse_message(answer.decode("ascii"), find_groups=False, validation_level=VALIDATION_LEVEL.TOLERANT)
+    assert parsed.msa.msa_1.to_er7() == "AR"
+    assert parsed.err.err_3.to_er7() == "100^Segment sequence error^HL70357"

@@ -14,7 +14,7 @@ from hl7_client import golden
 
 from appliance.hl7 import er7
 from appliance.hl7.orders import orders_of, timestamp_of
-from appliance.hl7.segments import ContentError, PractisePolicy, identity_of
+from appliance.hl7.segments import ContentError, PractisePolicy, identity_of, ipp_of, visit_of
 from appliance.worklist.orders import OrderControl
 
 
@@ -92,3 +92,13 @@ def test_timestamps() -> None:
     assert timestamp_of("202506010930") == datetime(2025, 6, 1, 9, 30)
     assert timestamp_of('""') is None
     assert timestamp_of("2025") is None
+
+
+def test_a11_gives_its_ipp_and_the_admission_it_cancels() -> None:
+    message = er7.parse(golden("a11_cancel_admission_utf8.hl7"))
+    pid = message.segment("PID")
+    assert pid is not None
+    ipp = ipp_of(pid, PractisePolicy("RIS-CAB-X"))
+    assert (ipp.value, ipp.issuer) == ("IPP1101", "RIS-CAB-X")
+    assert visit_of(message) == "visit V250605001, movement MVT-250605-001 CANCEL"
+    assert visit_of(er7.parse(golden("a28_utf8.hl7"))) == ""

@@ -78,6 +78,19 @@ def test_messages_in_the_ris_version_and_charset(
     assert reference.msh.msh_10.to_er7() == "CTRL1"
 
 
+@pytest.mark.parametrize("version", ["2.3.1", "2.4", "2.5.1"])
+def test_msh_12_is_the_ris_version(tmp_path: Path, version: str) -> None:
+    config = config_for(tmp_path, message="orm", charset="8859/15", version=version)
+    text = build_message(Event(1, "procedure-completed", "1.2.250.999.1", "ACC0001", STEP, PERSON), config, "CTRL2")
+    parsed = er7.parse(er7.encode_text(text, "iso-8859-15"))
+    assert parsed.version == version and parsed.header.raw(9) == "ORM^O01"
+    assert [segment.name for segment in parsed.segments] == ["MSH", "PID", "ORC", "OBR", "ZDS"]
+    zds = parsed.segment("ZDS")
+    assert zds is not None and zds.raw(1) == "1.2.250.999.1^^Application^DICOM"
+    obr = parsed.segment("OBR")
+    assert obr is not None and obr.get(4, 2) == "Mammographie bilatérale Œ"
+
+
 def queue(engine: Engine, control_id: str) -> None:
     message = f"MSH|^~\\&|PACS||RIS||20250101||ORM^O01|{control_id}|P|2.5\r".encode()
     with engine.begin() as connection:

@@ -1,5 +1,5 @@
 """The receiver on a real SQLite index, with a stand-in for the worklist's apply_order: ACK codes,
-durable inbox, duplicates, nothing half-applied, recovery of stored messages."""
+durable inbox, duplicates, nothing half-applied, recovery of stored messages, A11 (cancel admit)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from hl7_client import DATA, ack_code, golden, replaced, segment_field
 
 from appliance.config import Config, development_config
 from appliance.daemons.hl7 import build_receiver
-from appliance.db.schema import hl7_inbox, patient
+from appliance.db.schema import hl7_inbox, identity_change, patient
 from appliance.hl7.router import Receiver
 from appliance.worklist.orders import Order, OrderOutcome, OrderResult
 
@@ -122,3 +122,52 @@ def test_stored_but_unapplied_messages_are_applied_on_recovery(receiver: Receive
     answer = receiver.receive(golden("a28_utf8.hl7"), "test")
     assert ack_code(answer) == "AA"
     assert count(engine, hl7_inbox) == 1
+
+
+A11 = "a11_cancel_admission_utf8.hl7"
+
+
+def test_a11_records_the_cancellation_and_leaves_the_identity_as_it_is(receiver: Receiver, engine: Engine) -> None:
+    assert ack_code(receiver.receive(golden("a01_admission_8859-15.hl7"), "test")) == "AA"
+    with engine.connect() as connection:
+        before = connection.execute(select(patient)).one()
+    answer = receiver.receive(golden(A11), "test")
+    assert ack_code(answer) == "AA" and segment_field(answer, "MSH", 9) == "ACK^A11^ACK"
+    with engine.connect() as connection:
+        assert connection.execute(select(patient)).one() == before  # updated_at included
+        action, patient_pk, event = connection.execute(
+            select(identity_change.c.action, identity_change.c.patient_pk, identity_change.c.source_event).where(
+                identity_change.c.source_control_id == "A11-0001"
+            )
+        ).one()
+    assert (action, patient_pk, event) == ("admission-cancelled", before.id, "ADT^A11")
+
+
+def test_a11_does_not_adopt_a_patient_created_from_images(receiver: Receiver, engine: Engine) -> None:
+    moment = datetime.now(UTC)
+    with engine.begin() as connection:
+        connection.execute(insert(patient).values(patient_id="IPP1101", created_at=moment, updated_at=moment))
+    assert ack_code(receiver.receive(golden(A11), "test")) == "AA"
+    with engine.connect() as connection:
+        assert connection.execute(select(patient.c.issuer_of_patient_id)).scalar() == ""
+        assert connection.execute(select(identity_change.c.patient_pk)).scalar() is not None
+
+
+def test_a11_without_an_ipp_is_refused(receiver: Receiver, engine: Engine) -> None:
+    answer = receiver.receive(golden(A11).replace(b"IPP1101^^^RIS-CAB-X^PI", b""), "test")
+    assert ack_code(answer) == "AE"
+    assert segment_field(answer, "ERR", 3).startswith("101^") and segment_field(answer, "ERR", 2) == "PID^1^3"
+    assert count(engine, identity_change) == 0
+
+
+def test_a11_reads_only_the_ipp_so_a_test_ins_is_not_refused(
+    tmp_path: Path, engine: Engine, worklist: StandInWorklist
+) -> None:
+    document_config = development_config(tmp_path)
+    production = type(document_config.hl7)(**{**document_config.hl7.__dict__, "refuse_test_ins": True})
+    config = type(document_config)(**{**document_config.__dict__, "hl7": production})
+    receiver = build_receiver(engine, config, worklist.apply_order)
+    test_ins = b"IPP1101^^^RIS-CAB-X^PI~190026912300010^^^ASIP-SANTE-INS-NIR-TEST&1.2.250.1.213.1.4.10&ISO^INS"
+    answer = receiver.receive(golden(A11).replace(b"IPP1101^^^RIS-CAB-X^PI", test_ins), "test")
+    assert ack_code(answer) == "AA"
+    assert count(engine, patient) == 0 and count(engine, identity_change) == 1
