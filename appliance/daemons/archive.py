@@ -32,6 +32,7 @@ from appliance.outbox.courier import Courier
 LOGGER = logging.getLogger(__name__)
 
 COMMITMENT_RETRY = RetryPolicy(initial_seconds=2, maximum_seconds=300, refusals_before_parking=3)
+DELIVERY_IDLE = timedelta(seconds=1)
 
 
 def file_store(runtime: process.Runtime) -> FileStore:
@@ -59,12 +60,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     checker = Loop(
         "commitment", lambda: commitment.check_received(runtime.engine, files), timedelta(seconds=5), received
     )
-    reporter = Courier(
-        runtime.engine,
-        {CHANNEL: CommitmentReporter(runtime.settings, runtime.engine).send},
-        lambda _channel: COMMITMENT_RETRY,
-        "commitment-reports",
-    )
+    senders = {CHANNEL: CommitmentReporter(runtime.settings, runtime.engine).send}
+    courier = Courier(runtime.engine, senders, lambda _channel: COMMITMENT_RETRY)
+    reporter = Loop("commitment-reports", courier.deliver_next, DELIVERY_IDLE)
     server = start_dicom_server(
         runtime, f"DICOM archive {config.dicom.ae_title}", config.dicom.ae_title, add_archive_contexts, handlers,
         (config.dicom.bind_address, config.dicom.port),
@@ -76,7 +74,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     return serve(runtime, server, checker, reporter)
 
 
-def serve(runtime: process.Runtime, server: DicomServer, checker: Loop, reporter: Courier) -> int:
+def serve(runtime: process.Runtime, server: DicomServer, checker: Loop, reporter: Loop) -> int:
     try:
         return process.serve(
             runtime,

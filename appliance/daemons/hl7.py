@@ -99,25 +99,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     server, thread = listening
     enqueuer = Loop("hl7-enqueue", lambda: enqueue_round(runtime), ENQUEUE_EVERY)
-    courier = Courier(
-        runtime.engine, {CHANNEL: RisSender(runtime.settings).send}, lambda _: ris_retry(runtime), "hl7-ris"
-    )
+    courier = Courier(runtime.engine, {CHANNEL: RisSender(runtime.settings).send}, lambda _: ris_retry(runtime))
+    deliverer = Loop("hl7-ris", courier.deliver_next, ENQUEUE_EVERY)
     if not runtime.config.hl7.ris.enabled:
         LOGGER.info("no RIS configured (hl7.ris.host): nothing is sent")
     enqueuer.start()
-    courier.start()
+    deliverer.start()
     host, port = str(server.server_address[0]), int(server.server_address[1])
     print(f"HL7 listener listening on {host}:{port}", flush=True)
     try:
         return process.serve(
             runtime,
-            lambda: process.database_answers(runtime.engine) and thread.is_alive() and courier.is_alive(),
+            lambda: process.database_answers(runtime.engine) and thread.is_alive() and deliverer.is_alive(),
             f"HL7 listener on port {port}",
         )
     finally:
         server.stop()
         enqueuer.stop()
-        courier.stop()
+        deliverer.stop()
         runtime.engine.dispose()
         LOGGER.info("HL7 listener stopped")
 

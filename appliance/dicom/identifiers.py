@@ -10,6 +10,7 @@ from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
 from pydicom.sequence import Sequence
 
+from appliance.archive.datasets import value_for
 from appliance.archive.search import Query
 
 UTF8 = "ISO_IR 192"
@@ -70,24 +71,6 @@ def response_identifier(row: dict[str, Any], request: Dataset, level: str, retri
         response.InstanceAvailability = "ONLINE"
     response.SpecificCharacterSet = character_set_for(response, request)
     return response
-
-
-def value_for(value: Any) -> Any:
-    if value is None:
-        return None
-    if isinstance(value, list):
-        return Sequence([dataset_from(item) for item in value])
-    if isinstance(value, str) and "\\" in value:
-        return value.split("\\")
-    return value
-
-
-def dataset_from(values: dict[str, Any]) -> Dataset:
-    """A Dataset from keyword to value, lists of such dictionaries becoming sequences."""
-    dataset = Dataset()
-    for keyword, value in values.items():
-        setattr(dataset, keyword, value_for(value))
-    return dataset
 
 
 def character_set_for(response: Dataset, request: Dataset) -> str:

@@ -75,6 +75,32 @@ def performed_step(status: str) -> Dataset:
     return dataset
 
 
+def modality_listening(port: int, reports: queue.Queue[tuple[int, Dataset]]) -> Any:
+    """The modality's storage commitment SCU, listening for the report; each report goes to `reports`."""
+
+    def on_report(event: Any) -> tuple[int, None]:
+        reports.put((event.event_type, event.event_information))
+        return 0x0000, None
+
+    modality = AE(ae_title="MODALITY")
+    modality.add_supported_context(COMMITMENT, scu_role=True, scp_role=True)
+    handlers = [(evt.EVT_N_EVENT_REPORT, on_report)]
+    return modality.start_server(("127.0.0.1", port), block=False, evt_handlers=handlers)
+
+
+def commitment_request(images: list[Dataset], transaction_uid: str) -> Dataset:
+    request = Dataset()
+    request.TransactionUID = transaction_uid
+    references = []
+    for image in images:
+        item = Dataset()
+        item.ReferencedSOPClassUID = CT
+        item.ReferencedSOPInstanceUID = image.SOPInstanceUID
+        references.append(item)
+    request.ReferencedSOPSequence = Sequence(references)
+    return request
+
+
 def test_mpps_in_progress_then_completed_updates_the_scheduled_step(archive_with_order: Daemon) -> None:
     assoc = associate(archive_with_order.port, MPPS, ae_title="MODALITY")
     uid = "1.2.826.0.1.3680043.10.1471.7.1"
@@ -101,30 +127,15 @@ def test_storage_commitment_reports_the_truth_on_a_new_association(
     archive_with_order: Daemon, modality_port: int
 ) -> None:
     reports: queue.Queue[tuple[int, Dataset]] = queue.Queue()
-
-    def on_report(event: Any) -> tuple[int, None]:
-        reports.put((event.event_type, event.event_information))
-        return 0x0000, None
-
-    modality = AE(ae_title="MODALITY")
-    modality.add_supported_context(COMMITMENT, scu_role=True, scp_role=True)
-    listener = modality.start_server(
-        ("127.0.0.1", modality_port), block=False, evt_handlers=[(evt.EVT_N_EVENT_REPORT, on_report)]
-    )
+    listener = modality_listening(modality_port, reports)
     try:
         images = [make_instance("CT", PATIENTS[0], instance_number=number) for number in (1, 2)]
         assoc = associate(archive_with_order.port, CT, COMMITMENT, ae_title="MODALITY")
         for image in images:
             assert assoc.send_c_store(image).Status == 0x0000
-        request = Dataset()
-        request.TransactionUID = "1.2.826.0.1.3680043.10.1471.8.1"
-        references = []
-        for uid in [image.SOPInstanceUID for image in images] + ["1.2.826.0.1.3680043.10.1471.9.9"]:
-            item = Dataset()
-            item.ReferencedSOPClassUID = CT
-            item.ReferencedSOPInstanceUID = uid
-            references.append(item)
-        request.ReferencedSOPSequence = Sequence(references)
+        missing = make_instance("CT", PATIENTS[0])
+        missing.SOPInstanceUID = "1.2.826.0.1.3680043.10.1471.9.9"
+        request = commitment_request([*images, missing], "1.2.826.0.1.3680043.10.1471.8.1")
         status, _ = assoc.send_n_action(request, 1, COMMITMENT, COMMITMENT_INSTANCE)
         assert status.Status == 0x0000
         assoc.release()
@@ -141,19 +152,6 @@ def test_storage_commitment_reports_the_truth_on_a_new_association(
     assert failed.FailureReason == 0x0112
     wait_for(lambda: "delivered storage commitment" in archive_with_order.log(), "the report's delivery in the log")
     assert "2 committed, 1 failed" in archive_with_order.log()
-
-
-def commitment_request(images: list[Dataset], transaction_uid: str) -> Dataset:
-    request = Dataset()
-    request.TransactionUID = transaction_uid
-    references = []
-    for image in images:
-        item = Dataset()
-        item.ReferencedSOPClassUID = CT
-        item.ReferencedSOPInstanceUID = image.SOPInstanceUID
-        references.append(item)
-    request.ReferencedSOPSequence = Sequence(references)
-    return request
 
 
 def test_a_report_pending_when_the_archive_stops_is_delivered_after_restart(
@@ -175,16 +173,7 @@ def test_a_report_pending_when_the_archive_stops_is_delivered_after_restart(
     listing = cli(archive_with_order.config_path, "outbox", "list").stdout
     assert "storage-commitment:MODALITY: 1 pending" in listing
     reports: queue.Queue[tuple[int, Dataset]] = queue.Queue()
-
-    def on_report(event: Any) -> tuple[int, None]:
-        reports.put((event.event_type, event.event_information))
-        return 0x0000, None
-
-    modality = AE(ae_title="MODALITY")
-    modality.add_supported_context(COMMITMENT, scu_role=True, scp_role=True)
-    listener = modality.start_server(
-        ("127.0.0.1", modality_port), block=False, evt_handlers=[(evt.EVT_N_EVENT_REPORT, on_report)]
-    )
+    listener = modality_listening(modality_port, reports)
     try:
         archive_with_order.start()
         event_type, information = reports.get(timeout=120)

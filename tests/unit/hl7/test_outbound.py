@@ -106,21 +106,21 @@ def statuses(engine: Engine) -> list[tuple[str, str, int]]:
 def courier(tmp_path: Path, engine: Engine, port: int) -> Courier:
     settings = Settings(lambda: config_for(tmp_path, host="127.0.0.1", port=port, retry_initial_seconds=10))
     policy = RetryPolicy(10, 60, refusals_before_parking=2)
-    return Courier(engine, {CHANNEL: RisSender(settings).send}, lambda _channel: policy, "test")
+    return Courier(engine, {CHANNEL: RisSender(settings).send}, lambda _channel: policy)
 
 
 def test_no_answer_backs_off_and_an_aa_dequeues(tmp_path: Path, engine: Engine) -> None:
     port = free_port()
     sender = courier(tmp_path, engine, port)
     queue(engine, "C1")
-    assert sender.deliver_next() is True  # nobody listening: attempted, kept
+    assert sender.deliver_next() == 1  # nobody listening: attempted, kept
     assert statuses(engine) == [("ORM^O01 C1", "pending", 1)]
-    assert sender.deliver_next() is False  # not due yet: nothing attempted
+    assert sender.deliver_next() == 0  # not due yet: nothing attempted
     with engine.begin() as connection:
         connection.execute(outbox.update().values(next_attempt_at=datetime.now(UTC)))
     ris = FakeRis(port).start()
     try:
-        assert sender.deliver_next() is True
+        assert sender.deliver_next() == 1
     finally:
         ris.stop()
     assert statuses(engine) == [("ORM^O01 C1", "delivered", 2)]
@@ -134,12 +134,12 @@ def test_a_message_refused_twice_is_parked_and_the_next_goes_out(tmp_path: Path,
     queue(engine, "GOOD")
     ris = FakeRis(port, refuse=frozenset({"BAD"})).start()
     try:
-        assert sender.deliver_next() is True  # BAD refused once: retried later, GOOD waits behind it
+        assert sender.deliver_next() == 1  # BAD refused once: retried later, GOOD waits behind it
         assert statuses(engine) == [("ORM^O01 BAD", "pending", 1), ("ORM^O01 GOOD", "pending", 0)]
         with engine.begin() as connection:
             connection.execute(outbox.update().values(next_attempt_at=datetime.now(UTC)))
-        assert sender.deliver_next() is True  # refused again: parked
-        assert sender.deliver_next() is True  # GOOD delivered
+        assert sender.deliver_next() == 1  # refused again: parked
+        assert sender.deliver_next() == 1  # GOOD delivered
     finally:
         ris.stop()
     assert statuses(engine) == [("ORM^O01 BAD", "parked", 2), ("ORM^O01 GOOD", "delivered", 1)]
