@@ -28,27 +28,35 @@ Per association (installed by the services' EVT_CONN_OPEN / EVT_ESTABLISHED hand
   whose known destination refused the association answers A702 (unable to perform sub-operations)
   instead of pynetdicom's A801 (destination unknown), with the address in the log.
 
-The internal patches are applied only to the pynetdicom versions they were written and measured
-against (`PATCHED_VERSIONS`): on another version the internals may have changed, so only the
-documented switches are applied and a warning says so. `tests/unit/dicom/test_pynetdicom_patches.py`
-is the canary: it fails when the source of a patched internal changes, so that an upgrade re-checks
-every patch here.
+The internal patches (all but `no_delay`, a socket option) are applied only to the pynetdicom
+versions they were written and measured against (`PATCHED_VERSIONS`): on another version the
+internals may have changed, so only the documented switches and `no_delay` are applied (the
+per-association handlers then do nothing) and a warning says so. This module still imports there.
+`tests/unit/dicom/test_pynetdicom_patches.py` is the canary: it fails when the source of a patched
+internal changes, so that an upgrade re-checks every patch here.
+
+Each patch can be left out by name, `apply(disabled=...)`, to measure what it gains. The daemons
+call `apply()`, which reads the names from the environment variable `APPLIANCE_BENCH_DISABLED_PATCHES`
+(comma-separated): a measurement aid set only by `tests/bench/bench_patches.py`, not a setting.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import socket
 import struct
 import threading
 import time
+from dataclasses import dataclass
+from types import ModuleType
 from typing import Any
 
 import pydicom.config
 import pynetdicom
 from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
-from pynetdicom import _config, association, dimse_messages, dul, evt, service_class, transport
+from pynetdicom import _config, association, dimse_messages, dsutils, dul, evt, service_class, transport
 from pynetdicom.dimse_primitives import C_GET, C_MOVE
 from pynetdicom.events import Event
 
@@ -57,15 +65,26 @@ from appliance.dicom import encoding
 LOGGER = logging.getLogger(__name__)
 
 PATCHED_VERSIONS = ("3.0.",)
+PATCHES = (
+    "no_delay",
+    "shared_contexts",
+    "fast_polling",
+    "command_writer",
+    "identifier_writer",
+    "serialise_reactor",
+    "throttled_retrieve_responses",
+)
+PUBLIC_PATCHES = frozenset({"no_delay"})  # only a socket option: in force on any pynetdicom version
+MEASUREMENT_ENVIRONMENT = "APPLIANCE_BENCH_DISABLED_PATCHES"
 PENDING = 0xFF00
 MOVE_DESTINATION_UNKNOWN = 0xA801  # PS3.4 C.4.2.1.5
 UNABLE_TO_PERFORM_SUBOPERATIONS = 0xA702  # PS3.4 C.4.2.1.5 refused: out of resources
 PENDING_INTERVAL_SECONDS = 0.2
 MOVE_DESTINATION_ATTRIBUTE = "appliance_move_destination"
-_applied = False
 FAST_POLL_SECONDS = 0.0002
 FAST_POLL_MAXIMUM_ASSOCIATIONS = 2
 SLOW_POLL_SECONDS = 0.001
+_disabled: frozenset[str] = frozenset()
 
 
 class PollingClock:
@@ -95,33 +114,85 @@ class PollingClock:
 CLOCK = PollingClock()
 
 
-def apply() -> bool:
-    """Set the process-wide options, and patch pynetdicom's internals when its version is one the
-    patches were written for; return whether the internals were patched (idempotent)."""
-    global _applied
+def apply(disabled: frozenset[str] | None = None) -> bool:
+    """Set the documented switches, and patch pynetdicom's internals when its version is one the
+    patches were written for, except the patches named in `disabled` (None: those named in
+    `MEASUREMENT_ENVIRONMENT`, normally none). Can be called again; returns whether this pynetdicom
+    version takes the internal patches. Raises ValueError for an unknown patch name."""
+    global _disabled
+    _disabled = known_patches(measurement_disabled() if disabled is None else disabled)
+    set_switches()
+    supported = supported_version(pynetdicom.__version__)
+    if not supported:
+        LOGGER.warning("pynetdicom %s: internal patches not applied (written for %s)", pynetdicom.__version__,
+                       ", ".join(PATCHED_VERSIONS))  # fmt: skip
+    if _disabled:
+        LOGGER.warning("pynetdicom patches disabled for a measurement: %s", ", ".join(sorted(_disabled)))
+    for patch, replacements in REPLACEMENTS.items():
+        for replacement in replacements:
+            replacement.put(in_force(patch))
+    return supported
+
+
+def set_switches() -> None:
+    """pynetdicom's and pydicom's documented switches: `quiet_identifiers`, `streamed_files`, no validation."""
     _config.LOG_REQUEST_IDENTIFIERS = False  # quiet_identifiers
     _config.LOG_RESPONSE_IDENTIFIERS = False
     _config.LOG_HANDLER_LEVEL = "none"
     _config.STORE_SEND_CHUNKED_DATASET = True  # streamed_files
     pydicom.config.settings.reading_validation_mode = pydicom.config.IGNORE
     pydicom.config.settings.writing_validation_mode = pydicom.config.IGNORE
-    if _applied:
-        return True
-    if not supported_version(pynetdicom.__version__):
-        LOGGER.warning("pynetdicom %s: internal patches not applied (written for %s)", pynetdicom.__version__,
-                       ", ".join(PATCHED_VERSIONS))  # fmt: skip
-        return False
-    transport.deepcopy = share_contexts  # type: ignore[assignment,attr-defined]  # shared_contexts
-    association.time = CLOCK  # type: ignore[assignment,attr-defined]  # fast_polling
-    dul.time = CLOCK  # type: ignore[assignment,attr-defined]
-    dimse_messages.encode = encode_command_set  # type: ignore[assignment,attr-defined]  # command_writer
-    service_class.encode = encoding.encode_identifier  # type: ignore[assignment,attr-defined]  # identifier_writer
-    _applied = True
-    return True
+
+
+def known_patches(names: frozenset[str]) -> frozenset[str]:
+    """`names`, checked; raises ValueError naming what is not one of `PATCHES`."""
+    unknown = names - set(PATCHES)
+    if unknown:
+        raise ValueError(f"unknown pynetdicom patch(es): {', '.join(sorted(unknown))}; known: {', '.join(PATCHES)}")
+    return names
+
+
+def measurement_disabled() -> frozenset[str]:
+    """The patches named (comma-separated) in the environment variable `MEASUREMENT_ENVIRONMENT`.
+
+    A measurement aid for `tests/bench/bench_patches.py`, which sets it for the daemons it starts
+    to measure what each patch gains; it is not a setting, and nothing on the box sets it."""
+    names = os.environ.get(MEASUREMENT_ENVIRONMENT, "").split(",")
+    return frozenset(name.strip() for name in names if name.strip())
+
+
+def in_force(patch: str) -> bool:
+    """Whether `patch` applies: not disabled, and for a patch of internals, on a version it was written for."""
+    return patch not in _disabled and (patch in PUBLIC_PATCHES or supported_version(pynetdicom.__version__))
 
 
 def supported_version(version: str) -> bool:
+    """Whether the internal patches were written and measured against this pynetdicom `version`."""
     return version.startswith(PATCHED_VERSIONS)
+
+
+@dataclass(frozen=True)
+class Replacement:
+    """A global of a pynetdicom module that a process-wide patch replaces."""
+
+    module: ModuleType
+    name: str
+    original: Any
+    patched: Any
+
+    def put(self, patched: bool) -> None:
+        """Put the replacement in, or the original back (a global this pynetdicom lacks stays absent)."""
+        if patched:
+            setattr(self.module, self.name, self.patched)
+        elif self.original is not None:
+            setattr(self.module, self.name, self.original)
+        elif hasattr(self.module, self.name):
+            delattr(self.module, self.name)
+
+
+def replacement(module: ModuleType, name: str, patched: Any) -> Replacement:
+    """What patching `module.name` takes; importing this module must not fail on another pynetdicom."""
+    return Replacement(module, name, getattr(module, name, None), patched)
 
 
 def share_contexts(contexts: list[Any]) -> list[Any]:
@@ -130,7 +201,9 @@ def share_contexts(contexts: list[Any]) -> list[Any]:
 
 
 def set_no_delay(event: Event) -> None:
-    """EVT_CONN_OPEN handler: turn off Nagle's algorithm on the association's socket."""
+    """EVT_CONN_OPEN handler: turn off Nagle's algorithm on the association's socket (`no_delay`)."""
+    if not in_force("no_delay"):
+        return
     association_socket = event.assoc.dul.socket
     if association_socket is not None and association_socket.socket is not None:
         association_socket.socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -143,6 +216,8 @@ def serialise_reactor(event: Event) -> None:
     sends. Holding one lock around the reactor's poll, and taking it once before each send, means
     that after a send starts the reactor can no longer take a message off the queue.
     """
+    if not in_force("serialise_reactor"):
+        return
     association = event.assoc
     dimse = association.dimse
     lock = threading.RLock()
@@ -167,7 +242,7 @@ def serialise_reactor(event: Event) -> None:
     dimse.send_msg = send_msg  # type: ignore[method-assign]
 
 
-PYDICOM_ENCODE = dimse_messages.encode  # type: ignore[attr-defined]
+PYDICOM_ENCODE = dsutils.encode
 TEXT_PADDING = {"UI": b"\0", "AE": b" ", "SH": b" ", "LO": b" ", "CS": b" "}
 
 
@@ -204,6 +279,8 @@ def command_value(tag: Any, vr: str, value: Any) -> bytes | None:
 
 def throttled_retrieve_responses(event: Event) -> None:
     """EVT_ESTABLISHED handler: filter the C-GET / C-MOVE responses of one association (see above)."""
+    if not in_force("throttled_retrieve_responses"):
+        return
     association = event.assoc
     original: Any = association.dimse.send_msg
     last_sent = [0.0]
@@ -234,3 +311,10 @@ CONNECTION_HANDLERS = [
     (evt.EVT_CONN_CLOSE, CLOCK.closed),
 ]
 REQUESTOR_HANDLERS = [*CONNECTION_HANDLERS, (evt.EVT_CONN_OPEN, serialise_reactor)]
+# The module globals the process-wide patches replace, by patch (`apply` puts them in or takes them out).
+REPLACEMENTS = {
+    "shared_contexts": [replacement(transport, "deepcopy", share_contexts)],
+    "fast_polling": [replacement(association, "time", CLOCK), replacement(dul, "time", CLOCK)],
+    "command_writer": [replacement(dimse_messages, "encode", encode_command_set)],
+    "identifier_writer": [replacement(service_class, "encode", encoding.encode_identifier)],
+}
