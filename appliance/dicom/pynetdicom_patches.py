@@ -291,10 +291,11 @@ def throttled_retrieve_responses(event: Event) -> None:
             if now - last_sent[0] < PENDING_INTERVAL_SECONDS:
                 return
             last_sent[0] = now
-        destination = getattr(association, MOVE_DESTINATION_ATTRIBUTE, "")
-        if isinstance(primitive, C_MOVE) and primitive.Status == MOVE_DESTINATION_UNKNOWN and destination:
-            LOGGER.error("C-MOVE: destination %s refused the association or did not answer: A702", destination)
-            primitive.Status = UNABLE_TO_PERFORM_SUBOPERATIONS
+        elif isinstance(primitive, C_MOVE):
+            destination = taken_move_destination(association)
+            if primitive.Status == MOVE_DESTINATION_UNKNOWN and destination:
+                LOGGER.error("C-MOVE: destination %s refused the association or did not answer: A702", destination)
+                primitive.Status = UNABLE_TO_PERFORM_SUBOPERATIONS
         original(primitive, context_id)
 
     association.dimse.send_msg = send_msg  # type: ignore[method-assign]
@@ -303,6 +304,12 @@ def throttled_retrieve_responses(event: Event) -> None:
 def note_move_destination(association: Any, destination: str) -> None:
     """Tell `throttled_retrieve_responses` that the C-MOVE destination is a configured peer."""
     setattr(association, MOVE_DESTINATION_ATTRIBUTE, destination)
+
+
+def taken_move_destination(association: Any) -> str:
+    """The destination noted for the C-MOVE whose final response is being sent; forgotten, so that
+    a later C-MOVE on the same association to an unknown AE still gets A801."""
+    return str(vars(association).pop(MOVE_DESTINATION_ATTRIBUTE, ""))
 
 
 CONNECTION_HANDLERS = [

@@ -403,6 +403,16 @@ def test_pending_retrieve_responses_are_throttled() -> None:
     assert [primitive.Status for primitive in event.assoc.dimse.sent] == [patches.PENDING, 0x0000]
 
 
+def test_a_refused_known_destination_is_a702_an_unknown_one_a801() -> None:
+    event = fake_event()
+    patches.throttled_retrieve_responses(event)
+    patches.note_move_destination(event.assoc, "STORESCP at 127.0.0.1:11113")
+    event.assoc.dimse.send_msg(response(C_MOVE, patches.MOVE_DESTINATION_UNKNOWN), 1)
+    event.assoc.dimse.send_msg(response(C_MOVE, patches.MOVE_DESTINATION_UNKNOWN), 3)  # next C-MOVE: unknown AE
+    statuses = [primitive.Status for primitive in event.assoc.dimse.sent]
+    assert statuses == [patches.UNABLE_TO_PERFORM_SUBOPERATIONS, patches.MOVE_DESTINATION_UNKNOWN]
+
+
 def command_sets() -> list[Any]:
     """Command sets as pynetdicom builds them: a C-STORE-RQ of a C-MOVE, a C-GET-RSP, a C-FIND-RSP."""
     store = C_STORE()
