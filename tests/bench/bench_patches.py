@@ -12,8 +12,10 @@ measures:
 - C-MOVE of the series to DCMTK storescp: time until movescu has the final response.
 
 Every DCMTK tool runs with TCP_NODELAY=1. Figures are medians over the rounds, with the load average
-printed as it goes. Nothing here asserts: it prints (a retrieve that does not deliver every image is
-reported as such, not timed; only a C-FIND that answers the wrong matches stops it).
+printed as it goes. Besides the wall-clock times, the archive's CPU time per operation is printed
+(from /proc): other users of the machine lengthen the first much more than the second. Nothing
+here asserts: it prints (a retrieve that does not deliver every image is reported as such, not
+timed; only a C-FIND that answers the wrong matches stops it).
 """
 
 from __future__ import annotations
@@ -64,6 +66,8 @@ FIGURES = {
     "find": f"C-FIND {FIND_MATCHES} (ms)",
     "move": f"C-MOVE {SERIES_SIZE} (s)",
 }
+MILLISECOND_FIGURES = {"association", "find"}
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
 @dataclass
@@ -75,6 +79,7 @@ class Bench:
     study_uid: str
     destination: Path
     samples: dict[str, dict[str, list[float]]]
+    cpu: dict[str, dict[str, list[float]]]
     incomplete: dict[str, list[str]]
 
 
@@ -101,26 +106,33 @@ def retrieve_keys(study_uid: str) -> list[str]:
     return ["-S", "-aec", "APPLIANCE", "-k", "QueryRetrieveLevel=STUDY", "-k", f"StudyInstanceUID={study_uid}"]
 
 
-def get_seconds(bench: Bench, port: int) -> float | None:
-    """C-GET of the series with getscu; None when not every image arrived."""
+def cpu_seconds(daemon: Daemon) -> float:
+    """The CPU time (user and system, every thread) the daemon's process has used so far."""
+    assert daemon.process is not None
+    fields = Path(f"/proc/{daemon.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+def get_seconds(bench: Bench, port: int) -> list[float]:
+    """C-GET of the series with getscu: [seconds], or [] when not every image arrived."""
     output = bench.work / "get"
     output.mkdir()
     seconds = client(["getscu", *retrieve_keys(bench.study_uid), "-od", str(output), "127.0.0.1", str(port)])
     received = len(list(output.iterdir()))
     shutil.rmtree(output)
-    return seconds if received == SERIES_SIZE else None
+    return [seconds] if received == SERIES_SIZE else []
 
 
-def move_seconds(bench: Bench, port: int) -> float | None:
-    """C-MOVE of the series to storescp with movescu; None when not every image arrived."""
+def move_seconds(bench: Bench, port: int) -> list[float]:
+    """C-MOVE of the series to storescp with movescu: [seconds], or [] when not every image arrived."""
     seconds = client(["movescu", *retrieve_keys(bench.study_uid), "-aem", "STORESCP", "127.0.0.1", str(port)])
     received = list(bench.destination.iterdir())
     for path in received:
         path.unlink()
-    return seconds if len(received) == SERIES_SIZE else None
+    return [seconds] if len(received) == SERIES_SIZE else []
 
 
-def association_milliseconds(port: int) -> list[float]:
+def association_milliseconds(_bench: Bench, port: int) -> list[float]:
     """Open an association, C-ECHO, release: `ASSOCIATIONS` times, each in milliseconds."""
     ae = AE(ae_title="ECHOSCU")
     ae.add_requested_context(Verification)
@@ -138,7 +150,7 @@ def association_milliseconds(port: int) -> list[float]:
     return samples
 
 
-def find_milliseconds(port: int) -> list[float]:
+def find_milliseconds(_bench: Bench, port: int) -> list[float]:
     """C-FIND at STUDY level matching the filler studies (PatientID P...), `FINDS` times, in milliseconds."""
     association = associate(port, StudyRootQueryRetrieveInformationModelFind, ae_title="FINDSCU")
     samples = []
@@ -158,18 +170,28 @@ def find_milliseconds(port: int) -> list[float]:
     return samples
 
 
+MEASUREMENTS = {
+    "get": get_seconds,
+    "association": association_milliseconds,
+    "find": find_milliseconds,
+    "move": move_seconds,
+}
+
+
 def measure(bench: Bench, variant: str) -> None:
-    """Start the archive as `variant` says, take one sample of each figure (several for the short ones)."""
+    """Start the archive as `variant` says, take the samples of each figure and the archive's CPU time."""
     archive = start_archive(bench, variant)
     try:
-        samples = bench.samples[variant]
-        for figure, seconds in (("get", get_seconds(bench, archive.port)), ("move", move_seconds(bench, archive.port))):
-            if seconds is None:
+        for figure, measurement in MEASUREMENTS.items():
+            before = cpu_seconds(archive)
+            samples = measurement(bench, archive.port)
+            used = cpu_seconds(archive) - before
+            if not samples:
                 bench.incomplete[variant].append(figure)
-            else:
-                samples[figure].append(seconds)
-        samples["association"] += association_milliseconds(archive.port)
-        samples["find"] += find_milliseconds(archive.port)
+                continue
+            bench.samples[variant][figure] += samples
+            scale = 1000 if figure in MILLISECOND_FIGURES else 1
+            bench.cpu[variant][figure].append(used * scale / len(samples))
     finally:
         archive.stop()
 
@@ -189,6 +211,7 @@ def prepare(work: Path, destination_port: int) -> Bench:
         config_path,
         str(dcmread(paths[0], stop_before_pixels=True).StudyInstanceUID),
         destination,
+        defaultdict(lambda: defaultdict(list)),
         defaultdict(lambda: defaultdict(list)),
         defaultdict(list),
     )
@@ -215,23 +238,28 @@ def figure_text(values: list[float], reference: list[float], precision: int) -> 
     return f"{median:.{precision}f} ({change:+.0f}%)"
 
 
-def print_table(bench: Bench) -> None:
+def print_table(title: str, samples: dict[str, dict[str, list[float]]]) -> None:
     """Medians per variant; in brackets, the change from every patch's (both of its runs): + is slower."""
-    print(f"\nMedians ({ROUNDS} rounds; association setup: {ASSOCIATIONS} per round; C-FIND: {FINDS} per round):")
-    print(f"  {'variant':<38}" + "".join(f"{title:>20}" for title in FIGURES.values()))
+    print(f"\n{title}")
+    print(f"  {'variant':<38}" + "".join(f"{heading:>20}" for heading in FIGURES.values()))
     for variant in VARIANTS:
-        samples = bench.samples[variant]
         cells = [
-            figure_text(samples[figure], reference(bench, figure), 1 if figure in ("association", "find") else 2)
+            figure_text(
+                samples[variant][figure],
+                samples[REFERENCE][figure] + samples[REPEAT][figure],
+                1 if figure in MILLISECOND_FIGURES else 2,
+            )
             for figure in FIGURES
         ]
         print(f"  {variant:<38}" + "".join(f"{cell:>20}" for cell in cells))
-        if bench.incomplete[variant]:
-            print(f"    incomplete retrieves (not timed): {', '.join(bench.incomplete[variant])}")
 
 
-def reference(bench: Bench, figure: str) -> list[float]:
-    return bench.samples[REFERENCE][figure] + bench.samples[REPEAT][figure]
+def print_results(bench: Bench) -> None:
+    counts = f"{ROUNDS} rounds; association setup: {ASSOCIATIONS} per round; C-FIND: {FINDS} per round"
+    print_table(f"Wall-clock medians ({counts}):", bench.samples)
+    print_table("The archive's CPU time per operation, medians (same units):", bench.cpu)
+    for variant, figures in bench.incomplete.items():
+        print(f"  {variant}: incomplete retrieves (not timed): {', '.join(figures)}")
 
 
 def main() -> int:
@@ -253,7 +281,7 @@ def main() -> int:
             for variant in round_order(round_number):
                 measure(bench, variant)
         print(f"done in {time.perf_counter() - started:.0f} s, load average {load_average()}")
-        print_table(bench)
+        print_results(bench)
     finally:
         if storescp is not None:
             storescp.terminate()
