@@ -1,0 +1,462 @@
+"""The pynetdicom patches: a canary on the internals they rely on, the version guard, the switches.
+
+The canary fails when the source of a pynetdicom internal that a patch (or `retrieve.retrieve_contexts`)
+relies on changes, which is what an upgrade of pynetdicom does: re-check that patch in
+`appliance/dicom/pynetdicom_patches.py` (is it still needed, still right, does it still pay?), then
+record the new fingerprint printed by the failure here.
+"""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+import importlib
+import inspect
+import threading
+from collections import Counter
+from types import ModuleType, SimpleNamespace
+from typing import Any
+
+import pydicom.config
+import pynetdicom
+import pytest
+from pynetdicom import _config
+from pynetdicom.dimse_messages import C_FIND_RSP, C_GET_RSP, C_STORE_RQ
+from pynetdicom.dimse_primitives import C_FIND, C_GET, C_MOVE, C_STORE
+from pynetdicom.dsutils import encode
+
+from appliance.dicom import pynetdicom_patches as patches
+
+# The pynetdicom these fingerprints were taken from.
+FINGERPRINTED_VERSION = "3.0.4"
+
+# sha256 (first 16 hex digits) of the source of each internal a patch relies on, by patch.
+FINGERPRINTS: dict[str, dict[str, str]] = {
+    "shared_contexts": {
+        "pynetdicom.transport:RequestHandler._create_association": "05c8d12b79863cdb",
+        "pynetdicom.presentation:negotiate_as_acceptor": "d5413f08f0ac7b32",
+    },
+    "fast_polling": {
+        "pynetdicom.association:Association._run_reactor": "f28838c5559e462a",
+        "pynetdicom.dul:DULServiceProvider.run_reactor": "e3a10eb3a0931e48",
+    },
+    "command_writer": {
+        "pynetdicom.dimse_messages:DIMSEMessage.encode_msg": "73000c902c52832d",
+        "pynetdicom.dimse_messages:DIMSEMessage._set_command_group_length": "c3057c97344d5db3",
+    },
+    "identifier_writer": {
+        "pynetdicom.service_class:ServiceClass._c_find_scp": "da242b908ef4848c",
+        "pynetdicom.service_class:ServiceClass._n_action_scp": "d398e1bcfe4d9db5",
+        "pynetdicom.service_class:ServiceClass._n_create_scp": "8593a493a4633443",
+        "pynetdicom.service_class:ServiceClass._n_event_report_scp": "2f9d2c7b196827fc",
+        "pynetdicom.service_class:ServiceClass._n_get_scp": "4a3a1d112b868b98",
+        "pynetdicom.service_class:ServiceClass._n_set_scp": "00d93e032356fd7a",
+        "pynetdicom.service_class:QueryRetrieveServiceClass._get_scp": "8ca1538e3e56c4f7",
+        "pynetdicom.service_class:QueryRetrieveServiceClass._move_scp": "5c14d1be3d737bef",
+        "pynetdicom.service_class:RelevantPatientInformationQueryServiceClass.SCP": "94843884e19c1be0",
+    },
+    "serialise_reactor": {
+        "pynetdicom.association:Association._run_reactor": "f28838c5559e462a",
+        "pynetdicom.association:Association.send_c_store": "fa5a8127f349f8e7",
+        "pynetdicom.dimse:DIMSEServiceProvider.get_msg": "890e3e04283f5aeb",
+        "pynetdicom.dimse:DIMSEServiceProvider.send_msg": "a839cf2fb46976d9",
+    },
+    "throttled_retrieve_responses": {
+        "pynetdicom.service_class:QueryRetrieveServiceClass._get_scp": "8ca1538e3e56c4f7",
+        "pynetdicom.service_class:QueryRetrieveServiceClass._move_scp": "5c14d1be3d737bef",
+        "pynetdicom.service_class:ServiceClass.dimse": "8d9522c23d7edf68",
+    },
+    "retrieve_contexts": {
+        "pynetdicom.association:Association.run_reactor": "ed8bbbe3b3d6ddae",
+        "pynetdicom.association:ServiceUser.supported_contexts": "4ca3c0faaf6e6676",
+        "pynetdicom.association:ServiceUser.writeable": "23590ca1ce9969c3",
+        "pynetdicom.acse:ACSE._negotiate_as_acceptor": "fffd360957c42a8e",
+    },
+}
+
+# The exact lines each patch relies on, in the order they must appear (stripped) in the source.
+RELIED_ON: dict[str, list[tuple[str, list[str]]]] = {
+    "shared_contexts": [
+        ("pynetdicom.transport", ["from copy import deepcopy"]),
+        (
+            "pynetdicom.transport:RequestHandler._create_association",
+            ["assoc.acceptor.supported_contexts = deepcopy(self.server.contexts)"],
+        ),
+    ],
+    "fast_polling": [
+        ("pynetdicom.association", ["import time"]),
+        ("pynetdicom.association:Association._run_reactor", ["while not self._kill:", "time.sleep(0.001)"]),
+        ("pynetdicom.dul", ["import time"]),
+        ("pynetdicom.dul:DULServiceProvider.__init__", ["self._run_loop_delay = 0.001"]),
+        ("pynetdicom.dul:DULServiceProvider.run_reactor", ["time.sleep(self._run_loop_delay)"]),
+    ],
+    "command_writer": [
+        ("pynetdicom.dimse_messages", ["from pynetdicom.dsutils import encode, decode, create_file_meta"]),
+        (
+            "pynetdicom.dimse_messages:DIMSEMessage.encode_msg",
+            ["encoded_command_set = cast(bytes, encode(self.command_set, True, True))"],
+        ),
+    ],
+    "identifier_writer": [
+        ("pynetdicom.service_class", ["from pynetdicom.dsutils import decode, encode, pretty_dataset"]),
+    ],
+    "serialise_reactor": [
+        (
+            "pynetdicom.association:Association._run_reactor",
+            [
+                "self._is_paused = True",
+                "self._reactor_checkpoint.wait()",
+                "self._is_paused = False",
+                "context_id, msg = self.dimse.get_msg(block=False)",
+            ],
+        ),
+        (
+            "pynetdicom.association:Association.send_c_store",
+            [
+                "self._reactor_checkpoint.clear()",
+                "while not self._is_paused:",
+                "self.dimse.send_msg(req, cast(int, context.context_id))",
+                "cx_id, rsp = self.dimse.get_msg(block=True)",
+                "self._reactor_checkpoint.set()",
+            ],
+        ),
+    ],
+    "throttled_retrieve_responses": [
+        (
+            "pynetdicom.service_class:QueryRetrieveServiceClass._move_scp",
+            [
+                "if None in destination[:2]:",
+                "rsp.Status = 0xA801",
+                "store_assoc = self.ae.associate(",
+                "if not store_assoc.is_established:",
+                "rsp.Status = 0xA801",
+                "self.dimse.send_msg(rsp, cx_id)",
+            ],
+        ),
+        ("pynetdicom.service_class:ServiceClass.dimse", ["return self.assoc.dimse"]),
+    ],
+    "retrieve_contexts": [
+        (
+            "pynetdicom.association:Association.run_reactor",
+            [
+                "self.requestor.primitive = cast(A_ASSOCIATE, primitive)",
+                "evt.trigger(self, evt.EVT_REQUESTED, {})",
+                "self.acse.negotiate_association()",
+            ],
+        ),
+        ("pynetdicom.association:ServiceUser.writeable", ["return self.primitive is None"]),
+        ("pynetdicom.association:ServiceUser.supported_contexts", ["if not self.writeable:", "self._contexts = value"]),
+    ],
+}
+
+# Each process-wide patch replaces a module global: every function calling it is affected.
+CALLERS = {
+    ("pynetdicom.transport", "deepcopy"): ["RequestHandler._create_association"],
+    ("pynetdicom.dimse_messages", "encode"): ["DIMSEMessage._set_command_group_length", "DIMSEMessage.encode_msg"],
+    ("pynetdicom.service_class", "encode"): sorted(
+        target.partition(":")[2] for target in FINGERPRINTS["identifier_writer"]
+    ),
+}
+
+# `fast_polling` stands in for the `time` module of these modules: every use of it, counted.
+TIME_CALLS = {
+    "pynetdicom.association": {
+        "time.sleep(0.0001)": 12,
+        "time.sleep(0.001)": 1,
+        "time.sleep(0.01)": 1,
+        "time.sleep(0.1)": 1,
+    },
+    "pynetdicom.dul": {"time.sleep(self._run_loop_delay)": 2},
+}
+
+
+def source_of(target: str) -> str:
+    """The source of `module` or `module:Qualified.name` (for a property, its getter and setter)."""
+    module_name, _, qualified_name = target.partition(":")
+    found: Any = importlib.import_module(module_name)
+    for part in qualified_name.split(".") if qualified_name else []:
+        found = inspect.getattr_static(found, part)
+    if isinstance(found, property):
+        return "".join(inspect.getsource(function) for function in (found.fget, found.fset) if function)
+    return inspect.getsource(found)
+
+
+def fingerprint(target: str) -> str:
+    return hashlib.sha256(source_of(target).encode()).hexdigest()[:16]
+
+
+def callers(module_name: str, name: str) -> list[str]:
+    """The qualified names of the functions of `module_name` that call its global `name`."""
+    found: list[str] = []
+
+    def visit(node: ast.AST, prefix: str) -> None:
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, ast.ClassDef):
+                visit(child, f"{prefix}{child.name}.")
+            elif isinstance(child, ast.FunctionDef | ast.AsyncFunctionDef) and calls(child, name):
+                found.append(f"{prefix}{child.name}")
+
+    visit(ast.parse(source_of(module_name)), "")
+    return sorted(found)
+
+
+def calls(function: ast.AST, name: str) -> bool:
+    return any(
+        isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == name
+        for node in ast.walk(function)
+    )
+
+
+def time_calls(module_name: str) -> dict[str, int]:
+    """Every call of an attribute of the `time` module in `module_name`, as written, counted."""
+    tree = ast.parse(source_of(module_name))
+    return dict(
+        Counter(
+            ast.unparse(node)
+            for node in ast.walk(tree)
+            if isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and isinstance(node.func.value, ast.Name)
+            and node.func.value.id == "time"
+        )
+    )
+
+
+def changed(patch: str, what: str) -> str:
+    return (
+        f"pynetdicom {pynetdicom.__version__} (fingerprinted on {FINGERPRINTED_VERSION}): {what}. Re-check the "
+        f"`{patch}` patch in appliance/dicom/pynetdicom_patches.py, then update this test."
+    )
+
+
+@pytest.mark.parametrize(
+    ("patch", "target"), [(patch, target) for patch, targets in FINGERPRINTS.items() for target in targets]
+)
+def test_patched_internal_unchanged(patch: str, target: str) -> None:
+    actual = fingerprint(target)
+    assert actual == FINGERPRINTS[patch][target], changed(patch, f"{target} changed, its fingerprint is now {actual}")
+
+
+@pytest.mark.parametrize(
+    ("patch", "target", "lines"),
+    [(patch, target, lines) for patch, items in RELIED_ON.items() for target, lines in items],
+)
+def test_lines_relied_on_still_there(patch: str, target: str, lines: list[str]) -> None:
+    remaining = iter(line.strip() for line in source_of(target).splitlines())
+    missing = [line for line in lines if line not in remaining]
+    assert missing == [], changed(patch, f"{target} no longer has, in this order: {missing}")
+
+
+@pytest.mark.parametrize(("module_name", "name"), list(CALLERS))
+def test_replaced_globals_have_the_same_callers(module_name: str, name: str) -> None:
+    patch = {"deepcopy": "shared_contexts", "encode": "command_writer / identifier_writer"}[name]
+    assert callers(module_name, name) == CALLERS[(module_name, name)], changed(patch, f"{module_name}.{name} callers")
+
+
+@pytest.mark.parametrize("module_name", list(TIME_CALLS))
+def test_time_module_used_only_to_sleep_as_before(module_name: str) -> None:
+    imported_from_time = [
+        node for node in ast.walk(ast.parse(source_of(module_name))) if isinstance(node, ast.ImportFrom)
+    ]
+    assert all(node.module != "time" for node in imported_from_time), changed("fast_polling", "from time import")
+    assert time_calls(module_name) == TIME_CALLS[module_name], changed("fast_polling", f"{module_name} time calls")
+
+
+def test_every_patch_is_fingerprinted_or_public() -> None:
+    assert set(patches.PATCHES) - patches.PUBLIC_PATCHES <= set(FINGERPRINTS)
+    assert set(patches.REPLACEMENTS) <= set(patches.PATCHES)
+
+
+def test_supported_versions() -> None:
+    assert patches.supported_version("3.0.4")
+    assert patches.supported_version("3.0.5")
+    assert not patches.supported_version("3.1.0")
+    assert not patches.supported_version("2.0.2")
+    assert not patches.supported_version("30.0.1")
+
+
+# pynetdicom's and pydicom's defaults for the documented switches that `apply()` sets.
+SWITCH_DEFAULTS = {
+    "LOG_REQUEST_IDENTIFIERS": True,
+    "LOG_RESPONSE_IDENTIFIERS": True,
+    "LOG_HANDLER_LEVEL": "standard",
+    "STORE_SEND_CHUNKED_DATASET": False,
+}
+VALIDATION_MODES = ("reading_validation_mode", "writing_validation_mode")
+
+
+@pytest.fixture()
+def restored(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
+    """pynetdicom as shipped (switches at their defaults, nothing patched), put back as it was after the test."""
+    for replacements in patches.REPLACEMENTS.values():
+        for item in replacements:
+            if item.original is None:  # a global this pynetdicom no longer has
+                monkeypatch.delattr(item.module, item.name, raising=False)
+            else:
+                monkeypatch.setattr(item.module, item.name, item.original)
+    for name, value in SWITCH_DEFAULTS.items():
+        monkeypatch.setattr(_config, name, value)
+    for mode in VALIDATION_MODES:
+        monkeypatch.setattr(pydicom.config.settings, mode, pydicom.config.WARN)
+    monkeypatch.setattr(patches, "_disabled", frozenset())
+    monkeypatch.delenv(patches.MEASUREMENT_ENVIRONMENT, raising=False)
+    return monkeypatch
+
+
+def replaced(patch: str) -> bool:
+    """Whether every module global `patch` replaces holds its replacement (False: every one the original)."""
+    holding = [getattr(item.module, item.name, None) for item in patches.REPLACEMENTS[patch]]
+    patched = [item.patched for item in patches.REPLACEMENTS[patch]]
+    originals = [item.original for item in patches.REPLACEMENTS[patch]]
+    assert holding in (patched, originals), f"{patch} half applied"
+    return holding == patched
+
+
+def assert_switches_set() -> None:
+    assert (_config.LOG_REQUEST_IDENTIFIERS, _config.LOG_RESPONSE_IDENTIFIERS) == (False, False)
+    assert _config.LOG_HANDLER_LEVEL == "none"
+    assert _config.STORE_SEND_CHUNKED_DATASET is True
+    for mode in VALIDATION_MODES:
+        assert getattr(pydicom.config.settings, mode) == pydicom.config.IGNORE
+
+
+def test_unsupported_version_patches_nothing_internal_but_sets_the_switches(restored: pytest.MonkeyPatch) -> None:
+    restored.setattr(pynetdicom, "__version__", "3.1.0")
+    assert patches.apply() is False
+    assert [patch for patch in patches.REPLACEMENTS if replaced(patch)] == []
+    assert [patch for patch in patches.PATCHES if patches.in_force(patch)] == ["no_delay"]
+    assert_switches_set()
+    event = fake_event()
+    dimse = dict(vars(event.assoc.dimse))
+    patches.serialise_reactor(event)
+    assert vars(event.assoc.dimse) == dimse
+    assert_final_status_only(event)
+
+
+def test_a_global_pynetdicom_no_longer_has_is_left_absent() -> None:
+    module = ModuleType("pynetdicom_without_deepcopy")
+    item = patches.replacement(module, "deepcopy", patches.share_contexts)
+    item.put(False)
+    assert not hasattr(module, "deepcopy")
+    item.put(True)
+    assert module.deepcopy is patches.share_contexts
+    item.put(False)
+    assert not hasattr(module, "deepcopy")
+
+
+def test_supported_version_takes_every_patch(restored: pytest.MonkeyPatch) -> None:
+    assert patches.apply() is True
+    assert [patch for patch in patches.REPLACEMENTS if not replaced(patch)] == []
+    assert all(patches.in_force(patch) for patch in patches.PATCHES)
+    assert_switches_set()
+
+
+def test_disabled_patches_are_left_out_and_come_back(restored: pytest.MonkeyPatch) -> None:
+    disabled = frozenset({"fast_polling", "throttled_retrieve_responses"})
+    assert patches.apply(disabled) is True
+    assert {patch for patch in patches.REPLACEMENTS if not replaced(patch)} == {"fast_polling"}
+    assert {patch for patch in patches.PATCHES if not patches.in_force(patch)} == disabled
+    assert_final_status_only(fake_event())
+    patches.apply()
+    assert all(replaced(patch) for patch in patches.REPLACEMENTS)
+
+
+def test_the_bench_disables_patches_through_the_environment(restored: pytest.MonkeyPatch) -> None:
+    restored.setenv(patches.MEASUREMENT_ENVIRONMENT, "command_writer, shared_contexts")
+    patches.apply()
+    assert {patch for patch in patches.REPLACEMENTS if not replaced(patch)} == {"command_writer", "shared_contexts"}
+    assert_switches_set()
+
+
+def test_unknown_patch_names_are_refused(restored: pytest.MonkeyPatch) -> None:
+    with pytest.raises(ValueError, match="fast_poling"):
+        patches.apply(frozenset({"fast_poling"}))
+    restored.setenv(patches.MEASUREMENT_ENVIRONMENT, "nodelay")
+    with pytest.raises(ValueError, match="nodelay"):
+        patches.apply()
+
+
+def fake_event() -> Any:
+    """An event whose association records what its DIMSE provider sends."""
+    sent: list[Any] = []
+    dimse = SimpleNamespace(sent=sent, send_msg=lambda primitive, _context_id: sent.append(primitive))
+    dimse.get_msg = lambda block=False: (None, None)
+    return SimpleNamespace(assoc=SimpleNamespace(dimse=dimse, _reactor_checkpoint=threading.Event()))
+
+
+def response(kind: type[C_GET] | type[C_MOVE], status: int) -> Any:
+    primitive = kind()
+    primitive.MessageIDBeingRespondedTo = 1
+    primitive.Status = status
+    return primitive
+
+
+def assert_final_status_only(event: Any) -> None:
+    """Without the throttling patch every Pending response goes out, and the final status filter
+    (a matter of correctness) is still there."""
+    patches.throttled_retrieve_responses(event)
+    patches.refuse_retrieve(event.assoc, 0x0124)
+    for _ in range(3):
+        event.assoc.dimse.send_msg(response(C_GET, patches.PENDING), 1)
+    event.assoc.dimse.send_msg(response(C_GET, 0x0000), 1)
+    assert [primitive.Status for primitive in event.assoc.dimse.sent] == [patches.PENDING] * 3 + [0x0124]
+
+
+def test_a_refusal_replaces_the_final_status_and_its_counts() -> None:
+    event = fake_event()
+    patches.throttled_retrieve_responses(event)
+    patches.refuse_retrieve(event.assoc, 0xA900)
+    final = response(C_GET, 0x0000)
+    final.NumberOfCompletedSuboperations = 0
+    event.assoc.dimse.send_msg(final, 1)
+    event.assoc.dimse.send_msg(response(C_GET, 0x0000), 3)  # the next C-GET is not refused
+    assert [primitive.Status for primitive in event.assoc.dimse.sent] == [0xA900, 0x0000]
+    assert event.assoc.dimse.sent[0].NumberOfCompletedSuboperations is None
+
+
+def test_pending_retrieve_responses_are_throttled() -> None:
+    event = fake_event()
+    patches.throttled_retrieve_responses(event)
+    for _ in range(5):
+        event.assoc.dimse.send_msg(response(C_GET, patches.PENDING), 1)
+    event.assoc.dimse.send_msg(response(C_GET, 0x0000), 1)
+    assert [primitive.Status for primitive in event.assoc.dimse.sent] == [patches.PENDING, 0x0000]
+
+
+def test_a_refused_known_destination_is_a702_an_unknown_one_a801() -> None:
+    event = fake_event()
+    patches.throttled_retrieve_responses(event)
+    patches.note_move_destination(event.assoc, "STORESCP at 127.0.0.1:11113")
+    event.assoc.dimse.send_msg(response(C_MOVE, patches.MOVE_DESTINATION_UNKNOWN), 1)
+    event.assoc.dimse.send_msg(response(C_MOVE, patches.MOVE_DESTINATION_UNKNOWN), 3)  # next C-MOVE: unknown AE
+    statuses = [primitive.Status for primitive in event.assoc.dimse.sent]
+    assert statuses == [patches.UNABLE_TO_PERFORM_SUBOPERATIONS, patches.MOVE_DESTINATION_UNKNOWN]
+
+
+def command_sets() -> list[Any]:
+    """Command sets as pynetdicom builds them: a C-STORE-RQ of a C-MOVE, a C-GET-RSP, a C-FIND-RSP."""
+    store = C_STORE()
+    store.MessageID = 7
+    store.AffectedSOPClassUID = "1.2.840.10008.5.1.4.1.1.2"
+    store.AffectedSOPInstanceUID = "1.2.826.0.1.3680043.10.1471.17"
+    store.Priority = 0
+    store.MoveOriginatorApplicationEntityTitle = "MOVESCU"
+    store.MoveOriginatorMessageID = 3
+    get = response(C_GET, patches.PENDING)
+    get.AffectedSOPClassUID = "1.2.840.10008.5.1.4.1.2.2.3"
+    get.NumberOfRemainingSuboperations = 599
+    get.NumberOfCompletedSuboperations = 1
+    get.NumberOfFailedSuboperations = get.NumberOfWarningSuboperations = 0
+    find = C_FIND()
+    find.MessageIDBeingRespondedTo = 2
+    find.AffectedSOPClassUID = "1.2.840.10008.5.1.4.1.2.2.1"
+    find.Status = 0x0000
+    messages = [(C_STORE_RQ(), store), (C_GET_RSP(), get), (C_FIND_RSP(), find)]
+    for message, primitive in messages:
+        message.primitive_to_message(primitive)
+    return [message.command_set for message, _ in messages]
+
+
+@pytest.mark.parametrize("command_set", command_sets())
+def test_command_writer_writes_what_pydicom_writes(command_set: Any) -> None:
+    assert patches.encode_command_set(command_set, True, True) == encode(command_set, True, True)
