@@ -59,10 +59,6 @@ class Value:
             return ""
         return unescape(subcomponents[subcomponent - 1], self.separators, self.codec)
 
-    def component_raw(self, component: int) -> str:
-        components = self.raw.split(self.separators.component)
-        return components[component - 1] if component <= len(components) else ""
-
     def __bool__(self) -> bool:
         return bool(self.raw)
 

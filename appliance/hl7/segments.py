@@ -120,12 +120,6 @@ def not_null(text: str) -> str:
     return "" if text == HL7_NULL else text
 
 
-def person_name(value: Value) -> str:
-    """HL7 XPN/XCN to DICOM PN `FAMILY^GIVEN^MIDDLE`: never the civility (XPN-5) in a DICOM suffix."""
-    family, given, middle = (not_null(value.get(index)) for index in (1, 2, 3))
-    return f"{family}^{given}^{middle}".rstrip("^")
-
-
 def physician_name(value: Value) -> str:
     """HL7 XCN (ID^FAMILY^GIVEN^MIDDLE) to DICOM PN."""
     family, given, middle = (not_null(value.get(index)) for index in (2, 3, 4))

@@ -28,7 +28,6 @@ from appliance.patients.national import (
 
 __all__ = ["INS_NIA_OID", "INS_NIR_OID", "Identifier"]
 
-PATIENT_INTERNAL_TYPE = "PI"  # CX-5 of an IPP
 BILLING_NIR_TYPE = "NH"  # NIR de facturation: not kept
 
 
