@@ -183,3 +183,22 @@ def test_make_run_warns_once_about_development_mode(tmp_path: Path) -> None:
     }
     output = supervisor_output(write_config(tmp_path / "appliance.yaml", config))
     assert output.count("development mode: any AE title from 127.0.0.1 is accepted") == 1, output
+
+
+def test_version_is_the_package_s() -> None:
+    from importlib.metadata import version
+
+    shown = appliance("--version")
+    assert shown.returncode == 0 and shown.stdout.strip() == f"appliance {version('appliance')}"
+
+
+def test_a_folder_without_an_archive_is_refused_not_created(tmp_path: Path) -> None:
+    empty = tmp_path / "nothing-here"
+    refused = appliance("archive", "stats", "--data", str(empty))
+    assert refused.returncode == 2
+    assert f"archive in {empty} (" in refused.stderr and f"{empty} holds no archive" in refused.stderr
+    assert not empty.exists()
+    created = appliance("db", "upgrade", "--data", str(empty))
+    assert created.returncode == 0 and (empty / "index" / "appliance.sqlite").is_file()
+    listed = appliance("archive", "stats", "--data", str(empty))
+    assert listed.returncode == 0 and "instances           0" in listed.stdout
