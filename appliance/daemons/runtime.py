@@ -90,6 +90,7 @@ def setup_logging(level: str) -> None:
         force=True,
     )
     logging.getLogger("pynetdicom").setLevel(logging.WARNING)
+    logging.getLogger("alembic").setLevel(logging.WARNING)  # the index's own line says what was upgraded
 
 
 def open_index(config: Config) -> Engine:

@@ -10,6 +10,7 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config as AlembicConfig
+from alembic.migration import MigrationContext
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 
@@ -58,12 +59,25 @@ def alembic_config(engine: Engine) -> AlembicConfig:
 
 
 def upgrade_schema(engine: Engine, lock_directory: Path | None = None) -> None:
-    """Apply every pending migration; several daemons starting at once take turns on a lock file."""
-    config = alembic_config(engine)
+    """Apply every pending migration; several daemons starting at once take turns on a lock file.
+    One log line says what was upgraded, if anything (alembic's own lines are left at WARNING)."""
     if lock_directory is None:
-        command.upgrade(config, "head")
+        upgrade_to_head(engine)
         return
     lock_directory.mkdir(parents=True, exist_ok=True)
     with open(lock_directory / "migrate.lock", "w") as lock_file:
         fcntl.flock(lock_file, fcntl.LOCK_EX)
-        command.upgrade(config, "head")
+        upgrade_to_head(engine)
+
+
+def upgrade_to_head(engine: Engine) -> None:
+    before = current_revision(engine)
+    command.upgrade(alembic_config(engine), "head")
+    after = current_revision(engine)
+    if after != before:
+        LOGGER.info("index schema upgraded from %s to %s", before or "nothing", after)
+
+
+def current_revision(engine: Engine) -> str | None:
+    with engine.connect() as connection:
+        return MigrationContext.configure(connection).get_current_revision()
