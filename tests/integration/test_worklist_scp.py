@@ -162,3 +162,27 @@ def test_the_ins_goes_to_the_modality_with_its_issuer(worklist: Daemon) -> None:
     (other,) = item.OtherPatientIDsSequence
     assert (other.PatientID, other.IssuerOfPatientID) == ("261017510612345", "ASIP-SANTE-INS-NIR")
     assert other.IssuerOfPatientIDQualifiersSequence[0].UniversalEntityID == "1.2.250.1.213.1.4.8"
+
+
+def test_sighup_puts_a_changed_profile_in_force(worklist: Daemon, tmp_path: Path) -> None:
+    """A modality's profile changed in the configuration applies at the next query after a reload,
+    with an association opened before it still answered."""
+    import signal
+
+    import yaml
+    from servers import wait_for
+
+    held = associate(worklist.port, MODALITY_WORKLIST_FIND, ae_title="ALLROOMS")
+    before = [answer for _status, answer in held.send_c_find(typical_query(), MODALITY_WORKLIST_FIND) if answer]
+    config = yaml.safe_load(worklist.config_path.read_text())
+    config["worklist"]["profiles"] = [
+        {**profile, "maximum_items": 1} if profile["ae_title"] == "ALLROOMS" else profile
+        for profile in config["worklist"]["profiles"]
+    ]
+    worklist.config_path.write_text(yaml.safe_dump(config, allow_unicode=True))
+    assert worklist.process is not None
+    worklist.process.send_signal(signal.SIGHUP)
+    wait_for(lambda: "configuration reloaded" in worklist.log(), "the reload")
+    after = [answer for _status, answer in held.send_c_find(typical_query(), MODALITY_WORKLIST_FIND) if answer]
+    held.release()
+    assert len(before) >= 4 and len(after) == 1
