@@ -18,7 +18,20 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Engine, ScalarSelect, and_, exists, insert, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Engine,
+    Row,
+    ScalarSelect,
+    and_,
+    bindparam,
+    exists,
+    insert,
+    or_,
+    select,
+    update,
+)
 
 from appliance.db.schema import identity_change, patient, patient_identity, scheduled_step, study
 
@@ -146,16 +159,8 @@ def link_to_order(connection: Connection, order: OrderedStudy, moment: datetime)
     belong to another patient created from the images (one without identity from the RIS) move to
     the order's patient, each move audited. Runs in the caller's transaction (the one scheduling
     the order); returns the Study Instance UIDs moved."""
-    condition = named_by(connection, order)
-    if condition is None:
-        return []
-    statement = select(study.c.id, study.c.study_instance_uid, study.c.patient_pk).where(
-        condition,
-        study.c.patient_pk != order.patient_pk,
-        ~exists().where(patient_identity.c.patient_pk == study.c.patient_pk),
-    )
     moved = []
-    for row in connection.execute(statement).all():
+    for row in linkable_studies(connection, order):
         move = Move(
             study_pk=row.id,
             study_instance_uid=row.study_instance_uid,
@@ -173,13 +178,32 @@ def link_to_order(connection: Connection, order: OrderedStudy, moment: datetime)
     return moved
 
 
-def named_by(connection: Connection, order: OrderedStudy) -> ColumnElement[bool] | None:
-    """The studies an order names: the one with its Study Instance UID when archived, else those
-    with its accession number (None when it has none)."""
-    by_uid = study.c.study_instance_uid == order.study_instance_uid
-    if connection.execute(select(study.c.id).where(by_uid)).first() is not None:
-        return by_uid
-    return study.c.accession_number == order.accession_number if order.accession_number else None
+def linkable_studies(connection: Connection, order: OrderedStudy) -> list[Row[Any]]:
+    """The studies an order names (the one with its Study Instance UID when archived, else those
+    with its accession number) that belong to another patient created from images."""
+    values = {"uid": order.study_instance_uid, "accession": order.accession_number}
+    found = connection.execute(NAMED_STUDIES, values).all()
+    by_uid = [row for row in found if row.study_instance_uid == order.study_instance_uid]
+    named = by_uid or [
+        row for row in found if order.accession_number and row.accession_number == order.accession_number
+    ]
+    return [row for row in named if row.patient_pk != order.patient_pk and not row.identified]
+
+
+# Built once, one query per order scheduled (an HL7 message): the studies with the order's Study
+# Instance UID or accession number, and whether their patient has an identity from the RIS.
+NAMED_STUDIES = select(
+    study.c.id,
+    study.c.study_instance_uid,
+    study.c.accession_number,
+    study.c.patient_pk,
+    exists().where(patient_identity.c.patient_pk == study.c.patient_pk).label("identified"),
+).where(
+    or_(
+        study.c.study_instance_uid == bindparam("uid"),
+        and_(bindparam("accession") != "", study.c.accession_number == bindparam("accession")),
+    )
+)
 
 
 def move_study(connection: Connection, move: Move, moment: datetime) -> None:
