@@ -80,6 +80,7 @@ from pynetdicom.dimse_primitives import C_GET, C_MOVE
 from pynetdicom.events import Event
 
 from appliance.dicom import encoding
+from appliance.dicom.statuses import MOVE_DESTINATION_UNKNOWN, PENDING, UNABLE_TO_PERFORM_SUBOPERATIONS
 
 LOGGER = logging.getLogger(__name__)
 
@@ -95,9 +96,6 @@ PATCHES = (
 )
 PUBLIC_PATCHES = frozenset({"no_delay"})  # only a socket option: in force on any pynetdicom version
 MEASUREMENT_ENVIRONMENT = "APPLIANCE_BENCH_DISABLED_PATCHES"
-PENDING = 0xFF00
-MOVE_DESTINATION_UNKNOWN = 0xA801  # PS3.4 C.4.2.1.5
-UNABLE_TO_PERFORM_SUBOPERATIONS = 0xA702  # PS3.4 C.4.2.1.5 refused: out of resources
 PENDING_INTERVAL_SECONDS = 0.2
 MOVE_DESTINATION_ATTRIBUTE = "appliance_move_destination"
 REFUSAL_ATTRIBUTE = "appliance_retrieve_refusal"

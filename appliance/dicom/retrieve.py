@@ -53,12 +53,16 @@ class StoredReference(Dataset):
 def install_sender(association: Association) -> None:
     """Wrap `association.send_c_store` so that StoredReference objects are sent by the retrieve rule."""
     original: Callable[..., Any] = association.send_c_store
+    accepted_by_class: dict[str, list[str]] = {}  # negotiated once: looked up per SOP class, not per object
 
     def send_c_store(dataset: Any, *arguments: Any, **keywords: Any) -> Any:
         if not isinstance(dataset, StoredReference):
             return original(dataset, *arguments, **keywords)
+        sop_class = str(dataset.SOPClassUID)
+        if sop_class not in accepted_by_class:
+            accepted_by_class[sop_class] = accepted(association, sop_class)
         try:
-            chosen = payload(dataset.path, dataset.item, dataset.coercion, accepted(association, dataset.SOPClassUID))
+            chosen = payload(dataset.path, dataset.item, dataset.coercion, accepted_by_class[sop_class])
         except (CannotSend, OSError) as error:
             LOGGER.warning("instance %s not sent to %s: %s", dataset.item.sop_instance_uid, peer(association), error)
             raise

@@ -6,6 +6,7 @@ CANCEL = 0xFE00  # PS3.4 C.4.1.1.4 matching or sub-operations terminated due to 
 NOT_AUTHORIZED = 0x0124  # PS3.7 C.5.x Refused: Not Authorized
 OUT_OF_RESOURCES = 0xA700  # PS3.4 B.2.3 (storage) and C.4.1.1.4 (find): refused, out of resources
 MOVE_DESTINATION_UNKNOWN = 0xA801  # PS3.4 C.4.2.1.5
+UNABLE_TO_PERFORM_SUBOPERATIONS = 0xA702  # PS3.4 C.4.2.1.5 refused: out of resources, sub-operations
 DATASET_DOES_NOT_MATCH = 0xA900  # PS3.4 B.2.3 data set does not match SOP class (also C.4.1.1.4 identifier)
 IDENTIFIER_DOES_NOT_MATCH = 0xA900  # PS3.4 C.4.2.1.5 / C.4.3.1.4 identifier does not match SOP class
 CANNOT_UNDERSTAND = 0xC000  # PS3.4 B.2.3 error: cannot understand

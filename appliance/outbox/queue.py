@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Engine, and_, bindparam, func, insert, or_, select, update
+from sqlalchemy import Connection, Engine, and_, bindparam, case, func, insert, or_, select, update
 
 from appliance.db.schema import outbox
 
@@ -168,8 +168,8 @@ def retry(engine: Engine, message_id: int) -> bool:
 
 def channel_states(engine: Engine) -> list[ChannelState]:
     """Per channel: pending and parked counts and the oldest pending message's creation time."""
-    pending = func.sum((outbox.c.status == PENDING).cast(outbox.c.attempts.type))
-    parked = func.sum((outbox.c.status == PARKED).cast(outbox.c.attempts.type))
+    pending = func.sum(case((outbox.c.status == PENDING, 1), else_=0))
+    parked = func.sum(case((outbox.c.status == PARKED, 1), else_=0))
     oldest = func.min(outbox.c.created_at).filter(outbox.c.status == PENDING)
     statement = (
         select(outbox.c.channel, pending, parked, oldest)
