@@ -34,6 +34,7 @@ DEVELOPMENT_PORT = 11112
 DEVELOPMENT_MOVE_DESTINATION_PORT = 11114
 DEVELOPMENT_WORKLIST_PORT = 11113
 DEVELOPMENT_HL7_PORT = 2575
+DEVELOPMENT_WEB_PORT = 8080
 
 
 class ConfigError(Exception):
@@ -191,6 +192,54 @@ class LosslessConfig:
 
 
 @dataclass(frozen=True)
+class WebConfig:
+    bind_address: str
+    port: int
+    workers: int
+    threads: int
+    idle_minutes: int
+    session_hours: int
+    secure_cookies: bool
+    host_name: str
+
+
+@dataclass(frozen=True)
+class SyslogConfig:
+    host: str
+    port: int
+    protocol: str
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.host)
+
+
+@dataclass(frozen=True)
+class AuditConfig:
+    database: Path  # absolute
+    retention_months: int
+    syslog: SyslogConfig
+
+
+@dataclass(frozen=True)
+class MailConfig:
+    relay_host: str
+    relay_port: int
+    sender: str
+    recipients: tuple[str, ...]
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.relay_host and self.recipients)
+
+
+@dataclass(frozen=True)
+class BackupConfig:
+    repository: str
+    time: str
+
+
+@dataclass(frozen=True)
 class Config:
     """The whole validated configuration, with every default filled in. `source` is the main file;
     `layers` the files read, main file first (the console settings file when it exists)."""
@@ -207,6 +256,10 @@ class Config:
     worklist: WorklistConfig
     hl7: Hl7Config
     lossless: LosslessConfig
+    web: WebConfig
+    audit: AuditConfig
+    mail: MailConfig
+    backup: BackupConfig
     logging_level: str
 
     @property
@@ -412,7 +465,20 @@ def typed_config(document: dict[str, Any], layers: list[Layer], console_settings
         worklist=worklist_config(document["worklist"]),
         hl7=hl7_config(document["hl7"], document["mode"]),
         lossless=LosslessConfig(**lossless),
+        web=WebConfig(**document["web"]),
+        audit=audit_config(document["audit"], Path(storage["data_directory"]).absolute()),
+        mail=MailConfig(**{**document["mail"], "recipients": tuple(document["mail"]["recipients"])}),
+        backup=BackupConfig(**document["backup"]),
         logging_level=document["logging"]["level"],
+    )
+
+
+def audit_config(section: dict[str, Any], data_directory: Path) -> AuditConfig:
+    database = Path(section["database"]) if section["database"] else Path("audit") / "audit.sqlite"
+    return AuditConfig(
+        database=data_directory / database,  # an absolute `database` stays as it is
+        retention_months=section["retention_months"],
+        syslog=SyslogConfig(**section["syslog"]),
     )
 
 
@@ -477,6 +543,8 @@ def development_document(data_directory: Path) -> dict[str, Any]:
             }
         ],
         "lossless": {"delay_seconds": 5},
+        # Plain HTTP on loopback: the session cookie cannot be HTTPS-only.
+        "web": {"bind_address": "127.0.0.1", "port": DEVELOPMENT_WEB_PORT, "secure_cookies": False},
     }
 
 
@@ -499,6 +567,9 @@ NEEDS_RESTART: dict[str, Callable[[Config], object]] = {
     "worklist.port": lambda config: config.worklist.port,
     "hl7.bind_address": lambda config: config.hl7.bind_address,
     "hl7.port": lambda config: config.hl7.port,
+    "web.bind_address": lambda config: config.web.bind_address,
+    "web.port": lambda config: config.web.port,
+    "audit.database": lambda config: config.audit.database,
 }
 
 

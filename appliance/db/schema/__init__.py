@@ -6,6 +6,7 @@ change here plus a migration in `db/migrations/versions/`; `tests/unit/test_arch
 when the two differ.
 """
 
+from appliance.db.schema.accounts import account, job, login_throttle
 from appliance.db.schema.archive import (
     commitment_request,
     instance,
@@ -22,6 +23,7 @@ from appliance.db.schema.patients import identity_change, patient, patient_ident
 from appliance.db.schema.worklist import performed_step, scheduled_step
 
 __all__ = [
+    "account",
     "change",
     "change_cursor",
     "commitment_request",
@@ -29,6 +31,8 @@ __all__ = [
     "identity_change",
     "instance",
     "instance_header",
+    "job",
+    "login_throttle",
     "metadata",
     "outbox",
     "patient",

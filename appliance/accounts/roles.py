@@ -1,0 +1,56 @@
+"""Who may do what in the console (S1): the roles and the permission table every route is checked
+against. `docs` in appliance/web/README.md shows the same table; a test keeps them together.
+
+One person, one account, one role (CNIL). The maintenance contractor sees the box's health and runs
+its maintenance, never patient data.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Role(StrEnum):
+    SECRETARY = "secretary"
+    TECHNOLOGIST = "technologist"
+    RADIOLOGIST = "radiologist"
+    ADMINISTRATOR = "administrator"
+    MAINTENANCE = "maintenance"
+
+
+class Permission(StrEnum):
+    SEARCH_PATIENTS = "search-patients"  # patient and study search, study page
+    VIEW_WORKLIST = "view-worklist"  # today's worklist per modality
+    RECONCILE = "reconcile"  # attach an unreconciled study to a patient (P2)
+    VIEW_HL7_LOG = "view-hl7-log"  # message type, control ID, ACK
+    VIEW_HL7_CONTENT = "view-hl7-content"  # the message itself (patient data)
+    RUN_JOBS = "run-jobs"  # verify, reindex, compress; see their progress
+    VIEW_HEALTH = "view-health"  # the box's health tiles (no patient data)
+    EDIT_SETTINGS = "edit-settings"  # first-boot setup and the settings pages
+    MANAGE_ACCOUNTS = "manage-accounts"  # create, change, lock, unlock accounts
+    READ_AUDIT = "read-audit"  # search, verify and export the audit trail
+
+
+CLINICAL = frozenset({Role.SECRETARY, Role.TECHNOLOGIST, Role.RADIOLOGIST, Role.ADMINISTRATOR})
+EVERYONE = frozenset(Role)
+
+PERMISSIONS: dict[Permission, frozenset[Role]] = {
+    Permission.SEARCH_PATIENTS: CLINICAL,
+    Permission.VIEW_WORKLIST: CLINICAL,
+    Permission.RECONCILE: CLINICAL,
+    Permission.VIEW_HL7_LOG: frozenset({Role.ADMINISTRATOR, Role.MAINTENANCE}),
+    Permission.VIEW_HL7_CONTENT: frozenset({Role.ADMINISTRATOR}),
+    Permission.RUN_JOBS: frozenset({Role.ADMINISTRATOR, Role.MAINTENANCE}),
+    Permission.VIEW_HEALTH: EVERYONE,
+    Permission.EDIT_SETTINGS: frozenset({Role.ADMINISTRATOR}),
+    Permission.MANAGE_ACCOUNTS: frozenset({Role.ADMINISTRATOR}),
+    Permission.READ_AUDIT: frozenset({Role.ADMINISTRATOR}),
+}
+
+
+def may(role: Role | str, permission: Permission) -> bool:
+    """Whether a holder of `role` has `permission` (an unknown role has none)."""
+    try:
+        return Role(role) in PERMISSIONS[permission]
+    except ValueError:
+        return False
