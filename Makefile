@@ -67,6 +67,19 @@ bench: debian-packages venv ## Run the benchmarks and print their figures (archi
 config-reference: venv ## Regenerate appliance/config/REFERENCE.md from the schema
 	$(VENV)/bin/appliance config reference > appliance/config/REFERENCE.md
 
+WEB := appliance/web
+.PHONY: translations
+translations: venv ## Extract the console's texts and update and compile the French catalogues
+	@for folder in $(WEB) $$(ls -d $(WEB)/*/translations | xargs -n1 dirname); do \
+		if [ "$$folder" = "$(WEB)" ]; then inputs="$$(ls $(WEB)/*.py) $(WEB)/templates"; else inputs="$$folder"; fi; \
+		catalogue=$$folder/translations; \
+		$(VENV)/bin/pybabel --quiet extract -F $(WEB)/babel.cfg -k lazy --no-location --sort-output --project="appliance console" --copyright-holder="" --msgid-bugs-address="" -o $$catalogue/messages.pot $$inputs || exit 1; \
+		[ -f $$catalogue/fr/LC_MESSAGES/messages.po ] || $(VENV)/bin/pybabel --quiet init -l fr -i $$catalogue/messages.pot -d $$catalogue; \
+		$(VENV)/bin/pybabel --quiet update -l fr -i $$catalogue/messages.pot -d $$catalogue --no-fuzzy-matching --ignore-pot-creation-date; \
+		$(VENV)/bin/pybabel --quiet compile -d $$catalogue || exit 1; \
+		rm $$catalogue/messages.pot; \
+	done
+
 .PHONY: clean
 clean: ## Remove the development data folder and caches (not the venv)
 	rm -rf $(DATA) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,31 @@
+"""The web edge: the console staff use every day, as one Flask application served by gunicorn in
+`appliance-web` behind nginx (see appliance/daemons/web.py and README.md in this folder).
+
+`create_app` is the table of contents: the services the pages call (the same domain functions as
+the DICOM and HL7 edges), the security rules every request passes, the languages, then one
+blueprint per feature.
+"""
+
+from __future__ import annotations
+
+from flask import Flask
+from sqlalchemy import Engine
+
+from appliance.audit.events import Recorder
+from appliance.config import Settings
+from appliance.web import auth, home, languages, menu, security
+from appliance.web.services import Services
+
+
+def create_app(settings: Settings, engine: Engine, audit: Recorder) -> Flask:
+    """The console application for one worker process; `engine` is that process's own."""
+    app = Flask(__name__)
+    Services(settings, engine, audit).install(app)
+    security.configure(app, settings.current)
+    languages.configure(app)
+    auth.configure(app)
+    menu.configure(app)
+    app.register_blueprint(auth.blueprint)  # login, logout, first visit, language
+    app.register_blueprint(home.blueprint)  # the home page: what needs doing, room for the health tiles
+    # Room for the features of later issues: DICOMweb (/dicomweb) and the viewer (/viewer).
+    return app

@@ -1,0 +1,70 @@
+"""The home page: what needs doing today, as tiles (green, amber, red + a word), with room for the
+box's health tiles (RAID, disks, UPS, backup: their own issue) which plug in as more tiles."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from flask import Blueprint, render_template, url_for
+from flask.typing import ResponseReturnValue
+from flask_babel import gettext, ngettext
+
+from appliance.accounts.roles import Permission
+from appliance.archive.reconciliation import unreconciled_studies
+from appliance.monitor import outbox
+from appliance.monitor.findings import Severity
+from appliance.web.auth import requires
+from appliance.web.auth.access import can
+from appliance.web.services import services
+
+blueprint = Blueprint("home", __name__)
+COUNT_UP_TO = 500
+
+
+@dataclass(frozen=True)
+class Tile:
+    title: str
+    value: str
+    detail: str
+    state: str  # ok, warning, error
+    url: str
+
+
+@blueprint.route("/")
+@requires(Permission.VIEW_HEALTH)
+def index() -> ResponseReturnValue:
+    return render_template("home.html", tiles=tiles())
+
+
+def tiles() -> list[Tile]:
+    found = [messages_tile()]
+    if can(Permission.RECONCILE):
+        found.insert(0, reconciliation_tile())
+    return found
+
+
+def reconciliation_tile() -> Tile:
+    waiting = len(unreconciled_studies(services().engine, limit=COUNT_UP_TO))
+    shown = f"{waiting}+" if waiting >= COUNT_UP_TO else str(waiting)
+    detail = ngettext("study without its order", "studies without their order", waiting)
+    url = url_for("reconciliation.index") if has_endpoint("reconciliation.index") else url_for("home.index")
+    return Tile(gettext("To reconcile"), shown, detail, "warning" if waiting else "ok", url)
+
+
+def messages_tile() -> Tile:
+    findings = outbox.check(services().engine)
+    worst = max((finding.severity for finding in findings), key=SEVERITY_ORDER.index, default=None)
+    state = {None: "ok", Severity.INFORMATION: "ok", Severity.WARNING: "warning", Severity.CRITICAL: "error"}[worst]
+    value = gettext("OK") if state == "ok" else gettext("Attention") if state == "warning" else gettext("Failure")
+    detail = findings[0].message if findings else gettext("Everything was delivered.")
+    url = url_for("messages.index") if has_endpoint("messages.index") and can(Permission.VIEW_HL7_LOG) else "#"
+    return Tile(gettext("Messages to the RIS and modalities"), value, detail, state, url)
+
+
+SEVERITY_ORDER = [Severity.INFORMATION, Severity.WARNING, Severity.CRITICAL]
+
+
+def has_endpoint(endpoint: str) -> bool:
+    from flask import current_app
+
+    return endpoint in current_app.view_functions

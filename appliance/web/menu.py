@@ -1,0 +1,46 @@
+"""The console's menu: one entry per feature page, shown to the roles that may open it. An entry
+whose page is not part of this application (a feature not built yet) is left out."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from flask import Flask, current_app, request, url_for
+
+from appliance.accounts.roles import Permission
+from appliance.web.auth.access import can
+from appliance.web.forms import lazy
+from appliance.web.services import services
+
+
+@dataclass(frozen=True)
+class Entry:
+    endpoint: str
+    label: str
+    permission: Permission
+
+
+ENTRIES = (
+    Entry("home.index", lazy("Home"), Permission.VIEW_HEALTH),
+    Entry("studies.search", lazy("Patients and studies"), Permission.SEARCH_PATIENTS),
+    Entry("worklist.today", lazy("Worklist"), Permission.VIEW_WORKLIST),
+    Entry("reconciliation.index", lazy("To reconcile"), Permission.RECONCILE),
+    Entry("messages.index", lazy("HL7 messages"), Permission.VIEW_HL7_LOG),
+    Entry("jobs.index", lazy("Maintenance jobs"), Permission.RUN_JOBS),
+    Entry("accounts.index", lazy("Accounts"), Permission.MANAGE_ACCOUNTS),
+    Entry("setup.start", lazy("Settings"), Permission.EDIT_SETTINGS),
+    Entry("audit_log.index", lazy("Audit trail"), Permission.READ_AUDIT),
+)
+
+
+def configure(app: Flask) -> None:
+    app.context_processor(lambda: {"menu": menu(), "site_name": services().config.site_name})
+
+
+def menu() -> list[dict[str, object]]:
+    blueprint = (request.endpoint or "").partition(".")[0]
+    return [
+        {"url": url_for(entry.endpoint), "label": entry.label, "active": entry.endpoint.partition(".")[0] == blueprint}
+        for entry in ENTRIES
+        if entry.endpoint in current_app.view_functions and can(entry.permission)
+    ]
