@@ -9,8 +9,9 @@ CONFIG ?=
 DATA ?= var
 PYTEST_ARGS ?=
 # Debian packages the tests drive as real peers: DCMTK's storescu/findscu/getscu/movescu/storescp, and a
-# PostgreSQL server (the index must work on PostgreSQL as well as on SQLite).
-TEST_DEBIAN_PACKAGES := dcmtk postgresql
+# PostgreSQL server (the index must work on PostgreSQL as well as on SQLite), and Debian's chromium that
+# Playwright drives for the console's browser tests (no browser download).
+TEST_DEBIAN_PACKAGES := dcmtk postgresql chromium fonts-dejavu-core
 export TCP_NODELAY := 1
 
 .DEFAULT_GOAL := help

@@ -1,0 +1,79 @@
+"""Every route of the console, for every role: refused (403) unless the role holds the route's
+permission, and nothing but the public pages reachable without logging in. The table is read from
+the application itself, so a new page is checked the day it is added."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from werkzeug.routing import Rule
+
+from appliance.accounts import users
+from appliance.accounts.roles import Permission, Role, may
+
+SAMPLE_VALUES = {"int": "1", "string": "1.2.3", "path": "1.2.3", "uuid": "00000000-0000-0000-0000-000000000000"}
+PUBLIC = {"auth.login", "auth.first_visit", "auth.language", "static"}
+
+
+def rules(app: Flask) -> Iterator[Rule]:
+    yield from (rule for rule in app.url_map.iter_rules() if rule.endpoint != "static")
+
+
+def sample_url(rule: Rule) -> str:
+    values = {
+        argument: SAMPLE_VALUES.get(type(rule._converters[argument]).__name__.removesuffix("Converter").lower(), "1")
+        for argument in rule.arguments
+    }  # noqa: SLF001
+    return rule.build(values, append_unknown=False)[1]  # type: ignore[index]
+
+
+def method_of(rule: Rule) -> str:
+    return "GET" if "GET" in (rule.methods or set()) else sorted((rule.methods or set()) - {"HEAD", "OPTIONS"})[0]
+
+
+def call(client: FlaskClient, rule: Rule) -> int:
+    return client.open(sample_url(rule), method=method_of(rule)).status_code
+
+
+def test_every_route_is_public_or_names_its_permission(app: Flask) -> None:
+    for rule in rules(app):
+        view = app.view_functions[rule.endpoint]
+        if getattr(view, "public", False):
+            assert rule.endpoint in PUBLIC, f"{rule.endpoint} is public: add it to PUBLIC only if it must be"
+        else:
+            assert isinstance(getattr(view, "permission", None), Permission), f"{rule.endpoint} names no permission"
+
+
+def test_nothing_but_the_public_pages_without_logging_in(
+    app: Flask, make_account: Callable[..., users.Account]
+) -> None:
+    make_account("admin", Role.ADMINISTRATOR)
+    client = app.test_client()
+    app.config["WTF_CSRF_ENABLED"] = False
+    for rule in rules(app):
+        if rule.endpoint in PUBLIC:
+            continue
+        answer = client.open(sample_url(rule), method=method_of(rule))
+        assert answer.status_code == 302 and answer.headers["Location"].startswith("/login"), rule.endpoint
+    assert client.get("/static/house.css").status_code == 200
+
+
+@pytest.mark.parametrize("role", list(Role))
+def test_each_role_is_refused_the_routes_it_may_not_use(
+    app: Flask, logged_in: Callable[[Role], FlaskClient], role: Role
+) -> None:
+    client = logged_in(role)
+    app.config["WTF_CSRF_ENABLED"] = False  # the permission is checked before the form
+    for rule in rules(app):
+        view = app.view_functions[rule.endpoint]
+        permission = getattr(view, "permission", None)
+        if permission is None or rule.endpoint == "auth.logout":
+            continue
+        status = call(client, rule)
+        if may(role, permission):
+            assert status != 403, f"{role} refused {rule.endpoint}"
+        else:
+            assert status == 403, f"{role} reached {rule.endpoint} ({status})"
