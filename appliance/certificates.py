@@ -45,7 +45,7 @@ CA_LIFETIME = timedelta(days=3652)  # 10 years
 SERVER_LIFETIME = timedelta(days=397)  # the longest browsers accept (CA/Browser Forum, Apple, Chrome)
 RENEW_BEFORE = timedelta(days=30)
 BACKDATE = timedelta(hours=1)  # a workstation whose clock is a little behind still accepts it
-COMMON_NAME_LIMIT = 64  # RFC 5280 ub-common-name
+NAME_LIMIT_BYTES = 64  # RFC 5280 ub-common-name, ub-organization-name
 
 
 class CertificateError(Exception):
@@ -175,14 +175,19 @@ def issued_by(certificate: x509.Certificate, ca: x509.Certificate) -> bool:
 
 
 def ca_name(identity: BoxIdentity) -> x509.Name:
-    common_name = f"{identity.site_name} - PACS {identity.host_name} CA"
+    site = identity.site_name.strip() or "PACS appliance"
     return x509.Name(
         [
-            x509.NameAttribute(NameOID.ORGANIZATION_NAME, identity.site_name[:COMMON_NAME_LIMIT]),
+            x509.NameAttribute(NameOID.ORGANIZATION_NAME, within_limit(site)),
             x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, "PACS appliance"),
-            x509.NameAttribute(NameOID.COMMON_NAME, common_name[:COMMON_NAME_LIMIT]),
+            x509.NameAttribute(NameOID.COMMON_NAME, within_limit(f"PACS {identity.host_name} CA - {site}")),
         ]
     )
+
+
+def within_limit(text: str) -> str:
+    """`text` cut to the 64 UTF-8 bytes X.509 allows in a name attribute (never mid-character)."""
+    return text.encode("utf-8")[:NAME_LIMIT_BYTES].decode("utf-8", errors="ignore").strip()
 
 
 def make_ca(identity: BoxIdentity, key: ec.EllipticCurvePrivateKey, now: datetime) -> x509.Certificate:
@@ -315,11 +320,12 @@ def console_screen(identity: BoxIdentity, certificates: BoxCertificates) -> str:
     they fit an 80-column screen and can be read out over the phone."""
     site = identity.site_name.replace("\\", "\\\\")  # agetty reads a backslash as an escape
     lines = [
-        f"PACS console of {site}: https://\\4/  (host name {identity.host_name})",
-        "Install this box's certificate authority on each workstation first: http://\\4/ca.crt",
-        "  certificate authority, SHA-256:",
+        f"PACS console of {site}",
+        f"  https://\\4/   (host name {identity.host_name})",
+        "  CA to install on each workstation: http://\\4/ca.crt",
+        "  CA certificate, SHA-256:",
         *(f"    {half}" for half in halves(fingerprint(certificates.ca))),
-        "  console (server) certificate, SHA-256:",
+        "  console certificate, SHA-256:",
         *(f"    {half}" for half in halves(fingerprint(certificates.server))),
     ]
     return "\n".join(lines) + "\n\n"
