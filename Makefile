@@ -8,9 +8,10 @@ PYTHON := $(VENV)/bin/python
 CONFIG ?=
 DATA ?= var
 PYTEST_ARGS ?=
-# Debian packages the tests drive as real peers: DCMTK's storescu/findscu/getscu/movescu/storescp, and a
-# PostgreSQL server (the index must work on PostgreSQL as well as on SQLite).
-TEST_DEBIAN_PACKAGES := dcmtk postgresql
+# Debian packages the tests drive as real peers: DCMTK's storescu/findscu/getscu/movescu/storescp, a
+# PostgreSQL server (the index must work on PostgreSQL as well as on SQLite), and nginx (the box's
+# site in front of appliance-web, with TLS).
+TEST_DEBIAN_PACKAGES := dcmtk postgresql nginx
 export TCP_NODELAY := 1
 
 .DEFAULT_GOAL := help
