@@ -8,10 +8,11 @@ PYTHON := $(VENV)/bin/python
 CONFIG ?=
 DATA ?= var
 PYTEST_ARGS ?=
-# Debian packages the tests drive as real peers: DCMTK's storescu/findscu/getscu/movescu/storescp, and a
-# PostgreSQL server (the index must work on PostgreSQL as well as on SQLite), and Debian's chromium that
-# Playwright drives for the console's browser tests (no browser download).
-TEST_DEBIAN_PACKAGES := dcmtk postgresql chromium fonts-dejavu-core
+# Debian packages the tests drive as real peers: DCMTK's storescu/findscu/getscu/movescu/storescp, a
+# PostgreSQL server (the index must work on PostgreSQL as well as on SQLite), nginx (the box's site in
+# front of appliance-web, with TLS), and Debian's chromium that Playwright drives for the console's
+# browser tests (no browser download).
+TEST_DEBIAN_PACKAGES := dcmtk postgresql nginx chromium fonts-dejavu-core
 export TCP_NODELAY := 1
 
 .DEFAULT_GOAL := help

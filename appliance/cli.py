@@ -1,5 +1,5 @@
 """`appliance`: the command line of the appliance (configuration, index, archive maintenance, worklist
-preview, the outbox, sending an HL7 message by hand).
+preview, the outbox, sending an HL7 message by hand, the box's TLS certificates).
 
 Commands that read the archive say which data folder they read, and refuse a folder that holds no
 archive rather than create an empty one.
@@ -18,7 +18,7 @@ from pathlib import Path
 from sqlalchemy import Engine
 from sqlalchemy.engine import make_url
 
-from appliance import outbox
+from appliance import certificates, outbox
 from appliance.archive.index import Index
 from appliance.archive.integrity import DamagedFile, VerifyReport, adopt_orphans, reindex, verify
 from appliance.archive.lossless import SYNTAXES, LosslessCompressor, compression_lock
@@ -48,6 +48,7 @@ def parser() -> argparse.ArgumentParser:
     add_worklist_commands(commands)
     add_outbox_commands(commands)
     add_hl7_commands(commands)
+    add_tls_commands(commands)
     return top
 
 
@@ -113,6 +114,22 @@ def add_hl7_commands(commands: argparse._SubParsersAction[argparse.ArgumentParse
     send.add_argument("--port", type=int, default=2575, help="the MLLP listener's port (default: 2575)")
 
 
+def add_tls_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """`appliance tls ensure|show`: the box's CA and the console's certificate (nginx serves it)."""
+    tls = commands.add_parser("tls", help="the box's certificate authority and the console's TLS certificate")
+    actions = tls.add_subparsers(dest="action", required=True)
+    ensure = actions.add_parser(
+        "ensure", help="make the CA and the server certificate when missing, ending or out of date; print them"
+    )
+    add_location_options(ensure)
+    ensure.add_argument(
+        "--screen-file",
+        type=Path,
+        help="also write what the box's login screen shows (address, fingerprints) to this agetty issue file",
+    )
+    add_location_options(actions.add_parser("show", help="print the certificates in force and their fingerprints"))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     arguments = parser().parse_args(argv)
     try:
@@ -120,8 +137,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return config_command(arguments)
         if arguments.command == "hl7":
             return send_message(arguments.file, arguments.host, arguments.port)
+        if arguments.command == "tls":
+            return tls_command(loader(arguments)(), arguments)
         return runtime_command(arguments)
-    except (ConfigError, NoArchive, IndexBusy) as error:
+    except (ConfigError, NoArchive, IndexBusy, certificates.CertificateError) as error:
         print(error, file=sys.stderr)
         return 2
 
@@ -181,6 +200,38 @@ def acknowledgement_of(answer: bytes) -> tuple[str, str]:
     error = acknowledgement.segment("ERR")
     text = (error.get(8) if error else "") or msa.get(3)
     return msa.get(1), text
+
+
+def tls_command(config: Config, arguments: argparse.Namespace) -> int:
+    directory = certificates.tls_directory(config)
+    if arguments.action == "show":
+        print_certificate("certificate authority", directory / certificates.CA_CERTIFICATE)
+        print_certificate("server", directory / certificates.SERVER_CERTIFICATE)
+        return 0
+    identity = certificates.box_identity(config)
+    made = certificates.ensure(directory, identity)
+    if made.made_ca:
+        print(f"made a new certificate authority: {directory / certificates.CA_CERTIFICATE}")
+    if made.made_server:
+        print(f"made a new server certificate: {directory / certificates.SERVER_CERTIFICATE}")
+    print(f"certificate authority SHA-256 {certificates.fingerprint(made.ca)}")
+    print(f"server                SHA-256 {certificates.fingerprint(made.server)}")
+    if arguments.screen_file:
+        screen = certificates.console_screen(identity, made).encode("utf-8")
+        certificates.write_atomically(arguments.screen_file, screen, 0o644)
+    return 0
+
+
+def print_certificate(role: str, path: Path) -> None:
+    """One certificate: file, subject, validity, names, SHA-256 fingerprint (CertificateError if missing)."""
+    certificate = certificates.load_certificate(path)
+    print(f"{role}: {path}")
+    print(f"  subject  {certificate.subject.rfc4514_string()}")
+    print(f"  valid    {certificate.not_valid_before_utc:%Y-%m-%d} to {certificate.not_valid_after_utc:%Y-%m-%d}")
+    names = certificates.alternative_names(certificate)
+    if names:
+        print(f"  names    {', '.join(names)}")
+    print(f"  SHA-256  {certificates.fingerprint(certificate)}")
 
 
 def runtime_command(arguments: argparse.Namespace) -> int:

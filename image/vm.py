@@ -243,7 +243,8 @@ def main(argv: list[str] | None = None) -> int:
 
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="appliance-vm-"))
     vm = ApplianceVM(image=args.image, workdir=workdir, ssh_key=args.ssh_key, data_disks=args.data_disks,
-                     guest_ports={"ssh": 22, "dicom": 104, "worklist": 105, "hl7": 2575, "https": 443})
+                     guest_ports={"ssh": 22, "dicom": 104, "worklist": 105, "hl7": 2575, "http": 80,
+                                  "https": 443})
     vm.start()
     print(f"qemu pid {vm.process.pid if vm.process else '?'}; disks and logs in {workdir}")
     for name, port in vm.host_ports.items():

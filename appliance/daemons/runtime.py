@@ -179,17 +179,24 @@ def serve(runtime: Runtime, healthy: Callable[[], bool], status: str) -> int:
 def reload(runtime: Runtime) -> None:
     """Put the configuration file's current content in force (SIGHUP); keep the old one if invalid."""
     systemd.notify("RELOADING=1")
-    try:
-        ignored = runtime.settings.reload()
-    except ConfigError as error:
-        LOGGER.error("configuration not reloaded, the one in force stays:\n%s", error)
-    else:
+    if reload_configuration(runtime.settings):
         for listener in runtime.reloaded:
             listener(runtime.config)
-        LOGGER.info("configuration reloaded from %s", " + ".join(runtime.config.layers))
-        if ignored:
-            LOGGER.warning("changed, but applied only at the next restart: %s", ", ".join(ignored))
     systemd.notify("READY=1")
+
+
+def reload_configuration(settings: Settings) -> bool:
+    """Read the configuration again and put it in force, logging what happened; False (the one in
+    force stays) when it is invalid."""
+    try:
+        ignored = settings.reload()
+    except ConfigError as error:
+        LOGGER.error("configuration not reloaded, the one in force stays:\n%s", error)
+        return False
+    LOGGER.info("configuration reloaded from %s", " + ".join(settings.current.layers))
+    if ignored:
+        LOGGER.warning("changed, but applied only at the next restart: %s", ", ".join(ignored))
+    return True
 
 
 def database_answers(engine: Engine) -> bool:

@@ -28,6 +28,7 @@ DAEMONS = {
     "appliance-worker": "appliance.daemons.worker",
     "appliance-worklist": "appliance.daemons.worklist",
     "appliance-hl7": "appliance.daemons.hl7",
+    "appliance-web": "appliance.daemons.web",
 }
 
 
@@ -70,8 +71,17 @@ def print_banner(config: Config) -> None:
     worklist = config.worklist
     print(f"  worklist       AE {worklist.ae_title} on {worklist.bind_address}:{worklist.port}", flush=True)
     print(f"  HL7 listener   MLLP on {config.hl7.bind_address}:{config.hl7.port}", flush=True)
+    print(f"  console        {console_address(config)}", flush=True)
     print("  background worker: verified lossless compression, image availability for the RIS", flush=True)
     print("Ctrl-C stops everything; kill -HUP reloads the configuration in every daemon.", flush=True)
+
+
+def console_address(config: Config) -> str:
+    """Where a browser reaches the console that `make run` serves (plain HTTP, no nginx)."""
+    host = config.web.bind_address
+    if host in ("0.0.0.0", "::"):
+        host = "127.0.0.1"
+    return f"http://[{host}]:{config.web.port}/" if ":" in host else f"http://{host}:{config.web.port}/"
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -165,7 +165,7 @@ def supervisor_output(config_path: Path) -> str:
     assert process.stdout is not None
     lines: list[str] = []
     deadline = time.monotonic() + 120
-    while sum("listening on" in line or "worker running" in line for line in lines) < 4:
+    while sum("listening on" in line or "worker running" in line for line in lines) < 5:
         line = process.stdout.readline()
         assert line and time.monotonic() < deadline, "".join(lines)
         lines.append(line)
@@ -174,15 +174,19 @@ def supervisor_output(config_path: Path) -> str:
     return "".join(lines) + rest
 
 
-def test_make_run_warns_once_about_development_mode(tmp_path: Path) -> None:
+def test_make_run_warns_once_about_development_mode_and_prints_the_console_address(tmp_path: Path) -> None:
+    web_port = free_port()
     listeners: dict[str, Any] = {"bind_address": "127.0.0.1", "port": 0}
     config = {
         "mode": "development",
         "storage": {"data_directory": str(tmp_path / "data"), "minimum_free_space_mb": 1},
         **{section: listeners for section in ("dicom", "worklist", "hl7")},
+        "web": {"bind_address": "127.0.0.1", "port": web_port},
     }
     output = supervisor_output(write_config(tmp_path / "appliance.yaml", config))
     assert output.count("development mode: any AE title from 127.0.0.1 is accepted") == 1, output
+    assert f"  console        http://127.0.0.1:{web_port}/\n" in output, output
+    assert f"console listening on 127.0.0.1:{web_port}" in output, output
 
 
 def test_version_is_the_package_s() -> None:

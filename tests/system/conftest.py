@@ -64,7 +64,8 @@ def booted_vm(test_image: Path) -> Iterator[ApplianceVM]:
     """The test image booted once with two system and two data disks, shared by the VM tests."""
     workdir = VM_WORK / "full"
     shutil.rmtree(workdir, ignore_errors=True)
-    vm = ApplianceVM(image=test_image, workdir=workdir, ssh_key=TEST_KEY, data_disks=2)
+    ports = {"ssh": 22, "dicom": 104, "http": 80, "https": 443}
+    vm = ApplianceVM(image=test_image, workdir=workdir, ssh_key=TEST_KEY, data_disks=2, guest_ports=ports)
     vm.start()
     try:
         vm.boot_seconds = vm.wait_ssh(timeout=420)  # type: ignore[attr-defined]

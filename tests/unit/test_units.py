@@ -8,7 +8,14 @@ from pathlib import Path
 import pytest
 
 UNITS = Path(__file__).parents[2] / "systemd"
-DAEMONS = ["appliance-dicom.service", "appliance-worker.service", "appliance-worklist.service", "appliance-hl7.service"]
+DAEMONS = [
+    "appliance-dicom.service",
+    "appliance-worker.service",
+    "appliance-worklist.service",
+    "appliance-hl7.service",
+    "appliance-web.service",
+]
+ONESHOTS = ["appliance-prepare.service", "appliance-tls.service"]
 START = "# --- hardening: identical in every daemon unit (tests/unit/test_units.py) ---"
 END = "# --- end of hardening ---"
 
@@ -33,5 +40,12 @@ def test_daemon_units_notify_and_reload(unit: str) -> None:
     assert "ExecReload=/bin/kill -HUP $MAINPID" in text
 
 
-def test_every_unit_in_the_folder_is_a_known_daemon_or_the_preparation() -> None:
-    assert sorted(path.name for path in UNITS.glob("*.service")) == sorted([*DAEMONS, "appliance-prepare.service"])
+def test_every_unit_in_the_folder_is_a_known_daemon_or_oneshot() -> None:
+    assert sorted(path.name for path in UNITS.glob("*.service")) == sorted([*DAEMONS, *ONESHOTS])
+
+
+def test_the_console_s_keys_are_made_before_nginx_and_checked_daily() -> None:
+    service = (UNITS / "appliance-tls.service").read_text()
+    assert "Type=oneshot" in service and "Before=nginx.service" in service
+    assert "appliance tls ensure --config /etc/appliance/appliance.yaml" in service
+    assert "OnCalendar=daily" in (UNITS / "appliance-tls.timer").read_text()

@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 from urllib.parse import urlsplit
 
-from flask import Blueprint, current_app, flash, redirect, render_template, request, session, url_for
+from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, send_file, session, url_for
 from flask.typing import ResponseReturnValue
 from flask_babel import gettext
 from flask_login import login_user, logout_user
@@ -15,6 +15,7 @@ from appliance.accounts import users
 from appliance.accounts.roles import Permission, Role
 from appliance.accounts.users import Account, AccountError, LoginRefusal, LoginResult
 from appliance.audit.events import Action, EventId, EventType, ObjectKind, Outcome, ParticipantObject
+from appliance.certificates import ca_certificate_path, fingerprint, load_certificate
 from appliance.web.auth.access import HAS_ACCOUNTS, SEEN, STARTED, ConsoleUser, current_account, public, requires
 from appliance.web.auth.forms import FirstAccountForm, LoginForm
 from appliance.web.forms import add_error, text
@@ -24,6 +25,7 @@ from appliance.web.security import client_address
 from appliance.web.services import services
 
 blueprint = Blueprint("auth", __name__, template_folder="templates")
+CA_MEDIA_TYPE = "application/x-x509-ca-cert"  # what browsers offer to install
 
 
 @blueprint.route("/login", methods=["GET", "POST"])
@@ -38,7 +40,23 @@ def login() -> ResponseReturnValue:
             start_session(result.account)
             return redirect(safe_next(request.args.get("next")))
         add_error(form.password, refusal_words(result))
-    return render_template("auth/login.html", form=form)
+    return render_template("auth/login.html", form=form, certificate_fingerprint=ca_fingerprint())
+
+
+@blueprint.route("/ca.crt")
+@public
+def certificate_authority() -> ResponseReturnValue:
+    """The box's certificate authority, for workstations to trust the console (no login needed)."""
+    path = ca_certificate_path(services().config)
+    if not path.is_file():
+        abort(404)
+    return send_file(path, mimetype=CA_MEDIA_TYPE, as_attachment=True, download_name="ca.crt")
+
+
+def ca_fingerprint() -> str:
+    """The SHA-256 fingerprint of the box's CA (also on the box's screen), or '' before it exists."""
+    path = ca_certificate_path(services().config)
+    return fingerprint(load_certificate(path)) if path.is_file() else ""
 
 
 @blueprint.route("/logout", methods=["POST"])

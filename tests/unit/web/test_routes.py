@@ -15,7 +15,7 @@ from appliance.accounts import users
 from appliance.accounts.roles import Permission, Role, may
 
 SAMPLE_VALUES = {"int": "1", "string": "1.2.3", "path": "1.2.3", "uuid": "00000000-0000-0000-0000-000000000000"}
-PUBLIC = {"auth.login", "auth.first_visit", "auth.language", "static"}
+PUBLIC = {"auth.login", "auth.first_visit", "auth.language", "auth.certificate_authority", "static"}
 
 
 def rules(app: Flask) -> Iterator[Rule]:
@@ -26,7 +26,7 @@ def sample_url(rule: Rule) -> str:
     values = {
         argument: SAMPLE_VALUES.get(type(rule._converters[argument]).__name__.removesuffix("Converter").lower(), "1")
         for argument in rule.arguments
-    }  # noqa: SLF001
+    }
     return rule.build(values, append_unknown=False)[1]  # type: ignore[index]
 
 
