@@ -279,7 +279,7 @@ def print_worklist_preview(config: Config, engine: Engine, arguments: argparse.N
 
 
 def run_verify(engine: Engine, files: FileStore, adopt: bool) -> int:
-    report = verify(engine, files, progress=lambda count: print(f"  {count} files checked", file=sys.stderr))
+    report = verify(engine, files)
     if adopt and report.orphans:
         adoption = adopt_orphans(engine, files, report.orphans)
         print(f"adopted {len(adoption.adopted)} orphan(s); set aside {len(adoption.set_aside)} in quarantine/")
