@@ -129,3 +129,32 @@ def test_jobs_commands_list_show_cancel_and_follow(tmp_path: Path, capsys: pytes
     assert [line.split()[:3] for line in listed] == [["#2", "verify", "succeeded"], ["#1", "reindex", "cancelled"]]
     assert main(["jobs", "show", "7", *location]) == 2
     assert "there is no job 7" in capsys.readouterr().err
+
+
+def test_a_job_in_flight_when_the_worker_stops_starts_over_at_its_next_start(tmp_path: Path) -> None:
+    config_path = write_config(tmp_path / "a.yaml", archive_config(tmp_path / "data", 1, lossless={"enabled": False}))
+    loaded = load_config(config_path)
+    ingest_images(loaded, 60)
+    worker = Daemon("appliance.daemons.worker", config_path, tmp_path / "worker.log").start()
+    try:
+        cli(config_path, "jobs", "start", "compress", "--detach")
+        wait_for(lambda: job_of(loaded, 1).done > 0, "the first images compressed")
+    finally:
+        assert worker.stop() == 0
+    again = job_of(loaded, 1)
+    assert (again.state, again.done, again.started_at) == ("waiting", 0, None)
+    engine = open_index(loaded)
+    first_run = archive_statistics(engine).compressed_instances
+    engine.dispose()
+    worker = Daemon("appliance.daemons.worker", config_path, tmp_path / "worker.log").start()
+    try:
+        wait_for(lambda: job_of(loaded, 1).finished, "the job to run again")
+    finally:
+        worker.stop()
+    done = job_of(loaded, 1)
+    engine = open_index(loaded)
+    compressed = archive_statistics(engine).compressed_instances
+    engine.dispose()
+    assert done.state == "succeeded" and compressed == 60
+    assert done.result["compressed"] == 60 - first_run  # what the first run did stays done
+    assert "stopped with the worker; queued again" in worker.log() and "Traceback" not in worker.log()
