@@ -424,17 +424,17 @@ class ProgressBar:
     def __call__(self, step: str, done: int, total: int) -> None:
         if not self.enabled:
             return
-        bar = self.bar_of(step)
+        bar = self.bar_of(step, total)
         if total and bar.total != total:
             bar.total = total
         bar.update(done - bar.n)
 
-    def bar_of(self, step: str) -> tqdm[Any]:
+    def bar_of(self, step: str, total: int) -> tqdm[Any]:
         """The bar of this step (a new step closes the previous bar)."""
         if self.bar is not None and step == self.step:
             return self.bar
         self.close()
-        bar: tqdm[Any] = tqdm(desc=step, file=sys.stderr, dynamic_ncols=True)
+        bar: tqdm[Any] = tqdm(desc=step, total=total or None, file=sys.stderr, dynamic_ncols=True)
         self.bar, self.step = bar, step
         return bar
 
