@@ -1,27 +1,40 @@
 """`appliance`: the command line of the appliance (configuration, index, archive maintenance, worklist
-preview, the outbox, sending an HL7 message by hand, the box's TLS certificates).
+preview, the outbox, sending an HL7 message by hand, the box's TLS certificates, the long jobs of the
+background worker).
 
 Commands that read the archive say which data folder they read, and refuse a folder that holds no
-archive rather than create an empty one.
+archive rather than create an empty one. Long commands show a progress bar on a terminal (stderr).
 """
 
 from __future__ import annotations
 
 import argparse
+import getpass
 import sys
+import time
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from datetime import date, timedelta
 from importlib.metadata import version
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import Engine
 from sqlalchemy.engine import make_url
+from tqdm import tqdm
 
-from appliance import certificates, outbox
+from appliance import certificates, jobs, outbox
 from appliance.archive.index import Index
 from appliance.archive.integrity import DamagedFile, VerifyReport, adopt_orphans, reindex, verify
-from appliance.archive.lossless import SYNTAXES, LosslessCompressor, compression_lock
+from appliance.archive.lossless import (
+    COMPRESSING,
+    SYNTAXES,
+    CompressionReport,
+    LosslessCompressor,
+    add_reports,
+    compress_everything,
+    compression_lock,
+)
 from appliance.archive.reconciliation import AttachOutcome, attach_study, unreconciled_studies
 from appliance.archive.statistics import archive_statistics
 from appliance.archive.storage import FileStore
@@ -49,6 +62,7 @@ def parser() -> argparse.ArgumentParser:
     add_outbox_commands(commands)
     add_hl7_commands(commands)
     add_tls_commands(commands)
+    add_jobs_commands(commands)
     return top
 
 
@@ -80,7 +94,9 @@ def add_archive_commands(commands: argparse._SubParsersAction[argparse.ArgumentP
     attach.add_argument("--issuer", default="", help="the issuer of that IPP")
     compress = archive.add_parser("compress", help="run verified lossless compression now")
     add_location_options(compress)
-    compress.add_argument("--all", action="store_true", help="ignore the configured delay")
+    compress.add_argument(
+        "--all", action="store_true", help="every image still uncompressed, whatever the configured delay"
+    )
 
 
 def add_worklist_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -140,7 +156,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if arguments.command == "tls":
             return tls_command(loader(arguments)(), arguments)
         return runtime_command(arguments)
-    except (ConfigError, NoArchive, IndexBusy, certificates.CertificateError) as error:
+    except (ConfigError, NoArchive, IndexBusy, certificates.CertificateError, jobs.JobError) as error:
         print(error, file=sys.stderr)
         return 2
 
@@ -245,6 +261,8 @@ def runtime_command(arguments: argparse.Namespace) -> int:
         return print_worklist_preview(config, engine, arguments)
     if arguments.command == "outbox":
         return outbox_command(engine, arguments)
+    if arguments.command == "jobs":
+        return jobs_command(engine, arguments)
     return archive_command(config, engine, arguments)
 
 
@@ -286,7 +304,7 @@ def archive_command(config: Config, engine: Engine, arguments: argparse.Namespac
     if arguments.action == "compress":
         delay = timedelta(0) if arguments.all else timedelta(seconds=config.lossless.delay_seconds)
         compressor = LosslessCompressor(Index(engine), files, SYNTAXES[config.lossless.transfer_syntax], delay)
-        return print_compress(compressor, files, config.lossless.worker_processes)
+        return print_compress(compressor, files, config.lossless.worker_processes, arguments.all)
     return print_statistics(engine)
 
 
@@ -330,16 +348,20 @@ def print_worklist_preview(config: Config, engine: Engine, arguments: argparse.N
 
 
 def run_verify(engine: Engine, files: FileStore, adopt: bool) -> int:
-    report = verify(engine, files, progress=lambda count: print(f"  {count} files checked", file=sys.stderr))
+    with ProgressBar() as bar:
+        report = verify(engine, files, bar)
+        if adopt and report.orphans:
+            with compression_lock(files, wait=True):  # no compressed file caught half-installed
+                adoption = adopt_orphans(engine, files, report.orphans, bar)
     if adopt and report.orphans:
-        adoption = adopt_orphans(engine, files, report.orphans)
         print(f"adopted {len(adoption.adopted)} orphan(s); set aside {len(adoption.set_aside)} in quarantine/")
         report.orphans = []
     return print_verify(report)
 
 
 def run_reindex(engine: Engine, files: FileStore) -> int:
-    report = reindex(engine, files)
+    with ProgressBar() as bar:
+        report = reindex(engine, files, bar)
     print(f"indexed {report.indexed} file(s); {len(report.unreadable)} unreadable")
     for path in report.unreadable:
         print(f"  unreadable: {path}")
@@ -391,21 +413,35 @@ def print_studies_to_restore(report: VerifyReport) -> None:
         )
 
 
-def print_compress(compressor: LosslessCompressor, files: FileStore, processes: int) -> int:
-    """Compress everything due, holding the compression lock (the background worker waits meanwhile)."""
-    totals = [0, 0, 0, 0]
+def print_compress(compressor: LosslessCompressor, files: FileStore, processes: int, everything: bool) -> int:
+    """Compress everything due (or every uncompressed image), holding the compression lock (the
+    background worker waits meanwhile)."""
     with compression_lock(files, wait=False) as free:
         if not free:
             print("the background worker is compressing: waiting for its round to end", file=sys.stderr)
-    with compression_lock(files, wait=True), ProcessPoolExecutor(max_workers=processes) as executor:
-        while True:
-            report = compressor.run_batch(executor)
-            if not (report.compressed or report.skipped or report.failed):
-                break
-            for position, value in enumerate((report.compressed, report.skipped, report.failed, report.bytes_saved)):
-                totals[position] += value
-    print(f"compressed {totals[0]}, skipped {totals[1]}, failed verification {totals[2]}, saved {totals[3]} bytes")
-    return 1 if totals[2] else 0
+    lock = compression_lock(files, wait=True)
+    with lock, ProcessPoolExecutor(max_workers=processes) as executor, ProgressBar() as bar:
+        if everything:
+            report = compress_everything(compressor, executor, bar)
+        else:
+            report = compress_due(compressor, executor, bar)
+    print(
+        f"compressed {report.compressed}, skipped {report.skipped}, failed verification {report.failed}, "
+        f"saved {report.bytes_saved} bytes"
+    )
+    return 1 if report.failed else 0
+
+
+def compress_due(compressor: LosslessCompressor, executor: ProcessPoolExecutor, bar: ProgressBar) -> CompressionReport:
+    """What the change feed holds and the delay allows, batch after batch (the total is not known)."""
+    total = CompressionReport()
+    while True:
+        report = compressor.run_batch(executor)
+        handled = report.compressed + report.skipped + report.failed
+        if not handled:
+            return total
+        total = add_reports(total, report)
+        bar(COMPRESSING, total.compressed + total.skipped + total.failed, 0)
 
 
 def print_statistics(engine: Engine) -> int:
@@ -426,6 +462,131 @@ def print_statistics(engine: Engine) -> int:
     ]
     print("\n".join(lines))
     return 0
+
+
+class ProgressBar:
+    """An `archive.progress.ProgressCallback` drawing a tqdm bar on stderr, one per step; quiet when
+    stderr is not a terminal (a log, a pipe, a timer's journal)."""
+
+    def __init__(self) -> None:
+        self.enabled = sys.stderr.isatty()
+        self.bar: tqdm[Any] | None = None
+        self.step = ""
+
+    def __call__(self, step: str, done: int, total: int) -> None:
+        if not self.enabled:
+            return
+        bar = self.bar_of(step, total)
+        if total and bar.total != total:
+            bar.total = total
+        bar.update(done - bar.n)
+
+    def bar_of(self, step: str, total: int) -> tqdm[Any]:
+        """The bar of this step (a new step closes the previous bar)."""
+        if self.bar is not None and step == self.step:
+            return self.bar
+        self.close()
+        bar: tqdm[Any] = tqdm(desc=step, total=total or None, file=sys.stderr, dynamic_ncols=True)
+        self.bar, self.step = bar, step
+        return bar
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+    def __enter__(self) -> ProgressBar:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+
+FOLLOW_SECONDS = 0.5
+WAITING_FOR_THE_WORKER = "waiting for the background worker (appliance-worker)"
+
+
+def add_jobs_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """`appliance jobs list|show|cancel|start`: the console's long jobs, from the command line."""
+    actions = commands.add_parser("jobs", help="long jobs run by the background worker").add_subparsers(
+        dest="action", required=True
+    )
+    listing = actions.add_parser("list", help="the latest jobs, newest first, with their result")
+    add_location_options(listing)
+    listing.add_argument("--limit", type=int, default=20, help="how many (default: 20)")
+    for name, what in (("show", "one job: state, progress, result, error"), ("cancel", "stop a job")):
+        command = actions.add_parser(name, help=what)
+        add_location_options(command)
+        command.add_argument("job_id", type=int, help="the number shown by `appliance jobs list`")
+    start = actions.add_parser(
+        "start", help="queue a job for the background worker and follow it (Ctrl-C detaches, the job goes on)"
+    )
+    add_location_options(start)
+    start.add_argument("kind", choices=jobs.KINDS, help="verify, compress, or reindex (the online index check)")
+    start.add_argument("--detach", action="store_true", help="queue it and return at once")
+
+
+def jobs_command(engine: Engine, arguments: argparse.Namespace) -> int:
+    if arguments.action == "list":
+        for job in jobs.recent(engine, arguments.limit):
+            print(job_line(job))
+        return 0
+    if arguments.action == "show":
+        return print_job(jobs.get(engine, arguments.job_id))
+    if arguments.action == "cancel":
+        job = jobs.request_cancel(engine, arguments.job_id, command_line_user())
+        print(job_line(job) if job.finished else f"job {job.id}: cancellation requested, it stops at its next step")
+        return 0
+    job_id = jobs.submit(engine, arguments.kind, {}, command_line_user())
+    print(f"job {job_id} ({arguments.kind}) queued", file=sys.stderr)
+    return 0 if arguments.detach else follow(engine, job_id)
+
+
+def command_line_user() -> str:
+    """Who started or cancelled a job from the command line, for the job's row and the audit trail."""
+    return f"{getpass.getuser()} (command line)"
+
+
+def follow(engine: Engine, job_id: int) -> int:
+    """Show a job's progress until it ends, then the job; Ctrl-C stops following, not the job."""
+    try:
+        with ProgressBar() as bar:
+            job = jobs.get(engine, job_id)
+            while not job.finished:
+                bar(job.step if job.state == jobs.RUNNING else WAITING_FOR_THE_WORKER, job.done, job.total)
+                time.sleep(FOLLOW_SECONDS)
+                job = jobs.get(engine, job_id)
+    except KeyboardInterrupt:
+        print(f"\njob {job_id} goes on; `appliance jobs show {job_id}` follows it, `cancel` stops it", file=sys.stderr)
+        return 0
+    return print_job(job)
+
+
+def job_line(job: jobs.Job) -> str:
+    """`#3  verify    succeeded  100%  2026-12-02 10:00 UTC  dr.martin`."""
+    return (
+        f"#{job.id:<5} {job.kind:<9} {job.state:<10} {job.percent:>3}%  {job.created_at:%Y-%m-%d %H:%M} UTC  "
+        f"{job.started_by}"
+    )
+
+
+def print_job(job: jobs.Job) -> int:
+    """A job in full; 0 when it succeeded (or has not ended yet), 1 when it failed or was cancelled."""
+    print(job_line(job))
+    times = (("created", job.created_at), ("started", job.started_at), ("finished", job.finished_at))
+    print("  " + ", ".join(f"{label} {moment:%Y-%m-%d %H:%M:%S} UTC" for label, moment in times if moment))
+    if not job.finished or job.state == jobs.CANCELLED:
+        print(f"  {job.step or 'not started'}: {job.done}/{job.total or '?'}")
+    for key, value in sorted(job.result.items()):
+        if isinstance(value, list):
+            print(f"  {key}: {len(value)} listed")
+            for item in value:
+                print(f"    {' '.join(map(str, item.values())) if isinstance(item, dict) else item}")
+        else:
+            print(f"  {key}: {value}")
+    if job.error:
+        print(f"  {job.error}")
+    return 1 if job.state in (jobs.FAILED, jobs.CANCELLED) else 0
 
 
 if __name__ == "__main__":

@@ -10,14 +10,15 @@ change, so the RIS is not told again about studies it already knows.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-from sqlalchemy import Connection, Engine, delete, select, union, update
+from sqlalchemy import Connection, Engine, delete, func, select, union, update
 
 from appliance.archive.attributes import InvalidObject, read_attributes
-from appliance.archive.index import Index
+from appliance.archive.index import DuplicateInstance, Index
+from appliance.archive.progress import ProgressCallback, quietly
 from appliance.archive.search import iterate_instances
 from appliance.archive.storage import FileStore, WrittenFile, sha256_of_file
 from appliance.db.schema import (
@@ -62,25 +63,59 @@ class VerifyReport:
         return not (self.missing or self.altered or self.orphans)
 
 
-def verify(engine: Engine, files: FileStore, progress: Callable[[int], None] | None = None) -> VerifyReport:
+def verify(engine: Engine, files: FileStore, progress: ProgressCallback = quietly) -> VerifyReport:
     """Recheck every indexed file's SHA-256; list missing and altered files with their study and
-    patient, and orphan (unindexed) files."""
+    patient, and orphan (unindexed) files. Safe while the daemons run: a file compressed meanwhile
+    is checked again under its new path, and `progress` is called after each file."""
     report = VerifyReport()
     missing: list[tuple[int, str]] = []
     altered: list[tuple[int, str]] = []
+    total = indexed_instances(engine)
     for row in iterate_instances(engine):
-        path = files.absolute(row["path"])
+        state, path = damage_of(engine, files, row)
+        if state == MISSING:
+            missing.append((row["id"], path))
+        elif state == ALTERED:
+            altered.append((row["id"], path))
         report.checked += 1
-        if not path.is_file():
-            missing.append((row["id"], row["path"]))
-        elif sha256_of_file(path) != row["sha256"]:
-            altered.append((row["id"], row["path"]))
-        if progress and report.checked % 1000 == 0:
-            progress(report.checked)
+        progress(CHECKING_FILES, report.checked, max(total, report.checked))
     report.missing = damaged_files(engine, missing)
     report.altered = damaged_files(engine, altered)
-    report.orphans = orphan_files(engine, files)
+    report.orphans = orphan_files(engine, files, progress)
     return report
+
+
+CHECKING_FILES = "checking files"
+LOOKING_FOR_ORPHANS = "looking for orphan files"
+INTACT, MISSING, ALTERED = "intact", "missing", "altered"
+
+
+def indexed_instances(engine: Engine) -> int:
+    with engine.connect() as connection:
+        return int(connection.scalar(select(func.count()).select_from(instance)) or 0)
+
+
+def damage_of(engine: Engine, files: FileStore, row: dict[str, Any]) -> tuple[str, str]:
+    """(intact, missing or altered; the path checked). A damaged file is checked once more against
+    the instance's current row: the compressor may have replaced it since the row was read."""
+    state = file_state(files, row["path"], row["sha256"])
+    if state == INTACT:
+        return state, row["path"]
+    statement = select(instance.c.path, instance.c.sha256).where(instance.c.id == row["id"])
+    with engine.connect() as connection:
+        current = connection.execute(statement).first()
+    if current is None:
+        return INTACT, row["path"]  # left the index meanwhile: nothing to restore
+    if (current.path, current.sha256) == (row["path"], row["sha256"]):
+        return state, row["path"]
+    return file_state(files, current.path, current.sha256), current.path
+
+
+def file_state(files: FileStore, relative: str, sha256: str) -> str:
+    path = files.absolute(relative)
+    if not path.is_file():
+        return MISSING
+    return INTACT if sha256_of_file(path) == sha256 else ALTERED
 
 
 def damaged_files(engine: Engine, instances: list[tuple[int, str]]) -> list[DamagedFile]:
@@ -103,10 +138,12 @@ def damaged_files(engine: Engine, instances: list[tuple[int, str]]) -> list[Dama
     return [found.get(identifier, DamagedFile(path, "", "", "")) for identifier, path in instances]
 
 
-def orphan_files(engine: Engine, files: FileStore) -> list[str]:
-    """Files under archive/ that no index row points to, one day folder at a time."""
+def orphan_files(engine: Engine, files: FileStore, progress: ProgressCallback = quietly) -> list[str]:
+    """Files under archive/ that no index row points to, one day folder at a time (`progress`
+    after each folder)."""
     orphans: list[str] = []
-    for day in day_folders(files.archive_directory):
+    days = day_folders(files.archive_directory)
+    for done, day in enumerate(days, start=1):
         prefix = str(day.relative_to(files.archive_directory)) + "/"
         statement = select(instance.c.path).where(instance.c.path.startswith(prefix, autoescape=True))
         with engine.connect() as connection:
@@ -115,6 +152,7 @@ def orphan_files(engine: Engine, files: FileStore) -> list[str]:
             relative = str(path.relative_to(files.archive_directory))
             if relative not in indexed:
                 orphans.append(relative)
+        progress(LOOKING_FOR_ORPHANS, done, len(days))
     return orphans
 
 
@@ -126,29 +164,63 @@ def day_folders(archive_directory: Path) -> list[Path]:
 class AdoptionReport:
     adopted: list[str] = field(default_factory=list)
     set_aside: list[str] = field(default_factory=list)
+    indexed_meanwhile: list[str] = field(default_factory=list)  # no longer orphans: left as they are
 
 
-def adopt_orphans(engine: Engine, files: FileStore, orphans: list[str]) -> AdoptionReport:
+ADOPTING_ORPHANS = "indexing orphan files"
+
+
+def adopt_orphans(
+    engine: Engine, files: FileStore, orphans: list[str], progress: ProgressCallback = quietly
+) -> AdoptionReport:
     """Index orphan files (written durably but never indexed: an interrupted ingest or a crash);
-    one whose SOP Instance UID is already indexed, or that cannot be read, goes to quarantine/."""
+    one whose SOP Instance UID is indexed under another path, or that cannot be read, goes to
+    quarantine/.
+
+    Safe while the daemons run if the caller holds the compression lock (`lossless.compression_lock`:
+    no compressed file is then waiting to be pointed at): a file an ingest indexed since the orphans
+    were listed is left where it is, whichever of the ingest and this adoption indexes it first.
+    """
     index = Index(engine)
     report = AdoptionReport()
-    for relative in orphans:
-        path = files.absolute(relative)
-        data = path.read_bytes()
-        try:
-            attributes = read_attributes(data)
-            if index.stored_instance(attributes.sop_instance_uid) is None:
-                index.add_instance(attributes, WrittenFile(relative, len(data), sha256_of_file(path)), "")
-                report.adopted.append(relative)
-                continue
-        except InvalidObject as error:
-            LOGGER.warning("%s cannot be read: %s", relative, error)
-        destination = files.quarantine_directory / "orphans" / relative
-        destination.parent.mkdir(parents=True, exist_ok=True)
-        path.rename(destination)
-        report.set_aside.append(relative)
+    for done, relative in enumerate(orphans, start=1):
+        adopt_orphan(index, files, relative, report)
+        progress(ADOPTING_ORPHANS, done, len(orphans))
     return report
+
+
+def adopt_orphan(index: Index, files: FileStore, relative: str, report: AdoptionReport) -> None:
+    path = files.absolute(relative)
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:  # removed meanwhile (an ingest that lost a race tidies its copy)
+        return
+    try:
+        attributes = read_attributes(data)
+    except InvalidObject as error:
+        LOGGER.warning("%s cannot be read: %s", relative, error)
+        set_aside(files, relative, report)
+        return
+    stored = index.stored_instance(attributes.sop_instance_uid)
+    if stored is None:
+        try:
+            index.add_instance(attributes, WrittenFile(relative, len(data), sha256_of_file(path)), "")
+        except DuplicateInstance:
+            stored = index.stored_instance(attributes.sop_instance_uid)
+        else:
+            report.adopted.append(relative)
+            return
+    if stored is None or stored.path == relative:
+        report.indexed_meanwhile.append(relative)
+        return
+    set_aside(files, relative, report)
+
+
+def set_aside(files: FileStore, relative: str, report: AdoptionReport) -> None:
+    destination = files.quarantine_directory / "orphans" / relative
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    files.absolute(relative).rename(destination)
+    report.set_aside.append(relative)
 
 
 @dataclass
@@ -157,11 +229,16 @@ class ReindexReport:
     unreadable: list[str] = field(default_factory=list)
 
 
-def reindex(engine: Engine, files: FileStore) -> ReindexReport:
-    """Rebuild studies, series and instances from the files under archive/ (daemons stopped).
+INDEXING_DAYS = "indexing the files, one day folder at a time"
+
+
+def reindex(engine: Engine, files: FileStore, progress: ProgressCallback = quietly) -> ReindexReport:
+    """Rebuild studies, series and instances from the files under archive/ (daemons stopped: the
+    instance tables are emptied first, so nothing may query or ingest meanwhile).
 
     Patients and everything the RIS and people recorded are kept; each study returns to the
     patient it had before; patients created from images and left without a study are removed.
+    `progress` is called after each day folder.
     """
     with engine.begin() as connection:
         previous = {row.study_instance_uid: row.patient_pk for row in connection.execute(select(study))}
@@ -169,9 +246,11 @@ def reindex(engine: Engine, files: FileStore) -> ReindexReport:
             connection.execute(delete(table))
     index = Index(engine, publish=False)
     report = ReindexReport()
-    for day in day_folders(files.archive_directory):
+    days = day_folders(files.archive_directory)
+    for done, day in enumerate(days, start=1):
         for path in sorted(day.rglob("*.dcm")):
             index_file(index, files, path, report)
+        progress(INDEXING_DAYS, done, len(days))
     with engine.begin() as connection:
         restore_study_patients(connection, previous)
         remove_patients_without_anything(connection)

@@ -31,11 +31,14 @@ from pydicom.uid import (
     JPEG2000Lossless,
     JPEGLSLossless,
 )
+from sqlalchemy import Engine, func, select
 
 from appliance.archive import changes
 from appliance.archive.changes import Change, Feed
-from appliance.archive.index import Index, StoredInstance
+from appliance.archive.index import STORED_INSTANCE_COLUMNS, Index, StoredInstance
+from appliance.archive.progress import ProgressCallback, quietly
 from appliance.archive.storage import FileStore, sha256_of_file
+from appliance.db.schema import instance
 
 LOGGER = logging.getLogger(__name__)
 
@@ -177,13 +180,19 @@ class LosslessCompressor:
         return datetime.now(UTC) - change.created_at_utc >= self.delay
 
     def compress_all(self, changes: list[Change], executor: Executor | None) -> list[tuple[str, int]]:
-        work = [(stored, data) for stored in self.candidates(changes) if (data := self.read(stored)) is not None]
+        candidates = self.candidates(changes)
+        skipped = [("skipped", 0)] * (len(changes) - len(candidates))
+        return skipped + self.compress_instances(candidates, executor)
+
+    def compress_instances(self, candidates: list[StoredInstance], executor: Executor | None) -> list[tuple[str, int]]:
+        """Compress these uncompressed instances (in `executor`'s processes, or here); an outcome each."""
+        work = [(stored, data) for stored in candidates if (data := self.read(stored)) is not None]
         if executor is None:
             results = [self.attempt(partial(compress_verified, data, self.transfer_syntax_uid)) for _, data in work]
         else:
             futures = [executor.submit(compress_verified, data, self.transfer_syntax_uid) for _, data in work]
             results = [self.attempt(future.result) for future in futures]
-        skipped = [("skipped", 0)] * (len(changes) - len(work))
+        skipped = [("skipped", 0)] * (len(candidates) - len(work))
         installed = [self.install(stored, data, result) for (stored, data), result in zip(work, results, strict=True)]
         return skipped + installed
 
@@ -232,6 +241,57 @@ class LosslessCompressor:
             return ("skipped", 0)
         self.files.absolute(stored.path).unlink(missing_ok=True)
         return ("compressed", stored.size_bytes - written.size_bytes)
+
+
+COMPRESSING = "compressing images"
+
+
+def compress_everything(
+    compressor: LosslessCompressor, executor: Executor | None, progress: ProgressCallback = quietly, batch: int = 16
+) -> CompressionReport:
+    """Compress every instance still stored uncompressed, whatever the change feed and the delay
+    say, `batch` at a time; `progress` after each batch. The caller holds the compression lock.
+
+    Each instance is tried once per run (one the codec cannot take is counted as skipped); the
+    feed's cursor is left alone: the background compressor later finds those instances done.
+    """
+    engine = compressor.index.engine
+    total = count_uncompressed(engine)
+    report, done, last_id = CompressionReport(), 0, 0
+    progress(COMPRESSING, 0, total)
+    while found := uncompressed_instances(engine, last_id, batch):
+        report = add_reports(report, summarise(compressor.compress_instances(found, executor)))
+        done, last_id = done + len(found), found[-1].id
+        progress(COMPRESSING, done, max(total, done))
+    return report
+
+
+def count_uncompressed(engine: Engine) -> int:
+    uncompressed = instance.c.transfer_syntax_uid.in_(sorted(UNCOMPRESSED))
+    statement = select(func.count()).select_from(instance).where(uncompressed)
+    with engine.connect() as connection:
+        return int(connection.scalar(statement) or 0)
+
+
+def uncompressed_instances(engine: Engine, after_id: int, limit: int) -> list[StoredInstance]:
+    """The next `limit` instances stored uncompressed, in id order, after `after_id`."""
+    statement = (
+        select(*STORED_INSTANCE_COLUMNS)
+        .where(instance.c.id > after_id, instance.c.transfer_syntax_uid.in_(sorted(UNCOMPRESSED)))
+        .order_by(instance.c.id)
+        .limit(limit)
+    )
+    with engine.connect() as connection:
+        return [StoredInstance(**row._mapping) for row in connection.execute(statement)]
+
+
+def add_reports(first: CompressionReport, second: CompressionReport) -> CompressionReport:
+    return CompressionReport(
+        compressed=first.compressed + second.compressed,
+        skipped=first.skipped + second.skipped,
+        failed=first.failed + second.failed,
+        bytes_saved=first.bytes_saved + second.bytes_saved,
+    )
 
 
 def compressed_path(path: str) -> str:

@@ -1,8 +1,9 @@
 """`appliance-worker`: the background work that follows the change feed, off the ingest path:
-verified lossless compression, and image availability for the RIS (later: dose, forwarding, tiers).
+verified lossless compression, and image availability for the RIS (later: dose, forwarding, tiers);
+and the long jobs queued from the console or `appliance jobs start` (`appliance.jobs`), one at a time.
 
 Each consumer keeps its own cursor in the feed, so the worker can stop and restart at any time
-without losing work.
+without losing work; a job in flight when it stops goes back to the queue.
 """
 
 from __future__ import annotations
@@ -16,9 +17,11 @@ from datetime import timedelta
 from appliance.archive.index import Index
 from appliance.archive.lossless import SYNTAXES, CompressionReport, LosslessCompressor
 from appliance.archive.storage import FileStore
+from appliance.audit.events import AuditEvent, Recorder
 from appliance.config import Config
 from appliance.daemons import runtime as process
 from appliance.daemons.loops import Loop
+from appliance.jobs import recover, run_next
 from appliance.worklist.availability import announce_complete_studies
 
 LOGGER = logging.getLogger(__name__)
@@ -59,8 +62,36 @@ def availability_round(runtime: process.Runtime) -> int:
     return 0  # rounds are paced by IDLE whatever they found
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    runtime = process.start(argv, "Background worker: verified lossless compression, image availability.")
+class LoggedEvents:
+    """Where job events go until the audit trail (`appliance.audit.trail`) is given to the worker:
+    the log (a job event names no patient)."""
+
+    def record(self, event: AuditEvent) -> None:
+        job = event.objects[0] if event.objects else None
+        LOGGER.info(
+            "audit: %s job %s for %s, outcome %d %s",
+            job.name if job else "?",
+            job.object_id if job else "?",
+            event.requestor.user_id if event.requestor else "?",
+            event.outcome,
+            event.outcome_description,
+        )
+
+
+def jobs_loop(
+    runtime: process.Runtime, executor: ProcessPoolExecutor | None, recorder: Recorder, stopping: threading.Event
+) -> Loop:
+    """The long jobs, one at a time, oldest first; those a dead worker left running are failed first."""
+    recover(runtime.engine, recorder)
+
+    def round_of_jobs() -> int:
+        return int(run_next(runtime.engine, runtime.config, recorder, executor, stopping))
+
+    return Loop("jobs", round_of_jobs, IDLE)
+
+
+def main(argv: Sequence[str] | None = None, recorder: Recorder | None = None) -> int:
+    runtime = process.start(argv, "Background worker: verified lossless compression, image availability, jobs.")
     if runtime is None:
         return 2
     config = runtime.config
@@ -69,12 +100,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     if executor is not None:
         compressor = compressor_of(config, Index(runtime.engine))
         loops.append(Loop("lossless", lambda: compress_round(compressor, executor), IDLE))
+    stopping = threading.Event()
+    loops.append(jobs_loop(runtime, executor, recorder or LoggedEvents(), stopping))
     for loop in loops:
         loop.start()
     print(f"background worker running (lossless compression {'on' if executor else 'off'})", flush=True)
     try:
         return process.serve(runtime, lambda: all(loop.is_alive() for loop in loops), "background worker")
     finally:
+        stopping.set()  # a job in flight goes back to the queue at its next checkpoint
         stop(loops, executor)
         runtime.engine.dispose()
 

@@ -1,0 +1,133 @@
+"""What each kind of job does, with the archive's own functions, and the summary it keeps (JSON).
+
+- `verify`: every indexed file against its SHA-256, and the orphan files (`archive.integrity.verify`).
+- `compress`: verified lossless compression of every image still stored uncompressed
+  (`archive.lossless.compress_everything`), holding the compression lock as `archive compress` does.
+- `reindex`: the *online* index check: the files no index row points to (an ingest or a
+  compression interrupted by a crash) are indexed, or set aside in quarantine/ when their instance
+  is already indexed elsewhere (`archive.integrity.adopt_orphans`), holding the compression lock so
+  that no compressed file is caught half-installed.
+
+Why not the full rebuild: `archive.integrity.reindex` empties the study, series and instance tables
+before it reads every file again. While it runs, queries and retrieves would answer from a
+half-empty index and an image received meanwhile would be indexed into it, so it needs the index to
+itself: it stays the command `appliance archive reindex`, with every daemon stopped (which the
+console, served by one of them, cannot do). What can go wrong with the index while the box runs is
+a file without its row, and that is what the online check repairs; a row without its file is for
+`verify` to report and the backup to restore.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import Executor
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import Engine
+
+from appliance.archive.index import Index
+from appliance.archive.integrity import DamagedFile, adopt_orphans, orphan_files, verify
+from appliance.archive.lossless import SYNTAXES, LosslessCompressor, compress_everything, compression_lock
+from appliance.archive.progress import ProgressCallback
+from appliance.archive.storage import FileStore
+from appliance.config import Config
+from appliance.jobs.queue import COMPRESS, REINDEX, VERIFY
+
+# A result lists at most this many files (the counts are complete; the CLI lists them all).
+LISTED_FILES = 100
+LOCK_POLL_SECONDS = 1.0
+WAITING_FOR_LOCK = "waiting for the compression lock (another compression is running)"
+
+
+@dataclass(frozen=True)
+class Workshop:
+    """What jobs work with: the index, the files, the configuration, and processes to compress in
+    (None: compress in the runner's own thread)."""
+
+    engine: Engine
+    files: FileStore
+    config: Config
+    executor: Executor | None = None
+
+
+def workshop_of(engine: Engine, config: Config, executor: Executor | None = None) -> Workshop:
+    storage = config.storage
+    files = FileStore(storage.data_directory, storage.minimum_free_space_mb * 1024 * 1024)
+    return Workshop(engine, files, config, executor)
+
+
+Work = Callable[[Workshop, Mapping[str, Any], ProgressCallback], dict[str, Any]]
+
+
+def run_verify(workshop: Workshop, arguments: Mapping[str, Any], progress: ProgressCallback) -> dict[str, Any]:
+    report = verify(workshop.engine, workshop.files, progress)
+    return {
+        "verified": report.checked,
+        "damaged": len(report.missing) + len(report.altered),
+        "missing": len(report.missing),
+        "altered": len(report.altered),
+        "orphans": len(report.orphans),
+        "intact": report.intact,
+        "missing_files": [described(file) for file in report.missing[:LISTED_FILES]],
+        "altered_files": [described(file) for file in report.altered[:LISTED_FILES]],
+        "orphan_files": report.orphans[:LISTED_FILES],
+    }
+
+
+def described(file: DamagedFile) -> dict[str, str]:
+    """A damaged file with what is needed to restore it (the patient's IPP, never a name)."""
+    return {
+        "path": file.path,
+        "study_instance_uid": file.study_instance_uid,
+        "study_date": file.study_date,
+        "patient_id": file.patient_id,
+    }
+
+
+def run_compress(workshop: Workshop, arguments: Mapping[str, Any], progress: ProgressCallback) -> dict[str, Any]:
+    lossless = workshop.config.lossless
+    syntax = SYNTAXES[lossless.transfer_syntax]
+    compressor = LosslessCompressor(Index(workshop.engine), workshop.files, syntax, timedelta(0))
+    with compression_lock_when_free(workshop.files, progress):
+        report = compress_everything(compressor, workshop.executor, progress)
+    return {
+        "compressed": report.compressed,
+        "skipped": report.skipped,
+        "failed_verification": report.failed,
+        "saved_bytes": report.bytes_saved,
+        "transfer_syntax": lossless.transfer_syntax,
+    }
+
+
+def run_reindex(workshop: Workshop, arguments: Mapping[str, Any], progress: ProgressCallback) -> dict[str, Any]:
+    with compression_lock_when_free(workshop.files, progress):
+        orphans = orphan_files(workshop.engine, workshop.files, progress)
+        adoption = adopt_orphans(workshop.engine, workshop.files, orphans, progress)
+    return {
+        "orphans": len(orphans),
+        "reindexed": len(adoption.adopted),
+        "set_aside": len(adoption.set_aside),
+        "indexed_meanwhile": len(adoption.indexed_meanwhile),
+        "reindexed_files": adoption.adopted[:LISTED_FILES],
+        "set_aside_files": adoption.set_aside[:LISTED_FILES],
+    }
+
+
+@contextlib.contextmanager
+def compression_lock_when_free(files: FileStore, progress: ProgressCallback) -> Iterator[None]:
+    """Hold the compression lock, waiting for it with a checkpoint each second (a cancellation is
+    heard while another compression runs)."""
+    while True:
+        with compression_lock(files, wait=False) as held:
+            if held:
+                yield
+                return
+        progress(WAITING_FOR_LOCK, 0, 0)
+        time.sleep(LOCK_POLL_SECONDS)
+
+
+WORK: dict[str, Work] = {VERIFY: run_verify, COMPRESS: run_compress, REINDEX: run_reindex}
