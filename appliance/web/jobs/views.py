@@ -1,0 +1,149 @@
+"""The jobs pages. The worker does the work and writes its progress to the job's row; these pages
+only queue a job, show its row (polled every 2 s by console.js as JSON) and ask for a cancellation.
+The runner records each job's start and end in the audit trail, with the account that asked."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, abort, flash, jsonify, redirect, render_template, request, url_for
+from flask.typing import ResponseReturnValue
+from flask_babel import gettext
+
+from appliance import jobs
+from appliance.accounts.roles import Permission
+from appliance.web.auth import current_account, requires
+from appliance.web.auth.access import background, can
+from appliance.web.forms import lazy
+from appliance.web.services import services
+
+blueprint = Blueprint("jobs", __name__, url_prefix="/jobs", template_folder="templates")
+
+KIND_NAMES = {
+    jobs.VERIFY: lazy("Verify the archive"),
+    jobs.COMPRESS: lazy("Compress without loss"),
+    jobs.REINDEX: lazy("Check the index"),
+}
+KIND_DESCRIPTIONS = {
+    jobs.VERIFY: lazy("Reads every image and compares it with its fingerprint: finds missing or altered files."),
+    jobs.COMPRESS: lazy(
+        "Compresses the images still stored uncompressed, checking each one decodes to the same pixels."
+    ),
+    jobs.REINDEX: lazy("Finds files the index does not know (left by a power cut) and indexes them."),
+}
+RESULT_NAMES = {
+    "verified": lazy("images verified"),
+    "damaged": lazy("damaged images"),
+    "missing": lazy("missing files"),
+    "altered": lazy("altered files"),
+    "orphans": lazy("files unknown to the index"),
+    "intact": lazy("archive intact"),
+    "missing_files": lazy("Missing files"),
+    "altered_files": lazy("Altered files"),
+    "orphan_files": lazy("Files unknown to the index"),
+    "compressed": lazy("images compressed"),
+    "skipped": lazy("images left as they are"),
+    "failed_verification": lazy("compressions refused by the check"),
+    "saved_bytes": lazy("space saved"),
+    "transfer_syntax": lazy("compression"),
+    "reindexed": lazy("files indexed"),
+    "set_aside": lazy("copies set aside"),
+    "indexed_meanwhile": lazy("files indexed meanwhile by a reception"),
+    "reindexed_files": lazy("Files indexed"),
+    "set_aside_files": lazy("Copies set aside"),
+}
+STATE_NAMES = {
+    jobs.WAITING: lazy("waiting"),
+    jobs.RUNNING: lazy("running"),
+    jobs.SUCCEEDED: lazy("succeeded"),
+    jobs.FAILED: lazy("failed"),
+    jobs.CANCELLED: lazy("cancelled"),
+}
+
+
+@blueprint.route("")
+@requires(Permission.RUN_JOBS)
+def index() -> ResponseReturnValue:
+    return render_template(
+        "jobs/index.html",
+        jobs=jobs.recent(services().engine, limit=30),
+        kinds=jobs.KINDS,
+        kind_names=KIND_NAMES,
+        kind_descriptions=KIND_DESCRIPTIONS,
+        state_names=STATE_NAMES,
+    )
+
+
+@blueprint.route("/start", methods=["POST"])
+@requires(Permission.RUN_JOBS)
+def start() -> ResponseReturnValue:
+    kind = request.form.get("kind", "")
+    if kind not in jobs.KINDS:
+        abort(400, description="unknown job kind")
+    try:
+        job_id = jobs.submit(services().engine, kind, {}, started_by())
+    except jobs.AlreadyQueued as queued:
+        flash(gettext("This job is already waiting or running."), "warning")
+        return redirect(url_for("jobs.show", job_id=queued.job_id))
+    return redirect(url_for("jobs.show", job_id=job_id))
+
+
+@blueprint.route("/<int:job_id>")
+@requires(Permission.RUN_JOBS)
+def show(job_id: int) -> ResponseReturnValue:
+    job = find(job_id)
+    if request.accept_mimetypes.best == "application/json":
+        return jsonify(state_of(job))
+    return render_template(
+        "jobs/show.html",
+        job=job,
+        kind_names=KIND_NAMES,
+        state_names=STATE_NAMES,
+        result_names=RESULT_NAMES,
+        files_shown=can(Permission.SEARCH_PATIENTS),
+    )
+
+
+@blueprint.route("/<int:job_id>/state")
+@requires(Permission.RUN_JOBS)
+@background
+def state(job_id: int) -> ResponseReturnValue:
+    """The job's progress as JSON, for the progress bar (does not keep an idle session alive)."""
+    return jsonify(state_of(find(job_id)))
+
+
+@blueprint.route("/<int:job_id>/cancel", methods=["POST"])
+@requires(Permission.RUN_JOBS)
+def cancel(job_id: int) -> ResponseReturnValue:
+    try:
+        job = jobs.request_cancel(services().engine, job_id, started_by())
+    except jobs.NoSuchJob:
+        abort(404)
+    if not job.finished:
+        flash(gettext("Cancellation asked: the job stops at its next checkpoint."), "info")
+    return redirect(url_for("jobs.show", job_id=job_id))
+
+
+def find(job_id: int) -> jobs.Job:
+    try:
+        return jobs.get(services().engine, job_id)
+    except jobs.NoSuchJob:
+        abort(404, description="no such job")
+
+
+def started_by() -> str:
+    account = current_account()
+    return account.username if account else ""
+
+
+def state_of(job: jobs.Job) -> dict[str, Any]:
+    return {
+        "id": job.id,
+        "state": job.state,
+        "state_label": str(STATE_NAMES.get(job.state, job.state)),
+        "percent": job.percent,
+        "done": job.done,
+        "total": job.total,
+        "step": job.step,
+        "finished": job.finished,
+    }
