@@ -6,8 +6,9 @@ number (see `index.ordered_patient`). When the order comes after the images, `li
 the studies it names from the patient created from the images to the order's patient. A study that
 matches no order of its own patient is *unreconciled*: it matches no order at all, or its accession
 number (or Study Instance UID) is that of another patient's order. Staff attach it to the right
-patient (CLI now, console later). The files are never rewritten, what leaves the archive is coerced
-(`retrieve`), and every move is recorded in the identity audit trail.
+patient (`appliance archive attach`, or the console's reconciliation page); a study attached by hand
+is no longer listed, even without an order. The files are never rewritten, what leaves the archive
+is coerced (`retrieve`), and every move is recorded in the identity audit trail.
 """
 
 from __future__ import annotations
@@ -24,10 +25,13 @@ from sqlalchemy import (
     Engine,
     Row,
     ScalarSelect,
+    Select,
     and_,
     bindparam,
     exists,
+    func,
     insert,
+    literal,
     or_,
     select,
     update,
@@ -36,6 +40,7 @@ from sqlalchemy import (
 from appliance.db.schema import identity_change, patient, patient_identity, scheduled_step, study
 
 LOGGER = logging.getLogger(__name__)
+ATTACHED = "study-attached"  # identity_change.action of a study attached to a patient by hand
 
 
 class AttachOutcome(enum.Enum):
@@ -77,32 +82,68 @@ NAMED_BY_ACCESSION = and_(study.c.accession_number != "", scheduled_step.c.acces
 
 
 def unreconciled_studies(engine: Engine, limit: int = 500) -> list[dict[str, Any]]:
-    """Studies that match no order of their own patient (newest first), each with its `reason`: no
-    order at all, or the order of another patient has its Study Instance UID or accession number."""
+    """Studies that match no order of their own patient and that nobody attached by hand (newest
+    first), each with its patient as received and its `reason`: no order at all, or the order of
+    another patient has its Study Instance UID (`uid_ordered_for`) or accession number
+    (`accession_ordered_for`)."""
+    statement = unreconciled_statement().order_by(study.c.received_at.desc(), study.c.id.desc()).limit(limit)
+    with engine.connect() as connection:
+        rows = [dict(row._mapping) for row in connection.execute(statement)]
+    return [{**row, "reason": unreconciled_reason(row)} for row in rows]
+
+
+def unreconciled_study(engine: Engine, study_instance_uid: str) -> dict[str, Any] | None:
+    """One study as `unreconciled_studies` lists it, or None when it is not (or no longer) waiting."""
+    statement = unreconciled_statement().where(study.c.study_instance_uid == study_instance_uid)
+    with engine.connect() as connection:
+        row = connection.execute(statement).first()
+    if row is None:
+        return None
+    found = dict(row._mapping)
+    return {**found, "reason": unreconciled_reason(found)}
+
+
+def count_unreconciled(engine: Engine) -> int:
+    """How many studies `unreconciled_studies` would list without a limit (one COUNT, no rows)."""
+    statement = select(func.count()).select_from(study).where(unreconciled())
+    with engine.connect() as connection:
+        return int(connection.execute(statement).scalar_one())
+
+
+def unreconciled() -> ColumnElement[bool]:
+    """A study that matches no order of its own patient, and that staff did not attach to it by hand."""
     ordered_same_patient = and_(
         or_(NAMED_BY_UID, NAMED_BY_ACCESSION), scheduled_step.c.patient_pk == study.c.patient_pk
     )
-    statement = (
+    attached_by_hand = and_(
+        identity_change.c.patient_pk == study.c.patient_pk,
+        identity_change.c.action == ATTACHED,
+        identity_change.c.detail.startswith(literal("study ") + study.c.study_instance_uid + literal(" moved")),
+    )
+    return and_(~exists().where(ordered_same_patient), ~exists().where(attached_by_hand))
+
+
+def unreconciled_statement() -> Select[Any]:
+    return (
         select(
             study.c.study_instance_uid,
             study.c.study_date,
             study.c.accession_number,
+            study.c.study_description,
             study.c.modalities_in_study,
             study.c.number_of_instances,
+            study.c.received_at,
             patient.c.patient_id,
             patient.c.issuer_of_patient_id,
             patient.c.patient_name,
+            patient.c.patient_birth_date,
+            patient.c.patient_sex,
             patient_ordering(NAMED_BY_UID).label("uid_ordered_for"),
             patient_ordering(NAMED_BY_ACCESSION).label("accession_ordered_for"),
         )
         .select_from(study.join(patient, patient.c.id == study.c.patient_pk))
-        .where(~exists().where(ordered_same_patient))
-        .order_by(study.c.received_at.desc())
-        .limit(limit)
+        .where(unreconciled())
     )
-    with engine.connect() as connection:
-        rows = [dict(row._mapping) for row in connection.execute(statement)]
-    return [{**row, "reason": unreconciled_reason(row)} for row in rows]
 
 
 def patient_ordering(named: ColumnElement[bool]) -> ScalarSelect[Any]:
@@ -146,7 +187,7 @@ def attach_study(engine: Engine, study_instance_uid: str, patient_id: str, issue
             study_instance_uid=study_instance_uid,
             from_patient_pk=current.patient_pk,
             to_patient_pk=target,
-            action="study-attached",
+            action=ATTACHED,
             source_application=who,
             source_event="reconciliation",
         )
@@ -207,7 +248,8 @@ NAMED_STUDIES = select(
 
 
 def move_study(connection: Connection, move: Move, moment: datetime) -> None:
-    """Re-point the study and record the change in the identity audit trail (of the new patient)."""
+    """Re-point the study and record the change in the identity audit trail (of the new patient);
+    the detail starts `study <UID> moved` (`unreconciled` finds the studies attached by hand so)."""
     connection.execute(
         update(study).where(study.c.id == move.study_pk).values(patient_pk=move.to_patient_pk, updated_at=moment)
     )

@@ -3,7 +3,8 @@ its status and ACK are recorded with its effects, so a duplicate gets the same A
 stored but not applied is applied at the next start.
 
 A message is normally stored, applied and acknowledged in one commit (so an AA always means
-applied); a refused one (AE) is stored with its ACK in a commit of its own, without its effects."""
+applied); a refused one (AE) is stored with its ACK in a commit of its own, without its effects.
+The statuses are named in `appliance.inbox`, which also lists the inbox for people."""
 
 from __future__ import annotations
 
@@ -13,11 +14,10 @@ from datetime import UTC, datetime
 from sqlalchemy import Connection, Engine, bindparam, insert, select, update
 
 from appliance.db.schema import hl7_inbox
-
-RECEIVED = "received"
-APPLIED = "applied"
-REFUSED = "refused"
-FAILED = "failed"
+from appliance.inbox import APPLIED as APPLIED
+from appliance.inbox import FAILED as FAILED
+from appliance.inbox import RECEIVED as RECEIVED
+from appliance.inbox import REFUSED as REFUSED
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,8 @@ in the process owning a channel sends its messages in order, one at a time, thro
 sender, and records each attempt: delivered; no answer (retried with exponential backoff, for as long
 as it takes); or refused by the receiver (retried a few times, then *parked*: set aside so that it no
 longer blocks the messages behind it). Parked messages are listed by `appliance outbox list`, can be
-sent again with `appliance outbox retry`, and are a finding for the health monitor.
+sent again with `appliance outbox retry` or from the console's message log, and are a finding for
+the health monitor.
 """
 
 from appliance.outbox.queue import (
@@ -18,8 +19,11 @@ from appliance.outbox.queue import (
     Message,
     Outcome,
     RetryPolicy,
+    Selection,
     channel_states,
     enqueue,
+    listing,
+    message,
     messages,
     next_due,
     record,
@@ -35,8 +39,11 @@ __all__ = [
     "Message",
     "Outcome",
     "RetryPolicy",
+    "Selection",
     "channel_states",
     "enqueue",
+    "listing",
+    "message",
     "messages",
     "next_due",
     "record",

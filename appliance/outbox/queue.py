@@ -1,4 +1,5 @@
-"""The outbox table's operations: enqueue, the next due message of a channel, attempts, parking."""
+"""The outbox table's operations: enqueue, the next due message of a channel, attempts, parking, and
+the listing people read (the console's message log)."""
 
 from __future__ import annotations
 
@@ -56,6 +57,17 @@ class Message:
     last_error: str
     created_at: datetime
     finished_at: datetime | None
+
+
+@dataclass(frozen=True)
+class Selection:
+    """Which messages a listing shows ('' or None: any): the beginning of their kind (`ORM`,
+    `ORM^O01`), their status, and when they were queued (UTC, `since` included, `until` not)."""
+
+    kind: str = ""
+    status: str = ""
+    since: datetime | None = None
+    until: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -154,6 +166,40 @@ def messages(engine: Engine, status: str, channel: str = "", limit: int = 200) -
         statement = statement.where(*channel_filter((channel,)))
     with engine.connect() as connection:
         return [Message(**row._mapping) for row in connection.execute(statement)]
+
+
+LISTED_COLUMNS = [column for column in outbox.c if column.name != "payload"]
+
+
+def listing(engine: Engine, selection: Selection, before_id: int | None = None, limit: int = 50) -> list[Message]:
+    """One page of messages, newest first: those of `selection` with an id below `before_id` (the
+    last id of the page before: keyset pagination on the primary key). Their payload, which may
+    hold patient data, is left out (b"")."""
+    statement = select(*LISTED_COLUMNS).where(*selected(selection)).order_by(outbox.c.id.desc()).limit(limit)
+    if before_id is not None:
+        statement = statement.where(outbox.c.id < before_id)
+    with engine.connect() as connection:
+        return [Message(**row._mapping, payload=b"") for row in connection.execute(statement)]
+
+
+def selected(selection: Selection) -> list[Any]:
+    conditions: list[Any] = []
+    if selection.kind:
+        conditions.append(outbox.c.kind.startswith(selection.kind, autoescape=True))
+    if selection.status:
+        conditions.append(outbox.c.status == selection.status)
+    if selection.since is not None:
+        conditions.append(outbox.c.created_at >= selection.since.astimezone(UTC))
+    if selection.until is not None:
+        conditions.append(outbox.c.created_at < selection.until.astimezone(UTC))
+    return conditions
+
+
+def message(engine: Engine, message_id: int) -> Message | None:
+    """One message with its payload, or None."""
+    with engine.connect() as connection:
+        row = connection.execute(select(outbox).where(outbox.c.id == message_id)).first()
+    return Message(**row._mapping) if row else None
 
 
 def retry(engine: Engine, message_id: int) -> bool:

@@ -1,21 +1,22 @@
-"""Finding patients by identifier and demographics (IHE PDQ, later the console): merged-away patients
-are never returned, and an INS only for a qualified identity (`national.is_qualified`)."""
+"""Finding patients by identifier and demographics (IHE PDQ, the console): merged-away patients are
+never returned, and an INS only for a qualified identity (`national.is_qualified`)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import ColumnElement, Engine, Select, or_, select
+from sqlalchemy import ColumnElement, Engine, Select, and_, or_, select
 
 from appliance.db.schema import patient, patient_identifier, patient_identity
 from appliance.patients.names import person_name_match
-from appliance.patients.national import INS_TYPE, is_qualified
+from appliance.patients.national import INS_TYPE, QUALIFIED, is_qualified
 
 
 @dataclass(frozen=True)
 class Criteria:
-    """What to look for ('' = anything); a trailing `*` on a name asks for its beginning."""
+    """What to look for ('' = anything); a trailing `*` on a name asks for its beginning;
+    `national_identifier` is an INS, found only for a qualified identity (the INS rule)."""
 
     identifier: str = ""
     authority: str = ""
@@ -23,6 +24,7 @@ class Criteria:
     given: str = ""
     birth_date: str = ""
     sex: str = ""
+    national_identifier: str = ""
 
 
 @dataclass(frozen=True)
@@ -70,7 +72,19 @@ def patient_query(criteria: Criteria) -> Select[tuple[object, ...]]:
         query = query.where(patient.c.patient_birth_date == criteria.birth_date[:8])
     if criteria.sex:
         query = query.where(patient.c.patient_sex == criteria.sex)
+    if criteria.national_identifier:
+        query = query.where(national_condition(criteria.national_identifier))
     return query
+
+
+def national_condition(value: str) -> ColumnElement[bool]:
+    """The patient has this INS and a qualified identity (an INS is neither given out nor matched
+    otherwise)."""
+    holders = select(patient_identifier.c.patient_pk).where(
+        patient_identifier.c.identifier == value, patient_identifier.c.type_code == INS_TYPE
+    )
+    qualified = patient_identity.c.identity_status.contains(QUALIFIED)
+    return and_(patient.c.id.in_(holders), qualified)
 
 
 def name_condition(criteria: Criteria) -> ColumnElement[bool]:

@@ -10,7 +10,7 @@ from flask.typing import ResponseReturnValue
 from flask_babel import gettext, ngettext
 
 from appliance.accounts.roles import Permission
-from appliance.archive.reconciliation import unreconciled_studies
+from appliance.archive.reconciliation import count_unreconciled
 from appliance.monitor import outbox
 from appliance.monitor.findings import Severity
 from appliance.web.auth import requires
@@ -18,7 +18,6 @@ from appliance.web.auth.access import can
 from appliance.web.services import services
 
 blueprint = Blueprint("home", __name__)
-COUNT_UP_TO = 500
 
 
 @dataclass(frozen=True)
@@ -44,8 +43,8 @@ def tiles() -> list[Tile]:
 
 
 def reconciliation_tile() -> Tile:
-    waiting = len(unreconciled_studies(services().engine, limit=COUNT_UP_TO))
-    shown = f"{waiting}+" if waiting >= COUNT_UP_TO else str(waiting)
+    waiting = count_unreconciled(services().engine)
+    shown = str(waiting)
     detail = ngettext("study without its order", "studies without their order", waiting)
     url = url_for("reconciliation.index") if has_endpoint("reconciliation.index") else url_for("home.index")
     return Tile(gettext("To reconcile"), shown, detail, "warning" if waiting else "ok", url)

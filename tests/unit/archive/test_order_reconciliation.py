@@ -10,7 +10,13 @@ from worklist_data import add_national_identifier, add_patient, new_order, sched
 
 from appliance.archive.attributes import read_attributes
 from appliance.archive.index import Index
-from appliance.archive.reconciliation import unreconciled_studies
+from appliance.archive.reconciliation import (
+    AttachOutcome,
+    attach_study,
+    count_unreconciled,
+    unreconciled_studies,
+    unreconciled_study,
+)
 from appliance.archive.storage import WrittenFile
 from appliance.config.loader import config_from_document
 from appliance.db.schema import identity_change, patient, study
@@ -84,3 +90,15 @@ def test_a_study_whose_uid_is_ordered_for_another_patient_is_listed(engine: Engi
     schedule(engine, CONFIG, new_order(1, study_instance_uid=kept), add_patient(engine, "IPP-RIS", "DUPONT^Jean"))
     (row,) = unreconciled_studies(engine)
     assert row["reason"] == "its Study Instance UID is ordered for patient IPP-RIS"
+
+
+def test_a_study_attached_by_hand_is_no_longer_listed_nor_counted(engine: Engine) -> None:
+    unordered, other = store_study(engine, "NOORDER"), store_study(engine, "NOORDER2")
+    add_patient(engine, "IPP-RIS", "DUPONT^Jean")
+    assert count_unreconciled(engine) == 2 == len(unreconciled_studies(engine))
+    waiting = unreconciled_study(engine, unordered)
+    assert waiting is not None and (waiting["patient_id"], waiting["reason"]) == ("IPP0004", "no order")
+    assert attach_study(engine, unordered, "IPP-RIS", "CABINET", "marie") == AttachOutcome.ATTACHED
+    assert [row["study_instance_uid"] for row in unreconciled_studies(engine)] == [other]
+    assert count_unreconciled(engine) == 1 and unreconciled_study(engine, unordered) is None
+    assert audit_trail(engine)[-1][0] == "study-attached"

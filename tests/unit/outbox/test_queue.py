@@ -13,8 +13,11 @@ from appliance.outbox import (
     Attempt,
     Outcome,
     RetryPolicy,
+    Selection,
     channel_states,
     enqueue,
+    listing,
+    message,
     messages,
     next_due,
     record,
@@ -83,3 +86,28 @@ def test_no_answer_is_retried_without_limit(engine: Engine) -> None:
         message = next_due(engine, ("hl7-ris",), moment)
         assert message is not None
         assert record(engine, message, Attempt(Outcome.NO_ANSWER, "connection refused"), POLICY) == PENDING
+
+
+def test_the_listing_filters_pages_by_id_and_leaves_the_payload_out(engine: Engine) -> None:
+    for number in range(5):
+        with engine.begin() as connection:
+            kind = "ORM^O01" if number % 2 == 0 else "N-EVENT-REPORT"
+            enqueue(connection, "hl7-ris", f"change:{number}", kind, b"MSH|payload", f"message {number}")
+    first = listing(engine, Selection(), limit=2)
+    assert [message.summary for message in first] == ["message 4", "message 3"]
+    assert all(message.payload == b"" for message in first)
+    second = listing(engine, Selection(), before_id=first[-1].id, limit=2)
+    assert [message.summary for message in second] == ["message 2", "message 1"]
+    assert [message.summary for message in listing(engine, Selection(kind="ORM"))] == [
+        "message 4",
+        "message 2",
+        "message 0",
+    ]
+    assert listing(engine, Selection(kind="ORM%")) == []  # a type, not an SQL pattern
+    assert listing(engine, Selection(status=PARKED)) == []
+    now = datetime.now(UTC)
+    assert len(listing(engine, Selection(since=now - timedelta(minutes=1), until=now + timedelta(minutes=1)))) == 5
+    assert listing(engine, Selection(since=now + timedelta(minutes=1))) == []
+    found = message(engine, first[0].id)
+    assert found is not None and found.payload == b"MSH|payload"
+    assert message(engine, 999) is None

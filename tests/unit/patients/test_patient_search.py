@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 from sqlalchemy import Engine
-from worklist_data import add_patient
+from worklist_data import add_national_identifier, add_patient
 
 from appliance.patients.search import Criteria, find_patients
 
@@ -40,3 +40,12 @@ def names(engine: Engine, **criteria: str) -> list[str]:
 )
 def test_names_match_like_c_find(patients: Engine, criteria: dict[str, str], expected: list[str]) -> None:
     assert names(patients, **criteria) == expected
+
+
+def test_an_ins_finds_its_patient_only_for_a_qualified_identity(engine: Engine) -> None:
+    qualified, provisional = add_patient(engine, "IPP1", "DUPONT^Jean"), add_patient(engine, "IPP2", "MARTIN^Noël")
+    add_national_identifier(engine, qualified, "180017512345678")
+    add_national_identifier(engine, provisional, "280017512345678", status="PROV")
+    found = find_patients(engine, Criteria(national_identifier="180017512345678"), 10)
+    assert [item.values["patient_id"] for item in found] == ["IPP1"]
+    assert find_patients(engine, Criteria(national_identifier="280017512345678"), 10) == []

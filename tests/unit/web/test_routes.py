@@ -23,11 +23,15 @@ def rules(app: Flask) -> Iterator[Rule]:
 
 
 def sample_url(rule: Rule) -> str:
-    values = {
-        argument: SAMPLE_VALUES.get(type(rule._converters[argument]).__name__.removesuffix("Converter").lower(), "1")
-        for argument in rule.arguments
-    }
+    values = {argument: sample_value(rule._converters[argument]) for argument in rule.arguments}  # noqa: SLF001
     return rule.build(values, append_unknown=False)[1]  # type: ignore[index]
+
+
+def sample_value(converter: object) -> str:
+    """A value the converter accepts: the first of `any(...)`, else one of its type."""
+    if hasattr(converter, "items"):
+        return sorted(converter.items)[0]
+    return SAMPLE_VALUES.get(type(converter).__name__.removesuffix("Converter").lower(), "1")
 
 
 def method_of(rule: Rule) -> str:
