@@ -23,7 +23,7 @@ def rules(app: Flask) -> Iterator[Rule]:
 
 
 def sample_url(rule: Rule) -> str:
-    values = {argument: sample_value(rule._converters[argument]) for argument in rule.arguments}  # noqa: SLF001
+    values = {argument: sample_value(rule._converters[argument]) for argument in rule.arguments}
     return rule.build(values, append_unknown=False)[1]  # type: ignore[index]
 
 
