@@ -20,6 +20,8 @@ LIGATURES = {"Œ": "OE", "Æ": "AE", "ẞ": "SS"}
 # A query with more letter pairs than this keeps the rest as typed (2 ** 5 alternatives at most).
 MAXIMUM_SPELLINGS = 32
 LIKE_ESCAPE = "!"
+# Words of a name typed in a search box beyond this are ignored (each split is an alternative).
+MAXIMUM_TYPED_WORDS = 5
 
 
 def fold(text: str) -> str:
@@ -75,6 +77,31 @@ def person_name_match(column: Any, value: str) -> ColumnElement[bool]:
     if exact:
         conditions.append(column == exact[0] if len(exact) == 1 else column.in_(exact))
     return conditions[0] if len(conditions) == 1 else or_(*conditions)
+
+
+def typed_name_match(column: Any, typed: str) -> ColumnElement[bool]:
+    """The condition on a folded key column for a name typed in a search box, the way people type
+    it: the beginning of the family name (`coeur` finds CŒUR^Marie), or family name then given
+    name (`dupont mar`), or given name then family name (`marie dupont`); a `^` typed keeps the
+    components as typed. Whatever the case, the accents and the spelling of ligatures."""
+    if "^" in typed:
+        return person_name_match(column, typed.strip().rstrip("*") + "*")
+    words = typed.replace(",", " ").split()[:MAXIMUM_TYPED_WORDS]
+    patterns = [" ".join(words) + "*"]
+    for split in range(1, len(words)):
+        first, rest = " ".join(words[:split]), " ".join(words[split:])
+        patterns += [f"{first}^{rest}*", f"{rest}^{first}*"]
+    conditions = [person_name_match(column, pattern.replace("**", "*")) for pattern in patterns]
+    return conditions[0] if len(conditions) == 1 else or_(*conditions)
+
+
+def french_name(name: str) -> str:
+    """A PN value the way French forms show it: family name in capitals, then the given and middle
+    names as recorded (`ŒUVRARD Chloé`); other component groups and the civility left out."""
+    components = name.split("=")[0].split("^")
+    family = components[0].strip().upper()
+    others = [component.strip() for component in components[1:3] if component.strip()]
+    return " ".join([family, *others]).strip()
 
 
 def like_pattern(value: str) -> str:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, insert, select
+from sqlalchemy import ColumnElement, Connection, Select, and_, insert, or_, select
 
 from appliance.db.schema import patient_identifier, patient_identity
 
@@ -52,6 +52,32 @@ def is_qualified(identity_status: str | Iterable[str]) -> bool:
     """Whether an identity status (PID-32 repetitions, or them `~`-joined) lets the INS be given out."""
     values = identity_status.split("~") if isinstance(identity_status, str) else identity_status
     return QUALIFIED in values
+
+
+def qualified_status(column: Any) -> ColumnElement[bool]:
+    """`is_qualified` in SQL, on a column of `~`-joined identity status values."""
+    return or_(
+        column == QUALIFIED,
+        column.like(f"{QUALIFIED}~%"),
+        column.like(f"%~{QUALIFIED}"),
+        column.like(f"%~{QUALIFIED}~%"),
+    )
+
+
+def holders_of(ins: str) -> Select[tuple[int]]:
+    """The patients holding the INS `ins` whose identity is qualified (an INS is matched only where
+    it may be given out)."""
+    return (
+        select(patient_identifier.c.patient_pk)
+        .join(patient_identity, patient_identity.c.patient_pk == patient_identifier.c.patient_pk)
+        .where(
+            and_(
+                patient_identifier.c.identifier == ins.strip(),
+                patient_identifier.c.type_code == INS_TYPE,
+                qualified_status(patient_identity.c.identity_status),
+            )
+        )
+    )
 
 
 def national_identifiers(connection: Connection, patient_pks: Iterable[int]) -> dict[int, list[dict[str, Any]]]:

@@ -13,7 +13,7 @@ from sqlalchemy import Engine
 
 from appliance.audit.events import Recorder
 from appliance.config import Settings
-from appliance.web import auth, home, jobs, languages, menu, messages, reconciliation, security
+from appliance.web import auth, home, jobs, languages, menu, messages, reconciliation, security, studies, worklist
 from appliance.web.services import Services
 
 
@@ -27,6 +27,8 @@ def create_app(settings: Settings, engine: Engine, audit: Recorder) -> Flask:
     menu.configure(app)
     app.register_blueprint(auth.blueprint)  # login, logout, first visit, language
     app.register_blueprint(home.blueprint)  # the home page: what needs doing, room for the health tiles
+    app.register_blueprint(studies.blueprint)  # patient and study search, the study page
+    app.register_blueprint(worklist.blueprint)  # the day's worklist per modality, as each modality sees it
     app.register_blueprint(jobs.blueprint)  # maintenance jobs: start, follow, cancel
     app.register_blueprint(reconciliation.blueprint)  # studies without their order, attached by hand (P2)
     app.register_blueprint(messages.blueprint)  # the HL7 message log, in and out; parked messages retried

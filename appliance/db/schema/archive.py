@@ -12,6 +12,7 @@ from sqlalchemy import (
     Column,
     DateTime,
     ForeignKey,
+    Index,
     Integer,
     LargeBinary,
     String,
@@ -40,6 +41,8 @@ study = Table(
     Column("size_bytes", BigInteger, nullable=False, server_default="0"),
     Column("received_at", DateTime(timezone=True), nullable=False, index=True),
     Column("updated_at", DateTime(timezone=True), nullable=False),
+    # The console's study list: newest first, one page after another by position (keyset).
+    Index("ix_study_date_time_id", "study_date", "study_time", "id"),
 )
 
 series = Table(

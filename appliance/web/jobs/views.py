@@ -53,11 +53,11 @@ RESULT_NAMES = {
     "set_aside_files": lazy("Copies set aside"),
 }
 STATE_NAMES = {
-    jobs.WAITING: lazy("waiting"),
-    jobs.RUNNING: lazy("running"),
-    jobs.SUCCEEDED: lazy("succeeded"),
-    jobs.FAILED: lazy("failed"),
-    jobs.CANCELLED: lazy("cancelled"),
+    jobs.WAITING: lazy("waiting for the worker"),
+    jobs.RUNNING: lazy("in progress"),
+    jobs.SUCCEEDED: lazy("finished"),
+    jobs.FAILED: lazy("stopped by an error"),
+    jobs.CANCELLED: lazy("cancelled on request"),
 }
 
 

@@ -27,7 +27,7 @@ def test_start_follow_and_cancel_a_job(logged_in: Callable[[Role], FlaskClient],
     assert state["state"] == "waiting" and state["percent"] == 0 and state["finished"] is False
     client.post(f"/jobs/{job_id}/cancel", data={"csrf_token": token})
     assert jobs.get(engine, job_id).state == "cancelled"  # a waiting job is cancelled at once
-    assert "annulée" in client.get(f"/jobs/{job_id}").get_data(as_text=True)
+    assert "annulée à la demande" in client.get(f"/jobs/{job_id}").get_data(as_text=True)
 
 
 def test_an_unknown_kind_or_job_is_refused(logged_in: Callable[[Role], FlaskClient]) -> None:

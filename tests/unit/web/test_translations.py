@@ -62,3 +62,20 @@ def test_the_compiled_catalogue_matches_its_source(catalogue: Path) -> None:
         compiled = gettext.GNUTranslations(file)
     stale = [message.id for message in messages if compiled.gettext(message.id) != message.string]
     assert not stale, f"run `make translations`: {stale}"
+
+
+def test_a_text_shared_by_two_catalogues_is_translated_the_same_in_both() -> None:
+    """The catalogues are merged into one at run time: the last one read would win."""
+    seen: dict[str, tuple[str, Path]] = {}
+    clashes = []
+    for catalogue in CATALOGUES:
+        with catalogue.open("rb") as file:
+            for message in read_po(file):
+                if not message.id or not isinstance(message.id, str):
+                    continue
+                earlier = seen.setdefault(message.id, (message.string, catalogue))
+                if earlier[0] != message.string:
+                    clashes.append(
+                        f"{message.id!r}: {earlier[0]!r} ({earlier[1].parts[-5]}) / {message.string!r} ({catalogue.parts[-5]})"
+                    )
+    assert not clashes, "give these texts one translation, or different English: " + "; ".join(clashes)
