@@ -75,6 +75,10 @@ CREATE TABLE IF NOT EXISTS audit_patient (
     PRIMARY KEY (patient_id, seq)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS audit_patient_seq ON audit_patient (seq);
+CREATE TABLE IF NOT EXISTS audit_cursor (
+    name TEXT PRIMARY KEY,
+    seq INTEGER NOT NULL
+);
 """
 APPEND_ONLY_TABLES = ("audit_record", "audit_patient")
 RECORD_COLUMNS = "seq, recorded_at, event_at, event_id, action, outcome, event_type, user_id, address, patient_ids"
@@ -329,12 +333,14 @@ class AuditTrail:
             (found,) = self.database().execute(f"SELECT count(*) FROM audit_record{where}", parameters).fetchone()
         return int(found)
 
-    def records(self, selection: AuditFilter = AuditFilter(), batch: int = 500) -> Iterator[AuditRecord]:
-        """Every selected record, oldest first, read `batch` at a time (exports, syslog)."""
+    def records(
+        self, selection: AuditFilter = AuditFilter(), after: int = 0, batch: int = 500
+    ) -> Iterator[AuditRecord]:
+        """Every selected record after seq `after`, oldest first, read `batch` at a time (exports, syslog)."""
         where, parameters = where_of(selection)
         sql = f"SELECT seq, recorded_at, document, previous_hash, hash FROM audit_record{where}"
         sql += (" AND" if where else " WHERE") + " seq > ? ORDER BY seq LIMIT ?"
-        last = 0
+        last = after
         while True:
             with self.lock:
                 rows = self.database().execute(sql, [*parameters, last, batch]).fetchall()
@@ -342,6 +348,20 @@ class AuditTrail:
             if len(rows) < batch:
                 return
             last = rows[-1][0]
+
+    def cursor(self, name: str) -> int:
+        """The last seq a reader named `name` has dealt with (0 at first): the syslog forwarder's place."""
+        with self.lock:
+            row = self.database().execute("SELECT seq FROM audit_cursor WHERE name = ?", (name,)).fetchone()
+        return int(row[0]) if row else 0
+
+    def move_cursor(self, name: str, seq: int) -> None:
+        with self.lock:
+            self.database().execute(
+                "INSERT INTO audit_cursor (name, seq) VALUES (?, ?)"
+                " ON CONFLICT (name) DO UPDATE SET seq = excluded.seq",
+                (name, seq),
+            )
 
     def tail(self) -> tuple[int, str]:
         """The last record's seq and hash (0 and GENESIS when empty): what to anchor outside the box."""
