@@ -9,10 +9,16 @@ checked against pydicom's code dictionary by the tests.
 
 from __future__ import annotations
 
+import functools
+import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import Enum, IntEnum, StrEnum
-from typing import Protocol
+from typing import ParamSpec, Protocol
+
+LOGGER = logging.getLogger(__name__)
+Arguments = ParamSpec("Arguments")
 
 
 class Coded(Enum):
@@ -146,6 +152,20 @@ class Recorder(Protocol):
     for a later attempt, so that auditing never makes an image or a page fail."""
 
     def record(self, event: AuditEvent) -> None: ...
+
+
+def never_raises(function: Callable[Arguments, None]) -> Callable[Arguments, None]:
+    """For the edges' helpers that build events inside a protocol handler: a bug there is logged
+    (with its traceback, never the event) and the image, query or message goes on."""
+
+    @functools.wraps(function)
+    def guarded(*arguments: Arguments.args, **keywords: Arguments.kwargs) -> None:
+        try:
+            function(*arguments, **keywords)
+        except Exception:  # auditing must never make a request fail
+            LOGGER.exception("audit event not recorded")
+
+    return guarded
 
 
 def person(username: str, address: str, full_name: str = "", requestor: bool = True) -> Participant:

@@ -554,3 +554,6 @@ class DiscardingRecorder:
 
     def record(self, event: AuditEvent) -> None:
         return None
+
+    def close(self) -> None:
+        return None
