@@ -130,7 +130,7 @@ class Break:
 
 
 @dataclass(frozen=True)
-class VerifyReport:
+class ChainReport:
     checked: int
     first_seq: int
     last_seq: int
@@ -146,6 +146,16 @@ class VerifyReport:
 class PurgeReport:
     removed: int
     purged_through: int  # 0 when nothing was old enough
+
+
+def retention_cutoff(moment: datetime, months: int) -> datetime:
+    """`moment` minus `months` calendar months (the day clipped to the month's length): records
+    recorded before it are past the retention period."""
+    month_index = moment.year * 12 + moment.month - 1 - months
+    year, month = divmod(month_index, 12)
+    days_in_month = [31, 29 if year % 4 == 0 and (year % 100 != 0 or year % 400 == 0) else 28, 31, 30, 31, 30,
+                     31, 31, 30, 31, 30, 31][month]  # fmt: skip
+    return moment.replace(year=year, month=month + 1, day=min(moment.day, days_in_month))
 
 
 def patient_key(object_id: str) -> str:
@@ -368,7 +378,7 @@ class AuditTrail:
         with self.lock:
             return tail(self.database())
 
-    def verify(self) -> VerifyReport:
+    def verify(self) -> ChainReport:
         """Recompute the whole chain; each break says which seq and what is wrong."""
         with self.lock:
             connection = self.database()
@@ -474,7 +484,7 @@ def purge_anchor(connection: sqlite3.Connection, first_seq: int) -> str | None:
     return None
 
 
-def verify_chain(connection: sqlite3.Connection) -> VerifyReport:
+def verify_chain(connection: sqlite3.Connection) -> ChainReport:
     rows = connection.execute(f"SELECT {RECORD_COLUMNS}, document, previous_hash, hash FROM audit_record ORDER BY seq")
     patients = patient_rows(connection)
     breaks: list[Break] = []
@@ -489,7 +499,7 @@ def verify_chain(connection: sqlite3.Connection) -> VerifyReport:
             breaks.append(Break(seq, "; ".join(problems)))
         checked, expected_seq, expected_hash = checked + 1, seq + 1, str(row[-1])
     breaks.extend(Break(seq, "patient index row without a record") for seq in patients.rest())
-    return VerifyReport(checked, first_seq, expected_seq - 1 if checked else 0, expected_hash or GENESIS, tuple(breaks))
+    return ChainReport(checked, first_seq, expected_seq - 1 if checked else 0, expected_hash or GENESIS, tuple(breaks))
 
 
 class PatientRows:

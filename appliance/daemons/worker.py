@@ -1,5 +1,7 @@
 """`appliance-worker`: the background work that follows the change feed, off the ingest path:
-verified lossless compression, and image availability for the RIS (later: dose, forwarding, tiers).
+verified lossless compression, and image availability for the RIS (later: dose, forwarding, tiers);
+and the audit trail's upkeep: the retention purge once a day, the copy to the audit repository
+(syslog) when one is configured.
 
 Each consumer keeps its own cursor in the feed, so the worker can stop and restart at any time
 without losing work.
@@ -11,11 +13,14 @@ import logging
 import threading
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from appliance.archive.index import Index
 from appliance.archive.lossless import SYNTAXES, CompressionReport, LosslessCompressor
 from appliance.archive.storage import FileStore
+from appliance.audit.activity import audit_source, close_trail, local_user, open_trail, this_application
+from appliance.audit.syslog import SyslogForwarder
+from appliance.audit.trail import AuditTrail, DiscardingRecorder, retention_cutoff
 from appliance.config import Config
 from appliance.daemons import runtime as process
 from appliance.daemons.loops import Loop
@@ -24,6 +29,8 @@ from appliance.worklist.availability import announce_complete_studies
 LOGGER = logging.getLogger(__name__)
 
 IDLE = timedelta(seconds=2)
+APPLICATION = "appliance-worker"
+PURGE_EVERY = timedelta(days=1)
 
 
 def compressor_of(config: Config, index: Index) -> LosslessCompressor:
@@ -59,12 +66,32 @@ def availability_round(runtime: process.Runtime) -> int:
     return 0  # rounds are paced by IDLE whatever they found
 
 
+def purge_round(runtime: process.Runtime, trail: AuditTrail) -> int:
+    """Remove the audit records past `audit.retention_months` (read at each round)."""
+    cutoff = retention_cutoff(datetime.now(UTC), runtime.config.audit.retention_months)
+    trail.purge(cutoff, local_user(), this_application(APPLICATION))
+    return 0  # once a day, whatever it removed
+
+
+def audit_loops(runtime: process.Runtime, trail: AuditTrail | DiscardingRecorder) -> list[Loop]:
+    """The daily purge, and the syslog copy when a repository is configured (at start)."""
+    if not isinstance(trail, AuditTrail):
+        return []
+    loops = [Loop("audit-purge", lambda: purge_round(runtime, trail), PURGE_EVERY)]
+    config = runtime.config
+    if config.audit.syslog.enabled:
+        forwarder = SyslogForwarder(trail, config.audit.syslog, audit_source(config))
+        loops.append(Loop("audit-syslog", forwarder.forward, IDLE))
+    return loops
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     runtime = process.start(argv, "Background worker: verified lossless compression, image availability.")
     if runtime is None:
         return 2
     config = runtime.config
-    loops = [Loop("availability", lambda: availability_round(runtime), IDLE * 2)]
+    trail = open_trail(config, APPLICATION)
+    loops = [Loop("availability", lambda: availability_round(runtime), IDLE * 2), *audit_loops(runtime, trail)]
     executor = ProcessPoolExecutor(max_workers=config.lossless.worker_processes) if config.lossless.enabled else None
     if executor is not None:
         compressor = compressor_of(config, Index(runtime.engine))
@@ -76,6 +103,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return process.serve(runtime, lambda: all(loop.is_alive() for loop in loops), "background worker")
     finally:
         stop(loops, executor)
+        close_trail(trail, APPLICATION)
         runtime.engine.dispose()
 
 
