@@ -78,7 +78,8 @@ def record_milliseconds(work: Path) -> float:
         EventId.INSTANCES_TRANSFERRED, Action.CREATE, Outcome.SUCCESS,
         (ae("STORESCU", "127.0.0.1", True, ParticipantRole.SOURCE),
          ae("APPLIANCE", "127.0.0.1", False, ParticipantRole.DESTINATION)),
-        (patient("IPP0001^^^CABINET", "ŒUVRARD^Chloé"), study("1.2.3.4", "ACC0001", (("1.2.840.10008.5.1.4.1.1.2", 300),))),
+        (patient("IPP0001^^^CABINET", "ŒUVRARD^Chloé"),
+         study("1.2.3.4", "ACC0001", (("1.2.840.10008.5.1.4.1.1.2", 300),))),
     )  # fmt: skip
     start = time.perf_counter()
     for _ in range(1000):
