@@ -68,12 +68,12 @@ def audit_source(config: Config) -> AuditSource:
 
 
 def open_trail(config: Config, application_name: str) -> AuditTrail | DiscardingRecorder:
-    """The configured trail with `application_name`'s start recorded (a discarding recorder when
-    the benchmark switch is set)."""
+    """The configured trail, written by a background thread, with `application_name`'s start
+    recorded (a discarding recorder when the benchmark switch is set)."""
     if os.environ.get(AUDIT_OFF_ENVIRONMENT) == "1":
         LOGGER.warning("auditing is off (%s=1): for measuring its cost only", AUDIT_OFF_ENVIRONMENT)
         return DiscardingRecorder()
-    trail = AuditTrail(config.audit.database)
+    trail = AuditTrail(config.audit.database, background=True)
     trail.record(application_activity(application_name, EventType.APPLICATION_START))
     return trail
 

@@ -9,7 +9,9 @@ never in the index, and finds them again for the console, the exports and the sy
   creates the triggers again and appends a chained "purged up to seq N" record holding the hash
   of record N, so that `verify` starts again from there.
 - `record` never raises: a storage failure is logged (without patient data) and the event kept in
-  memory, written before the next one.
+  memory, written before the next one. A daemon opens its trail with `background=True`: `record`
+  then only queues the event and a writer thread appends it, off the C-FIND and C-STORE path (what
+  is queued when the process is killed outright is lost; a clean stop writes it all).
 - WAL with `synchronous=NORMAL`: a commit survives a crash of the process at once and a power loss
   once the WAL is checkpointed (the box runs on a UPS); no fsync per record on the C-STORE or C-FIND
   path.
@@ -22,6 +24,7 @@ import itertools
 import json
 import logging
 import os
+import queue
 import sqlite3
 import threading
 from collections.abc import Iterator
@@ -235,7 +238,7 @@ def create_schema(connection: sqlite3.Connection) -> None:
 class AuditTrail:
     """The audit trail of one appliance, in the SQLite file at `path` (a `Recorder`)."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, background: bool = False) -> None:
         self.path = path
         self.lock = threading.Lock()
         self.pending: collections.deque[AuditEvent] = collections.deque()
@@ -245,6 +248,11 @@ class AuditTrail:
             self.database()
         except (sqlite3.Error, OSError) as error:
             LOGGER.error("audit trail %s cannot be opened (%s); events are kept in memory meanwhile", path, error)
+        self.queue: queue.SimpleQueue[AuditEvent | None] = queue.SimpleQueue()
+        self.writer: threading.Thread | None = None
+        if background:
+            self.writer = threading.Thread(target=self.write_queued, name="audit-writer", daemon=True)
+            self.writer.start()
 
     def database(self) -> sqlite3.Connection:
         """The open connection (opened, and the schema created, on first use). Raises sqlite3.Error, OSError."""
@@ -259,6 +267,11 @@ class AuditTrail:
         return self.connection
 
     def close(self) -> None:
+        """Write what is queued or pending, then close the file."""
+        if self.writer is not None:
+            self.queue.put(None)
+            self.writer.join(timeout=60)
+            self.writer = None
         with self.lock:
             self.write_pending()
             if self.pending:
@@ -270,14 +283,32 @@ class AuditTrail:
     # --- writing
 
     def record(self, event: AuditEvent) -> None:
-        """Append `event`; never raises (a failure is logged and the event written with the next one)."""
+        """Append `event` (queue it, with a background writer); never raises (a failure is logged
+        and the event written with the next one)."""
+        if self.writer is not None:
+            self.queue.put(event)
+            return
+        self.keep_and_write([event])
+
+    def keep_and_write(self, events: list[AuditEvent]) -> None:
         with self.lock:
-            self.pending.append(event)
-            if len(self.pending) > PENDING_LIMIT:
+            self.pending.extend(events)
+            while len(self.pending) > PENDING_LIMIT:
                 self.pending.popleft()
                 self.lost += 1
                 LOGGER.error("audit trail unwritable: %d event(s) lost so far", self.lost)
             self.write_pending()
+
+    def write_queued(self) -> None:
+        """The background writer: append what is queued, in order, until `close` queues None."""
+        while True:
+            events = [self.queue.get()]
+            while not self.queue.empty() and len(events) < 1000:
+                events.append(self.queue.get())
+            stopping = None in events
+            self.keep_and_write([event for event in events if event is not None])
+            if stopping:
+                return
 
     def write_pending(self) -> None:
         """Write the events waiting, oldest first; stop (logged) at the first failure. Holds the lock."""
@@ -379,14 +410,14 @@ class AuditTrail:
             return tail(self.database())
 
     def verify(self) -> ChainReport:
-        """Recompute the whole chain; each break says which seq and what is wrong."""
-        with self.lock:
-            connection = self.database()
+        """Recompute the whole chain; each break says which seq and what is wrong. Its own
+        connection, so that this process's appends do not wait for it."""
+        connection = connect(self.path)
+        try:
             connection.execute("BEGIN")  # one snapshot: appends by others go after it
-            try:
-                return verify_chain(connection)
-            finally:
-                connection.execute("COMMIT")
+            return verify_chain(connection)
+        finally:
+            connection.close()
 
 
 def connect(path: Path) -> sqlite3.Connection:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from hl7_client import MllpClient, ack_code, golden, replaced
-from servers import Daemon, archive_config, free_port, write_config
+from servers import Daemon, archive_config, free_port, wait_for, write_config
 
 from appliance.audit.events import Action, AuditEvent, EventId, ObjectKind, Outcome, ParticipantKind
 from appliance.audit.trail import AuditFilter, AuditTrail
@@ -25,9 +25,11 @@ def hl7_daemon(tmp_path: Path) -> Iterator[Daemon]:
     daemon.stop()
 
 
-def records(daemon: Daemon, event_id: EventId) -> list[AuditEvent]:
+def records(daemon: Daemon, event_id: EventId, count: int) -> list[AuditEvent]:
+    """The `event_id` records once there are `count` (the daemon's writer thread appends them)."""
     trail = AuditTrail(load_config(daemon.config_path).audit.database)
     try:
+        wait_for(lambda: trail.count(AuditFilter(event=event_id)) >= count, f"{count} {event_id.meaning} record(s)")
         return [record.event for record in trail.records(AuditFilter(event=event_id))]
     finally:
         trail.close()
@@ -42,7 +44,7 @@ def test_pdq_is_one_query_record_naming_the_patients_given_out(hl7_daemon: Daemo
         assert ack_code(client.send(golden("a31_nia_to_nir.hl7"))) == "AA"
         client.send(golden("qbp_q22.hl7"))
         client.send(golden("qbp_q22.hl7").replace(b"@PID.8^F", b"@PID.99^F"))
-    found, wrong = records(hl7_daemon, EventId.QUERY)
+    found, wrong = records(hl7_daemon, EventId.QUERY, 2)
     assert (found.action, found.outcome) == (Action.EXECUTE, Outcome.SUCCESS)
     requestor = found.requestor
     assert requestor is not None
@@ -60,12 +62,12 @@ def test_identity_messages_and_orders_are_recorded_once_each(hl7_daemon: Daemon)
         assert ack_code(client.send(golden("a08_update_8859-15.hl7"))) == "AA"  # a duplicate: not again
         refused = replaced(golden("a47_ins_deletion.hl7"), **{"MRG|": "MRG|NOBODY"})
         client.send(refused)
-    patients = records(hl7_daemon, EventId.PATIENT_RECORD)
+    patients = records(hl7_daemon, EventId.PATIENT_RECORD, 4)
     assert [event.action for event in patients][:3] == [Action.CREATE, Action.UPDATE, Action.UPDATE]
     merge = patients[2]
     assert [identifier.split("^")[0] for identifier in patient_ids(merge)] == ["IPP1001", "IPP1009"]
     assert len(patients) == 4 and patients[3].outcome is Outcome.MINOR_FAILURE
-    (order,) = records(hl7_daemon, EventId.PROCEDURE_RECORD)
+    (order,) = records(hl7_daemon, EventId.PROCEDURE_RECORD, 1)
     assert order.action is Action.CREATE
     assert patient_ids(order)[0].split("^")[0] == "IPP123"
     (planned,) = [item for item in order.objects if item.kind is ObjectKind.STUDY]

@@ -195,6 +195,17 @@ def test_recording_never_raises_and_keeps_the_event_for_later(tmp_path: Path) ->
     assert not trail.pending and trail.count() == 2 and trail.verify().intact
 
 
+def test_a_background_writer_appends_in_order_and_close_writes_everything(tmp_path: Path) -> None:
+    trail = AuditTrail(tmp_path / "audit.sqlite", background=True)
+    for number in range(300):
+        trail.record(viewed(number, user=f"user{number}"))
+    trail.close()
+    reopened = AuditTrail(trail.path)
+    assert reopened.verify().intact
+    assert [record.event.requestor.user_id for record in reopened.records()][:3] == ["user0", "user1", "user2"]  # type: ignore[union-attr]
+    assert reopened.count() == 300
+
+
 def test_retention_cutoff_counts_calendar_months() -> None:
     assert retention_cutoff(datetime(2026, 3, 31, 12, tzinfo=UTC), 12) == datetime(2025, 3, 31, 12, tzinfo=UTC)
     assert retention_cutoff(datetime(2026, 3, 31, tzinfo=UTC), 1) == datetime(2026, 2, 28, tzinfo=UTC)
