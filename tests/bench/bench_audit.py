@@ -1,11 +1,12 @@
 """`make bench` (audit part): what auditing costs on C-STORE and C-FIND (S2's target: under 5 %).
 
-The same archive daemon runs with auditing on, and off through the benchmark-only switch
-`APPLIANCE_AUDIT_OFF_FOR_BENCHMARK=1` (appliance/audit/activity.py), alternately, each on a fresh
-data folder: DCMTK's storescu sends a CT series of 512x512 16-bit slices on one association (one
-audit record per association), then a pynetdicom SCU sends study-level C-FINDs by Patient ID on an
-open association (one audit record per query). Every DCMTK client runs with TCP_NODELAY=1.
-Figures are medians over the rounds. Nothing here asserts: it prints.
+Two archive daemons run side by side, one audited, one with the benchmark-only switch
+`APPLIANCE_AUDIT_OFF_FOR_BENCHMARK=1` (appliance/audit/activity.py), and every request goes to both
+in alternating order, so that the load of a shared machine weighs on both alike: DCMTK's storescu
+sends each of ROUNDS CT series (512x512 16-bit slices) on one association (one audit record per
+association), then a pynetdicom SCU sends study-level C-FINDs by Patient ID on open associations
+(one audit record per query). Every DCMTK client runs with TCP_NODELAY=1. Figures are medians.
+Nothing here asserts: it prints.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from appliance.audit.activity import AUDIT_OFF_ENVIRONMENT
 from appliance.audit.events import Action, AuditEvent, EventId, Outcome, ParticipantRole, ae, patient, study
 from appliance.audit.trail import AuditTrail
 
-SERIES_SIZE = int(os.environ.get("BENCH_AUDIT_IMAGES", "300"))
+SERIES_SIZE = int(os.environ.get("BENCH_AUDIT_IMAGES", "200"))
 ROUNDS = int(os.environ.get("BENCH_AUDIT_ROUNDS", "5"))
 QUERY_REPEATS = 200
 ENVIRONMENT = {**os.environ, "TCP_NODELAY": "1"}
@@ -52,11 +53,16 @@ def store_seconds(archive: Daemon, series: Path) -> float:
     return time.perf_counter() - start
 
 
-def find_milliseconds(archive: Daemon, patient_id: str) -> float:
-    """Median latency of a study-level C-FIND by Patient ID, association kept open."""
-    association = associate(archive.port, StudyRootQueryRetrieveInformationModelFind, ae_title="FINDSCU")
-    samples = []
-    for _ in range(QUERY_REPEATS):
+def find_samples(on: Daemon, off: Daemon, patient_id: str) -> dict[bool, list[float]]:
+    """Study-level C-FIND latencies by Patient ID (milliseconds), associations kept open, sent to the
+    audited and the unaudited daemon in turn so that the machine's load weighs on both alike."""
+    associations = {
+        audited: associate(daemon.port, StudyRootQueryRetrieveInformationModelFind, ae_title="FINDSCU")
+        for audited, daemon in ((True, on), (False, off))
+    }
+    samples: dict[bool, list[float]] = {True: [], False: []}
+    for number in range(QUERY_REPEATS * 2):
+        audited = number % 4 in (0, 3)  # on, off, off, on, ...
         query = Dataset()
         query.QueryRetrieveLevel = "STUDY"
         query.PatientID = patient_id
@@ -64,11 +70,12 @@ def find_milliseconds(archive: Daemon, patient_id: str) -> float:
         query.PatientName = ""
         query.StudyDate = ""
         start = time.perf_counter()
-        answers = list(association.send_c_find(query, StudyRootQueryRetrieveInformationModelFind))
-        samples.append(time.perf_counter() - start)
+        answers = list(associations[audited].send_c_find(query, StudyRootQueryRetrieveInformationModelFind))
+        samples[audited].append((time.perf_counter() - start) * 1000)
         assert answers[-1][0].Status == 0
-    association.release()
-    return statistics.median(samples) * 1000
+    for association in associations.values():
+        association.release()
+    return samples
 
 
 def record_milliseconds(work: Path, background: bool) -> float:
@@ -97,44 +104,59 @@ def overhead(on: float, off: float) -> str:
 def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="appliance-bench-audit-"))
     try:
-        print(f"Generating a {SERIES_SIZE}-image CT series (512x512, 16-bit)...", flush=True)
-        series = work / "series"
-        write_series(series, SERIES_SIZE, "CT", PATIENTS[0])
-        warm_up = start_archive(work, "warm-up", False)  # page cache and imports, not measured
+        print(f"Generating {ROUNDS} CT series of {SERIES_SIZE} images (512x512, 16-bit)...", flush=True)
+        series = [work / f"series{number}" for number in range(ROUNDS)]
+        for directory in series:
+            write_series(directory, SERIES_SIZE, "CT", PATIENTS[0])
+        warm_up = work / "warm-up"
+        write_series(warm_up, 10, "CT", PATIENTS[0])
+        on, off = start_archive(work, "on", audited=True), start_archive(work, "off", audited=False)
         try:
-            store_seconds(warm_up, series)
+            for daemon in (on, off):
+                store_seconds(daemon, warm_up)  # page cache and first imports, not measured
+            stores: dict[bool, list[float]] = {True: [], False: []}
+            for number, directory in enumerate(series):  # each series to both, in alternating order
+                for audited in (False, True) if number % 2 == 0 else (True, False):
+                    stores[audited].append(store_seconds(on if audited else off, directory))
+            finds = find_samples(on, off, PATIENTS[0].patient_id)
         finally:
-            warm_up.stop()
-        stores: dict[bool, list[float]] = {True: [], False: []}
-        finds: dict[bool, list[float]] = {True: [], False: []}
-        for round_number in range(ROUNDS):
-            for audited in (False, True) if round_number % 2 == 0 else (True, False):
-                archive = start_archive(work, f"round{round_number}-{'on' if audited else 'off'}", audited)
-                try:
-                    stores[audited].append(store_seconds(archive, series))
-                    finds[audited].append(find_milliseconds(archive, PATIENTS[0].patient_id))
-                finally:
-                    archive.stop()
-        store_on, store_off = statistics.median(stores[True]), statistics.median(stores[False])
-        find_on, find_off = statistics.median(finds[True]), statistics.median(finds[False])
-        print(f"\nAudit cost ({ROUNDS} rounds each, medians; target: overhead < 5 %):")
-        print(f"  {'C-STORE ' + str(SERIES_SIZE) + ' CT images, 1 association':<44} {'off':>10} {'on':>10}  overhead")
-        print(f"  {'':<44} {store_off:>8.2f} s {store_on:>8.2f} s  {overhead(store_on, store_off)}")
-        print(f"  {'C-FIND study by Patient ID (median of 200)':<44} {find_off:>7.2f} ms {find_on:>7.2f} ms  "
-              f"{overhead(find_on, find_off)}")  # fmt: skip
-        print(f"  rounds, C-STORE s   off: {' '.join(f'{value:.2f}' for value in stores[False])}"
-              f"   on: {' '.join(f'{value:.2f}' for value in stores[True])}")  # fmt: skip
-        print(f"  rounds, C-FIND ms   off: {' '.join(f'{value:.2f}' for value in finds[False])}"
-              f"   on: {' '.join(f'{value:.2f}' for value in finds[True])}")  # fmt: skip
-        cost = record_milliseconds(work, background=False)
-        queued = record_milliseconds(work, background=True)
-        print(f"  one AuditTrail.record in the caller's thread (chained, committed): {cost:.3f} ms"
-              f" = {cost / find_off * 100:.1f} % of a C-FIND")  # fmt: skip
-        print(f"  one AuditTrail.record queued for the daemons' writer thread: {queued:.4f} ms"
-              f" = {queued / find_off * 100:.2f} % of a C-FIND")  # fmt: skip
+            on.stop()
+            off.stop()
+        report(stores, finds, work)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return 0
+
+
+def report(stores: dict[bool, list[float]], finds: dict[bool, list[float]], work: Path) -> None:
+    store_on, store_off = statistics.median(stores[True]), statistics.median(stores[False])
+    find_on, find_off = statistics.median(finds[True]), statistics.median(finds[False])
+    ratios = [on / off for on, off in zip(stores[True], stores[False], strict=True)]
+    print("\nAudit cost (daemons side by side, requests alternated; target: overhead < 5 %):")
+    print(f"  {'':<52} {'off':>10} {'on':>10}  overhead")
+    print(
+        f"  {f'C-STORE {SERIES_SIZE} CT images, 1 association (median of {ROUNDS})':<52} {store_off:>8.2f} s "
+        f"{store_on:>8.2f} s  {overhead(store_on, store_off)}"
+        f" (median of pairs {statistics.median(ratios) * 100 - 100:+.1f} %)"
+    )
+    print(
+        f"  {f'C-FIND study by Patient ID (median of {QUERY_REPEATS})':<52} {find_off:>7.2f} ms {find_on:>7.2f} ms  "
+        f"{overhead(find_on, find_off)}"
+    )
+    print(
+        f"  C-STORE rounds, s   off: {' '.join(f'{value:.2f}' for value in stores[False])}"
+        f"   on: {' '.join(f'{value:.2f}' for value in stores[True])}"
+    )
+    cost = record_milliseconds(work, background=False)
+    queued = record_milliseconds(work, background=True)
+    print(
+        f"  one AuditTrail.record in the caller's thread (chained, committed): {cost:.3f} ms"
+        f" = {cost / find_off * 100:.1f} % of a C-FIND"
+    )
+    print(
+        f"  one AuditTrail.record queued for the daemons' writer thread: {queued:.4f} ms"
+        f" = {queued / find_off * 100:.2f} % of a C-FIND"
+    )
 
 
 if __name__ == "__main__":
