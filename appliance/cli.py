@@ -1,6 +1,6 @@
 """`appliance`: the command line of the appliance (configuration, index, archive maintenance, worklist
 preview, the outbox, sending an HL7 message by hand, the box's TLS certificates, the long jobs of the
-background worker).
+background worker, the audit trail).
 
 Commands that read the archive say which data folder they read, and refuse a folder that holds no
 archive rather than create an empty one. Long commands show a progress bar on a terminal (stderr).
@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import argparse
 import getpass
+import os
 import sys
 import time
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
@@ -38,6 +39,9 @@ from appliance.archive.lossless import (
 from appliance.archive.reconciliation import AttachOutcome, attach_study, unreconciled_studies
 from appliance.archive.statistics import archive_statistics
 from appliance.archive.storage import FileStore
+from appliance.audit.activity import audit_source, local_user, this_application
+from appliance.audit.export import export_event, write_csv, write_xml
+from appliance.audit.trail import AuditFilter, AuditTrail, ChainReport, retention_cutoff
 from appliance.config import Config, ConfigError, load_config
 from appliance.config.sample import reference_markdown, sample_yaml
 from appliance.daemons.runtime import IndexBusy, add_location_options, index_to_myself, loader, open_index
@@ -63,6 +67,7 @@ def parser() -> argparse.ArgumentParser:
     add_hl7_commands(commands)
     add_tls_commands(commands)
     add_jobs_commands(commands)
+    add_audit_commands(commands)
     return top
 
 
@@ -146,6 +151,26 @@ def add_tls_commands(commands: argparse._SubParsersAction[argparse.ArgumentParse
     add_location_options(actions.add_parser("show", help="print the certificates in force and their fingerprints"))
 
 
+def add_audit_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    audit = commands.add_parser("audit", help="the audit trail: who accessed which patient data, when, from where")
+    actions = audit.add_subparsers(dest="action", required=True)
+    add_location_options(actions.add_parser("verify", help="recompute the hash chain; name each record that breaks it"))
+    export = actions.add_parser(
+        "export", help="export records as CSV or DICOM AuditMessage XML (the export is recorded)"
+    )
+    add_location_options(export)
+    export.add_argument("--format", choices=["csv", "xml"], default="csv", help="csv (default) or xml")
+    export.add_argument("--patient", default="", help="only the records naming this patient ID (IPP)")
+    export.add_argument("--user", default="", help="only the records of this requestor (account, AE title)")
+    export.add_argument("--since", type=date.fromisoformat, help="first day (YYYY-MM-DD, local time)")
+    export.add_argument("--until", type=date.fromisoformat, help="last day included (YYYY-MM-DD, local time)")
+    export.add_argument("--output", type=Path, help="file to write (created 0600); default: standard output")
+    purge = actions.add_parser(
+        "purge", help="remove the records older than audit.retention_months (the worker does it daily)"
+    )
+    add_location_options(purge)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     arguments = parser().parse_args(argv)
     try:
@@ -155,6 +180,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return send_message(arguments.file, arguments.host, arguments.port)
         if arguments.command == "tls":
             return tls_command(loader(arguments)(), arguments)
+        if arguments.command == "audit":
+            return audit_command(loader(arguments)(), arguments)
         return runtime_command(arguments)
     except (ConfigError, NoArchive, IndexBusy, certificates.CertificateError, jobs.JobError) as error:
         print(error, file=sys.stderr)
@@ -248,6 +275,69 @@ def print_certificate(role: str, path: Path) -> None:
     if names:
         print(f"  names    {', '.join(names)}")
     print(f"  SHA-256  {certificates.fingerprint(certificate)}")
+
+
+def audit_command(config: Config, arguments: argparse.Namespace) -> int:
+    path = config.audit.database
+    if not path.is_file():
+        print(f"no audit trail at {path} ({config.source})", file=sys.stderr)
+        return 2
+    trail = AuditTrail(path)
+    try:
+        if arguments.action == "verify":
+            return print_audit_verify(path, trail.verify())
+        if arguments.action == "purge":
+            cutoff = retention_cutoff(datetime.now(UTC), config.audit.retention_months)
+            report = trail.purge(cutoff, local_user(), this_application("appliance-cli"))
+            print(f"purged {report.removed} record(s) recorded before {cutoff:%Y-%m-%d %H:%M} UTC")
+            return 0
+        return export_audit(config, trail, arguments)
+    finally:
+        trail.close()
+
+
+def print_audit_verify(path: Path, report: ChainReport) -> int:
+    """Each break with its seq; 0 when the chain is intact."""
+    state = "intact" if report.intact else f"BROKEN at {len(report.breaks)} record(s)"
+    print(f"{path}: {report.checked} record(s), seq {report.first_seq}..{report.last_seq}, {state}")
+    print(f"last hash {report.last_hash}")
+    for found in report.breaks[:1000]:
+        print(f"  seq {found.seq}: {found.problem}")
+    return 0 if report.intact else 1
+
+
+def local_midnight(day: date | None) -> datetime | None:
+    return datetime.combine(day, datetime.min.time()).astimezone() if day else None
+
+
+def export_audit(config: Config, trail: AuditTrail, arguments: argparse.Namespace) -> int:
+    """Write the selected records, then record the export (110101) with the local user as requestor."""
+    until = arguments.until + timedelta(days=1) if arguments.until else None
+    selection = AuditFilter(arguments.patient, arguments.user, None, local_midnight(arguments.since),
+                            local_midnight(until))  # fmt: skip
+    count = -1
+    try:
+        count = write_export(config, trail, selection, arguments.format, arguments.output)
+    finally:
+        event = export_event(selection, arguments.format, local_user(), this_application("appliance-cli"), count)
+        trail.record(event)
+    print(f"exported {count} record(s)", file=sys.stderr)
+    return 0
+
+
+def write_export(config: Config, trail: AuditTrail, selection: AuditFilter, kind: str, output: Path | None) -> int:
+    records = trail.records(selection)
+    if output is None:
+        if kind == "csv":
+            return write_csv(records, sys.stdout)
+        sys.stdout.flush()
+        return write_xml(records, sys.stdout.buffer, audit_source(config))
+    descriptor = os.open(output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    if kind == "csv":
+        with open(descriptor, "w", encoding="utf-8", newline="") as text_file:
+            return write_csv(records, text_file)
+    with open(descriptor, "wb") as binary_file:
+        return write_xml(records, binary_file, audit_source(config))
 
 
 def runtime_command(arguments: argparse.Namespace) -> int:

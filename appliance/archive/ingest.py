@@ -22,7 +22,7 @@ import enum
 import hashlib
 import logging
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
@@ -60,6 +60,7 @@ class IncomingObject:
 class StoreResult:
     outcome: StoreOutcome
     detail: str = ""
+    attributes: InstanceAttributes | None = None  # what was read from the object (None when unreadable)
 
 
 class Ingest:
@@ -81,7 +82,7 @@ class Ingest:
         ):
             return StoreResult(StoreOutcome.REFUSED_MISMATCH, "SOP UIDs differ from the C-STORE request")
         with self.stripe(attributes.sop_instance_uid):
-            return self.store_parsed(incoming, attributes)
+            return replace(self.store_parsed(incoming, attributes), attributes=attributes)
 
     def stripe(self, sop_instance_uid: str) -> threading.Lock:
         return self.stripes[hash(sop_instance_uid) % LOCK_STRIPES]

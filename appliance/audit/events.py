@@ -9,10 +9,16 @@ checked against pydicom's code dictionary by the tests.
 
 from __future__ import annotations
 
+import functools
+import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import Enum, IntEnum, StrEnum
-from typing import Protocol
+from typing import ParamSpec, Protocol
+
+LOGGER = logging.getLogger(__name__)
+Arguments = ParamSpec("Arguments")
 
 
 class Coded(Enum):
@@ -35,6 +41,7 @@ class EventId(Coded):  # PS3.15 A.5.3, CID 403 (DCM)
     STUDY_DELETED = ("110105", "DICOM Study Deleted")
     EXPORT = ("110106", "Export")
     PATIENT_RECORD = ("110110", "Patient Record")
+    PROCEDURE_RECORD = ("110111", "Procedure Record")
     QUERY = ("110112", "Query")
     SECURITY_ALERT = ("110113", "Security Alert")
     USER_AUTHENTICATION = ("110114", "User Authentication")
@@ -54,6 +61,7 @@ class EventType(Coded):  # CID 401 (Security Alert types) and CID 403 (user auth
 
 class ParticipantRole(Coded):  # CID 402
     APPLICATION = ("110150", "Application")
+    APPLICATION_LAUNCHER = ("110151", "Application Launcher")
     DESTINATION = ("110152", "Destination Role ID")
     SOURCE = ("110153", "Source Role ID")
 
@@ -146,6 +154,20 @@ class Recorder(Protocol):
     def record(self, event: AuditEvent) -> None: ...
 
 
+def never_raises(function: Callable[Arguments, None]) -> Callable[Arguments, None]:
+    """For the edges' helpers that build events inside a protocol handler: a bug there is logged
+    (with its traceback, never the event) and the image, query or message goes on."""
+
+    @functools.wraps(function)
+    def guarded(*arguments: Arguments.args, **keywords: Arguments.kwargs) -> None:
+        try:
+            function(*arguments, **keywords)
+        except Exception:  # auditing must never make a request fail
+            LOGGER.exception("audit event not recorded")
+
+    return guarded
+
+
 def person(username: str, address: str, full_name: str = "", requestor: bool = True) -> Participant:
     """A console user, the requestor unless said otherwise."""
     return Participant(username, requestor, ParticipantKind.PERSON, address, full_name)
@@ -166,6 +188,16 @@ def ae(ae_title: str, address: str, requestor: bool, role: ParticipantRole | Non
 def patient(patient_id: str, name: str = "") -> ParticipantObject:
     """A patient, by ID in CX form (`ID^^^&OID&ISO` or `ID^^^AUTHORITY`) and DICOM name."""
     return ParticipantObject(ObjectKind.PATIENT, patient_id, name)
+
+
+def patient_number(patient_id: str, issuer: str = "") -> str:
+    """A patient ID in CX form with its issuer: `ID^^^&OID&ISO` for an OID, `ID^^^ISSUER` for a
+    namespace, the bare ID when there is no issuer."""
+    if not issuer:
+        return patient_id
+    if all(part.isdigit() for part in issuer.split(".")):
+        return f"{patient_id}^^^&{issuer}&ISO"
+    return f"{patient_id}^^^{issuer}"
 
 
 def study(study_uid: str, accession_number: str = "", instances: tuple[tuple[str, int], ...] = ()) -> ParticipantObject:

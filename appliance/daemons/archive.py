@@ -18,10 +18,13 @@ from appliance.archive.commitment import CHANNEL
 from appliance.archive.index import Index
 from appliance.archive.ingest import Ingest
 from appliance.archive.storage import FileStore
+from appliance.audit.activity import close_trail, open_trail
+from appliance.audit.trail import AuditTrail, DiscardingRecorder
 from appliance.daemons import runtime as process
 from appliance.daemons.dicom_server import DicomServer, start_dicom_server
 from appliance.daemons.loops import Loop
 from appliance.dicom.archive_scp import ArchiveServices
+from appliance.dicom.audit import DicomAudit
 from appliance.dicom.commitment_scp import CommitmentReporter, CommitmentServices
 from appliance.dicom.contexts import add_archive_contexts
 from appliance.dicom.mpps_scp import PerformedStepServices
@@ -31,6 +34,7 @@ from appliance.outbox.courier import Courier
 
 LOGGER = logging.getLogger(__name__)
 
+APPLICATION = "appliance-dicom"
 COMMITMENT_RETRY = RetryPolicy(initial_seconds=2, maximum_seconds=300, refusals_before_parking=3)
 DELIVERY_IDLE = timedelta(seconds=1)
 
@@ -53,7 +57,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     policy = AccessPolicy(runtime.settings, "archive")
     received = threading.Event()
     ingest = Ingest(files, Index(runtime.engine))
-    archive = ArchiveServices(runtime.settings, runtime.engine, files, ingest, policy)
+    trail = open_trail(config, APPLICATION)
+    archive = ArchiveServices(runtime.settings, runtime.engine, files, ingest, policy, DicomAudit(trail))
     performed = PerformedStepServices(runtime.engine, policy)
     commitments = CommitmentServices(runtime.settings, runtime.engine, policy, received)
     handlers = [*archive.handlers(), *performed.handlers(), *commitments.handlers()]
@@ -68,13 +73,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         (config.dicom.bind_address, config.dicom.port),
     )  # fmt: skip
     if server is None:
+        close_trail(trail, APPLICATION)
         return 1
     checker.start()
     reporter.start()
-    return serve(runtime, server, checker, reporter)
+    return serve(runtime, server, checker, reporter, trail)
 
 
-def serve(runtime: process.Runtime, server: DicomServer, checker: Loop, reporter: Loop) -> int:
+def serve(
+    runtime: process.Runtime, server: DicomServer, checker: Loop, reporter: Loop, trail: AuditTrail | DiscardingRecorder
+) -> int:
     try:
         return process.serve(
             runtime,
@@ -85,6 +93,7 @@ def serve(runtime: process.Runtime, server: DicomServer, checker: Loop, reporter
         server.stop()
         checker.stop()
         reporter.stop()
+        close_trail(trail, APPLICATION)
         runtime.engine.dispose()
         LOGGER.info("%s stopped", server.name)
 

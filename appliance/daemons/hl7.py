@@ -15,13 +15,17 @@ from datetime import timedelta
 
 from sqlalchemy import Engine
 
+from appliance.audit.activity import close_trail, host_name, open_trail
+from appliance.audit.events import Participant, ParticipantKind, ParticipantRole, Recorder
+from appliance.audit.trail import DiscardingRecorder
 from appliance.config import Config
 from appliance.daemons import runtime as process
 from appliance.daemons.loops import Loop
+from appliance.hl7.audit import Hl7Audit
 from appliance.hl7.handlers import ApplyOrder, Policies
 from appliance.hl7.mllp import MllpServer
 from appliance.hl7.outbound import CHANNEL, RisSender, enqueue_events
-from appliance.hl7.pdq import answer_pdq
+from appliance.hl7.pdq import audited_pdq
 from appliance.hl7.router import Identity, Receiver, handler_table
 from appliance.hl7.segments import PractisePolicy
 from appliance.outbox import RetryPolicy
@@ -32,11 +36,14 @@ from appliance.worklist.scheduling import apply_order
 LOGGER = logging.getLogger(__name__)
 
 ENQUEUE_EVERY = timedelta(seconds=1)
+APPLICATION = "appliance-hl7"
 
 
-def build_receiver(engine: Engine, config: Config, apply: ApplyOrder = apply_order) -> Receiver:
+def build_receiver(
+    engine: Engine, config: Config, apply: ApplyOrder = apply_order, recorder: Recorder | None = None
+) -> Receiver:
     receiver = Receiver(engine, {}, identity_of(config))
-    configure(receiver, config, apply)
+    configure(receiver, config, apply, recorder or DiscardingRecorder())
     return receiver
 
 
@@ -45,8 +52,10 @@ def identity_of(config: Config) -> Identity:
     return Identity(hl7.application, hl7.facility, hl7.accepted_sending_facilities)
 
 
-def configure(receiver: Receiver, config: Config, apply: ApplyOrder = apply_order) -> None:
-    """Bind the message handlers to `config` (at start, and again on each reload)."""
+def configure(
+    receiver: Receiver, config: Config, apply: ApplyOrder = apply_order, recorder: Recorder | None = None
+) -> None:
+    """Bind the message handlers and the audit to `config` (at start, and again on each reload)."""
     policies = Policies(
         practise=PractisePolicy(config.hl7.patient_id_authority),
         identity=IdentityPolicy(refuse_test_ins=config.hl7.refuse_test_ins),
@@ -56,7 +65,11 @@ def configure(receiver: Receiver, config: Config, apply: ApplyOrder = apply_orde
     engine = receiver.engine
     receiver.identity = identity
     receiver.handlers = handler_table(policies, apply)
-    receiver.queries = {("QBP", "Q22"): lambda message: answer_pdq(engine, message, identity, policies.practise)}
+    listener = Participant(f"{identity.application}|{identity.facility}", False, ParticipantKind.NODE, host_name(),
+                           role=ParticipantRole.DESTINATION)  # fmt: skip
+    audit = Hl7Audit(recorder or DiscardingRecorder(), policies.practise, listener)
+    receiver.audit = audit
+    receiver.queries = {("QBP", "Q22"): audited_pdq(engine, identity, policies.practise, audit)}
 
 
 def start_listener(config: Config, receiver: Receiver) -> tuple[MllpServer, threading.Thread] | None:
@@ -89,13 +102,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     runtime = process.start(argv, "The HL7 link with the RIS: MLLP listener and outbound queue.")
     if runtime is None:
         return 2
-    receiver = build_receiver(runtime.engine, runtime.config)
-    runtime.reloaded.append(lambda config: configure(receiver, config))
+    trail = open_trail(runtime.config, APPLICATION)
+    receiver = build_receiver(runtime.engine, runtime.config, recorder=trail)
+    runtime.reloaded.append(lambda config: configure(receiver, config, recorder=trail))
     recovered = receiver.recover()
     if recovered:
         LOGGER.warning("applied %d message(s) stored before the last stop", recovered)
     listening = start_listener(runtime.config, receiver)
     if listening is None:
+        close_trail(trail, APPLICATION)
         return 1
     server, thread = listening
     enqueuer = Loop("hl7-enqueue", lambda: enqueue_round(runtime), ENQUEUE_EVERY)
@@ -117,6 +132,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         server.stop()
         enqueuer.stop()
         deliverer.stop()
+        close_trail(trail, APPLICATION)
         runtime.engine.dispose()
         LOGGER.info("HL7 listener stopped")
 

@@ -25,7 +25,7 @@ from __future__ import annotations
 import logging
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -35,7 +35,8 @@ from gunicorn.arbiter import Arbiter
 from sqlalchemy import Engine
 
 from appliance import systemd
-from appliance.audit.events import AuditEvent, Recorder
+from appliance.audit.activity import close_trail, open_trail
+from appliance.audit.trail import AuditTrail, DiscardingRecorder
 from appliance.config import Config, Settings
 from appliance.daemons import runtime as process
 from appliance.db import create_index_engine
@@ -53,20 +54,7 @@ KEEPALIVE_SECONDS = 5
 # Who may set X-Forwarded-For and X-Forwarded-Proto: nginx, on the same box.
 PROXIES = "127.0.0.1,::1"
 
-OpenAudit = Callable[[Config], Recorder]
-
-
-class PendingAuditTrail:
-    """PLACEHOLDER until `appliance.audit.trail.AuditTrail` is merged: logs that an event happened
-    (its code only, never its patient data)."""
-
-    def record(self, event: AuditEvent) -> None:
-        LOGGER.debug("audit event %s %s (no audit trail in this build)", event.event.code, event.action)
-
-
-def open_audit(config: Config) -> Recorder:
-    """The audit trail of `config.audit.database`, opened in each worker."""
-    return PendingAuditTrail()
+APPLICATION = "appliance-web"
 
 
 class Watchdog:
@@ -146,11 +134,11 @@ def peer_of(environ: dict[str, Any]) -> str:
 class ConsoleServer(BaseApplication):  # type: ignore[misc]
     """gunicorn embedded: options from the configuration, one Flask application per worker."""
 
-    def __init__(self, settings: Settings, audit: OpenAudit = open_audit) -> None:
+    def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.open_audit = audit
         self.address = bind_address(settings.current)
         self.engine: Engine | None = None
+        self.trail: AuditTrail | DiscardingRecorder | None = None
         super().__init__(prog="appliance-web")
 
     def load_config(self) -> None:
@@ -173,9 +161,13 @@ class ConsoleServer(BaseApplication):  # type: ignore[misc]
         """In each worker, after the fork: its own index engine, audit recorder and application."""
         config = self.settings.current
         self.engine = create_index_engine(config.database_url)
-        return create_app(self.settings, self.engine, self.open_audit(config))
+        self.trail = open_trail(config, APPLICATION)
+        return create_app(self.settings, self.engine, self.trail)
 
     def worker_exit(self, _arbiter: Any, _worker: Any) -> None:
+        """A worker leaving: the audit events it still holds are written, its index closed."""
+        if self.trail is not None:
+            close_trail(self.trail, APPLICATION)
         if self.engine is not None:
             self.engine.dispose()
 

@@ -1,6 +1,8 @@
 """`appliance-worker`: the background work that follows the change feed, off the ingest path:
 verified lossless compression, and image availability for the RIS (later: dose, forwarding, tiers);
-and the long jobs queued from the console or `appliance jobs start` (`appliance.jobs`), one at a time.
+the long jobs queued from the console or `appliance jobs start` (`appliance.jobs`), one at a time;
+and the audit trail's upkeep: the retention purge once a day, the copy to the audit repository
+(syslog) when one is configured.
 
 Each consumer keeps its own cursor in the feed, so the worker can stop and restart at any time
 without losing work; a job in flight when it stops goes back to the queue.
@@ -12,12 +14,15 @@ import logging
 import threading
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from appliance.archive.index import Index
 from appliance.archive.lossless import SYNTAXES, CompressionReport, LosslessCompressor
 from appliance.archive.storage import FileStore
-from appliance.audit.events import AuditEvent, Recorder
+from appliance.audit.activity import audit_source, close_trail, local_user, open_trail, this_application
+from appliance.audit.events import Recorder
+from appliance.audit.syslog import SyslogForwarder
+from appliance.audit.trail import AuditTrail, DiscardingRecorder, retention_cutoff
 from appliance.config import Config
 from appliance.daemons import runtime as process
 from appliance.daemons.loops import Loop
@@ -27,6 +32,8 @@ from appliance.worklist.availability import announce_complete_studies
 LOGGER = logging.getLogger(__name__)
 
 IDLE = timedelta(seconds=2)
+APPLICATION = "appliance-worker"
+PURGE_EVERY = timedelta(days=1)
 
 
 def compressor_of(config: Config, index: Index) -> LosslessCompressor:
@@ -62,22 +69,6 @@ def availability_round(runtime: process.Runtime) -> int:
     return 0  # rounds are paced by IDLE whatever they found
 
 
-class LoggedEvents:
-    """Where job events go until the audit trail (`appliance.audit.trail`) is given to the worker:
-    the log (a job event names no patient)."""
-
-    def record(self, event: AuditEvent) -> None:
-        job = event.objects[0] if event.objects else None
-        LOGGER.info(
-            "audit: %s job %s for %s, outcome %d %s",
-            job.name if job else "?",
-            job.object_id if job else "?",
-            event.requestor.user_id if event.requestor else "?",
-            event.outcome,
-            event.outcome_description,
-        )
-
-
 def jobs_loop(
     runtime: process.Runtime, executor: ProcessPoolExecutor | None, recorder: Recorder, stopping: threading.Event
 ) -> Loop:
@@ -90,18 +81,38 @@ def jobs_loop(
     return Loop("jobs", round_of_jobs, IDLE)
 
 
-def main(argv: Sequence[str] | None = None, recorder: Recorder | None = None) -> int:
+def purge_round(runtime: process.Runtime, trail: AuditTrail) -> int:
+    """Remove the audit records past `audit.retention_months` (read at each round)."""
+    cutoff = retention_cutoff(datetime.now(UTC), runtime.config.audit.retention_months)
+    trail.purge(cutoff, local_user(), this_application(APPLICATION))
+    return 0  # once a day, whatever it removed
+
+
+def audit_loops(runtime: process.Runtime, trail: AuditTrail | DiscardingRecorder) -> list[Loop]:
+    """The daily purge, and the syslog copy when a repository is configured (at start)."""
+    if not isinstance(trail, AuditTrail):
+        return []
+    loops = [Loop("audit-purge", lambda: purge_round(runtime, trail), PURGE_EVERY)]
+    config = runtime.config
+    if config.audit.syslog.enabled:
+        forwarder = SyslogForwarder(trail, config.audit.syslog, audit_source(config))
+        loops.append(Loop("audit-syslog", forwarder.forward, IDLE))
+    return loops
+
+
+def main(argv: Sequence[str] | None = None) -> int:
     runtime = process.start(argv, "Background worker: verified lossless compression, image availability, jobs.")
     if runtime is None:
         return 2
     config = runtime.config
-    loops = [Loop("availability", lambda: availability_round(runtime), IDLE * 2)]
+    trail = open_trail(config, APPLICATION)
+    loops = [Loop("availability", lambda: availability_round(runtime), IDLE * 2), *audit_loops(runtime, trail)]
     executor = ProcessPoolExecutor(max_workers=config.lossless.worker_processes) if config.lossless.enabled else None
     if executor is not None:
         compressor = compressor_of(config, Index(runtime.engine))
         loops.append(Loop("lossless", lambda: compress_round(compressor, executor), IDLE))
     stopping = threading.Event()
-    loops.append(jobs_loop(runtime, executor, recorder or LoggedEvents(), stopping))
+    loops.append(jobs_loop(runtime, executor, trail, stopping))
     for loop in loops:
         loop.start()
     print(f"background worker running (lossless compression {'on' if executor else 'off'})", flush=True)
@@ -110,6 +121,7 @@ def main(argv: Sequence[str] | None = None, recorder: Recorder | None = None) ->
     finally:
         stopping.set()  # a job in flight goes back to the queue at its next checkpoint
         stop(loops, executor)
+        close_trail(trail, APPLICATION)
         runtime.engine.dispose()
 
 

@@ -9,13 +9,17 @@ from collections.abc import Sequence
 
 from pynetdicom import AE
 
+from appliance.audit.activity import close_trail, open_trail
 from appliance.daemons import runtime as process
 from appliance.daemons.dicom_server import start_dicom_server
+from appliance.dicom.audit import DicomAudit
 from appliance.dicom.contexts import QUERY_TRANSFER_SYNTAXES, VERIFICATION
 from appliance.dicom.peers import AccessPolicy
 from appliance.dicom.worklist_scp import MODALITY_WORKLIST_FIND, WorklistService
 
 LOGGER = logging.getLogger(__name__)
+
+APPLICATION = "appliance-worklist"
 
 
 def add_worklist_contexts(ae: AE) -> None:
@@ -28,11 +32,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     if runtime is None:
         return 2
     worklist = runtime.config.worklist
-    service = WorklistService(runtime.settings, runtime.engine, AccessPolicy(runtime.settings, "worklist"))
+    trail = open_trail(runtime.config, APPLICATION)
+    policy = AccessPolicy(runtime.settings, "worklist")
+    service = WorklistService(runtime.settings, runtime.engine, policy, DicomAudit(trail))
     name = f"worklist {worklist.ae_title}"
     address = (worklist.bind_address, worklist.port)
     server = start_dicom_server(runtime, name, worklist.ae_title, add_worklist_contexts, service.handlers(), address)
     if server is None:
+        close_trail(trail, APPLICATION)
         return 1
     try:
         return process.serve(
@@ -40,6 +47,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
     finally:
         server.stop()
+        close_trail(trail, APPLICATION)
         runtime.engine.dispose()
         LOGGER.info("%s stopped", server.name)
 

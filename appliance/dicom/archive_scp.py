@@ -24,8 +24,10 @@ from appliance.archive.ingest import IncomingObject, Ingest, StoreOutcome
 from appliance.archive.retrieve import RetrievePlan, plan
 from appliance.archive.search import QueryError, find
 from appliance.archive.storage import FileStore
+from appliance.audit.events import Outcome, ParticipantRole, ae
 from appliance.config import Settings
 from appliance.dicom import statuses
+from appliance.dicom.audit import DicomAudit, QueryReport, RetrieveReport
 from appliance.dicom.contexts import FIND_MODELS, GET_MODELS, MOVE_MODELS
 from appliance.dicom.identifiers import IdentifierError, query_of, response_identifier
 from appliance.dicom.peers import AccessPolicy, caller
@@ -67,6 +69,7 @@ class ArchiveServices:
     files: FileStore
     ingest: Ingest
     policy: AccessPolicy
+    audit: DicomAudit
 
     def handlers(self) -> list[Any]:
         return [
@@ -94,6 +97,7 @@ class ArchiveServices:
         LOGGER.info("association from %s (%s) established", caller(event), event.assoc.requestor.address)
 
     def on_closed(self, event: Event) -> None:
+        self.audit.association_ended(event)
         tally = STORED.pop(event.assoc, None)
         if tally is not None and tally.count:
             LOGGER.info("association from %s (%s): %s", caller(event), event.assoc.requestor.address, tally.summary())
@@ -114,12 +118,21 @@ class ArchiveServices:
         )
         result = self.ingest.store(incoming)
         STORED.setdefault(event.assoc, StoreTally()).add(result.outcome, len(incoming.encoded))
+        self.audit.stored(event.assoc, result)
         log_store(event, incoming, result.outcome, result.detail)
         return STORE_STATUS[result.outcome]
 
     def on_find(self, event: Event) -> Iterator[tuple[int, Dataset | None]]:
+        report = QueryReport()
+        try:
+            yield from self.find_responses(event, report)
+        finally:
+            self.audit.queried(event, str(event.request.AffectedSOPClassUID), report)
+
+    def find_responses(self, event: Event, report: QueryReport) -> Iterator[tuple[int, Dataset | None]]:
         if not self.policy.may(event.assoc, "query"):
             LOGGER.warning("C-FIND from %s refused: no query right", caller(event))
+            report.failed(Outcome.MINOR_FAILURE, "no query right")
             yield statuses.NOT_AUTHORIZED, None
             return
         model = FIND_MODELS[str(event.request.AffectedSOPClassUID)]
@@ -131,10 +144,12 @@ class ArchiveServices:
             rows = find(self.engine, query, dicom.maximum_find_results)
         except (IdentifierError, QueryError) as error:
             LOGGER.warning("C-FIND from %s refused: %s", caller(event), error)
+            report.failed(Outcome.MINOR_FAILURE, "invalid query")
             yield statuses.DATASET_DOES_NOT_MATCH, None
             return
         except SQLAlchemyError:
             LOGGER.exception("C-FIND from %s failed", caller(event))
+            report.failed(Outcome.SERIOUS_FAILURE, "the index did not answer")
             yield statuses.UNABLE_TO_PROCESS, None
             return
         limit = dicom.maximum_find_results
@@ -143,44 +158,68 @@ class ArchiveServices:
             if event.is_cancelled:
                 yield statuses.CANCEL, None
                 return
+            report.answered(row.get("PatientID"), row.get("IssuerOfPatientID"), row.get("PatientName"))
             yield statuses.PENDING, response_identifier(row, request, query.level, dicom.ae_title)
         if len(rows) > limit:
             LOGGER.warning("C-FIND from %s: more than %d matches, answer cut", caller(event), limit)
             yield statuses.OUT_OF_RESOURCES, None
 
     def on_get(self, event: Event) -> Iterator[Any]:
+        report = RetrieveReport()
+        try:
+            yield from self.get_responses(event, report)
+        finally:
+            self.audit.retrieved(event, report, self.engine)
+
+    def get_responses(self, event: Event, report: RetrieveReport) -> Iterator[Any]:
         if not self.policy.may(event.assoc, "retrieve"):
             LOGGER.warning("C-GET from %s refused: no retrieve right", caller(event))
+            report.refused(Outcome.MINOR_FAILURE, "no retrieve right")
             refuse_retrieve(event.assoc, statuses.NOT_AUTHORIZED)
             yield 0
             return
         found = self.plan_of(event, GET_MODELS)
         if found is None:
+            report.refused(Outcome.MINOR_FAILURE, "invalid query")
             refuse_retrieve(event.assoc, statuses.IDENTIFIER_DOES_NOT_MATCH)
             yield 0
             return
         LOGGER.info("C-GET from %s: %d instance(s)", caller(event), len(found.items))
+        report.planned = len(found.items)
         yield len(found.items)
-        yield from self.sub_operations(event, found)
+        yield from self.sub_operations(event, found, report)
 
     def on_move(self, event: Event) -> Iterator[Any]:
+        report = RetrieveReport()
+        try:
+            yield from self.move_responses(event, report)
+        finally:
+            self.audit.retrieved(event, report, self.engine)
+
+    def move_responses(self, event: Event, report: RetrieveReport) -> Iterator[Any]:
         if not self.policy.may(event.assoc, "retrieve"):
             LOGGER.warning("C-MOVE from %s refused: no retrieve right", caller(event))
+            report.refused(Outcome.MINOR_FAILURE, "no retrieve right")
             refuse_retrieve(event.assoc, statuses.NOT_AUTHORIZED)
             yield None, None
             return
-        destination = self.settings.current.peer(str(event.move_destination).strip())
+        named = str(event.move_destination).strip()
+        destination = self.settings.current.peer(named)
+        report.destination = ae(named, destination.host if destination else "", False, ParticipantRole.DESTINATION)
         if destination is None:
             LOGGER.warning(
                 "C-MOVE from %s: destination %s is not a configured peer", caller(event), event.move_destination
             )
+            report.refused(Outcome.MINOR_FAILURE, "unknown move destination")
             yield None, None
             return
         found = self.plan_of(event, MOVE_MODELS)
         if found is None:
+            report.refused(Outcome.MINOR_FAILURE, "invalid query")
             refuse_retrieve(event.assoc, statuses.IDENTIFIER_DOES_NOT_MATCH)
             yield None, None
             return
+        report.planned = len(found.items)
         options = {
             "contexts": proposed_contexts(found),
             "evt_handlers": [*REQUESTOR_HANDLERS, (evt.EVT_ESTABLISHED, self.on_sub_association)],
@@ -189,7 +228,7 @@ class ArchiveServices:
         yield destination.host, destination.port, options
         LOGGER.info("C-MOVE from %s to %s: %d instance(s)", caller(event), destination.ae_title, len(found.items))
         yield len(found.items)
-        yield from self.sub_operations(event, found)
+        yield from self.sub_operations(event, found, report)
 
     def on_sub_association(self, event: Event) -> None:
         install_sender(event.assoc)
@@ -203,13 +242,16 @@ class ArchiveServices:
             LOGGER.warning("retrieve from %s refused: %s", caller(event), error)
             return None
 
-    def sub_operations(self, event: Event, found: RetrievePlan) -> Iterator[tuple[int, Dataset | None]]:
+    def sub_operations(
+        self, event: Event, found: RetrievePlan, report: RetrieveReport
+    ) -> Iterator[tuple[int, Dataset | None]]:
         for item in found.items:
             if event.is_cancelled:
                 yield statuses.CANCEL, None
                 return
             reference = StoredReference(item, self.files.absolute(item.path), found.coercion_for(item))
             yield statuses.PENDING, reference
+            report.add(item, reference.delivered)  # resumed once the sub-operation is over
 
 
 @dataclass

@@ -48,6 +48,7 @@ class StoredReference(Dataset):
         self.item = item
         self.path = path
         self.coercion = coercion
+        self.delivered = False  # set by the sender once the peer answered the C-STORE with success or warning
 
 
 def install_sender(association: Association) -> None:
@@ -68,9 +69,17 @@ def install_sender(association: Association) -> None:
             raise
         if chosen.delivery is not Delivery.AS_STORED:
             LOGGER.debug("instance %s sent %s", dataset.item.sop_instance_uid, chosen.delivery.value)
-        return original(chosen.path or chosen.dataset, *arguments, **keywords)
+        status = original(chosen.path or chosen.dataset, *arguments, **keywords)
+        dataset.delivered = succeeded(status)
+        return status
 
     association.send_c_store = send_c_store  # type: ignore[method-assign]
+
+
+def succeeded(status: Any) -> bool:
+    """Whether a C-STORE response status is success or a warning (PS3.4 B.2.3)."""
+    value = getattr(status, "Status", None)
+    return isinstance(value, int) and (value == 0 or value & 0xF000 == 0xB000)
 
 
 def accepted(association: Association, sop_class_uid: str) -> list[str]:

@@ -15,8 +15,10 @@ from pynetdicom.events import Event
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
+from appliance.audit.events import Outcome
 from appliance.config import Settings
 from appliance.dicom import statuses
+from appliance.dicom.audit import DicomAudit, QueryReport
 from appliance.dicom.peers import AccessPolicy, caller
 from appliance.dicom.pynetdicom_patches import CONNECTION_HANDLERS
 from appliance.worklist.profiles import answers
@@ -34,6 +36,7 @@ class WorklistService:
     settings: Settings
     engine: Engine
     policy: AccessPolicy
+    audit: DicomAudit
 
     def handlers(self) -> list[Any]:
         return [
@@ -44,15 +47,24 @@ class WorklistService:
         ]
 
     def on_find(self, event: Event) -> Iterator[tuple[int, Dataset | None]]:
+        report = QueryReport()
+        try:
+            yield from self.find_responses(event, report)
+        finally:
+            self.audit.queried(event, MODALITY_WORKLIST_FIND, report)
+
+    def find_responses(self, event: Event, report: QueryReport) -> Iterator[tuple[int, Dataset | None]]:
         calling = caller(event)
         if not self.policy.may(event.assoc, "worklist"):
             LOGGER.warning("worklist query from %s refused: no worklist right", calling)
+            report.failed(Outcome.MINOR_FAILURE, "no worklist right")
             yield statuses.NOT_AUTHORIZED, None
             return
         try:
             found = answers(self.engine, self.settings.current.worklist, event.identifier, calling, date.today())
         except SQLAlchemyError:
             LOGGER.exception("worklist query from %s failed", calling)
+            report.failed(Outcome.SERIOUS_FAILURE, "the index did not answer")
             yield statuses.UNABLE_TO_PROCESS, None
             return
         LOGGER.info("worklist query from %s: %d item(s)", calling, len(found))
@@ -60,4 +72,7 @@ class WorklistService:
             if event.is_cancelled:
                 yield statuses.CANCEL, None
                 return
+            report.answered(
+                answer.get("PatientID", ""), answer.get("IssuerOfPatientID", ""), answer.get("PatientName", "")
+            )
             yield statuses.PENDING, answer

@@ -7,6 +7,7 @@ PID.7 birth date, PID.8 sex. Merged-away patients are not returned; the INS only
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import Engine
@@ -21,8 +22,9 @@ from appliance.hl7.acks import (
     acknowledgement_segments,
     answer_header,
 )
+from appliance.hl7.audit import Hl7Audit
 from appliance.hl7.er7 import Message, Segment, encode_text
-from appliance.hl7.router import Identity
+from appliance.hl7.router import Identity, Query
 from appliance.hl7.segments import PractisePolicy
 from appliance.hl7.writer import SegmentValues, components, echoed, render, text
 from appliance.patients.search import Criteria, FoundPatient, find_patients
@@ -42,24 +44,51 @@ class QueryError(Exception):
     pass
 
 
+@dataclass(frozen=True)
+class PdqAnswer:
+    """The RSP^K22 bytes, the QAK status (OK, NF, AE; "" when QPD is missing) and the patients given out."""
+
+    data: bytes
+    status: str
+    patients: list[FoundPatient] = field(default_factory=list)
+    error: str = ""
+
+
 def answer_pdq(engine: Engine, message: Message, identity: Identity, practise: PractisePolicy) -> bytes:
     """The RSP^K22 of a QBP^Q22 (never raises on bad parameters: QAK AE)."""
+    return pdq_answer(engine, message, identity, practise).data
+
+
+def pdq_answer(engine: Engine, message: Message, identity: Identity, practise: PractisePolicy) -> PdqAnswer:
+    """The answer to a QBP^Q22 and what it gave out (for the audit trail)."""
     header = RequestHeader.of(message)
     qpd = message.segment("QPD")
     if qpd is None:
-        return acknowledgement(
-            header, Verdict.error_in(ErrorCode.SEGMENT_SEQUENCE_ERROR, "QPD missing", "QPD"), *names(identity)
-        )
+        verdict = Verdict.error_in(ErrorCode.SEGMENT_SEQUENCE_ERROR, "QPD missing", "QPD")
+        return PdqAnswer(acknowledgement(header, verdict, *names(identity)), "", error=verdict.text)
     try:
         criteria = criteria_of(message)
     except QueryError as error:
-        return response(header, message, identity, APPLICATION_ERROR, [], str(error))
+        return PdqAnswer(response(header, message, identity, APPLICATION_ERROR, [], str(error)), APPLICATION_ERROR,
+                         error=str(error))  # fmt: skip
     rcp = message.segment("RCP")
     quantity = rcp.get(2) if rcp else ""
     limit = int(quantity) if quantity.isdigit() and int(quantity) > 0 else DEFAULT_LIMIT
     found = find_patients(engine, criteria, limit)
     segments = [pid_segment(position, patient) for position, patient in enumerate(found, start=1)]
-    return response(header, message, identity, OK if found else NOT_FOUND, segments, "")
+    status = OK if found else NOT_FOUND
+    return PdqAnswer(response(header, message, identity, status, segments, ""), status, found)
+
+
+def audited_pdq(engine: Engine, identity: Identity, practise: PractisePolicy, audit: Hl7Audit) -> Query:
+    """The QBP^Q22 answerer bound for the receiver: answer, then record what was given out."""
+
+    def answer(message: Message, peer: str) -> bytes:
+        found = pdq_answer(engine, message, identity, practise)
+        audit.queried(message, peer, found.status, found.error, [patient.values for patient in found.patients])
+        return found.data
+
+    return answer
 
 
 def names(identity: Identity) -> tuple[str, str]:

@@ -15,6 +15,7 @@ from sqlalchemy import Connection, Engine
 
 from appliance.hl7 import inbox
 from appliance.hl7.acks import ACCEPT, ErrorCode, RequestHeader, Verdict, acknowledgement
+from appliance.hl7.audit import Hl7Audit
 from appliance.hl7.er7 import Message, MessageError, parse
 from appliance.hl7.handlers import (
     ApplyOrder,
@@ -35,7 +36,7 @@ SUPPORTED_VERSIONS = {"2.3", "2.3.1", "2.4", "2.5", "2.5.1"}
 PROCESSING_IDS = {"P", "D", "T", ""}  # HL7 table 0103
 # IHE PAM (ITI-30, ITI-31) events that create or update the patient; the appliance holds no visits.
 PATIENT_EVENTS = ["A01", "A04", "A05", "A08", "A28", "A31"]
-Query = Callable[[Message], bytes]
+Query = Callable[[Message, str], bytes]  # (message, peer) -> answer
 
 
 class Refused(Exception):
@@ -83,6 +84,7 @@ class Receiver:
         self.queries = queries or {}
         self.identity = identity
         self.lock = threading.Lock()
+        self.audit: Hl7Audit | None = None  # bound with the handlers (`configure` in the daemon)
 
     def receive(self, data: bytes, peer: str) -> bytes:
         """The answer to one frame (never raises)."""
@@ -94,7 +96,7 @@ class Receiver:
         header = RequestHeader.of(message)
         label = f"{message.header.raw(9)} {message.control_id!r} from {peer}"
         try:
-            answer, code = self.route(message, header, data)
+            answer, code = self.route(message, header, data, peer)
         except Exception:  # outermost: a message always gets an answer
             LOGGER.exception("%s: internal error", label)
             verdict = Verdict.error_in(ErrorCode.APPLICATION_INTERNAL_ERROR, "internal error")
@@ -105,15 +107,15 @@ class Receiver:
     def oversize_answer(self) -> bytes:
         return self.answer(RequestHeader(), Verdict.rejected(ErrorCode.SEGMENT_SEQUENCE_ERROR, "message too large"))
 
-    def route(self, message: Message, header: RequestHeader, data: bytes) -> tuple[bytes, str]:
+    def route(self, message: Message, header: RequestHeader, data: bytes, peer: str = "") -> tuple[bytes, str]:
         rejected = self.check(message)
         if rejected is not None:
             return self.answer(header, rejected), rejected.code
         key = (message.message_code, message.trigger_event)
         if key in self.queries:
-            return self.queries[key](message), "query"
+            return self.queries[key](message, peer), "query"
         with self.lock:
-            return self.store_and_apply(message, header, data)
+            return self.store_and_apply(message, header, data, peer)
 
     def check(self, message: Message) -> Verdict | None:
         """AR for what we do not support: version, processing ID, sender, message type and event."""
@@ -134,8 +136,11 @@ class Receiver:
             return Verdict.rejected(ErrorCode.UNSUPPORTED_EVENT_CODE, f"event {message.trigger_event!r} not supported")
         return Verdict.rejected(ErrorCode.UNSUPPORTED_MESSAGE_TYPE, f"message {message.message_code!r} not supported")
 
-    def store_and_apply(self, message: Message, header: RequestHeader, data: bytes) -> tuple[bytes, str]:
-        """Store, apply and record the ACK in one commit; a refused message is stored with its AE."""
+    def store_and_apply(
+        self, message: Message, header: RequestHeader, data: bytes, peer: str = ""
+    ) -> tuple[bytes, str]:
+        """Store, apply and record the ACK in one commit; a refused message is stored with its AE.
+        Then the audit record (not for a duplicate)."""
         sender = f"{message.header.raw(3)}|{message.header.raw(4)}"[:200]
         handler = self.handlers[(message.message_code, message.trigger_event)]
         try:
@@ -149,6 +154,7 @@ class Receiver:
                     raise Refused(verdict)
                 answer = self.answer(header, verdict)
                 inbox.finish(connection, entry_id, inbox.APPLIED, answer, "")
+            self.audited(message, peer, verdict)
             return answer, verdict.code
         except Refused as refused:
             verdict = refused.verdict
@@ -159,7 +165,12 @@ class Receiver:
             existing = inbox.find(connection, sender, message.control_id)
             entry_id = self.entry_of(connection, existing, sender, message, data)
             inbox.finish(connection, entry_id, inbox.REFUSED, answer, verdict.text)
+        self.audited(message, peer, verdict)
         return answer, verdict.code
+
+    def audited(self, message: Message, peer: str, verdict: Verdict) -> None:
+        if self.audit is not None:
+            self.audit.applied(message, peer, verdict.code == ACCEPT, verdict.text)
 
     def entry_of(
         self, connection: Connection, existing: inbox.InboxEntry | None, sender: str, message: Message, data: bytes

@@ -25,7 +25,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).parents[1]))
 sys.path.insert(0, str(Path(__file__).parents[1] / "unit" / "web"))
 
-from conftest import Events, log_in
+from console_client import Events, log_in
 from datagen import PATIENTS, encoded, make_instance
 from pydicom.uid import generate_uid
 from sqlalchemy import Engine, insert

@@ -8,7 +8,6 @@ from __future__ import annotations
 import shutil
 import sys
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -16,6 +15,7 @@ from playwright.sync_api import Browser, Page, sync_playwright
 
 sys.path.insert(0, str(Path(__file__).parents[1]))
 
+from browser_support import Box
 from datagen import PATIENTS, write_series
 from hl7_client import MllpClient, ack_code, golden
 from servers import Daemon, archive_config, free_port, run, write_config
@@ -33,18 +33,6 @@ CHROMIUM_FLAGS = [
     "--disable-sync",
 ]
 SCREENSHOTS = Path(__file__).parents[2] / "build" / "screenshots"
-
-
-@dataclass
-class Box:
-    """The running appliance: its console's address and its daemons."""
-
-    url: str
-    data: Path
-    config_path: Path
-    dicom_port: int
-    hl7_port: int
-    daemons: list[Daemon]
 
 
 @pytest.fixture(scope="session")

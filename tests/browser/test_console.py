@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from conftest import Box
+from browser_support import Box
 from playwright.sync_api import Page, expect
 
 ADMINISTRATOR = ("c.bernard", "Claire Bernard", "Tilleuls-2026!")

@@ -17,7 +17,8 @@ from appliance.archive.index import Index
 from appliance.archive.ingest import IncomingObject, Ingest, StoreOutcome
 from appliance.archive.statistics import archive_statistics
 from appliance.archive.storage import FileStore
-from appliance.audit.events import AuditEvent
+from appliance.audit.events import AuditEvent, ObjectKind
+from appliance.audit.trail import AuditTrail
 from appliance.cli import command_line_user, main
 from appliance.config import Config, development_config, load_config
 from appliance.daemons.runtime import open_index
@@ -42,6 +43,12 @@ def job_of(config: Config, job_id: int) -> jobs.Job:
         engine.dispose()
 
 
+def job_audit(config: Config) -> list[AuditEvent]:
+    """The audit trail's events about jobs, newest first."""
+    records = AuditTrail(config.audit.database).search(limit=1000)
+    return [record.event for record in records if any(item.kind == ObjectKind.JOB for item in record.event.objects)]
+
+
 def test_the_worker_runs_a_verify_job_queued_from_the_command_line(tmp_path: Path) -> None:
     config_path = write_config(tmp_path / "a.yaml", archive_config(tmp_path / "data", 1))
     ingest_images(load_config(config_path), 12)
@@ -56,7 +63,15 @@ def test_the_worker_runs_a_verify_job_queued_from_the_command_line(tmp_path: Pat
     done = job_of(load_config(config_path), 1)
     assert (done.started_by, done.result["intact"]) == (command_line_user(), True)
     assert (done.step, done.done, done.total) == ("looking for orphan files", 1, 1)
-    assert "audit: verify job 1 for" in worker.log() and "Traceback" not in worker.log()
+    assert "Traceback" not in worker.log()
+    trail = AuditTrail(load_config(config_path).audit.database)
+    job_events = [
+        record.event
+        for record in trail.search()
+        if record.event.objects and record.event.objects[0].kind == ObjectKind.JOB
+    ]
+    assert len(job_events) == 2  # its start and its end
+    assert all(event.requestor and event.requestor.user_id == command_line_user() for event in job_events)
 
 
 def test_a_long_compress_job_shows_its_progress_and_is_cancelled(tmp_path: Path) -> None:
@@ -157,4 +172,6 @@ def test_a_job_in_flight_when_the_worker_stops_starts_over_at_its_next_start(tmp
     engine.dispose()
     assert done.state == "succeeded" and compressed == 60
     assert done.result["compressed"] == 60 - first_run  # what the first run did stays done
-    assert "stopped with the worker; queued again" in worker.log() and "Traceback" not in worker.log()
+    assert "Traceback" not in worker.log()
+    outcomes = [event.outcome_description for event in job_audit(loaded)]
+    assert any("queued again" in outcome for outcome in outcomes), outcomes

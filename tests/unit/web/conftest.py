@@ -2,37 +2,19 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from console_client import PASSWORD, Events, log_in
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import Engine
 
 from appliance.accounts import users
 from appliance.accounts.roles import Role
-from appliance.audit.events import AuditEvent
 from appliance.config import Settings, development_config
 from appliance.web import create_app
-
-PASSWORD = "Correct-Horse-42"
-CSRF = re.compile(r'name="csrf_token"[^>]*value="([^"]+)"')
-
-
-@dataclass
-class Events:
-    """A recorder keeping the events in memory, for the tests to read."""
-
-    recorded: list[AuditEvent] = field(default_factory=list)
-
-    def record(self, event: AuditEvent) -> None:
-        self.recorded.append(event)
-
-    def of(self, code: str) -> list[AuditEvent]:
-        return [event for event in self.recorded if event.event.code == code]
 
 
 @pytest.fixture()
@@ -55,19 +37,6 @@ def app(settings: Settings, engine: Engine, events: Events) -> Iterator[Flask]:
 @pytest.fixture()
 def client(app: Flask) -> FlaskClient:
     return app.test_client()
-
-
-def csrf_token(client: FlaskClient, path: str) -> str:
-    page = client.get(path)
-    found = CSRF.search(page.get_data(as_text=True))
-    assert found, f"no CSRF token on {path}"
-    return found.group(1)
-
-
-def log_in(client: FlaskClient, username: str, password: str = PASSWORD) -> None:
-    token = csrf_token(client, "/login")
-    answer = client.post("/login", data={"username": username, "password": password, "csrf_token": token})
-    assert answer.status_code == 302, answer.get_data(as_text=True)
 
 
 @pytest.fixture()

@@ -6,7 +6,7 @@ import time
 from collections.abc import Callable
 from datetime import timedelta
 
-from conftest import PASSWORD, Events, csrf_token, log_in
+from console_client import PASSWORD, Events, csrf_token, log_in
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import Engine

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from conftest import csrf_token
+from console_client import csrf_token
 from flask.testing import FlaskClient
 from sqlalchemy import Engine
 

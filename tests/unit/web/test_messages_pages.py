@@ -11,7 +11,7 @@ from html import unescape
 from pathlib import Path
 
 import pytest
-from conftest import Events, csrf_token
+from console_client import Events, csrf_token
 from flask.testing import FlaskClient
 from ris_and_images import RIS_ISSUER, RIS_PATIENT, receive, step_of
 from sqlalchemy import Engine

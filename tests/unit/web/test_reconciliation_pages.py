@@ -9,7 +9,7 @@ from html import unescape
 from pathlib import Path
 
 import pytest
-from conftest import Events, csrf_token
+from console_client import Events, csrf_token
 from flask.testing import FlaskClient
 from ris_and_images import ORDERED_PATIENT, RIS_ISSUER, RIS_PATIENT, practice
 from sqlalchemy import Engine, select

@@ -12,7 +12,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
-from conftest import Events
+from console_client import Events
 from datagen import PATIENTS, encoded, make_instance
 from flask.testing import FlaskClient
 from pydicom.uid import CTImageStorage, generate_uid

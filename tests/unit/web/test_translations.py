@@ -75,7 +75,6 @@ def test_a_text_shared_by_two_catalogues_is_translated_the_same_in_both() -> Non
                     continue
                 earlier = seen.setdefault(message.id, (message.string, catalogue))
                 if earlier[0] != message.string:
-                    clashes.append(
-                        f"{message.id!r}: {earlier[0]!r} ({earlier[1].parts[-5]}) / {message.string!r} ({catalogue.parts[-5]})"
-                    )
+                    where = f"{earlier[1].parts[-5]} / {catalogue.parts[-5]}"
+                    clashes.append(f"{message.id!r}: {earlier[0]!r} / {message.string!r} ({where})")
     assert not clashes, "give these texts one translation, or different English: " + "; ".join(clashes)

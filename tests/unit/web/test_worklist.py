@@ -12,7 +12,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
-from conftest import Events
+from console_client import Events
 from flask.testing import FlaskClient
 from pydicom.dataset import Dataset
 from pydicom.uid import generate_uid
