@@ -80,6 +80,7 @@ def serve(runtime: process.Runtime, server: DicomServer, checker: Loop, reporter
             runtime,
             lambda: process.database_answers(runtime.engine) and checker.is_alive() and reporter.is_alive(),
             f"{server.name} on port {server.port}",
+            name="appliance-dicom",
         )
     finally:
         server.stop()
