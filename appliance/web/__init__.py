@@ -13,7 +13,7 @@ from sqlalchemy import Engine
 
 from appliance.audit.events import Recorder
 from appliance.config import Settings
-from appliance.web import auth, home, languages, menu, security
+from appliance.web import auth, home, languages, menu, security, setup
 from appliance.web.services import Services
 
 
@@ -27,5 +27,6 @@ def create_app(settings: Settings, engine: Engine, audit: Recorder) -> Flask:
     menu.configure(app)
     app.register_blueprint(auth.blueprint)  # login, logout, first visit, language
     app.register_blueprint(home.blueprint)  # the home page: what needs doing, room for the health tiles
+    app.register_blueprint(setup.blueprint)  # first-boot setup and the settings pages (/setup)
     # Room for the features of later issues: DICOMweb (/dicomweb) and the viewer (/viewer).
     return app

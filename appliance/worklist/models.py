@@ -10,7 +10,7 @@ is "set by hand" and kept as it is.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import date
 from typing import Any
 
@@ -103,6 +103,14 @@ PREVIEW_KEYWORDS = (
 def profile_from(values: dict[str, Any]) -> WorklistProfile:
     """A worklist profile from `worklist_profile` keys, the schema's defaults filled in."""
     return worklist_profile(with_defaults({"$ref": "#/$defs/worklist_profile"}, dict(values)))
+
+
+def document_of(profile: WorklistProfile) -> dict[str, Any]:
+    """The entry of `worklist.profiles` for `profile`: its AE title and the keys that differ from the
+    defaults."""
+    values, defaults = asdict(profile), asdict(profile_from({"ae_title": profile.ae_title}))
+    kept = {key: value for key, value in values.items() if key == "ae_title" or value != defaults[key]}
+    return {key: list(value) if isinstance(value, tuple) else value for key, value in kept.items()}
 
 
 def model(key: str) -> KnownModel | None:

@@ -9,7 +9,7 @@ import pytest
 
 from appliance.config.layers import Layer
 from appliance.config.loader import configuration_problems
-from appliance.worklist.models import MODELS, model, model_of, preview, profile_from, sample_answer
+from appliance.worklist.models import MODELS, document_of, model, model_of, preview, profile_from, sample_answer
 
 TODAY = date(2026, 3, 2)
 
@@ -56,3 +56,9 @@ def test_the_sample_answer_is_scheduled_today_for_the_modality() -> None:
     assert known is not None
     step = sample_answer(known.profile("ECHO_1"), TODAY).ScheduledProcedureStepSequence[0]
     assert (step.ScheduledStationAETitle, step.ScheduledProcedureStepStartDate) == ("ECHO_1", "20260302")
+
+
+def test_a_profile_is_written_back_with_only_what_differs_from_the_defaults() -> None:
+    profile = profile_from({"ae_title": "X", "days_after": 3, "return_keys": ["PatientName"]})
+    assert document_of(profile) == {"ae_title": "X", "return_keys": ["PatientName"], "days_after": 3}
+    assert profile_from(document_of(profile)) == profile
