@@ -13,7 +13,7 @@ from sqlalchemy import Engine
 
 from appliance.audit.events import Recorder
 from appliance.config import Settings
-from appliance.web import auth, home, languages, menu, security, setup
+from appliance.web import accounts, auth, home, languages, menu, security, setup
 from appliance.web.services import Services
 
 
@@ -28,5 +28,6 @@ def create_app(settings: Settings, engine: Engine, audit: Recorder) -> Flask:
     app.register_blueprint(auth.blueprint)  # login, logout, first visit, language
     app.register_blueprint(home.blueprint)  # the home page: what needs doing, room for the health tiles
     app.register_blueprint(setup.blueprint)  # first-boot setup and the settings pages (/setup)
+    app.register_blueprint(accounts.blueprint)  # accounts, substitutes, one's own password (/accounts)
     # Room for the features of later issues: DICOMweb (/dicomweb) and the viewer (/viewer).
     return app
