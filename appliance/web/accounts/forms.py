@@ -5,11 +5,10 @@ from __future__ import annotations
 
 from flask_wtf import FlaskForm
 from wtforms import DateField, PasswordField, SelectField, StringField, TextAreaField
-from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, EqualTo, Length, Optional
 
 from appliance.accounts.roles import Role
-from appliance.web.forms import lazy
+from appliance.web.forms import choices, lazy
 
 ROLE_NAMES = {
     Role.SECRETARY: lazy("Secretary"),
@@ -18,7 +17,7 @@ ROLE_NAMES = {
     Role.ADMINISTRATOR: lazy("Administrator"),
     Role.MAINTENANCE: lazy("Maintenance contractor"),
 }
-ROLE_CHOICES = [SelectChoice(role.value, name) for role, name in ROLE_NAMES.items()]
+ROLE_CHOICES = choices([(role.value, name) for role, name in ROLE_NAMES.items()])
 # The accounts domain's refusals added for these pages (the others are in appliance/web/forms.py).
 ACCOUNT_PROBLEMS = (
     lazy("this is the last active administrator: make another administrator first"),

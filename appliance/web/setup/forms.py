@@ -6,11 +6,10 @@ from __future__ import annotations
 
 from flask_wtf import FlaskForm
 from wtforms import IntegerField, SelectField, SelectMultipleField, StringField, TextAreaField
-from wtforms.fields.choices import SelectChoice
 from wtforms.validators import InputRequired
 from wtforms.widgets import CheckboxInput, ListWidget
 
-from appliance.web.forms import lazy
+from appliance.web.forms import choices, lazy
 
 RIGHTS = (
     ("store", lazy("send images (store)")),
@@ -40,7 +39,7 @@ class ModalityForm(FlaskForm):
     ae_title = StringField(lazy("AE title"))
     host = StringField(lazy("Address (IP or host name)"))
     port = IntegerField(lazy("DICOM port"), validators=[InputRequired()])
-    rights = Checkboxes(lazy("What it may do"), choices=[SelectChoice(key, label) for key, label in RIGHTS])
+    rights = Checkboxes(lazy("What it may do"), choices=choices(list(RIGHTS)))
     description = StringField(lazy("Description (room, brand, model)"))
     model = SelectField(lazy("Worklist: model of the modality"), choices=[])
 

@@ -11,12 +11,11 @@ from datetime import date
 from typing import Any
 
 from flask import request
-from wtforms.fields.choices import SelectChoice
 
 from appliance.config import Config, Peer
 from appliance.config.checks import Key
 from appliance.config.loader import WorklistProfile
-from appliance.web.forms import lazy, text
+from appliance.web.forms import choices, lazy, text
 from appliance.web.setup.forms import RIGHTS, ModalityForm
 from appliance.web.setup.saving import FieldOf
 from appliance.worklist.models import MODELS, document_of, model, model_of, preview
@@ -89,7 +88,7 @@ def form_for(config: Config, original: str) -> ModalityForm:
         }
     form = ModalityForm(data=current) if request.method == "GET" else ModalityForm()
     keys = [DEFAULT, *(known.key for known in MODELS), *([CUSTOM] if model_key(profile) == CUSTOM else [])]
-    form.model.choices = [SelectChoice(key, MODEL_NAMES[key]) for key in keys]
+    form.model.choices = choices([(key, MODEL_NAMES[key]) for key in keys])
     return form
 
 
