@@ -11,7 +11,7 @@ audit events.
 from __future__ import annotations
 
 import string
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
 
@@ -102,6 +102,7 @@ class AccountChanges:
     valid_from: date | None = None
     valid_until: date | None = None
     clear_validity: bool = False
+    set_validity: bool = False  # take valid_from and valid_until as they are (None: no limit)
     disabled: bool | None = None
     note: str | None = None
 
@@ -243,8 +244,10 @@ def check_validity(valid_from: date | None, valid_until: date | None) -> None:
         raise AccountError("valid_until", "the end of validity comes before its start")
 
 
-def change(engine: Engine, account_id: int, changes: AccountChanges) -> Account:
-    """Apply an administrator's changes; a role change or a disabling ends the account's sessions."""
+def change(engine: Engine, account_id: int, changes: AccountChanges, at: datetime | None = None) -> Account:
+    """Apply an administrator's changes; a role change or a disabling ends the account's sessions.
+    Raises AccountError naming the field at fault, among them when the change would leave no active
+    administrator (nobody could manage the accounts or the settings any more)."""
     current = find(engine, account_id)
     if current is None:
         raise AccountError("username", "no such account")
@@ -252,6 +255,7 @@ def change(engine: Engine, account_id: int, changes: AccountChanges) -> Account:
     if values:
         ends_sessions = "role" in values or values.get("disabled") is True
         with engine.begin() as connection:
+            check_an_administrator_stays(connection, current, values, at or now())
             statement = update(account).where(account.c.id == account_id).values(**values)
             if ends_sessions:
                 statement = statement.values(session_version=account.c.session_version + 1)
@@ -259,6 +263,29 @@ def change(engine: Engine, account_id: int, changes: AccountChanges) -> Account:
     changed = find(engine, account_id)
     assert changed is not None
     return changed
+
+
+LAST_ADMINISTRATOR = "this is the last active administrator: make another administrator first"
+
+
+def active_administrator(candidate: Account, at: datetime) -> bool:
+    """An administrator who can log in today (not disabled, within the validity period)."""
+    return candidate.role == Role.ADMINISTRATOR and standing_refusal(candidate, at) is None
+
+
+def check_an_administrator_stays(
+    connection: Connection, current: Account, values: dict[str, object], at: datetime
+) -> None:
+    """Raise AccountError when `values` would take away the last active administrator."""
+    after = replace(current, **{key: Role(value) if key == "role" else value for key, value in values.items()})  # type: ignore[arg-type]
+    if not active_administrator(current, at) or active_administrator(after, at):
+        return
+    rows = connection.execute(
+        select(account).where(account.c.role == Role.ADMINISTRATOR.value, account.c.id != current.id)
+    ).all()
+    if not any(active_administrator(account_from_row(row), at) for row in rows):
+        field = "role" if "role" in values else "disabled" if "disabled" in values else "valid_until"
+        raise AccountError(field, LAST_ADMINISTRATOR)
 
 
 def changed_values(current: Account, changes: AccountChanges) -> dict[str, object]:
@@ -269,18 +296,47 @@ def changed_values(current: Account, changes: AccountChanges) -> dict[str, objec
         values["full_name"] = changes.full_name.strip()
     if changes.role is not None and changes.role != current.role:
         values["role"] = changes.role.value
-    if changes.clear_validity:
-        values.update(valid_from=None, valid_until=None)
-    elif changes.valid_from is not None or changes.valid_until is not None:
-        valid_from = changes.valid_from or current.valid_from
-        valid_until = changes.valid_until or current.valid_until
-        check_validity(valid_from, valid_until)
-        values.update(valid_from=valid_from, valid_until=valid_until)
+    values.update(validity_values(current, changes))
     if changes.disabled is not None and changes.disabled != current.disabled:
         values["disabled"] = changes.disabled
     if changes.note is not None and changes.note.strip() != current.note:
         values["note"] = changes.note.strip()
     return values
+
+
+def validity_values(current: Account, changes: AccountChanges) -> dict[str, object]:
+    """The validity columns that change (none when the period stays the same)."""
+    if changes.clear_validity:
+        valid_from, valid_until = None, None
+    elif changes.set_validity:
+        valid_from, valid_until = changes.valid_from, changes.valid_until
+    elif changes.valid_from is not None or changes.valid_until is not None:
+        valid_from = changes.valid_from or current.valid_from
+        valid_until = changes.valid_until or current.valid_until
+    else:
+        return {}
+    check_validity(valid_from, valid_until)
+    if (valid_from, valid_until) == (current.valid_from, current.valid_until):
+        return {}
+    return {"valid_from": valid_from, "valid_until": valid_until}
+
+
+def differences(before: Account, after: Account) -> tuple[tuple[str, str], ...]:
+    """(attribute, new value) of what an administrator changed, for the audit trail (no secrets:
+    an account holds none but its password hash, which is never compared here)."""
+    names = ("full_name", "role", "valid_from", "valid_until", "disabled", "note")
+    return tuple((name, shown(getattr(after, name))) for name in names if getattr(before, name) != getattr(after, name))
+
+
+def shown(value: object) -> str:
+    """An attribute's value in the audit trail's words: dates in ISO form, '' for none."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, date):
+        return value.isoformat()
+    return str(value)
 
 
 def set_password(engine: Engine, account_id: int, password: str) -> None:
@@ -297,6 +353,20 @@ def set_password(engine: Engine, account_id: int, password: str) -> None:
             .where(account.c.id == account_id)
             .values(password_hash=HASHER.hash(password), session_version=account.c.session_version + 1)
         )
+
+
+def change_own_password(engine: Engine, account_id: int, current_password: str, new_password: str) -> None:
+    """The holder of an account changes its password: the current one is needed. Raises
+    AccountError ("current_password" when it is wrong, "password" when the new one is too weak)."""
+    with engine.connect() as connection:
+        row = connection.execute(select(account.c.password_hash).where(account.c.id == account_id)).first()
+    if row is None:
+        raise AccountError("username", "no such account")
+    if not password_matches(row.password_hash, current_password):
+        raise AccountError("current_password", "the current password is wrong")
+    if new_password == current_password:
+        raise AccountError("password", "the new password must differ from the current one")
+    set_password(engine, account_id, new_password)
 
 
 def unlock(engine: Engine, account_id: int) -> None:

@@ -35,6 +35,7 @@ DEVELOPMENT_MOVE_DESTINATION_PORT = 11114
 DEVELOPMENT_WORKLIST_PORT = 11113
 DEVELOPMENT_HL7_PORT = 2575
 DEVELOPMENT_WEB_PORT = 8080
+DEVELOPMENT_SOURCE = "(embedded development defaults)"  # the main layer of `make run` without a file
 
 
 class ConfigError(Exception):
@@ -80,6 +81,11 @@ class StorageConfig:
     @property
     def index_directory(self) -> Path:
         return self.data_directory / "index"
+
+    @property
+    def run_directory(self) -> Path:
+        """Where each running daemon keeps its PID file (the console asks them to reload)."""
+        return self.data_directory / "run"
 
 
 @dataclass(frozen=True)
@@ -329,13 +335,20 @@ def config_from_layers(layers: list[Layer]) -> Config:
 
     Raises ConfigError with every problem, each naming the file its key came from.
     """
-    document = merged(layers)
-    filled = with_defaults(schema(), copy.deepcopy(document))
-    problems = layer_problems(layers) + validation_problems(document) + consistency_problems(filled)
+    problems = configuration_problems(layers)
     if problems:
         raise ConfigError(problem_lines(problems, layers))
+    filled = with_defaults(schema(), merged(layers))
     default_data_directory = filled["storage"]["data_directory"]
     return typed_config(filled, layers, console_settings_path(layers[0].document, default_data_directory))
+
+
+def configuration_problems(layers: list[Layer]) -> list[Problem]:
+    """Every problem of the layers merged (keys only the main file may set, schema, consistency),
+    each naming its key; [] when the configuration is usable. The console's writer checks with it."""
+    document = merged(layers)
+    filled = with_defaults(schema(), copy.deepcopy(document))
+    return layer_problems(layers) + validation_problems(document) + consistency_problems(filled)
 
 
 def problem_lines(problems: list[Problem], layers: list[Layer]) -> list[str]:
@@ -551,7 +564,7 @@ def development_document(data_directory: Path) -> dict[str, Any]:
 def development_config(data_directory: Path) -> Config:
     """The configuration `make run` uses when no file is given, with the console settings file of
     `data_directory` over it when there is one (raises ConfigError)."""
-    main = Layer("(embedded development defaults)", development_document(data_directory))
+    main = Layer(DEVELOPMENT_SOURCE, development_document(data_directory))
     return config_from_layers(with_console_settings(main))
 
 

@@ -88,6 +88,7 @@ def serve(
             runtime,
             lambda: process.database_answers(runtime.engine) and checker.is_alive() and reporter.is_alive(),
             f"{server.name} on port {server.port}",
+            name="appliance-dicom",
         )
     finally:
         server.stop()

@@ -127,6 +127,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             runtime,
             lambda: process.database_answers(runtime.engine) and thread.is_alive() and deliverer.is_alive(),
             f"HL7 listener on port {port}",
+            name="appliance-hl7",
         )
     finally:
         server.stop()

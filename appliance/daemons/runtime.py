@@ -153,20 +153,24 @@ def index_to_myself(config: Config) -> Iterator[None]:
         yield
 
 
-def serve(runtime: Runtime, healthy: Callable[[], bool], status: str) -> int:
+def serve(runtime: Runtime, healthy: Callable[[], bool], status: str, name: str = "") -> int:
     """Tell systemd we are ready, ping its watchdog while `healthy()`, reload on SIGHUP, return on
-    SIGTERM/SIGINT."""
+    SIGTERM/SIGINT. While it serves, the daemon's PID file (`name`, by default the program's name)
+    lets the console ask it to reload."""
     signals = systemd.Signals()
     signals.install()
     systemd.notify(f"READY=1\nSTATUS={status}")
     interval = systemd.watchdog_interval() or IDLE_TICK_SECONDS
-    with daemon_lock(runtime.config):
+    with daemon_lock(runtime.config), pid_file(runtime.config, name or program_name()) as path:
         while True:
             signals.wait(interval)
             if signals.stopping:
                 break
             if signals.take_reload():
+                in_force = runtime.settings.current
                 reload(runtime)
+                if path is not None and runtime.settings.current is not in_force:
+                    systemd.mark_reloaded(path)
             if healthy():
                 systemd.notify("WATCHDOG=1")
             else:
@@ -174,6 +178,33 @@ def serve(runtime: Runtime, healthy: Callable[[], bool], status: str) -> int:
     systemd.notify("STOPPING=1")
     LOGGER.info("stopping on signal %s", signals.received)
     return 0
+
+
+def program_name() -> str:
+    """`appliance-dicom` for the console script of that name ('' when run otherwise: `python -c`)."""
+    name = Path(sys.argv[0]).name
+    return name if name.startswith("appliance-") else ""
+
+
+@contextlib.contextmanager
+def pid_file(config: Config, name: str) -> Iterator[Path | None]:
+    """`<data>/run/<name>.pid` while the block runs (nothing when `name` is empty or the folder
+    cannot be written: the daemon then only reloads on `systemctl reload`)."""
+    if not name:
+        yield None
+        return
+    try:
+        path: Path | None = systemd.write_pid_file(config.storage.run_directory, name)
+    except OSError as error:
+        LOGGER.warning(
+            "no PID file in %s (the console cannot ask for reloads): %s", config.storage.run_directory, error
+        )
+        path = None
+    try:
+        yield path
+    finally:
+        if path is not None:
+            systemd.remove_pid_file(path)
 
 
 def reload(runtime: Runtime) -> None:

@@ -27,6 +27,7 @@ import sys
 import time
 from collections.abc import Sequence
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 from gunicorn import glogging
@@ -95,6 +96,8 @@ class ConsoleArbiter(Arbiter):  # type: ignore[misc]
         systemd.notify("RELOADING=1")
         self.watchdog.ping()
         super().reload()
+        if self.app.pid_path is not None:
+            systemd.mark_reloaded(self.app.pid_path)  # the console's settings page waits for this
         systemd.notify("READY=1")
 
     def halt(self, reason: str | None = None, exit_status: int = 0) -> None:
@@ -139,6 +142,7 @@ class ConsoleServer(BaseApplication):  # type: ignore[misc]
         self.address = bind_address(settings.current)
         self.engine: Engine | None = None
         self.trail: AuditTrail | DiscardingRecorder | None = None
+        self.pid_path: Path | None = None  # <data>/run/appliance-web.pid: the settings pages send SIGHUP
         super().__init__(prog="appliance-web")
 
     def load_config(self) -> None:
@@ -210,7 +214,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     runtime.engine.dispose()  # the index is migrated; each worker opens its own after the fork
     server = ConsoleServer(runtime.settings)
-    with process.daemon_lock(runtime.config):
+    with process.daemon_lock(runtime.config), process.pid_file(runtime.config, APPLICATION) as pid_path:
+        server.pid_path = pid_path
         try:
             server.run()
         except SystemExit as stop:

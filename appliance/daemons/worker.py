@@ -117,7 +117,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         loop.start()
     print(f"background worker running (lossless compression {'on' if executor else 'off'})", flush=True)
     try:
-        return process.serve(runtime, lambda: all(loop.is_alive() for loop in loops), "background worker")
+        return process.serve(
+            runtime, lambda: all(loop.is_alive() for loop in loops), "background worker", name="appliance-worker"
+        )
     finally:
         stopping.set()  # a job in flight goes back to the queue at its next checkpoint
         stop(loops, executor)

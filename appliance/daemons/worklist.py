@@ -43,7 +43,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     try:
         return process.serve(
-            runtime, lambda: process.database_answers(runtime.engine), f"{server.name} on port {server.port}"
+            runtime,
+            lambda: process.database_answers(runtime.engine),
+            f"{server.name} on port {server.port}",
+            name="appliance-worklist",
         )
     finally:
         server.stop()

@@ -13,7 +13,20 @@ from sqlalchemy import Engine
 
 from appliance.audit.events import Recorder
 from appliance.config import Settings
-from appliance.web import auth, home, jobs, languages, menu, messages, reconciliation, security, studies, worklist
+from appliance.web import (
+    accounts,
+    auth,
+    home,
+    jobs,
+    languages,
+    menu,
+    messages,
+    reconciliation,
+    security,
+    setup,
+    studies,
+    worklist,
+)
 from appliance.web.services import Services
 
 
@@ -32,5 +45,7 @@ def create_app(settings: Settings, engine: Engine, audit: Recorder) -> Flask:
     app.register_blueprint(jobs.blueprint)  # maintenance jobs: start, follow, cancel
     app.register_blueprint(reconciliation.blueprint)  # studies without their order, attached by hand (P2)
     app.register_blueprint(messages.blueprint)  # the HL7 message log, in and out; parked messages retried
+    app.register_blueprint(setup.blueprint)  # first-boot setup and the settings pages (/setup)
+    app.register_blueprint(accounts.blueprint)  # accounts, substitutes, one's own password (/accounts)
     # Room for the features of later issues: DICOMweb (/dicomweb) and the viewer (/viewer).
     return app

@@ -7,12 +7,18 @@ from typing import cast
 
 from flask_babel import lazy_gettext
 from wtforms import Field
+from wtforms.fields.choices import SelectChoice  # type: ignore[attr-defined]  # wtforms 3.3; the stubs lag
 
 
 def lazy(message: str) -> str:
     """A translation looked up when the page is shown (forms are declared before any request);
     typed as the text it stands for. `make translations` extracts `lazy(...)` too."""
     return cast(str, lazy_gettext(message))
+
+
+def choices(pairs: list[tuple[str, str]]) -> list[SelectChoice]:
+    """The options of a select field or checkboxes from (value, label) pairs (tuples are deprecated)."""
+    return [SelectChoice(value, label) for value, label in pairs]
 
 
 def add_error(field: Field, message: str) -> None:

@@ -172,8 +172,13 @@ def answers(
     """What the modality calling as `calling_ae_title` receives for `request` (also the preview)."""
     profile = config.profile_for(calling_ae_title)
     items = find_items(engine, query_of(request), profile, calling_ae_title, today)
+    return [answer(request, item, profile) for item in items]
+
+
+def answer(request: Dataset, item: dict[str, Any], profile: WorklistProfile) -> Dataset:
+    """The one answer a modality with `profile` receives for a found step `item` (`find_items`)."""
     allowed = (REQUIRED_KEYS | set(profile.return_keys)) if profile.return_keys else None
-    return [adapted(mirrored(request, full_item(item, profile), allowed), profile) for item in items]
+    return adapted(mirrored(request, full_item(item, profile), allowed), profile)
 
 
 def typical_query(modality: str = "") -> Dataset:

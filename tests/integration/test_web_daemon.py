@@ -20,6 +20,8 @@ from typing import Any
 import pytest
 from servers import Daemon, archive_config, free_port, listening, wait_for, write_config
 
+from appliance.systemd import ReloadState, reload_daemons
+
 TESTS = Path(__file__).parents[1]
 
 
@@ -159,3 +161,19 @@ def test_ca_certificate_is_served_once_made(tmp_path: Path, notifications: Notif
         assert body == (tmp_path / "tls" / "ca.crt").read_bytes()
     finally:
         daemon.stop()
+
+
+def test_the_settings_pages_can_reload_the_console(tmp_path: Path, notifications: Notifications) -> None:
+    """The arbiter keeps `<data>/run/appliance-web.pid`, so a saved setting reaches every worker."""
+    port = free_port()
+    daemon = start_web(tmp_path, web_config(tmp_path / "data", port, site_name="Cabinet Avant"), notifications)
+    run = tmp_path / "data" / "run"
+    try:
+        assert (run / "appliance-web.pid").exists()
+        write_config(daemon.config_path, web_config(tmp_path / "data", port, site_name="Cabinet Après"))
+        answers = reload_daemons(run)
+        assert [(answer.name, answer.state) for answer in answers] == [("appliance-web", ReloadState.RELOADED)]
+        wait_for(lambda: shows_site_name(port, "Cabinet Après"), "the new site name in every worker")
+    finally:
+        assert daemon.stop() == 0
+    assert not (run / "appliance-web.pid").exists()
