@@ -118,7 +118,7 @@ def fits_a_tablet_held_upright(page: Page, box: Box, screenshots: Path) -> None:
 
 
 def test_from_the_first_visit_to_logging_out(page: Page, box: Box, screenshots: Path) -> None:
-    username, full_name, password = ADMINISTRATOR
+    username, _full_name, password = ADMINISTRATOR
     create_the_administrator(page, box, screenshots)
     set_the_box_up(page, box, screenshots)
     page.get_by_role("button", name="Se déconnecter").click()
