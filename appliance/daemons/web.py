@@ -96,8 +96,6 @@ class ConsoleArbiter(Arbiter):  # type: ignore[misc]
         systemd.notify("RELOADING=1")
         self.watchdog.ping()
         super().reload()
-        if self.app.pid_path is not None:
-            systemd.mark_reloaded(self.app.pid_path)  # the console's settings page waits for this
         systemd.notify("READY=1")
 
     def halt(self, reason: str | None = None, exit_status: int = 0) -> None:
@@ -158,7 +156,11 @@ class ConsoleServer(BaseApplication):  # type: ignore[misc]
 
     def reload(self) -> None:
         """SIGHUP, in the arbiter: read the configuration again, then gunicorn starts new workers."""
-        process.reload_configuration(self.settings)
+        reloaded = process.reload_configuration(self.settings)
+        if reloaded and self.pid_path is not None:
+            # Said before gunicorn waits for the old workers to leave: one of them may be the page
+            # that asked for this reload, waiting for this answer.
+            systemd.mark_reloaded(self.pid_path)
         super().reload()
 
     def load(self) -> Any:

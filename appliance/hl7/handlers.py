@@ -33,6 +33,7 @@ from appliance.patients.identities import (
     cancel_admission,
     change_identifier,
     merge_patients,
+    record_order_patient,
     record_patient,
 )
 from appliance.worklist.orders import Order, OrderOutcome, OrderResult
@@ -112,7 +113,7 @@ def handle_order(
     """ORM^O01, OMI^O23: the order's patient (created or updated), then each order on the worklist."""
     orders = orders_of(message)
     identity = identity_of(required_pid(message), policies.practise)
-    recorded = record_patient(connection, identity, source, policies.identity)
+    recorded = record_order_patient(connection, identity, source, policies.identity)
     if recorded.patient_pk is None or not recorded.outcome.applied:
         return patient_verdict(recorded)
     for sequence, order in enumerate(orders, start=1):

@@ -42,10 +42,18 @@ class PatientOutcome(enum.Enum):
     SELF_MERGE = "self-merge"  # A40 of a patient into itself: AE
     CIRCULAR_MERGE = "circular-merge"  # A40 into a patient already merged away: AE
     ADMISSION_CANCELLED = "admission-cancelled"  # A11: recorded in the audit trail, the identity left as it is
+    IDENTITY_KEPT = "identity-kept"  # an order's PID without PID-32 for a known patient: nothing changed
 
     @property
     def applied(self) -> bool:
-        return self in {self.CREATED, self.UPDATED, self.MERGED, self.IDENTIFIER_CHANGED, self.ADMISSION_CANCELLED}
+        return self in {
+            self.CREATED,
+            self.UPDATED,
+            self.MERGED,
+            self.IDENTIFIER_CHANGED,
+            self.ADMISSION_CANCELLED,
+            self.IDENTITY_KEPT,
+        }
 
 
 @dataclass(frozen=True)
@@ -139,6 +147,25 @@ def record_patient(
     replace_identifiers(connection, patient_pk, identity, moment)
     audit(connection, patient_pk, outcome.value, describe(identity), source, moment)
     return PatientResult(outcome, patient_pk)
+
+
+def record_order_patient(
+    connection: Connection, identity: PatientIdentity, source: Source, policy: IdentityPolicy
+) -> PatientResult:
+    """The patient of an order (ORM^O01, OMI^O23): created when unknown. A known patient's identity
+    belongs to the identity feed (ADT, IHE PAM): an order whose PID carries no identity status
+    (PID-32) leaves the identity, its qualification and its INS as they are, rather than erasing a
+    qualified identity with a RIS's partial copy of it. An order that does carry PID-32 updates the
+    identity as an A08 would."""
+    if identity.identity_status:
+        return record_patient(connection, identity, source, policy)
+    refused = refused_identifiers(identity.other_identifiers, policy)
+    if refused:
+        return PatientResult(PatientOutcome.TEST_IDENTIFIER_REFUSED, detail=refused)
+    found = find_patient(connection, identity.ipp)
+    if found is None:
+        return record_patient(connection, identity, source, policy)
+    return PatientResult(PatientOutcome.IDENTITY_KEPT, found)
 
 
 def merge_patients(

@@ -177,3 +177,19 @@ def test_the_settings_pages_can_reload_the_console(tmp_path: Path, notifications
     finally:
         assert daemon.stop() == 0
     assert not (run / "appliance-web.pid").exists()
+
+
+def test_a_reload_is_confirmed_while_a_request_is_in_flight(tmp_path: Path, notifications: Notifications) -> None:
+    """The settings page that asks for the reload is itself a request in flight in an old worker:
+    the arbiter confirms before waiting for the old workers to leave."""
+    port = free_port()
+    daemon = start_web(tmp_path, web_config(tmp_path / "data", port), notifications)
+    slow = threading.Thread(target=lambda: get(port, "/slow?seconds=4"))
+    try:
+        slow.start()
+        wait_for(lambda: "slow request started" in daemon.log(), "the slow request to start")
+        answers = reload_daemons(tmp_path / "data" / "run")
+        assert [answer.state for answer in answers] == [ReloadState.RELOADED]
+    finally:
+        slow.join(timeout=30)
+        assert daemon.stop() == 0

@@ -16,7 +16,7 @@ from hl7_client import DATA, ack_code, golden, replaced, segment_field
 
 from appliance.config import Config, development_config
 from appliance.daemons.hl7 import build_receiver
-from appliance.db.schema import hl7_inbox, identity_change, patient
+from appliance.db.schema import hl7_inbox, identity_change, patient, patient_identifier, patient_identity
 from appliance.hl7.router import Receiver
 from appliance.worklist.orders import Order, OrderOutcome, OrderResult
 
@@ -171,3 +171,16 @@ def test_a11_reads_only_the_ipp_so_a_test_ins_is_not_refused(
     answer = receiver.receive(golden(A11).replace(b"IPP1101^^^RIS-CAB-X^PI", test_ins), "test")
     assert ack_code(answer) == "AA"
     assert count(engine, patient) == 0 and count(engine, identity_change) == 1
+
+
+def test_an_order_without_identity_status_keeps_a_qualified_identity(receiver: Receiver, engine: Engine) -> None:
+    """The RIS's order repeats the patient without PID-32: the identity feed's qualified identity and
+    its INS stay (an order is not an identity update, IHE PAM)."""
+    assert ack_code(receiver.receive(golden("a28_utf8.hl7"), "test")) == "AA"  # VALI, INS, IPP1001
+    order = replaced(golden("orm_no_zds_unlabelled.hl7"), IPP124="IPP1001", MSG0002="ORM-IPP1001")
+    assert ack_code(receiver.receive(order, "test")) == "AA"
+    with engine.connect() as connection:
+        status = connection.scalar(select(patient_identity.c.identity_status))
+        identifiers = connection.scalars(select(patient_identifier.c.identifier)).all()
+    assert status == "VALI"
+    assert "180017512345678" in identifiers
