@@ -155,17 +155,25 @@ def record_order_patient(
     """The patient of an order (ORM^O01, OMI^O23): created when unknown. A known patient's identity
     belongs to the identity feed (ADT, IHE PAM): an order whose PID carries no identity status
     (PID-32) leaves the identity, its qualification and its INS as they are, rather than erasing a
-    qualified identity with a RIS's partial copy of it. An order that does carry PID-32 updates the
-    identity as an A08 would."""
+    qualified identity with a RIS's partial copy of it. An order that does carry PID-32, or a patient
+    the identity feed never described (known from images or orders only), is updated as an A08 would."""
     if identity.identity_status:
         return record_patient(connection, identity, source, policy)
     refused = refused_identifiers(identity.other_identifiers, policy)
     if refused:
         return PatientResult(PatientOutcome.TEST_IDENTIFIER_REFUSED, detail=refused)
-    found = find_patient(connection, identity.ipp)
-    if found is None:
+    found = known_patient(connection, identity.ipp)
+    if found is None or not stored_identity_status(connection, found):
         return record_patient(connection, identity, source, policy)
     return PatientResult(PatientOutcome.IDENTITY_KEPT, found)
+
+
+def stored_identity_status(connection: Connection, patient_pk: int) -> str:
+    """The PID-32 the identity feed last gave this patient ('' when none: images or orders only)."""
+    status = connection.scalar(
+        select(patient_identity.c.identity_status).where(patient_identity.c.patient_pk == patient_pk)
+    )
+    return str(status or "")
 
 
 def merge_patients(
