@@ -369,6 +369,12 @@ def change_own_password(engine: Engine, account_id: int, current_password: str, 
     set_password(engine, account_id, new_password)
 
 
+def note_login(engine: Engine, account_id: int) -> None:
+    """A session opened without a password check (the first visit's administrator, just created)."""
+    with engine.begin() as connection:
+        connection.execute(update(account).where(account.c.id == account_id).values(last_login_at=now()))
+
+
 def unlock(engine: Engine, account_id: int) -> None:
     """An administrator lifts a lock: the failure count starts again."""
     with engine.begin() as connection:

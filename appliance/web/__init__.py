@@ -16,6 +16,7 @@ from appliance.config import Settings
 from appliance.web import (
     accounts,
     auth,
+    errors,
     home,
     jobs,
     languages,
@@ -25,6 +26,7 @@ from appliance.web import (
     security,
     setup,
     studies,
+    words,
     worklist,
 )
 from appliance.web.services import Services
@@ -36,8 +38,10 @@ def create_app(settings: Settings, engine: Engine, audit: Recorder) -> Flask:
     Services(settings, engine, audit).install(app)
     security.configure(app, settings.current)
     languages.configure(app)
+    words.configure(app)
     auth.configure(app)
     menu.configure(app)
+    errors.configure(app)
     app.register_blueprint(auth.blueprint)  # login, logout, first visit, language
     app.register_blueprint(home.blueprint)  # the home page: what needs doing, room for the health tiles
     app.register_blueprint(studies.blueprint)  # patient and study search, the study page

@@ -11,11 +11,11 @@ from datetime import date
 from typing import Any
 
 from pydicom.dataset import Dataset
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, exists, select
 
 from appliance.archive.study_list import clock_of, day_of
 from appliance.config.loader import WorklistConfig, WorklistProfile
-from appliance.db.schema import patient, scheduled_step
+from appliance.db.schema import patient, scheduled_step, study
 from appliance.patients.names import french_name
 from appliance.worklist.profiles import answers, typical_query
 
@@ -37,6 +37,7 @@ class DayStep:
     patient_name: str  # as recorded
     patient_id: str
     patient_birth_date: date | None
+    images_stored: bool = False  # the archive holds images of the step's study (a page to open)
 
     @property
     def patient_display_name(self) -> str:
@@ -75,7 +76,13 @@ def day_steps(engine: Engine, day: date, modality: str = "", station_ae_title: s
     if station_ae_title:
         conditions.append(scheduled_step.c.scheduled_station_ae_title == station_ae_title)
     statement = (
-        select(scheduled_step, patient.c.patient_name, patient.c.patient_id, patient.c.patient_birth_date)
+        select(
+            scheduled_step,
+            patient.c.patient_name,
+            patient.c.patient_id,
+            patient.c.patient_birth_date,
+            exists().where(study.c.study_instance_uid == scheduled_step.c.study_instance_uid).label("images_stored"),
+        )
         .join(patient, patient.c.id == scheduled_step.c.patient_pk)
         .where(*conditions)
         .order_by(scheduled_step.c.scheduled_start_time, scheduled_step.c.id)
@@ -98,6 +105,7 @@ def day_step(row: Any) -> DayStep:
         patient_name=row["patient_name"],
         patient_id=row["patient_id"],
         patient_birth_date=day_of(row["patient_birth_date"]),
+        images_stored=bool(row["images_stored"]),
     )
 
 

@@ -94,6 +94,7 @@ def first_visit() -> ResponseReturnValue:
             add_error(getattr(form, error.field), gettext(str(error)))
         else:
             current_app.config[HAS_ACCOUNTS] = True
+            users.note_login(services().engine, account.id)
             record_account_created(account)
             start_session(account)
             return redirect(after_first_visit())

@@ -12,9 +12,14 @@ from flask_babel import gettext
 
 from appliance import jobs
 from appliance.accounts.roles import Permission
+from appliance.archive import integrity, lossless
+from appliance.audit.events import Action, EventId, EventType, Outcome
+from appliance.jobs import kinds
+from appliance.jobs.runner import job_object
 from appliance.web.auth import current_account, requires
 from appliance.web.auth.access import background, can
 from appliance.web.forms import lazy
+from appliance.web.recording import record
 from appliance.web.services import services
 
 blueprint = Blueprint("jobs", __name__, url_prefix="/jobs", template_folder="templates")
@@ -52,6 +57,15 @@ RESULT_NAMES = {
     "reindexed_files": lazy("Files indexed"),
     "set_aside_files": lazy("Copies set aside"),
 }
+STEP_NAMES = {
+    integrity.CHECKING_FILES: lazy("checking the files"),
+    integrity.LOOKING_FOR_ORPHANS: lazy("looking for files unknown to the index"),
+    integrity.ADOPTING_ORPHANS: lazy("indexing the files unknown to the index"),
+    integrity.INDEXING_DAYS: lazy("indexing the files, one day folder at a time"),
+    lossless.COMPRESSING: lazy("compressing the images"),
+    kinds.WAITING_FOR_LOCK: lazy("waiting: another compression is running"),
+}
+CANCELLED_BY = "cancelled by "
 STATE_NAMES = {
     jobs.WAITING: lazy("waiting for the worker"),
     jobs.RUNNING: lazy("in progress"),
@@ -100,6 +114,8 @@ def show(job_id: int) -> ResponseReturnValue:
         kind_names=KIND_NAMES,
         state_names=STATE_NAMES,
         result_names=RESULT_NAMES,
+        step=step_words(job.step),
+        error=error_words(job),
         files_shown=can(Permission.SEARCH_PATIENTS),
     )
 
@@ -116,11 +132,21 @@ def state(job_id: int) -> ResponseReturnValue:
 @requires(Permission.RUN_JOBS)
 def cancel(job_id: int) -> ResponseReturnValue:
     try:
+        before = jobs.get(services().engine, job_id)
         job = jobs.request_cancel(services().engine, job_id, started_by())
     except jobs.NoSuchJob:
         abort(404)
     if not job.finished:
         flash(gettext("Cancellation asked: the job stops at its next checkpoint."), "info")
+    elif before.state == jobs.WAITING:  # it never started: the worker will not record its end
+        record(
+            EventId.SECURITY_ALERT,
+            Action.EXECUTE,
+            objects=(job_object(job),),
+            outcome=Outcome.MINOR_FAILURE,
+            event_type=EventType.USE_OF_RESTRICTED_FUNCTION,
+            description="cancelled before it started",
+        )
     return redirect(url_for("jobs.show", job_id=job_id))
 
 
@@ -144,6 +170,18 @@ def state_of(job: jobs.Job) -> dict[str, Any]:
         "percent": job.percent,
         "done": job.done,
         "total": job.total,
-        "step": job.step,
+        "step": step_words(job.step),
         "finished": job.finished,
     }
+
+
+def step_words(step: str) -> str:
+    """What a job is doing, in the console's language (the worker writes it in English)."""
+    return str(STEP_NAMES.get(step, step))
+
+
+def error_words(job: jobs.Job) -> str:
+    """Why a job stopped, in the console's language where the words are known."""
+    if job.error.startswith(CANCELLED_BY):
+        return gettext("Cancelled by %(who)s.", who=job.error.removeprefix(CANCELLED_BY))
+    return job.error

@@ -19,7 +19,7 @@ from appliance.web.auth import requires
 from appliance.web.forms import lazy, text
 from appliance.web.services import services
 from appliance.web.setup import peers
-from appliance.web.setup.forms import ArchiveForm, BackupForm, MailForm, PracticeForm, RisForm, listed
+from appliance.web.setup.forms import RIGHTS, ArchiveForm, BackupForm, MailForm, PracticeForm, RisForm, listed
 from appliance.web.setup.saving import FieldOf, by_path, save, show_problems
 
 blueprint = Blueprint("setup", __name__, url_prefix="/setup", template_folder="templates")
@@ -80,7 +80,13 @@ def archive() -> ResponseReturnValue:
 @requires(Permission.EDIT_SETTINGS)
 def modalities() -> ResponseReturnValue:
     rows = peers.rows(services().config)
-    return render_template("setup/modalities.html", steps=STEPS, current=current_step("setup.modalities"), rows=rows)
+    return render_template(
+        "setup/modalities.html",
+        steps=STEPS,
+        current=current_step("setup.modalities"),
+        rows=rows,
+        right_names=dict(RIGHTS),
+    )
 
 
 @blueprint.route("/modality", methods=["GET", "POST"])

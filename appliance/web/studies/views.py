@@ -31,7 +31,6 @@ blueprint = Blueprint("studies", __name__, template_folder="templates")
 STUDY_ROOT_FIND = "1.2.840.10008.5.1.4.1.2.2.1"  # PS3.4 C.6.2: the query's SOP class in the audit record
 UID = re.compile(r"^[0-9]+(\.[0-9]+)*$")  # PS3.5 9.1
 # What the person sees next to an identity status value (PID-32, IHE PAM France).
-IDENTITY_STATUS = {"VALI": "qualified", "PROV": "provisional", "RECUP": "recovered"}
 
 
 @blueprint.route("/studies")
@@ -75,7 +74,6 @@ def show(study_instance_uid: str) -> ResponseReturnValue:
         "studies/show.html",
         study=details,
         addresses=addresses,
-        identity_status=identity_status_words,
         action_words=action_words,
         status_words=status_words,
     )
@@ -149,16 +147,6 @@ def peer_address(ae_title: str) -> str:
     """The address configured for a sender's AE title ('' for an AE title the box does not know)."""
     peer = services().config.peer(ae_title)
     return peer.host if peer is not None else ""
-
-
-def identity_status_words(value: str) -> str:
-    """An identity status value (PID-32) in words, the value itself when unknown."""
-    words = {
-        "qualified": gettext("qualified identity"),
-        "provisional": gettext("provisional identity"),
-        "recovered": gettext("recovered identity"),
-    }
-    return words.get(IDENTITY_STATUS.get(value, ""), value)
 
 
 def action_words(action: str) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from console_client import csrf_token
+from console_client import Events, csrf_token
 from flask.testing import FlaskClient
 from sqlalchemy import Engine
 
@@ -12,7 +12,9 @@ from appliance import jobs
 from appliance.accounts.roles import Role
 
 
-def test_start_follow_and_cancel_a_job(logged_in: Callable[[Role], FlaskClient], engine: Engine) -> None:
+def test_start_follow_and_cancel_a_job(
+    logged_in: Callable[[Role], FlaskClient], engine: Engine, events: Events
+) -> None:
     client = logged_in(Role.MAINTENANCE)
     page = client.get("/jobs").get_data(as_text=True)
     assert "Vérifier l'archive" in page and "Aucune tâche" in page
@@ -27,6 +29,9 @@ def test_start_follow_and_cancel_a_job(logged_in: Callable[[Role], FlaskClient],
     assert state["state"] == "waiting" and state["percent"] == 0 and state["finished"] is False
     client.post(f"/jobs/{job_id}/cancel", data={"csrf_token": token})
     assert jobs.get(engine, job_id).state == "cancelled"  # a waiting job is cancelled at once
+    cancelled = events.of("110113")
+    assert len(cancelled) == 1 and cancelled[0].requestor.user_id == "user-maintenance"  # type: ignore[union-attr]
+    assert cancelled[0].objects[0].object_id == str(job_id)
     assert "annulée à la demande" in client.get(f"/jobs/{job_id}").get_data(as_text=True)
 
 

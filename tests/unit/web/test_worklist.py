@@ -86,7 +86,7 @@ def test_todays_steps_per_station_with_their_status(
     day: Engine, logged_in: Callable[[Role], FlaskClient], events: Events
 ) -> None:
     page = logged_in(Role.SECRETARY).get("/worklist").get_data(as_text=True)
-    assert f"Worklist du {TODAY:%d/%m/%Y}" in page
+    assert f"Liste de travail du {TODAY:%d/%m/%Y}" in page
     ct = page.split('data-station="CT_SALLE1"')[1].split("</table>")[0]
     us = page.split('data-station="US_SALLE3"')[1].split("</table>")[0]
     assert "DUPONT Marie-Hélène" in ct and "ACC00002" in ct and "réalisé" in ct
