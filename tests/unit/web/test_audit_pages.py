@@ -361,3 +361,17 @@ def test_security_events_read_as_people_say_them(logged_in: LoggedIn, trail: Aud
     for words in ("Changement de rôle", "Création de compte", "Modification des réglages",
                   "Modification de dossier patient"):  # fmt: skip
         assert words in shown, words
+
+
+def test_a_download_cut_short_is_recorded_as_a_failure(logged_in: LoggedIn, trail: AuditTrail) -> None:
+    for minute in range(450):  # more than two pieces of 200 records
+        trail.record(viewed(datetime(2026, 12, 2, 8, minute % 60, tzinfo=UTC)))
+    client = logged_in(Role.ADMINISTRATOR)
+    answer = client.get("/audit/export?format=csv", buffered=False)
+    pieces = iter(answer.response)
+    assert next(pieces).startswith(b"seq,event_time,")
+    answer.close()  # the browser went away
+    export = newest(trail)[0]
+    assert (export.event.event, export.event.outcome) == (EventId.AUDIT_LOG_USED, Outcome.SERIOUS_FAILURE)
+    assert export.event.outcome_description == "the download did not complete"
+    assert dict(export.event.objects[0].details)["records"] == "0"
