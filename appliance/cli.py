@@ -1,6 +1,6 @@
 """`appliance`: the command line of the appliance (configuration, index, archive maintenance, worklist
 preview, the outbox, sending an HL7 message by hand, the box's TLS certificates, the long jobs of the
-background worker, the audit trail).
+background worker, the audit trail, the console's accounts when nobody can log in).
 
 Commands that read the archive say which data folder they read, and refuse a folder that holds no
 archive rather than create an empty one. Long commands show a progress bar on a terminal (stderr).
@@ -9,6 +9,7 @@ archive rather than create an empty one. Long commands show a progress bar on a 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import getpass
 import os
 import sys
@@ -25,6 +26,8 @@ from sqlalchemy.engine import make_url
 from tqdm import tqdm
 
 from appliance import certificates, jobs, outbox
+from appliance.accounts import users
+from appliance.accounts.roles import Role
 from appliance.archive.index import Index
 from appliance.archive.integrity import DamagedFile, VerifyReport, adopt_orphans, reindex, verify
 from appliance.archive.lossless import (
@@ -40,6 +43,7 @@ from appliance.archive.reconciliation import AttachOutcome, attach_study, unreco
 from appliance.archive.statistics import archive_statistics
 from appliance.archive.storage import FileStore
 from appliance.audit.activity import audit_source, local_user, this_application
+from appliance.audit.events import Action, AuditEvent, EventId, EventType, ObjectKind, Outcome, ParticipantObject
 from appliance.audit.export import export_event, write_csv, write_xml
 from appliance.audit.trail import AuditFilter, AuditTrail, ChainReport, retention_cutoff
 from appliance.config import Config, ConfigError, load_config
@@ -68,6 +72,7 @@ def parser() -> argparse.ArgumentParser:
     add_tls_commands(commands)
     add_jobs_commands(commands)
     add_audit_commands(commands)
+    add_accounts_commands(commands)
     return top
 
 
@@ -182,6 +187,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return tls_command(loader(arguments)(), arguments)
         if arguments.command == "audit":
             return audit_command(loader(arguments)(), arguments)
+        if arguments.command == "accounts":
+            return accounts_command(loader(arguments)(), arguments)
         return runtime_command(arguments)
     except (ConfigError, NoArchive, IndexBusy, certificates.CertificateError, jobs.JobError) as error:
         print(error, file=sys.stderr)
@@ -612,7 +619,9 @@ def add_jobs_commands(commands: argparse._SubParsersAction[argparse.ArgumentPars
         "start", help="queue a job for the background worker and follow it (Ctrl-C detaches, the job goes on)"
     )
     add_location_options(start)
-    start.add_argument("kind", choices=jobs.KINDS, help="verify, compress, or reindex (the online index check)")
+    start.add_argument(
+        "kind", choices=jobs.KINDS, help="verify, compress, reindex (the online index check), or verify-audit"
+    )
     start.add_argument("--detach", action="store_true", help="queue it and return at once")
 
 
@@ -677,6 +686,136 @@ def print_job(job: jobs.Job) -> int:
     if job.error:
         print(f"  {job.error}")
     return 1 if job.state in (jobs.FAILED, jobs.CANCELLED) else 0
+
+
+# --- `appliance accounts`: the console's accounts from the box's own console (as root), the way
+# back in when nobody can log in (the only administrator forgot the password, or is locked out).
+# Each command is recorded in the audit trail like the console's account pages record theirs
+# (110113 Security Alert), with the local OS user as requestor.
+
+ACCOUNT_LIST = "console accounts"  # the security resource a listing reads
+
+
+def add_accounts_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    accounts = commands.add_parser(
+        "accounts", help="the console's accounts: list, unlock, set a password, a new administrator (recorded)"
+    )
+    actions = accounts.add_subparsers(dest="action", required=True)
+    add_location_options(actions.add_parser("list", help="every account: role, state, last login"))
+    for name, what in (
+        ("unlock", "lift the lock put after too many failed logins"),
+        ("set-password", "give an account a new password (asked twice; its sessions end)"),
+    ):
+        command = actions.add_parser(name, help=what)
+        add_location_options(command)
+        command.add_argument("username")
+    create = actions.add_parser(
+        "create-administrator", help="a new administrator account, even when accounts exist (the recovery path)"
+    )
+    add_location_options(create)
+    create.add_argument("username")
+    create.add_argument("--full-name", required=True, help="the person's name (one person, one account)")
+
+
+def accounts_command(config: Config, arguments: argparse.Namespace) -> int:
+    """Run one `appliance accounts` command; 0 when done, 1 when refused (said on stderr)."""
+    engine = open_archive(config)
+    trail = AuditTrail(config.audit.database)
+    try:
+        if arguments.action == "list":
+            return list_accounts(engine, trail)
+        return change_account(engine, trail, arguments)
+    finally:
+        trail.close()
+        engine.dispose()
+
+
+def list_accounts(engine: Engine, trail: AuditTrail) -> int:
+    listed = users.all_accounts(engine)
+    for account in listed:
+        last = f"{account.last_login_at:%Y-%m-%d %H:%M} UTC" if account.last_login_at else "never logged in"
+        print(f"{account.username:<24} {account.role.value:<14} {account_state(account):<14} {last}  "
+              f"{account.full_name}")  # fmt: skip
+    accounts_list = ParticipantObject(ObjectKind.SECURITY_RESOURCE, ACCOUNT_LIST, ACCOUNT_LIST,
+                                      details=(("accounts", str(len(listed))),))  # fmt: skip
+    record_account_command(trail, Action.EXECUTE, accounts_list, EventType.USE_OF_RESTRICTED_FUNCTION)
+    return 0
+
+
+def account_state(account: users.Account) -> str:
+    """disabled, locked, not-yet-valid, expired or active, today."""
+    at = users.now()
+    if account.disabled:
+        return "disabled"
+    if account.locked(at):
+        return "locked"
+    refusal = users.standing_refusal(account, at)
+    return refusal.value if refusal else "active"
+
+
+def change_account(engine: Engine, trail: AuditTrail, arguments: argparse.Namespace) -> int:
+    """unlock, set-password or create-administrator; a refusal is recorded too (outcome 4)."""
+    username = str(arguments.username).strip().lower()
+    subject = ParticipantObject(ObjectKind.ACCOUNT, username, getattr(arguments, "full_name", "") or "")
+    action = Action.CREATE if arguments.action == "create-administrator" else Action.EXECUTE
+    try:
+        subject, details = apply_account_command(engine, arguments.action, username, arguments)
+    except users.AccountError as error:
+        print(f"refused: {error}", file=sys.stderr)
+        record_account_command(trail, action, subject, outcome=Outcome.MINOR_FAILURE, description=str(error))
+        return 1
+    record_account_command(trail, action, dataclasses.replace(subject, details=details))
+    return 0
+
+
+def apply_account_command(
+    engine: Engine, action: str, username: str, arguments: argparse.Namespace
+) -> tuple[ParticipantObject, tuple[tuple[str, str], ...]]:
+    """Do it; the account as the audit record names it, and what changed. Raises AccountError."""
+    if action == "create-administrator":
+        password = ask_new_password(username)
+        created = users.create(engine, username, arguments.full_name, Role.ADMINISTRATOR, password,
+                               command_line_user())  # fmt: skip
+        print(f"administrator {created.username} created: log in to the console with it")
+        details = (("role", Role.ADMINISTRATOR.value), ("created", "on the box's command line"))
+        return ParticipantObject(ObjectKind.ACCOUNT, created.username, created.full_name), details
+    account = users.find_by_username(engine, username)
+    if account is None:
+        raise users.AccountError("username", "no such account")
+    subject = ParticipantObject(ObjectKind.ACCOUNT, account.username, account.full_name)
+    if action == "unlock":
+        users.unlock(engine, account.id)
+        print(f"{account.username} unlocked ({account_state(users.find(engine, account.id) or account)})")
+        return subject, (("locked", "false"),)
+    users.set_password(engine, account.id, ask_new_password(account.username))
+    print(f"new password of {account.username} set; its sessions are ended")
+    if account.locked(users.now()):
+        print(f"{account.username} is still locked: `appliance accounts unlock {account.username}`")
+    return subject, (("password", "set on the box's command line"),)
+
+
+def ask_new_password(username: str) -> str:
+    """A new password typed twice without echo, checked against the rule. Raises AccountError."""
+    password = getpass.getpass(f"new password for {username}: ")
+    problem = users.password_problem(password, username)
+    if problem:
+        raise users.AccountError("password", problem)
+    if getpass.getpass("the same password again: ") != password:
+        raise users.AccountError("password", "the two passwords differ")
+    return password
+
+
+def record_account_command(
+    trail: AuditTrail,
+    action: Action,
+    subject: ParticipantObject,
+    event_type: EventType = EventType.USER_SECURITY_ATTRIBUTES_CHANGED,
+    outcome: Outcome = Outcome.SUCCESS,
+    description: str = "",
+) -> None:
+    """110113 Security Alert: the local OS user (requestor) through appliance-cli, about `subject`."""
+    participants = (local_user(), this_application("appliance-cli"))
+    trail.record(AuditEvent(EventId.SECURITY_ALERT, action, outcome, participants, (subject,), event_type, description))
 
 
 if __name__ == "__main__":

@@ -6,7 +6,8 @@ record). Each export is itself recorded (`export_event`: 110101 Audit Log Used, 
 from __future__ import annotations
 
 import csv
-from collections.abc import Iterable
+import io
+from collections.abc import Iterable, Iterator
 from typing import BinaryIO, TextIO
 from xml.etree.ElementTree import tostring
 
@@ -66,28 +67,50 @@ def object_text(found: ParticipantObject) -> str:
     return " ".join(parts)
 
 
+def csv_line(values: list[str]) -> str:
+    """One CSV line (quoted as the csv module does, ended by CRLF)."""
+    buffer = io.StringIO()
+    csv.writer(buffer).writerow(values)
+    return buffer.getvalue()
+
+
+def csv_lines(records: Iterable[AuditRecord]) -> Iterator[str]:
+    """The header, then one line per record: for writing to a file or streaming to a browser."""
+    yield csv_line(CSV_COLUMNS)
+    for record in records:
+        yield csv_line(csv_row(record))
+
+
 def write_csv(records: Iterable[AuditRecord], output: TextIO) -> int:
     """Write a header and one line per record; return how many records."""
-    writer = csv.writer(output)
-    writer.writerow(CSV_COLUMNS)
+    lines = csv_lines(records)
+    output.write(next(lines))
     written = 0
-    for record in records:
-        writer.writerow(csv_row(record))
+    for line in lines:
+        output.write(line)
         written += 1
     return written
+
+
+XML_HEAD = b'<?xml version="1.0" encoding="UTF-8"?>\n<AuditMessages>\n'
+XML_TAIL = b"</AuditMessages>\n"
+
+
+def xml_record(record: AuditRecord, source: AuditSource) -> bytes:
+    """One `<Record seq= hash=>` element holding the record's AuditMessage, on one line."""
+    message: bytes = tostring(audit_message(record.event, source), encoding="utf-8", xml_declaration=False)
+    return f'<Record seq="{record.seq}" hash="{record.hash}">'.encode("ascii") + message + b"</Record>\n"
 
 
 def write_xml(records: Iterable[AuditRecord], output: BinaryIO, source: AuditSource) -> int:
     """Write `<AuditMessages>` with one AuditMessage per record (its seq and hash as attributes of a
     wrapping `Record` element, for checking against the trail); return how many records."""
-    output.write(b'<?xml version="1.0" encoding="UTF-8"?>\n<AuditMessages>\n')
+    output.write(XML_HEAD)
     written = 0
     for record in records:
-        output.write(f'<Record seq="{record.seq}" hash="{record.hash}">'.encode("ascii"))
-        output.write(tostring(audit_message(record.event, source), encoding="utf-8", xml_declaration=False))
-        output.write(b"</Record>\n")
+        output.write(xml_record(record, source))
         written += 1
-    output.write(b"</AuditMessages>\n")
+    output.write(XML_TAIL)
     return written
 
 

@@ -27,7 +27,7 @@ import os
 import queue
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -51,6 +51,12 @@ BUSY_TIMEOUT_MILLISECONDS = 30_000
 AUDIT_LOG = "Security Audit Log"
 PURGED_THROUGH = "purged-through"
 PURGED_HASH = "purged-hash"
+VERIFYING = "verifying the audit trail's hash chain"
+VERIFY_PROGRESS_EVERY = 1000  # records between two progress reports (and checkpoints) of `verify`
+
+# How far a verification is: (step in words, records checked, records in all). It may raise to stop
+# the verification (a job's cancellation).
+VerifyProgress = Callable[[str, int, int], None]
 
 TABLES = """
 CREATE TABLE IF NOT EXISTS audit_record (
@@ -390,6 +396,13 @@ class AuditTrail:
                 return
             last = rows[-1][0]
 
+    def find(self, seq: int) -> AuditRecord | None:
+        """The record `seq`, or None when there is none (never written, or purged)."""
+        sql = "SELECT seq, recorded_at, document, previous_hash, hash FROM audit_record WHERE seq = ?"
+        with self.lock:
+            row = self.database().execute(sql, (seq,)).fetchone()
+        return record_of(row) if row else None
+
     def cursor(self, name: str) -> int:
         """The last seq a reader named `name` has dealt with (0 at first): the syslog forwarder's place."""
         with self.lock:
@@ -409,13 +422,14 @@ class AuditTrail:
         with self.lock:
             return tail(self.database())
 
-    def verify(self) -> ChainReport:
+    def verify(self, progress: VerifyProgress | None = None) -> ChainReport:
         """Recompute the whole chain; each break says which seq and what is wrong. Its own
-        connection, so that this process's appends do not wait for it."""
+        connection, so that this process's appends do not wait for it. `progress` is told how far
+        it is every `VERIFY_PROGRESS_EVERY` records (what it raises stops the verification)."""
         connection = connect(self.path)
         try:
             connection.execute("BEGIN")  # one snapshot: appends by others go after it
-            return verify_chain(connection)
+            return verify_chain(connection, progress)
         finally:
             connection.close()
 
@@ -515,7 +529,10 @@ def purge_anchor(connection: sqlite3.Connection, first_seq: int) -> str | None:
     return None
 
 
-def verify_chain(connection: sqlite3.Connection) -> ChainReport:
+def verify_chain(connection: sqlite3.Connection, progress: VerifyProgress | None = None) -> ChainReport:
+    total = int(connection.execute("SELECT count(*) FROM audit_record").fetchone()[0]) if progress else 0
+    if progress:
+        progress(VERIFYING, 0, total)
     rows = connection.execute(f"SELECT {RECORD_COLUMNS}, document, previous_hash, hash FROM audit_record ORDER BY seq")
     patients = patient_rows(connection)
     breaks: list[Break] = []
@@ -529,6 +546,10 @@ def verify_chain(connection: sqlite3.Connection) -> ChainReport:
         if problems:
             breaks.append(Break(seq, "; ".join(problems)))
         checked, expected_seq, expected_hash = checked + 1, seq + 1, str(row[-1])
+        if progress and checked % VERIFY_PROGRESS_EVERY == 0:
+            progress(VERIFYING, checked, total)
+    if progress:
+        progress(VERIFYING, checked, total)
     breaks.extend(Break(seq, "patient index row without a record") for seq in patients.rest())
     return ChainReport(checked, first_seq, expected_seq - 1 if checked else 0, expected_hash or GENESIS, tuple(breaks))
 

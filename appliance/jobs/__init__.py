@@ -1,4 +1,4 @@
-"""Long jobs (verify, compress, reindex) started from the console or the command line: queued in
+"""Long jobs (verify, compress, reindex, verify-audit) started from the console or the command line: queued in
 the index's job table, run one at a time by the background worker with their progress written to
 their row, cancellable, their result kept, their start and end audited. See README.md."""
 
@@ -14,6 +14,7 @@ from appliance.jobs.queue import (
     RUNNING,
     SUCCEEDED,
     VERIFY,
+    VERIFY_AUDIT,
     WAITING,
     AlreadyQueued,
     Job,
@@ -21,6 +22,7 @@ from appliance.jobs.queue import (
     NoSuchJob,
     UnknownKind,
     get,
+    latest,
     recent,
     request_cancel,
     submit,
@@ -38,6 +40,7 @@ __all__ = [
     "RUNNING",
     "SUCCEEDED",
     "VERIFY",
+    "VERIFY_AUDIT",
     "WAITING",
     "AlreadyQueued",
     "Cancelled",
@@ -48,6 +51,7 @@ __all__ = [
     "Stopped",
     "UnknownKind",
     "get",
+    "latest",
     "recent",
     "recover",
     "request_cancel",

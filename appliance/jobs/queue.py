@@ -29,7 +29,8 @@ FINISHED = (SUCCEEDED, FAILED, CANCELLED)
 VERIFY = "verify"
 COMPRESS = "compress"
 REINDEX = "reindex"
-KINDS = (VERIFY, COMPRESS, REINDEX)
+VERIFY_AUDIT = "verify-audit"
+KINDS = (VERIFY, COMPRESS, REINDEX, VERIFY_AUDIT)
 
 INTERRUPTED = "interrupted: the process running it stopped before it ended"
 CLAIM_ATTEMPTS = 5
@@ -177,6 +178,13 @@ def recent(engine: Engine, limit: int = 20) -> list[Job]:
     with engine.connect() as connection:
         rows = connection.execute(select(job).order_by(job.c.id.desc()).limit(limit))
         return [job_of(row._mapping) for row in rows]
+
+
+def latest(engine: Engine, kind: str) -> Job | None:
+    """The newest job of `kind` (waiting, running or finished), or None when none was ever queued."""
+    with engine.connect() as connection:
+        row = connection.execute(select(job).where(job.c.kind == kind).order_by(job.c.id.desc()).limit(1)).first()
+    return job_of(row._mapping) if row else None
 
 
 def request_cancel(engine: Engine, job_id: int, by: str) -> Job:

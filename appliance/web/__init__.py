@@ -15,6 +15,7 @@ from appliance.audit.events import Recorder
 from appliance.config import Settings
 from appliance.web import (
     accounts,
+    audit_log,
     auth,
     errors,
     home,
@@ -51,5 +52,6 @@ def create_app(settings: Settings, engine: Engine, audit: Recorder) -> Flask:
     app.register_blueprint(messages.blueprint)  # the HL7 message log, in and out; parked messages retried
     app.register_blueprint(setup.blueprint)  # first-boot setup and the settings pages (/setup)
     app.register_blueprint(accounts.blueprint)  # accounts, substitutes, one's own password (/accounts)
+    app.register_blueprint(audit_log.blueprint)  # the audit trail: search, verify, export, access report (/audit)
     # Room for the features of later issues: DICOMweb (/dicomweb) and the viewer (/viewer).
     return app

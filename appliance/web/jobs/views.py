@@ -28,6 +28,7 @@ KIND_NAMES = {
     jobs.VERIFY: lazy("Verify the archive"),
     jobs.COMPRESS: lazy("Compress without loss"),
     jobs.REINDEX: lazy("Check the index"),
+    jobs.VERIFY_AUDIT: lazy("Verify the audit trail"),
 }
 KIND_DESCRIPTIONS = {
     jobs.VERIFY: lazy("Reads every image and compares it with its fingerprint: finds missing or altered files."),
@@ -35,6 +36,9 @@ KIND_DESCRIPTIONS = {
         "Compresses the images still stored uncompressed, checking each one decodes to the same pixels."
     ),
     jobs.REINDEX: lazy("Finds files the index does not know (left by a power cut) and indexes them."),
+    jobs.VERIFY_AUDIT: lazy(
+        "Recomputes the audit trail's chain of fingerprints: finds records edited, removed or inserted."
+    ),
 }
 RESULT_NAMES = {
     "verified": lazy("images verified"),
@@ -56,6 +60,12 @@ RESULT_NAMES = {
     "indexed_meanwhile": lazy("files indexed meanwhile by a reception"),
     "reindexed_files": lazy("Files indexed"),
     "set_aside_files": lazy("Copies set aside"),
+    "checked": lazy("records checked"),
+    "first_seq": lazy("first record"),
+    "last_seq": lazy("last record"),
+    "last_hash": lazy("last hash"),
+    "broken": lazy("records breaking the chain"),
+    "chain_intact": lazy("audit trail intact"),
 }
 STEP_NAMES = {
     integrity.CHECKING_FILES: lazy("checking the files"),

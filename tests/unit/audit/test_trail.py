@@ -233,3 +233,29 @@ def test_several_processes_appending_at_once_keep_one_chain(tmp_path: Path) -> N
     report = trail.verify()
     assert (report.intact, report.checked) == (True, 600)
     assert {trail.count(AuditFilter(user=f"writer{writer}")) for writer in range(3)} == {200}
+
+
+def test_a_record_is_found_by_its_seq(trail: AuditTrail) -> None:
+    found = trail.find(3)
+    assert found is not None and found.seq == 3 and found.event.objects[1].object_id == "1.2.3.3"
+    assert found.previous_hash == trail.find(2).hash  # type: ignore[union-attr]
+    assert trail.find(99) is None
+
+
+def test_verify_reports_its_progress_and_stops_when_told(trail: AuditTrail) -> None:
+    for number in range(6, 2_501):
+        trail.record(viewed(number))
+    seen: list[tuple[int, int]] = []
+    report = trail.verify(lambda step, done, total: seen.append((done, total)))
+    assert report.intact and report.checked == 2_500
+    assert seen == [(0, 2_500), (1_000, 2_500), (2_000, 2_500), (2_500, 2_500)]
+
+    class Enough(Exception):
+        pass
+
+    def stop(step: str, done: int, total: int) -> None:
+        if done:
+            raise Enough
+
+    with pytest.raises(Enough):
+        trail.verify(stop)

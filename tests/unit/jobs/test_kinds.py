@@ -1,9 +1,11 @@
 """Each kind of job on a small archive (SQLite): verify, compress (the compression lock respected,
-cancellable while it waits for it), and the online index check (orphans adopted or set aside)."""
+cancellable while it waits for it), the online index check (orphans adopted or set aside), and the
+audit trail's verification."""
 
 from __future__ import annotations
 
 import shutil
+import sqlite3
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -18,10 +20,11 @@ from appliance.archive.ingest import IncomingObject, Ingest, StoreOutcome
 from appliance.archive.lossless import compression_lock
 from appliance.archive.statistics import archive_statistics
 from appliance.archive.storage import FileStore
-from appliance.audit.events import AuditEvent
+from appliance.audit.events import Action, AuditEvent, EventId, Outcome, application, person
+from appliance.audit.trail import AuditTrail
 from appliance.config import Config, development_config
 from appliance.db import create_index_engine, upgrade_schema
-from appliance.jobs import get, request_cancel, run_next, submit
+from appliance.jobs import get, latest, request_cancel, run_next, submit
 from appliance.jobs.kinds import WAITING_FOR_LOCK
 
 
@@ -115,3 +118,23 @@ def test_the_online_index_check_adopts_orphans_and_sets_copies_aside(archive: Ar
     assert archive_statistics(archive.engine).instances == 5
     assert any((archive.files.quarantine_directory / "orphans").rglob("copy-of-a-known-instance.dcm"))
     assert get(archive.engine, run(archive, "verify")).result["intact"] is True
+
+
+def test_the_audit_verification_names_the_last_hash_and_each_break(archive: Archive) -> None:
+    trail = AuditTrail(archive.config.audit.database)
+    requestor = (person("dr.martin", "192.168.1.23"), application("appliance-web"))
+    for _ in range(3):
+        trail.record(AuditEvent(EventId.QUERY, Action.EXECUTE, Outcome.SUCCESS, requestor))
+    done = get(archive.engine, run(archive, "verify-audit"))
+    assert done.state == "succeeded" and done.percent == 100
+    assert (done.result["checked"], done.result["chain_intact"], done.result["broken"]) == (3, True, 0)
+    assert done.result["last_hash"] == trail.tail()[1] and done.result["last_seq"] == 3
+    trail.close()
+    with sqlite3.connect(trail.path) as connection:
+        connection.execute("DROP TRIGGER audit_record_no_update")
+        connection.execute("UPDATE audit_record SET user_id = 'someone' WHERE seq = 2")
+    broken = get(archive.engine, run(archive, "verify-audit"))
+    assert (broken.result["chain_intact"], broken.result["broken"]) == (False, 1)
+    assert broken.result["breaks"] == [{"seq": 2, "problem": "searchable columns differ from its content (edited)"}]
+    assert latest(archive.engine, "verify-audit") == broken
+    assert latest(archive.engine, "reindex") is None
