@@ -119,10 +119,12 @@ def test_reindex_keeps_patients_orders_mpps_and_the_audit_trail(tmp_path: Path) 
     from pydicom import dcmread
     from pydicom.dataset import Dataset
     from pydicom.sequence import Sequence
+    from sqlalchemy import select
     from worklist_data import new_order, schedule
 
     from appliance.config import load_config
     from appliance.db import create_index_engine, upgrade_schema
+    from appliance.db.schema import patient, study
     from appliance.patients.identities import Identifier, IdentityPolicy, PatientIdentity, Source, record_patient
     from appliance.worklist import performed
 
@@ -158,9 +160,18 @@ def test_reindex_keeps_patients_orders_mpps_and_the_audit_trail(tmp_path: Path) 
     assert "indexed 3 file(s); 0 unreadable" in cli(config_path, "archive", "reindex").stdout
     after = count_rows(config_path)
     assert after == {**before, "patient": 1}  # the patient only the attached study referred to is gone
-    listing = cli(config_path, "archive", "unreconciled").stdout
-    (line,) = [line for line in listing.splitlines() if unordered_uid in line]
-    assert "IPP-RIS" in line  # still with the patient it was attached to, not the file's IPP0004
+    # Still with the patient it was attached to, not the file's IPP0004 (and, attached by hand, no
+    # longer waiting to be reconciled).
+    assert unordered_uid not in cli(config_path, "archive", "unreconciled").stdout
+    engine = create_index_engine(config.database_url)
+    with engine.connect() as connection:
+        owner = connection.scalar(
+            select(patient.c.patient_id)
+            .join(study, study.c.patient_pk == patient.c.id)
+            .where(study.c.study_instance_uid == unordered_uid)
+        )
+    engine.dispose()
+    assert owner == "IPP-RIS"
 
 
 def test_sighup_reloads_the_peers_without_dropping_associations(tmp_path: Path) -> None:
