@@ -3,7 +3,8 @@
 logged-in account whose role holds that permission (appliance.accounts.roles.PERMISSIONS).
 
 Sessions are Flask's signed cookies holding the account id and its `session_version`: a logout, a
-password or role change, or a lock raises the version, and every older cookie stops working. A
+password or role change, or a disabling raises the version, and every older cookie stops working;
+a locked, disabled or expired account is refused at each request. A
 session idle longer than `web.idle_minutes`, or older than `web.session_hours`, ends.
 """
 
