@@ -13,7 +13,7 @@ from flask_babel import gettext
 from appliance import jobs
 from appliance.accounts.roles import Permission
 from appliance.archive import integrity, lossless
-from appliance.audit.events import Action, EventId, EventType, Outcome
+from appliance.audit.events import Action, EventId, EventType, Outcome, patient
 from appliance.jobs import kinds
 from appliance.jobs.runner import job_object
 from appliance.web.auth import current_account, requires
@@ -76,6 +76,7 @@ STEP_NAMES = {
     kinds.WAITING_FOR_LOCK: lazy("waiting: another compression is running"),
 }
 CANCELLED_BY = "cancelled by "
+DAMAGED_LISTS = ("missing_files", "altered_files")  # the verify job's lists naming patients
 STATE_NAMES = {
     jobs.WAITING: lazy("waiting for the worker"),
     jobs.RUNNING: lazy("in progress"),
@@ -126,8 +127,20 @@ def show(job_id: int) -> ResponseReturnValue:
         result_names=RESULT_NAMES,
         step=step_words(job.step),
         error=error_words(job),
-        files_shown=can(Permission.SEARCH_PATIENTS),
+        files_shown=show_damaged_files(job),
     )
+
+
+def show_damaged_files(job: jobs.Job) -> bool:
+    """Whether the page lists the damaged files with their patients' IDs: only to a role that may
+    see patient data, and then recorded in the audit trail (110103 R, one patient object each)."""
+    if not can(Permission.SEARCH_PATIENTS):
+        return False
+    listed = [item for key in DAMAGED_LISTS for item in job.result.get(key, []) if isinstance(item, dict)]
+    patient_ids = sorted({str(item.get("patient_id", "")) for item in listed} - {""})
+    if patient_ids:
+        record(EventId.INSTANCES_ACCESSED, Action.READ, objects=tuple(patient(value) for value in patient_ids))
+    return True
 
 
 @blueprint.route("/<int:job_id>/state")

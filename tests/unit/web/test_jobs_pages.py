@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 
 from console_client import Events, csrf_token
+from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import Engine
+from sqlalchemy import Engine, update
 
 from appliance import jobs
 from appliance.accounts.roles import Role
+from appliance.db.schema import job
 
 
 def test_start_follow_and_cancel_a_job(
@@ -40,3 +43,25 @@ def test_an_unknown_kind_or_job_is_refused(logged_in: Callable[[Role], FlaskClie
     token = csrf_token(client, "/jobs")
     assert client.post("/jobs/start", data={"kind": "format-the-disks", "csrf_token": token}).status_code == 400
     assert client.get("/jobs/999").status_code == 404
+
+
+def test_damaged_files_and_their_patients_are_shown_to_clinical_roles_only_and_audited(
+    app: Flask, logged_in: Callable[[Role], FlaskClient], engine: Engine, events: Events
+) -> None:
+    job_id = jobs.submit(engine, "verify", {}, "someone")
+    missing = {
+        "path": "2026/12/01/a.dcm",
+        "study_instance_uid": "1.2.3",
+        "study_date": "20261201",
+        "patient_id": "IPP0042",
+    }
+    result = {"verified": 10, "damaged": 1, "missing": 1, "intact": False, "missing_files": [missing]}
+    with engine.begin() as connection:
+        connection.execute(update(job).where(job.c.id == job_id).values(state="succeeded", result=json.dumps(result)))
+    maintenance = logged_in(Role.MAINTENANCE).get(f"/jobs/{job_id}").get_data(as_text=True)
+    assert "2026/12/01/a.dcm" not in maintenance and "IPP0042" not in maintenance
+    assert not events.of("110103")
+    administrator = logged_in(Role.ADMINISTRATOR).get(f"/jobs/{job_id}").get_data(as_text=True)
+    assert "2026/12/01/a.dcm" in administrator and "IPP0042" in administrator
+    (accessed,) = events.of("110103")
+    assert [item.object_id for item in accessed.objects] == ["IPP0042"]
