@@ -20,6 +20,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import Connection, Engine, func, insert, select, update
 
 from appliance.accounts.roles import Role
+from appliance.db import as_utc
 from appliance.db.schema import account, login_throttle
 
 MINIMUM_LENGTH = 10
@@ -78,7 +79,7 @@ class Account:
 
     @property
     def locked_for_good(self) -> bool:
-        return self.locked_until is not None and self.locked_until >= LOCKED_FOR_GOOD - timedelta(days=1)
+        return until_an_administrator_acts(self.locked_until)
 
 
 @dataclass(frozen=True)
@@ -91,6 +92,11 @@ class LoginResult:
     @property
     def succeeded(self) -> bool:
         return self.refusal is None
+
+    @property
+    def locked_for_good(self) -> bool:
+        """Locked until an administrator unlocks the account (not a wait of a few minutes)."""
+        return self.refusal == LoginRefusal.ACCOUNT_LOCKED and until_an_administrator_acts(self.wait_until)
 
 
 @dataclass(frozen=True)
@@ -107,15 +113,12 @@ class AccountChanges:
     note: str | None = None
 
 
+def until_an_administrator_acts(locked_until: datetime | None) -> bool:
+    return locked_until is not None and locked_until >= LOCKED_FOR_GOOD - timedelta(days=1)
+
+
 def now() -> datetime:
     return datetime.now(UTC)
-
-
-def as_utc(value: datetime | None) -> datetime | None:
-    """SQLite gives back naive datetimes for timezone-aware columns: they were stored in UTC."""
-    if value is None or value.tzinfo is not None:
-        return value
-    return value.replace(tzinfo=UTC)
 
 
 def account_from_row(row: object) -> Account:
@@ -133,7 +136,7 @@ def account_from_row(row: object) -> Account:
         locked_until=as_utc(mapping["locked_until"]),
         session_version=mapping["session_version"],
         last_login_at=as_utc(mapping["last_login_at"]),
-        created_at=as_utc(mapping["created_at"]) or now(),
+        created_at=as_utc(mapping["created_at"]),
         created_by=mapping["created_by"],
     )
 
@@ -438,15 +441,20 @@ def success(connection: Connection, found: Account, password: str, password_hash
 
 def failure(connection: Connection, found: Account | None, address: str, at: datetime) -> LoginResult:
     address_lock = count_address_failure(connection, address, at)
+    if found is None and address_lock is not None:
+        return LoginResult(None, LoginRefusal.ADDRESS_LOCKED, just_locked=True, wait_until=address_lock)
     if found is None:
-        return LoginResult(None, LoginRefusal.WRONG, just_locked=address_lock is not None, wait_until=address_lock)
+        return LoginResult(None, LoginRefusal.WRONG)
     failures = found.failed_logins + 1
     locked_until = lock_after(failures, at)
     connection.execute(
         update(account).where(account.c.id == found.id).values(failed_logins=failures, locked_until=locked_until)
     )
-    just_locked = failures == LOCK_AFTER_FAILURES or address_lock is not None
-    return LoginResult(found, LoginRefusal.WRONG, just_locked=just_locked, wait_until=locked_until or address_lock)
+    if address_lock is not None:
+        return LoginResult(found, LoginRefusal.ADDRESS_LOCKED, just_locked=True, wait_until=address_lock)
+    if failures >= LOCK_AFTER_FAILURES:
+        return LoginResult(found, LoginRefusal.ACCOUNT_LOCKED, just_locked=True, wait_until=locked_until)
+    return LoginResult(found, LoginRefusal.WRONG, wait_until=locked_until)
 
 
 def lock_after(failures: int, at: datetime) -> datetime | None:
@@ -471,7 +479,7 @@ def count_address_failure(connection: Connection, address: str, at: datetime) ->
     if row is None:
         connection.execute(insert(login_throttle).values(address=address, failures=1, last_failure_at=at))
         return None
-    recent = (as_utc(row.last_failure_at) or at) > at - ADDRESS_WINDOW
+    recent = as_utc(row.last_failure_at) > at - ADDRESS_WINDOW
     failures = row.failures + 1 if recent else 1
     locked_until = at + ADDRESS_WINDOW if failures >= ADDRESS_FAILURES else None
     connection.execute(

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import fcntl
 import logging
+from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, overload
 
 from alembic import command
 from alembic.config import Config as AlembicConfig
@@ -15,6 +16,18 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 
 LOGGER = logging.getLogger(__name__)
+
+
+@overload
+def as_utc(moment: datetime) -> datetime: ...
+@overload
+def as_utc(moment: None) -> None: ...
+def as_utc(moment: datetime | None) -> datetime | None:
+    """A time read back from a `DateTime(timezone=True)` column, aware: SQLite gives it back naive,
+    and it was stored in UTC."""
+    if moment is None or moment.tzinfo is not None:
+        return moment
+    return moment.replace(tzinfo=UTC)
 
 
 def create_index_engine(url: str) -> Engine:

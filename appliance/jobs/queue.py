@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, exists, insert, literal, select, text, update
 from sqlalchemy.types import Boolean, DateTime, Integer, String
 
+from appliance.db import as_utc
 from appliance.db.schema import job
 
 WAITING = "waiting"
@@ -96,13 +97,6 @@ class Job:
 
 def now() -> datetime:
     return datetime.now(UTC)
-
-
-def as_utc(moment: datetime | None) -> datetime | None:
-    """SQLite gives naive datetimes back: they were stored in UTC."""
-    if moment is None or moment.tzinfo:
-        return moment
-    return moment.replace(tzinfo=UTC)
 
 
 def job_of(row: Mapping[Any, Any]) -> Job:

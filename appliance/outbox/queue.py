@@ -10,6 +10,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, and_, bindparam, case, func, insert, or_, select, update
 
+from appliance.db import as_utc
 from appliance.db.schema import outbox
 
 PENDING = "pending"
@@ -82,11 +83,6 @@ class ChannelState:
 
 def now() -> datetime:
     return datetime.now(UTC)
-
-
-def as_utc(moment: datetime) -> datetime:
-    """SQLite gives naive datetimes back: they were stored in UTC."""
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 EXISTING = select(outbox.c.id).where(outbox.c.channel == bindparam("channel"), outbox.c.cause == bindparam("cause"))

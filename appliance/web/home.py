@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from flask import Blueprint, render_template, url_for
+from flask import Blueprint, current_app, render_template, url_for
 from flask.typing import ResponseReturnValue
 from flask_babel import gettext, ngettext
 
@@ -64,6 +64,4 @@ SEVERITY_ORDER = [Severity.INFORMATION, Severity.WARNING, Severity.CRITICAL]
 
 
 def has_endpoint(endpoint: str) -> bool:
-    from flask import current_app
-
     return endpoint in current_app.view_functions

@@ -138,9 +138,9 @@ def safe_next(target: str | None) -> str:
 
 
 def refusal_words(result: LoginResult) -> str:
-    if result.refusal == LoginRefusal.ACCOUNT_LOCKED or (result.just_locked and result.account):
-        if result.account is not None and (result.account.locked_for_good or result.just_locked):
-            return gettext("This account is locked after too many failures. An administrator can unlock it.")
+    if result.locked_for_good:
+        return gettext("This account is locked after too many failures. An administrator can unlock it.")
+    if result.refusal == LoginRefusal.ACCOUNT_LOCKED:
         return gettext("Too many failures: wait a few minutes before trying again.")
     if result.refusal == LoginRefusal.ADDRESS_LOCKED:
         return gettext("Too many failures from this computer: wait 15 minutes before trying again.")
@@ -165,16 +165,26 @@ def record_attempt(username: str, result: LoginResult) -> None:
         username=username.strip().lower(),
     )
     if result.just_locked:
-        subject = result.account.username if result.account else client_address()
-        record(
-            EventId.SECURITY_ALERT,
-            Action.EXECUTE,
-            objects=(ParticipantObject(ObjectKind.ACCOUNT, subject),),
-            outcome=Outcome.MINOR_FAILURE,
-            event_type=EventType.USER_SECURITY_ATTRIBUTES_CHANGED,
-            description="locked after repeated login failures",
-            username=username.strip().lower(),
-        )
+        record_lock(username.strip().lower(), result)
+
+
+def record_lock(username: str, result: LoginResult) -> None:
+    """A security alert: this failure locked the account, or the address it came from."""
+    if result.refusal == LoginRefusal.ADDRESS_LOCKED or result.account is None:
+        locked = ParticipantObject(ObjectKind.SECURITY_RESOURCE, client_address(), "login address")
+        description = "address locked after repeated login failures"
+    else:
+        locked = ParticipantObject(ObjectKind.ACCOUNT, result.account.username)
+        description = "account locked after repeated login failures"
+    record(
+        EventId.SECURITY_ALERT,
+        Action.EXECUTE,
+        objects=(locked,),
+        outcome=Outcome.MINOR_FAILURE,
+        event_type=EventType.USER_SECURITY_ATTRIBUTES_CHANGED,
+        description=description,
+        username=username,
+    )
 
 
 def record_account_created(account: Account) -> None:

@@ -9,10 +9,11 @@ from datetime import timedelta
 from console_client import PASSWORD, Events, csrf_token, log_in
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import Engine
+from sqlalchemy import Engine, update
 
 from appliance.accounts import users
 from appliance.accounts.roles import Role
+from appliance.db.schema import account
 from appliance.web.auth.access import SEEN, STARTED
 
 
@@ -83,9 +84,11 @@ def test_ten_failures_lock_the_account_until_an_administrator_unlocks_it(
     account = make_account("marie", Role.SECRETARY)
     moment = users.now()
     waits = []
-    for _ in range(users.LOCK_AFTER_FAILURES):
+    for attempt in range(1, users.LOCK_AFTER_FAILURES + 1):
         result = users.authenticate(engine, "marie", "wrong", "10.0.0.1", at=moment)
-        assert result.refusal == users.LoginRefusal.WRONG
+        locking = attempt == users.LOCK_AFTER_FAILURES
+        assert result.refusal == (users.LoginRefusal.ACCOUNT_LOCKED if locking else users.LoginRefusal.WRONG)
+        assert result.locked_for_good == result.just_locked == locking
         if result.wait_until and result.wait_until < users.LOCKED_FOR_GOOD:
             assert (
                 users.authenticate(engine, "marie", PASSWORD, "10.0.0.1", at=moment).refusal
@@ -176,3 +179,24 @@ def test_login_never_redirects_to_another_site(app: Flask, make_account: Callabl
         "/login?next=//evil.example/", data={"username": "marie", "password": PASSWORD, "csrf_token": token}
     )
     assert answer.headers["Location"] == "/"
+
+
+def test_the_login_page_says_which_lock_stopped_the_attempt(
+    app: Flask, engine: Engine, make_account: Callable[..., users.Account], events: Events
+) -> None:
+    make_account("marie", Role.SECRETARY)
+    make_account("paul", Role.RADIOLOGIST)
+    client = app.test_client()
+    token = csrf_token(client, "/login")
+    with engine.begin() as connection:  # nine failures behind it, the last wait over
+        connection.execute(update(account).where(account.c.username == "marie").values(failed_logins=9))
+    tenth = client.post("/login", data={"username": "marie", "password": "wrong", "csrf_token": token})
+    assert "Ce compte est verrouillé" in tenth.get_data(as_text=True)
+    for attempt in range(users.ADDRESS_FAILURES - 2):
+        users.authenticate(engine, f"nobody{attempt}", "wrong", "127.0.0.1")
+    # The address's 20th failure, on an account that is not locked: the computer waits, not the account.
+    last = client.post("/login", data={"username": "paul", "password": "wrong", "csrf_token": token})
+    page = last.get_data(as_text=True)
+    assert "depuis cet ordinateur" in page and "Ce compte est verrouillé" not in page
+    locks = [(event.objects[0].kind.value, event.objects[0].object_id) for event in events.of("110113")]
+    assert locks == [("account", "marie"), ("security-resource", "127.0.0.1")]
