@@ -6,9 +6,11 @@ from appliance.config.loader import (
     DatabaseConfig,
     DicomConfig,
     LosslessConfig,
+    MonitorConfig,
     Peer,
     Settings,
     StorageConfig,
+    UpsConfig,
     development_config,
     load_config,
 )
@@ -19,9 +21,11 @@ __all__ = [
     "DatabaseConfig",
     "DicomConfig",
     "LosslessConfig",
+    "MonitorConfig",
     "Peer",
     "Settings",
     "StorageConfig",
+    "UpsConfig",
     "development_config",
     "load_config",
 ]

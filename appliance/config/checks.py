@@ -141,3 +141,13 @@ def same_socket(first: dict[str, Any], second: dict[str, Any]) -> bool:
     if not isinstance(port, int) or port == 0 or port != other_port:
         return False
     return isinstance(address, str) and isinstance(other_address, str) and addresses_overlap(address, other_address)
+
+
+def threshold_problems(document: dict[str, Any]) -> list[Problem]:
+    """A critical free-space threshold must be below the warning one, or every warning is critical."""
+    monitor = mapping(document.get("monitor"))
+    warning, critical = monitor.get("free_space_warning_percent"), monitor.get("free_space_critical_percent")
+    if isinstance(warning, int) and isinstance(critical, int) and critical >= warning:
+        message = f"{critical} must be below monitor.free_space_warning_percent ({warning})"
+        return [Problem(("monitor", "free_space_critical_percent"), message)]
+    return []

@@ -19,7 +19,16 @@ from typing import Any
 import jsonschema
 import yaml
 
-from appliance.config.checks import Key, Problem, ae_title_problem, host_problems, mapping, mappings, port_problems
+from appliance.config.checks import (
+    Key,
+    Problem,
+    ae_title_problem,
+    host_problems,
+    mapping,
+    mappings,
+    port_problems,
+    threshold_problems,
+)
 from appliance.config.layers import (
     Layer,
     UnreadableLayer,
@@ -240,6 +249,33 @@ class MailConfig:
 
 
 @dataclass(frozen=True)
+class UpsConfig:
+    name: str
+    host: str
+    port: int
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.name)
+
+
+@dataclass(frozen=True)
+class MonitorConfig:
+    interval_seconds: int
+    digest_time: str
+    free_space_warning_percent: int
+    free_space_critical_percent: int
+    days_left_warning: int
+    disk_temperature_warning_celsius: int
+    certificate_days_warning: int
+    mdstat_file: Path
+    smartctl: str
+    events_file: Path | None
+    ups: UpsConfig
+    units: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class BackupConfig:
     repository: str
     time: str
@@ -266,6 +302,7 @@ class Config:
     audit: AuditConfig
     mail: MailConfig
     backup: BackupConfig
+    monitor: MonitorConfig
     logging_level: str
 
     @property
@@ -431,7 +468,7 @@ def consistency_problems(document: Any) -> list[Problem]:
     impossible hosts, two services on one port. Values of the wrong type are left to the schema."""
     if not isinstance(document, dict):
         return []
-    problems = host_problems(document) + port_problems(document)
+    problems = host_problems(document) + port_problems(document) + threshold_problems(document)
     profiles = [profile.get("ae_title") for _, profile in mappings(mapping(document.get("worklist")).get("profiles"))]
     for position, title in enumerate(profiles):
         if not title or title in profiles[:position]:
@@ -482,6 +519,7 @@ def typed_config(document: dict[str, Any], layers: list[Layer], console_settings
         audit=audit_config(document["audit"], Path(storage["data_directory"]).absolute()),
         mail=MailConfig(**{**document["mail"], "recipients": tuple(document["mail"]["recipients"])}),
         backup=BackupConfig(**document["backup"]),
+        monitor=monitor_config(document["monitor"]),
         logging_level=document["logging"]["level"],
     )
 
@@ -492,6 +530,18 @@ def audit_config(section: dict[str, Any], data_directory: Path) -> AuditConfig:
         database=data_directory / database,  # an absolute `database` stays as it is
         retention_months=section["retention_months"],
         syslog=SyslogConfig(**section["syslog"]),
+    )
+
+
+def monitor_config(section: dict[str, Any]) -> MonitorConfig:
+    return MonitorConfig(
+        **{
+            **section,
+            "mdstat_file": Path(section["mdstat_file"]),
+            "events_file": Path(section["events_file"]) if section["events_file"] else None,
+            "ups": UpsConfig(**section["ups"]),
+            "units": tuple(section["units"]),
+        }
     )
 
 
@@ -556,6 +606,8 @@ def development_document(data_directory: Path) -> dict[str, Any]:
             }
         ],
         "lossless": {"delay_seconds": 5},
+        # The hooks of mdadm, smartd and NUT are not installed here: their events file is the data folder's.
+        "monitor": {"interval_seconds": 30, "events_file": str(data_directory / "events" / "events.jsonl")},
         # Plain HTTP on loopback: the session cookie cannot be HTTPS-only.
         "web": {"bind_address": "127.0.0.1", "port": DEVELOPMENT_WEB_PORT, "secure_cookies": False},
     }

@@ -12,7 +12,7 @@ from flask_babel import gettext, ngettext
 from appliance.accounts.roles import Permission
 from appliance.archive.reconciliation import count_unreconciled
 from appliance.monitor import outbox
-from appliance.monitor.findings import Severity
+from appliance.monitor.findings import Severity, worst
 from appliance.web.auth import requires
 from appliance.web.auth.access import can
 from appliance.web.services import services
@@ -51,16 +51,13 @@ def reconciliation_tile() -> Tile:
 
 
 def messages_tile() -> Tile:
-    findings = outbox.check(services().engine)
-    worst = max((finding.severity for finding in findings), key=SEVERITY_ORDER.index, default=None)
-    state = {None: "ok", Severity.INFORMATION: "ok", Severity.WARNING: "warning", Severity.CRITICAL: "error"}[worst]
+    findings = [finding for finding in outbox.check(services().engine) if finding.severity.is_problem]
+    found = worst(finding.severity for finding in findings)
+    state = {Severity.WARNING: "warning", Severity.CRITICAL: "error"}.get(found, "ok")
     value = gettext("OK") if state == "ok" else gettext("Attention") if state == "warning" else gettext("Failure")
     detail = findings[0].message if findings else gettext("Everything was delivered.")
     url = url_for("messages.index") if has_endpoint("messages.index") and can(Permission.VIEW_HL7_LOG) else "#"
     return Tile(gettext("Messages to the RIS and modalities"), value, detail, state, url)
-
-
-SEVERITY_ORDER = [Severity.INFORMATION, Severity.WARNING, Severity.CRITICAL]
 
 
 def has_endpoint(endpoint: str) -> bool:

@@ -17,6 +17,7 @@ from appliance.db.schema.archive import (
 )
 from appliance.db.schema.base import metadata
 from appliance.db.schema.changes import change, change_cursor
+from appliance.db.schema.health import health_change, health_measure, health_state
 from appliance.db.schema.hl7 import hl7_inbox
 from appliance.db.schema.outbox import outbox
 from appliance.db.schema.patients import identity_change, patient, patient_identifier, patient_identity
@@ -27,6 +28,9 @@ __all__ = [
     "change",
     "change_cursor",
     "commitment_request",
+    "health_change",
+    "health_measure",
+    "health_state",
     "hl7_inbox",
     "identity_change",
     "instance",
