@@ -13,6 +13,9 @@ PYTEST_ARGS ?=
 # front of appliance-web, with TLS), and Debian's chromium that Playwright drives for the console's
 # browser tests (no browser download).
 TEST_DEBIAN_PACKAGES := dcmtk postgresql nginx chromium fonts-dejavu-core
+# What pip needs to build borg 1.4 from its source (PyPI has no wheel of it): a C compiler and the
+# headers of the libraries it links to.
+BUILD_DEBIAN_PACKAGES := gcc python3-dev python3-venv pkg-config libacl1-dev liblz4-dev libzstd-dev libxxhash-dev libssl-dev
 export TCP_NODELAY := 1
 
 .DEFAULT_GOAL := help
@@ -22,6 +25,7 @@ help: ## Show this list of targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
 
 $(VENV)/.installed: requirements.lock pyproject.toml
+	@$(MAKE) --no-print-directory build-packages
 	$(PYTHON_SYSTEM) -m venv $(VENV)
 	$(PYTHON) -m pip install --quiet --require-hashes -r requirements.lock
 	$(PYTHON) -m pip install --quiet --no-deps --no-build-isolation -e .
@@ -29,6 +33,15 @@ $(VENV)/.installed: requirements.lock pyproject.toml
 
 .PHONY: venv
 venv: $(VENV)/.installed ## Create the Python environment from the lock file
+
+.PHONY: build-packages
+build-packages: ## Install the Debian packages the Python environment needs to build (as root, once)
+	@missing=$$(for package in $(BUILD_DEBIAN_PACKAGES); do dpkg -s $$package >/dev/null 2>&1 || echo $$package; done); \
+	if [ -n "$$missing" ]; then \
+		echo "installing Debian packages: $$missing"; \
+		$$( [ $$(id -u) -eq 0 ] || echo sudo ) apt-get update -qq; \
+		DEBIAN_FRONTEND=noninteractive $$( [ $$(id -u) -eq 0 ] || echo sudo ) apt-get install -y -qq $$missing >/dev/null; \
+	fi
 
 .PHONY: debian-packages
 debian-packages: ## Install the Debian packages the tests use (as root, once)
