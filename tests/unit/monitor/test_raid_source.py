@@ -43,7 +43,9 @@ def test_a_resync_is_a_warning_with_its_progress(tmp_path: Path, engine: Engine)
     reading = read(raid_context(tmp_path, engine, MDSTAT / "resync.mdstat"))
     [finding] = reading.findings
     assert finding.severity is Severity.WARNING
-    assert finding.message == "Le RAID se reconstruit : 43,8 % faits, fin estimée dans environ 2 min. Ne pas éteindre le boîtier."
+    assert finding.message == (
+        "Le RAID se reconstruit : 43,8 % faits, fin estimée dans environ 2 min. Ne pas éteindre le boîtier."
+    )
     assert [(measure.name, measure.value) for measure in reading.measures] == [("raid.md0.sync_percent", 43.8)]
 
 
