@@ -23,8 +23,11 @@ SYSTEM = Path("/sys")
 DEVICES = Path("/dev")
 # by-id names that carry a disk's model and serial (not wwn-, which is a number without the serial)
 SERIAL_PREFIXES = ("ata-", "nvme-", "scsi-", "usb-", "virtio-")
-REBUILDING = {"recovery", "resync", "reshape"}  # the kernel's words for copying data between members
-CHECKING = {"check", "repair"}  # the monthly checkarray run: nothing is wrong
+# The kernel's words for a resync line: recovery, resync and reshape copy data between members (the
+# array is not safe until they end); check and repair are the monthly checkarray run (nothing wrong).
+CHECKING = {"check", "repair"}
+# sdb1 -> sdb, vda2 -> vda; nvme0n1p2 -> nvme0n1, mmcblk0p1 -> mmcblk0
+PARTITION_NAME = re.compile(r"^(?:((?:sd|vd|hd|xvd)[a-z]+)\d+|((?:nvme\d+n\d+|mmcblk\d+))p\d+)$")
 
 
 @dataclass(frozen=True)
@@ -147,12 +150,14 @@ def members_detail(members: list[str]) -> str:
 
 
 def parent_disk(member: str, system: Path = SYSTEM) -> str:
-    """The whole disk a partition belongs to (`sdb` for `sdb1`, `nvme0n1` for `nvme0n1p2`); the member
-    itself when it is a whole disk or unknown to /sys."""
+    """The whole disk a partition belongs to (`sdb` for `sdb1`, `nvme0n1` for `nvme0n1p2`): from /sys,
+    else from the kernel's naming (a disk pulled out is gone from /sys); the member itself when it is
+    a whole disk."""
     entry = system / "class" / "block" / member
     if (entry / "partition").exists():
         return entry.resolve().parent.name
-    return member
+    named = PARTITION_NAME.match(member)
+    return (named.group(1) or named.group(2)) if named else member
 
 
 def disk_serial(disk: str, system: Path = SYSTEM, devices: Path = DEVICES) -> str | None:

@@ -24,6 +24,7 @@ from datetime import datetime, timedelta
 
 from pySMART import Device  # type: ignore[import-untyped]
 from pySMART.smartctl import Smartctl  # type: ignore[import-untyped]
+from pySMART.utils import smartctl_isvalid_type  # type: ignore[import-untyped]
 from sqlalchemy import Engine
 
 from appliance.monitor import store
@@ -58,8 +59,13 @@ def read(context: Context) -> Reading:
             f"{context.config.monitor.smartctl} not found (package smartmontools)",
         )
     smartctl = Smartctl(smartctl_path=command)
-    disks = scan(smartctl)
+    lines = smartctl.scan()
+    disks = scanned_disks(lines)
     if not disks:
+        refused = [line for line in lines if "failed:" in line]
+        if refused:  # smartctl is there but may not open the disks (not run as root)
+            message = "La surveillance SMART ne peut pas lire les disques : le prestataire doit regarder."
+            return Reading([Finding(SOURCE, SOURCE, Severity.WARNING, message, "; ".join(refused))])
         return absent(SOURCE, "Aucun disque lisible par SMART sur cette machine.", f"{command} --scan-open: none")
     findings: list[Finding] = []
     measures: list[Measure] = []
@@ -70,10 +76,11 @@ def read(context: Context) -> Reading:
     return Reading(findings, measures)
 
 
-def scan(smartctl: Smartctl) -> list[tuple[str, str]]:
-    """(device, smartctl type) of every disk smartctl could open; its `# ...` lines are the others."""
+def scanned_disks(lines: list[str]) -> list[tuple[str, str]]:
+    """(device, smartctl type) of every disk `smartctl --scan-open` could open; its `# ...` lines are
+    the others."""
     found = []
-    for line in smartctl.scan():
+    for line in lines:
         match = SCAN_LINE.match(line)
         if match:
             found.append((match.group(1), match.group(2)))
@@ -82,10 +89,13 @@ def scan(smartctl: Smartctl) -> list[tuple[str, str]]:
 
 def disk_reading(context: Context, smartctl: Smartctl, path: str, interface: str) -> tuple[Finding, list[Measure]]:
     name = path.removeprefix("/dev/")
+    if not smartctl_isvalid_type(interface):  # some USB bridges' types (usbjmicron, ...)
+        return Finding(SOURCE, name, Severity.OK, "SMART non disponible.", f"{path} -d {interface}: not read"), []
     try:
         device = Device(path, interface=interface, smartctl=smartctl)
-    except ValueError as error:  # a smartctl type pySMART does not know (some USB bridges)
-        return Finding(SOURCE, name, Severity.OK, "SMART non disponible.", f"{path} -d {interface}: {error}"), []
+    except (ValueError, IndexError, AttributeError, OSError) as error:  # output pySMART could not parse
+        message = "L'état SMART de ce disque ne peut pas être lu : le prestataire doit regarder."
+        return Finding(SOURCE, name, Severity.WARNING, message, f"{path} -d {interface}: {error!r}"), []
     identity = f"{path} {device.model or '?'} serial {device.serial or '?'}"
     if not device.smart_capable and device.assessment is None:
         detail = f"{identity}: no SMART through {interface} (USB bridge or virtual disk)"

@@ -37,6 +37,7 @@ def test_a_failed_member_is_critical_and_named(tmp_path: Path, engine: Engine) -
     assert finding.severity is Severity.CRITICAL
     assert "en panne" in finding.message and "remplacer" in finding.message
     assert "[2/1] [U_]" in finding.detail and "failed: sdb1 (disk sdb" in finding.detail
+    assert parent_disk("sdb1") == "sdb" and parent_disk("nvme1n1p2") == "nvme1n1" and parent_disk("sdc") == "sdc"
 
 
 def test_a_resync_is_a_warning_with_its_progress(tmp_path: Path, engine: Engine) -> None:

@@ -105,7 +105,22 @@ def test_no_smartctl_is_absent(tmp_path: Path, engine: Engine) -> None:
     assert "no-such-smartctl not found" in finding.detail
 
 
-def test_no_disk_smartctl_can_open_is_absent(tmp_path: Path, engine: Engine, smartctl: Path) -> None:
-    (smartctl / "scan-open.txt").write_text("# /dev/sda -d sat # /dev/sda [SAT], open failed: Permission denied\n")
+def test_no_disk_is_absent_and_disks_it_may_not_open_a_warning(tmp_path: Path, engine: Engine, smartctl: Path) -> None:
+    (smartctl / "scan-open.txt").write_text("")
     [finding] = read(smart_context(tmp_path, engine, str(smartctl / "smartctl"), datetime.now(UTC))).findings
     assert finding.severity is Severity.ABSENT
+    (smartctl / "scan-open.txt").write_text("# /dev/sda -d sat # /dev/sda [SAT], open failed: Permission denied\n")
+    [finding] = read(smart_context(tmp_path, engine, str(smartctl / "smartctl"), datetime.now(UTC))).findings
+    assert finding.severity is Severity.WARNING and "Permission denied" in finding.detail
+
+
+def test_a_disk_smartctl_says_nothing_about_does_not_hide_the_others(
+    tmp_path: Path, engine: Engine, smartctl: Path
+) -> None:
+    (smartctl / "sdb.txt").write_text("")  # smartctl printed nothing for it
+    findings = {
+        finding.subject: finding
+        for finding in read(smart_context(tmp_path, engine, str(smartctl / "smartctl"), datetime.now(UTC))).findings
+    }
+    assert findings["sda"].severity is Severity.OK and findings["sdd"].severity is Severity.OK
+    assert (findings["sdb"].severity, findings["sdb"].message) == (Severity.OK, "SMART non disponible.")
