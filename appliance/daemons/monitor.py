@@ -126,6 +126,8 @@ def main(argv: Sequence[str] | None = None, sources: dict[str, Check] | None = N
     runtime = process.start(argv, "The health monitor: checks, their history, alert mails.")
     if runtime is None:
         return 2
+    # A service down makes pynetdicom log two ERROR lines per probe: the finding says it once.
+    logging.getLogger("pynetdicom").setLevel(logging.CRITICAL)
     monitor = Monitor(runtime, SOURCES if sources is None else sources)
     signal.signal(signal.SIGUSR1, on_usr1(monitor))
     monitor.start()
