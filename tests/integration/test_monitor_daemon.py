@@ -36,7 +36,10 @@ md0 : active raid1 vda2[0] vdb2[1]
 
 unused devices: <none>
 """
-FAILED_DICOM = "Id=appliance-dicom.service\nLoadState=loaded\nUnitFileState=enabled\nActiveState=failed\nSubState=failed\nNRestarts=5\nStateChangeTimestamp=@1764666000"  # fmt: skip
+FAILED_DICOM = (
+    "Id=appliance-dicom.service\nLoadState=loaded\nUnitFileState=enabled\nActiveState=failed\nSubState=failed\n"
+    "NRestarts=5\nStateChangeTimestamp=@1764666000"
+)
 
 
 @pytest.fixture()
@@ -72,7 +75,8 @@ def fake_systemctl(folder: Path) -> None:
     script = folder / "systemctl"
     script.write_text(
         f"#!{sys.executable}\nimport sys\nunits = sys.argv[sys.argv.index('--') + 1:]\n"
-        f"print('\\n\\n'.join({FAILED_DICOM!r} if u == 'appliance-dicom.service' else f'Id={{u}}\\nLoadState=not-found' "
+        f"failed = {FAILED_DICOM!r}\n"
+        "print('\\n\\n'.join(failed if u == 'appliance-dicom.service' else f'Id={u}\\nLoadState=not-found' "
         "for u in units))\n"
     )
     script.chmod(0o755)
