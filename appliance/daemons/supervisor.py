@@ -29,6 +29,7 @@ DAEMONS = {
     "appliance-worklist": "appliance.daemons.worklist",
     "appliance-hl7": "appliance.daemons.hl7",
     "appliance-web": "appliance.daemons.web",
+    "appliance-monitor": "appliance.daemons.monitor",
 }
 
 
@@ -73,6 +74,12 @@ def print_banner(config: Config) -> None:
     print(f"  HL7 listener   MLLP on {config.hl7.bind_address}:{config.hl7.port}", flush=True)
     print(f"  console        {console_address(config)}", flush=True)
     print("  background worker: verified lossless compression, image availability for the RIS", flush=True)
+    mail = (
+        f"alerts mailed through {config.mail.relay_host}:{config.mail.relay_port}"
+        if config.mail.enabled
+        else ("no mail relay: alerts in the log only")
+    )
+    print(f"  health monitor: checks every {config.monitor.interval_seconds} s, {mail}", flush=True)
     print("Ctrl-C stops everything; kill -HUP reloads the configuration in every daemon.", flush=True)
 
 

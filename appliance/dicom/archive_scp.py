@@ -39,6 +39,7 @@ from appliance.dicom.pynetdicom_patches import (
     throttled_retrieve_responses,
 )
 from appliance.dicom.retrieve import StoredReference, install_sender, proposed_contexts, retrieve_contexts
+from appliance.monitor.dicom import MONITOR_AE_TITLE
 
 LOGGER = logging.getLogger(__name__)
 
@@ -94,7 +95,9 @@ class ArchiveServices:
         install_sender(event.assoc)
         throttled_retrieve_responses(event)
         STORED.setdefault(event.assoc, StoreTally())
-        LOGGER.info("association from %s (%s) established", caller(event), event.assoc.requestor.address)
+        calling = caller(event)
+        level = logging.DEBUG if calling == MONITOR_AE_TITLE else logging.INFO  # its C-ECHO every minute
+        LOGGER.log(level, "association from %s (%s) established", calling, event.assoc.requestor.address)
 
     def on_closed(self, event: Event) -> None:
         self.audit.association_ended(event)

@@ -1,6 +1,8 @@
 """Who may associate, and what each association may do (A6).
 
-Production: only configured AE titles, and only from their configured host. Development (make run
+Production: only configured AE titles, and only from their configured host; and the box's own health
+monitor (`MONITOR_AE_TITLE` from the loopback address) with no right at all: its C-ECHO needs none.
+Development (make run
 without a configuration file): any calling AE title from the loopback address as well, with a
 warning. The rights of an association are decided once, when it is requested, with the peers
 configured at that moment (a reload applies to the next association).
@@ -18,6 +20,7 @@ from pynetdicom.events import Event
 
 from appliance.config import Settings
 from appliance.dicom import statuses
+from appliance.monitor.dicom import MONITOR_AE_TITLE
 
 LOGGER = logging.getLogger(__name__)
 
@@ -60,6 +63,8 @@ class AccessPolicy:
         peer = config.peer(calling_ae_title)
         if peer is not None and same_host(peer.host, address):
             return Admission(True, peer.rights, f"known peer {peer.ae_title}")
+        if calling_ae_title == MONITOR_AE_TITLE and is_loopback(address):
+            return Admission(True, frozenset(), "the box's health monitor (verification only)")
         if config.is_development and is_loopback(address):
             return Admission(True, ALL_RIGHTS, "development mode: any AE title from the loopback address")
         if peer is not None:

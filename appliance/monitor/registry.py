@@ -1,9 +1,10 @@
-"""Every source of the monitor, by name, in the order the dashboard and `appliance health` show them.
-A source is a `Check` (`read(context) -> Reading`, see `sources`); its name is the findings' source."""
+"""Every source of the monitor by name, in the order the dashboard and `appliance health` list them.
+`appliance-monitor` runs each of them every round (`appliance.monitor.rounds`); each is a `Check`
+(`read(context) -> Reading`, see `sources`); its name is the findings' source."""
 
 from __future__ import annotations
 
-from appliance.monitor import certificate, clock, disk, events, outbox, raid, smart, ups
+from appliance.monitor import certificate, clock, dicom, disk, events, outbox, raid, services, smart, ups
 from appliance.monitor.sources import Check
 
 SOURCES: dict[str, Check] = {
@@ -11,6 +12,8 @@ SOURCES: dict[str, Check] = {
     "raid": raid.read,
     "smart": smart.read,
     "ups": ups.read,
+    "services": services.read,
+    "dicom": dicom.read,
     "outbox": outbox.read,
     "time": clock.read,
     "certificate": certificate.read,

@@ -107,6 +107,7 @@ def test_units_verify_inside_the_tree(test_tree: Path) -> None:
     assert {"appliance-dicom.service", "appliance-worker.service", "appliance-worklist.service"} <= set(units)
     assert {"appliance-hl7.service", "appliance-prepare.service"} <= set(units)
     assert {"appliance-web.service", "appliance-tls.service"} <= set(units)
+    assert {"appliance-monitor.service", "appliance-smartctl@.service"} <= set(units)
     assert "appliance-forward.service" not in units
     for unit in units:
         result = chroot(test_tree, "systemd-analyze", "verify", f"/etc/systemd/system/{unit}")
@@ -125,7 +126,7 @@ def test_repository_units_verify(test_tree: Path) -> None:
 
 # Units that never touch the data mirror: the TLS files are in /etc/appliance/tls, and nginx must
 # get them even on a box whose data disks are missing.
-OUTSIDE_THE_DATA = {"appliance-tls.service"}
+OUTSIDE_THE_DATA = {"appliance-tls.service", "appliance-smartctl@.service"}
 
 
 def test_archive_units_are_hardened_and_ordered() -> None:

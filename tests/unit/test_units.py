@@ -14,8 +14,9 @@ DAEMONS = [
     "appliance-worklist.service",
     "appliance-hl7.service",
     "appliance-web.service",
+    "appliance-monitor.service",
 ]
-ONESHOTS = ["appliance-prepare.service", "appliance-tls.service"]
+ONESHOTS = ["appliance-prepare.service", "appliance-tls.service", "appliance-smartctl@.service"]
 START = "# --- hardening: identical in every daemon unit (tests/unit/test_units.py) ---"
 END = "# --- end of hardening ---"
 
@@ -49,3 +50,18 @@ def test_the_console_s_keys_are_made_before_nginx_and_checked_daily() -> None:
     assert "Type=oneshot" in service and "Before=nginx.service" in service
     assert "appliance tls ensure --config /etc/appliance/appliance.yaml" in service
     assert "OnCalendar=daily" in (UNITS / "appliance-tls.timer").read_text()
+
+
+def test_the_monitor_loosens_only_proc_subset_after_the_shared_block() -> None:
+    """It reads /proc/mdstat (hidden by ProcSubset=pid); nothing else differs from the other daemons."""
+    text = (UNITS / "appliance-monitor.service").read_text()
+    after = text[text.index(END) + len(END) :]
+    settings = [line for line in after.splitlines() if line and not line.startswith(("#", "["))]
+    assert settings == ["ProcSubset=all", "WantedBy=multi-user.target"]
+
+
+def test_the_smartctl_helper_is_socket_activated_for_the_appliance_group_only() -> None:
+    socket = (UNITS / "appliance-smartctl.socket").read_text()
+    assert "Accept=yes" in socket and "SocketGroup=appliance" in socket and "SocketMode=0660" in socket
+    service = (UNITS / "appliance-smartctl@.service").read_text()
+    assert "StandardInput=socket" in service and "NoNewPrivileges=yes" in service and "PrivateNetwork=yes" in service
