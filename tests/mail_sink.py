@@ -10,6 +10,7 @@ from email.message import EmailMessage
 from typing import Any
 
 from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult, LoginPassword
 from servers import free_port
 
 
@@ -28,16 +29,36 @@ class Keeper:
         return "250 Message accepted for delivery"
 
 
-class MailSink:
-    """The SMTP server; `mails` are (subject, body) pairs in arrival order."""
+class Login:
+    """aiosmtpd authenticator accepting one user and password (AUTH PLAIN / LOGIN)."""
 
-    def __init__(self) -> None:
+    def __init__(self, username: str, password: str) -> None:
+        self.username, self.password = username, password
+        self.accepted: list[str] = []
+
+    def __call__(self, server: Any, session: Any, envelope: Any, mechanism: str, data: Any) -> AuthResult:
+        good = isinstance(data, LoginPassword) and data.login.decode() == self.username
+        good = good and data.password.decode() == self.password
+        if good:
+            self.accepted.append(self.username)
+        return AuthResult(success=good, handled=False)
+
+
+class MailSink:
+    """The SMTP server; `mails` are (subject, body) pairs in arrival order. With `login`, it asks
+    for that user and password before it takes a mail (without TLS: loopback only)."""
+
+    def __init__(self, login: Login | None = None) -> None:
         self.port = free_port()
         self.keeper = Keeper()
+        self.login = login
         self.controller: Controller | None = None
 
     def start(self) -> MailSink:
-        self.controller = Controller(self.keeper, hostname="127.0.0.1", port=self.port)
+        options: dict[str, Any] = {}
+        if self.login is not None:
+            options = {"authenticator": self.login, "auth_required": True, "auth_require_tls": False}
+        self.controller = Controller(self.keeper, hostname="127.0.0.1", port=self.port, **options)
         self.controller.start()
         return self
 

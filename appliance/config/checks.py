@@ -143,6 +143,14 @@ def same_socket(first: dict[str, Any], second: dict[str, Any]) -> bool:
     return isinstance(address, str) and isinstance(other_address, str) and addresses_overlap(address, other_address)
 
 
+def mail_problems(document: dict[str, Any]) -> list[Problem]:
+    """A relay login needs its password file."""
+    mail = mapping(document.get("mail"))
+    if mail.get("username") and not mail.get("password_file"):
+        return [Problem(("mail", "password_file"), "required when mail.username is set")]
+    return []
+
+
 def threshold_problems(document: dict[str, Any]) -> list[Problem]:
     """A critical free-space threshold must be below the warning one, or every warning is critical."""
     monitor = mapping(document.get("monitor"))

@@ -24,6 +24,7 @@ from appliance.config.checks import (
     Problem,
     ae_title_problem,
     host_problems,
+    mail_problems,
     mapping,
     mappings,
     port_problems,
@@ -242,6 +243,9 @@ class MailConfig:
     relay_port: int
     sender: str
     recipients: tuple[str, ...]
+    security: str = "none"  # none, starttls, tls
+    username: str = ""
+    password_file: str = ""
 
     @property
     def enabled(self) -> bool:
@@ -468,7 +472,9 @@ def consistency_problems(document: Any) -> list[Problem]:
     impossible hosts, two services on one port. Values of the wrong type are left to the schema."""
     if not isinstance(document, dict):
         return []
-    problems = host_problems(document) + port_problems(document) + threshold_problems(document)
+    problems = (
+        host_problems(document) + port_problems(document) + threshold_problems(document) + mail_problems(document)
+    )
     profiles = [profile.get("ae_title") for _, profile in mappings(mapping(document.get("worklist")).get("profiles"))]
     for position, title in enumerate(profiles):
         if not title or title in profiles[:position]:

@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import smtplib
 import socket
+import ssl
 from datetime import datetime
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
+from pathlib import Path
 
-from appliance.config import Config
+from appliance.config import Config, MailConfig
 
 TIMEOUT_SECONDS = 20
 
@@ -25,10 +27,36 @@ def send(config: Config, subject: str, body: str, now: datetime) -> None:
         raise MailError("no mail relay or no recipient configured (mail.relay_host, mail.recipients)")
     message = compose(config, subject, body, now)
     try:
-        with smtplib.SMTP(config.mail.relay_host, config.mail.relay_port, timeout=TIMEOUT_SECONDS) as relay:
+        with connect(config.mail) as relay:
+            if config.mail.username:
+                relay.login(config.mail.username, relay_password(config.mail))
             relay.send_message(message)
     except (OSError, smtplib.SMTPException) as error:
         raise MailError(f"relay {config.mail.relay_host}:{config.mail.relay_port}: {error}") from error
+
+
+def connect(mail: MailConfig) -> smtplib.SMTP:
+    """An SMTP connection to the relay, protected as `mail.security` says (the certificate checked)."""
+    if mail.security == "tls":
+        return smtplib.SMTP_SSL(
+            mail.relay_host, mail.relay_port, timeout=TIMEOUT_SECONDS, context=ssl.create_default_context()
+        )
+    relay = smtplib.SMTP(mail.relay_host, mail.relay_port, timeout=TIMEOUT_SECONDS)
+    if mail.security == "starttls":
+        try:
+            relay.starttls(context=ssl.create_default_context())
+        except BaseException:
+            relay.close()
+            raise
+    return relay
+
+
+def relay_password(mail: MailConfig) -> str:
+    """The relay password, read from its root-only file at each mail (it can change without a restart)."""
+    try:
+        return Path(mail.password_file).read_text(encoding="utf-8").strip()
+    except OSError as error:
+        raise MailError(f"mail.password_file {mail.password_file}: {error.strerror}") from error
 
 
 def compose(config: Config, subject: str, body: str, now: datetime) -> EmailMessage:

@@ -13,14 +13,14 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from mail_sink import MailSink
+from mail_sink import Login, MailSink
 from sqlalchemy import Engine
 
 from appliance.config import Config, development_config
 from appliance.config.loader import MailConfig
 from appliance.monitor import Finding, Reading, Severity, store
 from appliance.monitor.alerts import IMPROVEMENT_HOLD, Alerter
-from appliance.monitor.mail import send_test_alert
+from appliance.monitor.mail import MailError, send_test_alert
 from appliance.monitor.outbox import read as read_outbox
 from appliance.monitor.rounds import Rounds
 from appliance.outbox import Attempt, Outcome, RetryPolicy, enqueue, next_due, record
@@ -203,6 +203,25 @@ def test_the_console_s_test_alert_arrives(config: Config, sink: MailSink) -> Non
     assert message["Subject"] == "[Cabinet Exemple] Alerte d'essai"
     assert message["To"] == "secretariat@cabinet.example.fr" and message["From"] == "pacs@cabinet.example.fr"
     assert "alerte d'essai envoyée depuis la console" in message.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+
+
+@pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS")
+def test_a_relay_that_asks_for_a_login_gets_the_password_from_its_file(config: Config, tmp_path: Path) -> None:
+    relay = MailSink(Login("pacs@cabinet.example.fr", "s3cret-relais")).start()
+    try:
+        password_file = tmp_path / "mail-password"
+        anonymous = dataclasses.replace(config.mail, relay_port=relay.port)
+        with pytest.raises(MailError, match=r"530|[Aa]uthentication"):
+            send_test_alert(dataclasses.replace(config, mail=anonymous), "admin.dupont", START)
+        logged = dataclasses.replace(anonymous, username="pacs@cabinet.example.fr", password_file=str(password_file))
+        with pytest.raises(MailError, match=r"mail\.password_file"):
+            send_test_alert(dataclasses.replace(config, mail=logged), "admin.dupont", START)
+        password_file.write_text("s3cret-relais\n")
+        send_test_alert(dataclasses.replace(config, mail=logged), "admin.dupont", START)
+        assert relay.login is not None and relay.login.accepted == ["pacs@cabinet.example.fr"]
+        assert [subject for subject, _ in relay.mails] == ["[Cabinet Exemple] Alerte d'essai"]
+    finally:
+        relay.stop()
 
 
 def test_an_alert_about_messages_to_the_ris_carries_no_patient_data(
