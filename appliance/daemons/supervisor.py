@@ -9,9 +9,11 @@ from __future__ import annotations
 import argparse
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Sequence
 
 from appliance.config import Config, ConfigError
@@ -29,8 +31,11 @@ DAEMONS = {
     "appliance-worklist": "appliance.daemons.worklist",
     "appliance-hl7": "appliance.daemons.hl7",
     "appliance-web": "appliance.daemons.web",
-    "appliance-monitor": "appliance.daemons.monitor",
 }
+# Started once the others listen, as systemd orders it on the box (After=): its first round would
+# otherwise find the archive "not answering" and mail a critical alert at every start.
+MONITOR = ("appliance-monitor", "appliance.daemons.monitor")
+LISTENING_WAIT_SECONDS = 120
 
 
 def arguments_of(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -45,6 +50,44 @@ def start(module: str, options: list[str]) -> subprocess.Popen[bytes]:
     code = f"import sys; from {module} import main; sys.exit(main(sys.argv[1:]))"
     environment = {**os.environ, DEVELOPMENT_WARNED_ENVIRONMENT: "1"}
     return subprocess.Popen([sys.executable, "-c", code, *options], env=environment)
+
+
+def listeners(config: Config) -> list[tuple[str, int]]:
+    """The addresses the daemons listen on (port 0 = not listening)."""
+    found = [
+        (config.dicom.bind_address, config.dicom.port),
+        (config.worklist.bind_address, config.worklist.port),
+        (config.hl7.bind_address, config.hl7.port),
+        (config.web.bind_address, config.web.port),
+    ]
+    return [(connectable(host), port) for host, port in found if port]
+
+
+def connectable(address: str) -> str:
+    """Where to connect to reach a listener bound to `address` (a wildcard is reached on loopback)."""
+    return {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(address, address)
+
+
+def wait_for_listeners(config: Config, processes: dict[str, subprocess.Popen[bytes]], stop: threading.Event) -> bool:
+    """Wait until every listener accepts a connection; False when stopped, a daemon exited or the wait
+    ran out (the monitor then starts anyway and says what does not answer)."""
+    deadline = time.monotonic() + LISTENING_WAIT_SECONDS
+    waiting = listeners(config)
+    while waiting and time.monotonic() < deadline:
+        if stop.is_set() or any(process.poll() is not None for process in processes.values()):
+            return False
+        waiting = [address for address in waiting if not accepts(address)]
+        if waiting:
+            stop.wait(0.2)
+    return not stop.is_set()
+
+
+def accepts(address: tuple[str, int]) -> bool:
+    try:
+        with socket.create_connection(address, timeout=1):
+            return True
+    except OSError:
+        return False
 
 
 def forward_reload(processes: dict[str, subprocess.Popen[bytes]]) -> None:
@@ -108,6 +151,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     processes = {name: start(module, options) for name, module in DAEMONS.items()}
     signal.signal(signal.SIGHUP, lambda _number, _frame: forward_reload(processes))
     try:
+        if wait_for_listeners(config, processes, stop):
+            processes[MONITOR[0]] = start(MONITOR[1], options)
         while not stop.wait(0.5):
             exited = [name for name, process in processes.items() if process.poll() is not None]
             if exited:
