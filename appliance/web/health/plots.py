@@ -26,10 +26,10 @@ TICKS = 5  # about as many ticks on each axis
 class Frame:
     """The drawing (viewBox) and the margins left for the axes' labels, in SVG units."""
 
-    width: int = 640
-    height: int = 220
-    left: int = 70
-    right: int = 16
+    width: int = 480
+    height: int = 210
+    left: int = 64
+    right: int = 14
     top: int = 14
     bottom: int = 30
 
@@ -290,7 +290,7 @@ def daily_bars(
         return Plot(identifier, title, summary, frame, columns=columns, rows=table_rows(counts, language))
     first, last = counts[0][0], counts[-1][0]
     x = Scale(first.toordinal(), last.toordinal() + 1, frame.plot_left, frame.plot_right)
-    y = value_axis(round_up(max(count for _, count in counts)), frame)
+    y = value_axis(max(round_up(max(count for _, count in counts)), float(TICKS)), frame)  # whole counts
     width = max((frame.plot_right - frame.plot_left) / len(counts) - 1, 1)
     bars = tuple(
         Bar(x(day.toordinal()), y(count), width, y(0) - y(count), bar_label(day, count)) for day, count in counts
