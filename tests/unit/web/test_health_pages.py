@@ -197,7 +197,8 @@ class Inbox:
     def __init__(self) -> None:
         self.received: list[tuple[list[str], Message]] = []
 
-    async def handle_DATA(self, server: object, session: object, envelope: object) -> str:  # aiosmtpd calls it by this name
+    # aiosmtpd calls the handler's method by this name
+    async def handle_DATA(self, server: object, session: object, envelope: object) -> str:
         self.received.append((list(envelope.rcpt_tos), message_from_bytes(envelope.content)))  # type: ignore[attr-defined]
         return "250 Message accepted"
 
