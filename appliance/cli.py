@@ -1,6 +1,7 @@
 """`appliance`: the command line of the appliance (configuration, index, archive maintenance, worklist
 preview, the outbox, sending an HL7 message by hand, the box's TLS certificates, the long jobs of the
-background worker, the audit trail, the console's accounts when nobody can log in).
+background worker, the audit trail, the console's accounts when nobody can log in, the box's health
+as the monitor last saw it).
 
 Commands that read the archive say which data folder they read, and refuse a folder that holds no
 archive rather than create an empty one. Long commands show a progress bar on a terminal (stderr).
@@ -11,6 +12,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import getpass
+import json
 import os
 import sys
 import time
@@ -51,6 +53,9 @@ from appliance.config.sample import reference_markdown, sample_yaml
 from appliance.daemons.runtime import IndexBusy, add_location_options, index_to_myself, loader, open_index
 from appliance.hl7.er7 import MessageError, parse
 from appliance.hl7.mllp import ConnectionClosed, send_and_receive
+from appliance.monitor import overview, store
+from appliance.monitor.findings import Severity
+from appliance.monitor.overview import Overview
 from appliance.worklist.profiles import answers, typical_query
 
 
@@ -73,6 +78,7 @@ def parser() -> argparse.ArgumentParser:
     add_jobs_commands(commands)
     add_audit_commands(commands)
     add_accounts_commands(commands)
+    add_health_commands(commands)
     return top
 
 
@@ -189,6 +195,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return audit_command(loader(arguments)(), arguments)
         if arguments.command == "accounts":
             return accounts_command(loader(arguments)(), arguments)
+        if arguments.command == "health":
+            return health_command(arguments)
         return runtime_command(arguments)
     except (ConfigError, NoArchive, IndexBusy, certificates.CertificateError, jobs.JobError) as error:
         print(error, file=sys.stderr)
@@ -816,6 +824,117 @@ def record_account_command(
     """110113 Security Alert: the local OS user (requestor) through appliance-cli, about `subject`."""
     participants = (local_user(), this_application("appliance-cli"))
     trail.record(AuditEvent(EventId.SECURITY_ALERT, action, outcome, participants, (subject,), event_type, description))
+
+
+# --- `appliance health`: the dashboard's tiles in a terminal, read from what appliance-monitor stored
+# (never running a check), with an exit status for scripts and supervision tools.
+
+HEALTH_STATUS = {Severity.ABSENT: 0, Severity.OK: 0, Severity.WARNING: 1, Severity.CRITICAL: 2}
+HEALTH_UNKNOWN = 3  # the stored state could not be read (no archive, no index)
+SEVERITY_WORDS = {
+    Severity.OK: "ok",
+    Severity.WARNING: "WARNING",
+    Severity.CRITICAL: "CRITICAL",
+    Severity.ABSENT: "absent",
+}
+SOURCE_NAMES = {
+    "disk": "storage",
+    "raid": "RAID",
+    "smart": "disks (SMART)",
+    "ups": "UPS",
+    "services": "services",
+    "dicom": "DICOM/worklist/HL7",
+    "time": "clock",
+    "certificate": "certificate",
+    "backup": "last backup",
+    "qc": "last QC report",
+    "events": "system events",
+}
+
+
+def add_health_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    health = commands.add_parser(
+        "health",
+        help="the box's health as appliance-monitor last stored it (never runs a check)",
+        description="The box's health as appliance-monitor last stored it (never runs a check). Exit status: "
+        "0 every source OK or absent, 1 a warning (or the monitor silent for a few rounds), 2 a critical "
+        "finding, 3 the stored state could not be read.",
+    )
+    add_location_options(health)
+    health.add_argument("--verbose", action="store_true", help="every subject with the detail for the contractor")
+    health.add_argument("--json", action="store_true", help="machine-readable: the monitor and every stored state")
+
+
+def health_command(arguments: argparse.Namespace) -> int:
+    """Print the tiles (or JSON); the exit status says the worst severity (HEALTH_STATUS)."""
+    try:
+        config = loader(arguments)()
+        engine = open_archive(config)
+    except (ConfigError, NoArchive) as error:
+        print(error, file=sys.stderr)
+        return HEALTH_UNKNOWN
+    try:
+        states = store.current(engine)
+    finally:
+        engine.dispose()
+    seen = overview.overview(states, datetime.now(UTC), config.monitor.interval_seconds)
+    if arguments.json:
+        print(json.dumps(health_json(seen, states), ensure_ascii=False, indent=2))
+    else:
+        print_health(seen, arguments.verbose)
+    return HEALTH_STATUS[seen.severity]
+
+
+def local_time(moment: datetime | None) -> str:
+    return moment.astimezone().strftime("%Y-%m-%d %H:%M") if moment else "-"
+
+
+def print_health(seen: Overview, verbose: bool) -> None:
+    """One line per tile: source, severity, the sentence, since when; the details with `verbose`."""
+    monitor = seen.monitor
+    if monitor.last_checked is None:
+        print("monitor: nothing recorded yet: is appliance-monitor running?")
+    elif monitor.stale:
+        print(f"monitor: SILENT since {local_time(monitor.last_checked)}: what follows is the last known state")
+    else:
+        print(f"monitor: last check {local_time(monitor.last_checked)}")
+    for source in seen.sources:
+        name = SOURCE_NAMES.get(source.source, source.source)
+        worst = source.worst
+        if worst is None:
+            print(f"{name:<20} {'absent':<9} {'not configured yet' if source.later else 'nothing recorded'}")
+            continue
+        since = f" (since {local_time(worst.since)})" if worst.severity is not Severity.ABSENT else ""
+        print(f"{name:<20} {SEVERITY_WORDS[worst.severity]:<9} {worst.message}{since}")
+        if verbose:
+            for state in source.states:
+                print(f"    {state.subject}: {SEVERITY_WORDS[state.severity]}, {state.message}")
+                if state.detail:
+                    print(f"        {state.detail}")
+
+
+def iso(moment: datetime | None) -> str | None:
+    return moment.astimezone(UTC).isoformat() if moment else None
+
+
+def health_json(seen: Overview, states: list[store.State]) -> dict[str, Any]:
+    """The monitor, the worst severity, and every stored state (times in ISO 8601, UTC)."""
+    return {
+        "severity": seen.severity.value,
+        "monitor": {"last_checked_at": iso(seen.monitor.last_checked), "stale": seen.monitor.stale},
+        "states": [
+            {
+                "source": state.source,
+                "subject": state.subject,
+                "severity": state.severity.value,
+                "message": state.message,
+                "detail": state.detail,
+                "since": iso(state.since),
+                "checked_at": iso(state.checked_at),
+            }
+            for state in states
+        ],
+    }
 
 
 if __name__ == "__main__":

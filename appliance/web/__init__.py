@@ -18,6 +18,7 @@ from appliance.web import (
     audit_log,
     auth,
     errors,
+    health,
     home,
     jobs,
     languages,
@@ -44,7 +45,8 @@ def create_app(settings: Settings, engine: Engine, audit: Recorder) -> Flask:
     menu.configure(app)
     errors.configure(app)
     app.register_blueprint(auth.blueprint)  # login, logout, first visit, language
-    app.register_blueprint(home.blueprint)  # the home page: what needs doing, room for the health tiles
+    app.register_blueprint(home.blueprint)  # the home page: what needs doing, the box's health tiles and plots
+    app.register_blueprint(health.blueprint)  # a health tile's detail page, the test alert (/health)
     app.register_blueprint(studies.blueprint)  # patient and study search, the study page
     app.register_blueprint(worklist.blueprint)  # the day's worklist per modality, as each modality sees it
     app.register_blueprint(jobs.blueprint)  # maintenance jobs: start, follow, cancel
