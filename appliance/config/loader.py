@@ -23,6 +23,7 @@ from appliance.config.checks import (
     Key,
     Problem,
     ae_title_problem,
+    hl7_connection_problems,
     host_problems,
     mapping,
     mappings,
@@ -166,6 +167,17 @@ class WorklistConfig:
 
 
 @dataclass(frozen=True)
+class Hl7ConnectionsConfig:
+    """How many MLLP connections the listener holds (`appliance.hl7.admission`)."""
+
+    maximum: int
+    per_address: int
+    reserved: int
+    trusted_addresses: frozenset[str]
+    idle_timeout_seconds: int
+
+
+@dataclass(frozen=True)
 class RisLinkConfig:
     """Where and how messages for the RIS are sent (W5); `enabled` when a host is configured."""
 
@@ -194,6 +206,7 @@ class Hl7Config:
     accepted_sending_facilities: frozenset[str]
     patient_id_authority: str
     maximum_message_kilobytes: int
+    connections: Hl7ConnectionsConfig
     ris: RisLinkConfig
     refuse_test_ins: bool  # from `mode`: production refuses test and demonstration INS OIDs
 
@@ -469,6 +482,7 @@ def consistency_problems(document: Any) -> list[Problem]:
     if not isinstance(document, dict):
         return []
     problems = host_problems(document) + port_problems(document) + threshold_problems(document)
+    problems += hl7_connection_problems(document)
     profiles = [profile.get("ae_title") for _, profile in mappings(mapping(document.get("worklist")).get("profiles"))]
     for position, title in enumerate(profiles):
         if not title or title in profiles[:position]:
@@ -566,6 +580,9 @@ def hl7_config(section: dict[str, Any], mode: str) -> Hl7Config:
         accepted_sending_facilities=frozenset(section["accepted_sending_facilities"]),
         patient_id_authority=section["patient_id_authority"],
         maximum_message_kilobytes=section["maximum_message_kilobytes"],
+        connections=Hl7ConnectionsConfig(
+            **{**section["connections"], "trusted_addresses": frozenset(section["connections"]["trusted_addresses"])}
+        ),
         ris=RisLinkConfig(**section["ris"]),
         refuse_test_ins=mode == "production",
     )
