@@ -74,8 +74,7 @@ class MllpServer:
         self.oversize_answer = oversize_answer
         self.maximum_bytes = maximum_bytes
         self.limits = limits  # replaced on reload; read at each new connection
-        self.listener = socket.create_server(address, backlog=BACKLOG, reuse_port=False)
-        self.listener.setblocking(False)
+        self.listener = listening_socket(address)
         self.server_address: tuple[str, int] = self.listener.getsockname()[:2]
         self.selector = selectors.DefaultSelector()
         self.wake_reader, self.wake_writer = socket.socketpair()
@@ -345,6 +344,21 @@ class MllpServer:
                 pass
         except (BlockingIOError, OSError):
             return
+
+
+def listening_socket(address: tuple[str, int]) -> socket.socket:
+    """A non-blocking listening socket on `address` (raises OSError with the system's own words)."""
+    family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+        sock.listen(BACKLOG)
+    except OSError:
+        sock.close()
+        raise
+    sock.setblocking(False)
+    return sock
 
 
 def abort(sock: socket.socket) -> None:
