@@ -80,6 +80,13 @@ test-quick: debian-packages venv lint typecheck ## Everything but the image (uni
 bench: debian-packages venv ## Run the benchmarks and print their figures (archive, worklist, HL7, console)
 	@for script in tests/bench/bench_*.py; do echo "== $$script"; $(PYTHON) $$script || exit 1; done
 
+.PHONY: fuzz
+fuzz: fuzz-hl7 ## Run the fuzzers against the real daemons and print their tallies
+
+.PHONY: fuzz-hl7
+fuzz-hl7: venv ## Fuzz the HL7 listener: thousands of broken frames, fixed seed; fails on a crash or a bad value stored
+	PYTHONPATH=. $(PYTHON) tests/fuzz/fuzz_hl7.py
+
 .PHONY: config-reference
 config-reference: venv ## Regenerate appliance/config/REFERENCE.md from the schema
 	$(VENV)/bin/appliance config reference > appliance/config/REFERENCE.md

@@ -95,6 +95,11 @@ def host_problems(document: dict[str, Any]) -> list[Problem]:
     ris_host = mapping(mapping(document.get("hl7")).get("ris")).get("host")
     if ris_host != "":  # empty: no RIS
         candidates.append((("hl7", "ris", "host"), ris_host))
+    trusted = mapping(mapping(document.get("hl7")).get("connections")).get("trusted_addresses")
+    if isinstance(trusted, list):
+        candidates += [
+            (("hl7", "connections", "trusted_addresses", position), host) for position, host in enumerate(trusted)
+        ]
     return [Problem(key, problem) for key, value in candidates if (problem := host_problem(value))]
 
 
@@ -158,4 +163,15 @@ def threshold_problems(document: dict[str, Any]) -> list[Problem]:
     if isinstance(warning, int) and isinstance(critical, int) and critical >= warning:
         message = f"{critical} must be below monitor.free_space_warning_percent ({warning})"
         return [Problem(("monitor", "free_space_critical_percent"), message)]
+    return []
+
+
+def hl7_connection_problems(document: dict[str, Any]) -> list[Problem]:
+    """The reserved MLLP connections must leave room for the others, and fit in the maximum."""
+    connections = mapping(mapping(document.get("hl7")).get("connections"))
+    maximum, reserved = connections.get("maximum"), connections.get("reserved")
+    if isinstance(maximum, int) and isinstance(reserved, int) and reserved >= maximum:
+        return [
+            Problem(("hl7", "connections", "reserved"), f"{reserved} must be below hl7.connections.maximum ({maximum})")
+        ]
     return []

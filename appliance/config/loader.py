@@ -23,6 +23,7 @@ from appliance.config.checks import (
     Key,
     Problem,
     ae_title_problem,
+    hl7_connection_problems,
     host_problems,
     mail_problems,
     mapping,
@@ -167,6 +168,17 @@ class WorklistConfig:
 
 
 @dataclass(frozen=True)
+class Hl7ConnectionsConfig:
+    """How many MLLP connections the listener holds (`appliance.hl7.admission`)."""
+
+    maximum: int
+    per_address: int
+    reserved: int
+    trusted_addresses: frozenset[str]
+    idle_timeout_seconds: int
+
+
+@dataclass(frozen=True)
 class RisLinkConfig:
     """Where and how messages for the RIS are sent (W5); `enabled` when a host is configured."""
 
@@ -195,6 +207,7 @@ class Hl7Config:
     accepted_sending_facilities: frozenset[str]
     patient_id_authority: str
     maximum_message_kilobytes: int
+    connections: Hl7ConnectionsConfig
     ris: RisLinkConfig
     refuse_test_ins: bool  # from `mode`: production refuses test and demonstration INS OIDs
 
@@ -472,9 +485,8 @@ def consistency_problems(document: Any) -> list[Problem]:
     impossible hosts, two services on one port. Values of the wrong type are left to the schema."""
     if not isinstance(document, dict):
         return []
-    problems = (
-        host_problems(document) + port_problems(document) + threshold_problems(document) + mail_problems(document)
-    )
+    problems = host_problems(document) + port_problems(document) + threshold_problems(document)
+    problems += mail_problems(document) + hl7_connection_problems(document)
     profiles = [profile.get("ae_title") for _, profile in mappings(mapping(document.get("worklist")).get("profiles"))]
     for position, title in enumerate(profiles):
         if not title or title in profiles[:position]:
@@ -572,6 +584,9 @@ def hl7_config(section: dict[str, Any], mode: str) -> Hl7Config:
         accepted_sending_facilities=frozenset(section["accepted_sending_facilities"]),
         patient_id_authority=section["patient_id_authority"],
         maximum_message_kilobytes=section["maximum_message_kilobytes"],
+        connections=Hl7ConnectionsConfig(
+            **{**section["connections"], "trusted_addresses": frozenset(section["connections"]["trusted_addresses"])}
+        ),
         ris=RisLinkConfig(**section["ris"]),
         refuse_test_ins=mode == "production",
     )

@@ -9,6 +9,7 @@ flight on each connection finish, stops the outbound delivery, then closes the i
 from __future__ import annotations
 
 import logging
+import socket
 import threading
 from collections.abc import Sequence
 from datetime import timedelta
@@ -21,9 +22,10 @@ from appliance.audit.trail import DiscardingRecorder
 from appliance.config import Config
 from appliance.daemons import runtime as process
 from appliance.daemons.loops import Loop
+from appliance.hl7.admission import ConnectionLimits
 from appliance.hl7.audit import Hl7Audit
 from appliance.hl7.handlers import ApplyOrder, Policies
-from appliance.hl7.mllp import MllpServer
+from appliance.hl7.listener import MllpServer
 from appliance.hl7.outbound import CHANNEL, RisSender, enqueue_events
 from appliance.hl7.pdq import audited_pdq
 from appliance.hl7.router import Identity, Receiver, handler_table
@@ -72,11 +74,35 @@ def configure(
     receiver.queries = {("QBP", "Q22"): audited_pdq(engine, identity, policies.practise, audit)}
 
 
+def connection_limits(config: Config) -> ConnectionLimits:
+    """`hl7.connections`, its trusted host names resolved to addresses (and the RIS's host trusted)."""
+    connections = config.hl7.connections
+    hosts = set(connections.trusted_addresses) | ({config.hl7.ris.host} if config.hl7.ris.host else set())
+    return ConnectionLimits(
+        maximum=connections.maximum,
+        per_address=connections.per_address,
+        reserved=connections.reserved,
+        trusted=frozenset(address for host in sorted(hosts) for address in addresses_of(host)),
+        idle_seconds=float(connections.idle_timeout_seconds),
+    )
+
+
+def addresses_of(host: str) -> set[str]:
+    """The IP addresses of `host` (itself when it is one); none, with a warning, when it does not resolve."""
+    try:
+        found = socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)
+    except OSError as error:
+        LOGGER.warning("trusted HL7 host %s does not resolve (%s): not trusted until it does", host, error)
+        return set()
+    return {str(info[4][0]) for info in found} | {host}
+
+
 def start_listener(config: Config, receiver: Receiver) -> tuple[MllpServer, threading.Thread] | None:
     address = (config.hl7.bind_address, config.hl7.port)
+    maximum_bytes = config.hl7.maximum_message_kilobytes * 1024
     try:
         server = MllpServer(
-            address, receiver.receive, receiver.oversize_answer, config.hl7.maximum_message_kilobytes * 1024
+            address, receiver.receive, receiver.oversize_answer, maximum_bytes, connection_limits(config)
         )
     except OSError as error:
         LOGGER.error("HL7 listener cannot listen on %s:%d: %s", address[0], address[1], error.strerror or error)
@@ -113,6 +139,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         close_trail(trail, APPLICATION)
         return 1
     server, thread = listening
+    runtime.reloaded.append(lambda config: setattr(server, "limits", connection_limits(config)))
     enqueuer = Loop("hl7-enqueue", lambda: enqueue_round(runtime), ENQUEUE_EVERY)
     courier = Courier(runtime.engine, {CHANNEL: RisSender(runtime.settings).send}, lambda _: ris_retry(runtime))
     deliverer = Loop("hl7-ris", courier.deliver_next, ENQUEUE_EVERY)

@@ -37,6 +37,7 @@ class ErrorCode(enum.Enum):
     UNSUPPORTED_VERSION_ID = ("203", "Unsupported version id")
     UNKNOWN_KEY_IDENTIFIER = ("204", "Unknown key identifier")
     DUPLICATE_KEY_IDENTIFIER = ("205", "Duplicate key identifier")
+    APPLICATION_RECORD_LOCKED = ("206", "Application record locked")
     APPLICATION_INTERNAL_ERROR = ("207", "Application internal error")
 
     @property

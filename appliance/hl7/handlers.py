@@ -91,8 +91,8 @@ def handle_merge(policies: Policies, connection: Connection, message: Message, s
     pids, mrgs = message.all("PID"), message.all("MRG")
     if not pids or len(pids) != len(mrgs):
         raise ContentError("A40 needs one MRG after each PID", "MRG")
-    for pid, mrg in zip(pids, mrgs, strict=True):
-        identity = identity_of(pid, policies.practise)
+    for sequence, (pid, mrg) in enumerate(zip(pids, mrgs, strict=True), start=1):
+        identity = identity_of(pid, policies.practise, sequence)
         absorbed = absorbed_identifier(mrg)
         verdict = patient_verdict(merge_patients(connection, identity, absorbed, source, policies.identity))
         if verdict.error is not None:

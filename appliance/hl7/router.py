@@ -12,9 +12,10 @@ from dataclasses import dataclass
 from functools import partial
 
 from sqlalchemy import Connection, Engine
+from sqlalchemy.exc import OperationalError
 
 from appliance.hl7 import inbox
-from appliance.hl7.acks import ACCEPT, ErrorCode, RequestHeader, Verdict, acknowledgement
+from appliance.hl7.acks import ACCEPT, REJECT, ErrorCode, RequestHeader, Verdict, acknowledgement
 from appliance.hl7.audit import Hl7Audit
 from appliance.hl7.er7 import Message, MessageError, parse
 from appliance.hl7.handlers import (
@@ -27,6 +28,7 @@ from appliance.hl7.handlers import (
     handle_order,
     handle_patient,
 )
+from appliance.hl7.refusals import REFUSALS
 from appliance.hl7.segments import ContentError
 from appliance.patients.identities import Source
 
@@ -37,6 +39,11 @@ PROCESSING_IDS = {"P", "D", "T", ""}  # HL7 table 0103
 # IHE PAM (ITI-30, ITI-31) events that create or update the patient; the appliance holds no visits.
 PATIENT_EVENTS = ["A01", "A04", "A05", "A08", "A28", "A31"]
 Query = Callable[[Message, str], bytes]  # (message, peer) -> answer
+CONTROL_ID_LENGTH = 64  # hl7_inbox.control_id
+UNAVAILABLE_TEXT = (
+    "index indisponible (disque plein ou base verrouillée) : renvoyer plus tard / "
+    "index unavailable (disk full or database locked): send again later"
+)
 
 
 class Refused(Exception):
@@ -87,21 +94,38 @@ class Receiver:
         self.audit: Hl7Audit | None = None  # bound with the handlers (`configure` in the daemon)
 
     def receive(self, data: bytes, peer: str) -> bytes:
-        """The answer to one frame (never raises)."""
+        """The answer to one frame (never raises): AR for what cannot be read or routed, or when the
+        index cannot record anything now (the RIS sends it again later)."""
+        try:
+            return self.answered(data, peer)
+        except Exception:  # outermost: a frame always gets an answer
+            LOGGER.exception("frame from %s (%d bytes): internal error; answered AR", peer, len(data))
+            return self.answer(
+                RequestHeader(), Verdict.rejected(ErrorCode.APPLICATION_INTERNAL_ERROR, "internal error")
+            )
+
+    def answered(self, data: bytes, peer: str) -> bytes:
         try:
             message = parse(data)
         except MessageError as error:
-            LOGGER.warning("unreadable message from %s (%d bytes): %s; answered AR", peer, len(data), error)
-            return self.answer(fallback_header(data), Verdict.rejected(ErrorCode.SEGMENT_SEQUENCE_ERROR, str(error)))
+            answer = self.answer(fallback_header(data), Verdict.rejected(ErrorCode.SEGMENT_SEQUENCE_ERROR, str(error)))
+            REFUSALS.warning(LOGGER, "unreadable frame from %s (%d bytes): %s; answered AR", peer, len(data), error)
+            return answer
         header = RequestHeader.of(message)
-        label = f"{message.header.raw(9)} {message.control_id!r} from {peer}"
         try:
             answer, code = self.route(message, header, data, peer)
-        except Exception:  # outermost: a message always gets an answer
-            LOGGER.exception("%s: internal error", label)
+        except OperationalError as error:  # the index cannot grow or answer now: the RIS resends later
+            verdict = unavailable_verdict(error)
+            message_label = label(message, peer)
+            REFUSALS.log(LOGGER, logging.ERROR, "%s: the index cannot record it (%s); answered AR", message_label,
+                         database_problem(error))  # fmt: skip
+            return self.answer(header, verdict)
+        except Exception:  # outermost for a message that could be read: it gets an answer
+            LOGGER.exception("%s: internal error", label(message, peer))
             verdict = Verdict.error_in(ErrorCode.APPLICATION_INTERNAL_ERROR, "internal error")
             answer, code = self.answer(header, verdict), verdict.code
-        LOGGER.info("%s: %s", label, code)
+        if code != REJECT:
+            LOGGER.info("%s: %s", label(message, peer), code)
         return answer
 
     def oversize_answer(self) -> bytes:
@@ -110,6 +134,7 @@ class Receiver:
     def route(self, message: Message, header: RequestHeader, data: bytes, peer: str = "") -> tuple[bytes, str]:
         rejected = self.check(message)
         if rejected is not None:
+            REFUSALS.warning(LOGGER, "%s: %s; answered %s", label(message, peer), rejected.text, rejected.code)
             return self.answer(header, rejected), rejected.code
         key = (message.message_code, message.trigger_event)
         if key in self.queries:
@@ -128,6 +153,8 @@ class Receiver:
             return Verdict.rejected(ErrorCode.APPLICATION_INTERNAL_ERROR, "sending facility not accepted")
         if not message.control_id:
             return Verdict.rejected(ErrorCode.REQUIRED_FIELD_MISSING, "MSH-10 (message control ID) is empty")
+        if len(message.control_id) > CONTROL_ID_LENGTH:
+            return Verdict.rejected(ErrorCode.DATA_TYPE_ERROR, f"MSH-10 is longer than {CONTROL_ID_LENGTH} characters")
         key = (message.message_code, message.trigger_event)
         if key in self.handlers or key in self.queries:
             return None
@@ -222,6 +249,25 @@ class Receiver:
         return acknowledgement(header, verdict, self.identity.application, self.identity.facility)
 
 
+def label(message: Message, peer: str) -> str:
+    """How a log line names a message: MSH-9, MSH-10 (both cut short) and the peer; no patient data."""
+    return f"{message.header.raw(9)[:40]} {message.control_id[:64]!r} from {peer}"
+
+
+def unavailable_verdict(error: OperationalError) -> Verdict:
+    """AR (HL7 2.5, 2.9.2: rejected for a reason unrelated to the content; the sender may send it
+    again): 206 when the database is locked, 207 when it is full or cannot be reached."""
+    locked = "locked" in str(error.orig).lower()
+    code = ErrorCode.APPLICATION_RECORD_LOCKED if locked else ErrorCode.APPLICATION_INTERNAL_ERROR
+    return Verdict.rejected(code, UNAVAILABLE_TEXT)
+
+
+def database_problem(error: OperationalError) -> str:
+    """The database's own first line (never the statement or its parameters: they hold patient data)."""
+    first_line = (str(error.orig).strip().splitlines() or [""])[0]
+    return f"{type(error.orig).__name__}: {first_line[:200]}"
+
+
 def type_of(message: Message) -> str:
     return message.header.raw(9)[:32]
 
@@ -237,12 +283,16 @@ def source_of(message: Message) -> Source:
 
 
 def fallback_header(data: bytes) -> RequestHeader:
-    """What an AR can copy from a message that could not be read (control ID and version if visible)."""
+    """What an AR can copy from a message that could not be read (control ID and version if visible);
+    defaults when its first line is not even an MSH with a field separator (`MSH` alone, `MSH1…`)."""
     start = data.find(b"MSH")
-    if start < 0 or len(data) < start + 4:
+    if start < 0:
         return RequestHeader()
     first_line = re.split(rb"[\r\n]", data[start:], maxsplit=1)[0].decode("ascii", "replace")
-    fields = first_line.split(first_line[3])
+    separator = first_line[3:4]
+    if not separator or separator.isalnum() or separator.isspace():
+        return RequestHeader()
+    fields = first_line.split(separator)
     control_id = fields[9] if len(fields) > 9 else ""
     version = fields[11].split("^")[0] if len(fields) > 11 else ""
     return RequestHeader(control_id=control_id[:64], version=version if version in SUPPORTED_VERSIONS else "2.5")

@@ -8,6 +8,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from appliance.hl7.acks import ErrorCode
+from appliance.hl7.dicom_values import (
+    LONG_STRING,
+    Problem,
+    person_name_problem,
+    text_problem,
+    timestamp_problem,
+)
 from appliance.hl7.er7 import Message, Segment, Value
 from appliance.patients.identities import Identifier, PatientIdentity
 
@@ -16,6 +23,8 @@ DISPLAY_NAME = "D"  # XPN-7: used name (nom utilisé)
 BIRTH_PLACE = "BDL"  # XAD-7: birth delivery location; INSEE code in XAD-9
 HL7_NULL = '""'
 SEX = {"M": "M", "F": "F", "U": "O", "O": "O", "A": "O"}  # HL7 table 0001 to DICOM (0010,0040)
+# Index columns a PID value goes to besides DICOM attributes (appliance/db/schema/patients.py).
+TYPE_CODE_LENGTH, BIRTH_PLACE_LENGTH, GIVEN_NAMES_LENGTH = 8, 16, 200
 
 
 class ContentError(Exception):
@@ -26,6 +35,19 @@ class ContentError(Exception):
         self.text = text
         self.location = location
         self.error = error
+
+
+def checked(value: str, problem: Problem, field: str, location: str) -> str:
+    """`value` when it is empty, `""` or `problem(value)` finds nothing; else raises ContentError
+    (AE, ERR-3 102 data type error, ERR-2 `location`). `field` names the field in French and English."""
+    refuse_if(problem(value) if value not in ("", HL7_NULL) else "", field, location)
+    return value
+
+
+def refuse_if(problem: str, field: str, location: str) -> None:
+    """Raises ContentError (AE 102 at `location`) when `problem` is not empty."""
+    if problem:
+        raise ContentError(f"{field}: {problem}", location, ErrorCode.DATA_TYPE_ERROR)
 
 
 @dataclass(frozen=True)
@@ -53,12 +75,15 @@ def is_practice_ipp(identifier: Identifier, policy: PractisePolicy) -> bool:
     return policy.ipp_authority in (identifier.namespace, identifier.universal_id)
 
 
-def identity_of(pid: Segment, policy: PractisePolicy) -> PatientIdentity:
-    """The patient of a PID segment. Raises ContentError when there is no IPP."""
-    identifiers = [identifier_of(value) for value in pid.repetitions(3)]
+def identity_of(pid: Segment, policy: PractisePolicy, sequence: int = 1) -> PatientIdentity:
+    """The patient of a PID segment (the `sequence`-th of its message). Raises ContentError when there
+    is no IPP, or when a value that becomes DICOM or an index column is not fit for it."""
+    identifiers = checked_identifiers(pid, sequence)
     ipp = practice_ipp(identifiers, policy)
     others = tuple(found for found in identifiers if found is not ipp)
     birth, used = names_of(pid)
+    check_names(pid, birth, used, sequence)
+    check_traits(pid, sequence)
     return PatientIdentity(
         ipp=ipp,
         other_identifiers=others,
@@ -76,7 +101,53 @@ def identity_of(pid: Segment, policy: PractisePolicy) -> PatientIdentity:
 
 def ipp_of(pid: Segment, policy: PractisePolicy) -> Identifier:
     """The practice's IPP in PID-3, and nothing else of the PID. Raises ContentError when there is none."""
-    return practice_ipp([identifier_of(value) for value in pid.repetitions(3)], policy)
+    return practice_ipp(checked_identifiers(pid, 1), policy)
+
+
+def checked_identifiers(pid: Segment, sequence: int) -> list[Identifier]:
+    """PID-3's identifiers, each value fit for its DICOM attribute (Patient ID, Issuer, Other Patient
+    IDs: LO) and index column. Raises ContentError at the repetition and component that is not."""
+    return [
+        checked_identifier(value, f"PID^{sequence}^3^{repetition}", "PID-3")
+        for repetition, value in enumerate(pid.repetitions(3), start=1)
+    ]
+
+
+def checked_identifier(value: Value, location: str, field: str) -> Identifier:
+    """A CX whose ID (CX-1), namespace and OID (CX-4) are LO and type (CX-5) fits its column."""
+    identifier = identifier_of(value)
+    long_text = text_problem(LONG_STRING)
+    checked(identifier.value, long_text, f"{field}.1 (identifiant / identifier)", f"{location}^1")
+    checked(identifier.namespace, long_text, f"{field}.4 (autorité / authority)", f"{location}^4")
+    checked(identifier.universal_id, long_text, f"{field}.4.2 (OID)", f"{location}^4^2")
+    checked(identifier.type_code, text_problem(TYPE_CODE_LENGTH), f"{field}.5 (type)", f"{location}^5")
+    return identifier
+
+
+def check_names(pid: Segment, birth: Value, used: Value, sequence: int) -> None:
+    """Each name a modality may get (PN: birth or used family name with a given name, either falling
+    back on the other's, as `worklist.name_format` does) fits one PN component group."""
+    names = pid.repetitions(5)
+    for value, other in ((birth, used), (used, birth)):
+        if not value:
+            continue
+        location = f"PID^{sequence}^5^{names.index(value) + 1}"
+        family, given = not_null(value.get(1)), not_null(value.get(2)) or not_null(other.get(2))
+        refuse_if(person_name_problem([family, given]), "PID-5 (nom / name)", location)
+        given_names = text_problem(GIVEN_NAMES_LENGTH)
+        checked(not_null(value.get(3)), given_names, "PID-5.3 (prénoms / given names)", f"{location}^3")
+
+
+def check_traits(pid: Segment, sequence: int) -> None:
+    """PID-7 becomes Patient's Birth Date (DA), PID-11's birth place and PID-32 fit their columns."""
+    checked(pid.get(7), timestamp_problem, "PID-7 (date de naissance / birth date)", f"PID^{sequence}^7")
+    for repetition, address in enumerate(pid.repetitions(11), start=1):
+        if address.get(7) == BIRTH_PLACE:
+            place, location = text_problem(BIRTH_PLACE_LENGTH), f"PID^{sequence}^11^{repetition}^9"
+            checked(address.get(9), place, "PID-11.9 (lieu de naissance / birth place)", location)
+    status = "~".join(value.get(1) for value in pid.repetitions(32) if value.get(1))
+    field = "PID-32 (statut de l'identité / identity status)"
+    checked(status, text_problem(LONG_STRING), field, f"PID^{sequence}^32")
 
 
 def practice_ipp(identifiers: list[Identifier], policy: PractisePolicy) -> Identifier:
@@ -136,7 +207,7 @@ def merged_identifier(message: Message) -> Identifier:
 
 def absorbed_identifier(mrg: Segment) -> Identifier:
     """MRG-1: the identifier being replaced or merged away (raises ContentError when empty)."""
-    identifier = identifier_of(mrg.value(1))
+    identifier = checked_identifier(mrg.value(1), "MRG^1^1^1", "MRG-1")
     if not identifier.value:
         raise ContentError("MRG-1 is missing", "MRG^1^1")
     return identifier
