@@ -1,6 +1,7 @@
 """The configuration: one YAML file, validated against `schema.yaml`, read only by this package."""
 
 from appliance.config.loader import (
+    BackupConfig,
     Config,
     ConfigError,
     DatabaseConfig,
@@ -16,6 +17,7 @@ from appliance.config.loader import (
 )
 
 __all__ = [
+    "BackupConfig",
     "Config",
     "ConfigError",
     "DatabaseConfig",
