@@ -256,6 +256,7 @@ def restore_studies(config: Config, target: Target, archive: str, patient_id: st
     """The studies' files from `archive`, checked against the snapshot's SHA-256, then ingested."""
     if not patient_id and not study_uids:
         raise BackupError("Dire quels examens restaurer : --patient-id ou --study.")
+    config.storage.archive_directory.mkdir(parents=True, exist_ok=True)
     scratch = config.backup.state_directory / "restore"
     clean(scratch)
     try:
