@@ -102,8 +102,9 @@ def append_only_server(root: Path) -> Iterator[tuple[str, Path, Path]]:
         f"SetEnv PATH={VENV_BIN}:/usr/bin:/bin\n"
     )
     Path("/run/sshd").mkdir(exist_ok=True)
+    log = open(root / "sshd.log", "w")  # noqa: SIM115 (open while the server runs)
     server = subprocess.Popen([shutil.which("sshd") or "/usr/sbin/sshd", "-D", "-e", "-f", str(root / "sshd_config")],
-                              stderr=open(root / "sshd.log", "w"))  # fmt: skip
+                              stderr=log)  # fmt: skip
     try:
         known_hosts = root / "known_hosts"
         wait_for_host_key(port, known_hosts)
@@ -112,6 +113,7 @@ def append_only_server(root: Path) -> Iterator[tuple[str, Path, Path]]:
     finally:
         server.terminate()
         server.wait(timeout=10)
+        log.close()
 
 
 def wait_for_host_key(port: int, known_hosts: Path) -> None:

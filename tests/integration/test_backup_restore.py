@@ -22,7 +22,7 @@ from appliance.backup.snapshot import staging_directory
 from appliance.cli import main
 from appliance.config import load_config
 from appliance.db import create_index_engine
-from appliance.db.schema import instance, study
+from appliance.db.schema import instance
 
 STUDY_KEYS = {"PatientID": "", "PatientName": "", "StudyInstanceUID": "", "StudyDate": "",
               "NumberOfStudyRelatedInstances": "", "ModalitiesInStudy": "", "AccessionNumber": ""}  # fmt: skip

@@ -15,7 +15,7 @@ DAEMONS = [
     "appliance-hl7.service",
     "appliance-web.service",
 ]
-ONESHOTS = ["appliance-prepare.service", "appliance-tls.service"]
+ONESHOTS = ["appliance-prepare.service", "appliance-tls.service", "appliance-backup.service", "appliance-drill.service"]
 START = "# --- hardening: identical in every daemon unit (tests/unit/test_units.py) ---"
 END = "# --- end of hardening ---"
 
@@ -49,3 +49,14 @@ def test_the_console_s_keys_are_made_before_nginx_and_checked_daily() -> None:
     assert "Type=oneshot" in service and "Before=nginx.service" in service
     assert "appliance tls ensure --config /etc/appliance/appliance.yaml" in service
     assert "OnCalendar=daily" in (UNITS / "appliance-tls.timer").read_text()
+
+
+def test_the_backup_runs_nightly_and_the_drill_monthly_confined() -> None:
+    for name, command in (("appliance-backup", "appliance backup run"), ("appliance-drill", "appliance backup drill")):
+        service = (UNITS / f"{name}.service").read_text()
+        assert f"{command} --config /etc/appliance/appliance.yaml" in service and "Type=oneshot" in service
+        assert "ProtectSystem=strict" in service and "NoNewPrivileges=yes" in service
+        assert "ReadWritePaths=/srv/appliance /etc/appliance/backup" in service
+        timer = (UNITS / f"{name}.timer").read_text()
+        assert "Persistent=true" in timer and "RandomizedDelaySec=5min" in timer
+    assert "OnCalendar=*-*-* 02:30:00" in (UNITS / "appliance-backup.timer").read_text()
