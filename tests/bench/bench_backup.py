@@ -60,9 +60,8 @@ def bench_ct(root: Path) -> None:
     print(f"incremental backup after one more {IMAGES}-image CT: {seconds:.1f} s, read "
           f"{megabytes(second.original_bytes)}, sent {megabytes(second.deduplicated_bytes)}")  # fmt: skip
     seconds = timed(["backup", "run", "--config", str(path)])
-    print(
-        f"backup with nothing new: {seconds:.1f} s, sent {megabytes(runs(config.backup.state_directory)[-1].deduplicated_bytes)}"
-    )
+    unchanged = runs(config.backup.state_directory)[-1]
+    print(f"backup with nothing new: {seconds:.1f} s, sent {megabytes(unchanged.deduplicated_bytes)}")
     empty = box(root / "empty", {"repository": str(repository)})
     seconds = timed(["backup", "restore", "studies", "--study", first_study, "--config", str(empty)])
     print(f"restore of one {IMAGES}-image CT study into an empty box (extract, SHA-256, ingest): {seconds:.1f} s")
