@@ -48,6 +48,7 @@ from appliance.audit.activity import audit_source, local_user, this_application
 from appliance.audit.events import Action, AuditEvent, EventId, EventType, ObjectKind, Outcome, ParticipantObject
 from appliance.audit.export import export_event, write_csv, write_xml
 from appliance.audit.trail import AuditFilter, AuditTrail, ChainReport, retention_cutoff
+from appliance.backup_cli import add_backup_commands, backup_command
 from appliance.config import Config, ConfigError, load_config
 from appliance.config.sample import reference_markdown, sample_yaml
 from appliance.daemons.runtime import IndexBusy, add_location_options, index_to_myself, loader, open_index
@@ -79,6 +80,7 @@ def parser() -> argparse.ArgumentParser:
     add_audit_commands(commands)
     add_accounts_commands(commands)
     add_health_commands(commands)
+    add_backup_commands(commands)
     return top
 
 
@@ -197,6 +199,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return accounts_command(loader(arguments)(), arguments)
         if arguments.command == "health":
             return health_command(arguments)
+        if arguments.command == "backup":
+            return backup_command(arguments)
         return runtime_command(arguments)
     except (ConfigError, NoArchive, IndexBusy, certificates.CertificateError, jobs.JobError) as error:
         print(error, file=sys.stderr)

@@ -1,6 +1,7 @@
 """The configuration: one YAML file, validated against `schema.yaml`, read only by this package."""
 
 from appliance.config.loader import (
+    BackupConfig,
     Config,
     ConfigError,
     DatabaseConfig,
@@ -17,6 +18,7 @@ from appliance.config.loader import (
 )
 
 __all__ = [
+    "BackupConfig",
     "Config",
     "ConfigError",
     "DatabaseConfig",

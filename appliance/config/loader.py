@@ -293,9 +293,39 @@ class MonitorConfig:
 
 
 @dataclass(frozen=True)
+class UsbDisksConfig:
+    labels: tuple[str, ...]
+    mountpoint: Path
+    stand_in_directory: Path | None  # development and tests: sub-folders named by label stand in for disks
+
+
+@dataclass(frozen=True)
+class DrillConfig:
+    sample_studies: int
+    day_of_month: int
+
+
+@dataclass(frozen=True)
 class BackupConfig:
     repository: str
     time: str
+    passphrase_file: Path
+    ssh_key_file: Path | None
+    known_hosts_file: Path | None
+    usb: UsbDisksConfig
+    compression: str
+    keep_daily: int
+    keep_weekly: int
+    keep_monthly: int
+    keep_yearly: int
+    borgmatic_file: Path
+    state_directory: Path  # absolute
+    drill: DrillConfig
+
+    @property
+    def enabled(self) -> bool:
+        """Whether any target is configured (a repository or USB disks)."""
+        return bool(self.repository or self.usb.labels)
 
 
 @dataclass(frozen=True)
@@ -536,7 +566,7 @@ def typed_config(document: dict[str, Any], layers: list[Layer], console_settings
         web=WebConfig(**document["web"]),
         audit=audit_config(document["audit"], Path(storage["data_directory"]).absolute()),
         mail=MailConfig(**{**document["mail"], "recipients": tuple(document["mail"]["recipients"])}),
-        backup=BackupConfig(**document["backup"]),
+        backup=backup_config(document["backup"], Path(storage["data_directory"]).absolute()),
         monitor=monitor_config(document["monitor"]),
         logging_level=document["logging"]["level"],
     )
@@ -548,6 +578,27 @@ def audit_config(section: dict[str, Any], data_directory: Path) -> AuditConfig:
         database=data_directory / database,  # an absolute `database` stays as it is
         retention_months=section["retention_months"],
         syslog=SyslogConfig(**section["syslog"]),
+    )
+
+
+def backup_config(section: dict[str, Any], data_directory: Path) -> BackupConfig:
+    usb = section["usb"]
+    stand_in = usb["stand_in_directory"]
+    return BackupConfig(
+        **{
+            **section,
+            "passphrase_file": Path(section["passphrase_file"]),
+            "ssh_key_file": Path(section["ssh_key_file"]) if section["ssh_key_file"] else None,
+            "known_hosts_file": Path(section["known_hosts_file"]) if section["known_hosts_file"] else None,
+            "usb": UsbDisksConfig(
+                labels=tuple(usb["labels"]),
+                mountpoint=Path(usb["mountpoint"]),
+                stand_in_directory=Path(stand_in).absolute() if stand_in else None,
+            ),
+            "borgmatic_file": Path(section["borgmatic_file"]),
+            "state_directory": data_directory / (section["state_directory"] or "backup"),
+            "drill": DrillConfig(**section["drill"]),
+        }
     )
 
 

@@ -16,7 +16,13 @@ DAEMONS = [
     "appliance-web.service",
     "appliance-monitor.service",
 ]
-ONESHOTS = ["appliance-prepare.service", "appliance-tls.service", "appliance-smartctl@.service"]
+ONESHOTS = [
+    "appliance-prepare.service",
+    "appliance-tls.service",
+    "appliance-smartctl@.service",
+    "appliance-backup.service",
+    "appliance-drill.service",
+]
 START = "# --- hardening: identical in every daemon unit (tests/unit/test_units.py) ---"
 END = "# --- end of hardening ---"
 
@@ -65,3 +71,14 @@ def test_the_smartctl_helper_is_socket_activated_for_the_appliance_group_only() 
     assert "Accept=yes" in socket and "SocketGroup=appliance" in socket and "SocketMode=0660" in socket
     service = (UNITS / "appliance-smartctl@.service").read_text()
     assert "StandardInput=socket" in service and "NoNewPrivileges=yes" in service and "PrivateNetwork=yes" in service
+
+
+def test_the_backup_runs_nightly_and_the_drill_monthly_confined() -> None:
+    for name, command in (("appliance-backup", "appliance backup run"), ("appliance-drill", "appliance backup drill")):
+        service = (UNITS / f"{name}.service").read_text()
+        assert f"{command} --config /etc/appliance/appliance.yaml" in service and "Type=oneshot" in service
+        assert "ProtectSystem=strict" in service and "NoNewPrivileges=yes" in service
+        assert "ReadWritePaths=/srv/appliance /etc/appliance/backup" in service
+        timer = (UNITS / f"{name}.timer").read_text()
+        assert "Persistent=true" in timer and "RandomizedDelaySec=5min" in timer
+    assert "OnCalendar=*-*-* 02:30:00" in (UNITS / "appliance-backup.timer").read_text()

@@ -47,4 +47,5 @@ def test_the_sources_in_display_order() -> None:
         "time",
         "certificate",
         "events",
+        "backup",
     ]

@@ -1,0 +1,86 @@
+"""The backup as the monitor sees it (B1, B2): the last run to each target and the last restore
+drill, read from the history `appliance backup` keeps (`appliance.backup.history`).
+
+A failed last run, or a last success older than 36 hours, is critical (the issue's rule: the
+practice learns of it the next morning); a target never backed up yet is a warning; a failed drill
+is critical, no drill for 40 days a warning. No target configured: absent.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from appliance.backup.history import DrillRecord, RunRecord, drills, last_run, rotation, runs
+from appliance.backup.targets import USB, targets_of
+from appliance.monitor.findings import Finding, Measure, Reading, Severity
+from appliance.monitor.sources import Context, absent
+
+SOURCE = "backup"
+MAXIMUM_AGE = timedelta(hours=36)
+DRILL_MAXIMUM_AGE = timedelta(days=40)
+
+
+def read(context: Context) -> Reading:
+    backup = context.config.backup
+    if not backup.enabled:
+        return absent(SOURCE, "Aucune sauvegarde n'est configurée.")
+    records = runs(backup.state_directory)
+    findings, measures = [], []
+    for target in targets_of(backup):
+        findings.append(target_finding(target.name, records, context.now))
+        success = last_run(records, target.name, succeeded=True)
+        if success is not None:
+            hours = (context.now - success.finished_at).total_seconds() / 3600
+            measures += [Measure(f"backup.{target.name}.age_hours", round(hours, 2)),
+                         Measure(f"backup.{target.name}.deduplicated_bytes", success.deduplicated_bytes)]  # fmt: skip
+    findings.append(drill_finding(drills(backup.state_directory), context.now))
+    if USB in (target.name for target in targets_of(backup)):
+        findings.append(rotation_finding(records, backup.usb.labels))
+    return Reading(findings, measures)
+
+
+def target_finding(target: str, records: list[RunRecord], now: datetime) -> Finding:
+    subject = f"backup.{target}"
+    last = last_run(records, target)
+    success = last_run(records, target, succeeded=True)
+    if last is None:
+        return Finding(SOURCE, subject, Severity.WARNING, f"Aucune sauvegarde ({target}) n'a encore été faite.")
+    if not last.succeeded:
+        message = f"La dernière sauvegarde ({target}) a échoué : {last.reason}"
+        return Finding(SOURCE, subject, Severity.CRITICAL, message, last.detail, since=last.finished_at)
+    assert success is not None
+    when = f"{success.finished_at:%d/%m/%Y %H:%M} UTC"
+    if now - success.finished_at > MAXIMUM_AGE:
+        return Finding(SOURCE, subject, Severity.CRITICAL,
+                       f"La dernière sauvegarde réussie ({target}) date du {when} : plus de 36 heures.",
+                       since=success.finished_at + MAXIMUM_AGE)  # fmt: skip
+    detail = f"archive {success.archive}, {success.files} files, {success.deduplicated_bytes} bytes added"
+    return Finding(SOURCE, subject, Severity.OK, f"Dernière sauvegarde ({target}) réussie le {when}.", detail)
+
+
+def drill_finding(records: list[DrillRecord], now: datetime) -> Finding:
+    subject = "backup.drill"
+    if not records:
+        return Finding(SOURCE, subject, Severity.OK, "Aucun exercice de restauration n'a encore eu lieu.")
+    last = records[-1]
+    counts = f"{last.studies} examens, {last.files} fichiers vérifiés en {last.seconds:.0f} s"
+    if not last.succeeded:
+        detail = "\n".join([last.detail, *last.index_problems, *last.missing[:20], *last.altered[:20]]).strip()
+        return Finding(SOURCE, subject, Severity.CRITICAL, last.reason or "L'exercice de restauration a échoué.",
+                       detail, since=last.finished_at)  # fmt: skip
+    if now - last.finished_at > DRILL_MAXIMUM_AGE:
+        return Finding(SOURCE, subject, Severity.WARNING,
+                       f"Le dernier exercice de restauration date du {last.finished_at:%d/%m/%Y}.")  # fmt: skip
+    return Finding(SOURCE, subject, Severity.OK,
+                   f"Exercice de restauration réussi le {last.finished_at:%d/%m/%Y} ({counts}).")  # fmt: skip
+
+
+def rotation_finding(records: list[RunRecord], labels: tuple[str, ...]) -> Finding:
+    """Which disk to take off site and which to plug in (OK: information for the secretary)."""
+    advice = rotation(records, labels)
+    assert advice is not None
+    if not advice.last_disk:
+        return Finding(SOURCE, "backup.usb.rotation", Severity.OK, f"Brancher le disque {advice.next_disk}.")
+    message = (f"Le disque {advice.last_disk} a servi en dernier : l'emporter hors du cabinet ; "
+               f"brancher le disque {advice.next_disk}.")  # fmt: skip
+    return Finding(SOURCE, "backup.usb.rotation", Severity.OK, message)
