@@ -821,10 +821,6 @@ def record_account_command(
     trail.record(AuditEvent(EventId.SECURITY_ALERT, action, outcome, participants, (subject,), event_type, description))
 
 
-if __name__ == "__main__":
-    raise SystemExit(main())
-
-
 # --- `appliance dicomweb token`: a short-lived bearer token for Weasis, scripts and other tools.
 
 
@@ -864,3 +860,7 @@ def issue_token(engine: Engine, trail: AuditTrail, username: str, minutes: int) 
     record_account_command(trail, Action.CREATE, dataclasses.replace(subject, details=details))
     print(issued.token)
     return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -35,6 +35,8 @@ from appliance.web.services import services
 LOGGER = logging.getLogger(__name__)
 
 blueprint = Blueprint("dicomweb", __name__)
+# STOW-RS needs no CSRF token: see `stow` (a multipart/related body cannot come from another site).
+blueprint.record_once(lambda state: state.app.extensions["csrf"].exempt(blueprint))
 
 ROOT = "/dicomweb"
 STUDY = ROOT + "/studies/<study>"
