@@ -17,6 +17,7 @@ Instances archived before the documents existed get theirs from the header kept 
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 import logging
@@ -47,8 +48,9 @@ TRANSFER_SYNTAX = "00020010"
 
 @dataclass(frozen=True)
 class InstanceDocument:
-    """One instance's stored DICOM JSON (a JSON object, without identity, file meta and pixels) and
-    the VR its pixel data had ('' when it has none)."""
+    """One instance's stored DICOM JSON, without identity, file meta and pixels: the members of its
+    JSON object without the enclosing braces (so that serving adds members without re-parsing or
+    slicing), and the VR its pixel data had ('' when it has none)."""
 
     document: str
     pixel_data_vr: str
@@ -64,7 +66,7 @@ def instance_document(dataset: Dataset, has_pixels: bool) -> InstanceDocument:
         elements = {}
     for tag in IDENTITY_TAGS | {PIXEL_DATA}:
         elements.pop(tag, None)
-    document = json.dumps(elements, ensure_ascii=False, separators=(",", ":"))
+    document = json.dumps(elements, ensure_ascii=False, separators=(",", ":"))[1:-1]
     return InstanceDocument(document, pixel_vr(dataset, has_pixels))
 
 
@@ -110,12 +112,13 @@ def metadata(engine: Engine, scope: Scope, base_url: str) -> str | None:
             return None
         missing = stored_headers(connection, [row.id for row in rows if row.document is None])
     identities: dict[int, str] = {}
+    escaped_base = json.dumps(base_url)[1:-1]  # UIDs need no escaping; a base URL from a Host header might
     parts = []
     for row in rows:
         identity = identities.get(row.patient_pk)
         if identity is None:
             identity = identities[row.patient_pk] = identity_fragment(row)
-        parts.append(served_document(row, identity, base_url, missing))
+        parts.append(served_document(row, identity, escaped_base, missing))
     return "[" + ",".join(parts) + "]"
 
 
@@ -177,21 +180,26 @@ def served_document(row: Any, identity: str, base_url: str, headers: dict[int, b
     """One instance's JSON object as it leaves: stored members plus identity, syntax and pixels."""
     document, pixel_data_vr = row.document, row.pixel_data_vr
     if document is None:
-        kept = document_of_header(headers[row.id], row.rows) if row.id in headers else InstanceDocument("{}", "")
+        kept = document_of_header(headers[row.id], row.rows) if row.id in headers else InstanceDocument("", "")
         document, pixel_data_vr = kept.document, kept.pixel_data_vr
-    added = [identity, f'"{TRANSFER_SYNTAX}":{{"vr":"UI","Value":["{row.transfer_syntax_uid}"]}}']
+    syntax = row.transfer_syntax_uid
+    added = [identity, f'"{TRANSFER_SYNTAX}":{{"vr":"UI","Value":["{syntax}"]}}']
     if pixel_data_vr:
-        vr = "OB" if UID(row.transfer_syntax_uid).is_encapsulated else pixel_data_vr
-        uri = json.dumps(f"{instance_url(base_url, row)}/frames/{frame_list(row.number_of_frames)}")
-        added.append(f'"{PIXEL_DATA}":{{"vr":"{vr}","BulkDataURI":{uri}}}')
-    stored = document[1:-1].strip()
-    return "{" + ",".join([*added, stored] if stored else added) + "}"
+        vr = "OB" if encapsulated(syntax) else pixel_data_vr
+        url = (
+            f"{base_url}/studies/{row.study_instance_uid}/series/{row.series_instance_uid}"
+            f"/instances/{row.sop_instance_uid}/frames/{frame_list(row.number_of_frames)}"
+        )
+        added.append(f'"{PIXEL_DATA}":{{"vr":"{vr}","BulkDataURI":"{url}"}}')
+    if document:
+        added.append(document)
+    return "{" + ",".join(added) + "}"
 
 
-def instance_url(base_url: str, row: Any) -> str:
-    return (
-        f"{base_url}/studies/{row.study_instance_uid}/series/{row.series_instance_uid}/instances/{row.sop_instance_uid}"
-    )
+@functools.cache
+def encapsulated(transfer_syntax_uid: str) -> bool:
+    """Whether pixel data in this syntax is encapsulated (compressed fragments, always OB)."""
+    return UID(transfer_syntax_uid).is_encapsulated
 
 
 def frame_list(number_of_frames: int | None) -> str:
