@@ -101,10 +101,7 @@ def retrieved(event: EventId, sent: list[RetrieveItem], failed: list[RetrieveIte
     outcome = Outcome.SUCCESS if not failed else Outcome.MINOR_FAILURE if sent else Outcome.SERIOUS_FAILURE
     if failed:
         description = description or f"{len(failed)} instance(s) could not be sent"
-    if event is EventId.INSTANCES_TRANSFERRED:
-        participants = (archive(ParticipantRole.SOURCE), requestor(ParticipantRole.DESTINATION))
-    else:
-        participants = (requestor(ParticipantRole.DESTINATION), archive(ParticipantRole.SOURCE))
+    participants = (requestor(ParticipantRole.DESTINATION), archive(ParticipantRole.SOURCE))
     record(event, Action.READ, participants, objects, outcome, description)
 
 

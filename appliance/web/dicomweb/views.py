@@ -305,6 +305,8 @@ def retrieve_frames(study: str, series: str, instance: str, frame_list: str) -> 
         return plain(404, str(error))
     except CannotSend as error:
         return plain(406, str(error))
+    except OSError:
+        return unreadable(item)
     auditing.retrieved(EventId.INSTANCES_ACCESSED, [item], [])
     boundary = multipart.new_boundary()
     parts = [
@@ -315,6 +317,13 @@ def retrieve_frames(study: str, series: str, instance: str, frame_list: str) -> 
     first_type = accept.frame_media_type(found[0].transfer_syntax_uid)
     body = b"".join(multipart.stream(boundary, parts))
     return Response(body, content_type=multipart.content_type(first_type, boundary))
+
+
+def unreadable(item: RetrieveItem) -> Response:
+    """The stored file of an indexed instance cannot be read (`appliance archive verify` says more)."""
+    LOGGER.error("instance %s: its stored file cannot be read", item.sop_instance_uid)
+    auditing.retrieved(EventId.INSTANCES_ACCESSED, [], [item], "the stored file cannot be read")
+    return plain(500, "the stored file cannot be read")
 
 
 def one_instance(study: str, series: str, instance: str) -> RetrieveItem | None:
@@ -385,6 +394,8 @@ def rendered(item: RetrieveItem | None, frame: int, thumbnail: bool) -> Response
         return plain(404, str(error))
     except CannotSend as error:
         return plain(406, str(error))
+    except OSError:
+        return unreadable(item)
     auditing.retrieved(EventId.INSTANCES_ACCESSED, [item], [])
     return Response(image, mimetype=media_type)
 
@@ -443,6 +454,8 @@ def wado_object(planned: RetrievePlan, transfer_syntax: str) -> ResponseReturnVa
     except CannotSend as error:
         auditing.retrieved(EventId.INSTANCES_TRANSFERRED, [], [item], str(error))
         return plain(406, str(error))
+    except OSError:
+        return unreadable(item)
     auditing.retrieved(EventId.INSTANCES_TRANSFERRED, [item], [])
     return Response(content, mimetype=accept.DICOM)
 
@@ -467,6 +480,8 @@ def wado_image(item: RetrieveItem, media_type: str) -> ResponseReturnValue:
         return plain(404, str(error))
     except CannotSend as error:
         return plain(406, str(error))
+    except OSError:
+        return unreadable(item)
     auditing.retrieved(EventId.INSTANCES_ACCESSED, [item], [])
     return Response(image, mimetype=media_type)
 
