@@ -77,7 +77,7 @@ test-quick: debian-packages venv lint typecheck ## Everything but the image (uni
 	$(PYTHON) -m pytest $(PYTEST_ARGS)
 
 .PHONY: bench
-bench: debian-packages venv ## Run the benchmarks and print their figures (archive, worklist, HL7, console, backup)
+bench: debian-packages venv ## Run the benchmarks and print their figures (archive, worklist, HL7, console, DICOMweb, backup, health)
 	@for script in tests/bench/bench_*.py; do echo "== $$script"; $(PYTHON) $$script || exit 1; done
 
 .PHONY: fuzz

@@ -230,6 +230,7 @@ class WebConfig:
     session_hours: int
     secure_cookies: bool
     host_name: str
+    public_base_url: str
 
 
 @dataclass(frozen=True)

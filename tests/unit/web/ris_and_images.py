@@ -35,8 +35,9 @@ def receive(engine: Engine, tmp_path: Path, *names: str) -> list[bytes]:
 def ingest_study(
     engine: Engine, tmp_path: Path, patient: Patient, accession_number: str, images: int = 2, issuer: str = "CABINET"
 ) -> str:
-    """A new study of `images` MR images stored through the archive's ingest; its Study Instance UID."""
-    ingest = Ingest(FileStore(tmp_path / "files", 0), Index(engine))
+    """A new study of `images` MR images stored through the archive's ingest (under the console's data
+    folder, so that DICOMweb finds the files); its Study Instance UID."""
+    ingest = Ingest(FileStore(tmp_path / "data", 0), Index(engine))
     study_uid, series_uid = generate_uid(), generate_uid()
     for number in range(1, images + 1):
         dataset = make_instance("MR", patient, study_uid, series_uid, number, accession_number=accession_number)

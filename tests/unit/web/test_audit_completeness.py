@@ -19,15 +19,18 @@ from console_client import csrf_token
 from flask import Flask
 from flask.testing import FlaskClient
 from ris_and_images import RIS_ISSUER, RIS_PATIENT, practice
-from sqlalchemy import Engine
+from sqlalchemy import Engine, select
 from werkzeug.routing import Rule
 
 from appliance import inbox, jobs
 from appliance.accounts.roles import Permission, Role
+from appliance.archive import retrieve
+from appliance.archive.search import Query
 from appliance.audit.chain import canonical, link
 from appliance.audit.events import Action, AuditEvent, EventId, Outcome, ParticipantKind, application, patient, person
 from appliance.audit.trail import AuditRecord, AuditTrail
 from appliance.config import Settings
+from appliance.db.schema import series, study
 from appliance.web import create_app
 from appliance.web.services import APPLICATION_NAME
 
@@ -56,6 +59,28 @@ SAMPLES: dict[str, tuple[str, ...]] = {
     "audit_log.verification_state": ("/audit/verify/{verification}/state",),
     "audit_log.export_records": ("/audit/export?format=csv", f"/audit/export?format=xml&patient={RIS_PATIENT}"),
     "audit_log.patient_report": (f"/audit/access-report?patient={RIS_PATIENT}",),
+    "dicomweb.search_studies": ("/dicomweb/studies?PatientName=martin*",),
+    "dicomweb.search_study_series": ("/dicomweb/studies/{no_order}/series",),
+    "dicomweb.search_series": ("/dicomweb/series?Modality=MR",),
+    "dicomweb.search_series_instances": ("/dicomweb/studies/{no_order}/series/{series}/instances",),
+    "dicomweb.search_study_instances": ("/dicomweb/studies/{no_order}/instances?limit=1&offset=1",),
+    "dicomweb.search_instances": ("/dicomweb/instances?00100020=IPP0004",),
+    "dicomweb.retrieve_study": ("/dicomweb/studies/{no_order}",),
+    "dicomweb.retrieve_series": ("/dicomweb/studies/{no_order}/series/{series}",),
+    "dicomweb.retrieve_instance": ("/dicomweb/studies/{no_order}/series/{series}/instances/{instance}",),
+    "dicomweb.study_metadata": ("/dicomweb/studies/{no_order}/metadata",),
+    "dicomweb.series_metadata": ("/dicomweb/studies/{no_order}/series/{series}/metadata",),
+    "dicomweb.instance_metadata": ("/dicomweb/studies/{no_order}/series/{series}/instances/{instance}/metadata",),
+    "dicomweb.retrieve_frames": ("/dicomweb/studies/{no_order}/series/{series}/instances/{instance}/frames/1",),
+    "dicomweb.rendered_instance": ("/dicomweb/studies/{no_order}/series/{series}/instances/{instance}/rendered",),
+    "dicomweb.rendered_frame": ("/dicomweb/studies/{no_order}/series/{series}/instances/{instance}/frames/1/rendered",),
+    "dicomweb.instance_thumbnail": ("/dicomweb/studies/{no_order}/series/{series}/instances/{instance}/thumbnail",),
+    "dicomweb.series_thumbnail": ("/dicomweb/studies/{no_order}/series/{series}/thumbnail",),
+    "dicomweb.study_thumbnail": ("/dicomweb/studies/{no_order}/thumbnail",),
+    "dicomweb.wado_uri": (
+        "/wado?requestType=WADO&studyUID={no_order}&seriesUID={series}&objectUID={instance}&contentType=application/dicom",
+        "/wado?requestType=WADO&objectUID={instance}",
+    ),
 }
 
 
@@ -95,7 +120,13 @@ def data(engine: Engine, tmp_path: Path) -> dict[str, str]:
     studies = practice(engine, tmp_path)
     (received, *_others) = inbox.listing(engine, inbox.Selection())
     verification = jobs.submit(engine, jobs.VERIFY_AUDIT, {}, "user-administrator")
-    return {"no_order": studies["no order"], "message": str(received.id), "verification": str(verification)}
+    planned = retrieve.plan(engine, Query("STUDY", {"StudyInstanceUID": studies["no order"]})).items
+    with engine.connect() as connection:
+        of_study = series.join(study, study.c.id == series.c.study_pk)
+        chosen = select(series.c.series_instance_uid).select_from(of_study)
+        series_uid = connection.execute(chosen.where(study.c.study_instance_uid == studies["no order"])).scalar()
+    return {"no_order": studies["no order"], "message": str(received.id), "verification": str(verification),
+            "series": str(series_uid), "instance": planned[0].sop_instance_uid}  # fmt: skip
 
 
 def new_records(trail: AuditTrail, after: int) -> list[AuditRecord]:
