@@ -13,7 +13,8 @@ PYTEST_ARGS ?=
 # front of appliance-web, with TLS), and Debian's chromium that Playwright drives for the console's
 # browser tests (no browser download); NUT's upsd and dummy-ups driver for the UPS readings, and an
 # sshd the backup tests start on loopback as the off-site repository's host.
-TEST_DEBIAN_PACKAGES := dcmtk postgresql nginx chromium fonts-dejavu-core nut-server nut-client openssh-server openssh-client
+TEST_DEBIAN_PACKAGES := dcmtk postgresql nginx chromium fonts-dejavu-core nut-server nut-client openssh-server openssh-client \
+	autossh orthanc libpango-1.0-0 libpangoft2-1.0-0 poppler-utils
 # What pip needs to build borg 1.4 from its source (PyPI has no wheel of it): a C compiler and the
 # headers of the libraries it links to.
 BUILD_DEBIAN_PACKAGES := gcc python3-dev python3-venv pkg-config libacl1-dev liblz4-dev libzstd-dev libxxhash-dev libssl-dev
