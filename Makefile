@@ -11,8 +11,10 @@ PYTEST_ARGS ?=
 # Debian packages the tests drive as real peers: DCMTK's storescu/findscu/getscu/movescu/storescp, a
 # PostgreSQL server (the index must work on PostgreSQL as well as on SQLite), nginx (the box's site in
 # front of appliance-web, with TLS), and Debian's chromium that Playwright drives for the console's
-# browser tests (no browser download); NUT's upsd and dummy-ups driver for the UPS readings, and an
-# sshd the backup tests start on loopback as the off-site repository's host.
+# browser tests (no browser download); NUT's upsd and dummy-ups driver for the UPS readings; an sshd
+# the backup and tunnel tests start on loopback as the off-site repository's host and the bastion,
+# and autossh; Orthanc as the remote PACS of the forwarding tests (started by the tests, never the
+# system service); Pango for WeasyPrint's PDF and poppler's pdftoppm to look at its first page.
 TEST_DEBIAN_PACKAGES := dcmtk postgresql nginx chromium fonts-dejavu-core nut-server nut-client openssh-server openssh-client \
 	autossh orthanc libpango-1.0-0 libpangoft2-1.0-0 poppler-utils
 # What pip needs to build borg 1.4 from its source (PyPI has no wheel of it): a C compiler and the
