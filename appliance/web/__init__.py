@@ -27,6 +27,7 @@ from appliance.web import (
     security,
     setup,
     studies,
+    viewer,
     words,
     worklist,
 )
@@ -53,5 +54,6 @@ def create_app(settings: Settings, engine: Engine, audit: Recorder) -> Flask:
     app.register_blueprint(setup.blueprint)  # first-boot setup and the settings pages (/setup)
     app.register_blueprint(accounts.blueprint)  # accounts, substitutes, one's own password (/accounts)
     app.register_blueprint(audit_log.blueprint)  # the audit trail: search, verify, export, access report (/audit)
-    # Room for the features of later issues: DICOMweb (/dicomweb) and the viewer (/viewer).
+    app.register_blueprint(viewer.blueprint)  # the built-in viewer, key images, Weasis launch (/viewer)
+    # Room for the features of later issues: DICOMweb (/dicomweb).
     return app
