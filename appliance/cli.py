@@ -26,7 +26,7 @@ from sqlalchemy.engine import make_url
 from tqdm import tqdm
 
 from appliance import certificates, jobs, outbox
-from appliance.accounts import users
+from appliance.accounts import tokens, users
 from appliance.accounts.roles import Role
 from appliance.archive.index import Index
 from appliance.archive.integrity import DamagedFile, VerifyReport, adopt_orphans, reindex, verify
@@ -73,6 +73,7 @@ def parser() -> argparse.ArgumentParser:
     add_jobs_commands(commands)
     add_audit_commands(commands)
     add_accounts_commands(commands)
+    add_dicomweb_commands(commands)
     return top
 
 
@@ -189,6 +190,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return audit_command(loader(arguments)(), arguments)
         if arguments.command == "accounts":
             return accounts_command(loader(arguments)(), arguments)
+        if arguments.command == "dicomweb":
+            return dicomweb_command(loader(arguments)(), arguments)
         return runtime_command(arguments)
     except (ConfigError, NoArchive, IndexBusy, certificates.CertificateError, jobs.JobError) as error:
         print(error, file=sys.stderr)
@@ -816,6 +819,47 @@ def record_account_command(
     """110113 Security Alert: the local OS user (requestor) through appliance-cli, about `subject`."""
     participants = (local_user(), this_application("appliance-cli"))
     trail.record(AuditEvent(EventId.SECURITY_ALERT, action, outcome, participants, (subject,), event_type, description))
+
+
+# --- `appliance dicomweb token`: a short-lived bearer token for Weasis, scripts and other tools.
+
+
+def add_dicomweb_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    dicomweb = commands.add_parser("dicomweb", help="DICOMweb: access tokens for tools (recorded)")
+    actions = dicomweb.add_subparsers(dest="action", required=True)
+    token = actions.add_parser("token", help="print a new bearer token for an account (Authorization: Bearer ...)")
+    add_location_options(token)
+    token.add_argument("--user", required=True, help="the account the token acts as (its role's permissions)")
+    token.add_argument("--minutes", type=int, default=60, help=f"how long it works (1 to {tokens.MAXIMUM_MINUTES})")
+
+
+def dicomweb_command(config: Config, arguments: argparse.Namespace) -> int:
+    """Print a new DICOMweb token for an account; 1 when refused (said on stderr). Recorded as
+    110113 Security Alert C, 110137 User Security Attributes Changed (never the token itself)."""
+    engine = open_archive(config)
+    trail = AuditTrail(config.audit.database)
+    try:
+        return issue_token(engine, trail, str(arguments.user).strip().lower(), arguments.minutes)
+    finally:
+        trail.close()
+        engine.dispose()
+
+
+def issue_token(engine: Engine, trail: AuditTrail, username: str, minutes: int) -> int:
+    subject = ParticipantObject(ObjectKind.ACCOUNT, username)
+    try:
+        account = users.find_by_username(engine, username)
+        if account is None:
+            raise users.AccountError("username", "no such account")
+        issued = tokens.create(engine, account.id, minutes, note="appliance dicomweb token")
+    except users.AccountError as error:
+        print(f"refused: {error}", file=sys.stderr)
+        record_account_command(trail, Action.CREATE, subject, outcome=Outcome.MINOR_FAILURE, description=str(error))
+        return 1
+    details = (("token", f"DICOMweb, until {issued.expires_at:%Y-%m-%d %H:%M} UTC"),)
+    record_account_command(trail, Action.CREATE, dataclasses.replace(subject, details=details))
+    print(issued.token)
+    return 0
 
 
 if __name__ == "__main__":

@@ -19,7 +19,8 @@ class Role(StrEnum):
 
 
 class Permission(StrEnum):
-    SEARCH_PATIENTS = "search-patients"  # patient and study search, study page
+    SEARCH_PATIENTS = "search-patients"  # patient and study search, study page, viewing images (DICOMweb)
+    STORE_IMAGES = "store-images"  # send images into the archive from a workstation (STOW-RS)
     VIEW_WORKLIST = "view-worklist"  # today's worklist per modality
     RECONCILE = "reconcile"  # attach an unreconciled study to a patient (P2)
     VIEW_HL7_LOG = "view-hl7-log"  # message type, control ID, ACK
@@ -38,6 +39,7 @@ EVERYONE = frozenset(Role)
 
 PERMISSIONS: dict[Permission, frozenset[Role]] = {
     Permission.SEARCH_PATIENTS: CLINICAL,
+    Permission.STORE_IMAGES: frozenset({Role.TECHNOLOGIST, Role.RADIOLOGIST, Role.ADMINISTRATOR}),
     Permission.VIEW_WORKLIST: CLINICAL,
     Permission.RECONCILE: CLINICAL,
     Permission.VIEW_HL7_LOG: frozenset({Role.ADMINISTRATOR, Role.MAINTENANCE}),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 import struct
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from pydicom import dcmread
@@ -12,6 +12,7 @@ from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
 from pydicom.uid import UID, DeflatedExplicitVRLittleEndian
 
+from appliance.archive.metadata import InstanceDocument, instance_document
 from appliance.patients.names import person_name_key
 from appliance.patients.national import Identifier
 
@@ -83,6 +84,8 @@ class InstanceAttributes:
     transfer_syntax_uid: str
     lossy: bool
     header: bytes
+    # The instance's DICOM JSON for DICOMweb (archive.metadata); None when it could not be made.
+    document: InstanceDocument | None = None
 
 
 def read_attributes(encoded: bytes) -> InstanceAttributes:
@@ -95,7 +98,8 @@ def read_attributes(encoded: bytes) -> InstanceAttributes:
         dataset = dcmread(stream, stop_before_pixels=True)
         position = stream.tell()
         check_complete(dataset, encoded, position)
-        return attributes_of(dataset, header_of(encoded, dataset, position))
+        document = instance_document(dataset, has_pixels(dataset, encoded, position))
+        return replace(attributes_of(dataset, header_of(encoded, dataset, position)), document=document)
     except InvalidObject:
         raise
     except Exception as error:  # pydicom raises many kinds of errors on hostile input
@@ -147,6 +151,13 @@ def check_fragments(encoded: bytes, position: int, order: str) -> None:
             break
         position += 8 + length
     raise InvalidObject("encapsulated pixel data is truncated")
+
+
+def has_pixels(dataset: Dataset, encoded: bytes, position: int) -> bool:
+    """Whether pixel data follows the header (a deflated object's: whether it describes an image)."""
+    if dataset.file_meta.get("TransferSyntaxUID") == DeflatedExplicitVRLittleEndian:
+        return "Rows" in dataset
+    return position < len(encoded)
 
 
 def header_of(encoded: bytes, dataset: Dataset, position: int) -> bytes:

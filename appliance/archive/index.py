@@ -18,10 +18,12 @@ from sqlalchemy.exc import IntegrityError
 
 from appliance.archive import changes
 from appliance.archive.attributes import InstanceAttributes
+from appliance.archive.metadata import InstanceDocument
 from appliance.archive.storage import WrittenFile
 from appliance.db.schema import (
     instance,
     instance_header,
+    instance_metadata,
     patient,
     patient_identity,
     quarantined_duplicate,
@@ -100,9 +102,15 @@ class Index:
             )
 
     def replace_file(
-        self, instance_id: int, expected_sha256: str, transfer_syntax_uid: str, written: WrittenFile
+        self,
+        instance_id: int,
+        expected_sha256: str,
+        transfer_syntax_uid: str,
+        written: WrittenFile,
+        document: InstanceDocument | None = None,
     ) -> bool:
-        """Point an instance at its new (compressed) file, if nobody changed it meanwhile."""
+        """Point an instance at its new (compressed) file, if nobody changed it meanwhile; its DICOM
+        JSON becomes `document` (the new file's) when given."""
         with self.write_lock, self.engine.begin() as connection:
             result = connection.execute(
                 update(instance)
@@ -115,7 +123,19 @@ class Index:
                     compressed_at=now(),
                 )
             )
+            if result.rowcount and document is not None:
+                replace_document(connection, instance_id, document)
             return bool(result.rowcount)
+
+
+def replace_document(connection: Connection, instance_id: int, document: InstanceDocument) -> None:
+    """The instance's DICOM JSON, written anew (or for the first time)."""
+    values = {"document": document.document, "pixel_data_vr": document.pixel_data_vr}
+    updated = connection.execute(
+        update(instance_metadata).where(instance_metadata.c.instance_pk == instance_id).values(**values)
+    )
+    if not updated.rowcount:
+        connection.execute(insert(instance_metadata).values(instance_pk=instance_id, **values))
 
 
 # Statements built once: executing a prepared statement with a parameter dictionary skips
@@ -292,6 +312,10 @@ def insert_instance(
     }
     instance_pk = inserted_id(connection, instance, values)
     connection.execute(insert(instance_header), {"instance_pk": instance_pk, "header": attributes.header})
+    if attributes.document is not None:
+        document = attributes.document
+        row = {"instance_pk": instance_pk, "document": document.document, "pixel_data_vr": document.pixel_data_vr}
+        connection.execute(insert(instance_metadata), row)
     return instance_pk
 
 

@@ -84,6 +84,23 @@ class Ingest:
         with self.stripe(attributes.sop_instance_uid):
             return replace(self.store_parsed(incoming, attributes), attributes=attributes)
 
+    def store_object(self, encoded: bytes, sender: str, expected_study_uid: str = "") -> StoreResult:
+        """Archive one object that is its own request (STOW-RS): the same checks, writing, duplicate
+        policy and answers as `store`, the object parsed once. When `expected_study_uid` is given
+        (STOW-RS to /studies/{uid}), an object of another study is refused as mismatched (PS3.18
+        10.5.1). Never raises for a bad object, a full disk or a database failure.
+        """
+        try:
+            attributes = read_attributes(encoded)
+        except InvalidObject as error:
+            return StoreResult(StoreOutcome.REFUSED_INVALID, str(error))
+        if expected_study_uid and attributes.study_instance_uid != expected_study_uid:
+            detail = "the object belongs to another study than the one the request names"
+            return StoreResult(StoreOutcome.REFUSED_MISMATCH, detail, attributes)
+        incoming = IncomingObject(encoded, attributes.sop_instance_uid, attributes.sop_class_uid, sender)
+        with self.stripe(attributes.sop_instance_uid):
+            return replace(self.store_parsed(incoming, attributes), attributes=attributes)
+
     def stripe(self, sop_instance_uid: str) -> threading.Lock:
         return self.stripes[hash(sop_instance_uid) % LOCK_STRIPES]
 

@@ -25,6 +25,7 @@ from appliance.db.schema import (
     identity_change,
     instance,
     instance_header,
+    instance_metadata,
     patient,
     patient_identifier,
     patient_identity,
@@ -242,7 +243,7 @@ def reindex(engine: Engine, files: FileStore, progress: ProgressCallback = quiet
     """
     with engine.begin() as connection:
         previous = {row.study_instance_uid: row.patient_pk for row in connection.execute(select(study))}
-        for table in (instance_header, instance, series, study):
+        for table in (instance_metadata, instance_header, instance, series, study):
             connection.execute(delete(table))
     index = Index(engine, publish=False)
     report = ReindexReport()

@@ -36,6 +36,7 @@ from sqlalchemy import Engine, func, select
 from appliance.archive import changes
 from appliance.archive.changes import Change, Feed
 from appliance.archive.index import STORED_INSTANCE_COLUMNS, Index, StoredInstance
+from appliance.archive.metadata import document_of_file
 from appliance.archive.progress import ProgressCallback, quietly
 from appliance.archive.storage import FileStore, sha256_of_file
 from appliance.db.schema import instance
@@ -235,7 +236,8 @@ class LosslessCompressor:
             LOGGER.error("instance %s: file changed since it was indexed; not compressed", stored.sop_instance_uid)
             return ("failed", 0)
         written = self.files.write_durably(result.encoded, compressed_path(stored.path))
-        if not self.index.replace_file(stored.id, stored.sha256, result.transfer_syntax_uid, written):
+        document = document_of_file(result.encoded)
+        if not self.index.replace_file(stored.id, stored.sha256, result.transfer_syntax_uid, written, document):
             if written.created:
                 self.files.absolute(written.relative_path).unlink(missing_ok=True)
             return ("skipped", 0)

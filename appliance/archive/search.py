@@ -81,6 +81,8 @@ PATIENT_COUNTS = {
     "NumberOfPatientRelatedInstances": func.coalesce(func.sum(study.c.number_of_instances), 0),
 }
 
+ORDER = {"PATIENT": patient.c.id, "STUDY": study.c.id, "SERIES": series.c.id, "IMAGE": instance.c.id}
+
 MERGED_PATIENT = and_(patient_identity.c.patient_pk == patient.c.id, patient_identity.c.merged_into.is_not(None))
 
 
@@ -92,13 +94,17 @@ class Query:
     keys: dict[str, str] = field(default_factory=dict)
 
 
-def find(engine: Engine, query: Query, limit: int) -> list[dict[str, Any]]:
-    """Entities at `query.level` matching every key; at most `limit` + 1 (so a caller sees overflow).
+def find(engine: Engine, query: Query, limit: int, offset: int = 0) -> list[dict[str, Any]]:
+    """Entities at `query.level` matching every key, in a stable order (the order they were first
+    archived), skipping the first `offset`; at most `limit` + 1 (so a caller sees overflow), which
+    lets QIDO-RS page through the matches (PS3.18 8.3.4.4).
 
     Each match also holds `PatientPK` and, when the query asks for `OtherPatientIDsSequence`, the
     patient's INS items (only for a qualified identity, see `patients.national`).
     """
-    statement = find_statement(query).limit(limit + 1)
+    statement = find_statement(query).order_by(ORDER[query.level]).limit(limit + 1)
+    if offset > 0:
+        statement = statement.offset(offset)
     with engine.connect() as connection:
         rows = [dict(row._mapping) for row in connection.execute(statement)]
         if "OtherPatientIDsSequence" in query.keys:

@@ -216,6 +216,7 @@ class WebConfig:
     session_hours: int
     secure_cookies: bool
     host_name: str
+    public_base_url: str
 
 
 @dataclass(frozen=True)

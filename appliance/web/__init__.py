@@ -17,6 +17,7 @@ from appliance.web import (
     accounts,
     audit_log,
     auth,
+    dicomweb,
     errors,
     home,
     jobs,
@@ -54,6 +55,6 @@ def create_app(settings: Settings, engine: Engine, audit: Recorder) -> Flask:
     app.register_blueprint(setup.blueprint)  # first-boot setup and the settings pages (/setup)
     app.register_blueprint(accounts.blueprint)  # accounts, substitutes, one's own password (/accounts)
     app.register_blueprint(audit_log.blueprint)  # the audit trail: search, verify, export, access report (/audit)
+    app.register_blueprint(dicomweb.blueprint)  # DICOMweb for viewers and tools (/dicomweb, /wado)
     app.register_blueprint(viewer.blueprint)  # the built-in viewer, key images, Weasis launch (/viewer)
-    # Room for the features of later issues: DICOMweb (/dicomweb).
     return app

@@ -6,11 +6,12 @@ change here plus a migration in `db/migrations/versions/`; `tests/unit/test_arch
 when the two differ.
 """
 
-from appliance.db.schema.accounts import account, job, login_throttle
+from appliance.db.schema.accounts import access_token, account, job, login_throttle
 from appliance.db.schema.archive import (
     commitment_request,
     instance,
     instance_header,
+    instance_metadata,
     quarantined_duplicate,
     series,
     study,
@@ -24,6 +25,7 @@ from appliance.db.schema.patients import identity_change, patient, patient_ident
 from appliance.db.schema.worklist import performed_step, scheduled_step
 
 __all__ = [
+    "access_token",
     "account",
     "change",
     "change_cursor",
@@ -35,6 +37,7 @@ __all__ = [
     "identity_change",
     "instance",
     "instance_header",
+    "instance_metadata",
     "job",
     "login_throttle",
     "metadata",

@@ -2,7 +2,7 @@
 source address, and the long jobs started from the console or the CLI. See `appliance.accounts`
 and `appliance.jobs`."""
 
-from sqlalchemy import Boolean, Column, Date, DateTime, Index, Integer, String, Table, Text
+from sqlalchemy import Boolean, Column, Date, DateTime, ForeignKey, Index, Integer, String, Table, Text
 
 from appliance.db.schema.base import BigKey, metadata
 
@@ -37,6 +37,21 @@ login_throttle = Table(
     Column("failures", Integer, nullable=False, server_default="0"),
     Column("last_failure_at", DateTime(timezone=True), nullable=False),
     Column("locked_until", DateTime(timezone=True), nullable=True),
+)
+
+# Tokens a tool presents instead of a session (DICOMweb for Weasis, scripts): only their SHA-256 is
+# kept; each expires, and a one-time token is consumed by its first use (Weasis manifests).
+access_token = Table(
+    "access_token",
+    metadata,
+    Column("id", BigKey, primary_key=True),
+    Column("account_pk", BigKey, ForeignKey("account.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("digest", String(64), nullable=False, unique=True),  # SHA-256 of the token, never the token
+    Column("purpose", String(32), nullable=False),  # dicomweb, or one-time (consumed by its first use)
+    Column("note", String(200), nullable=False, server_default=""),  # what it was made for
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False, index=True),
+    Column("used_at", DateTime(timezone=True), nullable=True),
 )
 
 job = Table(

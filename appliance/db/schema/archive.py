@@ -95,6 +95,18 @@ instance_header = Table(
     Column("header", LargeBinary, nullable=False),
 )
 
+# Each instance's DICOM JSON (PS3.18 F.2), made once at ingest so that DICOMweb metadata and viewers
+# never read a file per image. Without the file meta information, the pixel data and the patient's
+# identity: those are written in when it is served (the transfer syntax and the identity in force
+# then, the pixel data as a BulkDataURI), so a compression or a merge never makes it stale.
+instance_metadata = Table(
+    "instance_metadata",
+    metadata,
+    Column("instance_pk", BigKey, ForeignKey("instance.id", ondelete="CASCADE"), primary_key=True),
+    Column("document", Text, nullable=False),  # a JSON object: tag -> {"vr", "Value"...}
+    Column("pixel_data_vr", String(2), nullable=False, server_default=""),  # OB, OW, or "" (no pixels)
+)
+
 # A second object with a known SOP Instance UID but other bytes: kept aside, never lost.
 quarantined_duplicate = Table(
     "quarantined_duplicate",

@@ -6,28 +6,38 @@ Sessions are Flask's signed cookies holding the account id and its `session_vers
 password or role change, or a disabling raises the version, and every older cookie stops working;
 a locked, disabled or expired account is refused at each request. A
 session idle longer than `web.idle_minutes`, or older than `web.session_hours`, ends.
+
+Routes marked `@tools` (DICOMweb, WADO-URI) also serve programs that have no session: they accept
+`Authorization: Bearer <token>` (`appliance.accounts.tokens`), answer 401 instead of redirecting
+to the login page, and in development mode (`make run`) accept requests from the loopback address
+without any login, with one warning in the log; never in production.
 """
 
 from __future__ import annotations
 
+import ipaddress
+import logging
 import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from flask import Flask, abort, current_app, flash, redirect, request, session, url_for
+from flask import Flask, Response, abort, current_app, flash, g, redirect, request, session, url_for
 from flask.typing import ResponseReturnValue
 from flask_babel import gettext
 from flask_login import LoginManager, UserMixin, current_user, logout_user
 
-from appliance.accounts import users
+from appliance.accounts import tokens, users
 from appliance.accounts.roles import Permission, may
 from appliance.accounts.users import Account
 from appliance.web.services import services
 
+LOGGER = logging.getLogger(__name__)
 View = TypeVar("View", bound=Callable[..., Any])
 SEEN = "seen"  # last request that was not a background poll (seconds since the epoch)
 STARTED = "started"  # when the session began
 HAS_ACCOUNTS = "appliance.has-accounts"
+DEVELOPMENT_WARNED = "appliance.development-loopback-warned"
+BEARER = "bearer "
 
 
 class ConsoleUser(UserMixin):
@@ -83,9 +93,25 @@ def background(view: View) -> View:
     return view
 
 
+def tools(view: View) -> View:
+    """Also reachable by programs: a bearer token instead of a session, 401 instead of a redirect to
+    the login page, and the development mode's loopback rule (see the module's docstring)."""
+    view.tools = True  # type: ignore[attr-defined]
+    return view
+
+
 def current_account() -> Account | None:
+    """The account of the session, or of the bearer token a tool presented."""
     user = current_user._get_current_object()
-    return user.account if isinstance(user, ConsoleUser) else None
+    if isinstance(user, ConsoleUser):
+        return user.account
+    found: Account | None = g.get("token_account")
+    return found
+
+
+def development_loopback() -> bool:
+    """Whether this request was let in without login by development mode's loopback rule."""
+    return bool(g.get("development_loopback", False))
 
 
 def can(permission: Permission | str) -> bool:
@@ -99,6 +125,8 @@ def check_access() -> ResponseReturnValue | None:
     view = current_app.view_functions.get(request.endpoint or "")
     if view is None or getattr(view, "public", False):
         return None
+    if getattr(view, "tools", False):
+        return check_tool_access(view)
     if not has_accounts():
         return redirect(url_for("auth.first_visit"))
     if current_account() is None:
@@ -133,3 +161,45 @@ def end_session() -> ResponseReturnValue:
     session.clear()
     flash(gettext("Your session has ended. Please log in again."), "warning")
     return redirect(url_for("auth.login", next=request.full_path if request.method == "GET" else None))
+
+
+def check_tool_access(view: Callable[..., Any]) -> ResponseReturnValue | None:
+    """A `@tools` route: the bearer token, else the session, else development's loopback rule."""
+    authorization = request.headers.get("Authorization", "")
+    if authorization[: len(BEARER)].lower() == BEARER:
+        account = tokens.check(services().engine, authorization[len(BEARER) :].strip())
+        if account is None:
+            return unauthorized("invalid_token")
+        g.token_account = account
+    elif current_account() is not None and not session_expired():
+        if not getattr(view, "background", False):
+            session[SEEN] = time.time()
+    elif services().config.is_development and is_loopback(request.remote_addr or ""):
+        warn_development_once()
+        g.development_loopback = True
+        return None
+    else:
+        return unauthorized("")
+    permission = getattr(view, "permission", None)
+    if permission is None or not can(permission):
+        abort(403)
+    return None
+
+
+def unauthorized(error: str) -> Response:
+    """401 with the challenge a tool expects (RFC 6750): log in, or present a valid token."""
+    challenge = 'Bearer realm="appliance"' + (f', error="{error}"' if error else "")
+    return Response("authentication required\n", 401, {"WWW-Authenticate": challenge}, mimetype="text/plain")
+
+
+def is_loopback(address: str) -> bool:
+    try:
+        return ipaddress.ip_address(address).is_loopback
+    except ValueError:
+        return False
+
+
+def warn_development_once() -> None:
+    if not current_app.config.get(DEVELOPMENT_WARNED):
+        current_app.config[DEVELOPMENT_WARNED] = True
+        LOGGER.warning("development mode: DICOMweb requests from the loopback address are served without login")

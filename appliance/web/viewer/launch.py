@@ -4,29 +4,36 @@
   the browser to a `weasis://` address. The manifest path carries a one-time manifest address; the
   DICOMweb path a bearer token for `$dicom:rs`. `scope=patient` opens every study of the patient.
   The DICOMweb path records one 110103 (R) with the patient and the studies handed over.
-- `GET /viewer/weasis/manifest/<token>` (public: the one-time token is the credential): the manifest,
-  once; 404 on the second use or after ONE_TIME_MINUTES. Records one 110103 (R) in the name of the
-  person whose click made the token.
+- `GET /viewer/weasis/manifest/<token>/<uid>?scope=` (public: the one-time token of
+  `appliance.accounts.tokens` is the credential): the manifest, once; 404 on the second use or
+  after ONE_TIME_MINUTES. Records one 110103 (R) in the name of the person whose click made it.
 
-Addresses given to Weasis are absolute, built on the address the browser used to reach the console
-(nginx passes the host and scheme on), so that Weasis on the same workstation reaches the same box.
+The WADO requests of Weasis carry a DICOMweb token of the same account (BEARER_MINUTES), checked
+by the DICOMweb edge like any tool's.
+
+Addresses given to Weasis are absolute: `web.public_base_url`, else the address the browser used
+to reach the console (nginx passes the host and scheme on).
 """
 
 from __future__ import annotations
 
-from flask import Response, abort, current_app, redirect, request, url_for
+from flask import Response, abort, redirect, request, url_for
 from flask.typing import ResponseReturnValue
 
-from appliance.accounts.roles import Permission
+from appliance.accounts import tokens
+from appliance.accounts.roles import Permission, may
+from appliance.accounts.users import Account
 from appliance.archive.stacks import StudyStacks, patient_studies, study_stacks
 from appliance.audit.events import Action, EventId, patient, patient_number, study
-from appliance.web import tokens
 from appliance.web.auth import public, requires
 from appliance.web.auth.access import current_account
 from appliance.web.recording import record
 from appliance.web.services import services
 from appliance.web.viewer import weasis
-from appliance.web.viewer.views import blueprint, found_study
+from appliance.web.viewer.views import UID, blueprint, found_study
+
+BEARER_MINUTES = 60  # long enough for Weasis to download a large study, then useless
+ONE_TIME_MINUTES = 5  # Weasis fetches the manifest within seconds of the click
 
 
 @blueprint.route("/viewer/weasis/<study_instance_uid>")
@@ -34,30 +41,41 @@ from appliance.web.viewer.views import blueprint, found_study
 def launch(study_instance_uid: str) -> ResponseReturnValue:
     """Send the browser to Weasis on this study (or its patient), by the path asked for."""
     found_study(study_instance_uid)
-    studies = scope_studies(study_instance_uid, request.args.get("scope", "study"))
     account = current_account()
-    username, full_name = (account.username, account.full_name) if account else ("", "")
+    if account is None:
+        abort(403)
+    scope = "patient" if request.args.get("scope") == "patient" else "study"
     if request.args.get("path", "manifest") == "dicomweb":
-        bearer = tokens.issue(secret(), tokens.BEARER, username, full_name, studies)
+        studies = scope_studies(study_instance_uid, scope)
+        bearer = tokens.create(services().engine, account.id, BEARER_MINUTES, tokens.DICOMWEB, "Weasis (dicom:rs)")
         record_handover([stacks for uid in studies if (stacks := study_stacks(services().engine, uid))], None)
-        return redirect(weasis.launch_dicomweb(f"{public_base()}/dicomweb", studies, bearer))
-    one_time = tokens.issue(secret(), tokens.MANIFEST, username, full_name, studies)
-    address = public_base() + url_for("viewer.manifest", token=one_time)
+        return redirect(weasis.launch_dicomweb(f"{public_base()}/dicomweb", studies, bearer.token))
+    one_time = tokens.create(services().engine, account.id, ONE_TIME_MINUTES, tokens.ONE_TIME, "Weasis manifest")
+    address = public_base() + url_for(
+        "viewer.manifest", token=one_time.token, study_instance_uid=study_instance_uid, scope=scope
+    )
     return redirect(weasis.launch_manifest(address))
 
 
-@blueprint.route("/viewer/weasis/manifest/<token>")
+@blueprint.route("/viewer/weasis/manifest/<token>/<study_instance_uid>")
 @public
-def manifest(token: str) -> ResponseReturnValue:
-    """The Weasis manifest of the token's studies, once."""
-    grant = tokens.use_once(secret(), services().config.storage.data_directory, token)
-    if grant is None:
+def manifest(token: str, study_instance_uid: str) -> ResponseReturnValue:
+    """The Weasis manifest of the study (or of its patient with `scope=patient`), once per token."""
+    account = tokens.consume(services().engine, token)
+    if account is None or not may(account.role, Permission.SEARCH_PATIENTS) or not UID.match(study_instance_uid):
         abort(404)
-    studies = [stacks for uid in grant.study_instance_uids if (stacks := study_stacks(services().engine, uid))]
-    bearer = tokens.issue(secret(), tokens.BEARER, grant.username, grant.full_name, grant.study_instance_uids)
-    body = weasis.manifest(studies, f"{public_base()}/wado", bearer, grant.nonce)
-    record_handover(studies, grant.username)
+    uids = scope_studies(study_instance_uid, request.args.get("scope", "study"))
+    studies = [stacks for uid in uids if (stacks := study_stacks(services().engine, uid))]
+    if not studies:
+        abort(404)
+    body = weasis.manifest(studies, f"{public_base()}/wado", bearer_for(account), token[:16])
+    record_handover(studies, account.username)
     return Response(body, mimetype="application/xml")
+
+
+def bearer_for(account: Account) -> str:
+    """A DICOMweb token for Weasis's WADO requests (sent as the manifest's httpTag)."""
+    return tokens.create(services().engine, account.id, BEARER_MINUTES, tokens.DICOMWEB, "Weasis manifest").token
 
 
 def scope_studies(study_instance_uid: str, scope: str) -> list[str]:
@@ -79,10 +97,6 @@ def record_handover(studies: list[StudyStacks], username: str | None) -> None:
 
 
 def public_base() -> str:
-    """The console's address as the browser reached it (scheme and host, no trailing slash)."""
-    return request.url_root.rstrip("/")
-
-
-def secret() -> bytes:
-    key = current_app.secret_key
-    return key if isinstance(key, bytes) else str(key).encode()
+    """The console's address as workstations reach it: `web.public_base_url`, else this request's."""
+    configured = services().config.web.public_base_url.rstrip("/")
+    return configured or request.url_root.rstrip("/")

@@ -59,18 +59,48 @@ def test_every_route_is_public_or_names_its_permission(app: Flask) -> None:
             assert isinstance(getattr(view, "permission", None), Permission), f"{rule.endpoint} names no permission"
 
 
+def is_tool_route(app: Flask, rule: Rule) -> bool:
+    return bool(getattr(app.view_functions[rule.endpoint], "tools", False))
+
+
 def test_nothing_but_the_public_pages_without_logging_in(
     app: Flask, make_account: Callable[..., users.Account]
 ) -> None:
+    """Pages redirect to the login page; the routes tools use (DICOMweb) answer 401 with a Bearer
+    challenge, from any address but the loopback one in development mode."""
     make_account("admin", Role.ADMINISTRATOR)
     client = app.test_client()
+    elsewhere = app.test_client()
+    elsewhere.environ_base["REMOTE_ADDR"] = "192.0.2.7"
     app.config["WTF_CSRF_ENABLED"] = False
+    tool_routes = 0
     for rule in rules(app):
         if rule.endpoint in PUBLIC:
             continue
+        if is_tool_route(app, rule):
+            tool_routes += 1
+            answer = elsewhere.open(sample_url(rule), method=method_of(rule))
+            assert answer.status_code == 401, rule.endpoint
+            assert answer.headers["WWW-Authenticate"].startswith("Bearer"), rule.endpoint
+            continue
         answer = client.open(sample_url(rule), method=method_of(rule))
         assert answer.status_code == 302 and answer.headers["Location"].startswith("/login"), rule.endpoint
+    assert tool_routes > 20
     assert client.get("/static/house.css").status_code == 200
+
+
+def test_development_mode_lets_the_loopback_address_use_the_tool_routes_without_login(
+    app: Flask, make_account: Callable[..., users.Account], caplog: pytest.LogCaptureFixture
+) -> None:
+    make_account("admin", Role.ADMINISTRATOR)
+    client = app.test_client()  # 127.0.0.1, and the fixture's configuration is development's
+    assert app.extensions["appliance"].config.is_development
+    for rule in rules(app):
+        if is_tool_route(app, rule):
+            status = client.open(sample_url(rule), method=method_of(rule)).status_code
+            assert status not in (302, 401, 403), f"{rule.endpoint}: {status}"
+    warnings = [record for record in caplog.records if "development mode" in record.getMessage()]
+    assert len(warnings) == 1  # once, not per request
 
 
 @pytest.mark.parametrize("role", list(Role))

@@ -1,0 +1,199 @@
+"""The DICOM JSON of archived instances (PS3.18 F.2), for DICOMweb metadata and viewers.
+
+Each instance's document is made once, at ingest (`instance_document`, kept in `instance_metadata`),
+so that the metadata of a 600-image series is one query and some string joining, never 600 file
+reads. What may change after ingest is left out of the stored document and written in when it is
+served (`metadata`):
+
+- the file meta information: the Transfer Syntax UID (0002,0010) is the index's, which the lossless
+  compressor changes when it replaces a file;
+- the patient's identity (Patient's Name, ID, issuer, birth date, sex): the one in force now, after
+  an ADT update, a merge or a reconciliation, as every retrieve sends it (P2, `archive.retrieve`);
+- the pixel data: a BulkDataURI naming the instance's frames on the caller's base URL.
+
+Instances archived before the documents existed get theirs from the header kept in
+`instance_header` when they are served (a reindex stores them).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from pydicom import dcmread
+from pydicom.dataset import Dataset
+from pydicom.uid import UID
+from sqlalchemy import Connection, Engine, and_, select
+
+from appliance.db.schema import instance, instance_header, instance_metadata, patient, series, study
+
+LOGGER = logging.getLogger(__name__)
+
+# The patient identity a retrieve coerces (archive.retrieve.IDENTITY): tag, keyword, VR, index column.
+IDENTITY_ELEMENTS = (
+    ("00100010", "PN", patient.c.patient_name),
+    ("00100020", "LO", patient.c.patient_id),
+    ("00100021", "LO", patient.c.issuer_of_patient_id),
+    ("00100030", "DA", patient.c.patient_birth_date),
+    ("00100040", "CS", patient.c.patient_sex),
+)
+IDENTITY_TAGS = frozenset(tag for tag, _, _ in IDENTITY_ELEMENTS)
+PIXEL_DATA = "7FE00010"
+TRANSFER_SYNTAX = "00020010"
+
+
+@dataclass(frozen=True)
+class InstanceDocument:
+    """One instance's stored DICOM JSON (a JSON object, without identity, file meta and pixels) and
+    the VR its pixel data had ('' when it has none)."""
+
+    document: str
+    pixel_data_vr: str
+
+
+def instance_document(dataset: Dataset, has_pixels: bool) -> InstanceDocument:
+    """The document of a dataset read without its pixel data; `has_pixels` says whether the object
+    holds pixel data. Elements pydicom cannot express in JSON are left out (never raises)."""
+    try:
+        elements = dataset.to_json_dict(suppress_invalid_tags=True)
+    except Exception as error:  # pydicom raises many kinds on odd values; the header stays usable
+        LOGGER.warning("instance %s: no DICOM JSON (%s)", dataset.get("SOPInstanceUID", "?"), type(error).__name__)
+        elements = {}
+    for tag in IDENTITY_TAGS | {PIXEL_DATA}:
+        elements.pop(tag, None)
+    document = json.dumps(elements, ensure_ascii=False, separators=(",", ":"))
+    return InstanceDocument(document, pixel_vr(dataset, has_pixels))
+
+
+def pixel_vr(dataset: Dataset, has_pixels: bool) -> str:
+    """OW for native pixels of more than 8 bits, OB otherwise (PS3.5 A.1, A.4); '' without pixels."""
+    if not has_pixels:
+        return ""
+    syntax = dataset.file_meta.get("TransferSyntaxUID") if hasattr(dataset, "file_meta") else None
+    if syntax is not None and UID(syntax).is_encapsulated:
+        return "OB"
+    return "OW" if int(dataset.get("BitsAllocated", 8) or 8) > 8 else "OB"
+
+
+def document_of_file(encoded: bytes) -> InstanceDocument:
+    """The document of a whole DICOM file (the lossless compressor's new file, say)."""
+    stream = io.BytesIO(encoded)
+    dataset = dcmread(stream, stop_before_pixels=True, force=True)
+    return instance_document(dataset, stream.tell() < len(encoded))
+
+
+def document_of_header(header: bytes, rows: int | None) -> InstanceDocument:
+    """The document of an instance from the header the index kept at ingest."""
+    dataset = dcmread(io.BytesIO(header), stop_before_pixels=True, force=True)
+    return instance_document(dataset, rows is not None)
+
+
+@dataclass(frozen=True)
+class Scope:
+    """What metadata is asked for: a study, one of its series, or one instance of it."""
+
+    study_instance_uid: str
+    series_instance_uid: str = ""
+    sop_instance_uid: str = ""
+
+
+def metadata(engine: Engine, scope: Scope, base_url: str) -> str | None:
+    """The DICOM JSON array (text) of every instance in `scope`, in series then instance order, with
+    the current identity and transfer syntax, pixel data as BulkDataURIs under `base_url` (the
+    DICOMweb root, e.g. https://pacs.cabinet.lan/dicomweb). None when nothing matches."""
+    with engine.connect() as connection:
+        rows = list(connection.execute(metadata_statement(scope)))
+        if not rows:
+            return None
+        missing = stored_headers(connection, [row.id for row in rows if row.document is None])
+    identities: dict[int, str] = {}
+    parts = []
+    for row in rows:
+        identity = identities.get(row.patient_pk)
+        if identity is None:
+            identity = identities[row.patient_pk] = identity_fragment(row)
+        parts.append(served_document(row, identity, base_url, missing))
+    return "[" + ",".join(parts) + "]"
+
+
+def metadata_statement(scope: Scope) -> Any:
+    conditions = [study.c.study_instance_uid == scope.study_instance_uid]
+    if scope.series_instance_uid:
+        conditions.append(series.c.series_instance_uid == scope.series_instance_uid)
+    if scope.sop_instance_uid:
+        conditions.append(instance.c.sop_instance_uid == scope.sop_instance_uid)
+    tables = (
+        instance.join(series, series.c.id == instance.c.series_pk)
+        .join(study, study.c.id == series.c.study_pk)
+        .join(patient, patient.c.id == study.c.patient_pk)
+        .outerjoin(instance_metadata, instance_metadata.c.instance_pk == instance.c.id)
+    )
+    return (
+        select(
+            instance.c.id,
+            instance.c.sop_instance_uid,
+            instance.c.transfer_syntax_uid,
+            instance.c.number_of_frames,
+            instance.c.rows,
+            series.c.series_instance_uid,
+            study.c.study_instance_uid,
+            study.c.patient_pk,
+            instance_metadata.c.document,
+            instance_metadata.c.pixel_data_vr,
+            *[column.label(f"identity_{tag}") for tag, _, column in IDENTITY_ELEMENTS],
+        )
+        .select_from(tables)
+        .where(and_(*conditions))
+        .order_by(series.c.series_number, series.c.id, instance.c.instance_number, instance.c.id)
+    )
+
+
+def stored_headers(connection: Connection, instance_ids: list[int]) -> dict[int, bytes]:
+    """The headers of the instances archived before their documents were made at ingest."""
+    if not instance_ids:
+        return {}
+    statement = select(instance_header.c.instance_pk, instance_header.c.header).where(
+        instance_header.c.instance_pk.in_(instance_ids)
+    )
+    return {row.instance_pk: row.header for row in connection.execute(statement)}
+
+
+def identity_fragment(row: Any) -> str:
+    """The patient's identity as DICOM JSON members (without the braces)."""
+    members = []
+    for tag, vr, _ in IDENTITY_ELEMENTS:
+        value = str(getattr(row, f"identity_{tag}") or "")
+        element: dict[str, Any] = {"vr": vr}
+        if value:
+            element["Value"] = [{"Alphabetic": value}] if vr == "PN" else [value]
+        members.append(f'"{tag}":{json.dumps(element, ensure_ascii=False, separators=(",", ":"))}')
+    return ",".join(members)
+
+
+def served_document(row: Any, identity: str, base_url: str, headers: dict[int, bytes]) -> str:
+    """One instance's JSON object as it leaves: stored members plus identity, syntax and pixels."""
+    document, pixel_data_vr = row.document, row.pixel_data_vr
+    if document is None:
+        kept = document_of_header(headers[row.id], row.rows) if row.id in headers else InstanceDocument("{}", "")
+        document, pixel_data_vr = kept.document, kept.pixel_data_vr
+    added = [identity, f'"{TRANSFER_SYNTAX}":{{"vr":"UI","Value":["{row.transfer_syntax_uid}"]}}']
+    if pixel_data_vr:
+        vr = "OB" if UID(row.transfer_syntax_uid).is_encapsulated else pixel_data_vr
+        uri = json.dumps(f"{instance_url(base_url, row)}/frames/{frame_list(row.number_of_frames)}")
+        added.append(f'"{PIXEL_DATA}":{{"vr":"{vr}","BulkDataURI":{uri}}}')
+    stored = document[1:-1].strip()
+    return "{" + ",".join([*added, stored] if stored else added) + "}"
+
+
+def instance_url(base_url: str, row: Any) -> str:
+    return (
+        f"{base_url}/studies/{row.study_instance_uid}/series/{row.series_instance_uid}/instances/{row.sop_instance_uid}"
+    )
+
+
+def frame_list(number_of_frames: int | None) -> str:
+    """`1`, or `1,2,…,N` for a multi-frame instance (PS3.18 8.3.5.1 frame list)."""
+    return ",".join(str(number) for number in range(1, max(number_of_frames or 1, 1) + 1))
