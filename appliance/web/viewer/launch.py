@@ -17,8 +17,11 @@ to reach the console (nginx passes the host and scheme on).
 
 from __future__ import annotations
 
-from flask import Response, abort, redirect, request, url_for
+from typing import TYPE_CHECKING
+
+from flask import Response, abort, request, url_for
 from flask.typing import ResponseReturnValue
+from werkzeug.datastructures import Headers
 
 from appliance.accounts import tokens
 from appliance.accounts.roles import Permission, may
@@ -31,6 +34,9 @@ from appliance.web.recording import record
 from appliance.web.services import services
 from appliance.web.viewer import weasis
 from appliance.web.viewer.views import UID, blueprint, found_study
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import WSGIEnvironment
 
 BEARER_MINUTES = 60  # long enough for Weasis to download a large study, then useless
 ONE_TIME_MINUTES = 5  # Weasis fetches the manifest within seconds of the click
@@ -49,12 +55,12 @@ def launch(study_instance_uid: str) -> ResponseReturnValue:
         studies = scope_studies(study_instance_uid, scope)
         bearer = tokens.create(services().engine, account.id, BEARER_MINUTES, tokens.DICOMWEB, "Weasis (dicom:rs)")
         record_handover([stacks for uid in studies if (stacks := study_stacks(services().engine, uid))], None)
-        return redirect(weasis.launch_dicomweb(f"{public_base()}/dicomweb", studies, bearer.token))
+        return to_weasis(weasis.launch_dicomweb(f"{public_base()}/dicomweb", studies, bearer.token))
     one_time = tokens.create(services().engine, account.id, ONE_TIME_MINUTES, tokens.ONE_TIME, "Weasis manifest")
     address = public_base() + url_for(
         "viewer.manifest", token=one_time.token, study_instance_uid=study_instance_uid, scope=scope
     )
-    return redirect(weasis.launch_manifest(address))
+    return to_weasis(weasis.launch_manifest(address))
 
 
 @blueprint.route("/viewer/weasis/manifest/<token>/<study_instance_uid>")
@@ -71,6 +77,28 @@ def manifest(token: str, study_instance_uid: str) -> ResponseReturnValue:
     body = weasis.manifest(studies, f"{public_base()}/wado", bearer_for(account), token[:16])
     record_handover(studies, account.username)
     return Response(body, mimetype="application/xml")
+
+
+class WeasisRedirect(Response):
+    """A redirect to a `weasis://` address sent as it is: it is already percent-encoded, and Werkzeug
+    would otherwise read the encoded command as a host name and fail to IDNA-encode it."""
+
+    def get_wsgi_headers(self, environ: WSGIEnvironment) -> Headers:
+        location = self.headers.pop("Location", None)
+        try:
+            headers = super().get_wsgi_headers(environ)
+        finally:
+            if location is not None:
+                self.headers["Location"] = location
+        if location is not None:
+            headers["Location"] = location
+        return headers
+
+
+def to_weasis(location: str) -> Response:
+    response = WeasisRedirect(status=302)
+    response.headers["Location"] = location
+    return response
 
 
 def bearer_for(account: Account) -> str:
