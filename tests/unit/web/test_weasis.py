@@ -44,7 +44,7 @@ def two_studies(engine: Engine, settings: Settings) -> list[str]:
             for number in range(1, count + 1):
                 dataset = make_instance(modality, PATIENTS[1], study_uid, series_uid, number, accession_number="A1")
                 dataset.Rows = dataset.Columns = 8
-                dataset.PixelData = b"\0" * (128 if modality == "CT" else 128)
+                dataset.PixelData = b"\0" * 128
                 ingest.store(IncomingObject(encoded(dataset), dataset.SOPInstanceUID, dataset.SOPClassUID, "X"))
         studies.append(study_uid)
     return studies
