@@ -341,6 +341,8 @@ async function main() {
       return;
     }
     await openSeries(first);
+    const asked = study.key_images.find((entry) => entry.sop_instance_uid === page.dataset.keyObject);
+    if (asked) await showKeyImages(asked);
     say('');
     page.dataset.ready = 'true';
   } catch (error) {
