@@ -3,7 +3,7 @@
 - `GET /viewer/weasis/<uid>?path=manifest|dicomweb&scope=study|patient` (SEARCH_PATIENTS): redirects
   the browser to a `weasis://` address. The manifest path carries a one-time manifest address; the
   DICOMweb path a bearer token for `$dicom:rs`. `scope=patient` opens every study of the patient.
-  The DICOMweb path records one 110103 (R) with the patient and the studies handed over.
+  Records one 110103 (R) with the patient and the studies handed over, in the name of the person.
 - `GET /viewer/weasis/manifest/<token>/<uid>?scope=` (public: the one-time token of
   `appliance.accounts.tokens` is the credential): the manifest, once; 404 on the second use or
   after ONE_TIME_MINUTES. Records one 110103 (R) in the name of the person whose click made it.
@@ -26,7 +26,7 @@ from werkzeug.datastructures import Headers
 from appliance.accounts import tokens
 from appliance.accounts.roles import Permission, may
 from appliance.accounts.users import Account
-from appliance.archive.stacks import StudyStacks, patient_studies, study_stacks
+from appliance.archive.stacks import patient_studies, study_stacks
 from appliance.audit.events import Action, EventId, patient, patient_number, study
 from appliance.web.auth import public, requires
 from appliance.web.auth.access import current_account
@@ -54,8 +54,9 @@ def launch(study_instance_uid: str) -> ResponseReturnValue:
     if request.args.get("path", "manifest") == "dicomweb":
         studies = scope_studies(study_instance_uid, scope)
         bearer = tokens.create(services().engine, account.id, BEARER_MINUTES, tokens.DICOMWEB, "Weasis (dicom:rs)")
-        record_handover([stacks for uid in studies if (stacks := study_stacks(services().engine, uid))], None)
+        record_handover(studies, None)
         return to_weasis(weasis.launch_dicomweb(f"{public_base()}/dicomweb", studies, bearer.token))
+    record_handover(scope_studies(study_instance_uid, scope), None)
     one_time = tokens.create(services().engine, account.id, ONE_TIME_MINUTES, tokens.ONE_TIME, "Weasis manifest")
     address = public_base() + url_for(
         "viewer.manifest", token=one_time.token, study_instance_uid=study_instance_uid, scope=scope
@@ -75,7 +76,7 @@ def manifest(token: str, study_instance_uid: str) -> ResponseReturnValue:
     if not studies:
         abort(404)
     body = weasis.manifest(studies, f"{public_base()}/wado", bearer_for(account), token[:16])
-    record_handover(studies, account.username)
+    record_handover([entry.study_instance_uid for entry in studies], account.username)
     return Response(body, mimetype="application/xml")
 
 
@@ -114,8 +115,9 @@ def scope_studies(study_instance_uid: str, scope: str) -> list[str]:
     return [study_instance_uid, *others]
 
 
-def record_handover(studies: list[StudyStacks], username: str | None) -> None:
+def record_handover(uids: list[str], username: str | None) -> None:
     """110103 DICOM Instances Accessed (R): the patient and the studies given to Weasis."""
+    studies = [stacks for uid in uids if (stacks := study_stacks(services().engine, uid))]
     if not studies:
         return
     first = studies[0]

@@ -5,7 +5,8 @@ Routes and their permission:
 - `GET /viewer/studies/<uid>` (SEARCH_PATIENTS): the viewer page; records one 110103 DICOM Instances
   Accessed (R) with the patient and the study.
 - `GET /viewer/studies/<uid>/study.json` (SEARCH_PATIENTS): series, instances, key-image documents
-  and image addresses, fetched by the page's script (the page's own audit event covers it).
+  and image addresses, fetched by the page's script as it opens (`@background`: the page's own audit
+  event covers it).
 - `POST /viewer/studies/<uid>/key-images` (KEY_IMAGES): makes a KOS through the archive's ingest;
   CSRF token in the `X-CSRFToken` header; records 110103 (C) with the patient and the new document.
 - `GET /viewer/assets/<name>` (public: the built viewer, no patient data): hashed files, cached
@@ -47,7 +48,7 @@ from appliance.archive.study_list import day_of
 from appliance.audit.events import Action, EventId, patient, patient_number, study
 from appliance.patients.names import french_name
 from appliance.web.auth import public, requires
-from appliance.web.auth.access import can, current_account
+from appliance.web.auth.access import background, can, current_account
 from appliance.web.recording import record
 from appliance.web.security import viewer_policy
 from appliance.web.services import services
@@ -94,6 +95,7 @@ def show(study_instance_uid: str) -> ResponseReturnValue:
 
 @blueprint.route("/viewer/studies/<study_instance_uid>/study.json")
 @requires(Permission.SEARCH_PATIENTS)
+@background  # fetched by the page's script as it opens, not by a person: the page's record covers it
 def description(study_instance_uid: str) -> ResponseReturnValue:
     """What the viewer's script needs: series with their instances, key-image documents, addresses."""
     stacks = found_study(study_instance_uid)
