@@ -40,7 +40,10 @@ CHROMIUM_FLAGS = [
     "--disable-sync",
 ]
 VIEWER_FLAGS = ["--enable-unsafe-swiftshader"]  # WebGL in software, before Chromium turns the fallback off
-PREVIEW_SHOWN = "(image => image.complete && image.naturalWidth > 0)(document.getElementById('preview'))"
+# A function, not an expression: Playwright evaluates a bare expression with eval, which the CSP refuses.
+PREVIEW_SHOWN = (
+    "() => { const image = document.getElementById('preview'); return image.complete && image.naturalWidth > 0; }"
+)
 
 
 @pytest.fixture(scope="module")
