@@ -14,9 +14,12 @@ PYTEST_ARGS ?=
 # browser tests (no browser download); NUT's upsd and dummy-ups driver for the UPS readings; an sshd
 # the backup and tunnel tests start on loopback as the off-site repository's host and the bastion,
 # and autossh; Orthanc as the remote PACS of the forwarding tests (started by the tests, never the
-# system service); Pango for WeasyPrint's PDF and poppler's pdftoppm to look at its first page.
+# system service); Pango for WeasyPrint's PDF and poppler's pdftoppm to look at its first page; node
+# (20.19 or later, with its npm: NodeSource's package, as Debian 12's own nodejs 18 is too old for
+# vite 7) that builds the viewer, dicom3tools' dciodvfy that checks the key-object documents the
+# console makes, and xmllint that checks Weasis manifests against Weasis's schema.
 TEST_DEBIAN_PACKAGES := dcmtk postgresql nginx chromium fonts-dejavu-core nut-server nut-client openssh-server openssh-client \
-	autossh orthanc libpango-1.0-0 libpangoft2-1.0-0 poppler-utils
+	autossh orthanc libpango-1.0-0 libpangoft2-1.0-0 poppler-utils nodejs dicom3tools libxml2-utils
 # What pip needs to build borg 1.4 from its source (PyPI has no wheel of it): a C compiler and the
 # headers of the libraries it links to.
 BUILD_DEBIAN_PACKAGES := gcc python3-dev python3-venv pkg-config libacl1-dev liblz4-dev libzstd-dev libxxhash-dev libssl-dev
@@ -57,8 +60,23 @@ debian-packages: ## Install the Debian packages the tests use (as root, once)
 		DEBIAN_FRONTEND=noninteractive $$( [ $$(id -u) -eq 0 ] || echo sudo ) apt-get install -y -qq $$missing >/dev/null; \
 	fi
 
+# The console's built-in viewer (cornerstone3D), built with vite from viewer/package-lock.json by the
+# machine's node and npm (`npm ci`: exactly the locked versions) into appliance/web/viewer/dist, which
+# the console serves. Rebuilt only when the lock file or a source changes.
+VIEWER_DIST := appliance/web/viewer/dist/.vite/manifest.json
+VIEWER_SOURCES := viewer/package.json viewer/package-lock.json viewer/vite.config.js $(wildcard viewer/src/*)
+
+$(VIEWER_DIST): $(VIEWER_SOURCES)
+	@node -e 'const [major, minor] = process.versions.node.split(".").map(Number); process.exit(major > 20 || (major === 20 && minor >= 19) ? 0 : 1)' \
+		|| { echo "the viewer needs node 20.19 or later (found $$(node --version)): install NodeSource's nodejs 20"; exit 1; }
+	cd viewer && npm ci --no-audit --no-fund --loglevel=error && npx --no-install vite build --logLevel warn
+	touch $@
+
+.PHONY: viewer
+viewer: $(VIEWER_DIST) ## Build the built-in viewer (npm ci + vite build, about 40 s)
+
 .PHONY: run
-run: venv ## Run the whole appliance in the foreground (CONFIG=file, else development defaults in ./var)
+run: venv viewer ## Run the whole appliance in the foreground (CONFIG=file, else development defaults in ./var)
 	$(PYTHON) -m appliance.daemons.supervisor $(if $(CONFIG),--config $(CONFIG),--data $(DATA))
 
 .PHONY: lint
@@ -71,16 +89,16 @@ typecheck: venv ## Type-check the package (mypy --strict)
 	$(VENV)/bin/mypy appliance
 
 .PHONY: test
-test: debian-packages venv lint typecheck ## Install what the tests need, lint, type-check, run the suite, then build and boot-test the image
+test: debian-packages venv viewer lint typecheck ## Install what the tests need, lint, type-check, run the suite, then build and boot-test the image
 	$(PYTHON) -m pytest $(PYTEST_ARGS)
 	$(MAKE) test-image
 
 .PHONY: test-quick
-test-quick: debian-packages venv lint typecheck ## Everything but the image (unit and integration tests, a few minutes)
+test-quick: debian-packages venv viewer lint typecheck ## Everything but the image (unit and integration tests, a few minutes)
 	$(PYTHON) -m pytest $(PYTEST_ARGS)
 
 .PHONY: bench
-bench: debian-packages venv ## Run the benchmarks and print their figures (archive, worklist, HL7, console, DICOMweb, backup, health)
+bench: debian-packages venv viewer ## Run the benchmarks and print their figures (archive, worklist, HL7, console, DICOMweb, viewer, backup, health)
 	@for script in tests/bench/bench_*.py; do echo "== $$script"; $(PYTHON) $$script || exit 1; done
 
 .PHONY: fuzz

@@ -29,6 +29,7 @@ from appliance.web import (
     security,
     setup,
     studies,
+    viewer,
     words,
     worklist,
 )
@@ -57,5 +58,5 @@ def create_app(settings: Settings, engine: Engine, audit: Recorder) -> Flask:
     app.register_blueprint(accounts.blueprint)  # accounts, substitutes, one's own password (/accounts)
     app.register_blueprint(audit_log.blueprint)  # the audit trail: search, verify, export, access report (/audit)
     app.register_blueprint(dicomweb.blueprint)  # DICOMweb for viewers and tools (/dicomweb, /wado)
-    # Room for the features of later issues: the viewer (/viewer).
+    app.register_blueprint(viewer.blueprint)  # the built-in viewer, key images, Weasis launch (/viewer)
     return app

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import os
 import secrets
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
+from typing import Any, TypeVar
 
 from flask import Flask, Response, request
 from flask_talisman import Talisman
@@ -21,6 +23,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from appliance.config import Config
 
+View = TypeVar("View", bound=Callable[..., Any])
 SECRET_KEY_FILE = Path("web") / "secret_key"
 CONTENT_SECURITY_POLICY = {
     "default-src": "'self'",
@@ -32,6 +35,15 @@ CONTENT_SECURITY_POLICY = {
     "form-action": "'self'",
     "frame-ancestors": "'none'",
 }
+# The built-in viewer's pages and assets only: its image codecs are WebAssembly, compiled in the page
+# and in its decoding workers (module workers from the viewer's own files). Still no inline script,
+# no eval: only 'wasm-unsafe-eval', which allows compiling WebAssembly and nothing else.
+VIEWER_CONTENT_SECURITY_POLICY = {
+    **CONTENT_SECURITY_POLICY,
+    "script-src": "'self' 'wasm-unsafe-eval'",
+    "worker-src": "'self'",
+}
+CACHEABLE = ("/static/", "/viewer/assets/")  # no patient data; the viewer's assets are hashed
 
 
 def configure(app: Flask, config: Config) -> None:
@@ -80,8 +92,15 @@ def secret_key(path: Path) -> bytes:
     return path.read_bytes()
 
 
+def viewer_policy(view: View) -> View:
+    """Mark a view of the built-in viewer: it gets VIEWER_CONTENT_SECURITY_POLICY (Flask-Talisman
+    reads the options a view carries)."""
+    view.talisman_view_options = {"content_security_policy": VIEWER_CONTENT_SECURITY_POLICY}  # type: ignore[attr-defined]
+    return view
+
+
 def no_caching(response: Response) -> Response:
-    if not request.path.startswith("/static/"):
+    if not request.path.startswith(CACHEABLE):
         response.headers["Cache-Control"] = "no-store"
     return response
 

@@ -12,11 +12,12 @@ import re
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from flask import Blueprint, render_template, request
+from flask import Blueprint, current_app, render_template, request
 from flask.typing import ResponseReturnValue
 from flask_babel import gettext
 
 from appliance.accounts.roles import Permission
+from appliance.archive.key_images import key_objects
 from appliance.archive.study_details import StudyDetails, study_details
 from appliance.archive.study_list import PAGE_SIZE, Position, StudyCriteria, console_search
 from appliance.audit.events import Action, EventId, ObjectKind, ParticipantObject, patient, study
@@ -25,6 +26,7 @@ from appliance.web.languages import TIME_ZONE
 from appliance.web.recording import record
 from appliance.web.services import services
 from appliance.web.studies.forms import SearchForm, compact
+from appliance.web.viewer.titles import title_words
 
 blueprint = Blueprint("studies", __name__, template_folder="templates")
 
@@ -73,6 +75,9 @@ def show(study_instance_uid: str) -> ResponseReturnValue:
     return render_template(
         "studies/show.html",
         study=details,
+        key_images=key_objects(services().engine, study_instance_uid),
+        title_words=title_words,
+        viewers=current_app.view_functions,
         addresses=addresses,
         action_words=action_words,
         status_words=status_words,

@@ -15,7 +15,15 @@ from appliance.accounts import users
 from appliance.accounts.roles import Permission, Role, may
 
 SAMPLE_VALUES = {"int": "1", "string": "1.2.3", "path": "1.2.3", "uuid": "00000000-0000-0000-0000-000000000000"}
-PUBLIC = {"auth.login", "auth.first_visit", "auth.language", "auth.certificate_authority", "static"}
+PUBLIC = {
+    "auth.login",
+    "auth.first_visit",
+    "auth.language",
+    "auth.certificate_authority",
+    "static",
+    "viewer.asset",  # the built viewer's files (no patient data)
+    "viewer.manifest",  # a Weasis manifest: its one-time token is the credential
+}
 
 
 def rules(app: Flask) -> Iterator[Rule]:
