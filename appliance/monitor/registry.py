@@ -4,7 +4,7 @@
 
 from __future__ import annotations
 
-from appliance.monitor import certificate, clock, dicom, disk, events, outbox, raid, services, smart, ups
+from appliance.monitor import certificate, clock, dicom, disk, events, outbox, raid, services, smart, tunnel, ups
 from appliance.monitor.sources import Check
 
 SOURCES: dict[str, Check] = {
@@ -18,4 +18,5 @@ SOURCES: dict[str, Check] = {
     "time": clock.read,
     "certificate": certificate.read,
     "events": events.read,
+    "tunnel": tunnel.read,
 }
