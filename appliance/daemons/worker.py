@@ -31,7 +31,6 @@ from appliance.audit.events import (
     Participant,
     ParticipantKind,
     ParticipantObject,
-    ParticipantRole,
     Recorder,
     person,
 )
@@ -140,20 +139,20 @@ def tunnel_expiry_event(expired: Opening) -> AuditEvent:
     """110113 Security Alert E, 110140 Remote Service Operation Stopped: the worker (requestor) closed
     the tunnel at its end; the administrator who opened it is named beside it."""
     worker = this_application(APPLICATION)
+    requestor = Participant(worker.user_id, True, ParticipantKind.APPLICATION, worker.address, role=worker.role)
+    opener = person(expired.opened_by, expired.address, expired.opened_by_name, requestor=False)
+    tunnel = ParticipantObject(
+        ObjectKind.SECURITY_RESOURCE,
+        notices.AUDIT_OBJECT_ID,
+        notices.AUDIT_OBJECT_NAME,
+        details=notices.audit_details(expired),
+    )
     return AuditEvent(
         EventId.SECURITY_ALERT,
         Action.EXECUTE,
         Outcome.SUCCESS,
-        (
-            Participant(worker.user_id, True, ParticipantKind.APPLICATION, worker.address, role=ParticipantRole.APPLICATION),
-            person(expired.opened_by, expired.address, expired.opened_by_name, requestor=False),
-        ),
-        (
-            ParticipantObject(
-                ObjectKind.SECURITY_RESOURCE, notices.AUDIT_OBJECT_ID, notices.AUDIT_OBJECT_NAME,
-                details=notices.audit_details(expired),
-            ),
-        ),  # fmt: skip
+        (requestor, opener),
+        (tunnel,),
         event_type=EventType.REMOTE_SERVICE_OPERATION_STOPPED,
         outcome_description="expired",
     )

@@ -8,6 +8,7 @@ the data directory. autossh runs in its own process group, so that stopping it e
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
@@ -121,7 +122,5 @@ class Keeper:
 
 
 def signal_group(group: int, number: signal.Signals) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(group, number)
-    except (ProcessLookupError, PermissionError):
-        pass

@@ -100,7 +100,9 @@ def opening_of(fields: dict[str, Any]) -> Opening:
 
 def write_state(path: Path, opening: Opening) -> None:
     """Replace the state file by one holding `opening`, atomically (readers see the old or the new)."""
-    fields = {name: value.isoformat() if isinstance(value, datetime) else value for name, value in asdict(opening).items()}
+    fields = {
+        name: value.isoformat() if isinstance(value, datetime) else value for name, value in asdict(opening).items()
+    }
     text = json.dumps({"opening": fields}, ensure_ascii=False, indent=1, sort_keys=True)
     path.parent.mkdir(parents=True, exist_ok=True)
     descriptor, temporary = tempfile.mkstemp(prefix=".tunnel-", dir=path.parent)

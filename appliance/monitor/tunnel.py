@@ -25,7 +25,9 @@ REMAINING_MEASURE = "tunnel.remaining_minutes"
 def read(context: Context) -> Reading:
     """One finding about the maintenance tunnel, and its remaining minutes (0 when closed)."""
     if not context.config.maintenance.enabled:
-        return absent(SOURCE, "Pas d'accès de maintenance configuré sur ce boîtier.", "maintenance.bastion_host is empty")
+        return absent(
+            SOURCE, "Pas d'accès de maintenance configuré sur ce boîtier.", "maintenance.bastion_host is empty"
+        )
     path = state_path(context.config)
     try:
         opening = read_state(path)
@@ -44,7 +46,7 @@ def read(context: Context) -> Reading:
         return Reading([Finding(SOURCE, SUBJECT, Severity.OK, "Accès de maintenance en cours de fermeture.", detail)])
     message = (
         f"L'accès de maintenance aurait dû se fermer {moment_words(opening.until, now)} "
-        "et sa fin n'a pas été enregistrée : vérifier que le service de travail de fond tourne, prévenir le prestataire."
+        "et sa fin n'a pas été enregistrée : vérifier que le travail de fond tourne, prévenir le prestataire."
     )
     return Reading([Finding(SOURCE, SUBJECT, Severity.CRITICAL, message, detail, opening.until)], [measure(0)])
 
