@@ -30,6 +30,7 @@ class Permission(StrEnum):
     EDIT_SETTINGS = "edit-settings"  # first-boot setup and the settings pages
     MANAGE_ACCOUNTS = "manage-accounts"  # create, change, lock, unlock accounts
     READ_AUDIT = "read-audit"  # search, verify and export the audit trail
+    MAINTENANCE_ACCESS = "maintenance-access"  # open and close the contractor's maintenance tunnel (H4)
 
 
 CLINICAL = frozenset({Role.SECRETARY, Role.TECHNOLOGIST, Role.RADIOLOGIST, Role.ADMINISTRATOR})
@@ -47,6 +48,7 @@ PERMISSIONS: dict[Permission, frozenset[Role]] = {
     Permission.EDIT_SETTINGS: frozenset({Role.ADMINISTRATOR}),
     Permission.MANAGE_ACCOUNTS: frozenset({Role.ADMINISTRATOR}),
     Permission.READ_AUDIT: frozenset({Role.ADMINISTRATOR}),
+    Permission.MAINTENANCE_ACCESS: frozenset({Role.ADMINISTRATOR}),
 }
 
 

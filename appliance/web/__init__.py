@@ -21,6 +21,7 @@ from appliance.web import (
     home,
     jobs,
     languages,
+    maintenance,
     menu,
     messages,
     reconciliation,
@@ -53,5 +54,6 @@ def create_app(settings: Settings, engine: Engine, audit: Recorder) -> Flask:
     app.register_blueprint(setup.blueprint)  # first-boot setup and the settings pages (/setup)
     app.register_blueprint(accounts.blueprint)  # accounts, substitutes, one's own password (/accounts)
     app.register_blueprint(audit_log.blueprint)  # the audit trail: search, verify, export, access report (/audit)
+    app.register_blueprint(maintenance.blueprint)  # the contractor's maintenance tunnel: open for hours, close (H4)
     # Room for the features of later issues: DICOMweb (/dicomweb) and the viewer (/viewer).
     return app
