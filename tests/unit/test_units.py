@@ -15,8 +15,14 @@ DAEMONS = [
     "appliance-hl7.service",
     "appliance-web.service",
     "appliance-monitor.service",
+    "appliance-tunnel.service",
 ]
-ONESHOTS = ["appliance-prepare.service", "appliance-tls.service", "appliance-smartctl@.service"]
+ONESHOTS = [
+    "appliance-prepare.service",
+    "appliance-tls.service",
+    "appliance-smartctl@.service",
+    "appliance-tunnel-key.service",
+]
 START = "# --- hardening: identical in every daemon unit (tests/unit/test_units.py) ---"
 END = "# --- end of hardening ---"
 
@@ -65,3 +71,12 @@ def test_the_smartctl_helper_is_socket_activated_for_the_appliance_group_only() 
     assert "Accept=yes" in socket and "SocketGroup=appliance" in socket and "SocketMode=0660" in socket
     service = (UNITS / "appliance-smartctl@.service").read_text()
     assert "StandardInput=socket" in service and "NoNewPrivileges=yes" in service and "PrivateNetwork=yes" in service
+
+
+def test_the_tunnel_runs_as_its_own_account_reading_the_appliance_group() -> None:
+    """Only the tunnel's account may read the box's key; the console never runs autossh itself."""
+    text = (UNITS / "appliance-tunnel.service").read_text()
+    assert "User=appliance-tunnel" in text and "SupplementaryGroups=appliance" in text
+    assert "appliance.daemons.tunnel --config /etc/appliance/appliance.yaml" in text
+    key = (UNITS / "appliance-tunnel-key.service").read_text()
+    assert "ConditionPathExists=!/etc/appliance/tunnel/id_ed25519" in key and "-t ed25519" in key
