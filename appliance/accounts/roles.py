@@ -32,6 +32,7 @@ class Permission(StrEnum):
     MANAGE_ACCOUNTS = "manage-accounts"  # create, change, lock, unlock accounts
     READ_AUDIT = "read-audit"  # search, verify and export the audit trail
     KEY_IMAGES = "key-images"  # flag key images in the viewer: a new KOS in the archive (K1)
+    MAINTENANCE_ACCESS = "maintenance-access"  # open and close the contractor's maintenance tunnel (H4)
 
 
 CLINICAL = frozenset({Role.SECRETARY, Role.TECHNOLOGIST, Role.RADIOLOGIST, Role.ADMINISTRATOR})
@@ -51,6 +52,7 @@ PERMISSIONS: dict[Permission, frozenset[Role]] = {
     Permission.MANAGE_ACCOUNTS: frozenset({Role.ADMINISTRATOR}),
     Permission.READ_AUDIT: frozenset({Role.ADMINISTRATOR}),
     Permission.KEY_IMAGES: frozenset({Role.RADIOLOGIST}),
+    Permission.MAINTENANCE_ACCESS: frozenset({Role.ADMINISTRATOR}),
 }
 
 

@@ -57,6 +57,8 @@ class EventType(Coded):  # CID 401 (Security Alert types) and CID 403 (user auth
     USE_OF_RESTRICTED_FUNCTION = ("110132", "Use of Restricted Function")
     SECURITY_ROLES_CHANGED = ("110136", "Security Roles Changed")
     USER_SECURITY_ATTRIBUTES_CHANGED = ("110137", "User Security Attributes Changed")
+    REMOTE_SERVICE_OPERATION_STARTED = ("110139", "Remote Service Operation Started")  # the maintenance tunnel
+    REMOTE_SERVICE_OPERATION_STOPPED = ("110140", "Remote Service Operation Stopped")
 
 
 class ParticipantRole(Coded):  # CID 402

@@ -330,6 +330,27 @@ class BackupConfig:
 
 
 @dataclass(frozen=True)
+class MaintenanceConfig:
+    """The maintenance tunnel (appliance.maintenance): where it goes and with which key."""
+
+    bastion_host: str
+    bastion_port: int
+    bastion_user: str
+    remote_port: int
+    box_port: int
+    known_hosts_file: Path
+    key_file: Path
+    default_hours: int
+    alive_interval_seconds: int
+    autossh: str
+
+    @property
+    def enabled(self) -> bool:
+        """Whether a tunnel can be opened on this box (a bastion is configured)."""
+        return bool(self.bastion_host)
+
+
+@dataclass(frozen=True)
 class Config:
     """The whole validated configuration, with every default filled in. `source` is the main file;
     `layers` the files read, main file first (the console settings file when it exists)."""
@@ -352,6 +373,7 @@ class Config:
     backup: BackupConfig
     monitor: MonitorConfig
     logging_level: str
+    maintenance: MaintenanceConfig
 
     @property
     def is_development(self) -> bool:
@@ -570,6 +592,17 @@ def typed_config(document: dict[str, Any], layers: list[Layer], console_settings
         backup=backup_config(document["backup"], Path(storage["data_directory"]).absolute()),
         monitor=monitor_config(document["monitor"]),
         logging_level=document["logging"]["level"],
+        maintenance=maintenance_config(document["maintenance"]),
+    )
+
+
+def maintenance_config(section: dict[str, Any]) -> MaintenanceConfig:
+    return MaintenanceConfig(
+        **{
+            **section,
+            "known_hosts_file": Path(section["known_hosts_file"]),
+            "key_file": Path(section["key_file"]),
+        }
     )
 
 

@@ -31,6 +31,8 @@ DAEMONS = {
     "appliance-worklist": "appliance.daemons.worklist",
     "appliance-hl7": "appliance.daemons.hl7",
     "appliance-web": "appliance.daemons.web",
+    # The maintenance tunnel's keeper: idle until the console opens the tunnel (a bastion configured).
+    "appliance-tunnel": "appliance.daemons.tunnel",
 }
 # Started once the others listen, as systemd orders it on the box (After=): its first round would
 # otherwise find the archive "not answering" and mail a critical alert at every start.
@@ -123,6 +125,9 @@ def print_banner(config: Config) -> None:
         else ("no mail relay: alerts in the log only")
     )
     print(f"  health monitor: checks every {config.monitor.interval_seconds} s, {mail}", flush=True)
+    maintenance = config.maintenance
+    tunnel = f"to {maintenance.bastion_host} when opened from the console" if maintenance.enabled else "no bastion"
+    print(f"  maintenance tunnel: {tunnel}", flush=True)
     print("Ctrl-C stops everything; kill -HUP reloads the configuration in every daemon.", flush=True)
 
 

@@ -2,7 +2,8 @@
 verified lossless compression, and image availability for the RIS (later: dose, forwarding, tiers);
 the long jobs queued from the console or `appliance jobs start` (`appliance.jobs`), one at a time;
 and the audit trail's upkeep: the retention purge once a day, the copy to the audit repository
-(syslog) when one is configured.
+(syslog) when one is configured; and the maintenance tunnel's expiry, recorded (state, audit
+record, mail) within seconds of the moment `appliance-tunnel` stopped it.
 
 Each consumer keeps its own cursor in the feed, so the worker can stop and restart at any time
 without losing work; a job in flight when it stops goes back to the queue.
@@ -20,13 +21,28 @@ from appliance.archive.index import Index
 from appliance.archive.lossless import SYNTAXES, CompressionReport, LosslessCompressor
 from appliance.archive.storage import FileStore
 from appliance.audit.activity import audit_source, close_trail, local_user, open_trail, this_application
-from appliance.audit.events import Recorder
+from appliance.audit.events import (
+    Action,
+    AuditEvent,
+    EventId,
+    EventType,
+    ObjectKind,
+    Outcome,
+    Participant,
+    ParticipantKind,
+    ParticipantObject,
+    Recorder,
+    person,
+)
 from appliance.audit.syslog import SyslogForwarder
 from appliance.audit.trail import AuditTrail, DiscardingRecorder, retention_cutoff
 from appliance.config import Config
 from appliance.daemons import runtime as process
 from appliance.daemons.loops import Loop
 from appliance.jobs import recover, run_next
+from appliance.maintenance import notices
+from appliance.maintenance.state import Opening, expire, state_path
+from appliance.monitor import mail
 from appliance.worklist.availability import announce_complete_studies
 
 LOGGER = logging.getLogger(__name__)
@@ -34,6 +50,7 @@ LOGGER = logging.getLogger(__name__)
 IDLE = timedelta(seconds=2)
 APPLICATION = "appliance-worker"
 PURGE_EVERY = timedelta(days=1)
+TUNNEL_EXPIRY_EVERY = timedelta(seconds=5)
 
 
 def compressor_of(config: Config, index: Index) -> LosslessCompressor:
@@ -100,6 +117,47 @@ def audit_loops(runtime: process.Runtime, trail: AuditTrail | DiscardingRecorder
     return loops
 
 
+def tunnel_expiry_round(runtime: process.Runtime, recorder: Recorder) -> int:
+    """Record the end of a maintenance tunnel opening whose time is up (`appliance-tunnel` stopped
+    autossh at that moment): the state closed as expired, one audit record, one mail (a mail the
+    relay refuses is logged; the tunnel is closed anyway)."""
+    config = runtime.config
+    expired = expire(state_path(config), datetime.now(UTC))
+    if expired is None:
+        return 0
+    LOGGER.info("maintenance tunnel opened by %s expired at %s", expired.opened_by, expired.until.isoformat())
+    recorder.record(tunnel_expiry_event(expired))
+    subject, body = notices.closed_mail(config, expired)
+    try:
+        mail.send(config, subject, body, datetime.now(UTC))
+    except mail.MailError as error:
+        LOGGER.warning("maintenance tunnel expiry not mailed: %s", error)
+    return 0
+
+
+def tunnel_expiry_event(expired: Opening) -> AuditEvent:
+    """110113 Security Alert E, 110140 Remote Service Operation Stopped: the worker (requestor) closed
+    the tunnel at its end; the administrator who opened it is named beside it."""
+    worker = this_application(APPLICATION)
+    requestor = Participant(worker.user_id, True, ParticipantKind.APPLICATION, worker.address, role=worker.role)
+    opener = person(expired.opened_by, expired.address, expired.opened_by_name, requestor=False)
+    tunnel = ParticipantObject(
+        ObjectKind.SECURITY_RESOURCE,
+        notices.AUDIT_OBJECT_ID,
+        notices.AUDIT_OBJECT_NAME,
+        details=notices.audit_details(expired),
+    )
+    return AuditEvent(
+        EventId.SECURITY_ALERT,
+        Action.EXECUTE,
+        Outcome.SUCCESS,
+        (requestor, opener),
+        (tunnel,),
+        event_type=EventType.REMOTE_SERVICE_OPERATION_STOPPED,
+        outcome_description="expired",
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     runtime = process.start(argv, "Background worker: verified lossless compression, image availability, jobs.")
     if runtime is None:
@@ -107,6 +165,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     config = runtime.config
     trail = open_trail(config, APPLICATION)
     loops = [Loop("availability", lambda: availability_round(runtime), IDLE * 2), *audit_loops(runtime, trail)]
+    loops.append(Loop("tunnel-expiry", lambda: tunnel_expiry_round(runtime, trail), TUNNEL_EXPIRY_EVERY))
     executor = ProcessPoolExecutor(max_workers=config.lossless.worker_processes) if config.lossless.enabled else None
     if executor is not None:
         compressor = compressor_of(config, Index(runtime.engine))

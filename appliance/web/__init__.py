@@ -23,6 +23,7 @@ from appliance.web import (
     home,
     jobs,
     languages,
+    maintenance,
     menu,
     messages,
     reconciliation,
@@ -59,4 +60,5 @@ def create_app(settings: Settings, engine: Engine, audit: Recorder) -> Flask:
     app.register_blueprint(audit_log.blueprint)  # the audit trail: search, verify, export, access report (/audit)
     app.register_blueprint(dicomweb.blueprint)  # DICOMweb for viewers and tools (/dicomweb, /wado)
     app.register_blueprint(viewer.blueprint)  # the built-in viewer, key images, Weasis launch (/viewer)
+    app.register_blueprint(maintenance.blueprint)  # the contractor's maintenance tunnel: open for hours, close (H4)
     return app

@@ -30,6 +30,7 @@ ENTRIES = (
     Entry("accounts.index", lazy("Accounts"), Permission.MANAGE_ACCOUNTS),
     Entry("setup.start", lazy("Settings"), Permission.EDIT_SETTINGS),
     Entry("audit_log.index", lazy("Audit trail"), Permission.READ_AUDIT),
+    Entry("maintenance.index", lazy("Maintenance access"), Permission.MAINTENANCE_ACCESS),
 )
 
 

@@ -126,7 +126,7 @@ def test_repository_units_verify(test_tree: Path) -> None:
 
 # Units that never touch the data mirror: the TLS files are in /etc/appliance/tls, and nginx must
 # get them even on a box whose data disks are missing.
-OUTSIDE_THE_DATA = {"appliance-tls.service", "appliance-smartctl@.service"}
+OUTSIDE_THE_DATA = {"appliance-tls.service", "appliance-smartctl@.service", "appliance-tunnel-key.service"}
 
 
 def test_archive_units_are_hardened_and_ordered() -> None:

@@ -23,6 +23,7 @@ PACKAGE = Path(__file__).parents[2] / "appliance"
 RANKS = {
     "__init__": 0, "config": 0, "db": 0, "systemd": 0, "outbox": 0, "inbox": 0, "monitor": 0, "certificates": 0,
     "backup": 0,
+    "maintenance": 0,
     "patients": 1, "archive": 2, "worklist": 3,
     "forward": 4, "dose": 4, "billing": 4, "audit": 4, "accounts": 4, "jobs": 4,
     "dicom": 5, "hl7": 5, "web": 5,

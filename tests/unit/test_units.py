@@ -15,11 +15,13 @@ DAEMONS = [
     "appliance-hl7.service",
     "appliance-web.service",
     "appliance-monitor.service",
+    "appliance-tunnel.service",
 ]
 ONESHOTS = [
     "appliance-prepare.service",
     "appliance-tls.service",
     "appliance-smartctl@.service",
+    "appliance-tunnel-key.service",
     "appliance-backup.service",
     "appliance-drill.service",
 ]
@@ -82,3 +84,12 @@ def test_the_backup_runs_nightly_and_the_drill_monthly_confined() -> None:
         timer = (UNITS / f"{name}.timer").read_text()
         assert "Persistent=true" in timer and "RandomizedDelaySec=5min" in timer
     assert "OnCalendar=*-*-* 02:30:00" in (UNITS / "appliance-backup.timer").read_text()
+
+
+def test_the_tunnel_runs_as_its_own_account_reading_the_appliance_group() -> None:
+    """Only the tunnel's account may read the box's key; the console never runs autossh itself."""
+    text = (UNITS / "appliance-tunnel.service").read_text()
+    assert "User=appliance-tunnel" in text and "SupplementaryGroups=appliance" in text
+    assert "appliance.daemons.tunnel --config /etc/appliance/appliance.yaml" in text
+    key = (UNITS / "appliance-tunnel-key.service").read_text()
+    assert "ConditionPathExists=!/etc/appliance/tunnel/id_ed25519" in key and "-t ed25519" in key

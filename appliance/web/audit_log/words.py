@@ -61,6 +61,8 @@ BY_TYPE: dict[EventType, str] = {
     EventType.USE_OF_RESTRICTED_FUNCTION: lazy("Restricted function used"),
     EventType.SECURITY_ROLES_CHANGED: lazy("Role changed"),
     EventType.USER_SECURITY_ATTRIBUTES_CHANGED: lazy("Account changed"),
+    EventType.REMOTE_SERVICE_OPERATION_STARTED: lazy("Maintenance access opened"),
+    EventType.REMOTE_SERVICE_OPERATION_STOPPED: lazy("Maintenance access closed"),
 }
 
 ACTION_NAMES: dict[Action, str] = {

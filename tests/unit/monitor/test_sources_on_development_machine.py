@@ -33,6 +33,7 @@ def test_every_source_answers_with_the_development_settings(tmp_path: Path, engi
     assert {finding.severity for finding in SOURCES["ups"](context).findings} == {Severity.ABSENT}
     assert {finding.severity for finding in SOURCES["certificate"](context).findings} == {Severity.ABSENT}
     assert {finding.severity for finding in SOURCES["events"](context).findings} == {Severity.ABSENT}
+    assert {finding.severity for finding in SOURCES["tunnel"](context).findings} == {Severity.ABSENT}
 
 
 def test_the_sources_in_display_order() -> None:
@@ -48,4 +49,5 @@ def test_the_sources_in_display_order() -> None:
         "certificate",
         "events",
         "backup",
+        "tunnel",
     ]
