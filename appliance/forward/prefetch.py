@@ -100,8 +100,7 @@ def queue_order(connection: Connection, config: Config, step_pk: int, today: dat
     rule = config.forward.prefetch_rule(row.modality)
     if rule is None:
         return 0
-    since = today.replace(year=today.year - rule.years_back) if not (today.month == 2 and today.day == 29) else (
-        today.replace(day=28, year=today.year - rule.years_back))  # fmt: skip
+    since = years_before(today, rule.years_back)
     request = PriorsRequest(
         row.patient_id, row.issuer_of_patient_id or "", rule.prior_modalities or (row.modality,),
         row.requested_procedure_description, rule.same_body_region, since.strftime("%Y%m%d"), rule.maximum_studies,
@@ -113,6 +112,14 @@ def queue_order(connection: Connection, config: Config, step_pk: int, today: dat
         queued += enqueue(connection, prefetch_channel(peer.ae_title), f"order:{step_pk}", KIND, request.encoded(),
                           summary)  # fmt: skip
     return queued
+
+
+def years_before(day: date, years: int) -> date:
+    """The same day `years` earlier (28 February for a 29th that year lacks)."""
+    try:
+        return day.replace(year=day.year - years)
+    except ValueError:
+        return day.replace(year=day.year - years, day=28)
 
 
 def region_words(text: str) -> set[str]:
