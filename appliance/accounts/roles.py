@@ -25,7 +25,8 @@ class Permission(StrEnum):
     RECONCILE = "reconcile"  # attach an unreconciled study to a patient (P2)
     VIEW_HL7_LOG = "view-hl7-log"  # message type, control ID, ACK
     VIEW_HL7_CONTENT = "view-hl7-content"  # the message itself (patient data)
-    RETRY_MESSAGES = "retry-messages"  # send a parked outbox message again
+    RETRY_MESSAGES = "retry-messages"  # send a parked outbox message again; a forwarding queue now
+    VIEW_FORWARDING = "view-forwarding"  # forwarding rules and queues (no patient data)
     RUN_JOBS = "run-jobs"  # verify, reindex, compress; see their progress
     VIEW_HEALTH = "view-health"  # the box's health tiles (no patient data)
     EDIT_SETTINGS = "edit-settings"  # first-boot setup and the settings pages
@@ -46,6 +47,7 @@ PERMISSIONS: dict[Permission, frozenset[Role]] = {
     Permission.VIEW_HL7_LOG: frozenset({Role.ADMINISTRATOR, Role.MAINTENANCE}),
     Permission.VIEW_HL7_CONTENT: frozenset({Role.ADMINISTRATOR}),
     Permission.RETRY_MESSAGES: frozenset({Role.ADMINISTRATOR}),
+    Permission.VIEW_FORWARDING: frozenset({Role.ADMINISTRATOR, Role.MAINTENANCE}),
     Permission.RUN_JOBS: frozenset({Role.ADMINISTRATOR, Role.MAINTENANCE}),
     Permission.VIEW_HEALTH: EVERYONE,
     Permission.EDIT_SETTINGS: frozenset({Role.ADMINISTRATOR}),

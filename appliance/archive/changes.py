@@ -23,6 +23,7 @@ PROCEDURE_IN_PROGRESS = "procedure-in-progress"
 PROCEDURE_COMPLETED = "procedure-completed"
 PROCEDURE_DISCONTINUED = "procedure-discontinued"
 IMAGES_AVAILABLE = "images-available"
+ORDER_SCHEDULED = "order-scheduled"  # a new order from the RIS: its patient's priors may be fetched
 WORKFLOW_KINDS = frozenset({PROCEDURE_IN_PROGRESS, PROCEDURE_COMPLETED, PROCEDURE_DISCONTINUED, IMAGES_AVAILABLE})
 
 

@@ -1,7 +1,7 @@
 """What leaves the archive: which objects a retrieve sends and in which order (`plan`), and for each
 one, what to send for the transfer syntaxes the receiver accepted (`payload`).
 
-One rule for every way out (C-GET, C-MOVE; later WADO-RS, forwarding and the viewer):
+One rule for every way out (C-GET, C-MOVE, forwarding; later WADO-RS and the viewer):
 1. The stored bytes, unchanged, when the receiver accepted their transfer syntax and the identity in
    their header is still the current one.
 2. Otherwise a dataset: decoded when the receiver did not accept the stored syntax (sent in an
@@ -151,6 +151,27 @@ def plan(engine: Engine, query: Query) -> RetrievePlan:
     )
     with engine.connect() as connection:
         items = tuple(RetrieveItem(**row._mapping) for row in connection.execute(statement))
+        studies = sorted({item.study_instance_uid for item in items})
+        return RetrievePlan(items, study_coercions(connection, studies))
+
+
+def plan_instances(engine: Engine, sop_instance_uids: Sequence[str]) -> RetrievePlan:
+    """The archived objects among `sop_instance_uids` (forwarding: those queued for one destination),
+    in the order asked, with the studies to coerce; an instance no longer archived is left out."""
+    statement = (
+        select(
+            instance.c.path,
+            instance.c.sop_class_uid,
+            instance.c.sop_instance_uid,
+            instance.c.transfer_syntax_uid,
+            study.c.study_instance_uid,
+        )
+        .select_from(joined_tables(3))
+        .where(instance.c.sop_instance_uid.in_(list(sop_instance_uids)))
+    )
+    with engine.connect() as connection:
+        found = {row.sop_instance_uid: RetrieveItem(**row._mapping) for row in connection.execute(statement)}
+        items = tuple(found[uid] for uid in sop_instance_uids if uid in found)
         studies = sorted({item.study_instance_uid for item in items})
         return RetrievePlan(items, study_coercions(connection, studies))
 

@@ -66,10 +66,50 @@ class Peer:
     port: int
     rights: frozenset[str]
     description: str
+    remote_archive: bool = False  # the box queries and retrieves from it (priors)
 
     def may(self, right: str) -> bool:
         """Whether this peer holds `right` (store, query, retrieve, worklist)."""
         return right in self.rights
+
+
+@dataclass(frozen=True)
+class ForwardRule:
+    """Which instances go to `destination`: each non-empty criterion must match (A7)."""
+
+    name: str
+    destination: str
+    enabled: bool
+    calling_ae_titles: tuple[str, ...]
+    modalities: tuple[str, ...]
+    sop_classes: tuple[str, ...]
+    study_descriptions: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class PrefetchRule:
+    """Which priors to fetch for an order of `modality` ("*": any)."""
+
+    modality: str
+    prior_modalities: tuple[str, ...]
+    same_body_region: bool
+    years_back: int
+    maximum_studies: int
+
+
+@dataclass(frozen=True)
+class ForwardConfig:
+    rules: tuple[ForwardRule, ...]
+    batch_size: int
+    connect_timeout_seconds: int
+    retry_initial_seconds: int
+    retry_maximum_seconds: int
+    refusals_before_parking: int
+    prefetch: tuple[PrefetchRule, ...]
+
+    def prefetch_rule(self, modality: str) -> PrefetchRule | None:
+        """The first prefetch rule for an order of `modality`, if any."""
+        return next((rule for rule in self.prefetch if rule.modality in ("*", modality)), None)
 
 
 @dataclass(frozen=True)
@@ -364,6 +404,7 @@ class Config:
     database: DatabaseConfig
     dicom: DicomConfig
     peers: tuple[Peer, ...]
+    forward: ForwardConfig
     worklist: WorklistConfig
     hl7: Hl7Config
     lossless: LosslessConfig
@@ -392,6 +433,11 @@ class Config:
             if peer.ae_title == ae_title:
                 return peer
         return None
+
+    @property
+    def remote_archives(self) -> tuple[Peer, ...]:
+        """The peers the box queries and retrieves from (priors)."""
+        return tuple(peer for peer in self.peers if peer.remote_archive)
 
 
 @cache
@@ -554,7 +600,17 @@ def consistency_problems(document: Any) -> list[Problem]:
         if title == mapping(document.get("dicom")).get("ae_title"):
             problems.append(Problem(("peers", position, "ae_title"), f"{title!r} is the archive's own AE title"))
         seen.add(title)
-    return problems
+    return problems + forward_problems(document, seen)
+
+
+def forward_problems(document: dict[str, Any], peers: set[str]) -> list[Problem]:
+    """A forwarding rule must send to a configured peer."""
+    rules = mappings(mapping(document.get("forward")).get("rules"))
+    return [
+        Problem(("forward", "rules", position, "destination"), f"{rule['destination']!r} is not a configured peer")
+        for position, rule in rules
+        if isinstance(rule.get("destination"), str) and rule["destination"] not in peers
+    ]
 
 
 def typed_config(document: dict[str, Any], layers: list[Layer], console_settings_file: Path) -> Config:
@@ -580,9 +636,11 @@ def typed_config(document: dict[str, Any], layers: list[Layer], console_settings
                 port=peer["port"],
                 rights=frozenset(peer["rights"]),
                 description=peer["description"],
+                remote_archive=peer["remote_archive"],
             )
             for peer in document["peers"]
         ),
+        forward=forward_config(document["forward"]),
         worklist=worklist_config(document["worklist"]),
         hl7=hl7_config(document["hl7"], document["mode"]),
         lossless=LosslessConfig(**lossless),
@@ -604,6 +662,26 @@ def maintenance_config(section: dict[str, Any]) -> MaintenanceConfig:
             "key_file": Path(section["key_file"]),
         }
     )
+
+
+def forward_config(section: dict[str, Any]) -> ForwardConfig:
+    rules = tuple(
+        ForwardRule(
+            name=rule["name"],
+            destination=rule["destination"],
+            enabled=rule["enabled"],
+            calling_ae_titles=tuple(rule["calling_ae_titles"]),
+            modalities=tuple(rule["modalities"]),
+            sop_classes=tuple(rule["sop_classes"]),
+            study_descriptions=tuple(rule["study_descriptions"]),
+        )
+        for rule in section["rules"]
+    )
+    prefetch = tuple(
+        PrefetchRule(**{**rule, "prior_modalities": tuple(rule["prior_modalities"])}) for rule in section["prefetch"]
+    )
+    values = {key: value for key, value in section.items() if key not in ("rules", "prefetch")}
+    return ForwardConfig(rules=rules, prefetch=prefetch, **values)
 
 
 def audit_config(section: dict[str, Any], data_directory: Path) -> AuditConfig:

@@ -1,5 +1,7 @@
 """`appliance-worker`: the background work that follows the change feed, off the ingest path:
-verified lossless compression, and image availability for the RIS (later: dose, forwarding, tiers);
+verified lossless compression, image availability for the RIS, forwarding to other DICOM nodes
+(rules -> one outbox queue per destination -> C-STORE in batches), and priors from the remote
+archives (the console's searches, fetches by C-MOVE, prefetch when an order arrives);
 the long jobs queued from the console or `appliance jobs start` (`appliance.jobs`), one at a time;
 and the audit trail's upkeep: the retention purge once a day, the copy to the audit repository
 (syslog) when one is configured; and the maintenance tunnel's expiry, recorded (state, audit
@@ -39,10 +41,17 @@ from appliance.audit.trail import AuditTrail, DiscardingRecorder, retention_cuto
 from appliance.config import Config
 from appliance.daemons import runtime as process
 from appliance.daemons.loops import Loop
+from appliance.dicom import pynetdicom_patches
+from appliance.dicom.requestor import ForwardSender, RemoteArchive
+from appliance.forward import prefetch, remote
+from appliance.forward.queues import CHANNEL as FORWARD_CHANNEL
+from appliance.forward.routing import route_new_instances
 from appliance.jobs import recover, run_next
 from appliance.maintenance import notices
 from appliance.maintenance.state import Opening, expire, state_path
 from appliance.monitor import mail
+from appliance.outbox import RetryPolicy
+from appliance.outbox.courier import Courier
 from appliance.worklist.availability import announce_complete_studies
 
 LOGGER = logging.getLogger(__name__)
@@ -158,6 +167,44 @@ def tunnel_expiry_event(expired: Opening) -> AuditEvent:
     )
 
 
+def forward_policy(runtime: process.Runtime) -> RetryPolicy:
+    """The retry policy of forwarding and fetching, read at each attempt (a reload applies it)."""
+    forward = runtime.config.forward
+    return RetryPolicy(forward.retry_initial_seconds, forward.retry_maximum_seconds, forward.refusals_before_parking)
+
+
+def forward_loops(runtime: process.Runtime, recorder: Recorder) -> list[Loop]:
+    """Forwarding and priors: the rules and the orders read off the change feed, the forwarding
+    queues (one courier, batches of instances), the fetches and prefetch searches (another
+    courier: a long C-MOVE never holds forwarding back), and the console's searches."""
+    pynetdicom_patches.apply()
+    storage = runtime.config.storage
+    files = FileStore(storage.data_directory, storage.minimum_free_space_mb * 1024 * 1024)
+    sender = ForwardSender(runtime.settings, runtime.engine, files, recorder)
+    archives = RemoteArchive(runtime.settings, runtime.engine, recorder)
+    remote.fail_interrupted(runtime.engine)
+    forwarding = Courier(
+        runtime.engine, {}, lambda _channel: forward_policy(runtime), {FORWARD_CHANNEL: sender.send},
+        lambda: runtime.config.forward.batch_size,
+    )  # fmt: skip
+    senders = {remote.RETRIEVE_CHANNEL: archives.send_retrieve, prefetch.CHANNEL: archives.send_prefetch}
+    fetching = Courier(runtime.engine, senders, lambda _channel: forward_policy(runtime))
+    return [
+        Loop("forward-rules", lambda: route_new_instances(runtime.engine, runtime.config), IDLE),
+        Loop("prefetch-orders", lambda: prefetch.queue_orders(runtime.engine, runtime.config), IDLE),
+        Loop("forward-queues", forwarding.deliver_next, timedelta(seconds=1)),
+        Loop("remote-fetches", fetching.deliver_next, timedelta(seconds=1)),
+        Loop("remote-searches", archives.serve_next_query, timedelta(seconds=0.5)),
+        Loop("remote-searches-purge", lambda: purge_searches(runtime), PURGE_EVERY),
+    ]
+
+
+def purge_searches(runtime: process.Runtime) -> int:
+    """Remove the console's searches ended a day ago (their answers name patients)."""
+    remote.purge_finished(runtime.engine)
+    return 0  # once a day, whatever it removed
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     runtime = process.start(argv, "Background worker: verified lossless compression, image availability, jobs.")
     if runtime is None:
@@ -166,6 +213,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     trail = open_trail(config, APPLICATION)
     loops = [Loop("availability", lambda: availability_round(runtime), IDLE * 2), *audit_loops(runtime, trail)]
     loops.append(Loop("tunnel-expiry", lambda: tunnel_expiry_round(runtime, trail), TUNNEL_EXPIRY_EVERY))
+    loops += forward_loops(runtime, trail)
     executor = ProcessPoolExecutor(max_workers=config.lossless.worker_processes) if config.lossless.enabled else None
     if executor is not None:
         compressor = compressor_of(config, Index(runtime.engine))

@@ -21,13 +21,16 @@ from appliance.outbox.queue import (
     RetryPolicy,
     Selection,
     channel_states,
+    due_batch,
     enqueue,
     listing,
     message,
     messages,
     next_due,
     record,
+    record_batch,
     retry,
+    retry_channel,
 )
 
 __all__ = [
@@ -41,11 +44,14 @@ __all__ = [
     "RetryPolicy",
     "Selection",
     "channel_states",
+    "due_batch",
     "enqueue",
     "listing",
     "message",
     "messages",
     "next_due",
     "record",
+    "record_batch",
     "retry",
+    "retry_channel",
 ]

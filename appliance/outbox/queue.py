@@ -128,6 +128,26 @@ def next_due(engine: Engine, channel_prefixes: tuple[str, ...], moment: datetime
     return message if as_utc(message.next_attempt_at) <= (moment or now()) else None
 
 
+def due_batch(engine: Engine, head: Message, limit: int, moment: datetime | None = None) -> list[Message]:
+    """`head` and the pending messages queued after it on its channel whose turn it is, oldest
+    first, `limit` in all: what a channel that sends several messages at once (forwarding: many
+    instances on one association) takes in one attempt."""
+    statement = (
+        select(outbox)
+        .where(
+            outbox.c.channel == head.channel,
+            outbox.c.status == PENDING,
+            outbox.c.id >= head.id,
+            outbox.c.next_attempt_at <= (moment or now()),
+        )
+        .order_by(outbox.c.id)
+        .limit(max(limit, 1))
+    )
+    with engine.connect() as connection:
+        found = [Message(**row._mapping) for row in connection.execute(statement)]
+    return found or [head]
+
+
 def channel_filter(prefixes: tuple[str, ...]) -> list[Any]:
     """Channels named exactly, or `name:` followed by a destination."""
     if not prefixes:
@@ -137,7 +157,25 @@ def channel_filter(prefixes: tuple[str, ...]) -> list[Any]:
 
 def record(engine: Engine, message: Message, attempt: Attempt, policy: RetryPolicy) -> str:
     """Record one attempt; return the message's new status."""
+    return record_batch(engine, [(message, attempt)], policy)[0]
+
+
+def record_batch(engine: Engine, attempts: list[tuple[Message, Attempt]], policy: RetryPolicy) -> list[str]:
+    """Record the attempts of several messages in one transaction; return their new statuses."""
     moment = now()
+    statuses: list[str] = []
+    with engine.begin() as connection:
+        for message, attempt in attempts:
+            status, values = attempt_values(message, attempt, policy, moment)
+            connection.execute(update(outbox).where(outbox.c.id == message.id).values(values))
+            statuses.append(status)
+    return statuses
+
+
+def attempt_values(
+    message: Message, attempt: Attempt, policy: RetryPolicy, moment: datetime
+) -> tuple[str, dict[str, Any]]:
+    """A message's new status and the columns one attempt changes."""
     attempts = message.attempts + 1
     values: dict[str, Any] = {"attempts": attempts, "last_error": attempt.detail[:2000]}
     status = PENDING
@@ -150,9 +188,7 @@ def record(engine: Engine, message: Message, attempt: Attempt, policy: RetryPoli
     else:
         refusals = message.refusals + (1 if attempt.outcome is Outcome.REFUSED else 0)
         values |= {"refusals": refusals, "next_attempt_at": moment + policy.delay(attempts)}
-    with engine.begin() as connection:
-        connection.execute(update(outbox).where(outbox.c.id == message.id).values(values))
-    return status
+    return status, values
 
 
 def messages(engine: Engine, status: str, channel: str = "", limit: int = 200) -> list[Message]:
@@ -206,6 +242,20 @@ def retry(engine: Engine, message_id: int) -> bool:
             update(outbox).where(and_(outbox.c.id == message_id, outbox.c.status == PARKED)).values(values)
         )
     return bool(result.rowcount)
+
+
+def retry_channel(engine: Engine, channel: str) -> int:
+    """Everything waiting or parked on `channel` is due now (the console's "retry now": a
+    destination back after a long outage need not wait for the end of its backoff); return how
+    many messages that puts in line."""
+    values = {"status": PENDING, "refusals": 0, "next_attempt_at": now(), "finished_at": None}
+    with engine.begin() as connection:
+        result = connection.execute(
+            update(outbox)
+            .where(and_(outbox.c.channel == channel, outbox.c.status.in_([PENDING, PARKED])))
+            .values(values)
+        )
+    return int(result.rowcount or 0)
 
 
 def channel_states(engine: Engine) -> list[ChannelState]:

@@ -19,6 +19,7 @@ from appliance.web import (
     auth,
     dicomweb,
     errors,
+    forward,
     health,
     home,
     jobs,
@@ -54,6 +55,7 @@ def create_app(settings: Settings, engine: Engine, audit: Recorder) -> Flask:
     app.register_blueprint(worklist.blueprint)  # the day's worklist per modality, as each modality sees it
     app.register_blueprint(jobs.blueprint)  # maintenance jobs: start, follow, cancel
     app.register_blueprint(reconciliation.blueprint)  # studies without their order, attached by hand (P2)
+    app.register_blueprint(forward.blueprint)  # forwarding queues and rules; remote archives searched, studies fetched
     app.register_blueprint(messages.blueprint)  # the HL7 message log, in and out; parked messages retried
     app.register_blueprint(setup.blueprint)  # first-boot setup and the settings pages (/setup)
     app.register_blueprint(accounts.blueprint)  # accounts, substitutes, one's own password (/accounts)

@@ -4,7 +4,9 @@
 as applied in one commit). The step is found by placer order number (then filler order number, then
 accession number). A Study Instance UID is generated when the RIS sends none; the station AE title
 comes from the configured mapping when the order lacks it. Images archived before their order join
-the order's patient when it is scheduled (`archive.reconciliation.link_to_order`).
+the order's patient when it is scheduled (`archive.reconciliation.link_to_order`). A new step is
+published on the change feed (`order-scheduled`): the worker fetches the patient's priors from the
+remote archives (`forward.prefetch`).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import Any
 from pydicom.uid import generate_uid
 from sqlalchemy import Connection, bindparam, insert, select, update
 
+from appliance.archive import changes
 from appliance.archive.reconciliation import OrderedStudy, link_to_order
 from appliance.config import Config
 from appliance.db.schema import scheduled_step
@@ -84,7 +87,14 @@ def schedule(connection: Connection, order: Order, patient_pk: int, config: Conf
     values["scheduled_procedure_step_id"] = (
         order.scheduled_procedure_step_id or order.requested_procedure_id or order.accession_number
     )[:16]
-    connection.execute(INSERT_STEP, {**values, "status": SCHEDULED, "created_at": moment, "updated_at": moment})
+    inserted = connection.execute(
+        INSERT_STEP, {**values, "status": SCHEDULED, "created_at": moment, "updated_at": moment}
+    ).inserted_primary_key
+    step_pk = int(inserted[0]) if inserted else None
+    changes.publish(
+        connection, changes.ORDER_SCHEDULED, values["study_instance_uid"], moment,
+        accession_number=values["accession_number"], scheduled_step_pk=step_pk,
+    )  # fmt: skip
     ordered = OrderedStudy(
         patient_pk, values["study_instance_uid"], values["accession_number"], order.placer_order_number
     )

@@ -18,6 +18,7 @@ from appliance.db.schema.archive import (
 )
 from appliance.db.schema.base import metadata
 from appliance.db.schema.changes import change, change_cursor
+from appliance.db.schema.forward import remote_query
 from appliance.db.schema.health import health_change, health_measure, health_state
 from appliance.db.schema.hl7 import hl7_inbox
 from appliance.db.schema.outbox import outbox
@@ -47,6 +48,7 @@ __all__ = [
     "patient_identity",
     "performed_step",
     "quarantined_duplicate",
+    "remote_query",
     "scheduled_step",
     "series",
     "study",

@@ -10,7 +10,8 @@ change = Table(
     "change",
     metadata,
     Column("id", BigKey, primary_key=True),
-    # instance-stored, procedure-in-progress, procedure-completed, procedure-discontinued, images-available
+    # instance-stored, procedure-in-progress, procedure-completed, procedure-discontinued, images-available,
+    # order-scheduled
     Column("kind", String(32), nullable=False),
     Column("study_instance_uid", UID, nullable=False),
     Column("series_instance_uid", UID, nullable=False, server_default=""),

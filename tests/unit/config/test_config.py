@@ -118,11 +118,15 @@ def example_blocks(text: str) -> Iterator[tuple[str, str]]:
 
 def test_the_example_entries_of_the_sample_are_valid() -> None:
     blocks = list(example_blocks(sample_yaml()))
-    assert [next(iter(yaml.safe_load(block))) for _, block in blocks] == ["peers", "stations", "profiles"]
+    assert [next(iter(yaml.safe_load(block))) for _, block in blocks] == [
+        "peers", "rules", "prefetch", "stations", "profiles",
+    ]  # fmt: skip
+    destination = {"peers": [{"ae_title": "PACS_REGION", "host": "192.0.2.1"}]}  # the example rule's
     for section, block in blocks:
         document = yaml.safe_load(block)
-        config = config_from_document({section: document} if section else document, "example")
+        config = config_from_document({section: document, **destination} if section else document, "example")
         assert config.peers or config.worklist.stations or config.worklist.profiles
+        assert section != "forward" or config.forward.rules or config.forward.prefetch
 
 
 def test_every_key_has_a_description_and_an_example() -> None:
