@@ -177,6 +177,13 @@ ORDER = (
 )
 
 
+def prefetch_channels(engine: Engine) -> dict[str, str]:
+    with engine.connect() as connection:
+        channels = dict(connection.execute(select(outbox.c.cause, outbox.c.status).where(
+            outbox.c.channel.in_(["prefetch:ORTHANC", "retrieve:ORTHANC"]))).all())  # fmt: skip
+    return channels
+
+
 def test_an_order_from_the_ris_fetches_the_previous_ct_from_orthanc(site: Site) -> None:
     site.orthanc.start()
     this_year = date.today().year
@@ -191,9 +198,9 @@ def test_an_order_from_the_ris_fetches_the_previous_ct_from_orthanc(site: Site) 
     finally:
         hl7.stop()
     wait_for(lambda: archived_instances(site.engine, previous) == 4, "the previous CT fetched before the exam")
+    # The images are stored while the C-MOVE runs; its final answer (and the queue's "delivered") comes after.
+    wanted = {"order:1": "delivered", f"study:{previous}": "delivered"}
+    wait_for(lambda: prefetch_channels(site.engine) == wanted, "the prefetch and its fetch recorded as delivered")
     with site.engine.connect() as connection:
-        channels = dict(connection.execute(select(outbox.c.cause, outbox.c.status).where(
-            outbox.c.channel.in_(["prefetch:ORTHANC", "retrieve:ORTHANC"]))).all())  # fmt: skip
         studies = {uid for (uid,) in connection.execute(select(study.c.study_instance_uid))}
-    assert channels == {"order:1": "delivered", f"study:{previous}": "delivered"}
     assert too_old not in studies and len(studies) == 1
