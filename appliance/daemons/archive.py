@@ -70,7 +70,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     reporter = Loop("commitment-reports", courier.deliver_next, DELIVERY_IDLE)
     server = start_dicom_server(
         runtime, f"DICOM archive {config.dicom.ae_title}", config.dicom.ae_title, add_archive_contexts, handlers,
-        (config.dicom.bind_address, config.dicom.port),
+        (config.dicom.bind_address, config.dicom.port), policy,
     )  # fmt: skip
     if server is None:
         close_trail(trail, APPLICATION)
