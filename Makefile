@@ -65,6 +65,10 @@ test-quick: debian-packages venv lint typecheck ## Everything but the image (uni
 bench: debian-packages venv ## Run the benchmarks and print their figures (archive, worklist, HL7, console)
 	@for script in tests/bench/bench_*.py; do echo "== $$script"; $(PYTHON) $$script || exit 1; done
 
+.PHONY: fuzz
+fuzz: debian-packages venv ## Fuzz the daemons' DICOM (and HL7) ports with malformed input and print the tallies
+	@for script in tests/fuzz/fuzz_*.py; do echo "== $$script"; $(PYTHON) $$script || exit 1; done
+
 .PHONY: config-reference
 config-reference: venv ## Regenerate appliance/config/REFERENCE.md from the schema
 	$(VENV)/bin/appliance config reference > appliance/config/REFERENCE.md

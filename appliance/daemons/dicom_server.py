@@ -16,7 +16,7 @@ from pynetdicom.transport import AssociationServer
 
 from appliance.daemons.runtime import Runtime
 from appliance.dicom import pynetdicom_patches
-from appliance.dicom.guarded_server import Guard, GuardedServer, quiet_pynetdicom_tracebacks
+from appliance.dicom.guarded_server import Guard, GuardedServer, install_thread_hook, quiet_pynetdicom_tracebacks
 from appliance.dicom.peers import AccessPolicy
 
 LOGGER = logging.getLogger(__name__)
@@ -60,6 +60,7 @@ def start_dicom_server(
     address) when the address cannot be bound. `policy` admits callers before pynetdicom sees them."""
     pynetdicom_patches.apply()
     quiet_pynetdicom_tracebacks()
+    install_thread_hook()
     dicom = runtime.config.dicom
     ae = AE(ae_title=ae_title)
     ae.maximum_pdu_size = dicom.maximum_pdu_bytes

@@ -38,6 +38,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pynetdicom.association import Association
+from pynetdicom.dul import DULServiceProvider
 from pynetdicom.transport import AssociationSocket, RequestHandler, ThreadedAssociationServer
 
 from appliance.config import Config, Settings
@@ -350,6 +351,43 @@ class GuardedServer(ThreadedAssociationServer):
         """Stop accepting and close the listening socket (the AE keeps no list of this server)."""
         socketserver.BaseServer.shutdown(self)
         self.server_close()
+
+
+def end_broken_association(hook_arguments: Any) -> bool:
+    """A `threading.excepthook` step: a pynetdicom DUL thread that died on a peer's malformed
+    message (pynetdicom 3.0 raises in its state machine: a command set without Command Field, an
+    event the state does not allow) gets one WARNING line instead of a traceback, and its peer an
+    A-ABORT; its association then ends (it checks that the DUL thread is alive). Whether it was one."""
+    thread = hook_arguments.thread
+    if not isinstance(thread, DULServiceProvider):
+        return False
+    association = thread.assoc
+    error = hook_arguments.exc_value
+    LOGGER.warning("association with %s (%s) aborted: malformed message (%s)",
+                   str(association.requestor.ae_title).strip(), association.requestor.address,
+                   admission.short(error) if isinstance(error, Exception) else "?")  # fmt: skip
+    connection = association.dul.socket.socket if association.dul.socket is not None else None
+    if connection is not None:
+        with contextlib.suppress(OSError):
+            connection.settimeout(SEND_TIMEOUT_SECONDS)
+            connection.sendall(admission.abort(admission.UNEXPECTED_PDU))
+        with contextlib.suppress(OSError):
+            connection.shutdown(socket.SHUT_RDWR)
+    return True
+
+
+def install_thread_hook() -> None:
+    """Put `end_broken_association` in front of the process's `threading.excepthook` (once)."""
+    previous = threading.excepthook
+    if getattr(previous, "appliance_guard", False):
+        return
+
+    def hook(arguments: Any) -> None:
+        if not end_broken_association(arguments):
+            previous(arguments)
+
+    hook.appliance_guard = True  # type: ignore[attr-defined]
+    threading.excepthook = hook
 
 
 class QuietTracebacks(logging.Filter):
