@@ -102,7 +102,11 @@ bench: debian-packages venv viewer ## Run the benchmarks and print their figures
 	@for script in tests/bench/bench_*.py; do echo "== $$script"; $(PYTHON) $$script || exit 1; done
 
 .PHONY: fuzz
-fuzz: fuzz-hl7 ## Run the fuzzers against the real daemons and print their tallies
+fuzz: fuzz-dicom fuzz-hl7 ## Run the fuzzers against the real daemons and print their tallies
+
+.PHONY: fuzz-dicom
+fuzz-dicom: debian-packages venv ## Fuzz the archive's DICOM port: malformed PDUs and datasets, fixed seed; fails on a crash or a loss
+	PYTHONPATH=. $(PYTHON) tests/fuzz/fuzz_dicom.py
 
 .PHONY: fuzz-hl7
 fuzz-hl7: venv ## Fuzz the HL7 listener: thousands of broken frames, fixed seed; fails on a crash or a bad value stored

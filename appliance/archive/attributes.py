@@ -13,6 +13,7 @@ from pydicom.dataset import Dataset
 from pydicom.uid import UID, DeflatedExplicitVRLittleEndian
 
 from appliance.archive.metadata import InstanceDocument, instance_document
+from appliance.archive.structure import EncodingMismatch, check_dataset, dataset_start
 from appliance.patients.names import person_name_key
 from appliance.patients.national import Identifier
 
@@ -97,6 +98,7 @@ def read_attributes(encoded: bytes) -> InstanceAttributes:
     try:
         dataset = dcmread(stream, stop_before_pixels=True)
         position = stream.tell()
+        check_encoding(encoded, str(dataset.file_meta.get("TransferSyntaxUID", "")))
         check_complete(dataset, encoded, position)
         document = instance_document(dataset, has_pixels(dataset, encoded, position))
         return replace(attributes_of(dataset, header_of(encoded, dataset, position)), document=document)
@@ -104,6 +106,19 @@ def read_attributes(encoded: bytes) -> InstanceAttributes:
         raise
     except Exception as error:  # pydicom raises many kinds of errors on hostile input
         raise InvalidObject(f"cannot parse the dataset: {type(error).__name__}") from error
+
+
+def check_encoding(encoded: bytes, transfer_syntax: str) -> None:
+    """Refuse bytes that do not follow the transfer syntax the file meta names (`structure`)."""
+    try:
+        check_dataset(encoded, dataset_start(encoded), transfer_syntax)
+    except EncodingMismatch as error:
+        raise InvalidObject(f"not encoded in {transfer_syntax_name(transfer_syntax)}: {error}") from error
+
+
+def transfer_syntax_name(transfer_syntax: str) -> str:
+    name = UID(transfer_syntax).name if transfer_syntax else ""
+    return name if name and name != transfer_syntax else f"transfer syntax {transfer_syntax or '(none)'}"
 
 
 def check_complete(dataset: Dataset, encoded: bytes, pixel_position: int) -> None:

@@ -124,13 +124,15 @@ class Ingest:
             attributes.series_instance_uid,
             attributes.sop_instance_uid,
         )
-        written = self.files.write_durably(incoming.encoded, relative_path)
+        written = self.files.write_durably(incoming.encoded, relative_path, keep_pending=True)
         try:
             self.index.add_instance(attributes, written, incoming.calling_ae_title)
         except DuplicateInstance:
+            self.files.settled(written)
             return self.lost_the_race(incoming, attributes, written)
-        # Any other failure leaves the file where it is, unacknowledged: another writer of the same
-        # bytes may be indexing it right now; `archive verify --adopt-orphans` indexes it otherwise.
+        # Any other failure leaves the file where it is, unacknowledged, with its pending link: the
+        # next start indexes it (`adopt_pending`), or another writer of the same bytes does first.
+        self.files.settled(written)
         return StoreResult(StoreOutcome.STORED)
 
     def lost_the_race(

@@ -9,8 +9,11 @@ change, so the RIS is not told again about studies it already knows.
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import os
 from dataclasses import dataclass, field
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +23,7 @@ from appliance.archive.attributes import InvalidObject, read_attributes
 from appliance.archive.index import DuplicateInstance, Index
 from appliance.archive.progress import ProgressCallback, quietly
 from appliance.archive.search import iterate_instances
-from appliance.archive.storage import FileStore, WrittenFile, sha256_of_file
+from appliance.archive.storage import FileStore, WrittenFile, beside, instance_relative_path, sha256_of_file
 from appliance.db.schema import (
     identity_change,
     instance,
@@ -292,3 +295,38 @@ def index_file(index: Index, files: FileStore, path: Path, report: ReindexReport
     written = WrittenFile(relative, len(data), sha256_of_file(path))
     index.add_instance(attributes, written, calling_ae_title="")
     report.indexed += 1
+
+
+def adopt_pending(engine: Engine, files: FileStore) -> AdoptionReport:
+    """At start-up: index the files an interrupted ingest linked into place but never indexed
+    (`FileStore.pending_files`; never acknowledged, but valid objects), then drop their pending
+    links. A pending file whose place cannot be found is left to `archive verify`."""
+    placed = []
+    for pending in files.pending_files():
+        relative = placed_path(files, pending)
+        if relative is not None:
+            placed.append(relative)
+    report = adopt_orphans(engine, files, placed)
+    for pending in files.pending_files():
+        pending.unlink(missing_ok=True)
+    return report
+
+
+def placed_path(files: FileStore, pending: Path) -> str | None:
+    """Where under archive/ the file `pending` is also linked: the place its study date (else the
+    day it was written) and UIDs give, or the digest-named one beside it."""
+    try:
+        data = pending.read_bytes()
+        attributes = read_attributes(data)
+    except (OSError, InvalidObject):
+        return None
+    written_on = date.fromtimestamp(pending.stat().st_mtime)
+    digest = hashlib.sha256(data).hexdigest()
+    for day in (written_on, written_on - timedelta(days=1), written_on + timedelta(days=1)):
+        relative = instance_relative_path(attributes.study_date, day, attributes.study_instance_uid,
+                                          attributes.series_instance_uid, attributes.sop_instance_uid)  # fmt: skip
+        for candidate in (relative, beside(relative, digest)):
+            path = files.absolute(candidate)
+            if path.exists() and os.path.samefile(path, pending):
+                return candidate
+    return None

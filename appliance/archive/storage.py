@@ -36,6 +36,7 @@ class WrittenFile:
     size_bytes: int
     sha256: str
     created: bool = True
+    pending: Path | None = None  # the second link left in incoming/ until the caller has indexed it
 
 
 def uid_hash(uid: str) -> str:
@@ -94,12 +95,17 @@ class FileStore:
         if self.free_bytes() - incoming_bytes < self.minimum_free_bytes:
             raise StorageFull(f"free space below the threshold of {self.minimum_free_bytes} bytes")
 
-    def write_durably(self, data: bytes, relative_path: str, under: Path | None = None) -> WrittenFile:
+    def write_durably(
+        self, data: bytes, relative_path: str, under: Path | None = None, keep_pending: bool = False
+    ) -> WrittenFile:
         """Write `data` at `relative_path` (under the archive, or `under`) and make it durable.
 
         An existing file is never replaced: if `relative_path` holds the same bytes, nothing is
         written (`created` False); if it holds other bytes, `data` goes beside it under a name
         carrying its digest. Raises StorageFull (nothing left behind) when the disk is full.
+        With `keep_pending`, a new file keeps its link in `incoming/` (`WrittenFile.pending`) until
+        the caller calls `settled` once it is indexed: a crash in between leaves that link, which
+        `pending_files` finds at start-up.
         """
         self.check_space(len(data))
         digest = hashlib.sha256(data).hexdigest()
@@ -112,6 +118,9 @@ class FileStore:
                 make_directories_durably(destination.parent)
                 if link_unless_present(temporary, destination):
                     sync_directory(destination.parent)
+                    if keep_pending:
+                        kept, temporary = temporary, self.incoming_directory / "none"
+                        return WrittenFile(candidate, len(data), digest, created=True, pending=kept)
                     return WrittenFile(candidate, len(data), digest, created=True)
                 if sha256_of_file(destination) == digest:
                     return WrittenFile(candidate, len(data), digest, created=False)
@@ -123,10 +132,23 @@ class FileStore:
             temporary.unlink(missing_ok=True)
         raise FileExistsError(f"{relative_path} and its digest-named alternative hold other bytes")
 
+    def settled(self, written: WrittenFile) -> None:
+        """The file `write_durably(..., keep_pending=True)` wrote is indexed: drop its pending link."""
+        if written.pending is not None:
+            written.pending.unlink(missing_ok=True)
+
+    def pending_files(self) -> list[Path]:
+        """Files an interrupted run linked into place but may not have indexed: the `incoming/`
+        links of files that have another link (under `archive/`)."""
+        return [path for path in sorted(self.incoming_directory.glob("*.part")) if path.stat().st_nlink > 1]
+
     def remove_incoming_leftovers(self) -> int:
-        """Delete partial files an interrupted run left in `incoming/`; return how many."""
+        """Delete partial files an interrupted run left in `incoming/` (not the pending ones, see
+        `pending_files`); return how many."""
         removed = 0
         for leftover in self.incoming_directory.glob("*.part"):
+            if leftover.stat().st_nlink > 1:
+                continue
             leftover.unlink(missing_ok=True)
             removed += 1
         return removed

@@ -153,6 +153,9 @@ class DicomConfig:
     network_timeout_seconds: int
     dimse_timeout_seconds: int
     maximum_find_results: int
+    maximum_associations_per_address: int
+    maximum_pdu_bytes: int
+    association_request_timeout_seconds: int
 
 
 @dataclass(frozen=True)

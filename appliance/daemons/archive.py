@@ -17,6 +17,7 @@ from appliance.archive import commitment
 from appliance.archive.commitment import CHANNEL
 from appliance.archive.index import Index
 from appliance.archive.ingest import Ingest
+from appliance.archive.integrity import adopt_pending
 from appliance.archive.storage import FileStore
 from appliance.audit.activity import close_trail, open_trail
 from appliance.audit.trail import AuditTrail, DiscardingRecorder
@@ -40,8 +41,19 @@ DELIVERY_IDLE = timedelta(seconds=1)
 
 
 def file_store(runtime: process.Runtime) -> FileStore:
+    """The file store, once what an interrupted run left is dealt with: files placed but never
+    indexed are indexed (they were never acknowledged, but they are valid objects: `archive verify`
+    would otherwise report them as orphans), partial files removed."""
     storage = runtime.config.storage
     files = FileStore(storage.data_directory, storage.minimum_free_space_mb * 1024 * 1024)
+    adoption = adopt_pending(runtime.engine, files)
+    if adoption.adopted or adoption.set_aside:
+        LOGGER.warning(
+            "indexed %d file(s) an interrupted run had stored but not indexed (never acknowledged); "
+            "%d set aside in quarantine/orphans",
+            len(adoption.adopted),
+            len(adoption.set_aside),
+        )
     removed = files.remove_incoming_leftovers()
     if removed:
         LOGGER.warning("removed %d partial file(s) left by an interrupted run", removed)
@@ -70,7 +82,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     reporter = Loop("commitment-reports", courier.deliver_next, DELIVERY_IDLE)
     server = start_dicom_server(
         runtime, f"DICOM archive {config.dicom.ae_title}", config.dicom.ae_title, add_archive_contexts, handlers,
-        (config.dicom.bind_address, config.dicom.port),
+        (config.dicom.bind_address, config.dicom.port), policy,
     )  # fmt: skip
     if server is None:
         close_trail(trail, APPLICATION)

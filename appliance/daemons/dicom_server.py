@@ -1,9 +1,11 @@
-"""A pynetdicom server as the DICOM daemons run it: the AE with its settings and contexts, bound and
-announced ("... listening on host:port"), and stopped so that associations in flight can finish."""
+"""A pynetdicom server as the DICOM daemons run it: the AE with its settings and contexts, guarded
+against broken and hostile peers (`dicom.guarded_server`), bound and announced ("... listening on
+host:port"), and stopped so that associations in flight can finish."""
 
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -14,6 +16,8 @@ from pynetdicom.transport import AssociationServer
 
 from appliance.daemons.runtime import Runtime
 from appliance.dicom import pynetdicom_patches
+from appliance.dicom.guarded_server import Guard, GuardedServer, install_thread_hook, quiet_pynetdicom_tracebacks
+from appliance.dicom.peers import AccessPolicy
 
 LOGGER = logging.getLogger(__name__)
 
@@ -50,24 +54,28 @@ def start_dicom_server(
     add_contexts: Callable[[AE], None],
     handlers: list[Any],
     address: tuple[str, int],
+    policy: AccessPolicy,
 ) -> DicomServer | None:
     """Bind and start the server, print where it listens; None (logged, naming the service and the
-    address) when the address cannot be bound."""
+    address) when the address cannot be bound. `policy` admits callers before pynetdicom sees them."""
     pynetdicom_patches.apply()
+    quiet_pynetdicom_tracebacks()
+    install_thread_hook()
     dicom = runtime.config.dicom
     ae = AE(ae_title=ae_title)
-    ae.maximum_pdu_size = 0
+    ae.maximum_pdu_size = dicom.maximum_pdu_bytes
     ae.maximum_associations = dicom.maximum_associations
     ae.network_timeout = dicom.network_timeout_seconds
     ae.dimse_timeout = dicom.dimse_timeout_seconds
     ae.acse_timeout = ACSE_TIMEOUT_SECONDS
     add_contexts(ae)
+    guard = Guard(policy.service, runtime.settings, policy)
     try:
-        server = ae.start_server(address, block=False, evt_handlers=handlers)
+        server = ae.make_server(address, evt_handlers=handlers, server_class=GuardedServer, guard=guard)
     except OSError as error:
         LOGGER.error("%s cannot listen on %s:%d: %s", name, address[0], address[1], error.strerror or error)
         return None
-    assert server is not None
+    threading.Thread(target=server.serve_forever, name=f"{policy.service}-acceptor", daemon=True).start()
     started = DicomServer(name, ae, server)
     host = server.server_address[0]
     print(f"{name} listening on {host}:{started.port}", flush=True)

@@ -37,7 +37,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     service = WorklistService(runtime.settings, runtime.engine, policy, DicomAudit(trail))
     name = f"worklist {worklist.ae_title}"
     address = (worklist.bind_address, worklist.port)
-    server = start_dicom_server(runtime, name, worklist.ae_title, add_worklist_contexts, service.handlers(), address)
+    server = start_dicom_server(
+        runtime, name, worklist.ae_title, add_worklist_contexts, service.handlers(), address, policy
+    )
     if server is None:
         close_trail(trail, APPLICATION)
         return 1

@@ -53,6 +53,8 @@ STORE_STATUS = {
     StoreOutcome.FAILED: statuses.OUT_OF_RESOURCES,
 }
 
+REFUSED_MOVE_DESTINATION = ("127.0.0.1", 0)  # a refused C-MOVE's placeholder, never contacted
+
 # Study root has no PATIENT level (PS3.4 C.6.2).
 LEVELS_OF_MODEL = {
     "PATIENT_ROOT": ("PATIENT", "STUDY", "SERIES", "IMAGE"),
@@ -108,11 +110,16 @@ class ArchiveServices:
     def on_echo(self, event: Event) -> int:
         return statuses.SUCCESS
 
-    def on_store(self, event: Event) -> int:
+    def on_store(self, event: Event) -> int | Dataset:
         if not self.policy.may(event.assoc, "store"):
             LOGGER.warning("C-STORE from %s refused: no store right", caller(event))
             return statuses.NOT_AUTHORIZED
         request: Any = event.request
+        context_class = str(event.context.abstract_syntax)
+        if str(request.AffectedSOPClassUID) != context_class:
+            LOGGER.warning("C-STORE from %s refused: SOP class %s sent on the presentation context of %s",
+                           caller(event), request.AffectedSOPClassUID, context_class)  # fmt: skip
+            return refusal(statuses.SOP_CLASS_NOT_SUPPORTED, "SOP class differs from its presentation context")
         incoming = IncomingObject(
             encoded=event.encoded_dataset(),
             affected_sop_instance_uid=str(request.AffectedSOPInstanceUID),
@@ -123,6 +130,8 @@ class ArchiveServices:
         STORED.setdefault(event.assoc, StoreTally()).add(result.outcome, len(incoming.encoded))
         self.audit.stored(event.assoc, result)
         log_store(event, incoming, result.outcome, result.detail)
+        if result.outcome in (StoreOutcome.REFUSED_INVALID, StoreOutcome.REFUSED_MISMATCH):
+            return refusal(STORE_STATUS[result.outcome], result.detail)
         return STORE_STATUS[result.outcome]
 
     def on_find(self, event: Event) -> Iterator[tuple[int, Dataset | None]]:
@@ -204,7 +213,7 @@ class ArchiveServices:
             LOGGER.warning("C-MOVE from %s refused: no retrieve right", caller(event))
             report.refused(Outcome.MINOR_FAILURE, "no retrieve right")
             refuse_retrieve(event.assoc, statuses.NOT_AUTHORIZED)
-            yield None, None
+            yield from refused_move()
             return
         named = str(event.move_destination).strip()
         destination = self.settings.current.peer(named)
@@ -220,7 +229,7 @@ class ArchiveServices:
         if found is None:
             report.refused(Outcome.MINOR_FAILURE, "invalid query")
             refuse_retrieve(event.assoc, statuses.IDENTIFIER_DOES_NOT_MATCH)
-            yield None, None
+            yield from refused_move()
             return
         report.planned = len(found.items)
         options = {
@@ -278,6 +287,24 @@ class StoreTally:
 
 
 STORED: weakref.WeakKeyDictionary[object, StoreTally] = weakref.WeakKeyDictionary()
+
+
+def refused_move() -> Iterator[Any]:
+    """What a refused C-MOVE yields: a placeholder destination (never contacted) and no
+    sub-operation, so that pynetdicom answers with the final response the refusal filter rewrites
+    (`refuse_retrieve`). Yielding no destination would make pynetdicom answer A801 and log a
+    configured destination as unknown."""
+    yield REFUSED_MOVE_DESTINATION
+    yield 0
+
+
+def refusal(status: int, reason: str) -> Dataset:
+    """A C-STORE response status with its reason in Error Comment (LO: 64 characters, never patient
+    data: the reasons are about the encoding and the UIDs' places)."""
+    response = Dataset()
+    response.Status = status
+    response.ErrorComment = reason[:64]
+    return response
 
 
 def check_level(model: str, level: str) -> None:

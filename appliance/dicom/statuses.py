@@ -4,6 +4,7 @@ SUCCESS = 0x0000  # PS3.7 C.1.1
 PENDING = 0xFF00  # PS3.4 C.4.1.1.4 matches / sub-operations continuing
 CANCEL = 0xFE00  # PS3.4 C.4.1.1.4 matching or sub-operations terminated due to Cancel
 NOT_AUTHORIZED = 0x0124  # PS3.7 C.5.x Refused: Not Authorized
+SOP_CLASS_NOT_SUPPORTED = 0x0122  # PS3.7 C.5.x Refused: SOP Class not supported (on this context)
 OUT_OF_RESOURCES = 0xA700  # PS3.4 B.2.3 (storage) and C.4.1.1.4 (find): refused, out of resources
 MOVE_DESTINATION_UNKNOWN = 0xA801  # PS3.4 C.4.2.1.5
 UNABLE_TO_PERFORM_SUBOPERATIONS = 0xA702  # PS3.4 C.4.2.1.5 refused: out of resources, sub-operations

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import threading
+from datetime import date
 from pathlib import Path
 
-from datagen import PATIENTS, make_instance
+from datagen import PATIENTS, encoded, make_instance
 from pydicom.dataset import Dataset
 from pydicom.uid import generate_uid
 from pynetdicom.sop_class import (  # type: ignore[attr-defined]
@@ -13,6 +14,9 @@ from pynetdicom.sop_class import (  # type: ignore[attr-defined]
     StudyRootQueryRetrieveInformationModelFind,
 )
 from servers import Daemon, archive_config, associate, cli, write_config
+
+from appliance.archive.attributes import read_attributes
+from appliance.archive.storage import FileStore, instance_relative_path
 
 SUCCESS = 0x0000
 OUT_OF_RESOURCES = 0xA700
@@ -77,9 +81,35 @@ def test_kill_9_during_ingest_loses_nothing_acknowledged(tmp_path: Path) -> None
     assert found == set(acknowledged)
     report = cli(config_path, "archive", "verify", check=False).stdout
     assert f"checked {len(acknowledged)}" in report or "0 missing, 0 altered" in report
-    assert "0 missing, 0 altered" in report
-    adopted = cli(config_path, "archive", "verify", "--adopt-orphans").stdout  # an image written, never acknowledged
-    assert "0 missing, 0 altered, 0 orphan(s)" in adopted
+    assert "0 missing, 0 altered, 0 orphan(s)" in report  # one written, never acknowledged, is indexed at start
+
+
+def test_a_file_stored_but_never_indexed_is_indexed_at_start(tmp_path: Path) -> None:
+    """Issue 15, defect 13: the state kill -9 leaves between the link into place and the index
+    commit (made here directly: a kill cannot be aimed at that instant) is repaired at start-up."""
+    config_path = write_config(tmp_path / "a.yaml", archive_config(tmp_path / "data", 1))
+    dataset = small_ct(generate_uid(), generate_uid(), 1)
+    data = encoded(dataset)
+    files = FileStore(tmp_path / "data", 0)
+    attributes = read_attributes(data)
+    relative = instance_relative_path(attributes.study_date, date.today(), attributes.study_instance_uid,
+                                      attributes.series_instance_uid, attributes.sop_instance_uid)  # fmt: skip
+    written = files.write_durably(data, relative, keep_pending=True)
+    assert written.pending is not None and written.pending.exists()
+    daemon = Daemon("appliance.daemons.archive", config_path, tmp_path / "log").start()
+    try:
+        assoc = associate(daemon.port, StudyRootQueryRetrieveInformationModelFind)
+        query = Dataset()
+        query.QueryRetrieveLevel = "IMAGE"
+        query.SOPInstanceUID = dataset.SOPInstanceUID
+        statuses = [status.Status for status, _ in assoc.send_c_find(query, StudyRootQueryRetrieveInformationModelFind)]
+        assoc.release()
+    finally:
+        daemon.stop()
+    assert statuses == [PENDING, SUCCESS]
+    assert "indexed 1 file(s) an interrupted run had stored but not indexed" in daemon.log()
+    assert not list((tmp_path / "data" / "incoming").iterdir())
+    assert "0 missing, 0 altered, 0 orphan(s)" in cli(config_path, "archive", "verify").stdout
 
 
 def test_free_space_threshold_refuses_with_a700_and_keeps_answering(tmp_path: Path) -> None:

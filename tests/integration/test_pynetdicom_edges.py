@@ -17,9 +17,10 @@ from datagen import PATIENTS, encoded, make_instance
 from pydicom import dcmread
 from pydicom.dataset import Dataset
 from pydicom.uid import generate_uid
-from pynetdicom import AE, _config, build_role, evt
+from pynetdicom import AE, _config, build_role, dsutils, evt
 from pynetdicom.association import Association
 from pynetdicom.sop_class import (  # type: ignore[attr-defined]
+    CTImageStorage,
     MRImageStorage,
     StudyRootQueryRetrieveInformationModelFind,
     StudyRootQueryRetrieveInformationModelGet,
@@ -248,3 +249,33 @@ def test_find_returns_the_ins_of_a_qualified_identity_when_asked(
         return
     (other,) = answer.OtherPatientIDsSequence
     assert (other.PatientID, other.IssuerOfPatientID) == ("261017510612345", "ASIP-SANTE-INS-NIR")
+
+
+def implicit_bytes_under_explicit_meta(dataset: Dataset) -> bytes:
+    """A file whose meta says Explicit VR Little Endian and whose dataset is Implicit VR."""
+    explicit = encoded(dataset)
+    meta_end = 144 + int.from_bytes(explicit[140:144], "little")
+    return explicit[:meta_end] + dsutils.encode(dataset, True, True)
+
+
+def test_implicit_bytes_on_an_explicit_context_are_refused(
+    association: Association, archive: Daemon, tmp_path: Path
+) -> None:
+    """Issue 15, defect 6: the bytes must follow the negotiated transfer syntax (else DCMTK could
+    not read the archived file back): C000 with the reason, nothing stored."""
+    data = implicit_bytes_under_explicit_meta(make_instance("MR"))
+    assert send_bytes(association, data, tmp_path) == CANNOT_UNDERSTAND
+    assert archive_holds_no_file(archive)
+    assert "not encoded in Explicit VR Little Endian" in archive.log()
+
+
+def test_an_object_sent_on_another_sop_class_context_is_refused(archive: Daemon) -> None:
+    """Issue 15, defect 7: an MR image on the CT image context gets 0122 (SOP class not supported)."""
+    assoc = associate(archive.port, CTImageStorage)
+    ct_context = assoc.accepted_contexts[0]
+    assoc._get_valid_context = lambda *arguments, **keywords: ct_context  # type: ignore[method-assign]
+    status = assoc.send_c_store(make_instance("MR"))
+    assoc.release()
+    assert status.Status == 0x0122
+    assert archive_holds_no_file(archive)
+    assert "sent on the presentation context of 1.2.840.10008.5.1.4.1.1.2" in archive.log()

@@ -77,6 +77,7 @@ def test_get_and_move_need_the_retrieve_right(archive: Daemon) -> None:
     log = archive.log()
     assert "C-GET from QUERYONLY refused: no retrieve right" in log
     assert "C-MOVE from QUERYONLY refused: no retrieve right" in log
+    assert "Unknown Move Destination" not in log  # STORESCP is configured: only the right was lacking
 
 
 def test_performed_procedure_steps_need_the_worklist_right(archive: Daemon) -> None:
@@ -107,3 +108,4 @@ def test_retrieve_without_its_unique_key_is_refused_with_a900(archive: Daemon) -
     mover.release()
     assert get == [0xA900] and move == [0xA900]
     assert "StudyInstanceUID: needed to retrieve at the STUDY level" in archive.log()
+    assert "Unknown Move Destination" not in archive.log()

@@ -66,6 +66,16 @@ FINGERPRINTS: dict[str, dict[str, str]] = {
         "pynetdicom.service_class:QueryRetrieveServiceClass._move_scp": "5c14d1be3d737bef",
         "pynetdicom.service_class:ServiceClass.dimse": "8d9522c23d7edf68",
     },
+    # Not a patch: `guarded_server` subclasses these and relies on how they read a PDU (recv(6)
+    # then recv(length)), create the association's socket wrapper, and let a DUL thread die.
+    "guarded_server": {
+        "pynetdicom.transport:RequestHandler.handle": "034823fb4df3a874",
+        "pynetdicom.transport:RequestHandler._create_association": "05c8d12b79863cdb",
+        "pynetdicom.transport:AssociationSocket.recv": "6bc20a33b1b7cfe7",
+        "pynetdicom.transport:AssociationSocket.ready": "3eb58e3d39dc076d",
+        "pynetdicom.dul:DULServiceProvider._read_pdu_data": "19f2d4e38c13c835",
+        "pynetdicom.dul:DULServiceProvider.run_reactor": "e3a10eb3a0931e48",
+    },
     "retrieve_contexts": {
         "pynetdicom.association:Association.run_reactor": "ed8bbbe3b3d6ddae",
         "pynetdicom.association:ServiceUser.supported_contexts": "4ca3c0faaf6e6676",

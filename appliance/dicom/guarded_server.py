@@ -1,0 +1,413 @@
+"""pynetdicom's association server, guarded against broken and hostile peers (A1, A6, W1, S2).
+
+pynetdicom as shipped (3.0) gives a connection an association slot as soon as it is accepted: the
+association thread (which the slot count is) waits up to the ACSE timeout (30 s) for an
+A-ASSOCIATE-RQ, even after the peer has gone or sent garbage; the accepted socket has no timeout,
+so a peer that sends 3 bytes and waits blocks the DUL thread in `recv` for ever; and the DUL reads
+a whole PDU, whatever length it announces, before the calling AE title is looked at.
+
+Here (subclasses, configured through `AE.make_server`; nothing of pynetdicom is patched):
+
+- `GuardedRequestHandler.handle` reads the association request itself (`Guard.admit`, with
+  `admission`'s bounded steps) before pynetdicom creates an association: a connection that closes,
+  stalls, sends garbage, a bad request or an unknown calling AE title is answered and closed at
+  once, and never holds an association slot. The request is then handed to pynetdicom
+  (`GuardedSocket`), which decodes it as usual.
+- Until its request is read a connection is a *handshake*: at most `HANDSHAKES_PER_ADDRESS` per
+  address and `UNRESERVED_HANDSHAKES` from addresses that are no configured peer's host; a new one
+  past either limit closes the oldest (a real request takes milliseconds, a stalled one is the
+  oldest). Handshakes from configured peers' hosts are never closed for others: those places are
+  reserved. Each handshake has `association_request_timeout_seconds` to send its whole request.
+- `maximum_associations_per_address` associations per address (transient rejection past it).
+- The accepted socket gets the network timeout, so a stalled PDU ends the association.
+- `GuardedSocket` refuses a PDU longer than the maximum we announced before reading it (A-ABORT).
+- Each refused connection is one WARNING line, rate-limited (`RefusalLog`); pynetdicom's
+  tracebacks are kept out of the journal (`QuietTracebacks`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import socket
+import socketserver
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from pynetdicom.association import Association
+from pynetdicom.dul import DULServiceProvider
+from pynetdicom.transport import AssociationSocket, RequestHandler, ThreadedAssociationServer
+
+from appliance.config import Config, Settings
+from appliance.dicom import admission
+from appliance.dicom.admission import Answer
+from appliance.dicom.peers import AccessPolicy
+
+LOGGER = logging.getLogger(__name__)
+
+HANDSHAKES_PER_ADDRESS = 4
+UNRESERVED_HANDSHAKES = 32
+SEND_TIMEOUT_SECONDS = 2.0
+LISTEN_BACKLOG = 128  # socketserver's 5 drops connections (1 s SYN retry) when a few arrive at once
+LOG_BURST = 20  # refusal lines logged at once, then one every LOG_INTERVAL_SECONDS
+LOG_INTERVAL_SECONDS = 6.0
+
+
+class RefusalLog:
+    """One WARNING line per refused connection, at most `LOG_BURST` at once then one every
+    `LOG_INTERVAL_SECONDS`; the next line logged says how many were left out."""
+
+    def __init__(self, burst: int = LOG_BURST, interval: float = LOG_INTERVAL_SECONDS) -> None:
+        self.burst = burst
+        self.interval = interval
+        self.tokens = float(burst)
+        self.updated = time.monotonic()
+        self.left_out = 0
+        self.lock = threading.Lock()
+
+    def refused(self, message: str) -> None:
+        with self.lock:
+            now = time.monotonic()
+            self.tokens = min(float(self.burst), self.tokens + (now - self.updated) / self.interval)
+            self.updated = now
+            if self.tokens < 1:
+                self.left_out += 1
+                return
+            self.tokens -= 1
+            left_out, self.left_out = self.left_out, 0
+        suffix = f" ({left_out} other refusal(s) not logged)" if left_out else ""
+        LOGGER.warning("%s%s", message, suffix)
+
+
+@dataclass
+class Handshakes:
+    """Connections whose association request is not read yet, oldest first."""
+
+    open: dict[socket.socket, tuple[str, bool]] = field(default_factory=dict)
+    evicted: set[socket.socket] = field(default_factory=set)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def add(self, connection: socket.socket, address: str, reserved: bool) -> list[socket.socket]:
+        """Count `connection`; return the handshakes it pushes out (closed by the caller)."""
+        with self.lock:
+            same_address = [other for other, (where, _) in self.open.items() if where == address]
+            unreserved = [other for other, (_, kept) in self.open.items() if not kept]
+            out: list[socket.socket] = []
+            if len(same_address) >= HANDSHAKES_PER_ADDRESS:
+                out.append(same_address[0])
+            elif not reserved and len(unreserved) >= UNRESERVED_HANDSHAKES:
+                out.append(unreserved[0])
+            for other in out:
+                del self.open[other]
+                self.evicted.add(other)
+            self.open[connection] = (address, reserved)
+            return out
+
+    def done(self, connection: socket.socket) -> bool:
+        """Forget `connection`; whether it had been pushed out by a newer one."""
+        with self.lock:
+            self.open.pop(connection, None)
+            if connection in self.evicted:
+                self.evicted.discard(connection)
+                return True
+            return False
+
+
+@dataclass
+class Guard:
+    """What a guarded server checks, for one service (`archive` or `worklist`)."""
+
+    service: str
+    settings: Settings
+    policy: AccessPolicy
+    log: RefusalLog = field(default_factory=RefusalLog)
+    handshakes: Handshakes = field(default_factory=Handshakes)
+    reserved_for: tuple[Config | None, frozenset[str]] = (None, frozenset())
+
+    def is_reserved(self, address: str) -> bool:
+        """Whether `address` is a configured peer's host (names resolved once per configuration)."""
+        config = self.settings.current
+        if self.reserved_for[0] is not config:
+            self.reserved_for = (config, addresses_of(peer.host for peer in config.peers))
+        return address in self.reserved_for[1]
+
+    def refuse(self, connection: socket.socket, address: str, answer: Answer, calling: str | None = None) -> None:
+        """Send the answer (if any), close, log one line."""
+        if answer.pdu is not None:
+            with contextlib.suppress(OSError):
+                connection.settimeout(SEND_TIMEOUT_SECONDS)
+                connection.sendall(answer.pdu)
+        close(connection)
+        if calling is None:
+            self.log.refused(f"{self.service}: connection from {address} refused: {answer.reason}")
+        else:
+            self.log.refused(f"{self.service} association from {calling or '(blank)'} ({address}) rejected: "
+                             f"{answer.reason}")  # fmt: skip
+
+    def admit(self, connection: socket.socket, address: str, associations_from: Callable[[str], int]) -> bytes | None:
+        """Read the association request of a new connection; the whole request when pynetdicom may
+        take it over, None when the connection was answered and closed."""
+        dicom = self.settings.current.dicom
+        deadline = time.monotonic() + dicom.association_request_timeout_seconds
+        header, why = receive(connection, admission.HEADER_BYTES, deadline)
+        if len(header) < admission.HEADER_BYTES:
+            self.refuse(connection, address, Answer(None, f"{why} before an association request"))
+            return None
+        answer = admission.check_header(header)
+        if answer is not None:
+            self.refuse(connection, address, answer)
+            return None
+        fixed, why = receive(connection, admission.FIXED_PART_BYTES, deadline)
+        if len(fixed) < admission.FIXED_PART_BYTES:
+            self.refuse(connection, address, Answer(None, f"association request cut short ({why})"))
+            return None
+        return self.admit_caller(connection, address, header, fixed, deadline, associations_from)
+
+    def admit_caller(
+        self,
+        connection: socket.socket,
+        address: str,
+        header: bytes,
+        fixed: bytes,
+        deadline: float,
+        associations_from: Callable[[str], int],
+    ) -> bytes | None:
+        """The calling AE title and the address, then the size, then the rest of the request."""
+        calling = admission.calling_ae_title(fixed)
+        decision = self.policy.admit(calling, address) if calling else None
+        if decision is None or not decision.admitted:
+            reason = decision.reason if decision else "blank or invalid calling AE title"
+            self.refuse(connection, address, admission.unknown_caller(reason), calling)
+            return None
+        answer = admission.check_size(header)
+        maximum = self.settings.current.dicom.maximum_associations_per_address
+        if answer is None and associations_from(address) >= maximum:
+            answer = admission.too_many(f"{maximum} associations already open from {address}")
+        if answer is not None:
+            self.refuse(connection, address, answer, calling)
+            return None
+        rest, why = receive(connection, admission.pdu_length(header) - admission.FIXED_PART_BYTES, deadline)
+        request = header + fixed + rest
+        if len(request) < admission.HEADER_BYTES + admission.pdu_length(header):
+            self.refuse(connection, address, Answer(None, f"association request cut short ({why})"), calling)
+            return None
+        answer = admission.check_request(request)
+        if answer is not None:
+            self.refuse(connection, address, answer, calling)
+            return None
+        return request
+
+
+def addresses_of(hosts: Iterable[str]) -> frozenset[str]:
+    """The addresses of `hosts` (addresses or names; a name that does not resolve has none)."""
+    found: set[str] = set()
+    for host in hosts:
+        try:
+            found.update(str(info[4][0]) for info in socket.getaddrinfo(host, None))
+        except OSError:
+            continue
+    return frozenset(found)
+
+
+def receive(connection: socket.socket, count: int, deadline: float) -> tuple[bytes, str]:
+    """Up to `count` bytes before `deadline`; fewer when the peer closed, reset or stalled (the
+    second value says which)."""
+    received = bytearray()
+    while len(received) < count:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return bytes(received), "nothing more sent in time"
+        try:
+            connection.settimeout(remaining)
+            chunk = connection.recv(min(count - len(received), 65536))
+        except TimeoutError:
+            return bytes(received), "nothing more sent in time"
+        except OSError as error:
+            return bytes(received), f"connection {type(error).__name__}"
+        if not chunk:
+            return bytes(received), "closed"
+        received += chunk
+    return bytes(received), ""
+
+
+def close(connection: socket.socket) -> None:
+    with contextlib.suppress(OSError):
+        connection.shutdown(socket.SHUT_RDWR)
+    connection.close()
+
+
+class GuardedSocket(AssociationSocket):
+    """pynetdicom's socket wrapper, given the association request already read, and refusing a
+    PDU longer than the maximum announced before reading it."""
+
+    pending: bytearray
+    maximum_pdu_bytes: int
+    oversized: Callable[[int], None]
+
+    @classmethod
+    def take_over(
+        cls, wrapped: AssociationSocket, request: bytes, maximum_pdu_bytes: int, oversized: Callable[[int], None]
+    ) -> None:
+        """Make pynetdicom's socket wrapper of a new association a GuardedSocket (pynetdicom creates
+        it, and queues its transport event, in `RequestHandler._create_association`)."""
+        wrapped.__class__ = cls
+        guarded: Any = wrapped
+        guarded.pending = bytearray(request)
+        guarded.maximum_pdu_bytes = maximum_pdu_bytes
+        guarded.oversized = oversized
+
+    @property
+    def ready(self) -> bool:
+        if self.pending and self.socket is not None:
+            return True
+        return bool(AssociationSocket.ready.fget(self))  # type: ignore[attr-defined]
+
+    def recv(self, nr_bytes: int) -> bytearray:
+        """pynetdicom reads a PDU as `recv(6)` then `recv(length)`: the request first, from what
+        was read already; then a length over the maximum is refused unread."""
+        if self.pending:
+            served = self.pending[:nr_bytes]
+            del self.pending[:nr_bytes]
+            return served
+        if nr_bytes > self.maximum_pdu_bytes + admission.HEADER_BYTES:
+            self.oversized(nr_bytes)
+            return bytearray()
+        return super().recv(nr_bytes)
+
+
+class GuardedRequestHandler(RequestHandler):
+    """Reads and checks the association request before pynetdicom's handler takes the connection."""
+
+    server: GuardedServer
+    request: socket.socket
+    association_request: bytes = b""
+
+    def handle(self) -> None:
+        guard = self.server.guard
+        address = str(self.client_address[0])
+        try:
+            request = guard.admit(self.request, address, self.server.associations_from)
+        finally:
+            if guard.handshakes.done(self.request):
+                LOGGER.debug("%s: handshake from %s pushed out by a newer one", guard.service, address)
+        if request is None:
+            return
+        self.association_request = request
+        self.request.settimeout(self.server.guard.settings.current.dicom.network_timeout_seconds)
+        super().handle()
+
+    def _create_association(self) -> Association:
+        association = super()._create_association()
+        guard = self.server.guard
+        address = str(self.client_address[0])
+        maximum = guard.settings.current.dicom.maximum_pdu_bytes
+        connection = self.request
+
+        def oversized(length: int) -> None:
+            guard.refuse(
+                connection,
+                address,
+                Answer(
+                    admission.abort(admission.INVALID_PARAMETER_VALUE), f"PDU of {length} bytes (at most {maximum})"
+                ),
+                str(association.requestor.ae_title).strip(),
+            )
+
+        assert association.dul.socket is not None
+        GuardedSocket.take_over(association.dul.socket, self.association_request, maximum, oversized)
+        return association
+
+
+class GuardedServer(ThreadedAssociationServer):
+    """The association server with a `Guard`; made by `AE.make_server(..., guard=...)`."""
+
+    daemon_threads = True
+    request_queue_size = LISTEN_BACKLOG
+
+    def __init__(self, *arguments: Any, guard: Guard, **keywords: Any) -> None:
+        self.guard = guard
+        keywords["request_handler"] = GuardedRequestHandler
+        super().__init__(*arguments, **keywords)
+
+    def verify_request(self, request: Any, client_address: Any) -> bool:
+        """In the accepting thread: count the new handshake, close those it pushes out."""
+        address = str(client_address[0])
+        for pushed_out in self.guard.handshakes.add(request, address, self.guard.is_reserved(address)):
+            with contextlib.suppress(OSError):
+                pushed_out.shutdown(socket.SHUT_RDWR)
+        return True
+
+    def associations_from(self, address: str) -> int:
+        return sum(1 for association in self.active_associations if association.requestor.address == address)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """One line instead of socketserver's traceback on stderr."""
+        LOGGER.error("%s: connection from %s failed", self.guard.service, client_address[0], exc_info=False)
+
+    def shutdown(self) -> None:
+        """Stop accepting and close the listening socket (the AE keeps no list of this server)."""
+        socketserver.BaseServer.shutdown(self)
+        self.server_close()
+
+
+def end_broken_association(hook_arguments: Any) -> bool:
+    """A `threading.excepthook` step: a pynetdicom DUL thread that died on a peer's malformed
+    message (pynetdicom 3.0 raises in its state machine: a command set without Command Field, an
+    event the state does not allow) gets one WARNING line instead of a traceback, and its peer an
+    A-ABORT; its association then ends (it checks that the DUL thread is alive). Whether it was one."""
+    thread = hook_arguments.thread
+    if not isinstance(thread, DULServiceProvider):
+        return False
+    association = thread.assoc
+    error = hook_arguments.exc_value
+    LOGGER.warning("association with %s (%s) aborted: malformed message (%s)",
+                   str(association.requestor.ae_title).strip(), association.requestor.address,
+                   admission.short(error) if isinstance(error, Exception) else "?")  # fmt: skip
+    connection = association.dul.socket.socket if association.dul.socket is not None else None
+    if connection is not None:
+        with contextlib.suppress(OSError):
+            connection.settimeout(SEND_TIMEOUT_SECONDS)
+            connection.sendall(admission.abort(admission.UNEXPECTED_PDU))
+        with contextlib.suppress(OSError):
+            connection.shutdown(socket.SHUT_RDWR)
+    return True
+
+
+def install_thread_hook() -> None:
+    """Put `end_broken_association` in front of the process's `threading.excepthook` (once)."""
+    previous = threading.excepthook
+    if getattr(previous, "appliance_guard", False):
+        return
+
+    def hook(arguments: Any) -> None:
+        if not end_broken_association(arguments):
+            previous(arguments)
+
+    hook.appliance_guard = True  # type: ignore[attr-defined]
+    threading.excepthook = hook
+
+
+class QuietTracebacks(logging.Filter):
+    """On pynetdicom's loggers: drop the records that only carry an exception's traceback
+    (`LOGGER.exception(exc)`; the line before says what happened), and keep the others' text
+    without a traceback."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and isinstance(record.msg, BaseException):
+            return False
+        record.exc_info = None
+        record.exc_text = None
+        return True
+
+
+def quiet_pynetdicom_tracebacks() -> None:
+    """Install `QuietTracebacks` on pynetdicom's loggers (a filter does not apply to the records
+    of child loggers, so on each of them), once."""
+    names = ["pynetdicom", *(name for name in logging.Logger.manager.loggerDict if name.startswith("pynetdicom."))]
+    for name in names:
+        logger = logging.getLogger(name)
+        if not any(isinstance(existing, QuietTracebacks) for existing in logger.filters):
+            logger.addFilter(QuietTracebacks())
