@@ -74,6 +74,9 @@ class ApplianceVM:
     ssh_key: Path | None = None
     data_disks: int = 2
     data_disk_size: str = "1G"
+    # A smaller blank disk standing for the practice's USB backup disk ("" = none): the storage
+    # setup leaves it alone (it builds the data mirror on the two largest blank disks).
+    backup_disk_size: str = ""
     memory_mib: int = 2048
     # One vCPU by default: with two, qemu 7.2's multi-threaded TCG sometimes lets the guest
     # kernel oops on an int3 while it live-patches its own code (seen here: "Oops: int3" in
@@ -95,6 +98,8 @@ class ApplianceVM:
             Disk("sys1", self.workdir / "sys1.qcow2", "virtio", "SYS1"),
         ] + [Disk(f"data{i}", self.workdir / f"data{i}.qcow2", "nvme", f"DATA{i}")
              for i in range(self.data_disks)]
+        if self.backup_disk_size:
+            self.disks.append(Disk("backup0", self.workdir / "backup0.qcow2", "virtio", "BACKUP0"))
         for disk in self.disks:
             if disk.path.exists():
                 continue
@@ -103,6 +108,8 @@ class ApplianceVM:
                          str(disk.path))
             elif disk.ident == "sys1":
                 qemu_img("create", "-f", "qcow2", str(disk.path), str(size))
+            elif disk.ident == "backup0":
+                qemu_img("create", "-f", "qcow2", str(disk.path), self.backup_disk_size)
             else:
                 qemu_img("create", "-f", "qcow2", str(disk.path), self.data_disk_size)
         vars_copy = self.workdir / "OVMF_VARS.fd"

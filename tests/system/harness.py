@@ -45,3 +45,49 @@ def wait_until(check: Callable[[], T], timeout: float, what: str, interval: floa
             return last
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout} s waiting for {what} (last: {last!r})")
+
+
+def dcmtk(tool: str, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([str(Path("/usr/bin") / tool), *args], capture_output=True, text=True, timeout=timeout)
+
+
+def make_ct_image(path: Path) -> dict[str, str]:
+    """A small, valid CT image (64x64, 16-bit) with fresh UIDs."""
+    import numpy as np
+    from pydicom.dataset import FileDataset, FileMetaDataset
+    from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
+
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = CTImageStorage
+    meta.MediaStorageSOPInstanceUID = generate_uid()
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    dataset = FileDataset(str(path), {}, file_meta=meta, preamble=b"\0" * 128)
+    dataset.SOPClassUID = CTImageStorage
+    dataset.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
+    dataset.StudyInstanceUID = generate_uid()
+    dataset.SeriesInstanceUID = generate_uid()
+    dataset.PatientID = "SYSTEST01"
+    dataset.PatientName = "Test^Boot"
+    dataset.StudyDate = "20260101"
+    dataset.StudyTime = "120000"
+    dataset.AccessionNumber = "ACC0001"
+    dataset.StudyID = "1"
+    dataset.SeriesNumber = 1
+    dataset.InstanceNumber = 1
+    dataset.Modality = "CT"
+    dataset.Rows = dataset.Columns = 64
+    dataset.SamplesPerPixel = 1
+    dataset.PhotometricInterpretation = "MONOCHROME2"
+    dataset.BitsAllocated = 16
+    dataset.BitsStored = 12
+    dataset.HighBit = 11
+    dataset.PixelRepresentation = 0
+    dataset.RescaleIntercept = -1024
+    dataset.RescaleSlope = 1
+    dataset.ImagePositionPatient = [0, 0, 0]
+    dataset.ImageOrientationPatient = [1, 0, 0, 0, 1, 0]
+    dataset.PixelSpacing = [1, 1]
+    dataset.SliceThickness = 1
+    dataset.PixelData = (np.arange(64 * 64, dtype=np.uint16) % 4096).tobytes()
+    dataset.save_as(path, enforce_file_format=True)
+    return {"study": dataset.StudyInstanceUID, "instance": dataset.SOPInstanceUID}

@@ -11,19 +11,17 @@ from __future__ import annotations
 import http.client
 import json
 import ssl
-import subprocess
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
-from harness import wait_until
+from harness import dcmtk, make_ct_image, wait_until
 from vm import ApplianceVM
 
 # Boots under TCG take minutes: a generous per-test limit (pyproject sets 300 s by default).
 pytestmark = [pytest.mark.vm, pytest.mark.timeout(1800)]
 
-DCMTK = Path("/usr/bin")
 STORED: dict[str, Any] = {}
 
 
@@ -46,52 +44,6 @@ def array_state(vm: ApplianceVM, array: str) -> dict[str, str]:
 def mirror_complete(vm: ApplianceVM, array: str) -> bool:
     state = array_state(vm, array)
     return state.get("DEGRADED") == "0" and state.get("SYNC") == "idle" and state.get("MD_DEVICES") == "2"
-
-
-def dcmtk(tool: str, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([str(DCMTK / tool), *args], capture_output=True, text=True, timeout=timeout)
-
-
-def make_ct_image(path: Path) -> dict[str, str]:
-    """A small, valid CT image (64x64, 16-bit) with fresh UIDs."""
-    import numpy as np
-    from pydicom.dataset import FileDataset, FileMetaDataset
-    from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
-
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = CTImageStorage
-    meta.MediaStorageSOPInstanceUID = generate_uid()
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    dataset = FileDataset(str(path), {}, file_meta=meta, preamble=b"\0" * 128)
-    dataset.SOPClassUID = CTImageStorage
-    dataset.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
-    dataset.StudyInstanceUID = generate_uid()
-    dataset.SeriesInstanceUID = generate_uid()
-    dataset.PatientID = "SYSTEST01"
-    dataset.PatientName = "Test^Boot"
-    dataset.StudyDate = "20260101"
-    dataset.StudyTime = "120000"
-    dataset.AccessionNumber = "ACC0001"
-    dataset.StudyID = "1"
-    dataset.SeriesNumber = 1
-    dataset.InstanceNumber = 1
-    dataset.Modality = "CT"
-    dataset.Rows = dataset.Columns = 64
-    dataset.SamplesPerPixel = 1
-    dataset.PhotometricInterpretation = "MONOCHROME2"
-    dataset.BitsAllocated = 16
-    dataset.BitsStored = 12
-    dataset.HighBit = 11
-    dataset.PixelRepresentation = 0
-    dataset.RescaleIntercept = -1024
-    dataset.RescaleSlope = 1
-    dataset.ImagePositionPatient = [0, 0, 0]
-    dataset.ImageOrientationPatient = [1, 0, 0, 0, 1, 0]
-    dataset.PixelSpacing = [1, 1]
-    dataset.SliceThickness = 1
-    dataset.PixelData = (np.arange(64 * 64, dtype=np.uint16) % 4096).tobytes()
-    dataset.save_as(path, enforce_file_format=True)
-    return {"study": dataset.StudyInstanceUID, "instance": dataset.SOPInstanceUID}
 
 
 def retrieve(vm: ApplianceVM, study: str, into: Path) -> list[Path]:
