@@ -20,10 +20,10 @@ import jsonschema
 import yaml
 
 from appliance.config.checks import (
+    MINIMUM_RETENTION_YEARS,
     Key,
     Problem,
     ae_title_problem,
-    MINIMUM_RETENTION_YEARS,
     hl7_connection_problems,
     host_problems,
     mail_problems,

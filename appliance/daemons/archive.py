@@ -13,7 +13,7 @@ import threading
 from collections.abc import Sequence
 from datetime import timedelta
 
-from appliance.archive import commitment
+from appliance.archive import commitment, tiers
 from appliance.archive.commitment import CHANNEL
 from appliance.archive.index import Index
 from appliance.archive.ingest import Ingest
@@ -40,8 +40,7 @@ DELIVERY_IDLE = timedelta(seconds=1)
 
 
 def file_store(runtime: process.Runtime) -> FileStore:
-    storage = runtime.config.storage
-    files = FileStore(storage.data_directory, storage.minimum_free_space_mb * 1024 * 1024)
+    files = tiers.file_store(runtime.config)  # with the deferred tier to retrieve from (R1)
     removed = files.remove_incoming_leftovers()
     if removed:
         LOGGER.warning("removed %d partial file(s) left by an interrupted run", removed)
