@@ -38,6 +38,7 @@ from appliance.archive.storage import IMMEDIATE, FileStore, parse_dicom_date, sy
 from appliance.archive.tiers import exam_date_before, years_before
 from appliance.config import RetentionConfig
 from appliance.db.schema import instance, instance_header, instance_metadata, patient, series, study
+from appliance.patients.names import french_name
 
 LISTED = 500  # studies shown at once on the retention page
 
@@ -93,6 +94,10 @@ class RetainedStudy:
     frozen_reason: str = ""
     purge_recorded: bool = False
     sop_classes: tuple[tuple[str, int], ...] = ()
+
+    @property
+    def patient_display_name(self) -> str:
+        return french_name(self.patient_name)
 
 
 def deletable_from(policy: Policy, exam_date: date, birth_date: date | None) -> date | None:

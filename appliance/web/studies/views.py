@@ -17,6 +17,7 @@ from flask.typing import ResponseReturnValue
 from flask_babel import gettext
 
 from appliance.accounts.roles import Permission
+from appliance.archive import tiers
 from appliance.archive.study_details import StudyDetails, study_details
 from appliance.archive.study_list import PAGE_SIZE, Position, StudyCriteria, console_search
 from appliance.audit.events import Action, EventId, ObjectKind, ParticipantObject, patient, study
@@ -73,6 +74,7 @@ def show(study_instance_uid: str) -> ResponseReturnValue:
     return render_template(
         "studies/show.html",
         study=details,
+        deferred_instances=tiers.deferred_instances(services().engine, study_instance_uid),
         addresses=addresses,
         action_words=action_words,
         status_words=status_words,
