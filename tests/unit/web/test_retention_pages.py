@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import date
-from pathlib import Path
 
 import pytest
 from console_client import Events, csrf_token
@@ -50,7 +49,10 @@ def test_only_an_administrator_opens_the_retention_pages(
     client = logged_in(role)  # every route's refusal with CSRF off is in test_routes.py
     assert client.get("/retention").status_code == 403
     assert client.get(f"/retention/{old_study}/purge").status_code == 403
-    assert client.post(f"/retention/{old_study}/purge", data={"reason": "x", "confirmed": "y"}).status_code in (400, 403)
+    assert client.post(f"/retention/{old_study}/purge", data={"reason": "x", "confirmed": "y"}).status_code in (
+        400,
+        403,
+    )
     assert studies(engine) == 1
 
 
