@@ -19,7 +19,7 @@ A crash after 1 leaves a marked study: `complete_interrupted` (the worker's star
 retention page) runs 2 to 4 again for it; each step is idempotent. The patient stays (patients come
 from the RIS and may have other studies).
 
-Getting a study back after a purge: `appliance backup restore studies --study-uid <UID>` (see
+Getting a study back after a purge: `appliance backup restore studies --study <Study Instance UID>` (see
 `appliance/backup/README.md`), from the nightly backups.
 """
 
