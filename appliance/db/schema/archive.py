@@ -47,7 +47,8 @@ study = Table(
     Column("frozen_reason", Text, nullable=False, server_default=""),
     # A purge confirmed by an administrator (R2): from this mark on the study is hidden from every
     # query, retrieve and page; its files and rows are then removed, a restart finishing the work.
-    Column("purge_requested_at", DateTime(timezone=True), nullable=True, index=True),
+    # No index: NULL almost everywhere, an index would lure SQLite's planner into scanning every study.
+    Column("purge_requested_at", DateTime(timezone=True), nullable=True),
     Column("purge_requested_by", String(64), nullable=False, server_default=""),
     Column("purge_reason", Text, nullable=False, server_default=""),
     Column("purge_recorded_at", DateTime(timezone=True), nullable=True),  # its 110105 audit event written

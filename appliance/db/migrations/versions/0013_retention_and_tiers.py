@@ -23,7 +23,6 @@ def upgrade() -> None:
         table.add_column(sa.Column("purge_requested_by", sa.String(64), nullable=False, server_default=""))
         table.add_column(sa.Column("purge_reason", sa.Text, nullable=False, server_default=""))
         table.add_column(sa.Column("purge_recorded_at", sa.DateTime(timezone=True), nullable=True))
-        table.create_index("ix_study_purge_requested_at", ["purge_requested_at"])
     with op.batch_alter_table("instance") as table:
         table.add_column(sa.Column("tier", sa.String(16), nullable=False, server_default="immediate"))
         table.add_column(sa.Column("location", sa.String(1024), nullable=False, server_default=""))
@@ -37,7 +36,6 @@ def downgrade() -> None:
         for name in ("moved_at", "location", "tier"):
             table.drop_column(name)
     with op.batch_alter_table("study") as table:
-        table.drop_index("ix_study_purge_requested_at")
         for name in (
             "purge_recorded_at",
             "purge_reason",
