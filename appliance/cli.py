@@ -635,7 +635,9 @@ def add_jobs_commands(commands: argparse._SubParsersAction[argparse.ArgumentPars
     )
     add_location_options(start)
     start.add_argument(
-        "kind", choices=jobs.KINDS, help="verify, compress, reindex (the online index check), or verify-audit"
+        "kind",
+        choices=jobs.WITHOUT_ARGUMENTS,
+        help="verify, compress, reindex (the online check), verify-audit or tier-move",
     )
     start.add_argument("--detach", action="store_true", help="queue it and return at once")
 

@@ -34,6 +34,7 @@ class Permission(StrEnum):
     READ_AUDIT = "read-audit"  # search, verify and export the audit trail
     KEY_IMAGES = "key-images"  # flag key images in the viewer: a new KOS in the archive (K1)
     MAINTENANCE_ACCESS = "maintenance-access"  # open and close the contractor's maintenance tunnel (H4)
+    PURGE_STUDIES = "purge-studies"  # the retention list, legal holds, purging a study past its date (R2)
 
 
 CLINICAL = frozenset({Role.SECRETARY, Role.TECHNOLOGIST, Role.RADIOLOGIST, Role.ADMINISTRATOR})
@@ -55,6 +56,7 @@ PERMISSIONS: dict[Permission, frozenset[Role]] = {
     Permission.READ_AUDIT: frozenset({Role.ADMINISTRATOR}),
     Permission.KEY_IMAGES: frozenset({Role.RADIOLOGIST}),
     Permission.MAINTENANCE_ACCESS: frozenset({Role.ADMINISTRATOR}),
+    Permission.PURGE_STUDIES: frozenset({Role.ADMINISTRATOR}),
 }
 
 

@@ -19,7 +19,7 @@ from sqlalchemy.exc import IntegrityError
 from appliance.archive import changes
 from appliance.archive.attributes import InstanceAttributes
 from appliance.archive.metadata import InstanceDocument
-from appliance.archive.storage import WrittenFile
+from appliance.archive.storage import IMMEDIATE, WrittenFile
 from appliance.db.schema import (
     instance,
     instance_header,
@@ -114,7 +114,7 @@ class Index:
         with self.write_lock, self.engine.begin() as connection:
             result = connection.execute(
                 update(instance)
-                .where(instance.c.id == instance_id, instance.c.sha256 == expected_sha256)
+                .where(instance.c.id == instance_id, instance.c.sha256 == expected_sha256, instance.c.tier == IMMEDIATE)
                 .values(
                     path=written.relative_path,
                     transfer_syntax_uid=transfer_syntax_uid,

@@ -23,7 +23,14 @@ from appliance.archive.attributes import InvalidObject, read_attributes
 from appliance.archive.index import DuplicateInstance, Index
 from appliance.archive.progress import ProgressCallback, quietly
 from appliance.archive.search import iterate_instances
-from appliance.archive.storage import FileStore, WrittenFile, beside, instance_relative_path, sha256_of_file
+from appliance.archive.storage import (
+    IMMEDIATE,
+    FileStore,
+    WrittenFile,
+    beside,
+    instance_relative_path,
+    sha256_of_file,
+)
 from appliance.db.schema import (
     identity_change,
     instance,
@@ -68,7 +75,8 @@ class VerifyReport:
 
 
 def verify(engine: Engine, files: FileStore, progress: ProgressCallback = quietly) -> VerifyReport:
-    """Recheck every indexed file's SHA-256; list missing and altered files with their study and
+    """Recheck every indexed file of the main storage against its SHA-256 (those in the deferred
+    tier were verified at the destination when they moved); list missing and altered files with their study and
     patient, and orphan (unindexed) files. Safe while the daemons run: a file compressed meanwhile
     is checked again under its new path, and `progress` is called after each file."""
     report = VerifyReport()
@@ -76,6 +84,9 @@ def verify(engine: Engine, files: FileStore, progress: ProgressCallback = quietl
     altered: list[tuple[int, str]] = []
     total = indexed_instances(engine)
     for row in iterate_instances(engine):
+        if row["tier"] != IMMEDIATE:  # in the deferred tier (R1): verified there when it moved
+            report.checked += 1
+            continue
         state, path = damage_of(engine, files, row)
         if state == MISSING:
             missing.append((row["id"], path))

@@ -1,7 +1,8 @@
 """What leaves the archive: which objects a retrieve sends and in which order (`plan`), and for each
 one, what to send for the transfer syntaxes the receiver accepted (`payload`).
 
-One rule for every way out (C-GET, C-MOVE, forwarding; later WADO-RS and the viewer):
+One rule for every way out (C-GET, C-MOVE, forwarding, WADO-RS and the viewer), wherever the
+bytes are (`source`: the main storage, or the deferred tier of `archive.tiers`):
 1. The stored bytes, unchanged, when the receiver accepted their transfer syntax and the identity in
    their header is still the current one.
 2. Otherwise a dataset: decoded when the receiver did not accept the stored syntax (sent in an
@@ -42,6 +43,7 @@ from pydicom.uid import (
 from sqlalchemy import Connection, Engine, and_, select
 
 from appliance.archive.search import LEVELS, Query, QueryError, joined_tables, match
+from appliance.archive.storage import IMMEDIATE, FileStore
 from appliance.db.schema import instance, instance_header, patient, series, study
 
 # Syntaxes any stored object can be sent in: uncompressed (after decoding when compressed) ...
@@ -83,6 +85,18 @@ class RetrieveItem:
     sop_instance_uid: str
     transfer_syntax_uid: str
     study_instance_uid: str
+    tier: str = IMMEDIATE  # where the bytes are (R1): the main storage or the deferred tier
+    location: str = ""
+    sha256: str = ""
+
+
+def source(files: FileStore, item: RetrieveItem) -> Path:
+    """Where to read `item`'s bytes: under `archive/`, or from the deferred tier (slower: fetched
+    first, and checked against the index's SHA-256, from an object store).
+
+    Raises OSError when the deferred tier cannot be read.
+    """
+    return files.readable(item.path, item.tier, item.location, item.sha256)
 
 
 @dataclass(frozen=True)
@@ -144,6 +158,9 @@ def plan(engine: Engine, query: Query) -> RetrievePlan:
             instance.c.sop_instance_uid,
             instance.c.transfer_syntax_uid,
             study.c.study_instance_uid,
+            instance.c.tier,
+            instance.c.location,
+            instance.c.sha256,
         )
         .select_from(joined_tables(3))
         .where(and_(*conditions))

@@ -125,15 +125,16 @@ def find_statement(query: Query) -> Select[Any]:
     ]
     statement = statement.where(and_(*conditions)) if conditions else statement
     if query.level == "PATIENT":
-        statement = statement.outerjoin(study, study.c.patient_pk == patient.c.id).group_by(patient.c.id)
+        purged = study.c.purge_requested_at.isnot(None)
+        statement = statement.outerjoin(study, and_(study.c.patient_pk == patient.c.id, ~purged)).group_by(patient.c.id)
         statement = statement.where(~exists().where(MERGED_PATIENT))  # an A40-absorbed patient is gone
     return statement
 
 
 def joined_tables(depth: int) -> Any:
     joined: Any = patient
-    if depth >= 1:
-        joined = joined.join(study, study.c.patient_pk == patient.c.id)
+    if depth >= 1:  # a study whose purge is confirmed is gone for every query and retrieve (R2)
+        joined = joined.join(study, and_(study.c.patient_pk == patient.c.id, study.c.purge_requested_at.is_(None)))
     if depth >= 2:
         joined = joined.join(series, series.c.study_pk == study.c.id)
     if depth >= 3:
@@ -238,11 +239,11 @@ def integer_match(keyword: str, column: Any, value: str) -> ColumnElement[bool]:
 
 
 def iterate_instances(engine: Engine, batch: int = 1000) -> Iterator[dict[str, Any]]:
-    """Every indexed instance (id, path, sha256, UIDs), in id order, fetched in batches."""
+    """Every indexed instance (id, path, sha256, UIDs, tier), in id order, fetched in batches."""
     last_id = 0
     while True:
         statement = (
-            select(instance.c.id, instance.c.path, instance.c.sha256, instance.c.sop_instance_uid)
+            select(instance.c.id, instance.c.path, instance.c.sha256, instance.c.sop_instance_uid, instance.c.tier)
             .where(instance.c.id > last_id)
             .order_by(instance.c.id)
             .limit(batch)

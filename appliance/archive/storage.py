@@ -10,6 +10,10 @@ existing file, so several processes writing at once can never overwrite an ackno
 already holding other bytes makes the new bytes go beside it, under a name carrying their digest.
 Nothing half-written is ever left under `archive/`; leftovers in `incoming/` are removed by
 `remove_incoming_leftovers` at start.
+
+An instance moved to a deferred tier (R1, `archive.tiers`) keeps its `path` in the index, but its
+bytes live in the deferred store at `location`: `readable` finds them there through the store the
+FileStore was given (`archive.deferred`), fetched first into `staging/` for an object store.
 """
 
 from __future__ import annotations
@@ -22,6 +26,20 @@ import uuid
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
+from typing import Protocol
+
+IMMEDIATE = "immediate"  # the tier of a file under archive/
+
+
+class DeferredReader(Protocol):
+    """A deferred tier, as reads need it."""
+
+    def readable(self, location: str, sha256: str) -> Path:
+        """A local path holding the bytes at `location` (checked against `sha256` when fetched).
+
+        Raises OSError when they cannot be read.
+        """
+        ...
 
 
 class StorageFull(Exception):
@@ -75,8 +93,9 @@ def parse_dicom_date(value: str) -> date | None:
 class FileStore:
     """The files of the archive under one data directory."""
 
-    def __init__(self, data_directory: Path, minimum_free_bytes: int) -> None:
+    def __init__(self, data_directory: Path, minimum_free_bytes: int, deferred: DeferredReader | None = None) -> None:
         self.data_directory = data_directory
+        self.deferred = deferred
         self.archive_directory = data_directory / "archive"
         self.incoming_directory = data_directory / "incoming"
         self.quarantine_directory = data_directory / "quarantine"
@@ -86,6 +105,18 @@ class FileStore:
 
     def absolute(self, relative_path: str) -> Path:
         return self.archive_directory / relative_path
+
+    def readable(self, relative_path: str, tier: str = IMMEDIATE, location: str = "", sha256: str = "") -> Path:
+        """Where to read an instance's bytes: under `archive/`, or from the deferred tier.
+
+        Raises FileNotFoundError when the instance is in a deferred tier this store was not given,
+        OSError when the deferred tier cannot be read.
+        """
+        if tier == IMMEDIATE:
+            return self.absolute(relative_path)
+        if self.deferred is None:
+            raise FileNotFoundError(f"{relative_path}: in the {tier} tier, which is not configured")
+        return self.deferred.readable(location, sha256)
 
     def free_bytes(self) -> int:
         return shutil.disk_usage(self.archive_directory).free

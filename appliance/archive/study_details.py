@@ -168,7 +168,9 @@ class StudyDetails:
 def study_details(engine: Engine, study_instance_uid: str) -> StudyDetails | None:
     """The study page's content for `study_instance_uid`; None when the index has no such study."""
     with engine.connect() as connection:
-        row = connection.execute(select(study).where(study.c.study_instance_uid == study_instance_uid)).first()
+        confirmed_purge = study.c.purge_requested_at.isnot(None)  # hidden from then on (R2)
+        statement = select(study).where(study.c.study_instance_uid == study_instance_uid, ~confirmed_purge)
+        row = connection.execute(statement).first()
         if row is None:
             return None
         found = row._mapping

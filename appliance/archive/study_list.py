@@ -151,7 +151,7 @@ def sort_keys(criteria: StudyCriteria) -> tuple[ColumnElement[Any], ColumnElemen
 
 
 def conditions(criteria: StudyCriteria) -> list[ColumnElement[bool]]:
-    found: list[ColumnElement[bool]] = []
+    found: list[ColumnElement[bool]] = [study.c.purge_requested_at.is_(None)]  # a confirmed purge hides it (R2)
     if criteria.patient_name.strip():
         found.append(typed_name_match(patient.c.patient_name_key, criteria.patient_name))
     if criteria.patient_id.strip():

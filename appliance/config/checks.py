@@ -175,3 +175,27 @@ def hl7_connection_problems(document: dict[str, Any]) -> list[Problem]:
             Problem(("hl7", "connections", "reserved"), f"{reserved} must be below hl7.connections.maximum ({maximum})")
         ]
     return []
+
+
+MINIMUM_RETENTION_YEARS = {"private_practice": 5, "health_establishment": 20}
+
+
+def retention_problems(document: dict[str, Any]) -> list[Problem]:
+    """Years below the practice's legal minimum would list studies too early (R2)."""
+    retention = mapping(document.get("retention"))
+    practice, years = retention.get("practice", "private_practice"), retention.get("years", 0)
+    minimum = MINIMUM_RETENTION_YEARS.get(str(practice))
+    if isinstance(years, int) and minimum is not None and 0 < years < minimum:
+        return [Problem(("retention", "years"), f"{years} is below the minimum of {minimum} years for {practice}")]
+    return []
+
+
+def tier_problems(document: dict[str, Any]) -> list[Problem]:
+    """A deferred folder needs its directory, an S3 tier its bucket."""
+    tiers = mapping(document.get("tiers"))
+    deferred = tiers.get("deferred", "none")
+    if deferred == "folder" and not tiers.get("directory"):
+        return [Problem(("tiers", "directory"), "required when tiers.deferred is folder")]
+    if deferred == "s3" and not mapping(tiers.get("s3")).get("bucket"):
+        return [Problem(("tiers", "s3", "bucket"), "required when tiers.deferred is s3")]
+    return []

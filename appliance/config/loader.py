@@ -20,6 +20,7 @@ import jsonschema
 import yaml
 
 from appliance.config.checks import (
+    MINIMUM_RETENTION_YEARS,
     Key,
     Problem,
     ae_title_problem,
@@ -29,7 +30,9 @@ from appliance.config.checks import (
     mapping,
     mappings,
     port_problems,
+    retention_problems,
     threshold_problems,
+    tier_problems,
 )
 from appliance.config.layers import (
     Layer,
@@ -264,6 +267,36 @@ class LosslessConfig:
 
 
 @dataclass(frozen=True)
+class RetentionConfig:
+    """The retention policy (R2); `years` already resolved (0 in the file = the practice's minimum)."""
+
+    practice: str  # private_practice, health_establishment
+    years: int
+    until_age: int  # 0: no age rule
+
+
+@dataclass(frozen=True)
+class S3Config:
+    endpoint_url: str
+    bucket: str
+    prefix: str
+    region: str
+    credentials_file: str
+
+
+@dataclass(frozen=True)
+class TiersConfig:
+    """The storage tiers (R1)."""
+
+    immediate_years: int
+    deferred: str  # none, folder, s3
+    move_automatically: bool
+    move_time: str
+    directory: Path | None
+    s3: S3Config
+
+
+@dataclass(frozen=True)
 class WebConfig:
     bind_address: str
     port: int
@@ -411,6 +444,8 @@ class Config:
     worklist: WorklistConfig
     hl7: Hl7Config
     lossless: LosslessConfig
+    retention: RetentionConfig
+    tiers: TiersConfig
     web: WebConfig
     audit: AuditConfig
     mail: MailConfig
@@ -589,6 +624,7 @@ def consistency_problems(document: Any) -> list[Problem]:
         return []
     problems = host_problems(document) + port_problems(document) + threshold_problems(document)
     problems += mail_problems(document) + hl7_connection_problems(document)
+    problems += retention_problems(document) + tier_problems(document)
     profiles = [profile.get("ae_title") for _, profile in mappings(mapping(document.get("worklist")).get("profiles"))]
     for position, title in enumerate(profiles):
         if not title or title in profiles[:position]:
@@ -647,6 +683,8 @@ def typed_config(document: dict[str, Any], layers: list[Layer], console_settings
         worklist=worklist_config(document["worklist"]),
         hl7=hl7_config(document["hl7"], document["mode"]),
         lossless=LosslessConfig(**lossless),
+        retention=retention_config(document["retention"]),
+        tiers=tiers_config(document["tiers"]),
         web=WebConfig(**document["web"]),
         audit=audit_config(document["audit"], Path(storage["data_directory"]).absolute()),
         mail=MailConfig(**{**document["mail"], "recipients": tuple(document["mail"]["recipients"])}),
@@ -663,6 +701,21 @@ def maintenance_config(section: dict[str, Any]) -> MaintenanceConfig:
             **section,
             "known_hosts_file": Path(section["known_hosts_file"]),
             "key_file": Path(section["key_file"]),
+        }
+    )
+
+
+def retention_config(section: dict[str, Any]) -> RetentionConfig:
+    minimum = MINIMUM_RETENTION_YEARS[section["practice"]]
+    return RetentionConfig(section["practice"], section["years"] or minimum, section["until_age"])
+
+
+def tiers_config(section: dict[str, Any]) -> TiersConfig:
+    return TiersConfig(
+        **{
+            **section,
+            "directory": Path(section["directory"]).absolute() if section["directory"] else None,
+            "s3": S3Config(**section["s3"]),
         }
     )
 

@@ -13,7 +13,7 @@ import threading
 from collections.abc import Sequence
 from datetime import timedelta
 
-from appliance.archive import commitment
+from appliance.archive import commitment, tiers
 from appliance.archive.commitment import CHANNEL
 from appliance.archive.index import Index
 from appliance.archive.ingest import Ingest
@@ -41,11 +41,10 @@ DELIVERY_IDLE = timedelta(seconds=1)
 
 
 def file_store(runtime: process.Runtime) -> FileStore:
-    """The file store, once what an interrupted run left is dealt with: files placed but never
-    indexed are indexed (they were never acknowledged, but they are valid objects: `archive verify`
-    would otherwise report them as orphans), partial files removed."""
-    storage = runtime.config.storage
-    files = FileStore(storage.data_directory, storage.minimum_free_space_mb * 1024 * 1024)
+    """The file store (with the deferred tier to retrieve from, R1), once what an interrupted run left
+    is dealt with: files placed but never indexed are indexed (they were never acknowledged, but they
+    are valid objects: `archive verify` would otherwise report them as orphans), partial files removed."""
+    files = tiers.file_store(runtime.config)
     adoption = adopt_pending(runtime.engine, files)
     if adoption.adopted or adoption.set_aside:
         LOGGER.warning(

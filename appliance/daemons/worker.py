@@ -3,6 +3,7 @@ verified lossless compression, image availability for the RIS, forwarding to oth
 (rules -> one outbox queue per destination -> C-STORE in batches), and priors from the remote
 archives (the console's searches, fetches by C-MOVE, prefetch when an order arrives);
 the long jobs queued from the console or `appliance jobs start` (`appliance.jobs`), one at a time;
+the daily tier move when configured (R1), the purges a stop interrupted (R2, at start);
 and the audit trail's upkeep: the retention purge once a day, the copy to the audit repository
 (syslog) when one is configured; and the maintenance tunnel's expiry, recorded (state, audit
 record, mail) within seconds of the moment `appliance-tunnel` stopped it.
@@ -13,16 +14,20 @@ without losing work; a job in flight when it stops goes back to the queue.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
+from appliance.archive import retention, tiers
+from appliance.archive.deferred import deferred_store
 from appliance.archive.index import Index
 from appliance.archive.lossless import SYNTAXES, CompressionReport, LosslessCompressor
 from appliance.archive.storage import FileStore
 from appliance.audit.activity import audit_source, close_trail, local_user, open_trail, this_application
+from appliance.audit.deletions import study_deleted
 from appliance.audit.events import (
     Action,
     AuditEvent,
@@ -34,6 +39,7 @@ from appliance.audit.events import (
     ParticipantKind,
     ParticipantObject,
     Recorder,
+    application,
     person,
 )
 from appliance.audit.syslog import SyslogForwarder
@@ -46,7 +52,7 @@ from appliance.dicom.requestor import ForwardSender, RemoteArchive
 from appliance.forward import prefetch, remote
 from appliance.forward.queues import CHANNEL as FORWARD_CHANNEL
 from appliance.forward.routing import route_new_instances
-from appliance.jobs import recover, run_next
+from appliance.jobs import TIER_MOVE, AlreadyQueued, recover, run_next, submit
 from appliance.maintenance import notices
 from appliance.maintenance.state import Opening, expire, state_path
 from appliance.monitor import mail
@@ -60,6 +66,7 @@ IDLE = timedelta(seconds=2)
 APPLICATION = "appliance-worker"
 PURGE_EVERY = timedelta(days=1)
 TUNNEL_EXPIRY_EVERY = timedelta(seconds=5)
+TIER_SCHEDULE_EVERY = timedelta(minutes=1)
 
 
 def compressor_of(config: Config, index: Index) -> LosslessCompressor:
@@ -178,8 +185,7 @@ def forward_loops(runtime: process.Runtime, recorder: Recorder) -> list[Loop]:
     queues (one courier, batches of instances), the fetches and prefetch searches (another
     courier: a long C-MOVE never holds forwarding back), and the console's searches."""
     pynetdicom_patches.apply()
-    storage = runtime.config.storage
-    files = FileStore(storage.data_directory, storage.minimum_free_space_mb * 1024 * 1024)
+    files = tiers.file_store(runtime.config)  # a study in the deferred tier is forwarded too
     sender = ForwardSender(runtime.settings, runtime.engine, files, recorder)
     archives = RemoteArchive(runtime.settings, runtime.engine, recorder)
     remote.fail_interrupted(runtime.engine)
@@ -205,6 +211,44 @@ def purge_searches(runtime: process.Runtime) -> int:
     return 0  # once a day, whatever it removed
 
 
+def complete_purges(runtime: process.Runtime, recorder: Recorder) -> None:
+    """Finish the purges a stop interrupted (R2), each audited once (`archive.retention`)."""
+    config = runtime.config
+
+    def announce(found: retention.RetainedStudy, by: str, reason: str) -> None:
+        participants = (person(by, ""), application(APPLICATION))
+        recorder.record(study_deleted(found, reason, participants))
+
+    try:
+        files = tiers.file_store(config)
+        store = deferred_store(config.tiers, config.storage.data_directory)
+        policy = retention.Policy.of(config.retention)
+        done = retention.complete_interrupted(runtime.engine, files, store, policy, announce)
+    except (OSError, retention.RetentionError) as error:
+        LOGGER.error("interrupted purges not completed: %s", error)
+        return
+    if done:
+        LOGGER.warning("completed %d purge(s) a stop had interrupted", len(done))
+
+
+def tier_schedule(runtime: process.Runtime) -> Loop:
+    """Queue a tier-move job once a day at `tiers.move_time` when `tiers.move_automatically` is on."""
+    queued_on: list[date] = []
+
+    def round_of_schedule() -> int:
+        settings = runtime.config.tiers
+        moment = datetime.now().astimezone()
+        if not settings.move_automatically or settings.deferred == "none" or moment.date() in queued_on:
+            return 0
+        if moment.strftime("%H:%M") >= settings.move_time:
+            queued_on[:] = [moment.date()]
+            with contextlib.suppress(AlreadyQueued):
+                submit(runtime.engine, TIER_MOVE, {}, f"{APPLICATION} (schedule)")
+        return 0
+
+    return Loop("tier-schedule", round_of_schedule, TIER_SCHEDULE_EVERY)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     runtime = process.start(argv, "Background worker: verified lossless compression, image availability, jobs.")
     if runtime is None:
@@ -219,7 +263,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         compressor = compressor_of(config, Index(runtime.engine))
         loops.append(Loop("lossless", lambda: compress_round(compressor, executor), IDLE))
     stopping = threading.Event()
-    loops.append(jobs_loop(runtime, executor, trail, stopping))
+    complete_purges(runtime, trail)
+    loops += [jobs_loop(runtime, executor, trail, stopping), tier_schedule(runtime)]
     for loop in loops:
         loop.start()
     print(f"background worker running (lossless compression {'on' if executor else 'off'})", flush=True)

@@ -21,7 +21,7 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from appliance.archive.ingest import IncomingObject, Ingest, StoreOutcome
-from appliance.archive.retrieve import RetrievePlan, plan
+from appliance.archive.retrieve import RetrievePlan, plan, source
 from appliance.archive.search import QueryError, find
 from appliance.archive.storage import FileStore
 from appliance.audit.events import Outcome, ParticipantRole, ae
@@ -261,7 +261,7 @@ class ArchiveServices:
             if event.is_cancelled:
                 yield statuses.CANCEL, None
                 return
-            reference = StoredReference(item, self.files.absolute(item.path), found.coercion_for(item))
+            reference = StoredReference(item, source(self.files, item), found.coercion_for(item))
             yield statuses.PENDING, reference
             report.add(item, reference.delivered)  # resumed once the sub-operation is over
 

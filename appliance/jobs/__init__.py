@@ -1,6 +1,7 @@
-"""Long jobs (verify, compress, reindex, verify-audit) started from the console or the command line: queued in
-the index's job table, run one at a time by the background worker with their progress written to
-their row, cancellable, their result kept, their start and end audited. See README.md."""
+"""Long jobs (verify, compress, reindex, verify-audit, tier-move, tier-recall) started from the
+console or the command line: queued in the index's job table, run one at a time by the background
+worker with their progress written to their row, cancellable, their result kept, their start and
+end audited. See README.md."""
 
 from appliance.jobs.progress import Cancelled, Progress, Stopped
 from appliance.jobs.queue import (
@@ -13,9 +14,12 @@ from appliance.jobs.queue import (
     REINDEX,
     RUNNING,
     SUCCEEDED,
+    TIER_MOVE,
+    TIER_RECALL,
     VERIFY,
     VERIFY_AUDIT,
     WAITING,
+    WITHOUT_ARGUMENTS,
     AlreadyQueued,
     Job,
     JobError,
@@ -39,9 +43,12 @@ __all__ = [
     "REINDEX",
     "RUNNING",
     "SUCCEEDED",
+    "TIER_MOVE",
+    "TIER_RECALL",
     "VERIFY",
     "VERIFY_AUDIT",
     "WAITING",
+    "WITHOUT_ARGUMENTS",
     "AlreadyQueued",
     "Cancelled",
     "Job",

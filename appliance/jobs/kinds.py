@@ -7,6 +7,8 @@
   compression interrupted by a crash) are indexed, or set aside in quarantine/ when their instance
   is already indexed elsewhere (`archive.integrity.adopt_orphans`), holding the compression lock so
   that no compressed file is caught half-installed.
+- `tier-move`: every study past its immediate-access period moved to the deferred tier, verified
+  (`archive.tiers.move_due`), holding the compression lock; `tier-recall`: one study brought back.
 - `verify-audit`: the audit trail's hash chain recomputed (`audit.trail.AuditTrail.verify`): a
   year of records takes a minute or more, so the console runs it here, with its progress.
 
@@ -26,19 +28,21 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import Executor
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import date, timedelta
 from typing import Any
 
 from sqlalchemy import Engine
 
+from appliance.archive.deferred import DeferredStore, deferred_store
 from appliance.archive.index import Index
 from appliance.archive.integrity import DamagedFile, adopt_orphans, orphan_files, verify
 from appliance.archive.lossless import SYNTAXES, LosslessCompressor, compress_everything, compression_lock
 from appliance.archive.progress import ProgressCallback
 from appliance.archive.storage import FileStore
+from appliance.archive.tiers import NoDeferredTier, bring_back, move_due
 from appliance.audit.trail import AuditTrail
 from appliance.config import Config
-from appliance.jobs.queue import COMPRESS, REINDEX, VERIFY, VERIFY_AUDIT
+from appliance.jobs.queue import COMPRESS, REINDEX, TIER_MOVE, TIER_RECALL, VERIFY, VERIFY_AUDIT
 
 # A result lists at most this many files (the counts are complete; the CLI lists them all).
 LISTED_FILES = 100
@@ -153,9 +157,44 @@ def run_verify_audit(workshop: Workshop, arguments: Mapping[str, Any], progress:
     }
 
 
+def deferred_tier(workshop: Workshop) -> DeferredStore:
+    """The configured deferred tier. Raises NoDeferredTier when there is none."""
+    store = deferred_store(workshop.config.tiers, workshop.config.storage.data_directory)
+    if store is None:
+        raise NoDeferredTier("no deferred tier is configured (tiers.deferred)")
+    return store
+
+
+def run_tier_move(workshop: Workshop, arguments: Mapping[str, Any], progress: ProgressCallback) -> dict[str, Any]:
+    """Every study past `tiers.immediate_years` to the deferred tier, verified, under the compression lock."""
+    store = deferred_tier(workshop)
+    years = workshop.config.tiers.immediate_years
+    with compression_lock_when_free(workshop.files, progress):
+        report = move_due(workshop.engine, workshop.files, store, years, date.today(), progress)
+    return {
+        "studies_moved": report.studies,
+        "instances_moved": report.instances,
+        "moved_bytes": report.size_bytes,
+        "studies_failed": len(report.failures),
+        "failures": list(report.failures[:LISTED_FILES]),
+        "tier": store.kind,
+    }
+
+
+def run_tier_recall(workshop: Workshop, arguments: Mapping[str, Any], progress: ProgressCallback) -> dict[str, Any]:
+    """One study (`study_instance_uid`) brought back to the main storage, under the compression lock."""
+    store = deferred_tier(workshop)
+    study_instance_uid = str(arguments.get("study_instance_uid", ""))
+    with compression_lock_when_free(workshop.files, progress):
+        back = bring_back(workshop.engine, workshop.files, store, study_instance_uid, progress)
+    return {"study_instance_uid": study_instance_uid, "instances_back": back.instances, "back_bytes": back.size_bytes}
+
+
 WORK: dict[str, Work] = {
     VERIFY: run_verify,
     COMPRESS: run_compress,
     REINDEX: run_reindex,
     VERIFY_AUDIT: run_verify_audit,
+    TIER_MOVE: run_tier_move,
+    TIER_RECALL: run_tier_recall,
 }

@@ -31,7 +31,10 @@ VERIFY = "verify"
 COMPRESS = "compress"
 REINDEX = "reindex"
 VERIFY_AUDIT = "verify-audit"
-KINDS = (VERIFY, COMPRESS, REINDEX, VERIFY_AUDIT)
+TIER_MOVE = "tier-move"
+TIER_RECALL = "tier-recall"  # arguments: {"study_instance_uid": ...}
+KINDS = (VERIFY, COMPRESS, REINDEX, VERIFY_AUDIT, TIER_MOVE, TIER_RECALL)
+WITHOUT_ARGUMENTS = (VERIFY, COMPRESS, REINDEX, VERIFY_AUDIT, TIER_MOVE)
 
 INTERRUPTED = "interrupted: the process running it stopped before it ended"
 CLAIM_ATTEMPTS = 5

@@ -28,9 +28,11 @@ from appliance.web import (
     menu,
     messages,
     reconciliation,
+    retention,
     security,
     setup,
     studies,
+    tiers,
     viewer,
     words,
     worklist,
@@ -59,6 +61,8 @@ def create_app(settings: Settings, engine: Engine, audit: Recorder) -> Flask:
     app.register_blueprint(messages.blueprint)  # the HL7 message log, in and out; parked messages retried
     app.register_blueprint(setup.blueprint)  # first-boot setup and the settings pages (/setup)
     app.register_blueprint(accounts.blueprint)  # accounts, substitutes, one's own password (/accounts)
+    app.register_blueprint(retention.blueprint)  # studies past their retention date, legal holds, purges (/retention)
+    app.register_blueprint(tiers.blueprint)  # storage tiers: usage, move now, bring a study back (/tiers)
     app.register_blueprint(audit_log.blueprint)  # the audit trail: search, verify, export, access report (/audit)
     app.register_blueprint(dicomweb.blueprint)  # DICOMweb for viewers and tools (/dicomweb, /wado)
     app.register_blueprint(viewer.blueprint)  # the built-in viewer, key images, Weasis launch (/viewer)

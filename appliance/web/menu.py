@@ -29,6 +29,8 @@ ENTRIES = (
     Entry("messages.index", lazy("HL7 messages"), Permission.VIEW_HL7_LOG),
     Entry("forward.index", lazy("Forwarding"), Permission.VIEW_FORWARDING),
     Entry("jobs.index", lazy("Maintenance jobs"), Permission.RUN_JOBS),
+    Entry("tiers.index", lazy("Storage tiers"), Permission.RUN_JOBS),
+    Entry("retention.index", lazy("Retention"), Permission.PURGE_STUDIES),
     Entry("accounts.index", lazy("Accounts"), Permission.MANAGE_ACCOUNTS),
     Entry("setup.start", lazy("Settings"), Permission.EDIT_SETTINGS),
     Entry("audit_log.index", lazy("Audit trail"), Permission.READ_AUDIT),

@@ -41,6 +41,17 @@ study = Table(
     Column("size_bytes", BigInteger, nullable=False, server_default="0"),
     Column("received_at", DateTime(timezone=True), nullable=False, index=True),
     Column("updated_at", DateTime(timezone=True), nullable=False),
+    # Legal hold (R2): a frozen study is never listed as past its retention date, never purged.
+    Column("frozen_at", DateTime(timezone=True), nullable=True),
+    Column("frozen_by", String(64), nullable=False, server_default=""),
+    Column("frozen_reason", Text, nullable=False, server_default=""),
+    # A purge confirmed by an administrator (R2): from this mark on the study is hidden from every
+    # query, retrieve and page; its files and rows are then removed, a restart finishing the work.
+    # No index: NULL almost everywhere, an index would lure SQLite's planner into scanning every study.
+    Column("purge_requested_at", DateTime(timezone=True), nullable=True),
+    Column("purge_requested_by", String(64), nullable=False, server_default=""),
+    Column("purge_reason", Text, nullable=False, server_default=""),
+    Column("purge_recorded_at", DateTime(timezone=True), nullable=True),  # its 110105 audit event written
     # The console's study list: newest first, one page after another by position (keyset).
     Index("ix_study_date_time_id", "study_date", "study_time", "id"),
 )
@@ -84,6 +95,11 @@ instance = Table(
     Column("calling_ae_title", String(16), nullable=False, server_default=""),
     Column("received_at", DateTime(timezone=True), nullable=False),
     Column("compressed_at", DateTime(timezone=True), nullable=True),
+    # Where the file is (R1): "immediate" (under archive/ at `path`) or a deferred tier, "folder"
+    # (another mount point) or "s3" (an object store), at `location` there.
+    Column("tier", String(16), nullable=False, server_default="immediate", index=True),
+    Column("location", String(1024), nullable=False, server_default=""),
+    Column("moved_at", DateTime(timezone=True), nullable=True),
 )
 
 # The header of each instance (everything before the pixel data), kept at ingest so that

@@ -20,7 +20,7 @@ from pydicom.uid import ExplicitVRLittleEndian
 from sqlalchemy.exc import SQLAlchemyError
 
 from appliance.accounts.roles import Permission
-from appliance.archive import metadata, pixels, retrieve
+from appliance.archive import metadata, pixels, retrieve, tiers
 from appliance.archive.index import Index
 from appliance.archive.ingest import Ingest
 from appliance.archive.retrieve import CannotSend, Delivery, RetrieveItem, RetrievePlan
@@ -48,8 +48,8 @@ GZIP_LEVEL = 1  # metadata: ~30 times smaller in a few milliseconds; higher leve
 
 
 def files() -> FileStore:
-    storage = services().config.storage
-    return FileStore(storage.data_directory, storage.minimum_free_space_mb * 1024 * 1024)
+    """The archive's files, with the deferred tier (R1) to read from."""
+    return tiers.file_store(services().config)
 
 
 def base_url() -> str:
@@ -219,7 +219,7 @@ def object_parts(
         for item in sendable:
             accepted = accept.resolved(syntaxes, item.transfer_syntax_uid)
             try:
-                chosen = retrieve.payload(store.absolute(item.path), item, planned.coercion_for(item), accepted)
+                chosen = retrieve.payload(retrieve.source(store, item), item, planned.coercion_for(item), accepted)
                 content = retrieve.encoded(chosen)
             except (CannotSend, OSError) as error:
                 LOGGER.warning("instance %s not sent over DICOMweb: %s", item.sop_instance_uid, error)
@@ -300,7 +300,8 @@ def retrieve_frames(study: str, series: str, instance: str, frame_list: str) -> 
     if item is None:
         return plain(404, "no such object in the archive")
     try:
-        found = pixels.frames(files().absolute(item.path), numbers, accept.resolved(syntaxes, item.transfer_syntax_uid))
+        syntax = accept.resolved(syntaxes, item.transfer_syntax_uid)
+        found = pixels.frames(retrieve.source(files(), item), numbers, syntax)
     except pixels.NoSuchFrame as error:
         return plain(404, str(error))
     except CannotSend as error:
@@ -387,7 +388,7 @@ def rendered(item: RetrieveItem | None, frame: int, thumbnail: bool) -> Response
         return plain(404, "no such object in the archive")
     try:
         rendering = rendering_asked(media_type, request.args.get("window"), request.args.get("viewport"), thumbnail)
-        image = pixels.render(files().absolute(item.path), frame, rendering)
+        image = pixels.render(retrieve.source(files(), item), frame, rendering)
     except ValueError as error:
         return plain(400, str(error))
     except pixels.NoSuchFrame as error:
@@ -449,7 +450,7 @@ def wado_object(planned: RetrievePlan, transfer_syntax: str) -> ResponseReturnVa
     syntax = transfer_syntax or ExplicitVRLittleEndian
     accepted = [item.transfer_syntax_uid if syntax == AS_STORED else syntax]
     try:
-        chosen = retrieve.payload(files().absolute(item.path), item, planned.coercion_for(item), accepted)
+        chosen = retrieve.payload(retrieve.source(files(), item), item, planned.coercion_for(item), accepted)
         content = retrieve.encoded(chosen)
     except CannotSend as error:
         auditing.retrieved(EventId.INSTANCES_TRANSFERRED, [], [item], str(error))
@@ -473,7 +474,7 @@ def wado_image(item: RetrieveItem, media_type: str) -> ResponseReturnValue:
         quality = int(arguments.get("imageQuality", "90"))
         frame = int(arguments.get("frameNumber", "1"))
         rendering = pixels.Rendering(media_type, window, size, min(max(quality, 1), 100))
-        image = pixels.render(files().absolute(item.path), frame, rendering)
+        image = pixels.render(retrieve.source(files(), item), frame, rendering)
     except ValueError as error:
         return plain(400, str(error))
     except pixels.NoSuchFrame as error:

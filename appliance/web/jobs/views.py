@@ -12,7 +12,7 @@ from flask_babel import gettext
 
 from appliance import jobs
 from appliance.accounts.roles import Permission
-from appliance.archive import integrity, lossless
+from appliance.archive import integrity, lossless, tiers
 from appliance.audit.events import Action, EventId, EventType, Outcome, patient
 from appliance.jobs import kinds
 from appliance.jobs.runner import job_object
@@ -29,6 +29,8 @@ KIND_NAMES = {
     jobs.COMPRESS: lazy("Compress without loss"),
     jobs.REINDEX: lazy("Check the index"),
     jobs.VERIFY_AUDIT: lazy("Verify the audit trail"),
+    jobs.TIER_MOVE: lazy("Move old studies to deferred storage"),
+    jobs.TIER_RECALL: lazy("Bring a study back to immediate storage"),
 }
 KIND_DESCRIPTIONS = {
     jobs.VERIFY: lazy("Reads every image and compares it with its fingerprint: finds missing or altered files."),
@@ -39,6 +41,7 @@ KIND_DESCRIPTIONS = {
     jobs.VERIFY_AUDIT: lazy(
         "Recomputes the audit trail's chain of fingerprints: finds records edited, removed or inserted."
     ),
+    jobs.TIER_MOVE: lazy("Moves the studies past their immediate-access period, checking every copy before removal."),
 }
 RESULT_NAMES = {
     "verified": lazy("images verified"),
@@ -66,6 +69,15 @@ RESULT_NAMES = {
     "last_hash": lazy("last hash"),
     "broken": lazy("records breaking the chain"),
     "chain_intact": lazy("audit trail intact"),
+    "studies_moved": lazy("studies moved"),
+    "instances_moved": lazy("images moved"),
+    "moved_bytes": lazy("size moved"),
+    "studies_failed": lazy("studies left in place"),
+    "failures": lazy("Studies left in place"),
+    "tier": lazy("deferred storage"),
+    "study_instance_uid": lazy("study"),
+    "instances_back": lazy("images brought back"),
+    "back_bytes": lazy("size brought back"),
 }
 STEP_NAMES = {
     integrity.CHECKING_FILES: lazy("checking the files"),
@@ -74,6 +86,8 @@ STEP_NAMES = {
     integrity.INDEXING_DAYS: lazy("indexing the files, one day folder at a time"),
     lossless.COMPRESSING: lazy("compressing the images"),
     kinds.WAITING_FOR_LOCK: lazy("waiting: another compression is running"),
+    tiers.MOVING: lazy("moving studies to deferred storage"),
+    tiers.BRINGING_BACK: lazy("bringing the study back to immediate storage"),
 }
 CANCELLED_BY = "cancelled by "
 DAMAGED_LISTS = ("missing_files", "altered_files")  # the verify job's lists naming patients
@@ -92,7 +106,7 @@ def index() -> ResponseReturnValue:
     return render_template(
         "jobs/index.html",
         jobs=jobs.recent(services().engine, limit=30),
-        kinds=jobs.KINDS,
+        kinds=jobs.WITHOUT_ARGUMENTS,
         kind_names=KIND_NAMES,
         kind_descriptions=KIND_DESCRIPTIONS,
         state_names=STATE_NAMES,
@@ -103,7 +117,7 @@ def index() -> ResponseReturnValue:
 @requires(Permission.RUN_JOBS)
 def start() -> ResponseReturnValue:
     kind = request.form.get("kind", "")
-    if kind not in jobs.KINDS:
+    if kind not in jobs.WITHOUT_ARGUMENTS:
         abort(400, description="unknown job kind")
     try:
         job_id = jobs.submit(services().engine, kind, {}, started_by())

@@ -17,6 +17,7 @@ from flask.typing import ResponseReturnValue
 from flask_babel import gettext
 
 from appliance.accounts.roles import Permission
+from appliance.archive import tiers
 from appliance.archive.key_images import key_objects
 from appliance.archive.study_details import StudyDetails, study_details
 from appliance.archive.study_list import PAGE_SIZE, Position, StudyCriteria, console_search
@@ -78,6 +79,7 @@ def show(study_instance_uid: str) -> ResponseReturnValue:
         key_images=key_objects(services().engine, study_instance_uid),
         title_words=title_words,
         viewers=current_app.view_functions,
+        deferred_instances=tiers.deferred_instances(services().engine, study_instance_uid),
         addresses=addresses,
         action_words=action_words,
         status_words=status_words,
