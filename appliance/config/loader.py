@@ -330,6 +330,12 @@ class BackupConfig:
 
 
 @dataclass(frozen=True)
+class QcConfig:
+    time: str
+    fixity_cycle_days: int
+
+
+@dataclass(frozen=True)
 class Config:
     """The whole validated configuration, with every default filled in. `source` is the main file;
     `layers` the files read, main file first (the console settings file when it exists)."""
@@ -351,6 +357,7 @@ class Config:
     mail: MailConfig
     backup: BackupConfig
     monitor: MonitorConfig
+    qc: QcConfig
     logging_level: str
 
     @property
@@ -569,6 +576,7 @@ def typed_config(document: dict[str, Any], layers: list[Layer], console_settings
         mail=MailConfig(**{**document["mail"], "recipients": tuple(document["mail"]["recipients"])}),
         backup=backup_config(document["backup"], Path(storage["data_directory"]).absolute()),
         monitor=monitor_config(document["monitor"]),
+        qc=QcConfig(**document["qc"]),
         logging_level=document["logging"]["level"],
     )
 

@@ -36,7 +36,7 @@ from appliance.archive.integrity import DamagedFile, adopt_orphans, orphan_files
 from appliance.archive.lossless import SYNTAXES, LosslessCompressor, compress_everything, compression_lock
 from appliance.archive.progress import ProgressCallback
 from appliance.archive.storage import FileStore
-from appliance.audit.trail import AuditTrail
+from appliance.audit.trail import verify_file
 from appliance.config import Config
 from appliance.jobs.queue import COMPRESS, REINDEX, VERIFY, VERIFY_AUDIT
 
@@ -137,11 +137,7 @@ def compression_lock_when_free(files: FileStore, progress: ProgressCallback) -> 
 def run_verify_audit(workshop: Workshop, arguments: Mapping[str, Any], progress: ProgressCallback) -> dict[str, Any]:
     """The audit chain recomputed in one snapshot of the trail: how many records, the last one's
     seq and hash (to copy outside the box), and each record that breaks the chain, and why."""
-    trail = AuditTrail(workshop.config.audit.database)
-    try:
-        report = trail.verify(progress)
-    finally:
-        trail.close()
+    report = verify_file(workshop.config.audit.database, progress)
     return {
         "checked": report.checked,
         "first_seq": report.first_seq,

@@ -4,7 +4,7 @@
 
 from __future__ import annotations
 
-from appliance.monitor import backup, certificate, clock, dicom, disk, events, outbox, raid, services, smart, ups
+from appliance.monitor import backup, certificate, clock, dicom, disk, events, outbox, qc, raid, services, smart, ups
 from appliance.monitor.sources import Check
 
 SOURCES: dict[str, Check] = {
@@ -19,4 +19,5 @@ SOURCES: dict[str, Check] = {
     "certificate": certificate.read,
     "events": events.read,
     "backup": backup.read,
+    "qc": qc.read,
 }
