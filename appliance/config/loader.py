@@ -689,6 +689,15 @@ def development_document(data_directory: Path) -> dict[str, Any]:
         "lossless": {"delay_seconds": 5},
         # The hooks of mdadm, smartd and NUT are not installed here: their events file is the data folder's.
         "monitor": {"interval_seconds": 30, "events_file": str(data_directory / "events" / "events.jsonl")},
+        # "Back up now" works from the console: a local borg repository in the data folder, its
+        # passphrase made on first use (appliance.backup.local).
+        "backup": {
+            "repository": str(data_directory / "backup-repository"),
+            "passphrase_file": str(data_directory / "backup" / "passphrase"),
+            "ssh_key_file": "",
+            "known_hosts_file": "",
+            "borgmatic_file": str(data_directory / "backup" / "borgmatic.yaml"),
+        },
         # Plain HTTP on loopback: the session cookie cannot be HTTPS-only.
         "web": {"bind_address": "127.0.0.1", "port": DEVELOPMENT_WEB_PORT, "secure_cookies": False},
     }

@@ -2,7 +2,8 @@
 verified lossless compression, and image availability for the RIS (later: dose, forwarding, tiers);
 the long jobs queued from the console or `appliance jobs start` (`appliance.jobs`), one at a time;
 and the audit trail's upkeep: the retention purge once a day, the copy to the audit repository
-(syslog) when one is configured.
+(syslog) when one is configured. Under `make run` (development mode, no systemd timers) it also
+makes the daily quality-control report once `qc.time` has passed (on a box, appliance-qc.timer).
 
 Each consumer keeps its own cursor in the feed, so the worker can stop and restart at any time
 without losing work; a job in flight when it stops goes back to the queue.
@@ -22,11 +23,12 @@ from appliance.archive.storage import FileStore
 from appliance.audit.activity import audit_source, close_trail, local_user, open_trail, this_application
 from appliance.audit.events import Recorder
 from appliance.audit.syslog import SyslogForwarder
-from appliance.audit.trail import AuditTrail, DiscardingRecorder, retention_cutoff
+from appliance.audit.trail import AuditTrail, DiscardingRecorder, retention_cutoff, verify_file
 from appliance.config import Config
 from appliance.daemons import runtime as process
 from appliance.daemons.loops import Loop
 from appliance.jobs import recover, run_next
+from appliance.qc.daily import due, run_daily
 from appliance.worklist.availability import announce_complete_studies
 
 LOGGER = logging.getLogger(__name__)
@@ -34,6 +36,7 @@ LOGGER = logging.getLogger(__name__)
 IDLE = timedelta(seconds=2)
 APPLICATION = "appliance-worker"
 PURGE_EVERY = timedelta(days=1)
+QC_EVERY = timedelta(minutes=5)
 
 
 def compressor_of(config: Config, index: Index) -> LosslessCompressor:
@@ -88,6 +91,15 @@ def purge_round(runtime: process.Runtime, trail: AuditTrail) -> int:
     return 0  # once a day, whatever it removed
 
 
+def quality_control_round(runtime: process.Runtime) -> int:
+    """Make today's quality-control report when it is due (development: no timer runs it)."""
+    config, now = runtime.config, datetime.now(UTC)
+    if due(config, runtime.engine, now):
+        outcome = run_daily(config, runtime.engine, now, lambda: verify_file(config.audit.database))
+        LOGGER.info("quality-control report of %s made: %s", outcome.report.day, outcome.report.status.value)
+    return 0
+
+
 def audit_loops(runtime: process.Runtime, trail: AuditTrail | DiscardingRecorder) -> list[Loop]:
     """The daily purge, and the syslog copy when a repository is configured (at start)."""
     if not isinstance(trail, AuditTrail):
@@ -113,6 +125,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         loops.append(Loop("lossless", lambda: compress_round(compressor, executor), IDLE))
     stopping = threading.Event()
     loops.append(jobs_loop(runtime, executor, trail, stopping))
+    if config.is_development:
+        loops.append(Loop("quality-control", lambda: quality_control_round(runtime), QC_EVERY))
     for loop in loops:
         loop.start()
     print(f"background worker running (lossless compression {'on' if executor else 'off'})", flush=True)

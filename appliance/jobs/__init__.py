@@ -5,11 +5,13 @@ their row, cancellable, their result kept, their start and end audited. See READ
 from appliance.jobs.progress import Cancelled, Progress, Stopped
 from appliance.jobs.queue import (
     ACTIVE,
+    BACKUP,
     CANCELLED,
     COMPRESS,
     FAILED,
     FINISHED,
     KINDS,
+    MAINTENANCE,
     REINDEX,
     RUNNING,
     SUCCEEDED,
@@ -31,11 +33,13 @@ from appliance.jobs.runner import recover, run_next
 
 __all__ = [
     "ACTIVE",
+    "BACKUP",
     "CANCELLED",
     "COMPRESS",
     "FAILED",
     "FINISHED",
     "KINDS",
+    "MAINTENANCE",
     "REINDEX",
     "RUNNING",
     "SUCCEEDED",

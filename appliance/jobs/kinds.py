@@ -7,6 +7,10 @@
   compression interrupted by a crash) are indexed, or set aside in quarantine/ when their instance
   is already indexed elsewhere (`archive.integrity.adopt_orphans`), holding the compression lock so
   that no compressed file is caught half-installed.
+- `backup` (development, `make run`): the nightly backup now, to the data folder's local repository
+  (made on first use), holding the compression lock as `appliance backup run` does. On a box the
+  backup runs as root from systemd: the console asks for it through a request file
+  (`appliance-backup-now.path`), never through this runner, which runs as the appliance user.
 - `verify-audit`: the audit trail's hash chain recomputed (`audit.trail.AuditTrail.verify`): a
   year of records takes a minute or more, so the console runs it here, with its progress.
 
@@ -37,14 +41,19 @@ from appliance.archive.lossless import SYNTAXES, LosslessCompressor, compress_ev
 from appliance.archive.progress import ProgressCallback
 from appliance.archive.storage import FileStore
 from appliance.audit.trail import verify_file
+from appliance.backup import BackupError
+from appliance.backup.local import prepare_development_repository
+from appliance.backup.nightly import run_backup as back_up_every_target
 from appliance.config import Config
-from appliance.jobs.queue import COMPRESS, REINDEX, VERIFY, VERIFY_AUDIT
+from appliance.jobs.queue import BACKUP, COMPRESS, REINDEX, VERIFY, VERIFY_AUDIT
 
 # A result lists at most this many files (the counts are complete; the CLI lists them all).
 LISTED_FILES = 100
 LISTED_BREAKS = 1000  # records breaking the audit chain named in a result (`appliance audit verify` names them all)
 LOCK_POLL_SECONDS = 1.0
 WAITING_FOR_LOCK = "waiting for the compression lock (another compression is running)"
+PREPARING_REPOSITORY = "preparing the local backup repository"
+BACKING_UP = "backing up (snapshot of the index, then borg)"
 
 
 @dataclass(frozen=True)
@@ -149,9 +158,33 @@ def run_verify_audit(workshop: Workshop, arguments: Mapping[str, Any], progress:
     }
 
 
+def run_backup(workshop: Workshop, arguments: Mapping[str, Any], progress: ProgressCallback) -> dict[str, Any]:
+    """One backup run to every target (development: the local repository made first when missing).
+    A target's failure is a result (its reason kept), not an error of the job."""
+    config = workshop.config
+    progress(PREPARING_REPOSITORY, 0, 0)
+    try:
+        prepare_development_repository(config)
+    except BackupError as error:
+        return {"succeeded": False, "targets": 0, "reason": error.reason, "detail": error.detail}
+    with compression_lock_when_free(workshop.files, progress):
+        progress(BACKING_UP, 0, 0)
+        records = back_up_every_target(config)
+    return {
+        "succeeded": all(record.succeeded for record in records),
+        "targets": len(records),
+        "archive": ", ".join(record.archive for record in records if record.archive),
+        "files": sum(record.files for record in records),
+        "original_bytes": sum(record.original_bytes for record in records),
+        "deduplicated_bytes": sum(record.deduplicated_bytes for record in records),
+        "reason": " ".join(record.reason for record in records if record.reason),
+    }
+
+
 WORK: dict[str, Work] = {
     VERIFY: run_verify,
     COMPRESS: run_compress,
     REINDEX: run_reindex,
     VERIFY_AUDIT: run_verify_audit,
+    BACKUP: run_backup,
 }

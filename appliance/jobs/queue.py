@@ -31,7 +31,9 @@ VERIFY = "verify"
 COMPRESS = "compress"
 REINDEX = "reindex"
 VERIFY_AUDIT = "verify-audit"
-KINDS = (VERIFY, COMPRESS, REINDEX, VERIFY_AUDIT)
+BACKUP = "backup"  # development only (`make run`): on a box the backup runs as root, from systemd
+MAINTENANCE = (VERIFY, COMPRESS, REINDEX, VERIFY_AUDIT)  # the jobs page's
+KINDS = (*MAINTENANCE, BACKUP)
 
 INTERRUPTED = "interrupted: the process running it stopped before it ended"
 CLAIM_ATTEMPTS = 5

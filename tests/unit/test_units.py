@@ -22,6 +22,7 @@ ONESHOTS = [
     "appliance-smartctl@.service",
     "appliance-backup.service",
     "appliance-drill.service",
+    "appliance-qc.service",
 ]
 START = "# --- hardening: identical in every daemon unit (tests/unit/test_units.py) ---"
 END = "# --- end of hardening ---"
@@ -82,3 +83,19 @@ def test_the_backup_runs_nightly_and_the_drill_monthly_confined() -> None:
         timer = (UNITS / f"{name}.timer").read_text()
         assert "Persistent=true" in timer and "RandomizedDelaySec=5min" in timer
     assert "OnCalendar=*-*-* 02:30:00" in (UNITS / "appliance-backup.timer").read_text()
+
+
+def test_the_quality_control_report_runs_daily_as_the_appliance_user_confined() -> None:
+    service = (UNITS / "appliance-qc.service").read_text()
+    assert "appliance qc run --config /etc/appliance/appliance.yaml" in service and "Type=oneshot" in service
+    assert "User=appliance" in service and "CapabilityBoundingSet=\n" in service
+    assert "ProtectSystem=strict" in service and "NoNewPrivileges=yes" in service
+    timer = (UNITS / "appliance-qc.timer").read_text()
+    assert "Persistent=true" in timer and "OnCalendar=*-*-* 06:30:00" in timer
+
+
+def test_back_up_now_is_a_request_file_a_path_unit_turns_into_the_backup() -> None:
+    """The console has no power of root: it writes a file, systemd starts the confined backup."""
+    path = (UNITS / "appliance-backup-now.path").read_text()
+    assert "PathExists=/srv/appliance/run/backup-now" in path and "Unit=appliance-backup.service" in path
+    assert "ExecStartPre=/bin/rm -f /srv/appliance/run/backup-now" in (UNITS / "appliance-backup.service").read_text()

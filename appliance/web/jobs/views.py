@@ -29,6 +29,7 @@ KIND_NAMES = {
     jobs.COMPRESS: lazy("Compress without loss"),
     jobs.REINDEX: lazy("Check the index"),
     jobs.VERIFY_AUDIT: lazy("Verify the audit trail"),
+    jobs.BACKUP: lazy("Back up now"),
 }
 KIND_DESCRIPTIONS = {
     jobs.VERIFY: lazy("Reads every image and compares it with its fingerprint: finds missing or altered files."),
@@ -66,6 +67,14 @@ RESULT_NAMES = {
     "last_hash": lazy("last hash"),
     "broken": lazy("records breaking the chain"),
     "chain_intact": lazy("audit trail intact"),
+    "succeeded": lazy("succeeded"),
+    "targets": lazy("targets"),
+    "archive": lazy("archive"),
+    "files": lazy("files"),
+    "original_bytes": lazy("bytes read"),
+    "deduplicated_bytes": lazy("bytes added"),
+    "reason": lazy("reason"),
+    "detail": lazy("detail"),
 }
 STEP_NAMES = {
     integrity.CHECKING_FILES: lazy("checking the files"),
@@ -74,6 +83,8 @@ STEP_NAMES = {
     integrity.INDEXING_DAYS: lazy("indexing the files, one day folder at a time"),
     lossless.COMPRESSING: lazy("compressing the images"),
     kinds.WAITING_FOR_LOCK: lazy("waiting: another compression is running"),
+    kinds.PREPARING_REPOSITORY: lazy("preparing the local backup repository"),
+    kinds.BACKING_UP: lazy("backing up"),
 }
 CANCELLED_BY = "cancelled by "
 DAMAGED_LISTS = ("missing_files", "altered_files")  # the verify job's lists naming patients
@@ -92,7 +103,7 @@ def index() -> ResponseReturnValue:
     return render_template(
         "jobs/index.html",
         jobs=jobs.recent(services().engine, limit=30),
-        kinds=jobs.KINDS,
+        kinds=jobs.MAINTENANCE,
         kind_names=KIND_NAMES,
         kind_descriptions=KIND_DESCRIPTIONS,
         state_names=STATE_NAMES,
@@ -103,7 +114,7 @@ def index() -> ResponseReturnValue:
 @requires(Permission.RUN_JOBS)
 def start() -> ResponseReturnValue:
     kind = request.form.get("kind", "")
-    if kind not in jobs.KINDS:
+    if kind not in jobs.MAINTENANCE:  # the backup is asked for on the backup page
         abort(400, description="unknown job kind")
     try:
         job_id = jobs.submit(services().engine, kind, {}, started_by())
