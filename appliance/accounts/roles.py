@@ -31,6 +31,7 @@ class Permission(StrEnum):
     EDIT_SETTINGS = "edit-settings"  # first-boot setup and the settings pages
     MANAGE_ACCOUNTS = "manage-accounts"  # create, change, lock, unlock accounts
     READ_AUDIT = "read-audit"  # search, verify and export the audit trail
+    SIGN_QC = "sign-qc"  # sign off the daily quality-control report (the responsible radiologist, Q1)
 
 
 CLINICAL = frozenset({Role.SECRETARY, Role.TECHNOLOGIST, Role.RADIOLOGIST, Role.ADMINISTRATOR})
@@ -49,6 +50,7 @@ PERMISSIONS: dict[Permission, frozenset[Role]] = {
     Permission.EDIT_SETTINGS: frozenset({Role.ADMINISTRATOR}),
     Permission.MANAGE_ACCOUNTS: frozenset({Role.ADMINISTRATOR}),
     Permission.READ_AUDIT: frozenset({Role.ADMINISTRATOR}),
+    Permission.SIGN_QC: frozenset({Role.RADIOLOGIST}),
 }
 
 

@@ -17,6 +17,7 @@ from appliance.web import (
     accounts,
     audit_log,
     auth,
+    backup,
     dicomweb,
     errors,
     health,
@@ -25,6 +26,7 @@ from appliance.web import (
     languages,
     menu,
     messages,
+    qc,
     reconciliation,
     security,
     setup,
@@ -56,6 +58,8 @@ def create_app(settings: Settings, engine: Engine, audit: Recorder) -> Flask:
     app.register_blueprint(setup.blueprint)  # first-boot setup and the settings pages (/setup)
     app.register_blueprint(accounts.blueprint)  # accounts, substitutes, one's own password (/accounts)
     app.register_blueprint(audit_log.blueprint)  # the audit trail: search, verify, export, access report (/audit)
+    app.register_blueprint(backup.blueprint)  # the backup: last runs, USB rotation, back up now, key escrow (/backup)
+    app.register_blueprint(qc.blueprint)  # the daily quality-control reports: HTML, PDF, sign-off (/qc)
     app.register_blueprint(dicomweb.blueprint)  # DICOMweb for viewers and tools (/dicomweb, /wado)
     # Room for the features of later issues: the viewer (/viewer).
     return app
