@@ -40,7 +40,8 @@ from appliance.qc.report import Status
 NOW = datetime(2026, 12, 4, 6, 30, tzinfo=UTC)
 HEALTHY = {
     "raid": [Finding("raid", "md0", Severity.OK, "Le RAID des données est sain.")],
-    "smart": [Finding("smart", "sda", Severity.OK, "Disque sda sain."), Finding("smart", "sdb", Severity.OK, "Disque sdb sain.")],
+    "smart": [Finding("smart", "sda", Severity.OK, "Disque sda sain."),
+              Finding("smart", "sdb", Severity.OK, "Disque sdb sain.")],
     "ups": [Finding("ups", "eaton", Severity.OK, "Onduleur sur secteur, batterie chargée.")],
     "services": [Finding("services", "appliance-dicom", Severity.OK, "L'archive DICOM fonctionne.")],
     "dicom": [Finding("dicom", "worklist", Severity.OK, "La liste de travail répond."),
