@@ -16,7 +16,7 @@ import shutil
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from appliance.archive.attributes import InvalidObject, read_attributes
@@ -30,7 +30,7 @@ from appliance.audit.trail import AuditTrail
 from appliance.backup import BackupError
 from appliance.backup.borgmatic import run_borgmatic, write_borgmatic_file
 from appliance.backup.drill import run_drill
-from appliance.backup.history import RunRecord, rotation, runs
+from appliance.backup.history import KeyExport, RunRecord, record_key_export, rotation, runs
 from appliance.backup.nightly import exclusive, initialise, run_backup
 from appliance.backup.restore import (
     CheckedFile,
@@ -225,6 +225,7 @@ def export_key(config: Config, target: Target, kind: str, output: Path) -> int:
         run_borgmatic(config, ["key", "export", f"--{kind}", "--path", str(output)], "La clé n'a pas pu être exportée.",
                       target)  # fmt: skip
     os.chmod(output, 0o600)
+    record_key_export(config.backup.state_directory, KeyExport(target.name, datetime.now(UTC), label, kind))
     print(f"key of {target.name}{f' ({label})' if label else ''} written to {output}: print it, seal it with the "
           "passphrase, keep one copy at the practice and one in the contractor's vault")  # fmt: skip
     return 0

@@ -57,6 +57,7 @@ from appliance.hl7.mllp import ConnectionClosed, send_and_receive
 from appliance.monitor import overview, store
 from appliance.monitor.findings import Severity
 from appliance.monitor.overview import Overview
+from appliance.qc_cli import add_qc_commands, qc_command
 from appliance.worklist.profiles import answers, typical_query
 
 
@@ -81,6 +82,7 @@ def parser() -> argparse.ArgumentParser:
     add_accounts_commands(commands)
     add_health_commands(commands)
     add_backup_commands(commands)
+    add_qc_commands(commands)
     add_dicomweb_commands(commands)
     return top
 
@@ -202,6 +204,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return health_command(arguments)
         if arguments.command == "backup":
             return backup_command(arguments)
+        if arguments.command == "qc":
+            return qc_command(arguments)
         if arguments.command == "dicomweb":
             return dicomweb_command(loader(arguments)(), arguments)
         return runtime_command(arguments)

@@ -35,6 +35,7 @@ class Permission(StrEnum):
     KEY_IMAGES = "key-images"  # flag key images in the viewer: a new KOS in the archive (K1)
     MAINTENANCE_ACCESS = "maintenance-access"  # open and close the contractor's maintenance tunnel (H4)
     PURGE_STUDIES = "purge-studies"  # the retention list, legal holds, purging a study past its date (R2)
+    SIGN_QC = "sign-qc"  # sign off the daily quality-control report (the responsible radiologist, Q1)
 
 
 CLINICAL = frozenset({Role.SECRETARY, Role.TECHNOLOGIST, Role.RADIOLOGIST, Role.ADMINISTRATOR})
@@ -57,6 +58,7 @@ PERMISSIONS: dict[Permission, frozenset[Role]] = {
     Permission.KEY_IMAGES: frozenset({Role.RADIOLOGIST}),
     Permission.MAINTENANCE_ACCESS: frozenset({Role.ADMINISTRATOR}),
     Permission.PURGE_STUDIES: frozenset({Role.ADMINISTRATOR}),
+    Permission.SIGN_QC: frozenset({Role.RADIOLOGIST}),
 }
 
 

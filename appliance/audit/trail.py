@@ -434,6 +434,16 @@ class AuditTrail:
             connection.close()
 
 
+def verify_file(path: Path, progress: VerifyProgress | None = None) -> ChainReport:
+    """The chain of the trail at `path` recomputed (`AuditTrail.verify`), the trail closed after:
+    for the jobs and the quality-control report."""
+    trail = AuditTrail(path)
+    try:
+        return trail.verify(progress)
+    finally:
+        trail.close()
+
+
 def connect(path: Path) -> sqlite3.Connection:
     """A connection to the audit file (created 0600 in a 0700 folder)."""
     if not path.parent.is_dir():

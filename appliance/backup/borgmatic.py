@@ -75,6 +75,9 @@ def borgmatic_document(config: Config) -> dict[str, Any]:
             {"name": "archives", "frequency": CHECK_FREQUENCY},
         ],
     }
+    borg_beside = Path(sys.executable).parent / "borg"
+    if borg_beside.exists():  # development (`make run`): the venv's borg; the box has Debian's on PATH
+        document["local_path"] = str(borg_beside)
     if any(target.repository.startswith("ssh://") for target in targets_of(backup)):
         document["ssh_command"] = ssh_command(config)
     postgresql = postgresql_database(config)

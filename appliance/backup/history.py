@@ -138,3 +138,45 @@ def rotation(records: list[RunRecord], labels: tuple[str, ...]) -> Rotation | No
     others = [label for label in labels if label != last_disk] or list(labels)
     next_disk = min(others, key=lambda label: used[label].timestamp() if label in used else float("-inf"))
     return Rotation(last_disk, used.get(last_disk), next_disk)
+
+
+KEYS = "keys-exported.jsonl"
+
+
+@dataclass(frozen=True)
+class KeyExport:
+    """`appliance backup export-key` ran for `target` (its USB disk's `disk`): the escrow page was
+    printed from it. Neither the key nor the passphrase is kept here."""
+
+    target: str
+    at: datetime
+    disk: str = ""
+    format: str = ""
+
+
+def record_key_export(state_directory: Path, export: KeyExport) -> None:
+    """Add the export to `keys-exported.jsonl` (0644: the console shows that it was done)."""
+    state_directory.mkdir(parents=True, exist_ok=True)
+    line = json.dumps(asdict(export), default=datetime.isoformat, ensure_ascii=False) + "\n"
+    descriptor = os.open(state_directory / KEYS, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(descriptor, line.encode("utf-8"))
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+
+
+def key_exports(state_directory: Path) -> list[KeyExport]:
+    """Every key export recorded, oldest first (a line cut short is skipped)."""
+    path = state_directory / KEYS
+    if not path.is_file():
+        return []
+    found = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            values = json.loads(line)
+            found.append(KeyExport(values["target"], datetime.fromisoformat(values["at"]), values.get("disk", ""),
+                                   values.get("format", "")))  # fmt: skip
+        except (ValueError, TypeError, KeyError):
+            continue
+    return found

@@ -427,6 +427,12 @@ class MaintenanceConfig:
 
 
 @dataclass(frozen=True)
+class QcConfig:
+    time: str
+    fixity_cycle_days: int
+
+
+@dataclass(frozen=True)
 class Config:
     """The whole validated configuration, with every default filled in. `source` is the main file;
     `layers` the files read, main file first (the console settings file when it exists)."""
@@ -451,6 +457,7 @@ class Config:
     mail: MailConfig
     backup: BackupConfig
     monitor: MonitorConfig
+    qc: QcConfig
     logging_level: str
     maintenance: MaintenanceConfig
 
@@ -690,6 +697,7 @@ def typed_config(document: dict[str, Any], layers: list[Layer], console_settings
         mail=MailConfig(**{**document["mail"], "recipients": tuple(document["mail"]["recipients"])}),
         backup=backup_config(document["backup"], Path(storage["data_directory"]).absolute()),
         monitor=monitor_config(document["monitor"]),
+        qc=QcConfig(**document["qc"]),
         logging_level=document["logging"]["level"],
         maintenance=maintenance_config(document["maintenance"]),
     )
@@ -848,6 +856,15 @@ def development_document(data_directory: Path) -> dict[str, Any]:
         "lossless": {"delay_seconds": 5},
         # The hooks of mdadm, smartd and NUT are not installed here: their events file is the data folder's.
         "monitor": {"interval_seconds": 30, "events_file": str(data_directory / "events" / "events.jsonl")},
+        # "Back up now" works from the console: a local borg repository in the data folder, its
+        # passphrase made on first use (appliance.backup.local).
+        "backup": {
+            "repository": str(data_directory / "backup-repository"),
+            "passphrase_file": str(data_directory / "backup" / "passphrase"),
+            "ssh_key_file": "",
+            "known_hosts_file": "",
+            "borgmatic_file": str(data_directory / "backup" / "borgmatic.yaml"),
+        },
         # Plain HTTP on loopback: the session cookie cannot be HTTPS-only.
         "web": {"bind_address": "127.0.0.1", "port": DEVELOPMENT_WEB_PORT, "secure_cookies": False},
     }

@@ -5,8 +5,10 @@ archives (the console's searches, fetches by C-MOVE, prefetch when an order arri
 the long jobs queued from the console or `appliance jobs start` (`appliance.jobs`), one at a time;
 the daily tier move when configured (R1), the purges a stop interrupted (R2, at start);
 and the audit trail's upkeep: the retention purge once a day, the copy to the audit repository
-(syslog) when one is configured; and the maintenance tunnel's expiry, recorded (state, audit
-record, mail) within seconds of the moment `appliance-tunnel` stopped it.
+(syslog) when one is configured; the maintenance tunnel's expiry, recorded (state, audit
+record, mail) within seconds of the moment `appliance-tunnel` stopped it. Under `make run`
+(development mode, no systemd timers) it also makes the daily quality-control report once
+`qc.time` has passed (on a box, appliance-qc.timer).
 
 Each consumer keeps its own cursor in the feed, so the worker can stop and restart at any time
 without losing work; a job in flight when it stops goes back to the queue.
@@ -43,7 +45,7 @@ from appliance.audit.events import (
     person,
 )
 from appliance.audit.syslog import SyslogForwarder
-from appliance.audit.trail import AuditTrail, DiscardingRecorder, retention_cutoff
+from appliance.audit.trail import AuditTrail, DiscardingRecorder, retention_cutoff, verify_file
 from appliance.config import Config
 from appliance.daemons import runtime as process
 from appliance.daemons.loops import Loop
@@ -58,6 +60,7 @@ from appliance.maintenance.state import Opening, expire, state_path
 from appliance.monitor import mail
 from appliance.outbox import RetryPolicy
 from appliance.outbox.courier import Courier
+from appliance.qc.daily import due, run_daily
 from appliance.worklist.availability import announce_complete_studies
 
 LOGGER = logging.getLogger(__name__)
@@ -67,6 +70,7 @@ APPLICATION = "appliance-worker"
 PURGE_EVERY = timedelta(days=1)
 TUNNEL_EXPIRY_EVERY = timedelta(seconds=5)
 TIER_SCHEDULE_EVERY = timedelta(minutes=1)
+QC_EVERY = timedelta(minutes=5)
 
 
 def compressor_of(config: Config, index: Index) -> LosslessCompressor:
@@ -119,6 +123,15 @@ def purge_round(runtime: process.Runtime, trail: AuditTrail) -> int:
     cutoff = retention_cutoff(datetime.now(UTC), runtime.config.audit.retention_months)
     trail.purge(cutoff, local_user(), this_application(APPLICATION))
     return 0  # once a day, whatever it removed
+
+
+def quality_control_round(runtime: process.Runtime) -> int:
+    """Make today's quality-control report when it is due (development: no timer runs it)."""
+    config, now = runtime.config, datetime.now(UTC)
+    if due(config, runtime.engine, now):
+        outcome = run_daily(config, runtime.engine, now, lambda: verify_file(config.audit.database))
+        LOGGER.info("quality-control report of %s made: %s", outcome.report.day, outcome.report.status.value)
+    return 0
 
 
 def audit_loops(runtime: process.Runtime, trail: AuditTrail | DiscardingRecorder) -> list[Loop]:
@@ -265,6 +278,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     stopping = threading.Event()
     complete_purges(runtime, trail)
     loops += [jobs_loop(runtime, executor, trail, stopping), tier_schedule(runtime)]
+    if config.is_development:
+        loops.append(Loop("quality-control", lambda: quality_control_round(runtime), QC_EVERY))
     for loop in loops:
         loop.start()
     print(f"background worker running (lossless compression {'on' if executor else 'off'})", flush=True)

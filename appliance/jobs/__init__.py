@@ -6,11 +6,13 @@ end audited. See README.md."""
 from appliance.jobs.progress import Cancelled, Progress, Stopped
 from appliance.jobs.queue import (
     ACTIVE,
+    BACKUP,
     CANCELLED,
     COMPRESS,
     FAILED,
     FINISHED,
     KINDS,
+    MAINTENANCE,
     REINDEX,
     RUNNING,
     SUCCEEDED,
@@ -35,11 +37,13 @@ from appliance.jobs.runner import recover, run_next
 
 __all__ = [
     "ACTIVE",
+    "BACKUP",
     "CANCELLED",
     "COMPRESS",
     "FAILED",
     "FINISHED",
     "KINDS",
+    "MAINTENANCE",
     "REINDEX",
     "RUNNING",
     "SUCCEEDED",

@@ -9,6 +9,10 @@
   that no compressed file is caught half-installed.
 - `tier-move`: every study past its immediate-access period moved to the deferred tier, verified
   (`archive.tiers.move_due`), holding the compression lock; `tier-recall`: one study brought back.
+- `backup` (development, `make run`): the nightly backup now, to the data folder's local repository
+  (made on first use), holding the compression lock as `appliance backup run` does. On a box the
+  backup runs as root from systemd: the console asks for it through a request file
+  (`appliance-backup-now.path`), never through this runner, which runs as the appliance user.
 - `verify-audit`: the audit trail's hash chain recomputed (`audit.trail.AuditTrail.verify`): a
   year of records takes a minute or more, so the console runs it here, with its progress.
 
@@ -40,15 +44,20 @@ from appliance.archive.lossless import SYNTAXES, LosslessCompressor, compress_ev
 from appliance.archive.progress import ProgressCallback
 from appliance.archive.storage import FileStore
 from appliance.archive.tiers import NoDeferredTier, bring_back, move_due
-from appliance.audit.trail import AuditTrail
+from appliance.audit.trail import verify_file
+from appliance.backup import BackupError
+from appliance.backup.local import prepare_development_repository
+from appliance.backup.nightly import run_backup as back_up_every_target
 from appliance.config import Config
-from appliance.jobs.queue import COMPRESS, REINDEX, TIER_MOVE, TIER_RECALL, VERIFY, VERIFY_AUDIT
+from appliance.jobs.queue import BACKUP, COMPRESS, REINDEX, TIER_MOVE, TIER_RECALL, VERIFY, VERIFY_AUDIT
 
 # A result lists at most this many files (the counts are complete; the CLI lists them all).
 LISTED_FILES = 100
 LISTED_BREAKS = 1000  # records breaking the audit chain named in a result (`appliance audit verify` names them all)
 LOCK_POLL_SECONDS = 1.0
 WAITING_FOR_LOCK = "waiting for the compression lock (another compression is running)"
+PREPARING_REPOSITORY = "preparing the local backup repository"
+BACKING_UP = "backing up (snapshot of the index, then borg)"
 
 
 @dataclass(frozen=True)
@@ -141,11 +150,7 @@ def compression_lock_when_free(files: FileStore, progress: ProgressCallback) -> 
 def run_verify_audit(workshop: Workshop, arguments: Mapping[str, Any], progress: ProgressCallback) -> dict[str, Any]:
     """The audit chain recomputed in one snapshot of the trail: how many records, the last one's
     seq and hash (to copy outside the box), and each record that breaks the chain, and why."""
-    trail = AuditTrail(workshop.config.audit.database)
-    try:
-        report = trail.verify(progress)
-    finally:
-        trail.close()
+    report = verify_file(workshop.config.audit.database, progress)
     return {
         "checked": report.checked,
         "first_seq": report.first_seq,
@@ -190,6 +195,29 @@ def run_tier_recall(workshop: Workshop, arguments: Mapping[str, Any], progress: 
     return {"study_instance_uid": study_instance_uid, "instances_back": back.instances, "back_bytes": back.size_bytes}
 
 
+def run_backup(workshop: Workshop, arguments: Mapping[str, Any], progress: ProgressCallback) -> dict[str, Any]:
+    """One backup run to every target (development: the local repository made first when missing).
+    A target's failure is a result (its reason kept), not an error of the job."""
+    config = workshop.config
+    progress(PREPARING_REPOSITORY, 0, 0)
+    try:
+        prepare_development_repository(config)
+    except BackupError as error:
+        return {"succeeded": False, "targets": 0, "reason": error.reason, "detail": error.detail}
+    with compression_lock_when_free(workshop.files, progress):
+        progress(BACKING_UP, 0, 0)
+        records = back_up_every_target(config)
+    return {
+        "succeeded": all(record.succeeded for record in records),
+        "targets": len(records),
+        "archive": ", ".join(record.archive for record in records if record.archive),
+        "files": sum(record.files for record in records),
+        "original_bytes": sum(record.original_bytes for record in records),
+        "deduplicated_bytes": sum(record.deduplicated_bytes for record in records),
+        "reason": " ".join(record.reason for record in records if record.reason),
+    }
+
+
 WORK: dict[str, Work] = {
     VERIFY: run_verify,
     COMPRESS: run_compress,
@@ -197,4 +225,5 @@ WORK: dict[str, Work] = {
     VERIFY_AUDIT: run_verify_audit,
     TIER_MOVE: run_tier_move,
     TIER_RECALL: run_tier_recall,
+    BACKUP: run_backup,
 }

@@ -33,8 +33,12 @@ REINDEX = "reindex"
 VERIFY_AUDIT = "verify-audit"
 TIER_MOVE = "tier-move"
 TIER_RECALL = "tier-recall"  # arguments: {"study_instance_uid": ...}
-KINDS = (VERIFY, COMPRESS, REINDEX, VERIFY_AUDIT, TIER_MOVE, TIER_RECALL)
-WITHOUT_ARGUMENTS = (VERIFY, COMPRESS, REINDEX, VERIFY_AUDIT, TIER_MOVE)
+BACKUP = "backup"  # development only (`make run`): on a box the backup runs as root, from systemd
+# The jobs page's and `appliance jobs start`'s (none needs arguments): a recall is asked for on the
+# tiers page, the backup on the backup page.
+MAINTENANCE = (VERIFY, COMPRESS, REINDEX, VERIFY_AUDIT, TIER_MOVE)
+WITHOUT_ARGUMENTS = MAINTENANCE
+KINDS = (*MAINTENANCE, TIER_RECALL, BACKUP)
 
 INTERRUPTED = "interrupted: the process running it stopped before it ended"
 CLAIM_ATTEMPTS = 5

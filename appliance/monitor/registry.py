@@ -12,6 +12,7 @@ from appliance.monitor import (
     disk,
     events,
     outbox,
+    qc,
     raid,
     services,
     smart,
@@ -33,4 +34,5 @@ SOURCES: dict[str, Check] = {
     "events": events.read,
     "backup": backup.read,
     "tunnel": tunnel.read,
+    "qc": qc.read,
 }

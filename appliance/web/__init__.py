@@ -17,6 +17,7 @@ from appliance.web import (
     accounts,
     audit_log,
     auth,
+    backup,
     dicomweb,
     errors,
     forward,
@@ -27,6 +28,7 @@ from appliance.web import (
     maintenance,
     menu,
     messages,
+    qc,
     reconciliation,
     retention,
     security,
@@ -64,6 +66,8 @@ def create_app(settings: Settings, engine: Engine, audit: Recorder) -> Flask:
     app.register_blueprint(retention.blueprint)  # studies past their retention date, legal holds, purges (/retention)
     app.register_blueprint(tiers.blueprint)  # storage tiers: usage, move now, bring a study back (/tiers)
     app.register_blueprint(audit_log.blueprint)  # the audit trail: search, verify, export, access report (/audit)
+    app.register_blueprint(backup.blueprint)  # the backup: last runs, USB rotation, back up now, key escrow (/backup)
+    app.register_blueprint(qc.blueprint)  # the daily quality-control reports: HTML, PDF, sign-off (/qc)
     app.register_blueprint(dicomweb.blueprint)  # DICOMweb for viewers and tools (/dicomweb, /wado)
     app.register_blueprint(viewer.blueprint)  # the built-in viewer, key images, Weasis launch (/viewer)
     app.register_blueprint(maintenance.blueprint)  # the contractor's maintenance tunnel: open for hours, close (H4)

@@ -28,6 +28,8 @@ ENTRIES = (
     Entry("forward.search", lazy("Remote archives"), Permission.SEARCH_PATIENTS),
     Entry("messages.index", lazy("HL7 messages"), Permission.VIEW_HL7_LOG),
     Entry("forward.index", lazy("Forwarding"), Permission.VIEW_FORWARDING),
+    Entry("qc.index", lazy("Quality control"), Permission.VIEW_HEALTH),
+    Entry("backup.index", lazy("Backup"), Permission.VIEW_HEALTH),
     Entry("jobs.index", lazy("Maintenance jobs"), Permission.RUN_JOBS),
     Entry("tiers.index", lazy("Storage tiers"), Permission.RUN_JOBS),
     Entry("retention.index", lazy("Retention"), Permission.PURGE_STUDIES),

@@ -24,10 +24,11 @@ RANKS = {
     "__init__": 0, "config": 0, "db": 0, "systemd": 0, "outbox": 0, "inbox": 0, "monitor": 0, "certificates": 0,
     "backup": 0,
     "maintenance": 0,
+    "qc": 0,
     "patients": 1, "archive": 2, "worklist": 3,
     "forward": 4, "dose": 4, "billing": 4, "audit": 4, "accounts": 4, "jobs": 4,
     "dicom": 5, "hl7": 5, "web": 5,
-    "daemons": 6, "cli": 6, "backup_cli": 6,
+    "daemons": 6, "cli": 6, "backup_cli": 6, "qc_cli": 6,
 }  # fmt: skip
 DOMAIN = ["patients", "archive", "worklist", "forward", "dose", "billing", "audit", "accounts", "jobs"]
 EDGES = {"dicom", "hl7", "web"}

@@ -24,6 +24,7 @@ ONESHOTS = [
     "appliance-tunnel-key.service",
     "appliance-backup.service",
     "appliance-drill.service",
+    "appliance-qc.service",
 ]
 START = "# --- hardening: identical in every daemon unit (tests/unit/test_units.py) ---"
 END = "# --- end of hardening ---"
@@ -93,3 +94,19 @@ def test_the_tunnel_runs_as_its_own_account_reading_the_appliance_group() -> Non
     assert "appliance.daemons.tunnel --config /etc/appliance/appliance.yaml" in text
     key = (UNITS / "appliance-tunnel-key.service").read_text()
     assert "ConditionPathExists=!/etc/appliance/tunnel/id_ed25519" in key and "-t ed25519" in key
+
+
+def test_the_quality_control_report_runs_daily_as_the_appliance_user_confined() -> None:
+    service = (UNITS / "appliance-qc.service").read_text()
+    assert "appliance qc run --config /etc/appliance/appliance.yaml" in service and "Type=oneshot" in service
+    assert "User=appliance" in service and "CapabilityBoundingSet=\n" in service
+    assert "ProtectSystem=strict" in service and "NoNewPrivileges=yes" in service
+    timer = (UNITS / "appliance-qc.timer").read_text()
+    assert "Persistent=true" in timer and "OnCalendar=*-*-* 06:30:00" in timer
+
+
+def test_back_up_now_is_a_request_file_a_path_unit_turns_into_the_backup() -> None:
+    """The console has no power of root: it writes a file, systemd starts the confined backup."""
+    path = (UNITS / "appliance-backup-now.path").read_text()
+    assert "PathExists=/srv/appliance/run/backup-now" in path and "Unit=appliance-backup.service" in path
+    assert "ExecStartPre=/bin/rm -f /srv/appliance/run/backup-now" in (UNITS / "appliance-backup.service").read_text()

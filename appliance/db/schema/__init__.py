@@ -23,6 +23,7 @@ from appliance.db.schema.health import health_change, health_measure, health_sta
 from appliance.db.schema.hl7 import hl7_inbox
 from appliance.db.schema.outbox import outbox
 from appliance.db.schema.patients import identity_change, patient, patient_identifier, patient_identity
+from appliance.db.schema.qc import qc_report
 from appliance.db.schema.worklist import performed_step, scheduled_step
 
 __all__ = [
@@ -47,6 +48,7 @@ __all__ = [
     "patient_identifier",
     "patient_identity",
     "performed_step",
+    "qc_report",
     "quarantined_duplicate",
     "remote_query",
     "scheduled_step",

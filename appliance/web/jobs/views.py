@@ -31,6 +31,7 @@ KIND_NAMES = {
     jobs.VERIFY_AUDIT: lazy("Verify the audit trail"),
     jobs.TIER_MOVE: lazy("Move old studies to deferred storage"),
     jobs.TIER_RECALL: lazy("Bring a study back to immediate storage"),
+    jobs.BACKUP: lazy("Back up now"),
 }
 KIND_DESCRIPTIONS = {
     jobs.VERIFY: lazy("Reads every image and compares it with its fingerprint: finds missing or altered files."),
@@ -78,6 +79,14 @@ RESULT_NAMES = {
     "study_instance_uid": lazy("study"),
     "instances_back": lazy("images brought back"),
     "back_bytes": lazy("size brought back"),
+    "succeeded": lazy("succeeded"),
+    "targets": lazy("targets"),
+    "archive": lazy("archive"),
+    "files": lazy("files"),
+    "original_bytes": lazy("bytes read"),
+    "deduplicated_bytes": lazy("bytes added"),
+    "reason": lazy("reason"),
+    "detail": lazy("detail"),
 }
 STEP_NAMES = {
     integrity.CHECKING_FILES: lazy("checking the files"),
@@ -88,6 +97,8 @@ STEP_NAMES = {
     kinds.WAITING_FOR_LOCK: lazy("waiting: another compression is running"),
     tiers.MOVING: lazy("moving studies to deferred storage"),
     tiers.BRINGING_BACK: lazy("bringing the study back to immediate storage"),
+    kinds.PREPARING_REPOSITORY: lazy("preparing the local backup repository"),
+    kinds.BACKING_UP: lazy("backing up"),
 }
 CANCELLED_BY = "cancelled by "
 DAMAGED_LISTS = ("missing_files", "altered_files")  # the verify job's lists naming patients
@@ -106,7 +117,7 @@ def index() -> ResponseReturnValue:
     return render_template(
         "jobs/index.html",
         jobs=jobs.recent(services().engine, limit=30),
-        kinds=jobs.WITHOUT_ARGUMENTS,
+        kinds=jobs.MAINTENANCE,
         kind_names=KIND_NAMES,
         kind_descriptions=KIND_DESCRIPTIONS,
         state_names=STATE_NAMES,
@@ -117,7 +128,7 @@ def index() -> ResponseReturnValue:
 @requires(Permission.RUN_JOBS)
 def start() -> ResponseReturnValue:
     kind = request.form.get("kind", "")
-    if kind not in jobs.WITHOUT_ARGUMENTS:
+    if kind not in jobs.MAINTENANCE:  # a recall is asked for on the tiers page, the backup on its own page
         abort(400, description="unknown job kind")
     try:
         job_id = jobs.submit(services().engine, kind, {}, started_by())

@@ -1,0 +1,70 @@
+"""The backup and the restore drill in the report, read from the history `appliance backup` keeps
+(`appliance.backup.history`) and judged by the monitor's own rules (`appliance.monitor.backup`:
+a failed last run or a last success older than 36 hours is a failure, a failed drill too)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from appliance.backup.history import drills, last_run, rotation, runs
+from appliance.backup.targets import USB, targets_of
+from appliance.config import Config
+from appliance.monitor.alerts import paris
+from appliance.monitor.backup import drill_finding, target_finding
+from appliance.monitor.findings import Severity
+from appliance.qc.report import Section, Status, worst
+
+STATUSES = {Severity.OK: Status.OK, Severity.WARNING: Status.WARNING, Severity.CRITICAL: Status.FAILURE,
+            Severity.ABSENT: Status.ABSENT}  # fmt: skip
+MEGABYTE = 1000**2
+
+
+def backup_section(config: Config, now: datetime) -> Section:
+    """Each target's last run (time, result, sizes) and the USB rotation advice."""
+    title = "Sauvegarde"
+    if not config.backup.enabled:
+        return Section("backup", title, Status.FAILURE, "Aucune sauvegarde n'est configurée.")
+    records = runs(config.backup.state_directory)
+    statuses, lines, numbers = [], [], {}
+    for target in targets_of(config.backup):
+        finding = target_finding(target.name, records, now)
+        statuses.append(STATUSES[finding.severity])
+        lines.append(f"{target.name} : {finding.message}")
+        success = last_run(records, target.name, succeeded=True)
+        if success is not None:
+            hours = (now - success.finished_at).total_seconds() / 3600
+            lines.append(f"  {success.files} fichiers, {success.original_bytes / MEGABYTE:.1f} Mo lus, "
+                         f"{success.deduplicated_bytes / MEGABYTE:.1f} Mo ajoutés ; il y a {hours:.0f} h.")  # fmt: skip
+            numbers[f"{target.name}_age_hours"] = round(hours, 2)
+            numbers[f"{target.name}_deduplicated_bytes"] = success.deduplicated_bytes
+    advice = rotation(records, config.backup.usb.labels) if USB in {t.name for t in targets_of(config.backup)} else None
+    if advice is not None:
+        lines.append(f"Disques USB : dernier utilisé {advice.last_disk or '(aucun)'}, à brancher {advice.next_disk}.")
+    status = worst(statuses)
+    summary = {Status.OK: "Sauvegardes à jour (moins de 36 heures).",
+               Status.WARNING: "Une cible n'a pas encore été sauvegardée.",
+               Status.FAILURE: "Une sauvegarde a échoué ou date de plus de 36 heures."}.get(status, "")  # fmt: skip
+    return Section("backup", title, status, summary, tuple(lines), numbers)
+
+
+def drill_section(config: Config, now: datetime) -> Section:
+    """The last restore drill: when, from where, what was checked, what failed."""
+    title = "Exercice de restauration"
+    if not config.backup.enabled:
+        return Section("drill", title, Status.ABSENT, "Pas de sauvegarde, pas d'exercice.")
+    records = drills(config.backup.state_directory)
+    finding = drill_finding(records, now)
+    if not records:
+        return Section("drill", title, Status.WARNING, finding.message)
+    last = records[-1]
+    lines = [
+        f"Le {paris(last.finished_at)} depuis {last.target} {last.archive} : {last.studies} examens, "
+        f"{last.files} fichiers, {last.bytes / MEGABYTE:.1f} Mo vérifiés en {last.seconds:.0f} s.",
+        *(f"Manquant : {item}" for item in last.missing[:20]),
+        *(f"Altéré : {item}" for item in last.altered[:20]),
+        *(f"Index : {item}" for item in last.index_problems[:20]),
+    ]
+    numbers = {"studies": last.studies, "files": last.files, "seconds": round(last.seconds, 1),
+               "missing": len(last.missing), "altered": len(last.altered),
+               "at": last.finished_at.isoformat()}  # fmt: skip
+    return Section("drill", title, STATUSES[finding.severity], finding.message, tuple(lines), numbers)
