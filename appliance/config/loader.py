@@ -28,6 +28,7 @@ from appliance.config.checks import (
     mail_problems,
     mapping,
     mappings,
+    pattern_problems,
     port_problems,
     threshold_problems,
 )
@@ -40,6 +41,7 @@ from appliance.config.layers import (
     read_layer,
     source_of,
 )
+from appliance.config.reporting import BillingConfig, DoseConfig, billing_config, dose_config
 
 DEVELOPMENT_PORT = 11112
 DEVELOPMENT_MOVE_DESTINATION_PORT = 11114
@@ -351,6 +353,8 @@ class Config:
     mail: MailConfig
     backup: BackupConfig
     monitor: MonitorConfig
+    dose: DoseConfig
+    billing: BillingConfig
     logging_level: str
 
     @property
@@ -517,7 +521,7 @@ def consistency_problems(document: Any) -> list[Problem]:
     if not isinstance(document, dict):
         return []
     problems = host_problems(document) + port_problems(document) + threshold_problems(document)
-    problems += mail_problems(document) + hl7_connection_problems(document)
+    problems += mail_problems(document) + hl7_connection_problems(document) + pattern_problems(document)
     profiles = [profile.get("ae_title") for _, profile in mappings(mapping(document.get("worklist")).get("profiles"))]
     for position, title in enumerate(profiles):
         if not title or title in profiles[:position]:
@@ -569,6 +573,8 @@ def typed_config(document: dict[str, Any], layers: list[Layer], console_settings
         mail=MailConfig(**{**document["mail"], "recipients": tuple(document["mail"]["recipients"])}),
         backup=backup_config(document["backup"], Path(storage["data_directory"]).absolute()),
         monitor=monitor_config(document["monitor"]),
+        dose=dose_config(document["dose"]),
+        billing=billing_config(document["billing"]),
         logging_level=document["logging"]["level"],
     )
 

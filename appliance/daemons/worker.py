@@ -1,5 +1,6 @@
 """`appliance-worker`: the background work that follows the change feed, off the ingest path:
-verified lossless compression, and image availability for the RIS (later: dose, forwarding, tiers);
+verified lossless compression, image availability for the RIS, and the dose register (later:
+forwarding, tiers);
 the long jobs queued from the console or `appliance jobs start` (`appliance.jobs`), one at a time;
 and the audit trail's upkeep: the retention purge once a day, the copy to the audit repository
 (syslog) when one is configured.
@@ -26,6 +27,7 @@ from appliance.audit.trail import AuditTrail, DiscardingRecorder, retention_cuto
 from appliance.config import Config
 from appliance.daemons import runtime as process
 from appliance.daemons.loops import Loop
+from appliance.dose.register import register_round
 from appliance.jobs import recover, run_next
 from appliance.worklist.availability import announce_complete_studies
 
@@ -69,6 +71,21 @@ def availability_round(runtime: process.Runtime) -> int:
     return 0  # rounds are paced by IDLE whatever they found
 
 
+def dose_round(runtime: process.Runtime, files: FileStore) -> int:
+    """Read the Radiation Dose SRs (and note the CT dose screens) stored since the last round."""
+    counts = register_round(runtime.engine, files, runtime.config.dose)
+    if counts.read or counts.unreadable or counts.screens:
+        LOGGER.info(
+            "dose register: %d read, %d unreadable, %d dose screens", counts.read, counts.unreadable, counts.screens
+        )
+    return counts.seen  # at once again while the feed has changes to go through
+
+
+def dose_loop(config: Config, runtime: process.Runtime) -> Loop:
+    files = FileStore(config.storage.data_directory, config.storage.minimum_free_space_mb * 1024 * 1024)
+    return Loop("dose", lambda: dose_round(runtime, files), IDLE)
+
+
 def jobs_loop(
     runtime: process.Runtime, executor: ProcessPoolExecutor | None, recorder: Recorder, stopping: threading.Event
 ) -> Loop:
@@ -101,12 +118,15 @@ def audit_loops(runtime: process.Runtime, trail: AuditTrail | DiscardingRecorder
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    runtime = process.start(argv, "Background worker: verified lossless compression, image availability, jobs.")
+    runtime = process.start(
+        argv, "Background worker: verified lossless compression, image availability, dose register, jobs."
+    )
     if runtime is None:
         return 2
     config = runtime.config
     trail = open_trail(config, APPLICATION)
     loops = [Loop("availability", lambda: availability_round(runtime), IDLE * 2), *audit_loops(runtime, trail)]
+    loops.append(dose_loop(config, runtime))
     executor = ProcessPoolExecutor(max_workers=config.lossless.worker_processes) if config.lossless.enabled else None
     if executor is not None:
         compressor = compressor_of(config, Index(runtime.engine))
