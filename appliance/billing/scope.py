@@ -120,7 +120,8 @@ def mammography(images: Sequence[ImageEvidence]) -> Classification:
 def acquisition_attributes(metadata_document: str | None, header: bytes | None) -> tuple[str, str]:
     """(Conversion Type, Detector Type) from the instance's DICOM JSON, else from its stored header."""
     if metadata_document:
-        document = json.loads(metadata_document)
+        body = metadata_document.strip()  # the index keeps the object's members without its braces
+        document = json.loads(body if body.startswith("{") else "{" + body + "}")
         return first_value(document, "00080064"), first_value(document, "00187004")
     if header:
         try:
