@@ -31,6 +31,8 @@ class Permission(StrEnum):
     EDIT_SETTINGS = "edit-settings"  # first-boot setup and the settings pages
     MANAGE_ACCOUNTS = "manage-accounts"  # create, change, lock, unlock accounts
     READ_AUDIT = "read-audit"  # search, verify and export the audit trail
+    VIEW_DOSE = "view-dose"  # the dose register and the NRD survey (K2)
+    VIEW_BILLING = "view-billing"  # the archiving supplements report (Q2)
 
 
 CLINICAL = frozenset({Role.SECRETARY, Role.TECHNOLOGIST, Role.RADIOLOGIST, Role.ADMINISTRATOR})
@@ -49,6 +51,8 @@ PERMISSIONS: dict[Permission, frozenset[Role]] = {
     Permission.EDIT_SETTINGS: frozenset({Role.ADMINISTRATOR}),
     Permission.MANAGE_ACCOUNTS: frozenset({Role.ADMINISTRATOR}),
     Permission.READ_AUDIT: frozenset({Role.ADMINISTRATOR}),
+    Permission.VIEW_DOSE: frozenset({Role.RADIOLOGIST, Role.ADMINISTRATOR}),
+    Permission.VIEW_BILLING: frozenset({Role.SECRETARY, Role.ADMINISTRATOR}),
 }
 
 

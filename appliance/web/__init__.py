@@ -17,7 +17,9 @@ from appliance.web import (
     accounts,
     audit_log,
     auth,
+    billing,
     dicomweb,
+    dose,
     errors,
     health,
     home,
@@ -57,5 +59,7 @@ def create_app(settings: Settings, engine: Engine, audit: Recorder) -> Flask:
     app.register_blueprint(accounts.blueprint)  # accounts, substitutes, one's own password (/accounts)
     app.register_blueprint(audit_log.blueprint)  # the audit trail: search, verify, export, access report (/audit)
     app.register_blueprint(dicomweb.blueprint)  # DICOMweb for viewers and tools (/dicomweb, /wado)
+    app.register_blueprint(dose.blueprint)  # the dose register and the NRD survey (/dose)
+    app.register_blueprint(billing.blueprint)  # the archiving supplements of a month or quarter (/billing)
     # Room for the features of later issues: the viewer (/viewer).
     return app

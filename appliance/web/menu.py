@@ -26,6 +26,8 @@ ENTRIES = (
     Entry("worklist.today", lazy("Worklist"), Permission.VIEW_WORKLIST),
     Entry("reconciliation.index", lazy("To reconcile"), Permission.RECONCILE),
     Entry("messages.index", lazy("HL7 messages"), Permission.VIEW_HL7_LOG),
+    Entry("dose.index", lazy("Dose register"), Permission.VIEW_DOSE),
+    Entry("billing.index", lazy("Archiving supplements"), Permission.VIEW_BILLING),
     Entry("jobs.index", lazy("Maintenance jobs"), Permission.RUN_JOBS),
     Entry("accounts.index", lazy("Accounts"), Permission.MANAGE_ACCOUNTS),
     Entry("setup.start", lazy("Settings"), Permission.EDIT_SETTINGS),
