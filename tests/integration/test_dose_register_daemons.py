@@ -67,7 +67,7 @@ def test_stored_dose_reports_fill_the_register(tmp_path: Path) -> None:
         "--from",
         "2026-01-01",
         "--to",
-        today,
+        "2026-12-31",
         "--output",
         str(output),
     )
