@@ -18,6 +18,7 @@ from appliance.web.auth import requires
 from appliance.web.dose.forms import SurveyForm, default_period
 from appliance.web.dose.plots import HistogramTexts, histogram
 from appliance.web.health.plots import Plot
+from appliance.web.languages import number
 from appliance.web.recording import record
 from appliance.web.services import services
 
@@ -87,7 +88,9 @@ def plots_of(found: Survey) -> list[Plot]:
             summary=gettext("%(count)d value(s); the line is the national reference level.", count=len(values)),
             value_column=name,
             count_column=gettext("Exams"),
-            reference=gettext("NRD %(level)s", level=summary.reference) if summary.reference is not None else "",
+            reference=gettext("NRD %(level)s", level=number(summary.reference))
+            if summary.reference is not None
+            else "",
             bar_label=gettext("{low} to {high}: {count}"),
         )
         plots.append(
