@@ -52,6 +52,7 @@ from appliance.backup_cli import add_backup_commands, backup_command
 from appliance.config import Config, ConfigError, load_config
 from appliance.config.sample import reference_markdown, sample_yaml
 from appliance.daemons.runtime import IndexBusy, add_location_options, index_to_myself, loader, open_index
+from appliance.dose_cli import add_billing_commands, add_dose_commands, billing_command, dose_command
 from appliance.hl7.er7 import MessageError, parse
 from appliance.hl7.mllp import ConnectionClosed, send_and_receive
 from appliance.monitor import overview, store
@@ -83,6 +84,8 @@ def parser() -> argparse.ArgumentParser:
     add_health_commands(commands)
     add_backup_commands(commands)
     add_qc_commands(commands)
+    add_dose_commands(commands)
+    add_billing_commands(commands)
     add_dicomweb_commands(commands)
     return top
 
@@ -206,6 +209,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return backup_command(arguments)
         if arguments.command == "qc":
             return qc_command(arguments)
+        if arguments.command == "dose":
+            return dose_command(arguments)
+        if arguments.command == "billing":
+            return billing_command(arguments)
         if arguments.command == "dicomweb":
             return dicomweb_command(loader(arguments)(), arguments)
         return runtime_command(arguments)

@@ -36,6 +36,8 @@ class Permission(StrEnum):
     MAINTENANCE_ACCESS = "maintenance-access"  # open and close the contractor's maintenance tunnel (H4)
     PURGE_STUDIES = "purge-studies"  # the retention list, legal holds, purging a study past its date (R2)
     SIGN_QC = "sign-qc"  # sign off the daily quality-control report (the responsible radiologist, Q1)
+    VIEW_DOSE = "view-dose"  # the dose register and the NRD survey (K2)
+    VIEW_BILLING = "view-billing"  # the archiving supplements report (Q2)
 
 
 CLINICAL = frozenset({Role.SECRETARY, Role.TECHNOLOGIST, Role.RADIOLOGIST, Role.ADMINISTRATOR})
@@ -59,6 +61,8 @@ PERMISSIONS: dict[Permission, frozenset[Role]] = {
     Permission.MAINTENANCE_ACCESS: frozenset({Role.ADMINISTRATOR}),
     Permission.PURGE_STUDIES: frozenset({Role.ADMINISTRATOR}),
     Permission.SIGN_QC: frozenset({Role.RADIOLOGIST}),
+    Permission.VIEW_DOSE: frozenset({Role.RADIOLOGIST, Role.ADMINISTRATOR}),
+    Permission.VIEW_BILLING: frozenset({Role.SECRETARY, Role.ADMINISTRATOR}),
 }
 
 

@@ -101,6 +101,7 @@ class ObjectKind(StrEnum):
     ACCOUNT = "account"  # type 1 person, role 11 security user entity, ID type "User Identifier"
     SECURITY_RESOURCE = "security-resource"  # type 2, role 13 (the audit log, the configuration)
     JOB = "job"  # type 2, role 4 master file: a maintenance job and its arguments
+    REPORT = "report"  # type 2, role 3 report: an exported report (dose survey, billing) and its period
 
 
 @dataclass(frozen=True)
@@ -207,3 +208,8 @@ def study(study_uid: str, accession_number: str = "", instances: tuple[tuple[str
     return ParticipantObject(
         ObjectKind.STUDY, study_uid, accession_number, accession_number=accession_number, instances=instances
     )
+
+
+def exported_report(name: str, period: str, details: tuple[tuple[str, str], ...] = ()) -> ParticipantObject:
+    """An exported report (`dose-survey`, `billing`) for a period, the object of a 110106 Export."""
+    return ParticipantObject(ObjectKind.REPORT, f"{name}:{period}", name, details=(("period", period), *details))

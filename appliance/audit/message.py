@@ -44,6 +44,7 @@ OBJECT_CODINGS = {
     ObjectKind.ACCOUNT: ObjectCoding("1", "11", ("11", "RFC-3881", "User Identifier")),
     ObjectKind.SECURITY_RESOURCE: ObjectCoding("2", "13", ("12", "RFC-3881", "URI")),
     ObjectKind.JOB: ObjectCoding("2", "4", ("12", "RFC-3881", "URI")),
+    ObjectKind.REPORT: ObjectCoding("2", "3", ("12", "RFC-3881", "URI")),
 }
 # Queries that are IHE transactions rather than DICOM SOP classes (object ID -> ID type code).
 TRANSACTIONS: dict[str, Code] = {"ITI-21": ("ITI-21", "IHE Transactions", "Patient Demographics Query")}

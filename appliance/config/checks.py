@@ -199,3 +199,38 @@ def tier_problems(document: dict[str, Any]) -> list[Problem]:
     if deferred == "s3" and not mapping(tiers.get("s3")).get("bucket"):
         return [Problem(("tiers", "s3", "bucket"), "required when tiers.deferred is s3")]
     return []
+
+
+def pattern_problems(document: dict[str, Any]) -> list[Problem]:
+    """Regular expressions of the dose and billing sections that Python cannot compile."""
+    dose, billing = mapping(document.get("dose")), mapping(document.get("billing"))
+    candidates: list[tuple[Key, Any]] = [
+        (("dose", "screen_series_patterns", position), value)
+        for position, value in enumerate(listed(dose.get("screen_series_patterns")))
+    ]
+    candidates += [
+        (("billing", "obstetric_patterns", position), value)
+        for position, value in enumerate(listed(billing.get("obstetric_patterns")))
+    ]
+    for position, exam_type in mappings(dose.get("exam_types")):
+        candidates += [
+            (("dose", "exam_types", position, "patterns", number), value)
+            for number, value in enumerate(listed(exam_type.get("patterns")))
+        ]
+    return [Problem(key, f"not a regular expression: {error}") for key, error in compile_errors(candidates)]
+
+
+def listed(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+def compile_errors(candidates: list[tuple[Key, Any]]) -> list[tuple[Key, str]]:
+    errors = []
+    for key, value in candidates:
+        if not isinstance(value, str):
+            continue
+        try:
+            re.compile(value)
+        except re.error as error:
+            errors.append((key, str(error)))
+    return errors

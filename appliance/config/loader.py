@@ -29,6 +29,7 @@ from appliance.config.checks import (
     mail_problems,
     mapping,
     mappings,
+    pattern_problems,
     port_problems,
     retention_problems,
     threshold_problems,
@@ -43,6 +44,7 @@ from appliance.config.layers import (
     read_layer,
     source_of,
 )
+from appliance.config.reporting import BillingConfig, DoseConfig, billing_config, dose_config
 
 DEVELOPMENT_PORT = 11112
 DEVELOPMENT_MOVE_DESTINATION_PORT = 11114
@@ -458,6 +460,8 @@ class Config:
     backup: BackupConfig
     monitor: MonitorConfig
     qc: QcConfig
+    dose: DoseConfig
+    billing: BillingConfig
     logging_level: str
     maintenance: MaintenanceConfig
 
@@ -630,7 +634,7 @@ def consistency_problems(document: Any) -> list[Problem]:
     if not isinstance(document, dict):
         return []
     problems = host_problems(document) + port_problems(document) + threshold_problems(document)
-    problems += mail_problems(document) + hl7_connection_problems(document)
+    problems += mail_problems(document) + hl7_connection_problems(document) + pattern_problems(document)
     problems += retention_problems(document) + tier_problems(document)
     profiles = [profile.get("ae_title") for _, profile in mappings(mapping(document.get("worklist")).get("profiles"))]
     for position, title in enumerate(profiles):
@@ -698,6 +702,8 @@ def typed_config(document: dict[str, Any], layers: list[Layer], console_settings
         backup=backup_config(document["backup"], Path(storage["data_directory"]).absolute()),
         monitor=monitor_config(document["monitor"]),
         qc=QcConfig(**document["qc"]),
+        dose=dose_config(document["dose"]),
+        billing=billing_config(document["billing"]),
         logging_level=document["logging"]["level"],
         maintenance=maintenance_config(document["maintenance"]),
     )

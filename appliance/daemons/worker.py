@@ -1,7 +1,7 @@
 """`appliance-worker`: the background work that follows the change feed, off the ingest path:
-verified lossless compression, image availability for the RIS, forwarding to other DICOM nodes
-(rules -> one outbox queue per destination -> C-STORE in batches), and priors from the remote
-archives (the console's searches, fetches by C-MOVE, prefetch when an order arrives);
+verified lossless compression, image availability for the RIS, the dose register, forwarding to
+other DICOM nodes (rules -> one outbox queue per destination -> C-STORE in batches), and priors from
+the remote archives (the console's searches, fetches by C-MOVE, prefetch when an order arrives);
 the long jobs queued from the console or `appliance jobs start` (`appliance.jobs`), one at a time;
 the daily tier move when configured (R1), the purges a stop interrupted (R2, at start);
 and the audit trail's upkeep: the retention purge once a day, the copy to the audit repository
@@ -51,6 +51,7 @@ from appliance.daemons import runtime as process
 from appliance.daemons.loops import Loop
 from appliance.dicom import pynetdicom_patches
 from appliance.dicom.requestor import ForwardSender, RemoteArchive
+from appliance.dose.register import register_round
 from appliance.forward import prefetch, remote
 from appliance.forward.queues import CHANNEL as FORWARD_CHANNEL
 from appliance.forward.routing import route_new_instances
@@ -104,6 +105,21 @@ def availability_round(runtime: process.Runtime) -> int:
     if announced:
         LOGGER.info("images available: %d study(ies)", announced)
     return 0  # rounds are paced by IDLE whatever they found
+
+
+def dose_round(runtime: process.Runtime, files: FileStore) -> int:
+    """Read the Radiation Dose SRs (and note the CT dose screens) stored since the last round."""
+    counts = register_round(runtime.engine, files, runtime.config.dose)
+    if counts.read or counts.unreadable or counts.screens:
+        LOGGER.info(
+            "dose register: %d read, %d unreadable, %d dose screens", counts.read, counts.unreadable, counts.screens
+        )
+    return counts.seen  # at once again while the feed has changes to go through
+
+
+def dose_loop(config: Config, runtime: process.Runtime) -> Loop:
+    files = FileStore(config.storage.data_directory, config.storage.minimum_free_space_mb * 1024 * 1024)
+    return Loop("dose", lambda: dose_round(runtime, files), IDLE)
 
 
 def jobs_loop(
@@ -263,7 +279,9 @@ def tier_schedule(runtime: process.Runtime) -> Loop:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    runtime = process.start(argv, "Background worker: verified lossless compression, image availability, jobs.")
+    runtime = process.start(
+        argv, "Background worker: verified lossless compression, image availability, dose register, jobs."
+    )
     if runtime is None:
         return 2
     config = runtime.config
@@ -271,6 +289,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     loops = [Loop("availability", lambda: availability_round(runtime), IDLE * 2), *audit_loops(runtime, trail)]
     loops.append(Loop("tunnel-expiry", lambda: tunnel_expiry_round(runtime, trail), TUNNEL_EXPIRY_EVERY))
     loops += forward_loops(runtime, trail)
+    loops.append(dose_loop(config, runtime))
     executor = ProcessPoolExecutor(max_workers=config.lossless.worker_processes) if config.lossless.enabled else None
     if executor is not None:
         compressor = compressor_of(config, Index(runtime.engine))

@@ -18,7 +18,9 @@ from appliance.web import (
     audit_log,
     auth,
     backup,
+    billing,
     dicomweb,
+    dose,
     errors,
     forward,
     health,
@@ -71,4 +73,6 @@ def create_app(settings: Settings, engine: Engine, audit: Recorder) -> Flask:
     app.register_blueprint(dicomweb.blueprint)  # DICOMweb for viewers and tools (/dicomweb, /wado)
     app.register_blueprint(viewer.blueprint)  # the built-in viewer, key images, Weasis launch (/viewer)
     app.register_blueprint(maintenance.blueprint)  # the contractor's maintenance tunnel: open for hours, close (H4)
+    app.register_blueprint(dose.blueprint)  # the dose register and the NRD survey (/dose)
+    app.register_blueprint(billing.blueprint)  # the archiving supplements of a month or quarter (/billing)
     return app

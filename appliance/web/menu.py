@@ -30,6 +30,8 @@ ENTRIES = (
     Entry("forward.index", lazy("Forwarding"), Permission.VIEW_FORWARDING),
     Entry("qc.index", lazy("Quality control"), Permission.VIEW_HEALTH),
     Entry("backup.index", lazy("Backup"), Permission.VIEW_HEALTH),
+    Entry("dose.index", lazy("Dose register"), Permission.VIEW_DOSE),
+    Entry("billing.index", lazy("Archiving supplements"), Permission.VIEW_BILLING),
     Entry("jobs.index", lazy("Maintenance jobs"), Permission.RUN_JOBS),
     Entry("tiers.index", lazy("Storage tiers"), Permission.RUN_JOBS),
     Entry("retention.index", lazy("Retention"), Permission.PURGE_STUDIES),

@@ -28,7 +28,7 @@ RANKS = {
     "patients": 1, "archive": 2, "worklist": 3,
     "forward": 4, "dose": 4, "billing": 4, "audit": 4, "accounts": 4, "jobs": 4,
     "dicom": 5, "hl7": 5, "web": 5,
-    "daemons": 6, "cli": 6, "backup_cli": 6, "qc_cli": 6,
+    "daemons": 6, "cli": 6, "backup_cli": 6, "qc_cli": 6, "dose_cli": 6,
 }  # fmt: skip
 DOMAIN = ["patients", "archive", "worklist", "forward", "dose", "billing", "audit", "accounts", "jobs"]
 EDGES = {"dicom", "hl7", "web"}

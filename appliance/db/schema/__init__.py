@@ -18,6 +18,7 @@ from appliance.db.schema.archive import (
 )
 from appliance.db.schema.base import metadata
 from appliance.db.schema.changes import change, change_cursor
+from appliance.db.schema.dose import dose_event, dose_report
 from appliance.db.schema.forward import remote_query
 from appliance.db.schema.health import health_change, health_measure, health_state
 from appliance.db.schema.hl7 import hl7_inbox
@@ -32,6 +33,8 @@ __all__ = [
     "change",
     "change_cursor",
     "commitment_request",
+    "dose_event",
+    "dose_report",
     "health_change",
     "health_measure",
     "health_state",

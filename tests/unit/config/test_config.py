@@ -119,14 +119,19 @@ def example_blocks(text: str) -> Iterator[tuple[str, str]]:
 def test_the_example_entries_of_the_sample_are_valid() -> None:
     blocks = list(example_blocks(sample_yaml()))
     assert [next(iter(yaml.safe_load(block))) for _, block in blocks] == [
-        "peers", "rules", "prefetch", "stations", "profiles",
+        "peers", "rules", "prefetch", "stations", "profiles", "exam_types", "rates", "procedure_codes",
     ]  # fmt: skip
     destination = {"peers": [{"ae_title": "PACS_REGION", "host": "192.0.2.1"}]}  # the example rule's
     for section, block in blocks:
         document = yaml.safe_load(block)
         config = config_from_document({section: document, **destination} if section else document, "example")
-        assert config.peers or config.worklist.stations or config.worklist.profiles
+        assert config.peers or config.worklist.stations or config.worklist.profiles or section in ("dose", "billing")
         assert section != "forward" or config.forward.rules or config.forward.prefetch
+    named = {next(iter(yaml.safe_load(block))): block for _, block in blocks}
+    dose = config_from_document({"dose": yaml.safe_load(named["exam_types"])}, "example").dose
+    assert [found.code for found in dose.exam_types] == ["ct-head"]
+    billing = config_from_document({"billing": yaml.safe_load(named["procedure_codes"])}, "example").billing
+    assert [(found.code, found.in_scope) for found in billing.procedure_codes] == [("QEQK004", True)]
 
 
 def test_every_key_has_a_description_and_an_example() -> None:

@@ -1,0 +1,1 @@
+"""Scope and billing (Q2): which exams the specification covers, and the archiving supplements."""

@@ -1,0 +1,1 @@
+"""The dose register (K2) and the national survey of diagnostic reference levels (NRD)."""
