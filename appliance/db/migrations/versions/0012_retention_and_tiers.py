@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0012"
-down_revision = "0010"  # the lead renumbers the chain at merge (forwarding and priors come between)
+down_revision = "0011"
 branch_labels = None
 depends_on = None
 
