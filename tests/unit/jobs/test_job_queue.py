@@ -84,7 +84,7 @@ def test_concurrent_submissions_queue_one_job(index: Engine) -> None:
 def test_each_waiting_job_is_claimed_once_oldest_first(index: Engine) -> None:
     submitted = [submit(index, kind, {}, "cli") for kind in queue.KINDS]
     with ThreadPoolExecutor(max_workers=6) as pool:
-        claims = [job.id for job in pool.map(lambda _: claim_next(index), range(6)) if job is not None]
+        claims = [job.id for job in pool.map(lambda _: claim_next(index), submitted) if job is not None]
     assert sorted(claims) == submitted
     assert claim_next(index) is None
     assert all(get(index, job_id).started_at is not None for job_id in submitted)
