@@ -13,6 +13,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import pytest
 from datagen import PATIENTS, encoded, make_instance
 from pydicom.uid import generate_uid
 from servers import free_port, write_config
@@ -27,10 +28,18 @@ VENV_BIN = str(Path(sys.executable).parent)
 PASSPHRASE = "correct horse battery staple du cabinet"
 
 
-def with_tools_on_path() -> None:
-    """borgmatic calls `borg` by name: the one beside this Python first."""
-    if not os.environ.get("PATH", "").startswith(VENV_BIN):
-        os.environ["PATH"] = f"{VENV_BIN}:{os.environ.get('PATH', '')}"
+def with_tools_on_path(monkeypatch: pytest.MonkeyPatch | None = None) -> None:
+    """borgmatic and the test's sshd call `borg` by name: the one beside this Python first. Tests
+    pass their `monkeypatch`, so PATH is put back afterwards (the venv also holds pynetdicom's
+    `findscu`/`storescu`, which must not shadow DCMTK's in the tests that follow); the benchmark,
+    a process of its own, passes none."""
+    if os.environ.get("PATH", "").startswith(VENV_BIN):
+        return
+    path = f"{VENV_BIN}:{os.environ.get('PATH', '')}"
+    if monkeypatch is None:
+        os.environ["PATH"] = path
+    else:
+        monkeypatch.setenv("PATH", path)
 
 
 def box(root: Path, backup: dict[str, Any]) -> Path:

@@ -22,8 +22,8 @@ from appliance.config import load_config
 
 
 @pytest.fixture(autouse=True)
-def tools() -> None:
-    with_tools_on_path()
+def tools(monkeypatch: pytest.MonkeyPatch) -> None:
+    with_tools_on_path(monkeypatch)
 
 
 def borg_from_the_box(config_path: Path, *arguments: str) -> subprocess.CompletedProcess[str]:

@@ -29,8 +29,8 @@ STUDY_KEYS = {"PatientID": "", "PatientName": "", "StudyInstanceUID": "", "Study
 
 
 @pytest.fixture(autouse=True)
-def tools() -> None:
-    with_tools_on_path()
+def tools(monkeypatch: pytest.MonkeyPatch) -> None:
+    with_tools_on_path(monkeypatch)
 
 
 def backup(config_path: Path, *arguments: str) -> int:

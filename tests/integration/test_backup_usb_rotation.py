@@ -23,8 +23,8 @@ LABELS = ["PACS-BACKUP-1", "PACS-BACKUP-2"]
 
 
 @pytest.fixture(autouse=True)
-def tools() -> None:
-    with_tools_on_path()
+def tools(monkeypatch: pytest.MonkeyPatch) -> None:
+    with_tools_on_path(monkeypatch)
 
 
 def findings(config_path: Path, now: datetime) -> dict[str, tuple[Severity, str]]:
