@@ -1,5 +1,5 @@
 #!/bin/bash
-# Pack what the appliance role installs (pyproject.toml, requirements.lock, README.md, the
+# Pack what the appliance role installs (pyproject.toml, requirements.lock + -build.lock, README.md, the
 # package and the units) into a reproducible tarball.  usage: image/pack-source.sh OUTPUT.tar.gz
 set -euo pipefail
 REPO=$(cd "$(dirname "$0")/.." && pwd)
@@ -14,4 +14,4 @@ if [ ! -f "$REPO/README.md" ]; then  # pyproject.toml names it as the package's 
 fi
 tar --exclude=__pycache__ --exclude='*.pyc' --exclude='*.egg-info' \
     --owner=0 --group=0 --mtime='2000-01-01' --sort=name \
-    -czf "$OUTPUT" -C "$REPO" pyproject.toml requirements.lock appliance systemd "${readme[@]}"
+    -czf "$OUTPUT" -C "$REPO" pyproject.toml requirements.lock requirements-build.lock appliance systemd "${readme[@]}"
