@@ -19,6 +19,8 @@ import psutil
 import pytest
 from datagen import PATIENTS, make_instance
 from dicom_wire import (
+    EXPLICIT_LITTLE,
+    IMPLICIT_LITTLE,
     associate_request,
     closed_by_peer,
     connect,
@@ -211,6 +213,21 @@ def test_a_blank_calling_ae_is_rejected_and_logged(archive: Daemon) -> None:
         "the log line",
         10,
     )
+
+
+def test_an_unknown_ae_reads_its_rejection_even_when_it_reads_late(archive: Daemon) -> None:
+    """The daemon reads only the start of an unknown caller's request; the rest must not turn its
+    close into a reset that destroys the A-ASSOCIATE-RJ before a busy or slow peer reads it."""
+    syntaxes = (EXPLICIT_LITTLE, IMPLICIT_LITTLE)
+    contexts = tuple((f"1.2.840.10008.5.1.4.1.1.{number}", syntaxes) for number in range(1, 128))
+    request = associate_request("INTRUDER", contexts=contexts)
+    assert len(request) > 9000  # far more than the part read before the calling AE title is known
+    with connect(archive.port) as connection:
+        connection.sendall(request)
+        # The daemon logs the rejection once it has closed the connection: the peer reads only now.
+        wait_for(lambda: "association from INTRUDER (127.0.0.1) rejected" in archive.log(), "the rejection", 10)
+        rejection = read_pdu(connection)
+    assert rejection[:1] == b"\x03"
 
 
 def test_one_address_cannot_take_every_association(tmp_path: Path) -> None:
