@@ -55,7 +55,7 @@ vm-run: ## Boot an image interactively (VM_IMAGE=..., default the production ima
 
 test-image: image-deps image image-test-variant ## CI: build both images, then static, nspawn and VM boot tests (pytest)
 	@test -x $(PYTHON) || { echo "test-image: no $(PYTHON): run 'make venv' first"; exit 1; }
-	APPLIANCE_SYSTEM_TESTS=1 $(PYTHON) -m pytest -p no:cacheprovider tests/system -v -rs --durations=0
+	APPLIANCE_SYSTEM_TESTS=1 $(PYTHON) -m pytest -p no:cacheprovider tests/system -v -rsP --durations=0
 
 image-clean: ## Remove the built images and trees (keeps the mmdebstrap cache in build/cache)
 	rm -rf $(IMAGE_DIR) $(IMAGE_TEST_DIR)
