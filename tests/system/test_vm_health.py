@@ -194,7 +194,7 @@ def test_a_backup_to_the_usb_disk_then_a_study_and_the_index_restored(health_vm:
     passphrase = "/etc/appliance/backup/passphrase"
     vm.ssh(f"install -d -m 0700 /etc/appliance/backup && head -c 32 /dev/urandom | base64 > {passphrase}")
     vm.ssh(f"chmod 0600 {passphrase} && sed -i 's/^    labels: \\[\\]$/    labels: [\"{USB_LABEL}\"]/' {CONFIG}")
-    assert USB_LABEL in vm.ssh(f"grep -A3 '^backup:' {CONFIG}").stdout
+    assert USB_LABEL in vm.ssh(f"grep -A6 '^backup:' {CONFIG}").stdout
     vm.ssh(f"{APPLIANCE} backup configure", timeout=120)
     vm.ssh(f"{APPLIANCE} backup init --target usb", timeout=300)
     started = time.monotonic()
