@@ -380,6 +380,7 @@ C_STORE_RQ = 0x0001
 DATA_SET_PRESENT = 0x0001  # CommandDataSetType, as pynetdicom writes it (anything but 0101H)
 SEND_LOCK_ATTRIBUTE = "appliance_send_lock"
 REACTOR_LOCK_ATTRIBUTE = "appliance_reactor_lock"
+CONTEXTS_ATTRIBUTE = "appliance_store_contexts"
 
 
 @dataclass(frozen=True)
@@ -434,9 +435,7 @@ def direct_store(association: Any, request: StoreRequest, content: StoreContent)
     Raises ValueError when no accepted context has the data set's transfer syntax, OSError when
     the file cannot be read.
     """
-    context = association._get_valid_context(
-        request.sop_class_uid, request.transfer_syntax_uid, "scu", allow_conversion=False
-    )
+    context_id = context_for(association, request.sop_class_uid, request.transfer_syntax_uid)
     command = store_command(request)
     fragment = fragment_bytes(association.dimse.maximum_pdu_size)
     checkpoint = association._reactor_checkpoint
@@ -446,7 +445,7 @@ def direct_store(association: Any, request: StoreRequest, content: StoreContent)
             time.sleep(0.0001)
         with getattr(association, REACTOR_LOCK_ATTRIBUTE, None) or threading.Lock():
             pass  # a reactor inside its poll (`serialise_reactor`) is out of it
-        if not write_message(association, int(context.context_id), command, content, fragment):
+        if not write_message(association, context_id, command, content, fragment):
             return Dataset()
         _context_id, response = association.dimse.get_msg(block=True)
     finally:
@@ -456,6 +455,19 @@ def direct_store(association: Any, request: StoreRequest, content: StoreContent)
         return Dataset()
     status: Dataset = association._check_received_status(response)
     return status
+
+
+def context_for(association: Any, sop_class_uid: str, transfer_syntax_uid: str) -> int:
+    """The ID of the accepted context for sending `sop_class_uid` in exactly `transfer_syntax_uid`
+    (looked up once per association: pynetdicom's lookup walks every accepted context).
+
+    Raises ValueError when there is none."""
+    found: dict[tuple[str, str], int] = association.__dict__.setdefault(CONTEXTS_ATTRIBUTE, {})
+    key = (sop_class_uid, transfer_syntax_uid)
+    if key not in found:
+        context = association._get_valid_context(sop_class_uid, transfer_syntax_uid, "scu", allow_conversion=False)
+        found[key] = int(context.context_id)
+    return found[key]
 
 
 def write_message(association: Any, context_id: int, command: bytes, content: StoreContent, fragment: int) -> bool:

@@ -374,6 +374,7 @@ def retrieve_main() -> int:
     if not available():
         print("  Orthanc is not installed (apt-get install orthanc): retrieve comparison skipped")
         return 0
+    os.environ["TCP_NODELAY"] = "1"  # DCMTK's switch, for Orthanc's sockets too (this script's own environment)
     work = Path(tempfile.mkdtemp(prefix="appliance-bench-retrieve-"))
     daemons: list[Daemon] = []
     references: list[Orthanc] = []
