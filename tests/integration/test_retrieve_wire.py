@@ -176,7 +176,7 @@ def test_a_peer_that_stops_reading_holds_up_only_its_own_association(
     slow = threading.Thread(
         target=lambda: outcome.append(
             get_with_pynetdicom(archive.port, study_uid, 16384, [ExplicitVRLittleEndian], on_open)
-        )  # fmt: skip
+        )
     )
     slow.start()
     try:
