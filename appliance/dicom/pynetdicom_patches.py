@@ -80,7 +80,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import Any, BinaryIO
 
 import pydicom.config
 import pynetdicom
@@ -88,6 +88,7 @@ from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
 from pynetdicom import _config, association, dimse_messages, dsutils, dul, evt, service_class, transport
 from pynetdicom.dimse_primitives import C_GET, C_MOVE
+from pynetdicom.dsutils import split_dataset
 from pynetdicom.events import Event
 
 from appliance.dicom import encoding
@@ -381,6 +382,8 @@ DATA_SET_PRESENT = 0x0001  # CommandDataSetType, as pynetdicom writes it (anythi
 SEND_LOCK_ATTRIBUTE = "appliance_send_lock"
 REACTOR_LOCK_ATTRIBUTE = "appliance_reactor_lock"
 CONTEXTS_ATTRIBUTE = "appliance_store_contexts"
+META_GROUP_LENGTH = struct.Struct("<HH2sHI")  # (0002,0000) UL, explicit VR little endian
+PREAMBLE_BYTES = 128
 
 
 @dataclass(frozen=True)
@@ -398,7 +401,8 @@ class StoreRequest:
 
 @dataclass(frozen=True)
 class StoreContent:
-    """The encoded data set of a C-STORE request: `data`, or the bytes of the file at `path` from `offset`."""
+    """The encoded data set of a C-STORE request: `data`, or the bytes of the file at `path` from
+    `offset` (-1: where its data set starts, `data_set_start`)."""
 
     data: bytes | None = None
     path: Path | None = None
@@ -500,11 +504,13 @@ class ContentBlocks:
         self.context_id = context_id
         self.fragment = fragment
         self.file: Any = None
+        self.offset = content.offset
 
     def __enter__(self) -> Iterator[list[bytes | memoryview]]:
         if self.content.path is not None:
             self.file = open(self.content.path, "rb")  # closed by __exit__
-            self.file.seek(self.content.offset)
+            self.offset = self.content.offset if self.content.offset >= 0 else data_set_start(self.file)
+            self.file.seek(self.offset)
         return self.blocks()
 
     def __exit__(self, *_exception: object) -> None:
@@ -519,13 +525,29 @@ class ContentBlocks:
                 chunk = data[start : start + per_block]
                 yield list(pdus(self.context_id, 0, chunk, self.fragment, start + per_block >= len(data)))
             return
-        remaining = os.fstat(self.file.fileno()).st_size - self.content.offset
+        remaining = os.fstat(self.file.fileno()).st_size - self.offset
         while True:
             chunk = self.file.read(min(per_block, remaining))
             remaining -= len(chunk)
             yield list(pdus(self.context_id, 0, memoryview(chunk), self.fragment, remaining <= 0 or not chunk))
             if remaining <= 0 or not chunk:
                 return
+
+
+def data_set_start(file: BinaryIO) -> int:
+    """Where the data set starts in a DICOM file (PS3.10: after the preamble, "DICM" and the file
+    meta group, whose first element gives its length); the file is left at its start."""
+    head = file.read(PREAMBLE_BYTES + 4 + META_GROUP_LENGTH.size)
+    file.seek(0)
+    if (
+        head[PREAMBLE_BYTES : PREAMBLE_BYTES + 4] == b"DICM"
+        and len(head) == PREAMBLE_BYTES + 4 + META_GROUP_LENGTH.size
+    ):
+        group, element, vr, length, value = META_GROUP_LENGTH.unpack_from(head, PREAMBLE_BYTES + 4)
+        if (group, element, vr, length) == (2, 0, b"UL", 4):
+            return PREAMBLE_BYTES + 4 + META_GROUP_LENGTH.size + int(value)
+    offset = int(split_dataset(Path(file.name))[1])  # no group length first: pydicom finds the meta group's end
+    return offset
 
 
 def pdus(context_id: int, control: int, data: memoryview, fragment: int, last: bool) -> Iterator[bytes | memoryview]:

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
-import struct
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -33,7 +32,7 @@ import pydicom.config
 from pydicom.dataset import Dataset
 from pydicom.uid import UID, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 from pynetdicom.association import Association
-from pynetdicom.dsutils import encode, split_dataset
+from pynetdicom.dsutils import encode
 from pynetdicom.pdu_primitives import SCP_SCU_RoleSelectionNegotiation
 from pynetdicom.presentation import PresentationContext, build_context
 
@@ -48,15 +47,19 @@ from appliance.archive.retrieve import (
     preferred_syntax,
 )
 from appliance.archive.storage import IMMEDIATE
-from appliance.dicom.pynetdicom_patches import StoreContent, StoreRequest, direct_store, direct_store_installed
+from appliance.dicom.pynetdicom_patches import (
+    StoreContent,
+    StoreRequest,
+    data_set_start,
+    direct_store,
+    direct_store_installed,
+)
 
 LOGGER = logging.getLogger(__name__)
 
 MAXIMUM_PROPOSED_CONTEXTS = 128  # PS3.8 9.3.2.2: presentation context IDs are odd numbers 1-255
 PREPARING_PROCESSES = 2  # the machine's cores: the sender itself mostly waits on the network
 LOOKAHEAD = 2 * PREPARING_PROCESSES  # objects prepared ahead of the one being sent
-META_GROUP_LENGTH = struct.Struct("<HH2sHI")  # (0002,0000) UL, explicit VR little endian
-PREAMBLE = 128
 
 
 class StoredReference(Dataset):
@@ -95,7 +98,7 @@ class Prepared:
     transfer_syntax_uid: str
     delivery: Delivery
     path: Path | None = None
-    offset: int = 0
+    offset: int = -1  # -1: where the file's data set starts
     data: bytes | None = None
 
 
@@ -106,9 +109,7 @@ def prepare(path: Path, item: RetrieveItem, coercion: Coercion | None, syntaxes:
     """
     chosen = payload(path, item, coercion, syntaxes)
     if chosen.path is not None:
-        return Prepared(
-            chosen.transfer_syntax_uid, chosen.delivery, path=chosen.path, offset=data_set_offset(chosen.path)
-        )
+        return Prepared(chosen.transfer_syntax_uid, chosen.delivery, path=chosen.path)  # offset found when sent
     assert chosen.dataset is not None
     wire = chosen.transfer_syntax_uid
     if wire not in syntaxes:  # decoded: its own uncompressed syntax; the accepted uncompressed one then
@@ -121,14 +122,9 @@ def prepare(path: Path, item: RetrieveItem, coercion: Coercion | None, syntaxes:
 
 
 def data_set_offset(path: Path) -> int:
-    """Where the data set starts in a DICOM file (after the preamble and the file meta group)."""
+    """Where the data set starts in the DICOM file at `path`."""
     with path.open("rb") as file:
-        head = file.read(PREAMBLE + 4 + META_GROUP_LENGTH.size)
-    if head[PREAMBLE : PREAMBLE + 4] == b"DICM" and len(head) == PREAMBLE + 4 + META_GROUP_LENGTH.size:
-        group, element, vr, length, value = META_GROUP_LENGTH.unpack_from(head, PREAMBLE + 4)
-        if (group, element, vr, length) == (2, 0, b"UL", 4):
-            return PREAMBLE + 4 + META_GROUP_LENGTH.size + int(value)
-    return int(split_dataset(path)[1])  # no group length: pydicom finds the end of the meta group
+        return data_set_start(file)
 
 
 class Lookahead:

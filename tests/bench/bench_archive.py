@@ -12,7 +12,8 @@ C-GET (getscu) and C-MOVE (movescu to storescp), first image and whole series, m
 the study stored uncompressed, then stored as JPEG-LS (ours compressed by `archive compress`, the
 reference given the same series compressed with CharLS) to a peer accepting JPEG-LS and to one
 accepting only uncompressed syntaxes. With `BENCH_BEFORE_PYTHONPATH` set (a checkout of another
-revision), an archive of that revision is measured in the same run as a third column.
+revision), an archive of that revision is measured in the same run as a third column (its daemon
+started with PYTHONSAFEPATH, so that the current directory does not shadow that checkout).
 """
 
 from __future__ import annotations
@@ -394,7 +395,7 @@ def retrieve_main() -> int:
             if pythonpath:
                 daemon.stop()
                 daemon = Daemon(daemon.module, daemon.config_path, daemon.log_path,
-                                environment={"PYTHONPATH": pythonpath}).start()  # fmt: skip
+                                environment={"PYTHONPATH": pythonpath, "PYTHONSAFEPATH": "1"}).start()  # fmt: skip
             daemons.append(daemon)
         for port in [plain.dicom_port, *(daemon.port for daemon in daemons)]:
             called = "ORTHANC" if port == plain.dicom_port else "APPLIANCE"
