@@ -168,7 +168,7 @@ class Lookahead:
                 self.futures[ahead] = executor.submit(prepare, self.locate(item), item, coercion, list(syntaxes))
             except (BrokenProcessPool, RuntimeError, OSError) as error:
                 LOGGER.warning("retrieve: cannot prepare ahead (%s); preparing each object when sent", error)
-                forget_workers()
+                forget_workers(str(error))
                 return
 
     def close(self) -> None:
@@ -188,28 +188,32 @@ def needs_preparing(item: RetrieveItem, coercion: Coercion | None, syntaxes: Seq
 
 _WORKERS: list[ProcessPoolExecutor] = []
 _WORKERS_LOCK = threading.Lock()
+_WORKERS_FAILED: list[str] = []  # why worker processes could not be used: not tried again
 
 
 def workers() -> ProcessPoolExecutor | None:
-    """The process pool that prepares objects ahead, started on first use (None when it cannot be)."""
+    """The process pool that prepares objects ahead, started on first use (None when it cannot be:
+    each object is then prepared when its turn comes)."""
     with _WORKERS_LOCK:
-        if not _WORKERS:
+        if not _WORKERS and not _WORKERS_FAILED:
             try:
                 context = multiprocessing.get_context("forkserver")  # not fork: the daemon has threads
                 _WORKERS.append(
                     ProcessPoolExecutor(PREPARING_PROCESSES, mp_context=context, initializer=worker_started)
                 )
             except (OSError, ValueError) as error:
+                _WORKERS_FAILED.append(str(error))
                 LOGGER.warning("retrieve: no worker processes (%s)", error)
-                return None
-        return _WORKERS[0]
+        return _WORKERS[0] if _WORKERS else None
 
 
-def forget_workers() -> None:
+def forget_workers(reason: str) -> None:
+    """The pool failed: shut it down, and prepare every object when sent from now on."""
     with _WORKERS_LOCK:
         for executor in _WORKERS:
             executor.shutdown(wait=False, cancel_futures=True)
         _WORKERS.clear()
+        _WORKERS_FAILED.append(reason)
 
 
 def worker_started() -> None:
