@@ -142,17 +142,22 @@ class Lookahead:
         return StoredReference(item, self.locate(item), self.plan.coercion_for(item), self, position)
 
     def prepared(self, position: int, path: Path, syntaxes: Sequence[str]) -> Prepared:
-        """The object at `position` ready for the wire (raises CannotSend or OSError)."""
+        """The object at `position` ready for the wire (raises CannotSend or OSError). The next ones
+        are handed to the workers once this one is taken care of: one prepared here (the first)
+        does not compete for the cores with those ahead of it."""
         self.considered = max(self.considered, position + 1)
-        self.prepare_ahead(position, syntaxes)
         item = self.plan.items[position]
         future = self.futures.pop(position, None)
         if future is not None and not future.cancel():  # a worker has it: wait for it
+            self.prepare_ahead(position, syntaxes)
             try:
                 return future.result()
             except BrokenProcessPool:
                 LOGGER.warning("retrieve: a worker process died; preparing here")
-        return prepare(path, item, self.plan.coercion_for(item), syntaxes)
+        try:
+            return prepare(path, item, self.plan.coercion_for(item), syntaxes)
+        finally:
+            self.prepare_ahead(position, syntaxes)
 
     def prepare_ahead(self, position: int, syntaxes: Sequence[str]) -> None:
         for ahead in range(self.considered, min(position + 1 + LOOKAHEAD, len(self.plan.items))):
