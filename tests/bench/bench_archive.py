@@ -408,8 +408,10 @@ def retrieve_main() -> int:
         references.append(compressed)
         timed(["storescu", "-aec", "ORTHANC", "-xt", "+sd", "127.0.0.1", str(compressed.dicom_port),
                str(compressed_copy(series, work / "series-jpeg-ls"))])  # fmt: skip
-        for daemon in daemons:
-            cli(daemon.config_path, "archive", "compress", "--all")
+        for daemon in daemons:  # each compressed by its own revision's command
+            subprocess.run([sys.executable, "-m", "appliance.cli", "archive", "compress", "--all", "--config",
+                            str(daemon.config_path)], check=True, env={**os.environ, **daemon.environment},
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=1800)  # fmt: skip
         columns["reference"] = (compressed.dicom_port, "ORTHANC")
         compare_retrieves(columns, study_uid, work, "JPEG-LS")
     finally:
