@@ -123,7 +123,7 @@ def test_the_detail_page_shows_every_subject_the_contractor_detail_and_the_chang
     assert "OK → " in changes and "Panne" in changes and "serial WD-WCC4N1234567" in changes
     assert changes.index(DEGRADED) < changes.index("Le RAID md1 va bien.")  # newest first
     backup = client.get("/health/backup").get_data(as_text=True)
-    assert "a encore rien enregistré." in backup and "Aucun changement enregistré" in backup
+    assert "a encore rien enregistré à ce sujet." in backup and "Aucun changement enregistré" in backup
     assert client.get("/health/format-c").status_code == 404
     assert not events.recorded or all(event.event.code in ("110114",) for event in events.recorded)  # no patient data
 
