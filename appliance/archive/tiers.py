@@ -74,6 +74,7 @@ class StudyMove:
     study_instance_uid: str
     instances: int
     size_bytes: int
+    lossy_copies: int = 0  # of those instances, how many became lossy copies (tiers.lossy)
 
 
 @dataclass(frozen=True)
@@ -82,6 +83,7 @@ class MoveReport:
     instances: int = 0
     size_bytes: int = 0
     failures: tuple[str, ...] = field(default_factory=tuple)  # "<Study Instance UID>: why"
+    lossy_copies: int = 0
 
 
 @dataclass(frozen=True)
@@ -208,7 +210,8 @@ def move_study(
     for directory in {files.absolute(copy.row.path).parent for copy in copies}:
         sync_directory(directory)
     size = sum(copy.row.size_bytes for copy in copies if copy.row.id in moved)
-    return StudyMove(study_instance_uid, len(moved), size)
+    lossy_copies = sum(1 for copy in copies if copy.row.id in moved and copy.lossy is not None)
+    return StudyMove(study_instance_uid, len(moved), size, lossy_copies)
 
 
 def copy_verified(
@@ -346,6 +349,7 @@ def move_due(
         instances=sum(entry.instances for entry in moved),
         size_bytes=sum(entry.size_bytes for entry in moved),
         failures=tuple(failures),
+        lossy_copies=sum(entry.lossy_copies for entry in moved),
     )
 
 

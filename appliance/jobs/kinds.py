@@ -185,7 +185,7 @@ def run_tier_move(workshop: Workshop, arguments: Mapping[str, Any], progress: Pr
         "studies_failed": len(report.failures),
         "failures": list(report.failures[:LISTED_FILES]),
         "tier": store.kind,
-        "lossy": workshop.config.tiers.lossy.enabled,
+        "lossy_copies": report.lossy_copies,
     }
 
 

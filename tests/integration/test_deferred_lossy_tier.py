@@ -80,7 +80,11 @@ def test_an_old_study_made_lossy_in_the_deferred_tier_is_found_and_retrieved(
         run(["storescu", "-aet", "STORESCU", "-aec", "APPLIANCE", "127.0.0.1", str(archive.port),
              *map(str, images + others)])  # fmt: skip
         followed = cli(config_path, "jobs", "start", "tier-move")
-        assert "succeeded" in followed.stdout and "  studies_moved: 1\n" in followed.stdout
+        assert (
+            "succeeded" in followed.stdout
+            and "  studies_moved: 1\n" in followed.stdout
+            and "  lossy_copies: 3\n" in followed.stdout
+        )
         study_uid = str(dcmread(images[0]).StudyInstanceUID)
         found = image_level_uids(archive.port, study_uid)
         retrieved = get_study(

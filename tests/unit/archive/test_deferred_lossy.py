@@ -110,7 +110,7 @@ def test_on_each_image_becomes_a_flagged_lossy_instance_still_found_and_retrieve
 
     report = tiers.move_due(engine, files, nas, 3, TODAY, lossy=JPEG_2000)
 
-    assert (report.studies, report.instances, report.failures) == (1, 5, ())
+    assert (report.studies, report.instances, report.failures, report.lossy_copies) == (1, 5, (), 3)
     assert not list(files.archive_directory.rglob("*.dcm"))  # the originals removed, once the copies were checked
     now = rows(engine)
     served = retrieved(engine, files, study_uid)
