@@ -1,11 +1,12 @@
 """Lossy compression in the deferred tier on a running box (R1, `tiers.lossy.enabled`): the worker's
 `tier-move` job (queued by `appliance jobs start`) makes an old CT study's images lossy copies in the
 deferred folder or S3 bucket (moto on loopback); the archive daemon's C-FIND answers their new
-UIDs, a C-GET (DCMTK's getscu) retrieves them flagged lossy with their originals referenced, and
-the key object selection and SR of the study come back bit-exact."""
+UIDs, a C-GET (DCMTK's getscu) and a C-MOVE (movescu to storescp) retrieve them flagged lossy with
+their originals referenced, and the key object selection and SR of the study come back unchanged."""
 
 from __future__ import annotations
 
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,7 @@ from datagen import PATIENTS, make_enhanced_sr, make_key_object_selection, write
 from pydicom import Dataset, dcmread
 from pynetdicom.sop_class import StudyRootQueryRetrieveInformationModelFind  # type: ignore[attr-defined]
 from s3_server import credentials_file, make_bucket, s3_server
-from servers import Daemon, archive_config, associate, cli, get_study, run, write_config
+from servers import Daemon, archive_config, associate, cli, get_study, run, wait_for_port, write_config
 from sqlalchemy import select
 
 from appliance.config import load_config
@@ -67,6 +68,20 @@ def image_level_uids(port: int, study_uid: str) -> set[str]:
         association.release()
 
 
+def move_study(port: int, destination_port: int, study_uid: str, received: Path) -> list[Path]:
+    """C-MOVE of the study to DCMTK's storescp (the configured peer STORESCP); the files it received."""
+    received.mkdir()
+    destination = subprocess.Popen(["storescp", "-aet", "STORESCP", "-od", str(received), str(destination_port)])
+    try:
+        wait_for_port(destination_port, "storescp", destination)
+        run(["movescu", "-S", "-aet", "MOVESCU", "-aec", "APPLIANCE", "-aem", "STORESCP", "-k",
+             "QueryRetrieveLevel=STUDY", "-k", f"StudyInstanceUID={study_uid}", "127.0.0.1", str(port)])  # fmt: skip
+    finally:
+        destination.terminate()
+        destination.wait()
+    return sorted(received.iterdir())
+
+
 @pytest.mark.parametrize("kind", ["folder", "s3"])
 def test_an_old_study_made_lossy_in_the_deferred_tier_is_found_and_retrieved(
     kind: str, tmp_path: Path, destination_port: int, request: pytest.FixtureRequest
@@ -90,6 +105,7 @@ def test_an_old_study_made_lossy_in_the_deferred_tier_is_found_and_retrieved(
         retrieved = get_study(
             archive.port, tmp_path / "get", "QueryRetrieveLevel=STUDY", f"StudyInstanceUID={study_uid}"
         )
+        moved = move_study(archive.port, destination_port, study_uid, tmp_path / "moved")
     finally:
         worker.stop()
         archive.stop()
@@ -100,6 +116,7 @@ def test_an_old_study_made_lossy_in_the_deferred_tier_is_found_and_retrieved(
     assert {str(copy.SourceImageSequence[0].ReferencedSOPInstanceUID) for copy in lossy} == originals
     assert all(copy.LossyImageCompressionMethod == "ISO_15444_1" for copy in lossy)  # (Image Type: unit tests)
     assert found == {str(copy.SOPInstanceUID) for copy in copies}  # C-FIND answers what C-GET sends
+    assert {str(dcmread(path).SOPInstanceUID) for path in moved} == found  # C-MOVE sends the same
     by_uid = {str(copy.SOPInstanceUID): copy for copy in copies}
     for path in others:  # no pixels: the same instance, element for element (getscu writes its own encoding)
         sent = dcmread(path)
