@@ -107,7 +107,7 @@ def metadata(engine: Engine, scope: Scope, base_url: str) -> str | None:
     the current identity and transfer syntax, pixel data as BulkDataURIs under `base_url` (the
     DICOMweb root, e.g. https://pacs.cabinet.lan/dicomweb). None when nothing matches."""
     with engine.connect() as connection:
-        rows = list(connection.execute(metadata_statement(scope)))
+        rows = connection.execute(metadata_statement(scope)).all()  # one fetch, not one call per row
         if not rows:
             return None
         missing = stored_headers(connection, [row.id for row in rows if row.document is None])
@@ -252,6 +252,7 @@ def encapsulated(transfer_syntax_uid: str) -> bool:
     return UID(transfer_syntax_uid).is_encapsulated
 
 
+@functools.cache
 def frame_list(number_of_frames: int | None) -> str:
     """`1`, or `1,2,…,N` for a multi-frame instance (PS3.18 8.3.5.1 frame list)."""
     return ",".join(str(number) for number in range(1, max(number_of_frames or 1, 1) + 1))

@@ -135,7 +135,8 @@ def prepared(text: str, compressed: bool) -> Prepared:
 
 def built(version: tuple[Any, ...], plain: bytes, keep_plain: bool) -> Entry:
     """A new entry: the plain bytes compressed (kept too when a client asked for them), tagged by a
-    digest of their content."""
-    tag = hashlib.blake2b(plain, digest_size=16).hexdigest()
+    digest of the compressed bytes (30 times fewer to hash; the same content compresses to the same
+    bytes, no time stamp in the gzip header)."""
     compressed = gzip.compress(plain, compresslevel=GZIP_LEVEL, mtime=0)
+    tag = hashlib.blake2b(compressed, digest_size=16).hexdigest()
     return Entry(version, compressed, tag, plain if keep_plain else None)
