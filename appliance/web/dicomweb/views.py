@@ -243,10 +243,9 @@ def object_parts(
             if chosen.delivery is not Delivery.AS_STORED:
                 LOGGER.debug("instance %s sent %s", item.sop_instance_uid, chosen.delivery.value)
             syntax = chosen.transfer_syntax_uid
-            header = headers.get(syntax) or headers.setdefault(
-                syntax, multipart.part_header(boundary, accept.DICOM, syntax)
-            )
-            yield header, content
+            if syntax not in headers:
+                headers[syntax] = multipart.part_header(boundary, accept.DICOM, syntax)
+            yield headers[syntax], content
             sent.append(item)
     finally:
         auditing.retrieved(EventId.INSTANCES_TRANSFERRED, sent, failed)
