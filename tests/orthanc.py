@@ -1,7 +1,9 @@
 """Orthanc (the Debian package) as a real remote PACS for tests and benchmarks: started by the test
 on 127.0.0.1 on free ports with its own temporary configuration (storage and index in a temporary
 folder, no plugins, no remote access, no authentication on loopback), never the system service;
-stopped by its PID. Its REST API (HTTP port) tells what it holds.
+stopped by its PID. Nagle's algorithm is off on its sockets as on ours: `TcpNoDelay` for its HTTP
+server, and the environment variable TCP_NODELAY=1, which the DCMTK inside it reads for DICOM.
+Its REST API (HTTP port) tells what it holds.
 
     with Orthanc(work / "orthanc", modalities={"APPLIANCE": ("APPLIANCE", archive_port)}) as orthanc:
         orthanc.instances()            # the SOP Instance UIDs it stores
@@ -11,6 +13,7 @@ stopped by its PID. Its REST API (HTTP port) tells what it holds.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import signal
 import subprocess
@@ -78,6 +81,7 @@ class Orthanc:
             "SaveJobs": False,
             "ConcurrentJobs": 1,
             "HttpThreadsCount": 4,
+            "TcpNoDelay": True,
         }
         for name in self.refused:
             settings[f"{name}TransferSyntaxAccepted"] = False
@@ -88,7 +92,8 @@ class Orthanc:
         path = self.directory / "orthanc.json"
         path.write_text(json.dumps(self.configuration(), indent=2))
         with open(self.directory / "orthanc.log", "ab") as log:
-            self.process = subprocess.Popen([EXECUTABLE, str(path)], stdout=log, stderr=log)
+            environment = {**os.environ, "TCP_NODELAY": "1"}
+            self.process = subprocess.Popen([EXECUTABLE, str(path)], stdout=log, stderr=log, env=environment)
         wait_for(self.ready, f"Orthanc on ports {self.dicom_port} and {self.http_port}")
         return self
 

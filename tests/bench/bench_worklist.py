@@ -30,23 +30,29 @@ STATIONS = ["CT_SALLE1", "MR_SALLE2", "US_SALLE3", "MG_SALLE4", "DX_SALLE5"]
 REPEATS = 50
 
 
+def worklist_daemon(work: Path) -> Daemon:
+    """The worklist daemon started on an index of `STEPS` scheduled steps (see above); CT_SALLE1
+    may query it. The caller stops it."""
+    config = archive_config(work / "data", 1, logging={"level": "WARNING"})
+    config["peers"].append({"ae_title": "CT_SALLE1", "host": "127.0.0.1", "rights": ["worklist"]})
+    config["worklist"] = {"bind_address": "127.0.0.1", "port": 0}
+    config_path = write_config(work / "a.yaml", config)
+    loaded = load_config(config_path)
+    engine = create_index_engine(loaded.database_url)
+    upgrade_schema(engine, loaded.storage.index_directory)
+    for number in range(STEPS):
+        patient_pk = add_patient(engine, f"IPP{number:06d}", f"PATIENT{number}^Prénom")
+        day = date.today() + timedelta(days=(number // 5) % 20 - 10)
+        order = new_order(number, STATIONS[number % 5][:2], STATIONS[number % 5], day=day)
+        schedule(engine, loaded, order, patient_pk)
+    engine.dispose()
+    return Daemon("appliance.daemons.worklist", config_path, work / "log").start()
+
+
 def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="appliance-bench-worklist-"))
     try:
-        config = archive_config(work / "data", 1, logging={"level": "WARNING"})
-        config["peers"].append({"ae_title": "CT_SALLE1", "host": "127.0.0.1", "rights": ["worklist"]})
-        config["worklist"] = {"bind_address": "127.0.0.1", "port": 0}
-        config_path = write_config(work / "a.yaml", config)
-        loaded = load_config(config_path)
-        engine = create_index_engine(loaded.database_url)
-        upgrade_schema(engine, loaded.storage.index_directory)
-        for number in range(STEPS):
-            patient_pk = add_patient(engine, f"IPP{number:06d}", f"PATIENT{number}^Prénom")
-            day = date.today() + timedelta(days=(number // 5) % 20 - 10)
-            order = new_order(number, STATIONS[number % 5][:2], STATIONS[number % 5], day=day)
-            schedule(engine, loaded, order, patient_pk)
-        engine.dispose()
-        daemon = Daemon("appliance.daemons.worklist", config_path, work / "log").start()
+        daemon = worklist_daemon(work)
         try:
             assoc = associate(daemon.port, ModalityWorklistInformationFind, ae_title="CT_SALLE1")
             samples, items = [], 0
