@@ -40,7 +40,8 @@ needs_orthanc = pytest.mark.skipif(not available(), reason="Orthanc is not insta
 class Orthanc:
     """One Orthanc process; `modalities` are the AEs it knows (title -> (AE title, port) on
     127.0.0.1): the ones it answers C-FIND / C-MOVE for and moves to. `refused` lists Orthanc's
-    `<Name>TransferSyntaxAccepted` switches to turn off (e.g. "JpegLossless")."""
+    `<Name>TransferSyntaxAccepted` switches to turn off (e.g. "JpegLossless"); `settings` adds
+    to or replaces its configuration (e.g. a plugin and its section)."""
 
     def __init__(
         self,
@@ -48,11 +49,13 @@ class Orthanc:
         modalities: dict[str, tuple[str, int]] | None = None,
         refused: tuple[str, ...] = (),
         ae_title: str = AE_TITLE,
+        settings: dict[str, Any] | None = None,
     ) -> None:
         self.directory = directory
         self.modalities = dict(modalities or {})
         self.refused = refused
         self.ae_title = ae_title
+        self.settings = dict(settings or {})
         self.dicom_port = free_port()
         self.http_port = free_port()
         self.process: subprocess.Popen[bytes] | None = None
@@ -85,7 +88,7 @@ class Orthanc:
         }
         for name in self.refused:
             settings[f"{name}TransferSyntaxAccepted"] = False
-        return settings
+        return {**settings, **self.settings}
 
     def start(self) -> Orthanc:
         self.directory.mkdir(parents=True, exist_ok=True)
