@@ -44,7 +44,7 @@ sys.path.insert(0, str(Path(__file__).parents[1]))
 sys.path.insert(0, str(Path(__file__).parent))
 
 from bench_archive import ENVIRONMENT, first_file_watch, start_archive, timed
-from bench_worklist import STATIONS, STEPS, worklist_daemon
+from bench_worklist import STATIONS, STEPS, query_seconds, worklist_daemon, worklist_query
 from datagen import PATIENTS, Patient, encoded, make_instance, write_series
 from orthanc import Orthanc, available
 from pydicom import dcmread
@@ -62,7 +62,6 @@ SERIES_SIZE = int(os.environ.get("BENCH_IMAGES", "200"))
 SMALL_STUDIES = 200
 FIND_STUDIES = int(os.environ.get("BENCH_STUDIES", "10000"))
 RUNS = int(os.environ.get("BENCH_RUNS", "3"))
-QUERY_REPEATS = 100
 WORKLIST_TARGET_MS = 20.0
 OURS, REFERENCE = "APPLIANCE", "ORTHANC"
 # The AE titles the reference must know to answer them (ours knows them from `archive_config`).
@@ -256,14 +255,6 @@ def bench_retrieve(work: Path, data: Data, destination_port: int) -> None:
         bench_retrieves(reference, data.study_uid, work, "compressed", destination_port)
 
 
-def query_seconds(arguments: list[str]) -> float:
-    """Seconds per query on an open association: findscu with --repeat n+1, less the same with
-    one query (process start, association: the median of 3, as it varies), divided by n."""
-    single = statistics.median(timed(arguments) for _ in range(3))
-    many = timed([*arguments, "--repeat", str(QUERY_REPEATS + 1)])
-    return max(many - single, 0.0) / QUERY_REPEATS
-
-
 def study_query(archive: Archive) -> list[str]:
     keys = ["QueryRetrieveLevel=STUDY", "PatientID=P0000042", "StudyInstanceUID", "PatientName", "StudyDate"]
     return [
@@ -333,22 +324,6 @@ def bench_find(work: Path, destination_port: int) -> None:
         store(reference, folder)
         for _ in range(RUNS):
             note(name, REFERENCE, query_seconds(study_query(reference)), "ms")
-
-
-WORKLIST_KEYS = ["PatientName", "PatientID", "PatientBirthDate", "PatientSex", "AccessionNumber", "StudyInstanceUID",
-                 "RequestedProcedureID", "RequestedProcedureDescription"]  # fmt: skip
-STEP_KEYS = ["Modality", "ScheduledStationAETitle", "ScheduledProcedureStepStartDate",
-             "ScheduledProcedureStepStartTime", "ScheduledProcedureStepID",
-             "ScheduledProcedureStepDescription"]  # fmt: skip
-
-
-def worklist_query(called: str, port: int, station: str, dates: str, *options: str) -> list[str]:
-    """findscu -W as CT_SALLE1 for the steps of `station` on `dates`, asking for the usual keys."""
-    values = {"ScheduledStationAETitle": station, "ScheduledProcedureStepStartDate": dates}
-    keys = [*WORKLIST_KEYS, *(f"ScheduledProcedureStepSequence[0].{key}" for key in STEP_KEYS)]
-    keys = [f"{key}={values[key.split('.')[-1]]}" if key.split(".")[-1] in values else key for key in keys]
-    arguments = [part for key in keys for part in ("-k", key)]
-    return ["findscu", "-W", "-aet", "CT_SALLE1", "-aec", called, *options, *arguments, "127.0.0.1", str(port)]
 
 
 def export_worklist(port: int, folder: Path) -> Path:
