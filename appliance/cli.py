@@ -922,7 +922,7 @@ def print_health(seen: Overview, verbose: bool) -> None:
         name = SOURCE_NAMES.get(source.source, source.source)
         worst = source.worst
         if worst is None:
-            print(f"{name:<20} {'absent':<9} {'not configured yet' if source.later else 'nothing recorded'}")
+            print(f"{name:<20} {'absent':<9} nothing recorded")
             continue
         since = f" (since {local_time(worst.since)})" if worst.severity is not Severity.ABSENT else ""
         print(f"{name:<20} {SEVERITY_WORDS[worst.severity]:<9} {worst.message}{since}")

@@ -1,7 +1,9 @@
 """Orthanc (the Debian package) as a real remote PACS for tests and benchmarks: started by the test
 on 127.0.0.1 on free ports with its own temporary configuration (storage and index in a temporary
 folder, no plugins, no remote access, no authentication on loopback), never the system service;
-stopped by its PID. Its REST API (HTTP port) tells what it holds.
+stopped by its PID. Nagle's algorithm is off on its sockets as on ours: `TcpNoDelay` for its HTTP
+server, and the environment variable TCP_NODELAY=1, which the DCMTK inside it reads for DICOM.
+Its REST API (HTTP port) tells what it holds.
 
     with Orthanc(work / "orthanc", modalities={"APPLIANCE": ("APPLIANCE", archive_port)}) as orthanc:
         orthanc.instances()            # the SOP Instance UIDs it stores
@@ -11,6 +13,7 @@ stopped by its PID. Its REST API (HTTP port) tells what it holds.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import signal
 import subprocess
@@ -37,7 +40,8 @@ needs_orthanc = pytest.mark.skipif(not available(), reason="Orthanc is not insta
 class Orthanc:
     """One Orthanc process; `modalities` are the AEs it knows (title -> (AE title, port) on
     127.0.0.1): the ones it answers C-FIND / C-MOVE for and moves to. `refused` lists Orthanc's
-    `<Name>TransferSyntaxAccepted` switches to turn off (e.g. "JpegLossless")."""
+    `<Name>TransferSyntaxAccepted` switches to turn off (e.g. "JpegLossless"); `settings` adds
+    to or replaces its configuration (e.g. a plugin and its section)."""
 
     def __init__(
         self,
@@ -45,11 +49,13 @@ class Orthanc:
         modalities: dict[str, tuple[str, int]] | None = None,
         refused: tuple[str, ...] = (),
         ae_title: str = AE_TITLE,
+        settings: dict[str, Any] | None = None,
     ) -> None:
         self.directory = directory
         self.modalities = dict(modalities or {})
         self.refused = refused
         self.ae_title = ae_title
+        self.settings = dict(settings or {})
         self.dicom_port = free_port()
         self.http_port = free_port()
         self.process: subprocess.Popen[bytes] | None = None
@@ -78,17 +84,19 @@ class Orthanc:
             "SaveJobs": False,
             "ConcurrentJobs": 1,
             "HttpThreadsCount": 4,
+            "TcpNoDelay": True,
         }
         for name in self.refused:
             settings[f"{name}TransferSyntaxAccepted"] = False
-        return settings
+        return {**settings, **self.settings}
 
     def start(self) -> Orthanc:
         self.directory.mkdir(parents=True, exist_ok=True)
         path = self.directory / "orthanc.json"
         path.write_text(json.dumps(self.configuration(), indent=2))
         with open(self.directory / "orthanc.log", "ab") as log:
-            self.process = subprocess.Popen([EXECUTABLE, str(path)], stdout=log, stderr=log)
+            environment = {**os.environ, "TCP_NODELAY": "1"}
+            self.process = subprocess.Popen([EXECUTABLE, str(path)], stdout=log, stderr=log, env=environment)
         wait_for(self.ready, f"Orthanc on ports {self.dicom_port} and {self.http_port}")
         return self
 

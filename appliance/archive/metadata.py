@@ -27,7 +27,7 @@ from typing import Any
 from pydicom import dcmread
 from pydicom.dataset import Dataset
 from pydicom.uid import UID
-from sqlalchemy import Connection, Engine, and_, select
+from sqlalchemy import Connection, Engine, and_, bindparam, func, select
 
 from appliance.db.schema import instance, instance_header, instance_metadata, patient, series, study
 
@@ -107,7 +107,7 @@ def metadata(engine: Engine, scope: Scope, base_url: str) -> str | None:
     the current identity and transfer syntax, pixel data as BulkDataURIs under `base_url` (the
     DICOMweb root, e.g. https://pacs.cabinet.lan/dicomweb). None when nothing matches."""
     with engine.connect() as connection:
-        rows = list(connection.execute(metadata_statement(scope)))
+        rows = connection.execute(metadata_statement(scope)).all()  # one fetch, not one call per row
         if not rows:
             return None
         missing = stored_headers(connection, [row.id for row in rows if row.document is None])
@@ -122,18 +122,27 @@ def metadata(engine: Engine, scope: Scope, base_url: str) -> str | None:
     return "[" + ",".join(parts) + "]"
 
 
-def metadata_statement(scope: Scope) -> Any:
-    conditions = [study.c.study_instance_uid == scope.study_instance_uid]
+def scope_conditions(scope: Scope) -> Any:
+    """The instances of `scope`, never those of a study whose purge is confirmed (hidden, R2)."""
+    conditions = [study.c.study_instance_uid == scope.study_instance_uid, study.c.purge_requested_at.is_(None)]
     if scope.series_instance_uid:
         conditions.append(series.c.series_instance_uid == scope.series_instance_uid)
     if scope.sop_instance_uid:
         conditions.append(instance.c.sop_instance_uid == scope.sop_instance_uid)
-    tables = (
+    return and_(*conditions)
+
+
+def scope_tables() -> Any:
+    """Instances with their series, study, current patient and stored document (when made)."""
+    return (
         instance.join(series, series.c.id == instance.c.series_pk)
         .join(study, study.c.id == series.c.study_pk)
         .join(patient, patient.c.id == study.c.patient_pk)
         .outerjoin(instance_metadata, instance_metadata.c.instance_pk == instance.c.id)
     )
+
+
+def metadata_statement(scope: Scope) -> Any:
     return (
         select(
             instance.c.id,
@@ -148,10 +157,51 @@ def metadata_statement(scope: Scope) -> Any:
             instance_metadata.c.pixel_data_vr,
             *[column.label(f"identity_{tag}") for tag, _, column in IDENTITY_ELEMENTS],
         )
-        .select_from(tables)
-        .where(and_(*conditions))
+        .select_from(scope_tables())
+        .where(scope_conditions(scope))
         .order_by(series.c.series_number, series.c.id, instance.c.instance_number, instance.c.id)
     )
+
+
+def version(connection: Connection, scope: Scope) -> tuple[Any, ...] | None:
+    """What the metadata of a study or series is made of, in a few numbers read by one aggregate
+    query (no document read): they change when an instance is added or deleted (count, newest row),
+    compressed (its size, `compressed_at`), moved between tiers, given its stored document (a
+    reindex), or when the patient's identity changes (an ADT update, a merge or a reconciliation
+    moving the study: the patient row and its identity). None when nothing matches."""
+    statement = VERSION_OF_SERIES if scope.series_instance_uid else VERSION_OF_STUDY
+    values = {"study": scope.study_instance_uid, "series": scope.series_instance_uid}
+    found = connection.execute(statement, values).one()
+    return tuple(found) if found[0] else None
+
+
+def version_statement(of_series: bool) -> Any:
+    """The aggregate query of `version`, built once (bound to :study, and :series for a series)."""
+    conditions = [study.c.study_instance_uid == bindparam("study"), study.c.purge_requested_at.is_(None)]
+    if of_series:
+        conditions.append(series.c.series_instance_uid == bindparam("series"))
+    identity = [func.max(column) for _, _, column in IDENTITY_ELEMENTS]
+    return (
+        select(
+            func.count(instance.c.id),
+            func.max(instance.c.id),
+            func.sum(instance.c.size_bytes),
+            func.count(instance.c.compressed_at),
+            func.max(instance.c.compressed_at),
+            func.count(instance.c.moved_at),
+            func.max(instance.c.moved_at),
+            func.count(instance_metadata.c.instance_pk),
+            func.max(patient.c.id),
+            func.max(patient.c.updated_at),
+            *identity,
+        )
+        .select_from(scope_tables())
+        .where(and_(*conditions))
+    )
+
+
+VERSION_OF_STUDY = version_statement(of_series=False)
+VERSION_OF_SERIES = version_statement(of_series=True)
 
 
 def stored_headers(connection: Connection, instance_ids: list[int]) -> dict[int, bytes]:
@@ -202,6 +252,7 @@ def encapsulated(transfer_syntax_uid: str) -> bool:
     return UID(transfer_syntax_uid).is_encapsulated
 
 
+@functools.cache
 def frame_list(number_of_frames: int | None) -> str:
     """`1`, or `1,2,…,N` for a multi-frame instance (PS3.18 8.3.5.1 frame list)."""
     return ",".join(str(number) for number in range(1, max(number_of_frames or 1, 1) + 1))

@@ -287,6 +287,16 @@ class S3Config:
 
 
 @dataclass(frozen=True)
+class LossyConfig:
+    """Lossy compression of what moves to the deferred tier (R1; off by default)."""
+
+    enabled: bool
+    codec: str  # jpeg-2000, jpeg-ls-near-lossless
+    compression_ratio: int
+    maximum_error: int
+
+
+@dataclass(frozen=True)
 class TiersConfig:
     """The storage tiers (R1)."""
 
@@ -296,6 +306,7 @@ class TiersConfig:
     move_time: str
     directory: Path | None
     s3: S3Config
+    lossy: LossyConfig = LossyConfig(enabled=False, codec="jpeg-2000", compression_ratio=10, maximum_error=2)
 
 
 @dataclass(frozen=True)
@@ -730,6 +741,7 @@ def tiers_config(section: dict[str, Any]) -> TiersConfig:
             **section,
             "directory": Path(section["directory"]).absolute() if section["directory"] else None,
             "s3": S3Config(**section["s3"]),
+            "lossy": LossyConfig(**section["lossy"]),
         }
     )
 

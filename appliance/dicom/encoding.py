@@ -4,11 +4,14 @@ pydicom's generic writer takes about 1 ms per answer, most of a C-FIND's cost pe
 identifiers built by this package are simple: text values, a few integers, sequences of the same.
 `encode_identifier` writes those (implicit or explicit VR little endian, PS3.5 7.1) and hands anything
 else to pydicom, so what it cannot write exactly it never writes. Tests compare both writers.
+It also writes answers built without a Dataset (`written` takes anything shaped like data
+elements: `tag`, `VR`, `value`), and passes on identifiers already written (`PreEncoded`).
 """
 
 from __future__ import annotations
 
 import struct
+from collections.abc import Iterable
 from typing import Any
 
 from pydicom.dataset import Dataset
@@ -26,10 +29,26 @@ class Unsupported(Exception):
     """Something this writer does not handle: pydicom writes the dataset instead."""
 
 
+class PreEncoded(Dataset):
+    """An identifier already written in the negotiated syntax (worklist answers, cached): handed to
+    pynetdicom where it expects a Dataset, and passed on as is by `encode_identifier`. Empty as a
+    Dataset, so a writer that does not know it would send nothing rather than something wrong."""
+
+    def __init__(self, encoded: bytes, implicit: bool) -> None:
+        super().__init__()
+        self.encoded_identifier = encoded
+        self.implicit_vr = implicit
+
+
 def encode_identifier(
     dataset: Dataset, is_implicit_vr: bool, is_little_endian: bool, deflated: bool = False
 ) -> bytes | None:
-    """The dataset encoded in the given syntax; pydicom's writer for anything unusual."""
+    """The dataset encoded in the given syntax; pydicom's writer for anything unusual. A
+    `PreEncoded` identifier is passed on when written in that syntax; otherwise nothing is written
+    (pynetdicom then answers Unable to Process)."""
+    if isinstance(dataset, PreEncoded):
+        written_as_asked = dataset.implicit_vr == is_implicit_vr and is_little_endian and not deflated
+        return bytes(dataset.encoded_identifier) if written_as_asked else b""
     if not is_little_endian or deflated:
         return PYDICOM_ENCODE(dataset, is_implicit_vr, is_little_endian, deflated)
     try:
@@ -39,7 +58,9 @@ def encode_identifier(
         return PYDICOM_ENCODE(dataset, is_implicit_vr, is_little_endian, deflated)
 
 
-def written(dataset: Dataset, implicit: bool, codec: str) -> bytes:
+def written(dataset: Iterable[Any], implicit: bool, codec: str) -> bytes:
+    """Data elements (a Dataset, or anything with `tag`, `VR` and `value` in tag order) written in
+    implicit or explicit VR little endian, text in `codec`; raises Unsupported for what it cannot write."""
     return b"".join(element_bytes(element.tag, element.VR, element.value, implicit, codec) for element in dataset)
 
 

@@ -1,11 +1,13 @@
 """The Modality Worklist SCP (W1, W2): C-FIND on the scheduled steps, answered the way each
-modality's profile says (`worklist.profiles`); this module only speaks DICOM."""
+modality's profile says (`worklist.profiles`); this module only speaks DICOM. Answers are written
+straight from the index rows and kept (`worklist_answers`) when our identifier writer is in force
+and the syntax is little endian; otherwise built as Datasets for pynetdicom to write."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
@@ -19,8 +21,10 @@ from appliance.audit.events import Outcome
 from appliance.config import Settings
 from appliance.dicom import statuses
 from appliance.dicom.audit import DicomAudit, QueryReport
+from appliance.dicom.encoding import PreEncoded
 from appliance.dicom.peers import AccessPolicy, caller
-from appliance.dicom.pynetdicom_patches import CONNECTION_HANDLERS
+from appliance.dicom.pynetdicom_patches import CONNECTION_HANDLERS, in_force
+from appliance.dicom.worklist_answers import AnswerCache
 from appliance.worklist.profiles import answers
 
 LOGGER = logging.getLogger(__name__)
@@ -37,6 +41,7 @@ class WorklistService:
     engine: Engine
     policy: AccessPolicy
     audit: DicomAudit
+    cache: AnswerCache = field(default_factory=AnswerCache)
 
     def handlers(self) -> list[Any]:
         return [
@@ -61,18 +66,34 @@ class WorklistService:
             yield statuses.NOT_AUTHORIZED, None
             return
         try:
-            found = answers(self.engine, self.settings.current.worklist, event.identifier, calling, date.today())
+            found = self.prepared_answers(event, calling)
         except SQLAlchemyError:
             LOGGER.exception("worklist query from %s failed", calling)
             report.failed(Outcome.SERIOUS_FAILURE, "the index did not answer")
             yield statuses.UNABLE_TO_PROCESS, None
             return
         LOGGER.info("worklist query from %s: %d item(s)", calling, len(found))
-        for answer in found:
+        for identifier, patient in found:
             if event.is_cancelled:
                 yield statuses.CANCEL, None
                 return
-            report.answered(
-                answer.get("PatientID", ""), answer.get("IssuerOfPatientID", ""), answer.get("PatientName", "")
-            )
-            yield statuses.PENDING, answer
+            report.answered(*patient)
+            yield statuses.PENDING, identifier
+
+    def prepared_answers(self, event: Event, calling: str) -> list[tuple[Dataset, tuple[str, str, str]]]:
+        """Each answer's identifier (written already when it can be) and whom it is about (patient
+        ID, its issuer, name); raises SQLAlchemyError when the index fails."""
+        config = self.settings.current.worklist
+        syntax = event.context.transfer_syntax
+        if in_force("identifier_writer") and syntax.is_little_endian and not syntax.is_deflated:
+            implicit = syntax.is_implicit_VR
+            written = self.cache.answers(self.engine, config, event.identifier, calling, date.today(), implicit)
+            return [
+                (PreEncoded(one.encoded, implicit), (one.patient_id, one.issuer_of_patient_id, one.patient_name))
+                for one in written
+            ]
+        built = answers(self.engine, config, event.identifier, calling, date.today())
+        return [
+            (one, (one.get("PatientID", ""), one.get("IssuerOfPatientID", ""), one.get("PatientName", "")))
+            for one in built
+        ]

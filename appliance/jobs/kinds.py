@@ -41,6 +41,7 @@ from appliance.archive.deferred import DeferredStore, deferred_store
 from appliance.archive.index import Index
 from appliance.archive.integrity import DamagedFile, adopt_orphans, orphan_files, verify
 from appliance.archive.lossless import SYNTAXES, LosslessCompressor, compress_everything, compression_lock
+from appliance.archive.lossy import LossyPolicy
 from appliance.archive.progress import ProgressCallback
 from appliance.archive.storage import FileStore
 from appliance.archive.tiers import NoDeferredTier, bring_back, move_due
@@ -175,7 +176,8 @@ def run_tier_move(workshop: Workshop, arguments: Mapping[str, Any], progress: Pr
     store = deferred_tier(workshop)
     years = workshop.config.tiers.immediate_years
     with compression_lock_when_free(workshop.files, progress):
-        report = move_due(workshop.engine, workshop.files, store, years, date.today(), progress)
+        lossy = LossyPolicy.of(workshop.config.tiers)  # None unless tiers.lossy.enabled
+        report = move_due(workshop.engine, workshop.files, store, years, date.today(), progress, lossy)
     return {
         "studies_moved": report.studies,
         "instances_moved": report.instances,
@@ -183,6 +185,7 @@ def run_tier_move(workshop: Workshop, arguments: Mapping[str, Any], progress: Pr
         "studies_failed": len(report.failures),
         "failures": list(report.failures[:LISTED_FILES]),
         "tier": store.kind,
+        "lossy_copies": report.lossy_copies,
     }
 
 

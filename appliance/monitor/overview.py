@@ -19,7 +19,6 @@ from appliance.monitor.store import State
 # The tiles, in their order: storage, RAID, disks, UPS, services, DICOM/worklist/HL7, clock,
 # certificate, last backup, last quality-control report.
 SOURCES = ("disk", "raid", "smart", "ups", "services", "dicom", "time", "certificate", "backup", "qc")
-LATER = frozenset({"backup", "qc"})  # filled by the backup and quality-control issue
 SHOWN_WHEN_RECORDED = ("events",)  # what the system tools' hooks reported: a tile only once they did
 ELSEWHERE = ("outbox",)  # the home page's "messages" tile shows it (a detail page all the same)
 KNOWN = frozenset(SOURCES) | frozenset(SHOWN_WHEN_RECORDED) | frozenset(ELSEWHERE)
@@ -49,11 +48,6 @@ class SourceHealth:
     @property
     def recorded(self) -> bool:
         return bool(self.states)
-
-    @property
-    def later(self) -> bool:
-        """A source another issue will fill (backup, quality control)."""
-        return self.source in LATER
 
 
 @dataclass(frozen=True)

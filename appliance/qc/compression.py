@@ -2,8 +2,9 @@
 compared pixel for pixel with the original before it replaced it (`appliance.archive.lossless`),
 so a compressed instance is a verified one. Counted here: verified in all and during the period;
 stored uncompressed (waiting, or objects without pixels the codec takes: said, not judged);
-received lossy from a modality (allowed, said); compressed by the box into a lossy syntax (never
-allowed: a failure)."""
+received lossy from a modality (allowed, said); made lossy in the deferred tier where the
+configuration allows it (`tiers.lossy`, said); compressed by the box into a lossy syntax otherwise
+(never allowed: a failure)."""
 
 from __future__ import annotations
 
@@ -31,8 +32,11 @@ def section(engine: Engine, period_start: datetime) -> Section:
         "verified_total": count(engine, compressed),
         "verified_in_period": count(engine, compressed & (instance.c.compressed_at >= period_start)),
         "uncompressed": count(engine, instance.c.transfer_syntax_uid.in_(UNCOMPRESSED)),
-        "received_lossy": count(engine, instance.c.lossy & instance.c.compressed_at.is_(None)),
-        "made_lossy": count(engine, instance.c.lossy & compressed),
+        "received_lossy": count(
+            engine, instance.c.lossy & instance.c.compressed_at.is_(None) & instance.c.lossy_source_uid.is_(None)
+        ),
+        "made_lossy": count(engine, instance.c.lossy & compressed & instance.c.lossy_source_uid.is_(None)),
+        "deferred_lossy": count(engine, instance.c.lossy_source_uid.is_not(None)),
     }
     lines = [
         f"{numbers['verified_in_period']} image(s) compressée(s) et vérifiée(s) sur la période, "
@@ -41,6 +45,9 @@ def section(engine: Engine, period_start: datetime) -> Section:
     ]
     if numbers["received_lossy"]:
         lines.append(f"{numbers['received_lossy']} image(s) reçue(s) déjà compressée(s) avec perte de la modalité.")
+    if numbers["deferred_lossy"]:
+        lines.append(f"{numbers['deferred_lossy']} image(s) compressée(s) avec perte en archivage différé, "
+                     "comme la configuration l'autorise (tiers.lossy).")  # fmt: skip
     if numbers["made_lossy"]:
         return Section(KEY, TITLE, Status.FAILURE,
                        f"{numbers['made_lossy']} image(s) compressée(s) par le boîtier avec perte : interdit.",

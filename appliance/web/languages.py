@@ -9,6 +9,7 @@ committed `.mo` files match their `.po` files.
 from __future__ import annotations
 
 from datetime import date, datetime
+from decimal import Decimal
 from pathlib import Path
 
 from babel.numbers import format_decimal
@@ -29,7 +30,7 @@ def configure(app: Flask) -> None:
         BABEL_TRANSLATION_DIRECTORIES=";".join(str(folder) for folder in translation_folders()),
     )
     Babel(app, locale_selector=chosen_language)
-    app.jinja_env.filters.update(when=when, day=day, size=size, number=number)
+    app.jinja_env.filters.update(when=when, day=day, size=size, number=number, euros=euros)
     app.jinja_env.add_extension("jinja2.ext.i18n")
     app.context_processor(lambda: {"language": str(get_locale() or DEFAULT_LANGUAGE), "languages": LANGUAGES})
 
@@ -70,3 +71,10 @@ def size(value: int | None) -> str:
 
 def number(value: int | float | None) -> str:
     return format_decimal(value, locale=str(get_locale() or DEFAULT_LANGUAGE)) if value is not None else ""
+
+
+def euros(value: Decimal | None) -> str:
+    """An amount with its cents, as on an invoice: 3,00 (`number` would drop them: 3)."""
+    if value is None:
+        return ""
+    return format_decimal(value, format="#,##0.00", locale=str(get_locale() or DEFAULT_LANGUAGE))

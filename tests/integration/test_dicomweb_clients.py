@@ -260,9 +260,18 @@ def test_after_an_a40_merge_wado_and_metadata_show_the_surviving_identity(box: B
     for image in images:
         image.IssuerOfPatientID = "RIS-CAB-X"
     box.client().store_instances([dcmread(io.BytesIO(encoded(image))) for image in images])
+    url = f"{box.url}/dicomweb/studies/{study_uid}/series/{series_uid}/metadata"
+    before = requests.get(url, headers=box.headers(), timeout=30)  # now in the worker's cache
+    assert before.json()[0]["00100020"]["Value"] == ["IPP1009"] and before.headers["Content-Encoding"] == "gzip"
+    held = box.headers(**{"If-None-Match": before.headers["ETag"]})
+    assert requests.get(url, headers=held, timeout=30).status_code == 304
     with MllpClient(box.hl7_port) as client:
         assert ack_code(client.send(golden("a28_utf8.hl7"))) == "AA"  # ŒUVRARD^Chloé, IPP1001
         assert ack_code(client.send(golden("a40_merge.hl7"))) == "AA"  # IPP1009 merged into IPP1001
+    after = requests.get(url, headers=held, timeout=30)
+    assert after.status_code == 200 and after.json()[0]["00100020"]["Value"] == ["IPP1001"]
+    plain = requests.get(url, headers=box.headers(**{"Accept-Encoding": "identity"}), timeout=30)
+    assert "Content-Encoding" not in plain.headers and plain.json() == after.json()
     client = box.client()
     copy = client.retrieve_instance(study_uid, series_uid, images[0].SOPInstanceUID)
     assert (copy.PatientID, str(copy.PatientName)) == ("IPP1001", "ŒUVRARD^Chloé")

@@ -100,6 +100,10 @@ instance = Table(
     Column("tier", String(16), nullable=False, server_default="immediate", index=True),
     Column("location", String(1024), nullable=False, server_default=""),
     Column("moved_at", DateTime(timezone=True), nullable=True),
+    # A lossy copy the deferred tier made of an instance (tiers.lossy): the SOP Instance UID of the
+    # original it replaced (its uncompressed predecessor, also in its Source Image Sequence); NULL
+    # for everything else. `lossy` is then true as well.
+    Column("lossy_source_uid", UID, nullable=True),
 )
 
 # The header of each instance (everything before the pixel data), kept at ingest so that

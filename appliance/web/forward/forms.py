@@ -1,9 +1,9 @@
-"""The search of a remote archive (POST, CSRF), and the buttons (CSRF only)."""
+"""The search of a remote archive (POST, CSRF), the forwarding rules' form, and the buttons (CSRF only)."""
 
 from __future__ import annotations
 
 from flask_wtf import FlaskForm
-from wtforms import DateField, HiddenField, SelectField, StringField
+from wtforms import BooleanField, DateField, HiddenField, SelectField, StringField, TextAreaField
 from wtforms.validators import Length, Optional, Regexp
 
 from appliance.web.forms import add_error, lazy, text
@@ -45,3 +45,21 @@ class FetchForm(FlaskForm):
 
 class ButtonForm(FlaskForm):
     """Only the CSRF token: what it acts on is in the address."""
+
+
+class RuleForm(FlaskForm):
+    """A forwarding rule (`forward.rules[]`): the form checks nothing the configuration schema does
+    not say better; its refusals come back next to the field, in the words of `appliance config check`."""
+
+    name = StringField(lazy("Name of the rule"))
+    destination = SelectField(lazy("Destination"), choices=[], validate_choice=False)
+    enabled = BooleanField(lazy("In force"), default=True)
+    calling_ae_titles = StringField(lazy("Senders (calling AE titles)"))
+    modalities = StringField(lazy("Modalities"))
+    sop_classes = StringField(lazy("SOP classes (UIDs)"))
+    study_descriptions = TextAreaField(lazy("Study descriptions, one per line"))
+    original = HiddenField()  # the name of the rule edited, as the page showed it
+
+
+class RemoveRuleForm(FlaskForm):
+    original = HiddenField(validators=[Length(min=1, max=64)])

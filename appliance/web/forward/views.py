@@ -1,7 +1,11 @@
 """The pages:
 
 - `/forward` (VIEW_FORWARDING): the rules in force and each destination's queue; no patient data,
-  so no audit event. `/forward/<AE>`: its waiting and set-aside instances with the reason;
+  so no audit event. `/forward/rules/new`, `/forward/rules/<n>` (EDIT_SETTINGS: administrators): a
+  rule added or changed, `POST /forward/rules/<n>/remove` removed; written to the console's
+  settings layer, put in force by SIGHUP and recorded as 110113 Security Alert E, 110129 Security
+  Configuration (where the images go is where patient data goes), as the modality pages do.
+  `/forward/<AE>`: its waiting and set-aside instances with the reason;
   `POST /forward/<AE>/retry` (RETRY_MESSAGES): everything of that queue due now, recorded as 110113
   Security Alert E, 110132 Use of Restricted Function, the queue as object (as the message log does).
 - `/priors` (SEARCH_PATIENTS): the search form (no patient data, no record); `POST /priors` queues
@@ -37,9 +41,11 @@ from appliance.forward import queues, remote
 from appliance.web.auth import requires
 from appliance.web.auth.access import background, can, current_account
 from appliance.web.forms import choices
-from appliance.web.forward.forms import ButtonForm, FetchForm, SearchForm
+from appliance.web.forward import rule_editing
+from appliance.web.forward.forms import ButtonForm, FetchForm, RemoveRuleForm, SearchForm
 from appliance.web.recording import record
 from appliance.web.services import services
+from appliance.web.setup.saving import save, show_problems
 
 blueprint = Blueprint("forward", __name__, template_folder="templates")
 STUDY_ROOT_FIND = "1.2.840.10008.5.1.4.1.2.2.1"
@@ -52,7 +58,63 @@ def index() -> ResponseReturnValue:
     destinations = sorted({rule.destination for rule in config.forward.rules})
     states = queues.queue_states(services().engine, destinations)
     return render_template("forward/index.html", rules=config.forward.rules, states=states,
-                           archives=config.remote_archives)  # fmt: skip
+                           archives=config.remote_archives, may_edit=can(Permission.EDIT_SETTINGS))  # fmt: skip
+
+
+@blueprint.route("/forward/rules/new", methods=["GET", "POST"])
+@requires(Permission.EDIT_SETTINGS)
+def new_rule() -> ResponseReturnValue:
+    return edit_rule(0)
+
+
+@blueprint.route("/forward/rules/<int:number>", methods=["GET", "POST"])
+@requires(Permission.EDIT_SETTINGS)
+def rule(number: int) -> ResponseReturnValue:
+    return edit_rule(number)
+
+
+def edit_rule(number: int) -> ResponseReturnValue:
+    """Add a rule (`number` 0) or change the rule shown as `number` in the list."""
+    config = services().config
+    current = rule_editing.rule_at(config, number)
+    if number and current is None:
+        abort(404)
+    form = rule_editing.form_for(config, current)
+    elsewhere: list[str] = []
+    if form.validate_on_submit():
+        if current is not None and form.original.data != current.name:
+            return changed_meanwhile()
+        changes, position = rule_editing.changes(config, number, form)
+        result = save(changes, EventType.SECURITY_CONFIGURATION)
+        if result.written:
+            return redirect(url_for("forward.index"))
+        elsewhere = show_problems(form, result.problems, rule_editing.field_of(position))
+    return render_template("forward/rule.html", form=form, number=number, elsewhere=elsewhere,
+                           has_peers=bool(config.peers))  # fmt: skip
+
+
+@blueprint.route("/forward/rules/<int:number>/remove", methods=["POST"])
+@requires(Permission.EDIT_SETTINGS)
+def remove_rule(number: int) -> ResponseReturnValue:
+    config = services().config
+    current = rule_editing.rule_at(config, number)
+    if current is None:
+        abort(404)
+    form = RemoveRuleForm()
+    if not form.validate_on_submit():
+        abort(400)
+    if form.original.data != current.name:
+        return changed_meanwhile()
+    result = save(rule_editing.removal(config, number), EventType.SECURITY_CONFIGURATION)
+    for line in result.lines:
+        flash(line, "error")
+    return redirect(url_for("forward.index"))
+
+
+def changed_meanwhile() -> ResponseReturnValue:
+    """The list changed since the page was shown (another administrator, a reload): nothing done."""
+    flash(gettext("The rules changed since this page was shown: nothing was saved, here they are now."), "warning")
+    return redirect(url_for("forward.index"))
 
 
 @blueprint.route("/forward/<destination>")

@@ -71,10 +71,7 @@ def source_tile(source: SourceHealth, monitor: MonitorHealth) -> Tile:
     url, identifier = url_for("health.source", source=source.source), f"tile-{source.source}"
     worst = source.worst
     if worst is None:
-        if source.later:
-            value, detail = gettext("Not configured yet"), gettext("This check is not set up on this box yet.")
-        else:
-            value, detail = gettext("No information"), gettext("The monitor has recorded nothing about it yet.")
+        value, detail = gettext("No information"), gettext("The monitor has recorded nothing about it yet.")
         return Tile(title(source.source), value, detail, "absent", url, identifier)
     detail = worst.message
     others = sum(1 for state in source.states if state.severity.is_problem) - (1 if worst.severity.is_problem else 0)

@@ -73,6 +73,7 @@ RESULT_NAMES = {
     "studies_moved": lazy("studies moved"),
     "instances_moved": lazy("images moved"),
     "moved_bytes": lazy("size moved"),
+    "lossy_copies": lazy("images made lossy (tiers.lossy)"),
     "studies_failed": lazy("studies left in place"),
     "failures": lazy("Studies left in place"),
     "tier": lazy("deferred storage"),

@@ -80,6 +80,7 @@ def show(study_instance_uid: str) -> ResponseReturnValue:
         title_words=title_words,
         viewers=current_app.view_functions,
         deferred_instances=tiers.deferred_instances(services().engine, study_instance_uid),
+        lossy_copies=tiers.lossy_copies(services().engine, study_instance_uid),
         addresses=addresses,
         action_words=action_words,
         status_words=status_words,

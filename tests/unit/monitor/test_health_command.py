@@ -48,7 +48,7 @@ def test_all_ok_or_absent_is_zero(data: Path, index: Engine, capsys: pytest.Capt
     lines = {line.split()[0]: line for line in out.splitlines()}
     assert "ok" in lines["RAID"] and "Le RAID va bien." in lines["RAID"] and "(since " in lines["RAID"]
     assert "absent" in lines["UPS"] and "Aucun onduleur." in lines["UPS"]
-    assert "not configured yet" in lines["last"]  # last backup, last QC report
+    assert "nothing recorded" in lines["last"]  # last backup, last QC report: no round yet
     assert out.startswith("monitor: last check ") and "md1 [UU]" not in out
 
 

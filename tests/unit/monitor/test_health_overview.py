@@ -30,7 +30,7 @@ def test_each_source_shows_its_worst_and_oldest_problem(engine: Engine) -> None:
     assert smart.worst is not None and smart.worst.subject == "sda"  # the older of two warnings
     assert smart.severity is Severity.WARNING and seen.severity is Severity.CRITICAL
     backup = next(source for source in seen.sources if source.source == "backup")
-    assert backup.later and not backup.recorded and backup.severity is Severity.ABSENT
+    assert not backup.recorded and backup.severity is Severity.ABSENT
     assert not seen.monitor.stale and seen.monitor.last_checked == NOW
 
 

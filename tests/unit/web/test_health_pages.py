@@ -78,8 +78,8 @@ def test_a_degraded_raid_and_a_failing_disk_are_red_absent_sources_grey(
     assert shown["tile-smart"][0] == "tile error" and FAILING in shown["tile-smart"][1]
     assert shown["tile-disk"][0] == "tile ok" and "OK" in shown["tile-disk"][1]
     assert shown["tile-ups"][0] == "tile absent" and "Non présent" in shown["tile-ups"][1]
-    assert shown["tile-backup"][0] == "tile absent" and "Pas encore configurée" in shown["tile-backup"][1]
-    assert shown["tile-qc"][0] == "tile absent" and "Pas encore configurée" in shown["tile-qc"][1]
+    assert shown["tile-backup"][0] == "tile absent" and "Aucune information" in shown["tile-backup"][1]
+    assert shown["tile-qc"][0] == "tile absent" and "Aucune information" in shown["tile-qc"][1]
     assert shown["tile-services"][0] == "tile absent" and "Aucune information" in shown["tile-services"][1]
     assert "tile-monitor" not in shown  # the monitor wrote just now
     assert "tile-messages" in shown and "tile-reconciliation" in shown  # the tiles of the day stay
@@ -123,7 +123,7 @@ def test_the_detail_page_shows_every_subject_the_contractor_detail_and_the_chang
     assert "OK → " in changes and "Panne" in changes and "serial WD-WCC4N1234567" in changes
     assert changes.index(DEGRADED) < changes.index("Le RAID md1 va bien.")  # newest first
     backup = client.get("/health/backup").get_data(as_text=True)
-    assert "pas encore en place" in backup and "Aucun changement enregistré" in backup
+    assert "a encore rien enregistré à ce sujet." in backup and "Aucun changement enregistré" in backup
     assert client.get("/health/format-c").status_code == 404
     assert not events.recorded or all(event.event.code in ("110114",) for event in events.recorded)  # no patient data
 

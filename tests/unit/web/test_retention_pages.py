@@ -4,8 +4,10 @@ without confirmation, legal holds, and the tiers page queueing its jobs."""
 
 from __future__ import annotations
 
+import html
 from collections.abc import Callable
 from datetime import date
+from pathlib import Path
 
 import pytest
 from console_client import Events, csrf_token
@@ -20,6 +22,7 @@ from appliance.archive.ingest import IncomingObject, Ingest
 from appliance.archive.storage import FileStore
 from appliance.audit.events import Action, ObjectKind
 from appliance.config import Settings
+from appliance.config.writer import write_console_settings
 from appliance.db.schema import study
 from appliance.web.retention import views
 
@@ -114,3 +117,17 @@ def test_the_tiers_page_counts_and_queues_its_jobs(
     refused = client.post("/tiers/bring-back", data={"csrf_token": token, "study_instance_uid": old_study})
     assert "aucune image en archivage différé" in refused.get_data(as_text=True)
     assert jobs.recent(engine) == []
+
+
+def test_the_tiers_page_says_when_lossy_compression_is_on(
+    settings: Settings, logged_in: Callable[[Role], FlaskClient], tmp_path: Path
+) -> None:
+    client = logged_in(Role.ADMINISTRATOR)
+    folder = {"deferred": "folder", "directory": str(tmp_path / "nas")}
+    write_console_settings(settings.current, {"tiers": folder})
+    settings.reload()
+    assert 'id="lossy-on"' not in client.get("/tiers").get_data(as_text=True)  # off by default
+    write_console_settings(settings.current, {"tiers": {**folder, "lossy": {"enabled": True}}})
+    settings.reload()
+    page = html.unescape(client.get("/tiers").get_data(as_text=True))
+    assert "La compression avec perte est activée (tiers.lossy, jpeg-2000)" in page

@@ -5,6 +5,7 @@ RIS's patient and order (`patients.identities`, `worklist.scheduling`) and DICOM
 
 from __future__ import annotations
 
+import html
 import json
 from collections.abc import Callable
 from datetime import date, datetime, timedelta
@@ -16,7 +17,7 @@ from console_client import Events
 from datagen import PATIENTS, encoded, make_instance
 from flask.testing import FlaskClient
 from pydicom.uid import CTImageStorage, generate_uid
-from sqlalchemy import Engine
+from sqlalchemy import Engine, select, update
 from worklist_data import new_order, schedule
 
 from appliance.accounts.roles import Role
@@ -25,6 +26,7 @@ from appliance.archive.ingest import IncomingObject, Ingest, StoreOutcome
 from appliance.archive.storage import FileStore
 from appliance.config import Config, Settings
 from appliance.config.loader import config_from_document, development_document
+from appliance.db.schema import instance
 from appliance.patients.identities import Identifier, IdentityPolicy, PatientIdentity, Source, record_patient
 from appliance.patients.national import INS_NIR_OID
 
@@ -247,3 +249,17 @@ def test_an_unknown_study_is_a_clear_404(
         assert answer.status_code == 404
         assert "aucun examen avec ce Study Instance UID" in answer.get_data(as_text=True).replace("&#39;", "'")
     assert not events.of("110103")
+
+
+def test_the_study_page_says_when_images_were_made_lossy_in_the_deferred_tier(
+    archive: Engine, logged_in: Callable[[Role], FlaskClient]
+) -> None:
+    client = logged_in(Role.RADIOLOGIST)
+    assert 'id="lossy-copies"' not in client.get(f"/studies/{HEART_STUDY}").get_data(as_text=True)
+    with archive.begin() as connection:  # what `archive.tiers` records for two lossy copies
+        ids = list(connection.execute(select(instance.c.id).order_by(instance.c.id).limit(2)).scalars())
+        flagged = update(instance).where(instance.c.id.in_(ids))
+        connection.execute(flagged.values(lossy=True, lossy_source_uid=instance.c.sop_instance_uid))
+    page = html.unescape(client.get(f"/studies/{HEART_STUDY}").get_data(as_text=True))
+    notice = page.split('id="lossy-copies">')[1].split("</p>")[0]
+    assert notice.startswith("Compression avec perte : 2 images de cette étude")
