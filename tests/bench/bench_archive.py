@@ -366,6 +366,7 @@ def bench_ingest_against_reference(work: Path, series: Path) -> None:
     if not available():
         print("  Orthanc is not installed (apt-get install orthanc): ingest comparison skipped")
         return
+    os.environ["TCP_NODELAY"] = "1"  # for Orthanc (DCMTK reads it), started with this script's environment
     small = work / "small"
     write_small_studies(small, SMALL_STUDIES)
     cases = [
