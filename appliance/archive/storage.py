@@ -5,7 +5,9 @@ study date (the date the retention and tiering rules count from), or the recepti
 object has none. Hashes keep names short and fixed-width whatever the UIDs look like.
 
 A file is written to `incoming/` (same filesystem), fsynced, hard-linked into place and its folder
-fsynced: after `write_durably` returns, the bytes survive a power cut. A link never replaces an
+fsynced: after `write_durably` returns, the bytes survive a power cut (the ingest leaves that folder
+sync to its group commit, which syncs each folder once for all the files of a batch before the
+index commit: `defer_folder_sync`). A link never replaces an
 existing file, so several processes writing at once can never overwrite an acknowledged file: a path
 already holding other bytes makes the new bytes go beside it, under a name carrying their digest.
 Nothing half-written is ever left under `archive/`; leftovers in `incoming/` are removed by
