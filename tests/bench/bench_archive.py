@@ -5,6 +5,12 @@ with DCMTK's storescu over 1 and over 4 associations, retrieved with getscu (C-G
 (C-MOVE to storescp), queried with a pynetdicom SCU (association open) with 1 and 10,000 studies in
 the index, and compressed losslessly (verified). Every DCMTK client runs with TCP_NODELAY=1.
 Figures are medians where a measurement is repeated. Nothing here asserts: it prints.
+
+`bench_archive.py ingest` (issue 14) runs only the ingest beside the reference archive (Orthanc,
+the Debian package, started on 127.0.0.1 by `tests/orthanc.py`): the same storescu commands into
+both, 1 and 4 associations and 200 one-image studies, each a median of 3 with the systems taking
+turns, and the ratios ours / reference. BENCH_BASELINE_TREE=<another checkout> adds its archive as
+a "before" column, measured in the same sitting.
 """
 
 from __future__ import annotations
