@@ -13,10 +13,6 @@ Several processes may ingest at once (the DICOM archive and, later, STOW-RS). Fi
 place, never renamed over an existing one (`FileStore.write_durably`), and an index uniqueness
 conflict means another writer indexed the instance first: it is a duplicate, handled by the policy
 above. A file is removed only by the writer that created it, and only when no index row names it.
-
-Speed (issue 14): the received bytes are written and fsynced in `incoming/` by a writer thread while
-the header is read (`Prepared`), and the index rows of objects arriving together on several
-associations share one commit, their folders one sync each (`archive.group_commit`).
 """
 
 from __future__ import annotations
@@ -26,7 +22,6 @@ import enum
 import hashlib
 import logging
 import threading
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import date
 
@@ -34,19 +29,11 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from appliance.archive.attributes import InstanceAttributes, InvalidObject, read_attributes
 from appliance.archive.index import DuplicateInstance, Index
-from appliance.archive.storage import (
-    FileStore,
-    PreparedFile,
-    StorageFull,
-    WrittenFile,
-    instance_relative_path,
-    uid_hash,
-)
+from appliance.archive.storage import FileStore, StorageFull, WrittenFile, instance_relative_path, uid_hash
 
 LOGGER = logging.getLogger(__name__)
 
 LOCK_STRIPES = 64
-WRITERS = 8  # threads writing and syncing received bytes while their headers are read
 
 
 class StoreOutcome(enum.Enum):
@@ -69,27 +56,6 @@ class IncomingObject:
     calling_ae_title: str
 
 
-class Prepared:
-    """The received bytes being written and fsynced in `incoming/` (a writer thread, the GIL
-    released) while the object's header is read: the two waits overlap. Whoever places the file
-    `take`s it; otherwise `release` removes it (a refused object, an identical duplicate)."""
-
-    def __init__(self, future: Future[PreparedFile]) -> None:
-        self.future = future
-        self.taken = False
-
-    def take(self) -> PreparedFile:
-        """The prepared file, now the caller's to place; raises what writing it raised."""
-        self.taken = True
-        return self.future.result()
-
-    def release(self, files: FileStore) -> None:
-        if self.taken:
-            return
-        with contextlib.suppress(OSError, StorageFull):
-            files.discard(self.future.result())
-
-
 @dataclass(frozen=True)
 class StoreResult:
     outcome: StoreOutcome
@@ -104,20 +70,9 @@ class Ingest:
         self.files = files
         self.index = index
         self.stripes = [threading.Lock() for _ in range(LOCK_STRIPES)]
-        self.writers = ThreadPoolExecutor(WRITERS, thread_name_prefix="ingest-writer")
-
-    def prepare(self, encoded: bytes) -> Prepared:
-        return Prepared(self.writers.submit(self.files.prepare, encoded))
 
     def store(self, incoming: IncomingObject) -> StoreResult:
         """Archive one object; never raises for a bad object, a full disk or a database failure."""
-        prepared = self.prepare(incoming.encoded)
-        try:
-            return self.store_prepared(incoming, prepared)
-        finally:
-            prepared.release(self.files)
-
-    def store_prepared(self, incoming: IncomingObject, prepared: Prepared) -> StoreResult:
         try:
             attributes = read_attributes(incoming.encoded)
         except InvalidObject as error:
@@ -127,7 +82,7 @@ class Ingest:
         ):
             return StoreResult(StoreOutcome.REFUSED_MISMATCH, "SOP UIDs differ from the C-STORE request")
         with self.stripe(attributes.sop_instance_uid):
-            return replace(self.store_parsed(incoming, attributes, prepared), attributes=attributes)
+            return replace(self.store_parsed(incoming, attributes), attributes=attributes)
 
     def store_object(self, encoded: bytes, sender: str, expected_study_uid: str = "") -> StoreResult:
         """Archive one object that is its own request (STOW-RS): the same checks, writing, duplicate
@@ -143,30 +98,25 @@ class Ingest:
             detail = "the object belongs to another study than the one the request names"
             return StoreResult(StoreOutcome.REFUSED_MISMATCH, detail, attributes)
         incoming = IncomingObject(encoded, attributes.sop_instance_uid, attributes.sop_class_uid, sender)
-        prepared = self.prepare(encoded)
-        try:
-            with self.stripe(attributes.sop_instance_uid):
-                return replace(self.store_parsed(incoming, attributes, prepared), attributes=attributes)
-        finally:
-            prepared.release(self.files)
+        with self.stripe(attributes.sop_instance_uid):
+            return replace(self.store_parsed(incoming, attributes), attributes=attributes)
 
     def stripe(self, sop_instance_uid: str) -> threading.Lock:
         return self.stripes[hash(sop_instance_uid) % LOCK_STRIPES]
 
-    def store_parsed(self, incoming: IncomingObject, attributes: InstanceAttributes, prepared: Prepared) -> StoreResult:
+    def store_parsed(self, incoming: IncomingObject, attributes: InstanceAttributes) -> StoreResult:
         try:
             existing = self.index.stored_instance(attributes.sop_instance_uid)
             if existing is not None:
-                known = {existing.sha256, existing.received_sha256}
-                return self.store_duplicate(incoming, attributes, known, prepared)
-            return self.store_new(incoming, attributes, prepared)
+                return self.store_duplicate(incoming, attributes, {existing.sha256, existing.received_sha256})
+            return self.store_new(incoming, attributes)
         except StorageFull as error:
             return StoreResult(StoreOutcome.REFUSED_NO_SPACE, str(error))
         except (OSError, SQLAlchemyError) as error:
             LOGGER.exception("storing instance %s failed", attributes.sop_instance_uid)
             return StoreResult(StoreOutcome.FAILED, type(error).__name__)
 
-    def store_new(self, incoming: IncomingObject, attributes: InstanceAttributes, prepared: Prepared) -> StoreResult:
+    def store_new(self, incoming: IncomingObject, attributes: InstanceAttributes) -> StoreResult:
         relative_path = instance_relative_path(
             attributes.study_date,
             date.today(),
@@ -174,7 +124,7 @@ class Ingest:
             attributes.series_instance_uid,
             attributes.sop_instance_uid,
         )
-        written = self.files.place(prepared.take(), relative_path, keep_pending=True, defer_folder_sync=True)
+        written = self.files.write_durably(incoming.encoded, relative_path, keep_pending=True, defer_folder_sync=True)
         folders = [written.unsynced_folder] if written.unsynced_folder is not None else []
         try:
             self.index.add_instance(attributes, written, incoming.calling_ae_title, folders)
@@ -199,22 +149,13 @@ class Ingest:
         return result
 
     def store_duplicate(
-        self,
-        incoming: IncomingObject,
-        attributes: InstanceAttributes,
-        known_digests: set[str],
-        prepared: Prepared | None = None,
+        self, incoming: IncomingObject, attributes: InstanceAttributes, known_digests: set[str]
     ) -> StoreResult:
-        """The duplicate policy; `prepared` is the received bytes already written, if they were."""
         digest = hashlib.sha256(incoming.encoded).hexdigest()
         if digest in known_digests:
             return StoreResult(StoreOutcome.DUPLICATE_IDENTICAL)
         relative_path = f"{uid_hash(attributes.sop_instance_uid)}/{digest}.dcm"
-        quarantine = self.files.quarantine_directory
-        if prepared is not None:
-            written = self.files.place(prepared.take(), relative_path, under=quarantine)
-        else:
-            written = self.files.write_durably(incoming.encoded, relative_path, under=quarantine)
+        written = self.files.write_durably(incoming.encoded, relative_path, under=self.files.quarantine_directory)
         with contextlib.suppress(IntegrityError):  # the very same bytes were quarantined before
             self.index.add_quarantined(attributes.sop_instance_uid, written, incoming.calling_ae_title)
         LOGGER.warning(

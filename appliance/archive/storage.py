@@ -60,15 +60,6 @@ class WrittenFile:
     unsynced_folder: Path | None = None  # the folder of the new link, when its sync was left to the caller
 
 
-@dataclass(frozen=True)
-class PreparedFile:
-    """Bytes written and fsynced in `incoming/`, waiting to be linked into place (`FileStore.place`)."""
-
-    temporary: Path
-    size_bytes: int
-    sha256: str
-
-
 def uid_hash(uid: str) -> str:
     """32 hex digits standing for a UID in file names."""
     return hashlib.sha256(uid.encode("ascii", "replace")).hexdigest()[:32]
@@ -157,36 +148,12 @@ class FileStore:
         new link is not synced here but named in `WrittenFile.unsynced_folder`: the caller syncs it
         before it acknowledges anything (the group commit syncs it once for a whole batch).
         """
-        return self.place(self.prepare(data), relative_path, under, keep_pending, defer_folder_sync)
-
-    def prepare(self, data: bytes) -> PreparedFile:
-        """The first half of `write_durably`: `data` written and fsynced in `incoming/`, not yet
-        anywhere under `archive/` (a crash leaves it to `remove_incoming_leftovers`). The ingest
-        runs it while it reads the object's header. Raises StorageFull (nothing left behind)."""
         self.check_space(len(data))
+        digest = hashlib.sha256(data).hexdigest()
+        root = under or self.archive_directory
         temporary = self.incoming_directory / f"{uuid.uuid4().hex}.part"
         try:
-            digest = hashlib.sha256(data).hexdigest()
             write_and_sync(temporary, data)
-        except OSError as error:
-            temporary.unlink(missing_ok=True)
-            if error.errno in (errno.ENOSPC, errno.EDQUOT):
-                raise StorageFull(str(error)) from error
-            raise
-        return PreparedFile(temporary, len(data), digest)
-
-    def place(
-        self,
-        prepared: PreparedFile,
-        relative_path: str,
-        under: Path | None = None,
-        keep_pending: bool = False,
-        defer_folder_sync: bool = False,
-    ) -> WrittenFile:
-        """The second half of `write_durably`: link a prepared file into place (see there)."""
-        root = under or self.archive_directory
-        temporary, size, digest = prepared.temporary, prepared.size_bytes, prepared.sha256
-        try:
             for candidate in (relative_path, beside(relative_path, digest)):
                 destination = root / candidate
                 make_directories_durably(destination.parent)
@@ -197,9 +164,9 @@ class FileStore:
                     kept = None
                     if keep_pending:
                         kept, temporary = temporary, self.incoming_directory / "none"
-                    return WrittenFile(candidate, size, digest, True, kept, unsynced)
+                    return WrittenFile(candidate, len(data), digest, True, kept, unsynced)
                 if sha256_of_file(destination) == digest:
-                    return WrittenFile(candidate, size, digest, created=False)
+                    return WrittenFile(candidate, len(data), digest, created=False)
         except OSError as error:
             if error.errno in (errno.ENOSPC, errno.EDQUOT):
                 raise StorageFull(str(error)) from error
@@ -207,10 +174,6 @@ class FileStore:
         finally:
             temporary.unlink(missing_ok=True)
         raise FileExistsError(f"{relative_path} and its digest-named alternative hold other bytes")
-
-    def discard(self, prepared: PreparedFile) -> None:
-        """A prepared file that is not needed after all (a duplicate, an invalid object)."""
-        prepared.temporary.unlink(missing_ok=True)
 
     def settled(self, written: WrittenFile) -> None:
         """The file `write_durably(..., keep_pending=True)` wrote is indexed: drop its pending link."""
