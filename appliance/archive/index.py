@@ -9,8 +9,10 @@ duplicate policy.
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, Engine, bindparam, insert, select, update
@@ -18,6 +20,7 @@ from sqlalchemy.exc import IntegrityError
 
 from appliance.archive import changes
 from appliance.archive.attributes import InstanceAttributes
+from appliance.archive.group_commit import GroupCommit
 from appliance.archive.metadata import InstanceDocument
 from appliance.archive.storage import IMMEDIATE, WrittenFile
 from appliance.db.schema import (
@@ -59,12 +62,15 @@ class StoredInstance:
 
 
 class Index:
-    """The archive index on one engine. Writes are serialised in-process (SQLite has one writer)."""
+    """The archive index on one engine. Writes are serialised in-process (SQLite has one writer);
+    the instances indexed at the same moment by several threads share one commit (`GroupCommit`,
+    its leader waiting `commit_window_seconds` for company)."""
 
-    def __init__(self, engine: Engine, publish: bool = True) -> None:
+    def __init__(self, engine: Engine, publish: bool = True, commit_window_seconds: float = 0.0) -> None:
         self.engine = engine
         self.publish = publish
         self.write_lock = threading.Lock()
+        self.group = GroupCommit(engine, self.write_lock, commit_window_seconds)
 
     def stored_instance(self, sop_instance_uid: str) -> StoredInstance | None:
         """The archived instance with this SOP Instance UID, if any."""
@@ -72,15 +78,25 @@ class Index:
             row = connection.execute(STORED_INSTANCE_BY_UID, {"sop_instance_uid": sop_instance_uid}).first()
         return StoredInstance(**row._mapping) if row else None
 
-    def add_instance(self, attributes: InstanceAttributes, written: WrittenFile, calling_ae_title: str) -> int:
-        """Index a durably written instance (patient, study, series created as needed); return its id.
+    def add_instance(
+        self,
+        attributes: InstanceAttributes,
+        written: WrittenFile,
+        calling_ae_title: str,
+        folders: Iterable[Path] = (),
+    ) -> int:
+        """Index a durably written instance (patient, study, series created as needed); return its id
+        once committed, `folders` synced before the commit.
 
         Raises DuplicateInstance when the SOP Instance UID is already indexed (by any process).
         """
+
+        def work(connection: Connection) -> int:
+            return index_instance(connection, attributes, written, calling_ae_title, self.publish)
+
         for attempt in range(CONFLICT_RETRIES):
             try:
-                with self.write_lock, self.engine.begin() as connection:
-                    return index_instance(connection, attributes, written, calling_ae_title, self.publish)
+                return self.group.run(work, folders)
             except IntegrityError:
                 if self.stored_instance(attributes.sop_instance_uid) is not None:
                     raise DuplicateInstance(attributes.sop_instance_uid) from None

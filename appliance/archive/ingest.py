@@ -124,9 +124,10 @@ class Ingest:
             attributes.series_instance_uid,
             attributes.sop_instance_uid,
         )
-        written = self.files.write_durably(incoming.encoded, relative_path, keep_pending=True)
+        written = self.files.write_durably(incoming.encoded, relative_path, keep_pending=True, defer_folder_sync=True)
+        folders = [written.unsynced_folder] if written.unsynced_folder is not None else []
         try:
-            self.index.add_instance(attributes, written, incoming.calling_ae_title)
+            self.index.add_instance(attributes, written, incoming.calling_ae_title, folders)
         except DuplicateInstance:
             self.files.settled(written)
             return self.lost_the_race(incoming, attributes, written)

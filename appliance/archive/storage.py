@@ -5,7 +5,9 @@ study date (the date the retention and tiering rules count from), or the recepti
 object has none. Hashes keep names short and fixed-width whatever the UIDs look like.
 
 A file is written to `incoming/` (same filesystem), fsynced, hard-linked into place and its folder
-fsynced: after `write_durably` returns, the bytes survive a power cut. A link never replaces an
+fsynced: after `write_durably` returns, the bytes survive a power cut (the ingest leaves that folder
+sync to its group commit, which syncs each folder once for all the files of a batch before the
+index commit: `defer_folder_sync`). A link never replaces an
 existing file, so several processes writing at once can never overwrite an acknowledged file: a path
 already holding other bytes makes the new bytes go beside it, under a name carrying their digest.
 Nothing half-written is ever left under `archive/`; leftovers in `incoming/` are removed by
@@ -55,6 +57,7 @@ class WrittenFile:
     sha256: str
     created: bool = True
     pending: Path | None = None  # the second link left in incoming/ until the caller has indexed it
+    unsynced_folder: Path | None = None  # the folder of the new link, when its sync was left to the caller
 
 
 def uid_hash(uid: str) -> str:
@@ -127,7 +130,12 @@ class FileStore:
             raise StorageFull(f"free space below the threshold of {self.minimum_free_bytes} bytes")
 
     def write_durably(
-        self, data: bytes, relative_path: str, under: Path | None = None, keep_pending: bool = False
+        self,
+        data: bytes,
+        relative_path: str,
+        under: Path | None = None,
+        keep_pending: bool = False,
+        defer_folder_sync: bool = False,
     ) -> WrittenFile:
         """Write `data` at `relative_path` (under the archive, or `under`) and make it durable.
 
@@ -136,7 +144,9 @@ class FileStore:
         carrying its digest. Raises StorageFull (nothing left behind) when the disk is full.
         With `keep_pending`, a new file keeps its link in `incoming/` (`WrittenFile.pending`) until
         the caller calls `settled` once it is indexed: a crash in between leaves that link, which
-        `pending_files` finds at start-up.
+        `pending_files` finds at start-up. With `defer_folder_sync`, the folder that received the
+        new link is not synced here but named in `WrittenFile.unsynced_folder`: the caller syncs it
+        before it acknowledges anything (the group commit syncs it once for a whole batch).
         """
         self.check_space(len(data))
         digest = hashlib.sha256(data).hexdigest()
@@ -148,11 +158,13 @@ class FileStore:
                 destination = root / candidate
                 make_directories_durably(destination.parent)
                 if link_unless_present(temporary, destination):
-                    sync_directory(destination.parent)
+                    unsynced = destination.parent if defer_folder_sync else None
+                    if unsynced is None:
+                        sync_directory(destination.parent)
+                    kept = None
                     if keep_pending:
                         kept, temporary = temporary, self.incoming_directory / "none"
-                        return WrittenFile(candidate, len(data), digest, created=True, pending=kept)
-                    return WrittenFile(candidate, len(data), digest, created=True)
+                    return WrittenFile(candidate, len(data), digest, True, kept, unsynced)
                 if sha256_of_file(destination) == digest:
                     return WrittenFile(candidate, len(data), digest, created=False)
         except OSError as error:

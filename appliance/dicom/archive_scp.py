@@ -30,6 +30,7 @@ from appliance.config import Settings
 from appliance.dicom import statuses
 from appliance.dicom.audit import DicomAudit, QueryReport, RetrieveReport
 from appliance.dicom.contexts import FIND_MODELS, GET_MODELS, MOVE_MODELS
+from appliance.dicom.file_meta import received_file
 from appliance.dicom.identifiers import IdentifierError, query_of, response_identifier
 from appliance.dicom.peers import AccessPolicy, caller
 from appliance.dicom.pynetdicom_patches import (
@@ -122,7 +123,7 @@ class ArchiveServices:
                            caller(event), request.AffectedSOPClassUID, context_class)  # fmt: skip
             return refusal(statuses.SOP_CLASS_NOT_SUPPORTED, "SOP class differs from its presentation context")
         incoming = IncomingObject(
-            encoded=event.encoded_dataset(),
+            encoded=received_file(event),
             affected_sop_instance_uid=str(request.AffectedSOPInstanceUID),
             affected_sop_class_uid=str(request.AffectedSOPClassUID),
             calling_ae_title=caller(event),

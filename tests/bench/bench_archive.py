@@ -6,14 +6,20 @@ with DCMTK's storescu over 1 and over 4 associations, retrieved with getscu (C-G
 the index, and compressed losslessly (verified). Every DCMTK client runs with TCP_NODELAY=1.
 Figures are medians where a measurement is repeated. Nothing here asserts: it prints.
 
-`bench_archive.py retrieve` compares retrieve
-with the reference archive (Orthanc, tests/orthanc.py) side by side in one run, on the same series:
-C-GET (getscu) and C-MOVE (movescu to storescp), first image and whole series, median of 3, with
-the study stored uncompressed, then stored as JPEG-LS (ours compressed by `archive compress`, the
-reference given the same series compressed with CharLS) to a peer accepting JPEG-LS and to one
-accepting only uncompressed syntaxes. With `BENCH_BEFORE_PYTHONPATH` set (a checkout of another
-revision), an archive of that revision is measured in the same run as a third column (its daemon
-started with PYTHONSAFEPATH, so that the current directory does not shadow that checkout).
+`bench_archive.py retrieve` compares retrieve with the reference archive (Orthanc, tests/orthanc.py)
+side by side in one run, on the same series: C-GET (getscu) and C-MOVE (movescu to storescp), first
+image and whole series, median of 3, with the study stored uncompressed, then stored as JPEG-LS
+(ours compressed by `archive compress`, the reference given the same series compressed with
+CharLS) to a peer accepting JPEG-LS and to one accepting only uncompressed syntaxes. With
+`BENCH_BEFORE_PYTHONPATH` set (a checkout of another revision), an archive of that revision is
+measured in the same run as a third column (its daemon started with PYTHONSAFEPATH, so that the
+current directory does not shadow that checkout).
+
+`bench_archive.py ingest` (issue 14) runs only the ingest beside the reference archive (Orthanc,
+the Debian package, started on 127.0.0.1 by `tests/orthanc.py`): the same storescu commands into
+both, 1 and 4 associations and 200 one-image studies, each a median of 3 with the systems taking
+turns, and the ratios ours / reference. BENCH_BASELINE_TREE=<another checkout> adds its archive as
+a "before" column, measured in the same sitting.
 """
 
 from __future__ import annotations
@@ -423,6 +429,122 @@ def retrieve_main() -> int:
     return 0
 
 
+# Ingest beside the reference archive (issue 14): the same files, the same storescu commands, in one
+# sitting. `python tests/bench/bench_archive.py ingest` runs this section alone; with
+# BENCH_BASELINE_TREE set to another checkout of the project, its archive is measured too (a column
+# "before"), its daemon started with that checkout first on PYTHONPATH.
+
+SMALL_STUDIES = int(os.environ.get("BENCH_SMALL_STUDIES", "200"))
+INGEST_RUNS = int(os.environ.get("BENCH_INGEST_RUNS", "3"))
+
+
+def write_small_studies(directory: Path, count: int) -> None:
+    """`count` one-image studies (CT 128x128) of several patients, the way a day of small
+    examinations arrives: every object creates its study and series (and often its patient)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    for number in range(count):
+        dataset = make_instance("CT", PATIENTS[number % len(PATIENTS)], seed=number + 1)
+        dataset.Rows = dataset.Columns = 128
+        dataset.PixelData = dataset.PixelData[: 128 * 128 * 2]
+        dataset.save_as(directory / f"small{number:05d}.dcm", enforce_file_format=True)
+
+
+def split_in_four(series: Path, work: Path) -> list[Path]:
+    files = sorted(series.iterdir())
+    groups = [work / f"quarter{number}" for number in range(4)]
+    for number, group in enumerate(groups):
+        group.mkdir(exist_ok=True)
+        for path in files[number::4]:
+            if not (group / path.name).exists():
+                os.link(path, group / path.name)
+    return groups
+
+
+def storescu_seconds(called: str, port: int, folders: list[Path]) -> float:
+    """Wall time of one storescu per folder, all in parallel (one association each)."""
+    start = time.perf_counter()
+    processes = [
+        subprocess.Popen(
+            ["storescu", "-aec", called, "+sd", "+r", "127.0.0.1", str(port), str(folder)],
+            env=ENVIRONMENT,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for folder in folders
+    ]
+    codes = [process.wait() for process in processes]
+    seconds = time.perf_counter() - start
+    assert codes == [0] * len(folders), codes
+    return seconds
+
+
+def reference_run(work: Path, name: str, folders: list[Path], expected: int) -> float:
+    from orthanc import Orthanc
+
+    with Orthanc(work / name) as orthanc:
+        seconds = storescu_seconds("ORTHANC", orthanc.dicom_port, folders)
+        assert orthanc.statistics()["CountInstances"] == expected
+    shutil.rmtree(work / name, ignore_errors=True)
+    return seconds
+
+
+def archive_run(work: Path, name: str, folders: list[Path], expected: int, tree: str = "") -> float:
+    config = archive_config(work / name, free_port(), lossless={"enabled": False}, logging={"level": "WARNING"})
+    config_path = write_config(work / f"{name}.yaml", config)
+    environment = {"PYTHONPATH": os.pathsep.join([tree, os.environ.get("PYTHONPATH", "")])} if tree else {}
+    archive = Daemon("appliance.daemons.archive", config_path, work / f"{name}.log", environment=environment).start()
+    try:
+        seconds = storescu_seconds("APPLIANCE", archive.port, folders)
+    finally:
+        archive.stop()
+    stored = len(list((work / name / "archive").rglob("*.dcm")))
+    assert stored == expected, (stored, expected)
+    shutil.rmtree(work / name, ignore_errors=True)
+    return seconds
+
+
+def bench_ingest_against_reference(work: Path, series: Path) -> None:
+    """Median of INGEST_RUNS runs of each case, the systems taking turns within a run."""
+    from orthanc import available
+
+    if not available():
+        print("  Orthanc is not installed (apt-get install orthanc): ingest comparison skipped")
+        return
+    os.environ["TCP_NODELAY"] = "1"  # for Orthanc (DCMTK reads it), started with this script's environment
+    small = work / "small"
+    write_small_studies(small, SMALL_STUDIES)
+    cases = [
+        (f"ingest {SERIES_SIZE} CT images, 1 association", [series], SERIES_SIZE),
+        (f"ingest {SERIES_SIZE} CT images, 4 associations", split_in_four(series, work), SERIES_SIZE),
+        (f"ingest {SMALL_STUDIES} one-image studies, 1 association", [small], SMALL_STUDIES),
+    ]
+    baseline = os.environ.get("BENCH_BASELINE_TREE", "")
+    systems: list[tuple[str, Callable[[str, list[Path], int], float]]] = [
+        ("reference", lambda name, folders, expected: reference_run(work, name, folders, expected)),
+        ("ours", lambda name, folders, expected: archive_run(work, name, folders, expected)),
+    ]
+    if baseline:
+        systems.append(("before", lambda name, folders, expected: archive_run(work, name, folders, expected, baseline)))
+    header = "".join(f"{label:>11}" for label, _ in systems)
+    ratios = "".join(f"{label + '/ref':>12}" for label, _ in systems[1:])
+    print(f"\nIngest beside the reference archive (median of {INGEST_RUNS}, seconds):")
+    print(f"  {'case':<48}{header}{ratios}", flush=True)
+    for case, folders, expected in cases:
+        samples: dict[str, list[float]] = {label: [] for label, _ in systems}
+        for attempt in range(INGEST_RUNS):
+            for label, run in systems:
+                samples[label].append(run(f"{label}-{attempt}", folders, expected))
+        medians = {label: statistics.median(values) for label, values in samples.items()}
+        reference = medians["reference"]
+        cells = "".join(f"{medians[label]:>11.2f}" for label, _ in systems)
+        cells += "".join(f"{medians[label] / reference:>12.2f}" for label, _ in systems[1:])
+        print(f"  {case:<48}{cells}", flush=True)
+        spread = "; ".join(
+            f"{label} " + " ".join(f"{value:.2f}" for value in values) for label, values in samples.items()
+        )
+        print(f"    runs: {spread}", flush=True)
+
+
 def main() -> int:
     if sys.argv[1:] == ["retrieve"]:
         return retrieve_main()
@@ -431,6 +553,9 @@ def main() -> int:
         print(f"Generating a {SERIES_SIZE}-image CT series (512x512, 16-bit)...", flush=True)
         series = work / "series"
         paths = write_series(series, SERIES_SIZE, "CT", PATIENTS[0])
+        if sys.argv[1:] == ["ingest"]:
+            bench_ingest_against_reference(work, series)
+            return 0
         study_uid = dcmread(paths[0], stop_before_pixels=True).StudyInstanceUID
         size = sum(path.stat().st_size for path in paths)
         print(f"  {len(paths)} files, {size / 1e6:.1f} MB\n\nFigures (2-core machine, loopback):")

@@ -58,6 +58,77 @@ def ingest_until_killed(daemon: Daemon, total: int, kill_after: int) -> list[str
     return acknowledged
 
 
+def ingest_in_parallel_until_killed(daemon: Daemon, associations: int, each: int, kill_after: int) -> list[str]:
+    """Store `each` images over each of `associations` associations at once (one series each, so
+    their index writes share commits); kill -9 the archive once `kill_after` successes are in.
+
+    Returns the SOP Instance UIDs that were acknowledged with success.
+    """
+    acknowledged: list[str] = []
+    lock = threading.Lock()
+    killer = threading.Thread(target=daemon.kill)
+
+    def send(study_uid: str, series_uid: str) -> None:
+        assoc = associate(daemon.port, CTImageStorage, dimse_timeout=10)
+        assert assoc.is_established
+        for number in range(1, each + 1):
+            dataset = small_ct(study_uid, series_uid, number)
+            try:
+                status = assoc.send_c_store(dataset)
+            except (RuntimeError, ValueError, OSError):
+                break
+            if not assoc.is_established or "Status" not in status:
+                break
+            with lock:
+                if status.Status == SUCCESS:
+                    acknowledged.append(dataset.SOPInstanceUID)
+                if len(acknowledged) >= kill_after and killer.ident is None:
+                    killer.start()
+        assoc.abort()
+
+    study_uid = generate_uid()
+    senders = [threading.Thread(target=send, args=(study_uid, generate_uid())) for _ in range(associations)]
+    for sender in senders:
+        sender.start()
+    for sender in senders:
+        sender.join()
+    if killer.ident is not None:
+        killer.join()
+    return acknowledged
+
+
+def found_after_restart(restarted: Daemon, acknowledged: list[str]) -> set[str]:
+    """The acknowledged SOP Instance UIDs the restarted archive finds (C-FIND, image level)."""
+    assoc = associate(restarted.port, StudyRootQueryRetrieveInformationModelFind)
+    query = Dataset()
+    query.QueryRetrieveLevel = "IMAGE"
+    query.SOPInstanceUID = "\\".join(acknowledged)
+    found = {
+        str(identifier.SOPInstanceUID)
+        for status, identifier in assoc.send_c_find(query, StudyRootQueryRetrieveInformationModelFind)
+        if status.Status == PENDING
+    }
+    assoc.release()
+    return found
+
+
+def test_kill_9_during_ingest_on_four_associations_loses_nothing_acknowledged(tmp_path: Path) -> None:
+    """Issue 14: 600 images on 4 associations at once (group commit: one commit and one folder sync
+    for the images arriving together), kill -9 in the middle: every acknowledged image is there."""
+    config_path = write_config(tmp_path / "a.yaml", archive_config(tmp_path / "data", 1))
+    daemon = Daemon("appliance.daemons.archive", config_path, tmp_path / "log").start()
+    acknowledged = ingest_in_parallel_until_killed(daemon, associations=4, each=150, kill_after=250)
+    assert 250 <= len(acknowledged) < 600
+    restarted = Daemon("appliance.daemons.archive", config_path, tmp_path / "log").start()
+    try:
+        assert not list((tmp_path / "data" / "incoming").iterdir())
+        found = found_after_restart(restarted, acknowledged)
+    finally:
+        restarted.stop()
+    assert found == set(acknowledged)
+    assert "0 missing, 0 altered, 0 orphan(s)" in cli(config_path, "archive", "verify", check=False).stdout
+
+
 def test_kill_9_during_ingest_loses_nothing_acknowledged(tmp_path: Path) -> None:
     config_path = write_config(tmp_path / "a.yaml", archive_config(tmp_path / "data", 1))
     daemon = Daemon("appliance.daemons.archive", config_path, tmp_path / "log").start()

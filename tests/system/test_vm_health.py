@@ -81,6 +81,15 @@ def mirror_complete(vm: ApplianceVM) -> bool:
     return state.get("DEGRADED") == "0" and state.get("SYNC") == "idle" and state.get("MD_DEVICES") == "2"
 
 
+def mail_diagnostics(vm: ApplianceVM) -> str:
+    """What to read when no alert arrived: the monitor's journal, the mail settings, the sink."""
+    return vm.ssh(
+        f"journalctl -b -u appliance-monitor --no-pager | tail -n 60; grep -A8 '^mail:' {CONFIG}; "
+        f"systemctl status test-mail-sink --no-pager | tail -n 20; ls -l {MAIL_DIR}/new {MAIL_DIR}/tmp",
+        check=False,
+    ).stdout
+
+
 def start_mail_sink(vm: ApplianceVM) -> None:
     """aiosmtpd in the VM, and the box's configuration pointing its alerts there."""
     vm.ssh(
@@ -138,12 +147,16 @@ def test_a_failed_data_member_is_critical_and_mailed_within_a_minute_then_rebuil
         lambda: [s for s in states(vm, "raid") if s[2] == "critical"], 90, "the RAID finding to turn critical", 1
     )
     seen_after = time.monotonic() - failed_at
-    alert = wait_until(
-        lambda: [m for m in mails(vm)[mails_before:] if "CRITIQUE" in m[0] and "raid / " in m[1]],
-        120,
-        "the alert mail",
-        1,
-    )
+    try:
+        alert = wait_until(
+            lambda: [m for m in mails(vm)[mails_before:] if "CRITIQUE" in m[0] and "raid / " in m[1]],
+            120,
+            "the alert mail",
+            1,
+        )
+    except AssertionError:
+        print(mail_diagnostics(vm))
+        raise
     mailed_after = time.monotonic() - failed_at
     print(
         f"disk failed -> RAID critical in health_state: {seen_after:.1f} s; -> mail in the sink: {mailed_after:.1f} s"
@@ -172,7 +185,8 @@ def test_a_failed_data_member_is_critical_and_mailed_within_a_minute_then_rebuil
 
 
 # --- the backup (issue 10, "the image") ---------------------------------------------------------
-APPLIANCE = f"/opt/appliance/venv/bin/appliance --config {CONFIG}"
+# Every command reads the box's configuration (--config belongs to each subcommand).
+APPLIANCE = f"env APPLIANCE_CONFIG={CONFIG} /opt/appliance/venv/bin/appliance"
 USB_LABEL = "PACS-BACKUP-1"
 
 

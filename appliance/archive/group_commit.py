@@ -1,0 +1,171 @@
+"""Group commit: the index writes of objects arriving together share one commit (A3, issue 14).
+
+Every durable commit costs a flush of the write-ahead log to the disk (SQLite WAL with
+synchronous=FULL, PostgreSQL's WAL flush), and the folder that received a new file one more flush.
+Several associations storing at once used to queue behind each other's flushes. Here the writers of
+one process join a batch: the first one to arrive while no commit is running leads. It syncs each
+folder of the batch once, runs every member's writes in one transaction and commits it once; the
+others (followers) wait meanwhile, and the members arriving during that commit form the next batch.
+A lone writer is its own batch, committed at once, so nothing waits for a timer unless
+`window_seconds` asks the leader to wait that long for company.
+
+Each member learns its own outcome only once the commit covering its rows returned: the archive
+answers success after that (acknowledgement after commit, as before). When a member's writes fail,
+the transaction is rolled back and every member runs again alone, in its own transaction, so one
+bad object (or a uniqueness conflict with another process) fails only itself. When the commit (or a
+folder sync) fails, every member of the batch gets that error: none of them is acknowledged.
+
+Batches are per process: other processes writing the same index (the web application's STOW-RS,
+the worker) take their turn through the database's own locking, as before.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Generic, TypeVar
+
+from sqlalchemy import Connection, Engine
+
+from appliance.archive.storage import sync_directory
+
+Result = TypeVar("Result")
+
+
+@dataclass
+class Member(Generic[Result]):
+    """One writer's part of a batch: its writes, the folders to sync first, and its outcome."""
+
+    work: Callable[[Connection], Result]
+    directories: frozenset[Path]
+    done: bool = False
+    result: Result | None = None
+    error: BaseException | None = None
+
+    def succeed(self, result: Result) -> None:
+        self.result, self.done = result, True
+
+    def fail(self, error: BaseException) -> None:
+        self.error, self.done = error, True
+
+    def outcome(self) -> Result:
+        if self.error is not None:
+            raise self.error
+        return self.result  # type: ignore[return-value]
+
+
+@dataclass
+class BatchStatistics:
+    """How many batches and members were committed (for tests and benchmarks)."""
+
+    batches: int = 0
+    members: int = 0
+    largest: int = 0
+    folder_syncs: int = 0
+
+    def add(self, size: int, folders: int) -> None:
+        self.batches += 1
+        self.members += size
+        self.largest = max(self.largest, size)
+        self.folder_syncs += folders
+
+
+@dataclass
+class GroupCommit:
+    """The batches of one process on one engine; `lock` serialises them with the index's other
+    writes (SQLite has one writer)."""
+
+    engine: Engine
+    lock: threading.Lock
+    window_seconds: float = 0.0
+    statistics: BatchStatistics = field(default_factory=BatchStatistics)
+    condition: threading.Condition = field(default_factory=threading.Condition)
+    queue: list[Member[Any]] = field(default_factory=list)
+    leading: bool = False
+
+    def run(self, work: Callable[[Connection], Result], directories: Iterable[Path] = ()) -> Result:
+        """Run `work` in a committed transaction, after syncing `directories`; return its result
+        once committed. Raises what `work` raised when run alone, or the commit's error."""
+        member: Member[Result] = Member(work, frozenset(directories))
+        with self.condition:
+            self.queue.append(member)
+            while self.leading and not member.done:
+                self.condition.wait()
+            if member.done:
+                return member.outcome()
+            self.leading = True
+        try:
+            self.lead()
+        finally:
+            with self.condition:
+                self.leading = False
+                self.condition.notify_all()
+        return member.outcome()
+
+    def lead(self) -> None:
+        """Take everything queued so far (after the window, if any) and commit it as one batch."""
+        if self.window_seconds > 0:
+            time.sleep(self.window_seconds)
+        with self.condition:
+            batch, self.queue = self.queue, []
+        try:
+            self.commit(batch)
+        except BaseException as error:  # never leave a member waiting without an outcome
+            for member in batch:
+                if not member.done:
+                    member.fail(error)
+            raise
+
+    def commit(self, batch: list[Member[Any]]) -> None:
+        folders = set().union(*(member.directories for member in batch))
+        self.statistics.add(len(batch), len(folders))
+        try:
+            for folder in sorted(folders):
+                sync_directory(folder)
+        except OSError as error:
+            fail_all(batch, error)
+            return
+        with self.lock:
+            results = self.batch_results(batch)
+        if results is not None:
+            for member, result in zip(batch, results, strict=True):
+                member.succeed(result)
+
+    def batch_results(self, batch: list[Member[Any]]) -> list[Any] | None:
+        """Every member's writes in one transaction, committed once; None when the members had to
+        be run alone (their outcomes are set) or the commit failed (every member failed)."""
+        with self.engine.connect() as connection:
+            transaction = connection.begin()
+            try:
+                results = [member.work(connection) for member in batch]
+            except Exception as error:
+                transaction.rollback()
+                if len(batch) == 1:
+                    batch[0].fail(error)
+                else:
+                    self.run_alone(batch)
+                return None
+            try:
+                transaction.commit()
+            except Exception as error:
+                connection.invalidate()  # closed, not pooled: no half-done transaction lives on
+                fail_all(batch, error)
+                return None
+        return results
+
+    def run_alone(self, batch: list[Member[Any]]) -> None:
+        """After a failed batch: each member in its own transaction, each with its own outcome."""
+        for member in batch:
+            try:
+                with self.engine.begin() as connection:
+                    member.succeed(member.work(connection))
+            except Exception as error:
+                member.fail(error)
+
+
+def fail_all(batch: list[Member[Any]], error: BaseException) -> None:
+    for member in batch:
+        member.fail(error)
