@@ -12,6 +12,7 @@ import weakref
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from pydicom.dataset import Dataset
@@ -39,7 +40,7 @@ from appliance.dicom.pynetdicom_patches import (
     refuse_retrieve,
     throttled_retrieve_responses,
 )
-from appliance.dicom.retrieve import StoredReference, install_sender, proposed_contexts, retrieve_contexts
+from appliance.dicom.retrieve import Lookahead, install_sender, proposed_contexts, retrieve_contexts
 from appliance.monitor.dicom import MONITOR_AE_TITLE
 
 LOGGER = logging.getLogger(__name__)
@@ -258,13 +259,17 @@ class ArchiveServices:
     def sub_operations(
         self, event: Event, found: RetrievePlan, report: RetrieveReport
     ) -> Iterator[tuple[int, Dataset | None]]:
-        for item in found.items:
-            if event.is_cancelled:
-                yield statuses.CANCEL, None
-                return
-            reference = StoredReference(item, source(self.files, item), found.coercion_for(item))
-            yield statuses.PENDING, reference
-            report.add(item, reference.delivered)  # resumed once the sub-operation is over
+        lookahead = Lookahead(found, partial(source, self.files))
+        try:
+            for position, item in enumerate(found.items):
+                if event.is_cancelled:
+                    yield statuses.CANCEL, None
+                    return
+                reference = lookahead.reference(position)
+                yield statuses.PENDING, reference
+                report.add(item, reference.delivered)  # resumed once the sub-operation is over
+        finally:
+            lookahead.close()
 
 
 @dataclass

@@ -8,18 +8,31 @@
   says for the syntaxes accepted for its SOP class: the file streamed from disk unchanged, or a
   dataset (decoded, re-encoded losslessly, coerced to the current identity).
 - C-MOVE sub-associations propose each stored syntax and the uncompressed ones (`proposed_contexts`).
+- Sending: with the `direct_store` patch in force (pynetdicom_patches), each sub-operation is
+  written by `pynetdicom_patches.direct_store`: a stored file's data set streamed from disk as it
+  is, or the encoded bytes of the object `prepare` made. Objects that must be decoded (a peer that
+  refused the stored syntax) or coerced are prepared a few ahead in worker processes
+  (`Lookahead`: the codecs hold the GIL, so threads would not run them side by side) while
+  earlier ones are on the wire; the current one is prepared here when no worker has started it.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+import multiprocessing
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pydicom.config
 from pydicom.dataset import Dataset
-from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
+from pydicom.uid import UID, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 from pynetdicom.association import Association
+from pynetdicom.dsutils import encode
 from pynetdicom.pdu_primitives import SCP_SCU_RoleSelectionNegotiation
 from pynetdicom.presentation import PresentationContext, build_context
 
@@ -29,47 +42,227 @@ from appliance.archive.retrieve import (
     Delivery,
     RetrieveItem,
     RetrievePlan,
+    choose_syntax,
     payload,
     preferred_syntax,
+)
+from appliance.archive.storage import IMMEDIATE
+from appliance.dicom.pynetdicom_patches import (
+    StoreContent,
+    StoreRequest,
+    data_set_start,
+    direct_store,
+    direct_store_installed,
 )
 
 LOGGER = logging.getLogger(__name__)
 
 MAXIMUM_PROPOSED_CONTEXTS = 128  # PS3.8 9.3.2.2: presentation context IDs are odd numbers 1-255
+PREPARING_PROCESSES = 2  # the machine's cores: the sender itself mostly waits on the network
+LOOKAHEAD = 2 * PREPARING_PROCESSES  # objects prepared ahead of the one being sent
 
 
 class StoredReference(Dataset):
     """Stands for an archived object in the sub-operation stream (read only when it is sent)."""
 
-    def __init__(self, item: RetrieveItem, path: Path, coercion: Coercion | None = None) -> None:
+    def __init__(
+        self,
+        item: RetrieveItem,
+        path: Path,
+        coercion: Coercion | None = None,
+        lookahead: Lookahead | None = None,
+        position: int = 0,
+    ) -> None:
         super().__init__()
         self.SOPClassUID = item.sop_class_uid
         self.SOPInstanceUID = item.sop_instance_uid
         self.item = item
         self.path = path
         self.coercion = coercion
+        self.lookahead = lookahead
+        self.position = position
         self.delivered = False  # set by the sender once the peer answered the C-STORE with success or warning
+
+    def prepared(self, syntaxes: Sequence[str]) -> Prepared:
+        """What to send to a peer that accepted `syntaxes`: prepared ahead, or now."""
+        if self.lookahead is not None:
+            return self.lookahead.prepared(self.position, self.path, syntaxes)
+        return prepare(self.path, self.item, self.coercion, syntaxes)
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """One object ready for the wire: the data set of the stored file at `path` (from `offset`, as
+    it is), or `data`, the object encoded in `transfer_syntax_uid` (an accepted one)."""
+
+    transfer_syntax_uid: str
+    delivery: Delivery
+    path: Path | None = None
+    offset: int = -1  # -1: where the file's data set starts
+    data: bytes | None = None
+
+
+def prepare(path: Path, item: RetrieveItem, coercion: Coercion | None, syntaxes: Sequence[str]) -> Prepared:
+    """`archive.retrieve.payload` (the one rule) made ready for the wire; runs in worker processes too.
+
+    Raises CannotSend, or OSError when the file cannot be read.
+    """
+    chosen = payload(path, item, coercion, syntaxes)
+    if chosen.path is not None:
+        return Prepared(chosen.transfer_syntax_uid, chosen.delivery, path=chosen.path)  # offset found when sent
+    assert chosen.dataset is not None
+    wire = chosen.transfer_syntax_uid
+    if wire not in syntaxes:  # decoded: its own uncompressed syntax; the accepted uncompressed one then
+        wire = choose_syntax(item.transfer_syntax_uid, syntaxes)
+    syntax = UID(wire)
+    data = encode(chosen.dataset, syntax.is_implicit_VR, syntax.is_little_endian, syntax.is_deflated)
+    if data is None:
+        raise CannotSend(f"cannot be encoded in {syntax.name}")
+    return Prepared(wire, chosen.delivery, data=data)
+
+
+def data_set_offset(path: Path) -> int:
+    """Where the data set starts in the DICOM file at `path`."""
+    with path.open("rb") as file:
+        return data_set_start(file)
+
+
+class Lookahead:
+    """The sub-operations of one retrieve: objects that must be decoded or coerced are prepared a
+    few ahead (`LOOKAHEAD`) in worker processes while the one before is sent."""
+
+    def __init__(self, plan: RetrievePlan, locate: Callable[[RetrieveItem], Path]) -> None:
+        self.plan = plan
+        self.locate = locate
+        self.futures: dict[int, Future[Prepared]] = {}
+        self.considered = 0  # positions below this one were looked at for preparing ahead
+
+    def reference(self, position: int) -> StoredReference:
+        item = self.plan.items[position]
+        return StoredReference(item, self.locate(item), self.plan.coercion_for(item), self, position)
+
+    def prepared(self, position: int, path: Path, syntaxes: Sequence[str]) -> Prepared:
+        """The object at `position` ready for the wire (raises CannotSend or OSError). The next ones
+        are handed to the workers once this one is taken care of: one prepared here (the first)
+        does not compete for the cores with those ahead of it."""
+        self.considered = max(self.considered, position + 1)
+        item = self.plan.items[position]
+        future = self.futures.pop(position, None)
+        if future is not None and not future.cancel():  # a worker has it: wait for it
+            self.prepare_ahead(position, syntaxes)
+            try:
+                return future.result()
+            except BrokenProcessPool:
+                LOGGER.warning("retrieve: a worker process died; preparing here")
+        try:
+            return prepare(path, item, self.plan.coercion_for(item), syntaxes)
+        finally:
+            self.prepare_ahead(position, syntaxes)
+
+    def prepare_ahead(self, position: int, syntaxes: Sequence[str]) -> None:
+        for ahead in range(self.considered, min(position + 1 + LOOKAHEAD, len(self.plan.items))):
+            self.considered = ahead + 1
+            item = self.plan.items[ahead]
+            coercion = self.plan.coercion_for(item)
+            if item.tier != IMMEDIATE or not needs_preparing(item, coercion, syntaxes):
+                continue
+            executor = workers()
+            if executor is None:
+                return
+            try:
+                self.futures[ahead] = executor.submit(prepare, self.locate(item), item, coercion, list(syntaxes))
+            except (BrokenProcessPool, RuntimeError, OSError) as error:
+                LOGGER.warning("retrieve: cannot prepare ahead (%s); preparing each object when sent", error)
+                forget_workers(str(error))
+                return
+
+    def close(self) -> None:
+        """The retrieve is over (or cancelled): what was prepared ahead is dropped."""
+        for future in self.futures.values():
+            future.cancel()
+        self.futures.clear()
+
+
+def needs_preparing(item: RetrieveItem, coercion: Coercion | None, syntaxes: Sequence[str]) -> bool:
+    """Whether sending `item` takes more than reading its file: decoding, re-encoding or coercing."""
+    try:
+        return coercion is not None or choose_syntax(item.transfer_syntax_uid, syntaxes) != item.transfer_syntax_uid
+    except CannotSend:
+        return False  # refused when its turn comes
+
+
+_WORKERS: list[ProcessPoolExecutor] = []
+_WORKERS_LOCK = threading.Lock()
+_WORKERS_FAILED: list[str] = []  # why worker processes could not be used: not tried again
+
+
+def workers() -> ProcessPoolExecutor | None:
+    """The process pool that prepares objects ahead, started on first use (None when it cannot be:
+    each object is then prepared when its turn comes)."""
+    with _WORKERS_LOCK:
+        if not _WORKERS and not _WORKERS_FAILED:
+            try:
+                context = multiprocessing.get_context("forkserver")  # not fork: the daemon has threads
+                _WORKERS.append(
+                    ProcessPoolExecutor(PREPARING_PROCESSES, mp_context=context, initializer=worker_started)
+                )
+            except (OSError, ValueError) as error:
+                _WORKERS_FAILED.append(str(error))
+                LOGGER.warning("retrieve: no worker processes (%s)", error)
+        return _WORKERS[0] if _WORKERS else None
+
+
+def forget_workers(reason: str) -> None:
+    """The pool failed: shut it down, and prepare every object when sent from now on."""
+    with _WORKERS_LOCK:
+        for executor in _WORKERS:
+            executor.shutdown(wait=False, cancel_futures=True)
+        _WORKERS.clear()
+        _WORKERS_FAILED.append(reason)
+
+
+def worker_started() -> None:
+    """In each worker process: pydicom reads and writes without validating, as the daemons do."""
+    pydicom.config.settings.reading_validation_mode = pydicom.config.IGNORE
+    pydicom.config.settings.writing_validation_mode = pydicom.config.IGNORE
 
 
 def install_sender(association: Association) -> None:
     """Wrap `association.send_c_store` so that StoredReference objects are sent by the retrieve rule."""
     original: Callable[..., Any] = association.send_c_store
     accepted_by_class: dict[str, list[str]] = {}  # negotiated once: looked up per SOP class, not per object
+    direct = direct_store_installed(association)
 
-    def send_c_store(dataset: Any, *arguments: Any, **keywords: Any) -> Any:
+    def send_c_store(
+        dataset: Any,
+        msg_id: int = 1,
+        priority: int = 2,
+        originator_aet: str | None = None,
+        originator_id: int | None = None,
+    ) -> Any:
         if not isinstance(dataset, StoredReference):
-            return original(dataset, *arguments, **keywords)
+            return original(dataset, msg_id, priority, originator_aet, originator_id)
         sop_class = str(dataset.SOPClassUID)
         if sop_class not in accepted_by_class:
             accepted_by_class[sop_class] = accepted(association, sop_class)
         try:
-            chosen = payload(dataset.path, dataset.item, dataset.coercion, accepted_by_class[sop_class])
+            if direct:
+                ready = dataset.prepared(accepted_by_class[sop_class])
+                delivery = ready.delivery
+            else:
+                chosen = payload(dataset.path, dataset.item, dataset.coercion, accepted_by_class[sop_class])
+                delivery = chosen.delivery
         except (CannotSend, OSError) as error:
             LOGGER.warning("instance %s not sent to %s: %s", dataset.item.sop_instance_uid, peer(association), error)
             raise
-        if chosen.delivery is not Delivery.AS_STORED:
-            LOGGER.debug("instance %s sent %s", dataset.item.sop_instance_uid, chosen.delivery.value)
-        status = original(chosen.path or chosen.dataset, *arguments, **keywords)
+        if delivery is not Delivery.AS_STORED:
+            LOGGER.debug("instance %s sent %s", dataset.item.sop_instance_uid, delivery.value)
+        if direct:
+            request = StoreRequest(sop_class, dataset.item.sop_instance_uid, ready.transfer_syntax_uid, msg_id,
+                                   priority, originator_aet, originator_id)  # fmt: skip
+            status = direct_store(association, request, StoreContent(ready.data, ready.path, ready.offset))
+        else:
+            status = original(chosen.path or chosen.dataset, msg_id, priority, originator_aet, originator_id)
         dataset.delivered = succeeded(status)
         return status
 

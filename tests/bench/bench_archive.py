@@ -6,6 +6,15 @@ with DCMTK's storescu over 1 and over 4 associations, retrieved with getscu (C-G
 the index, and compressed losslessly (verified). Every DCMTK client runs with TCP_NODELAY=1.
 Figures are medians where a measurement is repeated. Nothing here asserts: it prints.
 
+`bench_archive.py retrieve` compares retrieve with the reference archive (Orthanc, tests/orthanc.py)
+side by side in one run, on the same series: C-GET (getscu) and C-MOVE (movescu to storescp), first
+image and whole series, median of 3, with the study stored uncompressed, then stored as JPEG-LS
+(ours compressed by `archive compress`, the reference given the same series compressed with
+CharLS) to a peer accepting JPEG-LS and to one accepting only uncompressed syntaxes. With
+`BENCH_BEFORE_PYTHONPATH` set (a checkout of another revision), an archive of that revision is
+measured in the same run as a third column (its daemon started with PYTHONSAFEPATH, so that the
+current directory does not shadow that checkout).
+
 `bench_archive.py ingest` (issue 14) runs only the ingest beside the reference archive (Orthanc,
 the Debian package, started on 127.0.0.1 by `tests/orthanc.py`): the same storescu commands into
 both, 1 and 4 associations and 200 one-image studies, each a median of 3 with the systems taking
@@ -29,6 +38,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parents[1]))
 
 from datagen import PATIENTS, encoded, make_instance, write_series
+from orthanc import Orthanc, available
 from pydicom import dcmread
 from pydicom.dataset import Dataset
 from pydicom.uid import JPEG2000Lossless, JPEGLSLossless, generate_uid
@@ -291,6 +301,134 @@ def bench_codecs() -> None:
         print(f"  {row[0]:<10}{row[1]:>14}{row[2]:>10}{row[3]:>12}{row[4]:>10}")
 
 
+# Peers by what they accept: getscu / storescp options.
+ACCEPTS = {"uncompressed only": (), "JPEG-LS first": ("+xt",)}
+
+
+def retrieve_once(
+    kind: str, port: int, called: str, study_uid: str, work: Path, options: tuple[str, ...]
+) -> tuple[float, float]:
+    """One C-GET or C-MOVE of the study: (seconds to the first file, seconds for all)."""
+    output = work / "received"
+    output.mkdir()
+    destination = None
+    keys = ["-k", "QueryRetrieveLevel=STUDY", "-k", f"StudyInstanceUID={study_uid}"]
+    if kind == "C-GET":
+        command = ["getscu", *options, "-S", "-aet", "GETSCU", "-aec", called, "-od", str(output), *keys]
+    else:
+        destination_port = MOVE_DESTINATION_PORT
+        destination = subprocess.Popen(
+            ["storescp", *options, "-aet", "STORESCP", "-od", str(output), str(destination_port)],
+            env=ENVIRONMENT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        wait_for_port(destination_port, "storescp", destination)
+        command = ["movescu", "-S", "-aet", "MOVESCU", "-aec", called, "-aem", "STORESCP", *keys]
+    watcher, seen = first_file_watch(output)
+    start = time.perf_counter()
+    timed([*command, "127.0.0.1", str(port)])
+    total = time.perf_counter() - start
+    watcher.join()
+    if destination is not None:
+        destination.terminate()
+        destination.wait()
+    count = len(list(output.iterdir()))
+    shutil.rmtree(output)
+    if count != SERIES_SIZE:
+        print(f"  !! {kind} from {called}: {count} of {SERIES_SIZE} files", flush=True)
+    return seen[0] - start if seen else float("nan"), total
+
+
+MOVE_DESTINATION_PORT = 0
+
+
+def compressed_copy(series: Path, directory: Path) -> Path:
+    """The series compressed in JPEG-LS lossless (CharLS), for the reference archive."""
+    directory.mkdir()
+    for path in sorted(series.iterdir()):
+        dataset = dcmread(path)
+        dataset.compress(JPEGLSLossless, encoding_plugin="pyjpegls", generate_instance_uid=False)
+        dataset.save_as(directory / path.name, enforce_file_format=True)
+    return directory
+
+
+def compare_retrieves(columns: dict[str, tuple[int, str]], study_uid: str, work: Path, stored: str) -> None:
+    """Each retrieve from each archive in turn (3 rounds), then the medians side by side."""
+    figures: dict[tuple[str, str, str], list[tuple[float, float]]] = {}
+    accepts = ACCEPTS if stored == "JPEG-LS" else {"uncompressed only": ()}
+    for _round in range(3):
+        for kind in ("C-GET", "C-MOVE"):
+            for peer, options in accepts.items():
+                for name, (port, called) in columns.items():
+                    sample = retrieve_once(kind, port, called, study_uid, work, options)
+                    figures.setdefault((kind, peer, name), []).append(sample)
+    names = list(columns)
+    header = "".join(f"{name:>12}" for name in names)
+    ratios = "".join(f"{'/' + name:>10}" for name in names[1:])
+    print(f"\n  stored {stored}; seconds, median of 3{'':<22}{header}{ratios}")
+    for kind in ("C-GET", "C-MOVE"):
+        for peer in accepts:
+            for index, part in ((0, "first image"), (1, f"all {SERIES_SIZE}")):
+                values = [statistics.median(sample[index] for sample in figures[(kind, peer, name)]) for name in names]
+                label = f"{kind} to a peer accepting {peer}: {part}"
+                cells = "".join(f"{value:>12.3f}" for value in values)
+                ratio_cells = "".join(f"{value / values[0]:>10.2f}" for value in values[1:])
+                print(f"  {label:<62}{cells}{ratio_cells}", flush=True)
+
+
+def retrieve_main() -> int:
+    """Retrieve: ours (and another revision's) against the reference archive, in one run."""
+    global MOVE_DESTINATION_PORT
+    if not available():
+        print("  Orthanc is not installed (apt-get install orthanc): retrieve comparison skipped")
+        return 0
+    os.environ["TCP_NODELAY"] = "1"  # DCMTK's switch, for Orthanc's sockets too (this script's own environment)
+    work = Path(tempfile.mkdtemp(prefix="appliance-bench-retrieve-"))
+    daemons: list[Daemon] = []
+    references: list[Orthanc] = []
+    try:
+        series = work / "series"
+        paths = write_series(series, SERIES_SIZE, "CT", PATIENTS[0])
+        study_uid = dcmread(paths[0], stop_before_pixels=True).StudyInstanceUID
+        MOVE_DESTINATION_PORT = free_port()
+        modalities = {title: (title, MOVE_DESTINATION_PORT) for title in ("STORESCP", "GETSCU", "MOVESCU")}
+        plain = Orthanc(work / "orthanc-plain", modalities=modalities).start()
+        references.append(plain)
+        builds = {"ours": ""}
+        if os.environ.get("BENCH_BEFORE_PYTHONPATH"):
+            builds["before"] = os.environ["BENCH_BEFORE_PYTHONPATH"]
+        for name, pythonpath in builds.items():
+            daemon = start_archive(work, name, MOVE_DESTINATION_PORT)
+            if pythonpath:
+                daemon.stop()
+                daemon = Daemon(daemon.module, daemon.config_path, daemon.log_path,
+                                environment={"PYTHONPATH": pythonpath, "PYTHONSAFEPATH": "1"}).start()  # fmt: skip
+            daemons.append(daemon)
+        for port in [plain.dicom_port, *(daemon.port for daemon in daemons)]:
+            called = "ORTHANC" if port == plain.dicom_port else "APPLIANCE"
+            timed(["storescu", "-aec", called, "+sd", "127.0.0.1", str(port), str(series)])
+        columns = {"reference": (plain.dicom_port, "ORTHANC")}
+        columns.update({name: (daemon.port, "APPLIANCE") for name, daemon in zip(builds, daemons, strict=True)})
+        compare_retrieves(columns, study_uid, work, "uncompressed")
+        plain.stop()
+        compressed = Orthanc(work / "orthanc-jpeg-ls", modalities=modalities).start()
+        references.append(compressed)
+        timed(["storescu", "-aec", "ORTHANC", "-xt", "+sd", "127.0.0.1", str(compressed.dicom_port),
+               str(compressed_copy(series, work / "series-jpeg-ls"))])  # fmt: skip
+        for daemon in daemons:  # each compressed by its own revision's command
+            subprocess.run([sys.executable, "-m", "appliance.cli", "archive", "compress", "--all", "--config",
+                            str(daemon.config_path)], check=True, env={**os.environ, **daemon.environment},
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=1800)  # fmt: skip
+        columns["reference"] = (compressed.dicom_port, "ORTHANC")
+        compare_retrieves(columns, study_uid, work, "JPEG-LS")
+    finally:
+        for daemon in daemons:
+            daemon.stop()
+        for reference in references:
+            reference.stop()
+        shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
 # Ingest beside the reference archive (issue 14): the same files, the same storescu commands, in one
 # sitting. `python tests/bench/bench_archive.py ingest` runs this section alone; with
 # BENCH_BASELINE_TREE set to another checkout of the project, its archive is measured too (a column
@@ -408,6 +546,8 @@ def bench_ingest_against_reference(work: Path, series: Path) -> None:
 
 
 def main() -> int:
+    if sys.argv[1:] == ["retrieve"]:
+        return retrieve_main()
     work = Path(tempfile.mkdtemp(prefix="appliance-bench-"))
     try:
         print(f"Generating a {SERIES_SIZE}-image CT series (512x512, 16-bit)...", flush=True)

@@ -12,6 +12,7 @@ import ast
 import hashlib
 import importlib
 import inspect
+import io
 import threading
 from collections import Counter
 from types import ModuleType, SimpleNamespace
@@ -65,6 +66,22 @@ FINGERPRINTS: dict[str, dict[str, str]] = {
         "pynetdicom.service_class:QueryRetrieveServiceClass._get_scp": "8ca1538e3e56c4f7",
         "pynetdicom.service_class:QueryRetrieveServiceClass._move_scp": "5c14d1be3d737bef",
         "pynetdicom.service_class:ServiceClass.dimse": "8d9522c23d7edf68",
+    },
+    # `direct_store` replicates send_c_store's pause of the reactor and its reading of the response,
+    # writes PDUs framed as encode_msg frames them, and wraps the socket's send that the DUL calls;
+    # the retrieve SCPs call send_c_store with these keywords.
+    "direct_store": {
+        "pynetdicom.association:Association.send_c_store": "fa5a8127f349f8e7",
+        "pynetdicom.association:Association._get_valid_context": "117a52c2ae6720e0",
+        "pynetdicom.association:Association._check_received_status": "364c3ae215b58646",
+        "pynetdicom.association:Association._handle_no_response": "6f3d62518395c3a8",
+        "pynetdicom.association:Association._run_reactor": "f28838c5559e462a",
+        "pynetdicom.dimse:DIMSEServiceProvider.maximum_pdu_size": "600fc7073d35ccd6",
+        "pynetdicom.dimse_messages:DIMSEMessage.encode_msg": "73000c902c52832d",
+        "pynetdicom.dul:DULServiceProvider._send": "a850a7919e68484e",
+        "pynetdicom.transport:AssociationSocket.send": "1ea8158c0b51faca",
+        "pynetdicom.service_class:QueryRetrieveServiceClass._get_scp": "8ca1538e3e56c4f7",
+        "pynetdicom.service_class:QueryRetrieveServiceClass._move_scp": "5c14d1be3d737bef",
     },
     # Not a patch: `guarded_server` subclasses these and relies on how they read a PDU (recv(6)
     # then recv(length)), create the association's socket wrapper, and let a DUL thread die.
@@ -470,3 +487,67 @@ def command_sets() -> list[Any]:
 @pytest.mark.parametrize("command_set", command_sets())
 def test_command_writer_writes_what_pydicom_writes(command_set: Any) -> None:
     assert patches.encode_command_set(command_set, True, True) == encode(command_set, True, True)
+
+
+@pytest.mark.parametrize(("originator", "originator_id"), [(None, None), ("MOVESCU", 3), ("ARCHIVE1", 65535)])
+def test_direct_store_writes_the_command_set_pynetdicom_writes(
+    originator: str | None, originator_id: int | None
+) -> None:
+    store = C_STORE()
+    store.MessageID = 65535
+    store.AffectedSOPClassUID = "1.2.840.10008.5.1.4.1.1.4"
+    store.AffectedSOPInstanceUID = "1.2.826.0.1.3680043.10.1471.17"
+    store.Priority = 2
+    store.MoveOriginatorApplicationEntityTitle = originator
+    store.MoveOriginatorMessageID = originator_id
+    store.DataSet = io.BytesIO(b"\0\0")
+    message = C_STORE_RQ()
+    message.primitive_to_message(store)
+    request = patches.StoreRequest("1.2.840.10008.5.1.4.1.1.4", "1.2.826.0.1.3680043.10.1471.17",
+                                   "1.2.840.10008.1.2", 65535, 2, originator, originator_id)  # fmt: skip
+    assert patches.store_command(request) == encode(message.command_set, True, True)
+
+
+@pytest.mark.parametrize("maximum", [0, 16384, 131072, 4096])
+@pytest.mark.parametrize("size", [1, 16377, 16378, 16379, 600_001])
+def test_direct_store_frames_fragments_as_pynetdicom_does(maximum: int, size: int) -> None:
+    """The PDUs of a data set: the same bytes as pynetdicom's P-DATA-TF PDUs for the same message."""
+    from pynetdicom.pdu import P_DATA_TF
+
+    data = bytes(range(256)) * (size // 256) + bytes(size % 256)
+    store = C_STORE()
+    store.MessageID = 1
+    store.AffectedSOPClassUID = "1.2.840.10008.5.1.4.1.1.2"
+    store.AffectedSOPInstanceUID = "1.2.3"
+    store.Priority = 2
+    store.DataSet = io.BytesIO(data)
+    message = C_STORE_RQ()
+    message.primitive_to_message(store)
+    expected = []
+    for primitive in message.encode_msg(5, maximum):
+        pdu = P_DATA_TF()
+        pdu.from_primitive(primitive)
+        expected.append(pdu.encode())
+    fragment = patches.fragment_bytes(maximum)
+    command = list(patches.pdus(5, patches.COMMAND_FRAGMENT, memoryview(patches.store_command(
+        patches.StoreRequest("1.2.840.10008.5.1.4.1.1.2", "1.2.3", "1.2.840.10008.1.2.1", 1)
+    )), fragment, True))  # fmt: skip
+    blocks = patches.ContentBlocks(patches.StoreContent(data=data), 5, fragment)
+    with blocks as written:
+        data_pdus = [part for block in written for part in block]
+    ours = b"".join(bytes(part) for part in [*command, *data_pdus])
+    if maximum == 0 and size > patches.UNLIMITED_FRAGMENT_BYTES:
+        pytest.skip("pynetdicom sends one PDU of any length")
+    assert ours == b"".join(expected)
+
+
+def test_direct_store_reads_a_file_from_its_data_set(tmp_path: Any) -> None:
+    path = tmp_path / "file"
+    path.write_bytes(b"HEAD" + bytes(range(256)) * 9000)
+    fragment = patches.fragment_bytes(16384)
+    whole = patches.ContentBlocks(patches.StoreContent(data=bytes(range(256)) * 9000), 3, fragment)
+    streamed = patches.ContentBlocks(patches.StoreContent(path=path, offset=4), 3, fragment)
+    with whole as expected, streamed as actual:
+        assert b"".join(bytes(part) for block in actual for part in block) == b"".join(
+            bytes(part) for block in expected for part in block
+        )

@@ -1,0 +1,92 @@
+"""Objects made ready for the wire (`dicom.retrieve.prepare`), here or a few ahead in worker
+processes (`Lookahead`): the same bytes either way, the pixels of a decoded object equal to the
+original's, and the decoder chosen for JPEG-LS (CharLS) giving the pixels the other one gives."""
+
+from __future__ import annotations
+
+import io
+from concurrent.futures import wait
+from pathlib import Path
+
+import numpy as np
+import pytest
+from datagen import PATIENTS, make_instance
+from pydicom import dcmread
+from pydicom.dataset import FileMetaDataset
+from pydicom.filereader import read_dataset
+from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian, JPEGLSLossless
+
+from appliance.archive.retrieve import Delivery, RetrieveItem, RetrievePlan
+from appliance.dicom import retrieve
+
+
+def stored(directory: Path, number: int, syntax: str = JPEGLSLossless) -> tuple[RetrieveItem, np.ndarray]:
+    dataset = make_instance("CT", PATIENTS[0], instance_number=number)
+    pixels = dataset.pixel_array.copy()
+    if syntax == JPEGLSLossless:
+        dataset.compress(JPEGLSLossless, encoding_plugin="pyjpegls", generate_instance_uid=False)
+    path = directory / f"{number}.dcm"
+    dataset.save_as(path, enforce_file_format=True)
+    item = RetrieveItem(str(path), str(dataset.SOPClassUID), str(dataset.SOPInstanceUID), syntax,
+                        str(dataset.StudyInstanceUID))  # fmt: skip
+    return item, pixels
+
+
+def pixels_of(data: bytes, syntax: str) -> np.ndarray:
+    syntax_uid = retrieve.UID(syntax)
+    dataset = read_dataset(io.BytesIO(data), is_implicit_VR=syntax_uid.is_implicit_VR, is_little_endian=True)
+    dataset.file_meta = FileMetaDataset()
+    dataset.file_meta.TransferSyntaxUID = syntax_uid
+    return dataset.pixel_array
+
+
+@pytest.mark.parametrize("syntax", [ExplicitVRLittleEndian, ImplicitVRLittleEndian])
+def test_a_jpeg_ls_object_is_decoded_into_the_accepted_syntax(tmp_path: Path, syntax: str) -> None:
+    item, pixels = stored(tmp_path, 1)
+    ready = retrieve.prepare(Path(item.path), item, None, [syntax])
+    assert (ready.transfer_syntax_uid, ready.delivery, ready.path) == (syntax, Delivery.DECODED, None)
+    assert ready.data is not None
+    assert np.array_equal(pixels_of(ready.data, syntax), pixels)
+
+
+def test_an_accepted_stored_syntax_goes_as_the_file_is(tmp_path: Path) -> None:
+    item, _ = stored(tmp_path, 1)
+    ready = retrieve.prepare(Path(item.path), item, None, [ExplicitVRLittleEndian, JPEGLSLossless])
+    assert (ready.transfer_syntax_uid, ready.delivery, ready.path) == (
+        JPEGLSLossless,
+        Delivery.AS_STORED,
+        Path(item.path),
+    )
+    whole = Path(item.path).read_bytes()
+    assert dcmread(io.BytesIO(whole)).file_meta  # the offset is where the file meta group ends
+    assert whole[retrieve.data_set_offset(Path(item.path)) :][:4] == b"\x08\x00\x05\x00"  # (0008,0005) first
+
+
+def test_charls_decodes_what_the_other_decoder_decodes(tmp_path: Path) -> None:
+    pytest.importorskip("libjpeg")
+    item, pixels = stored(tmp_path, 1)
+    by_charls = dcmread(item.path).pixel_array
+    dataset = dcmread(item.path)
+    dataset.decompress(generate_instance_uid=False, decoding_plugin="pylibjpeg")
+    assert np.array_equal(by_charls, dataset.pixel_array)
+    assert np.array_equal(by_charls, pixels)
+
+
+def test_objects_prepared_ahead_in_worker_processes_are_the_ones_prepared_here(tmp_path: Path) -> None:
+    items, originals = zip(*(stored(tmp_path, number) for number in range(1, 7)), strict=True)
+    lookahead = retrieve.Lookahead(RetrievePlan(tuple(items)), lambda item: Path(item.path))
+    try:
+        lookahead.prepare_ahead(0, [ExplicitVRLittleEndian])
+        ahead = dict(lookahead.futures)
+        assert sorted(ahead) == list(range(1 + retrieve.LOOKAHEAD))  # this one and LOOKAHEAD after it
+        wait(ahead.values(), timeout=120)
+        sent = [lookahead.prepared(position, Path(item.path), [ExplicitVRLittleEndian])
+                for position, item in enumerate(items)]  # fmt: skip
+    finally:
+        lookahead.close()
+    assert all(future.done() and not future.cancelled() for future in ahead.values())
+    assert retrieve.workers() is not None
+    for ready, item, pixels in zip(sent, items, originals, strict=True):
+        here = retrieve.prepare(Path(item.path), item, None, [ExplicitVRLittleEndian])
+        assert ready == here
+        assert ready.data is not None and np.array_equal(pixels_of(ready.data, ExplicitVRLittleEndian), pixels)
