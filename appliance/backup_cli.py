@@ -258,7 +258,9 @@ def restore_studies(config: Config, target: Target, archive: str, patient_id: st
     if not patient_id and not study_uids:
         raise BackupError("Dire quels examens restaurer : --patient-id ou --study.")
     config.storage.archive_directory.mkdir(parents=True, exist_ok=True)
-    scratch = config.backup.state_directory / "restore"
+    # In the data folder, not the backup's state folder: root's alone, which the archive's owner
+    # (who ingests the files, see as_owner_of) could not go through.
+    scratch = config.storage.data_directory / "restore"
     clean(scratch)
     try:
         files = saved_files(extract_index(config, target, archive, scratch), patient_id, study_uids)

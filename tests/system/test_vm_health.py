@@ -91,9 +91,11 @@ def mail_diagnostics(vm: ApplianceVM) -> str:
 
 
 def start_mail_sink(vm: ApplianceVM) -> None:
-    """aiosmtpd in the VM, and the box's configuration pointing its alerts there."""
+    """aiosmtpd in the VM, and the box's configuration pointing its alerts there. The Maildir is made
+    whole beforehand (Python's mailbox creates tmp/new/cur only for a folder that does not exist)."""
     vm.ssh(
-        f"mkdir -p {MAIL_DIR} && systemd-run --unit=test-mail-sink {PYTHON} -m aiosmtpd -n "
+        f"mkdir -p {MAIL_DIR}/tmp {MAIL_DIR}/new {MAIL_DIR}/cur && "
+        f"systemd-run --unit=test-mail-sink {PYTHON} -m aiosmtpd -n "
         f"-l 127.0.0.1:{SINK_PORT} -c aiosmtpd.handlers.Mailbox {MAIL_DIR}"
     )
     wait_until(
