@@ -118,9 +118,10 @@ def test_a_radiologist_reads_a_ct_and_flags_key_images(
     started = time.perf_counter()
     page.locator("#open-viewer").click()
     expect(page.locator("#preview")).to_be_visible()
-    page.wait_for_function(
-        "document.getElementById('preview').complete && document.getElementById('preview').naturalWidth > 0"
-    )
+    # Checked by Playwright's own assertions: a polled wait_for_function would eval() in the page,
+    # which the console's Content-Security-Policy rightly forbids.
+    expect(page.locator("#preview")).to_have_js_property("complete", True)
+    expect(page.locator("#preview")).not_to_have_js_property("naturalWidth", 0)
     preview_seconds = time.perf_counter() - started
     expect(page.locator("#viewer")).to_have_attribute("data-ready", "true")
     rendered_seconds = time.perf_counter() - started

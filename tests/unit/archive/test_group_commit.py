@@ -41,6 +41,8 @@ def probe_engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Eng
         connection.execute(text("DROP TABLE IF EXISTS probe"))
         connection.execute(text("CREATE TABLE probe (name VARCHAR(32) PRIMARY KEY)"))
     yield engine
+    with engine.begin() as connection:  # the PostgreSQL database is the session's: leave it as found
+        connection.execute(text("DROP TABLE IF EXISTS probe"))
     engine.dispose()
 
 
