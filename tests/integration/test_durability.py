@@ -137,16 +137,7 @@ def test_kill_9_during_ingest_loses_nothing_acknowledged(tmp_path: Path) -> None
     restarted = Daemon("appliance.daemons.archive", config_path, tmp_path / "log").start()
     try:
         assert not list((tmp_path / "data" / "incoming").iterdir())  # start-up recovery removed partial files
-        assoc = associate(restarted.port, StudyRootQueryRetrieveInformationModelFind)
-        query = Dataset()
-        query.QueryRetrieveLevel = "IMAGE"
-        query.SOPInstanceUID = "\\".join(acknowledged)
-        found = {
-            str(identifier.SOPInstanceUID)
-            for status, identifier in assoc.send_c_find(query, StudyRootQueryRetrieveInformationModelFind)
-            if status.Status == PENDING
-        }
-        assoc.release()
+        found = found_after_restart(restarted, acknowledged)
     finally:
         restarted.stop()
     assert found == set(acknowledged)
