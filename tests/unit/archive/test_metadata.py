@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
+import copy
+import io
 import json
 from datetime import timedelta
 from pathlib import Path
 
 from datagen import PATIENTS, encoded, make_instance
-from pydicom.uid import ExplicitVRLittleEndian, JPEGLSLossless, generate_uid
+from pydicom import dcmread
+from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian, JPEGLSLossless, generate_uid
 from sqlalchemy import Engine, delete, update
 
 from appliance.archive.index import Index
 from appliance.archive.ingest import Ingest, StoreOutcome
 from appliance.archive.integrity import reindex
 from appliance.archive.lossless import LosslessCompressor
-from appliance.archive.metadata import Scope, metadata
+from appliance.archive.metadata import IDENTITY_TAGS, MEMBERS, PIXEL_DATA, Scope, instance_document, metadata
 from appliance.archive.storage import FileStore
 from appliance.db.schema import instance_metadata, patient
 
@@ -79,3 +82,28 @@ def test_compression_changes_the_syntax_served_and_reindex_rebuilds(engine: Engi
     with engine.connect() as connection:
         assert len(connection.execute(instance_metadata.select()).all()) == 2
     assert served(engine, Scope(study_uid, series_uid)) == documents
+
+
+def test_documents_are_pydicoms_json_whether_elements_are_remembered_or_not() -> None:
+    """The members kept from earlier objects (`MEMBERS`) change nothing: each document is what
+    pydicom's `to_json_dict` gives, for every modality, character set and VR encoding."""
+
+    def pydicoms(encoded_object: bytes) -> str:
+        elements = dcmread(io.BytesIO(encoded_object), stop_before_pixels=True).to_json_dict(suppress_invalid_tags=True)
+        for tag in IDENTITY_TAGS | {PIXEL_DATA}:
+            elements.pop(tag, None)
+        return json.dumps(elements, ensure_ascii=False, separators=(",", ":"))[1:-1]
+
+    objects = []
+    for modality in ("CT", "MR", "US"):
+        for patient_data in PATIENTS:
+            image = make_instance(modality, patient_data)
+            implicit = copy.deepcopy(image)
+            implicit.file_meta.TransferSyntaxUID = ImplicitVRLittleEndian
+            objects += [encoded(image), encoded(implicit)]
+    MEMBERS.clear()
+    for _ in range(2):  # converted, then remembered
+        for encoded_object in objects:
+            made = instance_document(dcmread(io.BytesIO(encoded_object), stop_before_pixels=True), True)
+            assert made.document == pydicoms(encoded_object)
+    assert MEMBERS
