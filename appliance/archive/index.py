@@ -183,6 +183,16 @@ COUNT_STUDY_INSTANCE = (
         updated_at=bindparam("moment"),
     )
 )
+MODALITIES_OF_STUDY = select(study.c.modalities_in_study).where(study.c.id == bindparam("study_pk"))
+COUNT_STUDY_SERIES = (
+    update(study)
+    .where(study.c.id == bindparam("study_pk"))
+    .values(
+        number_of_series=study.c.number_of_series + 1,
+        modalities_in_study=bindparam("modalities"),
+        updated_at=bindparam("moment"),
+    )
+)
 COUNT_SERIES_INSTANCE = (
     update(series)
     .where(series.c.id == bindparam("series_pk"))
@@ -337,19 +347,12 @@ def insert_instance(
 
 def count_series(connection: Connection, study_pk: int, modality: str, moment: datetime) -> None:
     """A new series: count it and add its modality to the study's Modalities In Study."""
-    modalities = connection.execute(select(study.c.modalities_in_study).where(study.c.id == study_pk)).scalar() or ""
+    modalities = connection.execute(MODALITIES_OF_STUDY, {"study_pk": study_pk}).scalar() or ""
     listed = [entry for entry in modalities.split("\\") if entry]
     if modality and modality not in listed:
         listed.append(modality)
-    connection.execute(
-        update(study)
-        .where(study.c.id == study_pk)
-        .values(
-            number_of_series=study.c.number_of_series + 1,
-            modalities_in_study="\\".join(sorted(listed))[:64],
-            updated_at=moment,
-        )
-    )
+    values = {"study_pk": study_pk, "modalities": "\\".join(sorted(listed))[:64], "moment": moment}
+    connection.execute(COUNT_STUDY_SERIES, values)
 
 
 def count_instance(connection: Connection, study_pk: int, series_pk: int, size_bytes: int, moment: datetime) -> None:
