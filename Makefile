@@ -17,9 +17,10 @@ PYTEST_ARGS ?=
 # system service); Pango for WeasyPrint's PDF and poppler's pdftoppm to look at its first page; node
 # (20.19 or later, with its npm: NodeSource's package, as Debian 12's own nodejs 18 is too old for
 # vite 7) that builds the viewer, dicom3tools' dciodvfy that checks the key-object documents the
-# console makes, and xmllint that checks Weasis manifests against Weasis's schema.
+# console makes, xmllint that checks Weasis manifests against Weasis's schema, and strace with which
+# `make bench` counts the sync calls each archive makes per stored image.
 TEST_DEBIAN_PACKAGES := dcmtk postgresql nginx chromium fonts-dejavu-core nut-server nut-client openssh-server openssh-client \
-	autossh orthanc libpango-1.0-0 libpangoft2-1.0-0 poppler-utils nodejs dicom3tools libxml2-utils
+	autossh orthanc strace libpango-1.0-0 libpangoft2-1.0-0 poppler-utils nodejs dicom3tools libxml2-utils
 # What pip needs to build borg 1.4 from its source (PyPI has no wheel of it): a C compiler and the
 # headers of the libraries it links to.
 BUILD_DEBIAN_PACKAGES := gcc python3-dev python3-venv pkg-config libacl1-dev liblz4-dev libzstd-dev libxxhash-dev libssl-dev

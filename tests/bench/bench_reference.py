@@ -20,6 +20,11 @@ movescu to a storescp, findscu; TCP_NODELAY=1), one after the other in the same 
   folder of worklist files: it gets our 1,000 answers as files, and both are asked for today's steps
   of one station with the station and the date given (the plugin has no profiles to default them).
 
+Under the table: how many sync system calls each archive makes per image stored (strace attached
+to it during a 50-image storescu; needs the right to trace, i.e. root here): what its
+acknowledgement waits for on disk. Ours syncs the file, its folder and the index's write-ahead log
+before each success status (A3); a difference there is a difference in durability, not in speed.
+
 Each figure is the median of `RUNS` runs. One table: ours, reference, ratio ours / reference, and
 MISSED where the ratio is above 1.0 (or the worklist at 20 ms or more). Nothing here asserts beyond
 the files being all there: it prints. About 5 minutes on 2 cores with the defaults.
@@ -29,6 +34,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -50,7 +56,7 @@ from orthanc import Orthanc, available
 from pydicom import dcmread
 from pydicom.errors import InvalidDicomError
 from pydicom.uid import JPEGLSLossless, generate_uid
-from servers import cli, free_port, wait_for_port
+from servers import Daemon, cli, free_port, wait_for_port
 
 from appliance.archive.attributes import read_attributes
 from appliance.archive.index import Index
@@ -98,6 +104,7 @@ class Archive:
     side: str
     port: int
     config_path: Path | None = None  # ours only
+    daemon: Daemon | None = None  # ours only
     orthanc: Orthanc | None = None  # the reference only
 
 
@@ -107,7 +114,7 @@ def empty_archive(side: str, work: Path, name: str, destination_port: int) -> It
     if side == OURS:
         daemon = start_archive(work, name, destination_port)
         try:
-            yield Archive(OURS, daemon.port, config_path=daemon.config_path)
+            yield Archive(OURS, daemon.port, config_path=daemon.config_path, daemon=daemon)
         finally:
             daemon.stop()
         return
@@ -148,6 +155,57 @@ def bench_ingest(work: Path, data: Data, destination_port: int) -> None:
                 note(f"ingest {SERIES_SIZE} CT images, 4 associations", side, store_in_parallel(archive, data.groups))
             with empty_archive(side, work, f"{side}-small-{run}", destination_port) as archive:
                 note(f"ingest {SMALL_STUDIES} small studies, 1 association", side, store(archive, data.small))
+
+
+SYNC_CALLS = "fsync,fdatasync,sync_file_range,syncfs,sync,msync"
+SYNC_SAMPLE = 50  # images stored under strace: enough to see the per-image count
+
+
+def syncs_per_image(work: Path, data: Data, destination_port: int) -> None:
+    """How many sync system calls each archive makes per image stored (strace -c attached to it
+    while storescu sends `SYNC_SAMPLE` images over one association): what each one's
+    acknowledgement waits for on disk. Printed under the table; not a timed figure (strace slows
+    both). Skipped, saying why, where strace is missing or may not attach (not root)."""
+    sample = work / "sync-sample"
+    sample.mkdir()
+    for path in sorted(data.series.iterdir())[:SYNC_SAMPLE]:
+        os.link(path, sample / path.name)
+    for side in (OURS, REFERENCE):
+        with empty_archive(side, work, f"{side}-syncs", destination_port) as archive:
+            counted = counted_syncs(archive_pid(archive), lambda: store(archive, sample), work / f"{side}.strace")
+        said = f"{counted / SYNC_SAMPLE:.2f} per image" if counted is not None else "not measured (strace cannot attach)"
+        NOTES.append(f"{side}: sync calls ({SYNC_CALLS.replace(',', ', ')}) while storing: {said}")
+
+
+def archive_pid(archive: Archive) -> int:
+    if archive.orthanc is not None:
+        assert archive.orthanc.process is not None
+        return archive.orthanc.process.pid
+    assert archive.daemon is not None and archive.daemon.process is not None
+    return archive.daemon.process.pid
+
+
+def counted_syncs(pid: int, run: Callable[[], object], output: Path) -> int | None:
+    """The sync system calls process `pid` (all its threads) makes during `run()`; None when
+    strace cannot attach."""
+    if shutil.which("strace") is None:
+        return None
+    tracer = subprocess.Popen(
+        ["strace", "-f", "-c", "-e", f"trace={SYNC_CALLS}", "-o", str(output), "-p", str(pid)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert tracer.stderr is not None
+    attached = tracer.stderr.readline()  # "strace: Process N attached ..." once it traces
+    if "attached" not in attached:
+        tracer.wait()
+        return None
+    try:
+        run()
+    finally:
+        tracer.send_signal(signal.SIGINT)  # detaches and writes the summary
+        tracer.wait()
+    lines = [line.split() for line in output.read_text().splitlines()]
+    return sum(int(fields[3]) for fields in lines if len(fields) >= 5 and fields[-1] in SYNC_CALLS.split(","))
 
 
 def get(archive: Archive, study_uid: str, output: Path, jpeg_ls: bool) -> tuple[float, float]:
@@ -421,6 +479,7 @@ def main() -> int:
         data = make_data(work)
         destination_port = free_port()
         bench_ingest(work, data, destination_port)
+        syncs_per_image(work, data, destination_port)
         bench_retrieve(work, data, destination_port)
         bench_find(work, destination_port)
         bench_worklist(work, destination_port)
