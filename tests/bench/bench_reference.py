@@ -173,7 +173,7 @@ def syncs_per_image(work: Path, data: Data, destination_port: int) -> None:
     for side in (OURS, REFERENCE):
         with empty_archive(side, work, f"{side}-syncs", destination_port) as archive:
             counted = counted_syncs(archive_pid(archive), lambda: store(archive, sample), work / f"{side}.strace")
-        said = f"{counted / SYNC_SAMPLE:.2f} per image" if counted is not None else "not measured (strace cannot attach)"
+        said = "not measured (strace cannot attach)" if counted is None else f"{counted / SYNC_SAMPLE:.2f} per image"
         NOTES.append(f"{side}: sync calls ({SYNC_CALLS.replace(',', ', ')}) while storing: {said}")
 
 
