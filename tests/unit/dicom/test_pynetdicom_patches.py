@@ -85,8 +85,12 @@ FINGERPRINTS: dict[str, dict[str, str]] = {
         "pynetdicom.service_class:QueryRetrieveServiceClass._move_scp": "5c14d1be3d737bef",
     },
     # Not a patch: `guarded_server` subclasses these and relies on how they read a PDU (recv(6)
-    # then recv(length)), create the association's socket wrapper, and let a DUL thread die.
+    # then recv(length)), create the association's socket wrapper, and let a DUL thread die; and
+    # on how the DUL decodes a PDU and the state machine makes the request's primitive (once), to
+    # hand them the request it decoded already (`GuardedDUL`).
     "guarded_server": {
+        "pynetdicom.dul:DULServiceProvider._decode_pdu": "fc71dd1bf853e1ce",
+        "pynetdicom.fsm:AE_6": "385d595ed49432af",
         "pynetdicom.transport:RequestHandler.handle": "034823fb4df3a874",
         "pynetdicom.transport:RequestHandler._create_association": "05c8d12b79863cdb",
         "pynetdicom.transport:AssociationSocket.recv": "6bc20a33b1b7cfe7",
@@ -164,6 +168,10 @@ RELIED_ON: dict[str, list[tuple[str, list[str]]]] = {
             ],
         ),
         ("pynetdicom.service_class:ServiceClass.dimse", ["return self.assoc.dimse"]),
+    ],
+    "guarded_server": [
+        ("pynetdicom.dul:DULServiceProvider._read_pdu_data", ["pdu, event = self._decode_pdu(bytestream)"]),
+        ("pynetdicom.fsm:AE_6", ["primitive = recv_pdu.to_primitive()"]),
     ],
     "retrieve_contexts": [
         (
