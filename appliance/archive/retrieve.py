@@ -20,6 +20,7 @@ all instances of a study share their patient.
 from __future__ import annotations
 
 import enum
+import functools
 import io
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -63,6 +64,7 @@ IDENTITY = {
     "PatientSex": patient.c.patient_sex,
 }
 MODIFYING_SYSTEM = "PACS appliance"
+STORED_IDENTITIES_KEPT = 256  # studies retrieved lately whose stored header's identity is kept
 
 
 class CannotSend(Exception):
@@ -167,7 +169,7 @@ def plan(engine: Engine, query: Query) -> RetrievePlan:
         .order_by(series.c.series_number, series.c.id, instance.c.instance_number, instance.c.id)
     )
     with engine.connect() as connection:
-        items = tuple(RetrieveItem(**row._mapping) for row in connection.execute(statement))
+        items = tuple(RetrieveItem(*row) for row in connection.execute(statement))  # the fields' order
         studies = sorted({item.study_instance_uid for item in items})
         return RetrievePlan(items, study_coercions(connection, studies))
 
@@ -200,10 +202,17 @@ def study_coercions(connection: Connection, study_instance_uids: Sequence[str]) 
         current, header = current_identity_and_sample_header(connection, study_uid)
         if current is None or header is None:
             continue
-        stored = dcmread(io.BytesIO(header), stop_before_pixels=True, force=True)
-        if any(str(stored.get(keyword, "") or "") != value for keyword, value in current.items()):
+        if stored_identity(header) != tuple(current.values()):
             coercions[study_uid] = Coercion(current)
     return coercions
+
+
+@functools.lru_cache(maxsize=STORED_IDENTITIES_KEPT)
+def stored_identity(header: bytes) -> tuple[str, ...]:
+    """The identity (`IDENTITY`'s attributes, in its order) in a stored header. Kept per header: a
+    stored header never changes, and parsing it was a third of the plan of a one-study retrieve."""
+    stored = dcmread(io.BytesIO(header), stop_before_pixels=True, force=True)
+    return tuple(str(stored.get(keyword, "") or "") for keyword in IDENTITY)
 
 
 def current_identity_and_sample_header(

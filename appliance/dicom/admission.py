@@ -12,6 +12,9 @@ answer here at once, and the connection is closed:
 - a request larger than `MAXIMUM_REQUEST_BYTES`, or one pynetdicom could not decode (bad item
   lengths, an even presentation context ID): A-ABORT (service provider, invalid PDU parameter value).
 
+A request that passes is handed to pynetdicom decoded (`CheckedRequest`): decoding it again took as
+long as the first time (5 ms for DCMTK's getscu and its 120 storage contexts).
+
 This module only reads bytes and decides; it keeps no state and does not log.
 """
 
@@ -21,6 +24,7 @@ import struct
 from dataclasses import dataclass
 
 from pynetdicom.pdu import A_ASSOCIATE_RQ
+from pynetdicom.pdu_primitives import A_ASSOCIATE
 
 from appliance.dicom import statuses
 
@@ -116,16 +120,31 @@ def called_ae_title(fixed_part: bytes) -> str:
     return ae_title_at(fixed_part, 4)
 
 
-def check_request(request: bytes) -> Answer | None:
-    """None when pynetdicom can decode the whole request (`request`: header included) into its
-    primitive; else an A-ABORT (invalid PDU parameter value) and what was wrong."""
-    pdu = A_ASSOCIATE_RQ()
+class CheckedRequest(A_ASSOCIATE_RQ):
+    """An A-ASSOCIATE-RQ PDU decoded, and made into its primitive, by `check_request`: the bytes it
+    was decoded from (`received`) and the primitive, which pynetdicom's state machine then takes
+    (its one call of `to_primitive`) instead of making it again."""
+
+    received: bytes = b""
+    primitive: A_ASSOCIATE | None = None
+
+    def to_primitive(self) -> A_ASSOCIATE:
+        """The primitive made when the request was checked (once; made anew after that)."""
+        primitive, self.primitive = self.primitive, None
+        return primitive if primitive is not None else super().to_primitive()
+
+
+def check_request(request: bytes) -> CheckedRequest | Answer:
+    """The request (`request`: header included) decoded into its primitive by pynetdicom, or an
+    A-ABORT (invalid PDU parameter value) and what was wrong when it cannot be."""
+    pdu = CheckedRequest()
     try:
         pdu.decode(request)
-        pdu.to_primitive()
+        pdu.primitive = A_ASSOCIATE_RQ.to_primitive(pdu)
     except Exception as error:  # pynetdicom raises many kinds of errors on hostile input
         return Answer(abort(INVALID_PARAMETER_VALUE), f"malformed association request ({short(error)})")
-    return None
+    pdu.received = request
+    return pdu
 
 
 def short(error: Exception) -> str:

@@ -28,6 +28,14 @@ Process-wide, applied by `apply()`:
   answer, C-FIND of 500 matches 250 ms of CPU instead of 345 ms (wall-clock +8 %, within the noise).
   It also passes on identifiers written beforehand (`encoding.PreEncoded`: the worklist's kept
   answers); without this patch the worklist builds Datasets again (`worklist_scp`).
+- `uid_checks`: pynetdicom checks every UID of an A-ASSOCIATE-RQ several times (decoding the PDU,
+  making its primitive, building and negotiating presentation contexts) through pydicom's
+  `UID.is_valid`, which looks its regular expression up in `re`'s cache each time: about 2,800 checks
+  for DCMTK's getscu (120 storage contexts with their syntaxes), half the CPU of the negotiation.
+  `uid_is_valid` gives the same answer with the expression compiled once, and remembers it for the
+  standard's own UIDs (SOP classes, transfer syntaxes: a bounded set). Decoding getscu's recorded
+  request, making its primitive, `retrieve_contexts` and the negotiation take 10.8 ms of CPU
+  without it, 6.6 ms with it (minimum of 100, in-process).
 Per association (installed by the services' EVT_CONN_OPEN / EVT_ESTABLISHED handlers):
 - `serialise_reactor` (correctness): a requestor's reactor thread can take the C-STORE-RSP meant for
   `send_c_store` (pynetdicom 3.0: the reactor checks its pause flag before the sender clears it),
@@ -74,6 +82,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import socket
 import struct
 import threading
@@ -85,6 +94,7 @@ from types import ModuleType
 from typing import Any, BinaryIO
 
 import pydicom.config
+import pydicom.uid
 import pynetdicom
 from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
@@ -105,6 +115,7 @@ PATCHES = (
     "fast_polling",
     "command_writer",
     "identifier_writer",
+    "uid_checks",
     "serialise_reactor",
     "throttled_retrieve_responses",
     "direct_store",
@@ -212,9 +223,9 @@ def supported_version(version: str) -> bool:
 
 @dataclass(frozen=True)
 class Replacement:
-    """A global of a pynetdicom module that a process-wide patch replaces."""
+    """A global of a pynetdicom module (or an attribute of a class) that a process-wide patch replaces."""
 
-    module: ModuleType
+    module: ModuleType | type
     name: str
     original: Any
     patched: Any
@@ -229,7 +240,7 @@ class Replacement:
             delattr(self.module, self.name)
 
 
-def replacement(module: ModuleType, name: str, patched: Any) -> Replacement:
+def replacement(module: ModuleType | type, name: str, patched: Any) -> Replacement:
     """What patching `module.name` takes; importing this module must not fail on another pynetdicom."""
     return Replacement(module, name, getattr(module, name, None), patched)
 
@@ -237,6 +248,23 @@ def replacement(module: ModuleType, name: str, patched: Any) -> Replacement:
 def share_contexts(contexts: list[Any]) -> list[Any]:
     """Stands in for pynetdicom's per-association deepcopy of the acceptor's contexts."""
     return list(contexts)
+
+
+VALID_UID = re.compile(pydicom.uid.RE_VALID_UID)  # PS3.5 9.1
+STANDARD_UID_ROOT = "1.2.840.10008."  # the standard's own UIDs (PS3.6 Annex A)
+KNOWN_UIDS_LIMIT = 4096  # the standard defines fewer; a peer proposing made-up ones cannot grow it further
+_known_uids: dict[str, bool] = {}
+
+
+def uid_is_valid(uid: str) -> bool:
+    """Stands in for pydicom's `UID.is_valid` (`uid_checks`): the same answer (at most 64
+    characters, PS3.5 9.1 components), remembered for the standard's UIDs."""
+    known = _known_uids.get(uid)
+    if known is None:
+        known = len(uid) <= 64 and VALID_UID.match(uid) is not None
+        if uid.startswith(STANDARD_UID_ROOT) and len(_known_uids) < KNOWN_UIDS_LIMIT:
+            _known_uids[uid] = known
+    return known
 
 
 def set_no_delay(event: Event) -> None:
@@ -616,4 +644,5 @@ REPLACEMENTS = {
     "fast_polling": [replacement(association, "time", CLOCK), replacement(dul, "time", CLOCK)],
     "command_writer": [replacement(dimse_messages, "encode", encode_command_set)],
     "identifier_writer": [replacement(service_class, "encode", encoding.encode_identifier)],
+    "uid_checks": [replacement(pydicom.uid.UID, "is_valid", property(uid_is_valid))],
 }

@@ -18,6 +18,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import multiprocessing
 import threading
@@ -60,6 +61,7 @@ LOGGER = logging.getLogger(__name__)
 MAXIMUM_PROPOSED_CONTEXTS = 128  # PS3.8 9.3.2.2: presentation context IDs are odd numbers 1-255
 PREPARING_PROCESSES = 2  # the machine's cores: the sender itself mostly waits on the network
 LOOKAHEAD = 2 * PREPARING_PROCESSES  # objects prepared ahead of the one being sent
+KNOWN_PROPOSALS = 4096  # storage contexts made for C-GET requestors, kept (a few peers, ~120 SOP classes each)
 
 
 class StoredReference(Dataset):
@@ -319,11 +321,22 @@ def retrieve_context(supported: PresentationContext, proposed: list[str]) -> Pre
     the first one the archive can send anything in ahead: each of the requestor's contexts then gets
     that one when it holds it, else the first of its own syntaxes (the stored objects in that syntax
     go as they are)."""
+    return ordered_context(str(supported.abstract_syntax), tuple(proposed), supported.scu_role, supported.scp_role)
+
+
+@functools.lru_cache(maxsize=KNOWN_PROPOSALS)
+def ordered_context(
+    sop_class_uid: str, proposed: tuple[str, ...], scu_role: bool | None, scp_role: bool | None
+) -> PresentationContext:
+    """The context `retrieve_context` makes, made once per proposal: a peer proposes the same
+    contexts on every association, and building them (UID checks) was a tenth of the time to the
+    first image. Shared between associations: pynetdicom only reads the acceptor's contexts while
+    negotiating (what the `shared_contexts` patch relies on too)."""
     first = preferred_syntax(proposed)
-    ordered = [first, *[syntax for syntax in proposed if syntax != first]] if first else proposed
-    context = build_context(str(supported.abstract_syntax), ordered)
-    context.scu_role = supported.scu_role
-    context.scp_role = supported.scp_role
+    ordered = [first, *[syntax for syntax in proposed if syntax != first]] if first else list(proposed)
+    context = build_context(sop_class_uid, ordered)
+    context.scu_role = scu_role
+    context.scp_role = scp_role
     return context
 
 

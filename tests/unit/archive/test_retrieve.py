@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from datagen import PATIENTS, make_instance
+from datagen import PATIENTS, encoded, make_instance
 from pydicom import dcmread
 from pydicom.uid import (
     ExplicitVRLittleEndian,
@@ -27,6 +27,7 @@ from appliance.archive.retrieve import (
     choose_syntax,
     payload,
     preferred_syntax,
+    stored_identity,
 )
 
 
@@ -89,3 +90,16 @@ def test_coerced_to_the_current_identity_keeping_the_original_values(tmp_path: P
     assert modification.ModifiedAttributesSequence[0].PatientID == PATIENTS[0].patient_id
     assert sent.dataset.SpecificCharacterSet == "ISO_IR 192"
     assert dcmread(path).PatientID == PATIENTS[0].patient_id  # the stored file is never rewritten
+
+
+def test_the_stored_identity_is_read_once_per_header() -> None:
+    dataset = make_instance("CT", PATIENTS[0])
+    dataset.IssuerOfPatientID = "CABINET"
+    header = encoded(dataset)
+    before = stored_identity.cache_info().hits
+    expected = (dataset.PatientID, "CABINET", str(dataset.PatientName), dataset.PatientBirthDate, dataset.PatientSex)
+    assert stored_identity(header) == expected
+    assert stored_identity(bytes(header)) == expected
+    assert stored_identity.cache_info().hits == before + 1
+    dataset.PatientID = "IPP-RIS"
+    assert stored_identity(encoded(dataset))[0] == "IPP-RIS"  # another header: read again

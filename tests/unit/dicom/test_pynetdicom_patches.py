@@ -19,6 +19,7 @@ from types import ModuleType, SimpleNamespace
 from typing import Any
 
 import pydicom.config
+import pydicom.uid
 import pynetdicom
 import pytest
 from pynetdicom import _config
@@ -84,8 +85,12 @@ FINGERPRINTS: dict[str, dict[str, str]] = {
         "pynetdicom.service_class:QueryRetrieveServiceClass._move_scp": "5c14d1be3d737bef",
     },
     # Not a patch: `guarded_server` subclasses these and relies on how they read a PDU (recv(6)
-    # then recv(length)), create the association's socket wrapper, and let a DUL thread die.
+    # then recv(length)), create the association's socket wrapper, and let a DUL thread die; and
+    # on how the DUL decodes a PDU and the state machine makes the request's primitive (once), to
+    # hand them the request it decoded already (`GuardedDUL`).
     "guarded_server": {
+        "pynetdicom.dul:DULServiceProvider._decode_pdu": "fc71dd1bf853e1ce",
+        "pynetdicom.fsm:AE_6": "385d595ed49432af",
         "pynetdicom.transport:RequestHandler.handle": "034823fb4df3a874",
         "pynetdicom.transport:RequestHandler._create_association": "05c8d12b79863cdb",
         "pynetdicom.transport:AssociationSocket.recv": "6bc20a33b1b7cfe7",
@@ -93,6 +98,8 @@ FINGERPRINTS: dict[str, dict[str, str]] = {
         "pynetdicom.dul:DULServiceProvider._read_pdu_data": "19f2d4e38c13c835",
         "pynetdicom.dul:DULServiceProvider.run_reactor": "e3a10eb3a0931e48",
     },
+    # pydicom's UID class (its file's source: the patch replaces the live `is_valid`).
+    "uid_checks": {"pydicom.uid:UID": "a26b4557e9e74a2c"},
     "retrieve_contexts": {
         "pynetdicom.association:Association.run_reactor": "ed8bbbe3b3d6ddae",
         "pynetdicom.association:ServiceUser.supported_contexts": "4ca3c0faaf6e6676",
@@ -161,6 +168,10 @@ RELIED_ON: dict[str, list[tuple[str, list[str]]]] = {
             ],
         ),
         ("pynetdicom.service_class:ServiceClass.dimse", ["return self.assoc.dimse"]),
+    ],
+    "guarded_server": [
+        ("pynetdicom.dul:DULServiceProvider._read_pdu_data", ["pdu, event = self._decode_pdu(bytestream)"]),
+        ("pynetdicom.fsm:AE_6", ["primitive = recv_pdu.to_primitive()"]),
     ],
     "retrieve_contexts": [
         (
@@ -401,6 +412,48 @@ def test_unknown_patch_names_are_refused(restored: pytest.MonkeyPatch) -> None:
     restored.setenv(patches.MEASUREMENT_ENVIRONMENT, "nodelay")
     with pytest.raises(ValueError, match="nodelay"):
         patches.apply()
+
+
+UIDS = [
+    "1.2.840.10008.1.2.4.80",  # JPEG-LS lossless
+    "1.2.840.10008.5.1.4.1.1.2",  # CT image storage
+    "1.2.840.10008.1.2.04",  # a component with a leading zero
+    "1.2.840.10008.",
+    "1.2.840.10008." + "1" * 51,  # 65 characters
+    "1.2.826.0.1.3680043.10.1471.17",
+    "0.0",
+    "1..2",
+    "",
+    "1.2.3a",
+]
+
+
+@pytest.mark.parametrize("uid", UIDS)
+def test_uid_checks_answer_as_pydicom_does(uid: str) -> None:
+    original = patches.REPLACEMENTS["uid_checks"][0].original
+    checked = pydicom.uid.UID(uid, validation_mode=pydicom.config.IGNORE)
+    assert patches.uid_is_valid(checked) == original.fget(checked)
+    assert patches.uid_is_valid(uid) == original.fget(checked)  # remembered: the same again
+
+
+def test_uid_checks_remember_only_the_standards_uids_and_a_bounded_number(restored: pytest.MonkeyPatch) -> None:
+    known: dict[str, bool] = {}
+    restored.setattr(patches, "_known_uids", known)
+    restored.setattr(patches, "KNOWN_UIDS_LIMIT", 3)
+    for uid in ["1.2.826.0.1.3680043.10.1471.17", *[f"1.2.840.10008.5.1.4.1.1.{n}" for n in range(5)]]:
+        assert patches.uid_is_valid(uid)
+    assert list(known) == [f"1.2.840.10008.5.1.4.1.1.{n}" for n in range(3)]
+    assert not patches.uid_is_valid("1.2.840.10008.01")
+    assert len(known) == 3
+
+
+def test_uid_checks_stand_in_for_pydicoms_property(restored: pytest.MonkeyPatch) -> None:
+    original = patches.REPLACEMENTS["uid_checks"][0].original
+    patches.apply()
+    assert pydicom.uid.UID.is_valid is not original
+    assert pydicom.uid.UID("1.2.840.10008.1.2").is_valid and not pydicom.uid.UID("1.2.840.10008.1.02").is_valid
+    patches.apply(frozenset({"uid_checks"}))
+    assert inspect.getattr_static(pydicom.uid.UID, "is_valid") is original
 
 
 def fake_event() -> Any:

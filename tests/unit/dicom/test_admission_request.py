@@ -1,0 +1,68 @@
+"""The association request the guard reads and decodes (`admission.check_request`) is handed to
+pynetdicom decoded (`guarded_server.GuardedDUL`): the same PDU and primitive, not decoded again."""
+
+from __future__ import annotations
+
+from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
+from pynetdicom import AE
+from pynetdicom.association import Association
+from pynetdicom.pdu import A_ASSOCIATE_RQ
+from pynetdicom.pdu_primitives import A_ASSOCIATE, MaximumLengthNotification
+from pynetdicom.presentation import build_context
+
+from appliance.dicom import admission
+from appliance.dicom.guarded_server import GuardedDUL
+
+CT = "1.2.840.10008.5.1.4.1.1.2"
+
+
+def request_bytes(calling: str = "GETSCU") -> bytes:
+    primitive = A_ASSOCIATE()
+    primitive.application_context_name = "1.2.840.10008.3.1.1.1"
+    primitive.calling_ae_title = calling
+    primitive.called_ae_title = "APPLIANCE"
+    context = build_context(CT, [ExplicitVRLittleEndian, ImplicitVRLittleEndian])
+    context.context_id = 1
+    primitive.presentation_context_definition_list = [context]
+    maximum = MaximumLengthNotification()
+    maximum.maximum_length_received = 16384
+    primitive.user_information = [maximum]
+    return A_ASSOCIATE_RQ(primitive).encode()
+
+
+def test_a_checked_request_gives_its_primitive_once_then_makes_it_anew() -> None:
+    checked = admission.check_request(request_bytes())
+    assert isinstance(checked, admission.CheckedRequest)
+    assert checked.received == request_bytes()
+    first = checked.to_primitive()
+    assert str(first.calling_ae_title).strip() == "GETSCU"
+    assert [str(context.abstract_syntax) for context in first.presentation_context_definition_list] == [CT]
+    again = checked.to_primitive()
+    assert again is not first and str(again.calling_ae_title).strip() == "GETSCU"
+
+
+def test_a_request_pynetdicom_cannot_decode_is_aborted() -> None:
+    broken = bytearray(request_bytes())
+    broken[74] = 0x99  # the first item after the fixed part is no item type pynetdicom knows
+    answer = admission.check_request(bytes(broken))
+    assert isinstance(answer, admission.Answer)
+    assert answer.pdu == admission.abort(admission.INVALID_PARAMETER_VALUE)
+
+
+def test_the_dul_takes_the_checked_request_without_decoding_it_again() -> None:
+    checked = admission.check_request(request_bytes())
+    assert isinstance(checked, admission.CheckedRequest)
+    dul = Association(AE("APPLIANCE"), "acceptor").dul
+    GuardedDUL.take_over(dul, checked)
+    assert dul._decode_pdu(bytearray(request_bytes())) == (checked, "Evt6")
+    decoded, event = dul._decode_pdu(bytearray(request_bytes()))  # only the first PDU is the checked one
+    assert decoded is not checked and isinstance(decoded, A_ASSOCIATE_RQ) and event == "Evt6"
+
+
+def test_other_bytes_than_the_checked_request_are_decoded() -> None:
+    checked = admission.check_request(request_bytes())
+    assert isinstance(checked, admission.CheckedRequest)
+    dul = Association(AE("APPLIANCE"), "acceptor").dul
+    GuardedDUL.take_over(dul, checked)
+    decoded, _ = dul._decode_pdu(bytearray(request_bytes("OTHER")))
+    assert decoded is not checked and str(decoded.to_primitive().calling_ae_title).strip() == "OTHER"
