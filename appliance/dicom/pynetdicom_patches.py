@@ -45,6 +45,21 @@ Per association (installed by the services' EVT_CONN_OPEN / EVT_ESTABLISHED hand
   it; the DUL's own writes (Pending responses, A-RELEASE) take the same per-association lock, so
   no PDU of another message comes between the PDUs of one message (PS3.8 9.3.5.1). The PDU and
   DIMSE "sent" events are not triggered for these messages (the appliance has no handler for them).
+- `command_reader`: received P-DATA goes to `StoreReader` instead of `receive_primitive`: a plain
+  C-STORE-RQ (its usual elements, ASCII, a data set) has its command set decoded here and its
+  primitive made through pynetdicom's own setters, instead of pydicom's reader, a command set
+  Dataset and a copy of each element by keyword (with two copies of each data fragment). Anything
+  else is replayed to pynetdicom primitive by primitive, so it reads, logs and aborts as it would.
+  In the DUL thread, 35 us instead of 658 us per CT image (512 KB, micro-benchmark).
+- `store_responses`: a C-STORE response (status, optional Error Comment) is encoded by hand and
+  written from the association thread through the DUL's socket wrapper (its send lock, its
+  transport-closed event), instead of a command set Dataset, a P-DATA queued for the DUL thread
+  (woken by its poll), its state machine and PDU encoder; only in the data transfer state, with
+  nothing queued for the DUL, no handler on the "sent" events (they are not triggered). 4 us
+  instead of 118 us per response plus the DUL's wake-up (micro-benchmark). Both: 200 CT images
+  over one association, archive CPU 1.36 s instead of 1.42 s and storescu 1.68 s instead of
+  1.91 s (medians of 4 alternating runs, load 1.3 to 2.4: close to the noise of a shared machine);
+  400 small images 2.58 s of CPU instead of 3.08 s, storescu 3.20 s instead of 4.06 s.
 - the final C-GET / C-MOVE status (correctness, in force on any version: it only wraps
   `dimse.send_msg`, through which every message goes): pynetdicom's handler protocol has no way to
   refuse a C-GET before its sub-operation count, or a C-MOVE before its destination; the handler

@@ -185,7 +185,7 @@ RELIED_ON: dict[str, list[tuple[str, list[str]]]] = {
         ("pynetdicom.service_class:ServiceClass.dimse", ["return self.assoc.dimse"]),
     ],
     "command_reader": [
-        ("pynetdicom.fsm:DT_2", ["dul.assoc.dimse.receive_primitive(cast(\"P_DATA\", pdu.to_primitive()))"]),
+        ("pynetdicom.fsm:DT_2", ['dul.assoc.dimse.receive_primitive(cast("P_DATA", pdu.to_primitive()))']),
         ("pynetdicom.association:Association._run_reactor", ["context_id, msg = self.dimse.get_msg(block=False)"]),
     ],
     "store_responses": [
