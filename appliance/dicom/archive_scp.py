@@ -36,6 +36,7 @@ from appliance.dicom.peers import AccessPolicy, caller
 from appliance.dicom.pynetdicom_patches import (
     CONNECTION_HANDLERS,
     REQUESTOR_HANDLERS,
+    fast_stores,
     note_move_destination,
     refuse_retrieve,
     throttled_retrieve_responses,
@@ -98,6 +99,7 @@ class ArchiveServices:
     def on_established(self, event: Event) -> None:
         install_sender(event.assoc)
         throttled_retrieve_responses(event)
+        fast_stores(event)
         STORED.setdefault(event.assoc, StoreTally())
         calling = caller(event)
         level = logging.DEBUG if calling == MONITOR_AE_TITLE else logging.INFO  # its C-ECHO every minute

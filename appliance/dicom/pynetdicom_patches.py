@@ -53,6 +53,21 @@ Per association (installed by the services' EVT_CONN_OPEN / EVT_ESTABLISHED hand
   it; the DUL's own writes (Pending responses, A-RELEASE) take the same per-association lock, so
   no PDU of another message comes between the PDUs of one message (PS3.8 9.3.5.1). The PDU and
   DIMSE "sent" events are not triggered for these messages (the appliance has no handler for them).
+- `command_reader`: received P-DATA goes to `StoreReader` instead of `receive_primitive`: a plain
+  C-STORE-RQ (its usual elements, ASCII, a data set) has its command set decoded here and its
+  primitive made through pynetdicom's own setters, instead of pydicom's reader, a command set
+  Dataset and a copy of each element by keyword (with two copies of each data fragment). Anything
+  else is replayed to pynetdicom primitive by primitive, so it reads, logs and aborts as it would.
+  In the DUL thread, 35 us instead of 658 us per CT image (512 KB, micro-benchmark).
+- `store_responses`: a C-STORE response (status, optional Error Comment) is encoded by hand and
+  written from the association thread through the DUL's socket wrapper (its send lock, its
+  transport-closed event), instead of a command set Dataset, a P-DATA queued for the DUL thread
+  (woken by its poll), its state machine and PDU encoder; only in the data transfer state, with
+  nothing queued for the DUL, no handler on the "sent" events (they are not triggered). 4 us
+  instead of 118 us per response plus the DUL's wake-up (micro-benchmark). Both: 200 CT images
+  over one association, archive CPU 1.36 s instead of 1.42 s and storescu 1.68 s instead of
+  1.91 s (medians of 4 alternating runs, load 1.3 to 2.4: close to the noise of a shared machine);
+  400 small images 2.58 s of CPU instead of 3.08 s, storescu 3.20 s instead of 4.06 s.
 - the final C-GET / C-MOVE status (correctness, in force on any version: it only wraps
   `dimse.send_msg`, through which every message goes): pynetdicom's handler protocol has no way to
   refuse a C-GET before its sub-operation count, or a C-MOVE before its destination; the handler
@@ -87,8 +102,9 @@ import socket
 import struct
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from io import BytesIO
 from pathlib import Path
 from types import ModuleType
 from typing import Any, BinaryIO
@@ -99,9 +115,10 @@ import pynetdicom
 from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
 from pynetdicom import _config, association, dimse_messages, dsutils, dul, evt, service_class, transport
-from pynetdicom.dimse_primitives import C_GET, C_MOVE
+from pynetdicom.dimse_primitives import C_GET, C_MOVE, C_STORE
 from pynetdicom.dsutils import split_dataset
 from pynetdicom.events import Event
+from pynetdicom.pdu_primitives import P_DATA
 
 from appliance.dicom import encoding
 from appliance.dicom.statuses import MOVE_DESTINATION_UNKNOWN, PENDING, UNABLE_TO_PERFORM_SUBOPERATIONS
@@ -119,6 +136,8 @@ PATCHES = (
     "serialise_reactor",
     "throttled_retrieve_responses",
     "direct_store",
+    "command_reader",
+    "store_responses",
 )
 PUBLIC_PATCHES = frozenset({"no_delay"})  # only a socket option: in force on any pynetdicom version
 MEASUREMENT_ENVIRONMENT = "APPLIANCE_BENCH_DISABLED_PATCHES"
@@ -442,8 +461,12 @@ class StoreContent:
 def direct_store_installed(association: Any) -> bool:
     """Whether `direct_store` may be used on `association`: installs the per-association send lock
     (the DUL's writes take it too) when the patch is in force."""
-    if not in_force("direct_store"):
-        return False
+    return in_force("direct_store") and send_lock_installed(association)
+
+
+def send_lock_installed(association: Any) -> bool:
+    """Install the per-association send lock (the DUL's writes take it too, so that the PDUs of a
+    message written by this module and of one written by the DUL never mix); whether there is one."""
     if getattr(association, SEND_LOCK_ATTRIBUTE, None) is not None:
         return True
     association_socket = association.dul.socket
@@ -630,6 +653,273 @@ def store_command(request: StoreRequest) -> bytes:
 def text(value: str, padding: bytes) -> bytes:
     encoded = value.encode("ascii")
     return encoded + padding if len(encoded) % 2 else encoded
+
+
+# The C-STORE-RQ command elements `command_reader` decodes (PS3.7 9.3.1.1), by element number (group
+# 0000): their VR. Any other element, or one twice or out of order, and pynetdicom reads the message.
+STORE_REQUEST_ELEMENTS = {
+    0x0000: "UL",  # CommandGroupLength (pydicom does not check it either)
+    0x0002: "UI",  # AffectedSOPClassUID
+    0x0100: "US",  # CommandField
+    0x0110: "US",  # MessageID
+    0x0700: "US",  # Priority
+    0x0800: "US",  # CommandDataSetType
+    0x1000: "UI",  # AffectedSOPInstanceUID
+    0x1030: "AE",  # MoveOriginatorApplicationEntityTitle
+    0x1031: "US",  # MoveOriginatorMessageID
+}
+ELEMENT_HEADER = struct.Struct("<HHI")
+NO_DATA_SET = 0x0101
+C_STORE_RSP = 0x8001
+PRIORITIES = (0, 1, 2)
+STATE_DATA_TRANSFER = "Sta6"
+
+
+class StoreReader:
+    """Stands in for `DIMSEServiceProvider.receive_primitive` on one association (`command_reader`).
+
+    pynetdicom decodes each command set with pydicom's reader into a Dataset, then copies its
+    elements into a primitive through their keywords: about a tenth of the archive's CPU per stored
+    image. A plain C-STORE-RQ (the elements of `STORE_REQUEST_ELEMENTS`, ASCII, valid UIDs, a data
+    set) is decoded here and its primitive queued as pynetdicom queues it, through the primitive's
+    own setters. Anything else (another command, an unexpected element or fragment, a handler on
+    EVT_DIMSE_RECV, chunked reception) is handed to pynetdicom: every P-DATA primitive of the message
+    so far is replayed to its `receive_primitive` in order, which then behaves as if it had read
+    them itself (its errors, logs and aborts included). Runs in the DUL thread only.
+    """
+
+    def __init__(self, dimse: Any, original: Callable[[P_DATA], None]) -> None:
+        self.dimse = dimse
+        self.original = original
+        self.reset()
+
+    def reset(self) -> None:
+        self.primitives: list[P_DATA] = []  # of the message in progress, kept for a replay
+        self.command = bytearray()
+        self.values: dict[int, int | str] | None = None  # the command set, once read
+        self.context_id = 0
+        self.data_set = BytesIO()
+
+    def receive(self, primitive: P_DATA) -> None:
+        if self.dimse.message is not None or primitive.__class__ is not P_DATA:
+            self.original(primitive)  # a message pynetdicom has started, or not a P-DATA
+            return
+        if not self.primitives and not self.usable():
+            self.original(primitive)
+            return
+        self.primitives.append(primitive)
+        for context_id, data in primitive.presentation_data_value_list:
+            complete = self.take(context_id, data)
+            if complete is None:
+                self.replay()
+                return
+            if complete:
+                self.deliver()
+                return
+
+    def usable(self) -> bool:
+        """Whether a new message may be read here (checked at its first fragment)."""
+        if _config.STORE_RECV_CHUNKED_DATASET:
+            return False
+        return not self.dimse.assoc.get_handlers(evt.EVT_DIMSE_RECV)
+
+    def take(self, context_id: int, data: bytes) -> bool | None:
+        """Add one PDV: whether the message is complete, None when pynetdicom must read it."""
+        if not data:
+            return None
+        control = data[0]
+        if self.values is None:
+            if not control & COMMAND_FRAGMENT:
+                return None
+            self.command += memoryview(data)[1:]
+            if control & LAST_FRAGMENT:
+                self.values = store_request_values(bytes(self.command))
+                self.context_id = context_id
+                if self.values is None:
+                    return None
+            return False
+        if control & COMMAND_FRAGMENT:
+            return None
+        self.data_set.write(memoryview(data)[1:])
+        return bool(control & LAST_FRAGMENT)
+
+    def deliver(self) -> None:
+        """Queue the request for the association thread, as pynetdicom queues it."""
+        assert self.values is not None
+        try:
+            request = store_request(self.values, self.data_set, self.context_id)
+        except (TypeError, ValueError):
+            self.replay()
+            return
+        context_id = self.context_id
+        self.reset()
+        self.dimse.msg_queue.put((context_id, request))
+
+    def replay(self) -> None:
+        pending = self.primitives
+        self.reset()
+        for primitive in pending:
+            self.original(primitive)
+
+
+def store_request_values(command: bytes) -> dict[int, int | str] | None:
+    """The elements of a plain C-STORE-RQ command set (implicit VR little endian, PS3.7 E.1) by
+    element number, decoded as pydicom decodes them; None for any other command set."""
+    values: dict[int, int | str] = {}
+    offset, previous = 0, -1
+    while offset < len(command):
+        if offset + ELEMENT_HEADER.size > len(command):
+            return None
+        group, element, length = ELEMENT_HEADER.unpack_from(command, offset)
+        offset += ELEMENT_HEADER.size
+        vr = STORE_REQUEST_ELEMENTS.get(element)
+        if group != 0 or vr is None or element <= previous or offset + length > len(command):
+            return None
+        value = element_value(vr, command[offset : offset + length])
+        if value is None:
+            return None
+        values[element] = value
+        offset += length
+        previous = element
+    return values if plain_store_request(values) else None
+
+
+def element_value(vr: str, value: bytes) -> int | str | None:
+    """One element's value as pydicom decodes it (UI: trailing NULs and spaces removed; AE: spaces);
+    None for a length or a character pydicom would decode otherwise (several values, not ASCII)."""
+    if vr == "US":
+        return int.from_bytes(value, "little") if len(value) == 2 else None
+    if vr == "UL":
+        return int.from_bytes(value, "little") if len(value) == 4 else None
+    if not value.isascii() or b"\\" in value:
+        return None
+    decoded = value.decode("ascii")
+    return decoded.rstrip("\0 ") if vr == "UI" else decoded.strip()
+
+
+def plain_store_request(values: dict[int, int | str]) -> bool:
+    """Whether decoded command elements are a C-STORE-RQ with a data set whose values pynetdicom's
+    primitive takes without a warning or an error."""
+    if values.get(0x0100) != C_STORE_RQ or values.get(0x0800, NO_DATA_SET) == NO_DATA_SET:
+        return False
+    if not isinstance(values.get(0x0110), int) or values.get(0x0700, 2) not in PRIORITIES:
+        return False
+    validate = _config.VALIDATORS
+    for element in (0x0002, 0x1000):
+        uid = values.get(element)
+        if not isinstance(uid, str) or not uid or not validate["UI"](uid)[0]:
+            return False
+    title = values.get(0x1030)
+    return title is None or (isinstance(title, str) and bool(title) and validate["AE"](title)[0])
+
+
+def store_request(values: dict[int, int | str], data_set: BytesIO, context_id: int) -> C_STORE:
+    """The C-STORE request primitive pynetdicom's `message_to_primitive` makes of these values."""
+    request = C_STORE()
+    request.AffectedSOPClassUID = str(values[0x0002])
+    request.MessageID = int(values[0x0110])
+    if 0x0700 in values:
+        request.Priority = int(values[0x0700])
+    request.AffectedSOPInstanceUID = str(values[0x1000])
+    if 0x1030 in values:
+        request.MoveOriginatorApplicationEntityTitle = str(values[0x1030])
+    if 0x1031 in values:
+        request.MoveOriginatorMessageID = int(values[0x1031])
+    request.DataSet = data_set
+    request._context_id = context_id
+    request._dataset_path = None
+    request._dataset_file = None
+    return request
+
+
+def read_store_requests(association: Any) -> None:
+    """Install `StoreReader` on `association` (`command_reader`); called once it is established
+    (a message whose first fragments pynetdicom already read stays with pynetdicom)."""
+    if not in_force("command_reader"):
+        return
+    dimse = association.dimse
+    dimse.receive_primitive = StoreReader(dimse, dimse.receive_primitive).receive
+
+
+def answer_stores_directly(association: Any) -> None:
+    """Wrap `association.dimse.send_msg` so that a plain C-STORE response is written by
+    `store_response` (`store_responses`)."""
+    if not in_force("store_responses") or not send_lock_installed(association):
+        return
+    original: Any = association.dimse.send_msg
+
+    def send_msg(primitive: Any, context_id: int) -> None:
+        if not (isinstance(primitive, C_STORE) and store_response(association, primitive, context_id)):
+            original(primitive, context_id)
+
+    association.dimse.send_msg = send_msg
+
+
+def store_response(association: Any, primitive: C_STORE, context_id: int) -> bool:
+    """Write a C-STORE response from the association thread, in one P-DATA-TF PDU (`store_responses`);
+    False, nothing written, when pynetdicom must send it.
+
+    pynetdicom converts the primitive into a command set Dataset, encodes it, and queues a P-DATA
+    primitive for the DUL thread, which wakes up within its polling interval, runs its state
+    machine and encodes the PDU. Here the bytes are written through the DUL's own socket wrapper
+    (its send lock, and on failure the same transport-closed event), but only in the data transfer
+    state, with nothing queued for the DUL before it (so that no message overtakes another), and
+    without handlers on the DIMSE or PDU "sent" events (they would not be triggered).
+    """
+    dul = association.dul
+    if primitive.MessageIDBeingRespondedTo is None or dul.socket is None:
+        return False
+    if dul.state_machine.current_state != STATE_DATA_TRANSFER or not dul.to_provider_queue.empty():
+        return False
+    if association.get_handlers(evt.EVT_DIMSE_SENT) or association.get_handlers(evt.EVT_PDU_SENT):
+        return False
+    command = store_response_command(primitive)
+    maximum = association.dimse.maximum_pdu_size
+    if command is None or (maximum and len(command) + PDU_OVERHEAD > maximum):
+        return False
+    header = PDU_HEADER.pack(P_DATA_TF, 0, len(command) + PDU_OVERHEAD, len(command) + 2, context_id, 0x03)
+    dul.socket.send(header + command)
+    return True
+
+
+def store_response_command(primitive: C_STORE) -> bytes | None:
+    """The C-STORE-RSP command set (PS3.7 9.3.1.2) as pynetdicom writes it: the primitive's
+    parameters that are set, in tag order; None when one is not a plain value (an Offending Element,
+    text that is not ASCII)."""
+    status = primitive.Status
+    if primitive.OffendingElement is not None or not isinstance(status, int) or not 0 <= status <= 0xFFFF:
+        return None
+    try:
+        elements = [
+            (0x0002, optional_text(primitive.AffectedSOPClassUID, b"\0")),
+            (0x0100, struct.pack("<H", C_STORE_RSP)),
+            (0x0120, struct.pack("<H", primitive.MessageIDBeingRespondedTo)),
+            (0x0800, struct.pack("<H", NO_DATA_SET)),
+            (0x0900, struct.pack("<H", status)),
+            (0x0902, optional_text(primitive.ErrorComment, b" ")),
+            (0x1000, optional_text(primitive.AffectedSOPInstanceUID, b"\0")),
+        ]
+    except (UnicodeEncodeError, struct.error, TypeError):
+        return None
+    body = b"".join(struct.pack("<HHI", 0, tag, len(value)) + value for tag, value in elements if value is not None)
+    return struct.pack("<HHII", 0, 0, 4, len(body)) + body
+
+
+def optional_text(value: str | None, padding: bytes) -> bytes | None:
+    """A text parameter's value, padded to an even length; None for a parameter not set.
+
+    Raises UnicodeEncodeError for text that is not ASCII, TypeError for a value that is not text."""
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise TypeError(type(value).__name__)
+    return text(value, padding)
+
+
+def fast_stores(event: Event) -> None:
+    """EVT_ESTABLISHED handler of the archive: `command_reader` and `store_responses`."""
+    read_store_requests(event.assoc)
+    answer_stores_directly(event.assoc)
 
 
 CONNECTION_HANDLERS = [

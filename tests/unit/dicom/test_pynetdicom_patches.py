@@ -84,6 +84,28 @@ FINGERPRINTS: dict[str, dict[str, str]] = {
         "pynetdicom.service_class:QueryRetrieveServiceClass._get_scp": "8ca1538e3e56c4f7",
         "pynetdicom.service_class:QueryRetrieveServiceClass._move_scp": "5c14d1be3d737bef",
     },
+    # `command_reader` stands in for receive_primitive (called by DT-2 through the DIMSE provider's
+    # attribute), reads what decode_msg reads and queues what message_to_primitive makes.
+    "command_reader": {
+        "pynetdicom.dimse:DIMSEServiceProvider.receive_primitive": "5f99c86b14a15cef",
+        "pynetdicom.dimse_messages:DIMSEMessage.decode_msg": "f51c777e841a76be",
+        "pynetdicom.dimse_messages:DIMSEMessage.message_to_primitive": "f8f43d34e43450ef",
+        "pynetdicom.fsm:DT_2": "9ec543394e0b49eb",
+        "pynetdicom.dimse_primitives:C_STORE.__init__": "d6deffe2538504c1",
+        "pynetdicom.association:Association._run_reactor": "f28838c5559e462a",
+    },
+    # `store_responses` wraps the send_msg the Storage SCP calls, writes what primitive_to_message,
+    # encode_msg and DT-1 write, through the socket wrapper's send.
+    "store_responses": {
+        "pynetdicom.service_class:StorageServiceClass.SCP": "63afca7fc6c6e7ee",
+        "pynetdicom.service_class:ServiceClass.validate_status": "4c92e97ae31a8f1f",
+        "pynetdicom.dimse:DIMSEServiceProvider.send_msg": "a839cf2fb46976d9",
+        "pynetdicom.dimse_messages:DIMSEMessage.primitive_to_message": "71fd61d5997f0f0c",
+        "pynetdicom.dimse_messages:DIMSEMessage.encode_msg": "73000c902c52832d",
+        "pynetdicom.fsm:DT_1": "82e5c5d4114534fa",
+        "pynetdicom.dul:DULServiceProvider._send": "a850a7919e68484e",
+        "pynetdicom.transport:AssociationSocket.send": "1ea8158c0b51faca",
+    },
     # Not a patch: `guarded_server` subclasses these and relies on how they read a PDU (recv(6)
     # then recv(length)), create the association's socket wrapper, and let a DUL thread die; and
     # on how the DUL decodes a PDU and the state machine makes the request's primitive (once), to
@@ -168,6 +190,14 @@ RELIED_ON: dict[str, list[tuple[str, list[str]]]] = {
             ],
         ),
         ("pynetdicom.service_class:ServiceClass.dimse", ["return self.assoc.dimse"]),
+    ],
+    "command_reader": [
+        ("pynetdicom.fsm:DT_2", ['dul.assoc.dimse.receive_primitive(cast("P_DATA", pdu.to_primitive()))']),
+        ("pynetdicom.association:Association._run_reactor", ["context_id, msg = self.dimse.get_msg(block=False)"]),
+    ],
+    "store_responses": [
+        ("pynetdicom.service_class:StorageServiceClass.SCP", ["self.dimse.send_msg(rsp, cx_id)"]),
+        ("pynetdicom.fsm:DT_1", ["dul._send(P_DATA_TF(primitive))"]),
     ],
     "guarded_server": [
         ("pynetdicom.dul:DULServiceProvider._read_pdu_data", ["pdu, event = self._decode_pdu(bytestream)"]),
