@@ -8,7 +8,6 @@ import itertools
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
 from datagen import PATIENTS, encoded, make_instance
@@ -27,13 +26,16 @@ CONFIG = config_from_document({}, "test")
 ORDER_NUMBERS = itertools.count(70000)
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def rows_engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
-    """An index on SQLite, or on the session's PostgreSQL database (other tests' rows around)."""
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def rows_engine(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
+    """An index on SQLite, or in a PostgreSQL database of its own, shared by this module's tests
+    (each uses UIDs and patient IDs of its own)."""
     if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'index.sqlite'}"
+        url = f"sqlite:///{tmp_path_factory.mktemp('index') / 'index.sqlite'}"
     else:
-        url = request.getfixturevalue("postgresql_url")
+        from postgres import database_of_its_own
+
+        url = database_of_its_own(request.getfixturevalue("postgresql_url"), "index_rows")
     engine = create_index_engine(url)
     upgrade_schema(engine)
     yield engine
