@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import functools
 import io
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
 from pydicom import dcmread
 from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
+from pydicom.tag import BaseTag, Tag
 from pydicom.uid import UID, DeflatedExplicitVRLittleEndian
 
-from appliance.archive.metadata import InstanceDocument, instance_document
+from appliance.archive.metadata import InstanceDocument, dataset_encoding, instance_document, member_key
 from appliance.archive.structure import EncodingMismatch, check_dataset, dataset_start
 from appliance.patients.names import person_name_key
 from appliance.patients.national import Identifier
@@ -44,6 +47,11 @@ LOSSY_TRANSFER_SYNTAXES = frozenset(
 UNDEFINED_LENGTH = 0xFFFFFFFF
 # PS3.5 7.1.2: VRs with a 4-byte length in explicit VR encodings.
 LONG_VRS = {b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b"UC", b"UN", b"UR", b"UT", b"UV"}
+
+
+VALUES_KEPT = 4096
+VALUES: dict[tuple[object, ...], Any] = {}  # element as received -> pydicom's value of it
+ABSENT = object()
 
 
 class InvalidObject(Exception):
@@ -184,47 +192,81 @@ def header_of(encoded: bytes, dataset: Dataset, position: int) -> bytes:
 
 
 def attributes_of(dataset: Dataset, header: bytes) -> InstanceAttributes:
-    meta = dataset.file_meta
-    sop_instance_uid = required_uid(dataset, "SOPInstanceUID")
-    sop_class_uid = required_uid(dataset, "SOPClassUID")
-    transfer_syntax_uid = str(meta.get("TransferSyntaxUID", "") or "")
+    encoding = dataset_encoding(dataset)
+
+    def value(keyword: str) -> Any:
+        return element_value(dataset, keyword, encoding)
+
+    sop_instance_uid = required_uid(value, "SOPInstanceUID")
+    sop_class_uid = required_uid(value, "SOPClassUID")
+    transfer_syntax_uid = str(dataset.file_meta.get("TransferSyntaxUID", "") or "")
     if not transfer_syntax_uid:
         raise InvalidObject("no Transfer Syntax UID in the file meta information")
-    patient_name = text(dataset, "PatientName")
-    referring = text(dataset, "ReferringPhysicianName")
+    patient_name = text_of(value("PatientName"))
+    referring = text_of(value("ReferringPhysicianName"))
     return InstanceAttributes(
-        patient_id=text(dataset, "PatientID"),
-        issuer_of_patient_id=text(dataset, "IssuerOfPatientID"),
+        patient_id=text_of(value("PatientID")),
+        issuer_of_patient_id=text_of(value("IssuerOfPatientID")),
         patient_name=patient_name,
-        patient_name_key=person_name_key(patient_name),
-        patient_birth_date=text(dataset, "PatientBirthDate"),
-        patient_sex=text(dataset, "PatientSex"),
+        patient_name_key=name_key(patient_name),
+        patient_birth_date=text_of(value("PatientBirthDate")),
+        patient_sex=text_of(value("PatientSex")),
         other_patient_ids=other_patient_ids(dataset),
-        study_instance_uid=required_uid(dataset, "StudyInstanceUID"),
-        study_date=text(dataset, "StudyDate"),
-        study_time=text(dataset, "StudyTime"),
-        accession_number=text(dataset, "AccessionNumber"),
-        study_id=text(dataset, "StudyID"),
-        study_description=text(dataset, "StudyDescription"),
+        study_instance_uid=required_uid(value, "StudyInstanceUID"),
+        study_date=text_of(value("StudyDate")),
+        study_time=text_of(value("StudyTime")),
+        accession_number=text_of(value("AccessionNumber")),
+        study_id=text_of(value("StudyID")),
+        study_description=text_of(value("StudyDescription")),
         referring_physician_name=referring,
-        referring_physician_name_key=person_name_key(referring),
-        series_instance_uid=required_uid(dataset, "SeriesInstanceUID"),
-        modality=text(dataset, "Modality"),
-        series_number=integer(dataset, "SeriesNumber"),
-        series_date=text(dataset, "SeriesDate"),
-        series_time=text(dataset, "SeriesTime"),
-        series_description=text(dataset, "SeriesDescription"),
-        body_part_examined=text(dataset, "BodyPartExamined"),
+        referring_physician_name_key=name_key(referring),
+        series_instance_uid=required_uid(value, "SeriesInstanceUID"),
+        modality=text_of(value("Modality")),
+        series_number=integer_of(value("SeriesNumber")),
+        series_date=text_of(value("SeriesDate")),
+        series_time=text_of(value("SeriesTime")),
+        series_description=text_of(value("SeriesDescription")),
+        body_part_examined=text_of(value("BodyPartExamined")),
         sop_instance_uid=sop_instance_uid,
         sop_class_uid=sop_class_uid,
-        instance_number=integer(dataset, "InstanceNumber"),
-        rows=integer(dataset, "Rows"),
-        columns=integer(dataset, "Columns"),
-        number_of_frames=integer(dataset, "NumberOfFrames"),
+        instance_number=integer_of(value("InstanceNumber")),
+        rows=integer_of(value("Rows")),
+        columns=integer_of(value("Columns")),
+        number_of_frames=integer_of(value("NumberOfFrames")),
         transfer_syntax_uid=transfer_syntax_uid,
-        lossy=is_lossy(dataset, transfer_syntax_uid),
+        lossy=transfer_syntax_uid in LOSSY_TRANSFER_SYNTAXES or text_of(value("LossyImageCompression")) == "01",
         header=header,
     )
+
+
+def element_value(dataset: Dataset, keyword: str, encoding: object) -> Any:
+    """pydicom's value of a top-level element (None when absent). The value of an element as
+    received is kept (`VALUES`, keyed as `metadata.MEMBERS`): the images of a series share most of
+    their header, so that most elements are converted once per series, not once per image."""
+    raw = dataset.get_item(keyword_tag(keyword), keep_deferred=True)
+    if raw is None:
+        return None
+    key = member_key(raw, encoding)
+    found = VALUES.get(key, ABSENT) if key is not None else ABSENT
+    if found is not ABSENT:
+        return found
+    found = dataset[keyword_tag(keyword)].value
+    if key is not None:
+        if len(VALUES) >= VALUES_KEPT:
+            VALUES.clear()
+        VALUES[key] = found
+    return found
+
+
+@functools.cache
+def keyword_tag(keyword: str) -> BaseTag:
+    return Tag(keyword)
+
+
+@functools.lru_cache(maxsize=1024)
+def name_key(name: str) -> str:
+    """`person_name_key`, remembered (a series repeats its names)."""
+    return person_name_key(name)
 
 
 def other_patient_ids(dataset: Dataset) -> tuple[Identifier, ...]:
@@ -241,18 +283,29 @@ def other_patient_ids(dataset: Dataset) -> tuple[Identifier, ...]:
     return tuple(found)
 
 
-def required_uid(dataset: Dataset, keyword: str) -> str:
-    value = text(dataset, keyword)
-    if not value:
+def required_uid(value: Callable[[str], Any], keyword: str) -> str:
+    """The UID `value(keyword)` gives; raises InvalidObject when it is missing or not a UID."""
+    uid = text_of(value(keyword))
+    if not uid:
         raise InvalidObject(f"{keyword} is missing or empty")
-    if len(value) > 64 or not UID(value).is_valid:
+    if not valid_uid(uid):
         raise InvalidObject(f"{keyword} is not a valid UID")
-    return value
+    return uid
+
+
+@functools.lru_cache(maxsize=1024)
+def valid_uid(uid: str) -> bool:
+    """PS3.5 9.1, remembered (a series repeats its study, series and class UIDs)."""
+    return len(uid) <= 64 and UID(uid).is_valid
 
 
 def text(dataset: Dataset, keyword: str) -> str:
     """A single-valued text attribute as a stripped Unicode string ('' when absent)."""
-    value: Any = dataset.get(keyword)
+    return text_of(dataset.get(keyword))
+
+
+def text_of(value: Any) -> str:
+    """An element's value as a stripped Unicode string, multiple values joined ('' for None)."""
     if value is None:
         return ""
     if isinstance(value, (list, tuple)) or type(value).__name__ == "MultiValue":
@@ -261,7 +314,11 @@ def text(dataset: Dataset, keyword: str) -> str:
 
 
 def integer(dataset: Dataset, keyword: str) -> int | None:
-    value: Any = dataset.get(keyword)
+    return integer_of(dataset.get(keyword))
+
+
+def integer_of(value: Any) -> int | None:
+    """An element's value as an integer; None when absent, empty or not one integer."""
     if value is None or value == "":
         return None
     try:

@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, bindparam, insert, select, update
+from sqlalchemy import Connection, Engine, bindparam, case, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from appliance.archive import changes
@@ -155,25 +155,45 @@ def replace_document(connection: Connection, instance_id: int, document: Instanc
 
 
 # Statements built once: executing a prepared statement with a parameter dictionary skips
-# SQLAlchemy's per-call construction work (about 3 ms an instance otherwise).
-PATIENT_BY_IDENTIFIER = select(patient.c.id).where(
-    patient.c.patient_id == bindparam("patient_id"),
-    patient.c.issuer_of_patient_id == bindparam("issuer_of_patient_id"),
-)
-PATIENTS_BY_ID = select(patient.c.id).where(patient.c.patient_id == bindparam("patient_id")).limit(2)
-MERGED_INTO = select(patient_identity.c.merged_into).where(patient_identity.c.patient_pk == bindparam("patient_pk"))
+# SQLAlchemy's per-call construction work (about 3 ms an instance otherwise). Each one does as much
+# as it can: an instance of a known series costs seven statements, the first one of a new study
+# nine or ten (issue 14: each statement costs tens of µs in SQLAlchemy and the driver).
 MAXIMUM_MERGE_CHAIN = 16
-ORDERED_PATIENT_BY_STUDY = (
+# What an instance's rows depend on, read in its own transaction: its study (and the modalities the
+# study lists) and its series, each None when not indexed yet.
+THE_STUDY = study.c.study_instance_uid == bindparam("study_instance_uid")
+STUDY_AND_SERIES = select(
+    select(study.c.id).where(THE_STUDY).scalar_subquery(),
+    select(study.c.modalities_in_study).where(THE_STUDY).scalar_subquery(),
+    select(series.c.id).where(series.c.series_instance_uid == bindparam("series_instance_uid")).scalar_subquery(),
+)
+ORDERED_BY_STUDY = (
     select(scheduled_step.c.patient_pk).where(scheduled_step.c.study_instance_uid == bindparam("uid")).limit(1)
 )
-ORDERED_PATIENT_BY_ACCESSION = (
+ORDERED_BY_ACCESSION = (
     select(scheduled_step.c.patient_pk)
     .where(scheduled_step.c.accession_number == bindparam("accession"))
     .order_by(scheduled_step.c.id.desc())
     .limit(1)
 )
-STUDY_BY_UID = select(study.c.id).where(study.c.study_instance_uid == bindparam("study_instance_uid"))
-SERIES_BY_UID = select(series.c.id).where(series.c.series_instance_uid == bindparam("series_instance_uid"))
+ORDERED_PATIENT_BY_STUDY = select(ORDERED_BY_STUDY.scalar_subquery())
+ORDERED_PATIENT = select(func.coalesce(ORDERED_BY_STUDY.scalar_subquery(), ORDERED_BY_ACCESSION.scalar_subquery()))
+# The patients holding a Patient ID, the one under the wanted issuer first, with the patient each
+# was merged into (A40): two rows are enough to tell the one holder from several.
+PATIENT_HOLDERS = (
+    select(patient.c.id, patient.c.issuer_of_patient_id, patient_identity.c.merged_into)
+    .select_from(patient.outerjoin(patient_identity, patient_identity.c.patient_pk == patient.c.id))
+    .where(patient.c.patient_id == bindparam("patient_id"))
+    .order_by(case((patient.c.issuer_of_patient_id == bindparam("issuer_of_patient_id"), 0), else_=1), patient.c.id)
+    .limit(2)
+)
+MERGED_INTO = select(patient_identity.c.merged_into).where(patient_identity.c.patient_pk == bindparam("patient_pk"))
+INSERT_PATIENT = insert(patient)
+INSERT_STUDY = insert(study)
+INSERT_SERIES = insert(series)
+INSERT_INSTANCE = insert(instance)
+INSERT_HEADER = insert(instance_header)
+INSERT_DOCUMENT = insert(instance_metadata)
 COUNT_STUDY_INSTANCE = (
     update(study)
     .where(study.c.id == bindparam("study_pk"))
@@ -183,13 +203,14 @@ COUNT_STUDY_INSTANCE = (
         updated_at=bindparam("moment"),
     )
 )
-MODALITIES_OF_STUDY = select(study.c.modalities_in_study).where(study.c.id == bindparam("study_pk"))
-COUNT_STUDY_SERIES = (
+COUNT_STUDY_SERIES_AND_INSTANCE = (
     update(study)
     .where(study.c.id == bindparam("study_pk"))
     .values(
         number_of_series=study.c.number_of_series + 1,
         modalities_in_study=bindparam("modalities"),
+        number_of_instances=study.c.number_of_instances + 1,
+        size_bytes=study.c.size_bytes + bindparam("size_bytes"),
         updated_at=bindparam("moment"),
     )
 )
@@ -211,13 +232,31 @@ STORED_INSTANCE_COLUMNS = (
 )
 
 
+@dataclass(frozen=True)
+class Known:
+    """What the index holds of an instance's study and series before its rows are written."""
+
+    study_pk: int | None
+    modalities_in_study: str
+    series_pk: int | None
+
+
+def known(connection: Connection, attributes: InstanceAttributes) -> Known:
+    wanted = {
+        "study_instance_uid": attributes.study_instance_uid,
+        "series_instance_uid": attributes.series_instance_uid,
+    }
+    study_pk, modalities, series_pk = connection.execute(STUDY_AND_SERIES, wanted).one()
+    return Known(study_pk, modalities or "", series_pk)
+
+
 def find_or_create_patient(connection: Connection, attributes: InstanceAttributes, moment: datetime) -> int:
     """The patient of a new study: by (Patient ID, issuer); an object without Patient ID gets a
     patient of its own (never lumped with other unidentified ones)."""
     if attributes.patient_id:
         found = known_patient(connection, attributes)
         if found is not None:
-            return surviving(connection, found)
+            return found
     values = {
         "patient_id": attributes.patient_id,
         "issuer_of_patient_id": attributes.issuer_of_patient_id,
@@ -228,20 +267,22 @@ def find_or_create_patient(connection: Connection, attributes: InstanceAttribute
         "created_at": moment,
         "updated_at": moment,
     }
-    patient_pk = inserted_id(connection, patient, values)
+    patient_pk = inserted_id(connection, INSERT_PATIENT, values)
     keep_received_identifiers(connection, patient_pk, attributes.other_patient_ids, moment)
     return patient_pk
 
 
 def known_patient(connection: Connection, attributes: InstanceAttributes) -> int | None:
-    """The patient with the object's (Patient ID, issuer); an object without issuer also finds the
-    one patient holding that ID under an issuer (the RIS names the issuer, modalities often do not)."""
+    """The patient with the object's (Patient ID, issuer), or the one it was merged into; an object
+    without issuer also finds the one patient holding that ID under an issuer (the RIS names the
+    issuer, modalities often do not)."""
     identifier = {"patient_id": attributes.patient_id, "issuer_of_patient_id": attributes.issuer_of_patient_id}
-    found = connection.execute(PATIENT_BY_IDENTIFIER, identifier).scalar()
-    if found is None and not attributes.issuer_of_patient_id:
-        holders = list(connection.execute(PATIENTS_BY_ID, {"patient_id": attributes.patient_id}).scalars())
-        found = holders[0] if len(holders) == 1 else None
-    return int(found) if found is not None else None
+    holders = connection.execute(PATIENT_HOLDERS, identifier).all()
+    exact = bool(holders) and holders[0].issuer_of_patient_id == attributes.issuer_of_patient_id
+    if not (exact or (not attributes.issuer_of_patient_id and len(holders) == 1)):
+        return None
+    found, merged_into = holders[0].id, holders[0].merged_into
+    return int(found) if merged_into is None else surviving(connection, int(merged_into))
 
 
 def surviving(connection: Connection, patient_pk: int) -> int:
@@ -257,16 +298,16 @@ def surviving(connection: Connection, patient_pk: int) -> int:
 def ordered_patient(connection: Connection, attributes: InstanceAttributes) -> int | None:
     """Reconciliation at ingest (P2): the patient of the order with this Study Instance UID, else
     with this accession number. The order's identity wins over what the modality typed."""
-    found = connection.execute(ORDERED_PATIENT_BY_STUDY, {"uid": attributes.study_instance_uid}).scalar()
-    if found is None and attributes.accession_number:
-        found = connection.execute(ORDERED_PATIENT_BY_ACCESSION, {"accession": attributes.accession_number}).scalar()
+    wanted = {"uid": attributes.study_instance_uid, "accession": attributes.accession_number}
+    statement = ORDERED_PATIENT if attributes.accession_number else ORDERED_PATIENT_BY_STUDY
+    found = connection.execute(statement, wanted).scalar()
     return int(found) if found is not None else None
 
 
-def find_or_create_study(connection: Connection, attributes: InstanceAttributes, moment: datetime) -> int:
-    found = connection.execute(STUDY_BY_UID, {"study_instance_uid": attributes.study_instance_uid}).scalar()
-    if found is not None:
-        return int(found)
+def create_study(
+    connection: Connection, attributes: InstanceAttributes, counted: dict[str, Any], moment: datetime
+) -> int:
+    """A new study, with the counters of its first instance (`counted`) already in."""
     patient_pk = ordered_patient(connection, attributes)
     if patient_pk is None:
         patient_pk = find_or_create_patient(connection, attributes, moment)
@@ -282,16 +323,13 @@ def find_or_create_study(connection: Connection, attributes: InstanceAttributes,
         "referring_physician_name_key": attributes.referring_physician_name_key,
         "received_at": moment,
         "updated_at": moment,
+        **counted,
     }
-    return inserted_id(connection, study, values)
+    return inserted_id(connection, INSERT_STUDY, values)
 
 
-def find_or_create_series(
-    connection: Connection, attributes: InstanceAttributes, study_pk: int, moment: datetime
-) -> int:
-    found = connection.execute(SERIES_BY_UID, {"series_instance_uid": attributes.series_instance_uid}).scalar()
-    if found is not None:
-        return int(found)
+def create_series(connection: Connection, attributes: InstanceAttributes, study_pk: int, moment: datetime) -> int:
+    """A new series, its first instance counted."""
     values = {
         "study_pk": study_pk,
         "series_instance_uid": attributes.series_instance_uid,
@@ -301,12 +339,46 @@ def find_or_create_series(
         "series_time": attributes.series_time,
         "series_description": attributes.series_description,
         "body_part_examined": attributes.body_part_examined,
+        "number_of_instances": 1,
         "received_at": moment,
         "updated_at": moment,
     }
-    series_pk = inserted_id(connection, series, values)
-    count_series(connection, study_pk, attributes.modality, moment)
-    return series_pk
+    return inserted_id(connection, INSERT_SERIES, values)
+
+
+def with_modality(modalities: str, modality: str) -> str:
+    """Modalities In Study with a new series' modality added (sorted, at most 64 characters)."""
+    listed = [entry for entry in modalities.split("\\") if entry]
+    if modality and modality not in listed:
+        listed.append(modality)
+    return "\\".join(sorted(listed))[:64]
+
+
+def study_of(
+    connection: Connection, attributes: InstanceAttributes, found: Known, size_bytes: int, moment: datetime
+) -> int:
+    """The instance's study, created or counted: one more instance, and one more series (its
+    modality listed) when the instance's series is new."""
+    new_series = found.series_pk is None
+    modalities = with_modality(found.modalities_in_study, attributes.modality) if new_series else ""
+    if found.study_pk is None:
+        counted: dict[str, Any] = {"number_of_instances": 1, "size_bytes": size_bytes}
+        if new_series:
+            counted |= {"number_of_series": 1, "modalities_in_study": modalities}
+        return create_study(connection, attributes, counted, moment)
+    values = {"study_pk": found.study_pk, "size_bytes": size_bytes, "moment": moment, "modalities": modalities}
+    connection.execute(COUNT_STUDY_SERIES_AND_INSTANCE if new_series else COUNT_STUDY_INSTANCE, values)
+    return int(found.study_pk)
+
+
+def series_of(
+    connection: Connection, attributes: InstanceAttributes, found: Known, study_pk: int, moment: datetime
+) -> int:
+    """The instance's series, created or counted."""
+    if found.series_pk is None:
+        return create_series(connection, attributes, study_pk, moment)
+    connection.execute(COUNT_SERIES_INSTANCE, {"series_pk": found.series_pk, "moment": moment})
+    return int(found.series_pk)
 
 
 def insert_instance(
@@ -336,39 +408,25 @@ def insert_instance(
         "calling_ae_title": calling_ae_title,
         "received_at": moment,
     }
-    instance_pk = inserted_id(connection, instance, values)
-    connection.execute(insert(instance_header), {"instance_pk": instance_pk, "header": attributes.header})
+    instance_pk = inserted_id(connection, INSERT_INSTANCE, values)
+    connection.execute(INSERT_HEADER, {"instance_pk": instance_pk, "header": attributes.header})
     if attributes.document is not None:
         document = attributes.document
         row = {"instance_pk": instance_pk, "document": document.document, "pixel_data_vr": document.pixel_data_vr}
-        connection.execute(insert(instance_metadata), row)
+        connection.execute(INSERT_DOCUMENT, row)
     return instance_pk
-
-
-def count_series(connection: Connection, study_pk: int, modality: str, moment: datetime) -> None:
-    """A new series: count it and add its modality to the study's Modalities In Study."""
-    modalities = connection.execute(MODALITIES_OF_STUDY, {"study_pk": study_pk}).scalar() or ""
-    listed = [entry for entry in modalities.split("\\") if entry]
-    if modality and modality not in listed:
-        listed.append(modality)
-    values = {"study_pk": study_pk, "modalities": "\\".join(sorted(listed))[:64], "moment": moment}
-    connection.execute(COUNT_STUDY_SERIES, values)
-
-
-def count_instance(connection: Connection, study_pk: int, series_pk: int, size_bytes: int, moment: datetime) -> None:
-    connection.execute(COUNT_STUDY_INSTANCE, {"study_pk": study_pk, "size_bytes": size_bytes, "moment": moment})
-    connection.execute(COUNT_SERIES_INSTANCE, {"series_pk": series_pk, "moment": moment})
 
 
 def index_instance(
     connection: Connection, attributes: InstanceAttributes, written: WrittenFile, calling_ae_title: str, publish: bool
 ) -> int:
-    """The rows of one instance (and its patient, study, series as needed), its change published."""
+    """The rows of one instance (and its patient, study, series as needed, counted), its change
+    published."""
     received_at = now()
-    study_pk = find_or_create_study(connection, attributes, received_at)
-    series_pk = find_or_create_series(connection, attributes, study_pk, received_at)
+    found = known(connection, attributes)
+    study_pk = study_of(connection, attributes, found, written.size_bytes, received_at)
+    series_pk = series_of(connection, attributes, found, study_pk, received_at)
     instance_pk = insert_instance(connection, attributes, written, series_pk, calling_ae_title, received_at)
-    count_instance(connection, study_pk, series_pk, written.size_bytes, received_at)
     if not publish:
         return instance_pk
     changes.publish(
@@ -383,8 +441,8 @@ def index_instance(
     return instance_pk
 
 
-def inserted_id(connection: Connection, table: Any, values: dict[str, Any]) -> int:
-    result = connection.execute(insert(table), values)
+def inserted_id(connection: Connection, statement: Any, values: dict[str, Any]) -> int:
+    result = connection.execute(statement, values)
     key = result.inserted_primary_key
     assert key is not None
     return int(key[0])

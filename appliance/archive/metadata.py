@@ -91,8 +91,7 @@ def instance_document(dataset: Dataset, has_pixels: bool) -> InstanceDocument:
 def element_members(dataset: Dataset) -> Iterator[str]:
     """Each element's JSON member (`"tag":{...}`, '' for one pydicom cannot express), in the
     dataset's order, without the identity and the pixel data."""
-    character_set = dataset.original_character_set or dataset._character_set
-    encoding = tuple(character_set) if isinstance(character_set, list | MutableSequence) else character_set
+    encoding = dataset_encoding(dataset)
     tags = dataset.keys()  # in the file's order, as pydicom's to_json_dict (iterating converts)
     with pydicom.config.strict_reading():
         for tag in tags:
@@ -105,6 +104,12 @@ def element_members(dataset: Dataset) -> Iterator[str]:
                 if key is not None:
                     remember(key, member)
             yield member
+
+
+def dataset_encoding(dataset: Dataset) -> object:
+    """The character set the text elements of `dataset` are decoded with, hashable (a key part)."""
+    character_set = dataset.original_character_set or dataset._character_set
+    return tuple(character_set) if isinstance(character_set, list | MutableSequence) else character_set
 
 
 def member_key(raw: object, encoding: object) -> tuple[object, ...] | None:
