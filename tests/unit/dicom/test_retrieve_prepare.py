@@ -5,6 +5,7 @@ original's, and the decoder chosen for JPEG-LS (CharLS) giving the pixels the ot
 from __future__ import annotations
 
 import io
+import threading
 from concurrent.futures import wait
 from pathlib import Path
 
@@ -75,6 +76,7 @@ def test_charls_decodes_what_the_other_decoder_decodes(tmp_path: Path) -> None:
 def test_objects_prepared_ahead_in_worker_processes_are_the_ones_prepared_here(tmp_path: Path) -> None:
     items, originals = zip(*(stored(tmp_path, number) for number in range(1, 7)), strict=True)
     lookahead = retrieve.Lookahead(RetrievePlan(tuple(items)), lambda item: Path(item.path))
+    retrieve.start_workers()  # as the first retrieve that needs them has them started
     try:
         lookahead.prepare_ahead(0, [ExplicitVRLittleEndian])
         ahead = dict(lookahead.futures)
@@ -90,3 +92,20 @@ def test_objects_prepared_ahead_in_worker_processes_are_the_ones_prepared_here(t
         here = retrieve.prepare(Path(item.path), item, None, [ExplicitVRLittleEndian])
         assert ready == here
         assert ready.data is not None and np.array_equal(pixels_of(ready.data, ExplicitVRLittleEndian), pixels)
+
+
+def test_the_first_retrieve_needing_workers_does_not_wait_for_them_to_start(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name, value in [("_WORKERS", []), ("_WORKERS_FAILED", []), ("_WORKERS_STARTING", []),
+                        ("_WORKERS_READY", threading.Event())]:  # fmt: skip
+        monkeypatch.setattr(retrieve, name, value)
+    started = threading.Event()
+    monkeypatch.setattr(retrieve, "start_workers", started.set)
+    items, _ = zip(*(stored(tmp_path, number) for number in range(1, 4)), strict=True)
+    lookahead = retrieve.Lookahead(RetrievePlan(tuple(items)), lambda item: Path(item.path))
+    first = lookahead.prepared(0, Path(items[0].path), [ExplicitVRLittleEndian])
+    assert first.data is not None  # prepared here, at once
+    assert not lookahead.futures  # nothing waits for workers that are not up yet
+    assert started.wait(10)  # their start begun in the background, once
+    assert retrieve.ready_workers() is None and retrieve._WORKERS_STARTING == [True]
