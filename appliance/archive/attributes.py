@@ -234,7 +234,7 @@ def attributes_of(dataset: Dataset, header: bytes) -> InstanceAttributes:
         columns=integer_of(value("Columns")),
         number_of_frames=integer_of(value("NumberOfFrames")),
         transfer_syntax_uid=transfer_syntax_uid,
-        lossy=transfer_syntax_uid in LOSSY_TRANSFER_SYNTAXES or text_of(value("LossyImageCompression")) == "01",
+        lossy=lossy_by(transfer_syntax_uid, text_of(value("LossyImageCompression"))),
         header=header,
     )
 
@@ -329,4 +329,9 @@ def integer_of(value: Any) -> int | None:
 
 def is_lossy(dataset: Dataset, transfer_syntax_uid: str) -> bool:
     """Lossy when the encoding is lossy or the object says it was lossy-compressed once (0028,2110)."""
-    return transfer_syntax_uid in LOSSY_TRANSFER_SYNTAXES or text(dataset, "LossyImageCompression") == "01"
+    return lossy_by(transfer_syntax_uid, text(dataset, "LossyImageCompression"))
+
+
+def lossy_by(transfer_syntax_uid: str, lossy_image_compression: str) -> bool:
+    """The rule: a lossy encoding, or Lossy Image Compression (0028,2110) "01" (PS3.3 C.7.6.1.1.5)."""
+    return transfer_syntax_uid in LOSSY_TRANSFER_SYNTAXES or lossy_image_compression == "01"
