@@ -41,7 +41,6 @@ WITHOUT_ARGUMENTS = MAINTENANCE
 KINDS = (*MAINTENANCE, TIER_RECALL, BACKUP)
 
 INTERRUPTED = "interrupted: the process running it stopped before it ended"
-CLAIM_ATTEMPTS = 5
 
 
 class JobError(Exception):
@@ -209,9 +208,10 @@ def claim_next(engine: Engine) -> Job | None:
     """Take the oldest waiting job for this runner (state running); None when nothing waits.
 
     Two runners may look at the same row: the `WHERE state = 'waiting'` of the update lets one
-    only win; the other looks again.
+    only win; the other looks again, for as long as a job waits. The loop ends: each lost race is
+    a row another runner took, and a runner that finds none returns.
     """
-    for _ in range(CLAIM_ATTEMPTS):
+    while True:
         with engine.connect() as connection:
             oldest = connection.execute(
                 select(job.c.id).where(job.c.state == WAITING).order_by(job.c.id).limit(1)
@@ -224,7 +224,6 @@ def claim_next(engine: Engine) -> Job | None:
             ).rowcount
         if claimed:
             return get(engine, oldest)
-    return None
 
 
 def write_progress(engine: Engine, job_id: int, step: str, done: int, total: int) -> bool:
