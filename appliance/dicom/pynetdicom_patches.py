@@ -19,6 +19,11 @@ Process-wide, applied by `apply()`:
   twice that for nothing. While at most two associations are open they poll every 0.2 ms
   (`PollingClock`); more threads polling that fast would burn both cores. C-GET of 200 images
   1.28 s instead of 1.02 s (+25 %), C-MOVE +24 %; no gain on C-FIND; it costs about 15 % more CPU.
+- `socket_wait`: a DUL thread's poll sleep (with `fast_polling`) ends as soon as its socket is
+  readable (select with the same timeout) instead of running its course, so a C-STORE response is
+  read when it comes. Retrieve of 200 uncompressed CT images to storescp/getscu, medians of 6
+  alternating runs (before these two patches, with both, with all but this one): C-MOVE 0.396 s
+  without it, 0.329 s with it; C-GET 0.355 s / 0.325 s. Ingest: no difference beyond the noise.
 - `command_writer`: DIMSE command sets (group 0000, a dozen simple elements) are encoded by a small
   dedicated writer instead of pydicom's generic one, twice per message (13 µs instead of 130 µs, micro-benchmark).
   Archive CPU: C-FIND of 500 matches 250 ms instead of 385 ms (+54 %), C-GET and C-MOVE +22 to
@@ -54,11 +59,17 @@ Per association (installed by the services' EVT_CONN_OPEN / EVT_ESTABLISHED hand
   no PDU of another message comes between the PDUs of one message (PS3.8 9.3.5.1). The PDU and
   DIMSE "sent" events are not triggered for these messages (the appliance has no handler for them).
 - `command_reader`: received P-DATA goes to `StoreReader` instead of `receive_primitive`: a plain
-  C-STORE-RQ (its usual elements, ASCII, a data set) has its command set decoded here and its
-  primitive made through pynetdicom's own setters, instead of pydicom's reader, a command set
-  Dataset and a copy of each element by keyword (with two copies of each data fragment). Anything
-  else is replayed to pynetdicom primitive by primitive, so it reads, logs and aborts as it would.
-  In the DUL thread, 35 us instead of 658 us per CT image (512 KB, micro-benchmark).
+  C-STORE-RQ (its usual elements, ASCII, a data set) or a plain C-STORE-RSP (a status alone) has
+  its command set decoded here and its primitive made through pynetdicom's own setters, instead of
+  pydicom's reader, a command set Dataset and a copy of each element by keyword (with two copies of
+  each data fragment). Anything else is replayed to pynetdicom primitive by primitive, so it reads,
+  logs and aborts as it would. In the DUL thread, 35 us instead of 658 us per CT image (512 KB,
+  micro-benchmark). On the archive's associations (the requests it stores, the responses of a
+  C-GET's sub-operations) and on every association it requests (C-MOVE sub-associations,
+  forwarding, storage commitment reports: `REQUESTOR_HANDLERS`). Retrieve as for `socket_wait`:
+  C-MOVE 0.403 s without the response side, 0.329 s with it; C-GET 0.373 s / 0.325 s (both
+  patches: C-MOVE 0.423 -> 0.329 s, C-GET 0.415 -> 0.325 s, the daemon's CPU 0.30 -> 0.20 s and
+  0.26 -> 0.18 s).
 - `store_responses`: a C-STORE response (status, optional Error Comment) is encoded by hand and
   written from the association thread through the DUL's socket wrapper (its send lock, its
   transport-closed event), instead of a command set Dataset, a P-DATA queued for the DUL thread
@@ -98,7 +109,9 @@ from __future__ import annotations
 import logging
 import os
 import re
+import select
 import socket
+import ssl
 import struct
 import threading
 import time
@@ -130,6 +143,7 @@ PATCHES = (
     "no_delay",
     "shared_contexts",
     "fast_polling",
+    "socket_wait",
     "command_writer",
     "identifier_writer",
     "uid_checks",
@@ -153,6 +167,7 @@ SUBOPERATION_COUNTERS = (
 FAST_POLL_SECONDS = 0.0002
 FAST_POLL_MAXIMUM_ASSOCIATIONS = 2
 SLOW_POLL_SECONDS = 0.001
+SELECT_LIMIT = 1024  # FD_SETSIZE: select() takes no descriptor from here on
 _disabled: frozenset[str] = frozenset()
 
 
@@ -166,7 +181,14 @@ class PollingClock:
     def sleep(self, seconds: float) -> None:
         if seconds <= SLOW_POLL_SECONDS and self.open_connections <= FAST_POLL_MAXIMUM_ASSOCIATIONS:
             seconds = min(seconds, FAST_POLL_SECONDS)
-        time.sleep(seconds)
+        connection = dul_connection(threading.current_thread()) if in_force("socket_wait") else None
+        if connection is None:
+            time.sleep(seconds)
+            return
+        try:  # select (as pynetdicom's own `ready`): poll and epoll round 0.2 ms up to 1 ms
+            select.select([connection], [], [], seconds)
+        except (OSError, ValueError):  # closed meanwhile: its DUL sees it at its next look
+            time.sleep(seconds)
 
     def opened(self, _event: Event) -> None:
         with self.lock:
@@ -178,6 +200,23 @@ class PollingClock:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(time, name)
+
+
+def dul_connection(thread: threading.Thread) -> socket.socket | None:
+    """The connection whose arrivals end the poll sleep of `thread` (`socket_wait`): a DUL
+    thread's socket while it is connected, not TLS (data may wait in its buffer unseen by poll)
+    and with nothing already read waiting (`GuardedSocket.pending`); None for any other thread."""
+    if not isinstance(thread, dul.DULServiceProvider):
+        return None
+    association_socket: Any = thread.socket
+    if association_socket is None or not association_socket._is_connected:
+        return None
+    if getattr(association_socket, "pending", None):
+        return None
+    connection = association_socket.socket
+    if connection is None or isinstance(connection, ssl.SSLSocket) or connection.fileno() >= SELECT_LIMIT:
+        return None
+    return connection  # type: ignore[no-any-return]
 
 
 CLOCK = PollingClock()
@@ -668,6 +707,17 @@ STORE_REQUEST_ELEMENTS = {
     0x1030: "AE",  # MoveOriginatorApplicationEntityTitle
     0x1031: "US",  # MoveOriginatorMessageID
 }
+# The C-STORE-RSP command elements `command_reader` decodes (PS3.7 9.3.1.2): a status alone. A response
+# with an Error Comment, an Offending Element or anything else is read by pynetdicom.
+STORE_RESPONSE_ELEMENTS = {
+    0x0000: "UL",  # CommandGroupLength
+    0x0002: "UI",  # AffectedSOPClassUID
+    0x0100: "US",  # CommandField
+    0x0120: "US",  # MessageIDBeingRespondedTo
+    0x0800: "US",  # CommandDataSetType
+    0x0900: "US",  # Status
+    0x1000: "UI",  # AffectedSOPInstanceUID
+}
 ELEMENT_HEADER = struct.Struct("<HHI")
 NO_DATA_SET = 0x0101
 C_STORE_RSP = 0x8001
@@ -733,10 +783,11 @@ class StoreReader:
                 return None
             self.command += memoryview(data)[1:]
             if control & LAST_FRAGMENT:
-                self.values = store_request_values(bytes(self.command))
+                self.values = store_message_values(bytes(self.command))
                 self.context_id = context_id
                 if self.values is None:
                     return None
+                return self.values[0x0100] == C_STORE_RSP  # a response has no data set
             return False
         if control & COMMAND_FRAGMENT:
             return None
@@ -744,16 +795,19 @@ class StoreReader:
         return bool(control & LAST_FRAGMENT)
 
     def deliver(self) -> None:
-        """Queue the request for the association thread, as pynetdicom queues it."""
+        """Queue the request or response for its reader, as pynetdicom queues it."""
         assert self.values is not None
         try:
-            request = store_request(self.values, self.data_set, self.context_id)
+            if self.values[0x0100] == C_STORE_RSP:
+                message = store_response_received(self.values, self.context_id)
+            else:
+                message = store_request(self.values, self.data_set, self.context_id)
         except (TypeError, ValueError):
             self.replay()
             return
         context_id = self.context_id
         self.reset()
-        self.dimse.msg_queue.put((context_id, request))
+        self.dimse.msg_queue.put((context_id, message))
 
     def replay(self) -> None:
         pending = self.primitives
@@ -762,9 +816,22 @@ class StoreReader:
             self.original(primitive)
 
 
-def store_request_values(command: bytes) -> dict[int, int | str] | None:
-    """The elements of a plain C-STORE-RQ command set (implicit VR little endian, PS3.7 E.1) by
-    element number, decoded as pydicom decodes them; None for any other command set."""
+def store_message_values(command: bytes) -> dict[int, int | str] | None:
+    """The elements of a plain C-STORE-RQ or C-STORE-RSP command set by element number; None for
+    any other command set."""
+    request = command_values(command, STORE_REQUEST_ELEMENTS)
+    if request is not None and plain_store_request(request):
+        return request
+    response = command_values(command, STORE_RESPONSE_ELEMENTS)
+    if response is not None and plain_store_response(response):
+        return response
+    return None
+
+
+def command_values(command: bytes, elements: dict[int, str]) -> dict[int, int | str] | None:
+    """The elements of an implicit VR little endian command set (PS3.7 E.1) by element number,
+    decoded as pydicom decodes them; None when it has an element not in `elements` (by number:
+    VR), one twice or out of order, or a value pydicom would decode otherwise."""
     values: dict[int, int | str] = {}
     offset, previous = 0, -1
     while offset < len(command):
@@ -772,7 +839,7 @@ def store_request_values(command: bytes) -> dict[int, int | str] | None:
             return None
         group, element, length = ELEMENT_HEADER.unpack_from(command, offset)
         offset += ELEMENT_HEADER.size
-        vr = STORE_REQUEST_ELEMENTS.get(element)
+        vr = elements.get(element)
         if group != 0 or vr is None or element <= previous or offset + length > len(command):
             return None
         value = element_value(vr, command[offset : offset + length])
@@ -781,7 +848,7 @@ def store_request_values(command: bytes) -> dict[int, int | str] | None:
         values[element] = value
         offset += length
         previous = element
-    return values if plain_store_request(values) else None
+    return values
 
 
 def element_value(vr: str, value: bytes) -> int | str | None:
@@ -813,6 +880,33 @@ def plain_store_request(values: dict[int, int | str]) -> bool:
     return title is None or (isinstance(title, str) and bool(title) and validate["AE"](title)[0])
 
 
+def plain_store_response(values: dict[int, int | str]) -> bool:
+    """Whether decoded command elements are a C-STORE-RSP without a data set whose values
+    pynetdicom's primitive takes without a warning or an error."""
+    if values.get(0x0100) != C_STORE_RSP or values.get(0x0800) != NO_DATA_SET:
+        return False
+    if not isinstance(values.get(0x0120), int) or not isinstance(values.get(0x0900), int):
+        return False
+    validate = _config.VALIDATORS["UI"]
+    uids = (values.get(element) for element in (0x0002, 0x1000) if element in values)
+    return all(isinstance(uid, str) and uid and validate(uid)[0] for uid in uids)
+
+
+def store_response_received(values: dict[int, int | str], context_id: int) -> C_STORE:
+    """The C-STORE response primitive pynetdicom's `message_to_primitive` makes of these values."""
+    response = C_STORE()
+    if 0x0002 in values:
+        response.AffectedSOPClassUID = str(values[0x0002])
+    response.MessageIDBeingRespondedTo = int(values[0x0120])
+    response.Status = int(values[0x0900])
+    if 0x1000 in values:
+        response.AffectedSOPInstanceUID = str(values[0x1000])
+    response._context_id = context_id
+    response._dataset_path = None
+    response._dataset_file = None
+    return response
+
+
 def store_request(values: dict[int, int | str], data_set: BytesIO, context_id: int) -> C_STORE:
     """The C-STORE request primitive pynetdicom's `message_to_primitive` makes of these values."""
     request = C_STORE()
@@ -832,7 +926,7 @@ def store_request(values: dict[int, int | str], data_set: BytesIO, context_id: i
     return request
 
 
-def read_store_requests(association: Any) -> None:
+def read_store_messages(association: Any) -> None:
     """Install `StoreReader` on `association` (`command_reader`); called once it is established
     (a message whose first fragments pynetdicom already read stays with pynetdicom)."""
     if not in_force("command_reader"):
@@ -918,8 +1012,14 @@ def optional_text(value: str | None, padding: bytes) -> bytes | None:
 
 def fast_stores(event: Event) -> None:
     """EVT_ESTABLISHED handler of the archive: `command_reader` and `store_responses`."""
-    read_store_requests(event.assoc)
+    read_store_messages(event.assoc)
     answer_stores_directly(event.assoc)
+
+
+def read_store_responses(event: Event) -> None:
+    """EVT_ESTABLISHED handler of the associations we request: `command_reader` (for the responses
+    to the C-STORE requests we send)."""
+    read_store_messages(event.assoc)
 
 
 CONNECTION_HANDLERS = [
@@ -927,7 +1027,11 @@ CONNECTION_HANDLERS = [
     (evt.EVT_CONN_OPEN, CLOCK.opened),
     (evt.EVT_CONN_CLOSE, CLOCK.closed),
 ]
-REQUESTOR_HANDLERS = [*CONNECTION_HANDLERS, (evt.EVT_CONN_OPEN, serialise_reactor)]
+REQUESTOR_HANDLERS = [
+    *CONNECTION_HANDLERS,
+    (evt.EVT_CONN_OPEN, serialise_reactor),
+    (evt.EVT_ESTABLISHED, read_store_responses),
+]
 # The module globals the process-wide patches replace, by patch (`apply` puts them in or takes them out).
 REPLACEMENTS = {
     "shared_contexts": [replacement(transport, "deepcopy", share_contexts)],

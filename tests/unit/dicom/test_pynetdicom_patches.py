@@ -13,7 +13,9 @@ import hashlib
 import importlib
 import inspect
 import io
+import socket
 import threading
+import time
 from collections import Counter
 from types import ModuleType, SimpleNamespace
 from typing import Any
@@ -22,10 +24,12 @@ import pydicom.config
 import pydicom.uid
 import pynetdicom
 import pytest
-from pynetdicom import _config
+from pynetdicom import AE, _config
+from pynetdicom.association import Association
 from pynetdicom.dimse_messages import C_FIND_RSP, C_GET_RSP, C_STORE_RQ
 from pynetdicom.dimse_primitives import C_FIND, C_GET, C_MOVE, C_STORE
 from pynetdicom.dsutils import encode
+from pynetdicom.transport import AssociationSocket
 
 from appliance.dicom import pynetdicom_patches as patches
 
@@ -84,9 +88,20 @@ FINGERPRINTS: dict[str, dict[str, str]] = {
         "pynetdicom.service_class:QueryRetrieveServiceClass._get_scp": "8ca1538e3e56c4f7",
         "pynetdicom.service_class:QueryRetrieveServiceClass._move_scp": "5c14d1be3d737bef",
     },
+    # `socket_wait`: the DUL thread (the provider itself) sleeps between looks at its socket, which
+    # it reads when `ready` (select, connected) says so; a closed socket wrapper has no socket.
+    "socket_wait": {
+        "pynetdicom.dul:DULServiceProvider.run_reactor": "e3a10eb3a0931e48",
+        "pynetdicom.dul:DULServiceProvider._is_transport_event": "8725ed03bb8fbdef",
+        "pynetdicom.transport:AssociationSocket.ready": "3eb58e3d39dc076d",
+        "pynetdicom.transport:AssociationSocket.close": "c726c8db53813d55",
+    },
     # `command_reader` stands in for receive_primitive (called by DT-2 through the DIMSE provider's
-    # attribute), reads what decode_msg reads and queues what message_to_primitive makes.
+    # attribute), reads what decode_msg reads and queues what message_to_primitive makes; the
+    # responses it reads are taken by send_c_store (and `direct_store`) and checked as they are.
     "command_reader": {
+        "pynetdicom.association:Association.send_c_store": "fa5a8127f349f8e7",
+        "pynetdicom.association:Association._check_received_status": "364c3ae215b58646",
         "pynetdicom.dimse:DIMSEServiceProvider.receive_primitive": "5f99c86b14a15cef",
         "pynetdicom.dimse_messages:DIMSEMessage.decode_msg": "f51c777e841a76be",
         "pynetdicom.dimse_messages:DIMSEMessage.message_to_primitive": "f8f43d34e43450ef",
@@ -191,8 +206,19 @@ RELIED_ON: dict[str, list[tuple[str, list[str]]]] = {
         ),
         ("pynetdicom.service_class:ServiceClass.dimse", ["return self.assoc.dimse"]),
     ],
+    "socket_wait": [
+        (
+            "pynetdicom.dul:DULServiceProvider.run_reactor",
+            ["time.sleep(self._run_loop_delay)", "elif self._is_transport_event():  # receive and decode PDU"],
+        ),
+        ("pynetdicom.transport:AssociationSocket.ready", ["if self.socket is None or self._is_connected is False:"]),
+    ],
     "command_reader": [
         ("pynetdicom.fsm:DT_2", ['dul.assoc.dimse.receive_primitive(cast("P_DATA", pdu.to_primitive()))']),
+        (
+            "pynetdicom.association:Association.send_c_store",
+            ["cx_id, rsp = self.dimse.get_msg(block=True)", "status = self._check_received_status(rsp)"],
+        ),
         ("pynetdicom.association:Association._run_reactor", ["context_id, msg = self.dimse.get_msg(block=False)"]),
     ],
     "store_responses": [
@@ -634,3 +660,47 @@ def test_direct_store_reads_a_file_from_its_data_set(tmp_path: Any) -> None:
         assert b"".join(bytes(part) for block in actual for part in block) == b"".join(
             bytes(part) for block in expected for part in block
         )
+
+
+def sleep_in_dul_thread(connection: socket.socket, seconds: float) -> float:
+    """How long `CLOCK.sleep(seconds)` takes in the DUL thread of an association on `connection`."""
+    association = Association(AE(), "requestor")
+    provider = association.dul
+    provider.socket = AssociationSocket(association, client_socket=connection)
+    slept: list[float] = []
+
+    def run() -> None:
+        start = time.monotonic()
+        patches.CLOCK.sleep(seconds)
+        slept.append(time.monotonic() - start)
+
+    provider.run = run  # type: ignore[method-assign]
+    provider.start()
+    provider.join(10)
+    return slept[0]
+
+
+def test_a_dul_thread_stops_sleeping_when_its_peer_sends() -> None:
+    ours, theirs = socket.socketpair()
+    with ours, theirs:
+        sender = threading.Timer(0.05, theirs.sendall, (b"\x05",))
+        sender.start()
+        assert sleep_in_dul_thread(ours, 5.0) < 2.5
+        sender.join()
+        ours.recv(1)
+        assert sleep_in_dul_thread(ours, 0.05) >= 0.05  # nothing came: the whole sleep
+
+
+def test_only_a_connected_dul_waits_on_its_socket() -> None:
+    ours, theirs = socket.socketpair()
+    with ours, theirs:
+        association = Association(AE(), "requestor")
+        assert patches.dul_connection(threading.current_thread()) is None
+        assert patches.dul_connection(association.dul) is None  # no socket yet
+        association.dul.socket = AssociationSocket(association, client_socket=ours)
+        assert patches.dul_connection(association.dul) is ours
+        association.dul.socket.pending = bytearray(b"\x01")  # a GuardedSocket with a PDU already read
+        assert patches.dul_connection(association.dul) is None
+        association.dul.socket.pending = bytearray()
+        association.dul.socket.close()
+        assert patches.dul_connection(association.dul) is None

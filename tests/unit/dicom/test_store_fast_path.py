@@ -174,6 +174,56 @@ def test_the_reader_queues_what_pynetdicom_queues(name: str) -> None:
     assert handed == 0, "read by pynetdicom"
 
 
+def store_response(
+    status: int = 0x0000, instance: str | None = INSTANCE_EVEN, comment: str | None = None, offending: Any = None
+) -> C_STORE:
+    response = C_STORE()
+    response.MessageIDBeingRespondedTo = 513
+    response.AffectedSOPClassUID = CT if instance else None
+    response.AffectedSOPInstanceUID = instance
+    response.Status = status
+    response.ErrorComment = comment
+    response.OffendingElement = offending
+    return response
+
+
+def response_message(maximum: int = 16384, **response: Any) -> list[P_DATA]:
+    return encoded(C_STORE_RSP(), store_response(**response), maximum)
+
+
+def response_elements(extra: tuple[tuple[int, bytes], ...] = (), status: bytes = b"\0\0") -> list[tuple[int, bytes]]:
+    elements = [
+        (0x0002, CT.encode() + b"\0"),
+        (0x0100, b"\1\x80"),
+        (0x0120, b"\1\2"),
+        (0x0800, b"\1\1"),
+        (0x0900, status),
+        (0x1000, INSTANCE_EVEN.encode()),
+        *extra,
+    ]
+    return sorted(elements)
+
+
+PLAIN_RESPONSES = {
+    "success": lambda: response_message(),
+    "warning B000": lambda: response_message(status=0xB000),
+    "failure A700": lambda: response_message(status=0xA700),
+    "odd instance UID": lambda: response_message(instance=INSTANCE_ODD),
+    "without the UIDs": lambda: response_message(instance=None),
+    "command set in fragments": lambda: response_message(maximum=40),
+    "two responses in a row": lambda: response_message() + response_message(status=0xC000),
+    "a response then a store": lambda: response_message() + store_message(size=10),
+}
+
+
+@pytest.mark.parametrize("name", list(PLAIN_RESPONSES))
+def test_the_reader_queues_the_responses_pynetdicom_queues(name: str) -> None:
+    expected, actual, handed = both(PLAIN_RESPONSES[name]())
+    assert expected["queued"] and not expected["errors"]
+    assert actual == expected
+    assert handed == 0, "read by pynetdicom"
+
+
 def cancel() -> C_CANCEL:
     primitive = C_CANCEL()
     primitive.MessageIDBeingRespondedTo = 513
@@ -243,6 +293,19 @@ UNUSUAL = {
     "an empty PDV": lambda: [*store_message()[:1], pdv(3, b"")],
     "an echo then a store in one primitive": lambda: joined(encoded(C_ECHO_RQ(), echo()) + store_message()),
     "an echo, then a store": lambda: encoded(C_ECHO_RQ(), echo()) + store_message(size=3000),
+    "C-STORE-RSP with an Error Comment": lambda: response_message(status=0xA700, comment="Disk full"),
+    "C-STORE-RSP with an Offending Element": lambda: response_message(status=0xC000, offending=[0x00100010]),
+    "C-STORE-RSP without a status": lambda: hand_made(
+        raw_command(*[element for element in response_elements() if element[0] != 0x0900])
+    ),
+    "C-STORE-RSP with a 4-byte status": lambda: hand_made(raw_command(*response_elements(status=b"\0\0\0\0"))),
+    "C-STORE-RSP with a data set": lambda: hand_made(
+        raw_command(*[(tag, b"\0\0" if tag == 0x0800 else value) for tag, value in response_elements()])
+    ),
+    "C-STORE-RSP with a Message ID": lambda: hand_made(raw_command(*response_elements(extra=((0x0110, b"\7\0"),)))),
+    "C-STORE-RSP with an invalid UID": lambda: hand_made(
+        raw_command(*[(tag, b"1..2\0" if tag == 0x1000 else value) for tag, value in response_elements()])
+    ),
 }
 
 
@@ -267,7 +330,7 @@ def test_a_message_pynetdicom_started_stays_with_it() -> None:
     association = Association(AE(), "acceptor")
     first, second = store_message()
     association.dimse.receive_primitive(first)  # read before the reader was installed
-    patches.read_store_requests(association)
+    patches.read_store_messages(association)
     association.dimse.receive_primitive(second)
     assert association.dimse.msg_queue.qsize() == 1 and association.dimse.message is None
     for primitive in store_message(size=10):
