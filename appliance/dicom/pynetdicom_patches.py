@@ -204,7 +204,7 @@ class PollingClock:
 
 def dul_connection(thread: threading.Thread) -> socket.socket | None:
     """The connection whose arrivals end the poll sleep of `thread` (`socket_wait`): a DUL
-    thread's socket while it is connected, not TLS (data may wait in its buffer unseen by poll)
+    thread's socket while it is connected, not TLS (data may wait in its buffer unseen by select)
     and with nothing already read waiting (`GuardedSocket.pending`); None for any other thread."""
     if not isinstance(thread, dul.DULServiceProvider):
         return None
