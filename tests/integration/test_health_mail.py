@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -19,13 +19,14 @@ from sqlalchemy import Engine
 from appliance.config import Config, development_config
 from appliance.config.loader import MailConfig
 from appliance.monitor import Finding, Reading, Severity, store
-from appliance.monitor.alerts import IMPROVEMENT_HOLD, Alerter
+from appliance.monitor.alerts import IMPROVEMENT_HOLD, TIME_ZONE, Alerter
 from appliance.monitor.mail import MailError, send_test_alert
 from appliance.monitor.outbox import read as read_outbox
 from appliance.monitor.rounds import Rounds
 from appliance.outbox import Attempt, Outcome, RetryPolicy, enqueue, next_due, record
 
 START = datetime(2026, 12, 2, 9, 0, tzinfo=UTC)  # 10:00 in Paris
+START_DAY = START.date()
 MINUTE = timedelta(minutes=1)
 PATIENT_NAME, PATIENT_ID = "ŒUVRARD^JEANNE", "PID-778899"
 
@@ -60,9 +61,10 @@ def round_at(engine: Engine, config: Config, alerter: Alerter, reading: Reading,
     return alerter.run(config, engine, now)
 
 
-def alerter_of(tmp_path: Path) -> Alerter:
+def alerter_of(tmp_path: Path, today: date = START_DAY) -> Alerter:
+    """An alerter whose digest of `today` (Paris) is out: these tests are about alerts."""
     digest = tmp_path / "digest-sent"
-    digest.write_text("2026-12-02\n")  # today's digest is out: these tests are about alerts
+    digest.write_text(f"{today.isoformat()}\n")
     return Alerter(digest)
 
 
@@ -230,7 +232,8 @@ def test_an_alert_about_messages_to_the_ris_carries_no_patient_data(
     payload = f"MSH|^~\\&|PACS|CAB|RIS|CAB|20261202||ORM^O01|1|P|2.5\rPID|||{PATIENT_ID}||{PATIENT_NAME}\r"
     with engine.begin() as connection:
         enqueue(connection, "hl7-ris", "change:1", "ORM^O01", payload.encode(), f"ORM^O01 {PATIENT_ID}")
-    rounds, alerter = Rounds({"outbox": read_outbox}), alerter_of(tmp_path)
+    last_round = datetime.now(UTC) + timedelta(seconds=120)  # this test runs on the clock (the outbox's)
+    rounds, alerter = Rounds({"outbox": read_outbox}), alerter_of(tmp_path, last_round.astimezone(TIME_ZONE).date())
     rounds.run(config, engine, datetime.now(UTC))
     message = next_due(engine, ("hl7-ris",))
     assert message is not None
