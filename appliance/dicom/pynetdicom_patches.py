@@ -7,6 +7,14 @@ Process-wide, applied by `apply()`:
 - `no_delay`: TCP_NODELAY on every DICOM socket (EVT_CONN_OPEN handlers below). Without it every
   DIMSE round trip waits for a delayed ACK: a C-GET of 200 images takes 4.8 s instead of 1.0 s, a
   C-MOVE 7.2 s instead of 1.2 s.
+- `quick_ack`: each read of an association's socket is followed by TCP_QUICKACK (Linux), which
+  sends at once an acknowledgement the kernel would hold for its delayed-ACK timer (40 ms). A peer
+  that leaves Nagle's algorithm on (DCMTK's default unless its TCP_NODELAY variable says otherwise)
+  writes a short PDU in two parts and holds the second until the first is acknowledged, so each
+  C-STORE response of a retrieve waited 40 ms. 50 CT images to storescp/getscu with Nagle on:
+  C-MOVE 2.36 s without it, 0.20 s with it; C-GET 2.30 s / 0.15 s (the reference archive, Orthanc
+  1.10, 2.27 s for both: it waits too); storescu with Nagle on, 0.47 s / 0.37 s. With peers that
+  turn Nagle off: no difference beyond the noise. One `setsockopt` per read (two per PDU).
 - `shared_contexts`: the acceptor's presentation contexts are only read during negotiation, yet
   pynetdicom deep-copies the whole list (179 contexts, 2,738 transfer syntaxes here) for every
   association: 19 ms of CPU; an association (open, C-ECHO, release) takes 34 ms instead of 23 ms.
@@ -141,6 +149,7 @@ LOGGER = logging.getLogger(__name__)
 PATCHED_VERSIONS = ("3.0.",)
 PATCHES = (
     "no_delay",
+    "quick_ack",
     "shared_contexts",
     "fast_polling",
     "socket_wait",
@@ -153,6 +162,7 @@ PATCHES = (
     "command_reader",
     "store_responses",
 )
+QUICK_ACK: int | None = getattr(socket, "TCP_QUICKACK", None)  # Linux only
 PUBLIC_PATCHES = frozenset({"no_delay"})  # only a socket option: in force on any pynetdicom version
 MEASUREMENT_ENVIRONMENT = "APPLIANCE_BENCH_DISABLED_PATCHES"
 PENDING_INTERVAL_SECONDS = 0.2
@@ -332,6 +342,33 @@ def set_no_delay(event: Event) -> None:
     association_socket = event.assoc.dul.socket
     if association_socket is not None and association_socket.socket is not None:
         association_socket.socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+
+def acknowledge_promptly(event: Event) -> None:
+    """EVT_CONN_OPEN handler: every read of the association's socket is followed by TCP_QUICKACK
+    (`quick_ack`), which sends an acknowledgement the kernel was holding back at once."""
+    if not in_force("quick_ack") or QUICK_ACK is None:
+        return
+    association_socket: Any = event.assoc.dul.socket  # its `recv` is replaced on this instance
+    if association_socket is None:
+        return
+
+    def recv(nr_bytes: int) -> bytearray:
+        received: bytearray = type(association_socket).recv(association_socket, nr_bytes)  # GuardedSocket's too
+        acknowledge_now(association_socket.socket)
+        return received
+
+    association_socket.recv = recv
+
+
+def acknowledge_now(connection: socket.socket | None) -> None:
+    """Send the acknowledgement of what was read now rather than after the delayed-ACK timer."""
+    if connection is None or QUICK_ACK is None:
+        return
+    try:
+        connection.setsockopt(socket.IPPROTO_TCP, QUICK_ACK, 1)
+    except OSError:  # closed meanwhile: the read that follows says so
+        return
 
 
 def serialise_reactor(event: Event) -> None:
@@ -1024,6 +1061,7 @@ def read_store_responses(event: Event) -> None:
 
 CONNECTION_HANDLERS = [
     (evt.EVT_CONN_OPEN, set_no_delay),
+    (evt.EVT_CONN_OPEN, acknowledge_promptly),
     (evt.EVT_CONN_OPEN, CLOCK.opened),
     (evt.EVT_CONN_CLOSE, CLOCK.closed),
 ]

@@ -12,6 +12,9 @@ movescu to a storescp, findscu; TCP_NODELAY=1), one after the other in the same 
   compressed: ours by its own verified compression to JPEG-LS (`appliance archive compress --all`,
   what the worker does in the background), the reference by storing those same JPEG-LS files
   (through its REST API), which it then sends as stored or decodes (its built-in DCMTK transcoder);
+- C-GET and C-MOVE of the uncompressed series to DCMTK peers as DCMTK comes, without TCP_NODELAY
+  in their environment: Nagle's algorithm on, so their short messages wait for the archive's
+  acknowledgement (the other figures set TCP_NODELAY=1 for every tool, as the archives do);
 - C-FIND of a study by Patient ID with `FIND_STUDIES` studies in the index (ours: index rows of
   the same small files; the reference: the files stored), on an open association (findscu
   `--repeat`: the time of n+1 queries less that of one, divided by n, so no process start counts);
@@ -72,6 +75,8 @@ WORKLIST_TARGET_MS = 20.0
 OURS, REFERENCE = "APPLIANCE", "ORTHANC"
 # The AE titles the reference must know to answer them (ours knows them from `archive_config`).
 CLIENTS = ("STORESCU", "FINDSCU", "GETSCU", "MOVESCU", "CT_SALLE1")
+# DCMTK as it comes: without TCP_NODELAY in its environment it leaves Nagle's algorithm on.
+NAGLE_ON = {name: value for name, value in ENVIRONMENT.items() if name != "TCP_NODELAY"}
 WORKLIST_PLUGIN = "/usr/share/orthanc/plugins/libModalityWorklists.so"  # Debian's orthanc package
 
 
@@ -208,41 +213,51 @@ def counted_syncs(pid: int, run: Callable[[], object], output: Path) -> int | No
     return sum(int(fields[3]) for fields in lines if len(fields) >= 5 and fields[-1] in SYNC_CALLS.split(","))
 
 
-def get(archive: Archive, study_uid: str, output: Path, jpeg_ls: bool) -> tuple[float, float]:
+def get(
+    archive: Archive, study_uid: str, output: Path, jpeg_ls: bool, environment: dict[str, str] = ENVIRONMENT
+) -> tuple[float, float]:
     accepted = ["+xt"] if jpeg_ls else []
     output.mkdir(parents=True)
     return retrieve(
         ["getscu", "-S", "-aec", archive.side, *accepted, "-od", str(output), "-k", "QueryRetrieveLevel=STUDY",
          "-k", f"StudyInstanceUID={study_uid}", "127.0.0.1", str(archive.port)],
-        output,
+        output, environment,
     )  # fmt: skip
 
 
-def move(archive: Archive, study_uid: str, output: Path, jpeg_ls: bool, destination_port: int) -> tuple[float, float]:
+def move(
+    archive: Archive,
+    study_uid: str,
+    output: Path,
+    jpeg_ls: bool,
+    destination_port: int,
+    environment: dict[str, str] = ENVIRONMENT,
+) -> tuple[float, float]:
     accepted = ["+xt"] if jpeg_ls else []
     output.mkdir(parents=True)
     destination = subprocess.Popen(
         ["storescp", "-aet", "STORESCP", *accepted, "-od", str(output), str(destination_port)],
-        env=ENVIRONMENT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     try:
         wait_for_port(destination_port, "storescp", destination)
         return retrieve(
             ["movescu", "-S", "-aec", archive.side, "-aem", "STORESCP", "-k", "QueryRetrieveLevel=STUDY",
              "-k", f"StudyInstanceUID={study_uid}", "127.0.0.1", str(archive.port)],
-            output,
+            output, environment,
         )  # fmt: skip
     finally:
         destination.terminate()
         destination.wait()
 
 
-def retrieve(command: list[str], output: Path) -> tuple[float, float]:
+def retrieve(command: list[str], output: Path, environment: dict[str, str]) -> tuple[float, float]:
     """Run a retrieve whose files land in the empty folder `output`: (first file, all) in
     seconds; all must arrive."""
     watcher, seen = first_file_watch(output)
     start = time.perf_counter()
-    total = timed(command)
+    subprocess.run(command, check=True, env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    total = time.perf_counter() - start
     watcher.join()
     count = len(list(output.iterdir()))
     assert count == SERIES_SIZE, f"{count} of {SERIES_SIZE} files arrived: {' '.join(command)}"
@@ -265,6 +280,18 @@ def bench_retrieves(archive: Archive, study_uid: str, work: Path, stored: str, d
                 check_syntax(output / "get", f"{archive.side} (C-GET)")
                 check_syntax(output / "move", f"{archive.side} (C-MOVE)")
             shutil.rmtree(output)
+        if stored == "uncompressed":
+            bench_nagle_peers(archive, study_uid, work / f"{archive.side}-nagle-{run}", destination_port)
+
+
+def bench_nagle_peers(archive: Archive, study_uid: str, output: Path, destination_port: int) -> None:
+    """C-GET and C-MOVE to DCMTK peers left as they come (Nagle's algorithm on: no TCP_NODELAY)."""
+    peer = "peer with Nagle on"
+    _first, total = get(archive, study_uid, output / "get", False, NAGLE_ON)
+    note(f"C-GET uncompressed, {peer}: all {SERIES_SIZE}", archive.side, total)
+    _first, total = move(archive, study_uid, output / "move", False, destination_port, NAGLE_ON)
+    note(f"C-MOVE uncompressed, {peer}: all {SERIES_SIZE}", archive.side, total)
+    shutil.rmtree(output)
 
 
 def check_syntax(folder: Path, side: str) -> None:

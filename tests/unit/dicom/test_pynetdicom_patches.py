@@ -32,6 +32,7 @@ from pynetdicom.dsutils import encode
 from pynetdicom.transport import AssociationSocket
 
 from appliance.dicom import pynetdicom_patches as patches
+from appliance.dicom.guarded_server import GuardedSocket
 
 # The pynetdicom these fingerprints were taken from.
 FINGERPRINTED_VERSION = "3.0.4"
@@ -135,6 +136,12 @@ FINGERPRINTS: dict[str, dict[str, str]] = {
         "pynetdicom.dul:DULServiceProvider._read_pdu_data": "19f2d4e38c13c835",
         "pynetdicom.dul:DULServiceProvider.run_reactor": "e3a10eb3a0931e48",
     },
+    # The DUL reads each PDU through its socket wrapper's `recv` (header, then the rest), which
+    # `quick_ack` wraps per association.
+    "quick_ack": {
+        "pynetdicom.dul:DULServiceProvider._read_pdu_data": "19f2d4e38c13c835",
+        "pynetdicom.transport:AssociationSocket.recv": "6bc20a33b1b7cfe7",
+    },
     # pydicom's UID class (its file's source: the patch replaces the live `is_valid`).
     "uid_checks": {"pydicom.uid:UID": "a26b4557e9e74a2c"},
     "retrieve_contexts": {
@@ -224,6 +231,12 @@ RELIED_ON: dict[str, list[tuple[str, list[str]]]] = {
     "store_responses": [
         ("pynetdicom.service_class:StorageServiceClass.SCP", ["self.dimse.send_msg(rsp, cx_id)"]),
         ("pynetdicom.fsm:DT_1", ["dul._send(P_DATA_TF(primitive))"]),
+    ],
+    "quick_ack": [
+        (
+            "pynetdicom.dul:DULServiceProvider._read_pdu_data",
+            ["bytestream.extend(self.socket.recv(6))", "bytestream += self.socket.recv(pdu_length)"],
+        ),
     ],
     "guarded_server": [
         ("pynetdicom.dul:DULServiceProvider._read_pdu_data", ["pdu, event = self._decode_pdu(bytestream)"]),
@@ -704,3 +717,42 @@ def test_only_a_connected_dul_waits_on_its_socket() -> None:
         association.dul.socket.pending = bytearray()
         association.dul.socket.close()
         assert patches.dul_connection(association.dul) is None
+
+
+@pytest.fixture()
+def tcp_pair() -> Any:
+    """A connected TCP pair on loopback (TCP_QUICKACK is a TCP option): (ours, theirs)."""
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        theirs = socket.create_connection(server.getsockname())
+        ours, _address = server.accept()
+    with ours, theirs:
+        yield ours, theirs
+
+
+def test_each_read_acknowledges_at_once(tcp_pair: tuple[socket.socket, socket.socket]) -> None:
+    """A peer that leaves Nagle on holds the rest of a message until the first part is acknowledged:
+    with the delayed-ACK timer, every response of a retrieve took 40 ms more."""
+    ours, theirs = tcp_pair
+    association = Association(AE(), "requestor")
+    association.dul.socket = AssociationSocket(association, client_socket=ours)
+    patches.acknowledge_promptly(SimpleNamespace(assoc=association))  # type: ignore[arg-type]
+    for length in (6, 40):
+        ours.setsockopt(socket.IPPROTO_TCP, socket.TCP_QUICKACK, 0)  # as after a send: acknowledgements held back
+        theirs.sendall(bytes(length))
+        assert association.dul.socket.recv(length) == bytes(length)
+        assert ours.getsockopt(socket.IPPROTO_TCP, socket.TCP_QUICKACK) == 1
+
+
+def test_quick_acknowledgements_keep_the_guarded_socket_s_reads(tcp_pair: tuple[socket.socket, socket.socket]) -> None:
+    ours, theirs = tcp_pair
+    association = Association(AE(), "acceptor")
+    association.dul.socket = AssociationSocket(association, client_socket=ours)
+    patches.acknowledge_promptly(SimpleNamespace(assoc=association))  # type: ignore[arg-type]
+    GuardedSocket.take_over(association.dul.socket, b"\x01\x00request", 16384, lambda length: None)
+    assert association.dul.socket.recv(3) == b"\x01\x00r"  # the request read before, served first
+    assert association.dul.socket.recv(6) == b"equest"
+    ours.setsockopt(socket.IPPROTO_TCP, socket.TCP_QUICKACK, 0)
+    theirs.sendall(b"abc")
+    assert association.dul.socket.recv(3) == b"abc"
+    assert ours.getsockopt(socket.IPPROTO_TCP, socket.TCP_QUICKACK) == 1
+    assert association.dul.socket.recv(20000) == b""  # longer than announced: refused unread (guard kept)
