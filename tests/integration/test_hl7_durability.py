@@ -91,8 +91,13 @@ def test_outbound_messages_wait_for_the_ris_and_arrive_in_order(tmp_path: Path) 
         assert statuses == ["IP", "CM", "A"]
         assert all(segment_field(message, "MSH", 18) == "8859/15" for message in fake_ris.received)
         assert all(segment_field(message, "OBR", 18) == "ACC0001" for message in fake_ris.received)
-        with engine.connect() as connection:
-            assert set(connection.scalars(select(outbox.c.status))) == {"delivered"}
+
+        def statuses_in_outbox() -> set[str]:
+            with engine.connect() as connection:
+                return set(connection.scalars(select(outbox.c.status)))
+
+        # The RIS has the third message before its acknowledgement reaches the daemon and is recorded.
+        wait_for(lambda: statuses_in_outbox() == {"delivered"}, "every message recorded as delivered")
     finally:
         fake_ris.stop()
         daemon.stop()
