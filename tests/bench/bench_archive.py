@@ -63,9 +63,9 @@ def report(figure: str, value: str, target: str = "") -> None:
     print(f"  {figure:<58} {value:>14}  {target}", flush=True)
 
 
-def timed(command: list[str]) -> float:
+def timed(command: list[str], environment: dict[str, str] = ENVIRONMENT) -> float:
     start = time.perf_counter()
-    subprocess.run(command, check=True, env=ENVIRONMENT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    subprocess.run(command, check=True, env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     return time.perf_counter() - start
 
 

@@ -256,8 +256,7 @@ def retrieve(command: list[str], output: Path, environment: dict[str, str]) -> t
     seconds; all must arrive."""
     watcher, seen = first_file_watch(output)
     start = time.perf_counter()
-    subprocess.run(command, check=True, env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    total = time.perf_counter() - start
+    total = timed(command, environment)
     watcher.join()
     count = len(list(output.iterdir()))
     assert count == SERIES_SIZE, f"{count} of {SERIES_SIZE} files arrived: {' '.join(command)}"
