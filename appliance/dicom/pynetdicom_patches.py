@@ -32,6 +32,18 @@ Process-wide, applied by `apply()`:
   read when it comes. Retrieve of 200 uncompressed CT images to storescp/getscu, medians of 6
   alternating runs (before these two patches, with both, with all but this one): C-MOVE 0.396 s
   without it, 0.329 s with it; C-GET 0.355 s / 0.325 s. Ingest: no difference beyond the noise.
+- `wake_on_arrival` (with `fast_polling`, whose clock it runs in): an association's reactor and
+  DUL threads no longer poll while idle; each sleeps until something arrives for it, at most
+  `WAKE_POLL_SECONDS` (10 ms, for what wakes nobody: pynetdicom's timers, a kill). The reactor
+  thread waits on an event set when a DIMSE message or an A-RELEASE/A-ABORT indication is queued
+  for it, or a sender asks it to pause; the DUL thread polls its socket and an eventfd written
+  when a PDU is queued for it to send, an event for its state machine, or it is asked to stop
+  (`Wakeup`). Where that cannot be (TLS, whose buffer poll does not see; bytes already read by
+  the guard; not Linux) they poll as before. One idle association used to cost a quarter of a core
+  (both threads looking every 0.2 ms), now 2 %; two, half a core, now 5 %. Ingest, daemon alone
+  with and without it, 300 CT images over one association, medians of 3 alternating runs: the
+  daemon's CPU 2.47 -> 1.89 s, wall-clock 2.77 -> 2.39 s; over four associations 2.35 -> 2.09 s of
+  CPU; 300 one-image studies 3.19 -> 2.39 s of CPU, 3.24 -> 2.79 s wall-clock.
 - `command_writer`: DIMSE command sets (group 0000, a dozen simple elements) are encoded by a small
   dedicated writer instead of pydicom's generic one, twice per message (13 µs instead of 130 µs, micro-benchmark).
   Archive CPU: C-FIND of 500 matches 250 ms instead of 385 ms (+54 %), C-GET and C-MOVE +22 to
@@ -121,8 +133,10 @@ import select
 import socket
 import ssl
 import struct
+import sys
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from io import BytesIO
@@ -153,6 +167,7 @@ PATCHES = (
     "shared_contexts",
     "fast_polling",
     "socket_wait",
+    "wake_on_arrival",
     "command_writer",
     "identifier_writer",
     "uid_checks",
@@ -189,9 +204,12 @@ class PollingClock:
         self.lock = threading.Lock()
 
     def sleep(self, seconds: float) -> None:
+        thread = threading.current_thread()
+        if sys._getframe(1).f_code in REACTOR_LOOPS and woken_on_arrival(thread):
+            return
         if seconds <= SLOW_POLL_SECONDS and self.open_connections <= FAST_POLL_MAXIMUM_ASSOCIATIONS:
             seconds = min(seconds, FAST_POLL_SECONDS)
-        connection = dul_connection(threading.current_thread()) if in_force("socket_wait") else None
+        connection = dul_connection(thread) if in_force("socket_wait") else None
         if connection is None:
             time.sleep(seconds)
             return
@@ -230,6 +248,146 @@ def dul_connection(thread: threading.Thread) -> socket.socket | None:
 
 
 CLOCK = PollingClock()
+# The loops whose idle sleep `wake_on_arrival` takes over: the other sleeps of these threads (a
+# sender waiting for its reactor to pause, `kill` waiting for the DUL to end) keep their own.
+REACTOR_LOOPS = frozenset({association.Association._run_reactor.__code__, dul.DULServiceProvider.run_reactor.__code__})
+WAKE_POLL_SECONDS = 0.01  # `wake_on_arrival`: the longest idle sleep, for what wakes nobody (timers)
+WAKEUP_ATTRIBUTE = "appliance_wakeup"
+HAS_EVENTFD = hasattr(os, "eventfd")  # Linux
+
+
+class Wakeup:
+    """What ends the idle sleeps of one association's two threads (`wake_on_arrival`): an event
+    for its reactor thread, set when a message or an indication is queued for it, and an eventfd
+    beside the socket for its DUL thread, written when something is queued for the DUL to send.
+
+    The eventfd is closed by `close` (connection closed, or the DUL collected), but never while
+    the DUL thread polls it: then that thread closes it once its poll is over, so a descriptor
+    number the system has given to another file is never polled or read here."""
+
+    def __init__(self) -> None:
+        self.arrival = threading.Event()
+        self.descriptor = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
+        self.lock = threading.Lock()
+        self.closed = False
+        self.polling = False
+
+    def wake_reactor(self) -> None:
+        self.arrival.set()
+
+    def wake_dul(self) -> None:
+        with self.lock:
+            if not self.closed:
+                os.eventfd_write(self.descriptor, 1)
+
+    def close(self) -> None:
+        with self.lock:
+            if self.closed:
+                return
+            self.closed = True
+            if not self.polling:
+                os.close(self.descriptor)
+
+    def reactor_sleep(self) -> None:
+        """The reactor thread: until something is queued for it, at most `WAKE_POLL_SECONDS`."""
+        self.arrival.wait(WAKE_POLL_SECONDS)
+        self.arrival.clear()  # before the reactor looks: what is queued after this sets it again
+
+    def dul_sleep(self, connection: socket.socket) -> bool:
+        """The DUL thread: until `connection` is readable or something is queued for the DUL, at
+        most `WAKE_POLL_SECONDS`; False (nothing waited) once closed."""
+        with self.lock:
+            if self.closed:
+                return False
+            self.polling = True
+        try:
+            poller = select.poll()
+            poller.register(connection, select.POLLIN)
+            poller.register(self.descriptor, select.POLLIN)
+            if any(descriptor == self.descriptor for descriptor, _ in poller.poll(WAKE_POLL_SECONDS * 1000)):
+                os.eventfd_read(self.descriptor)  # reset; nonblocking, and it was readable
+        except (OSError, ValueError):  # the connection closed meanwhile: the DUL sees it at its next look
+            pass
+        finally:
+            with self.lock:
+                self.polling = False
+                if self.closed:
+                    os.close(self.descriptor)
+        return True
+
+
+def woken_on_arrival(thread: threading.Thread) -> bool:
+    """Sleep the idle sleep of `thread` woken by its association's `Wakeup`; False (nothing
+    waited) when it has none: not a reactor or DUL thread, TLS, or the connection closed."""
+    if isinstance(thread, association.Association):
+        wakeup = getattr(thread, WAKEUP_ATTRIBUTE, None)
+        if wakeup is None:
+            return False
+        wakeup.reactor_sleep()
+        return True
+    if isinstance(thread, dul.DULServiceProvider):
+        wakeup = getattr(thread.assoc, WAKEUP_ATTRIBUTE, None)
+        connection = dul_connection(thread)
+        return wakeup is not None and connection is not None and wakeup.dul_sleep(connection)
+    return False
+
+
+def wake_on_arrival(event: Event) -> None:
+    """EVT_CONN_OPEN handler: give the association a `Wakeup` and have each queue its threads read
+    wake the reader when something is put in it; the reactor is also woken when a sender asks it to
+    pause, the DUL when it is asked to stop. A put racing this setup wakes nobody: the sleep it
+    lands in ends after `WAKE_POLL_SECONDS` anyway."""
+    if not in_force("wake_on_arrival") or not HAS_EVENTFD:
+        return
+    watched: Any = event.assoc
+    wakeup = Wakeup()
+    signal_after(watched.dimse.msg_queue, "put", wakeup.wake_reactor)
+    signal_after(watched.dul.to_user_queue, "put", wakeup.wake_reactor)
+    signal_after(watched._reactor_checkpoint, "clear", wakeup.wake_reactor)
+    signal_after(watched.dul.to_provider_queue, "put", wakeup.wake_dul)
+    signal_after(watched.dul.event_queue, "put", wakeup.wake_dul)
+    signal_after(watched.dul, "kill_dul", wakeup.wake_dul)
+    signal_before(watched.dul, "stop_dul", lambda: stop_at_once(watched.dul, wakeup))
+    weakref.finalize(watched.dul, wakeup.close)
+    setattr(watched, WAKEUP_ATTRIBUTE, wakeup)
+
+
+def signal_after(owner: Any, name: str, signal: Callable[[], None]) -> None:
+    """Replace the method `name` of the object `owner` (on the instance) by one that calls it, then `signal`."""
+    original = getattr(owner, name)
+
+    def signalling(*arguments: Any, **keywords: Any) -> Any:
+        result = original(*arguments, **keywords)
+        signal()
+        return result
+
+    setattr(owner, name, signalling)
+
+
+def signal_before(owner: Any, name: str, signal: Callable[[], None]) -> None:
+    """Replace the method `name` of the object `owner` (on the instance) by one that calls `signal`, then it."""
+    original = getattr(owner, name)
+
+    def signalling(*arguments: Any, **keywords: Any) -> Any:
+        signal()
+        return original(*arguments, **keywords)
+
+    setattr(owner, name, signalling)
+
+
+def stop_at_once(provider: dul.DULServiceProvider, wakeup: Wakeup) -> None:
+    """Before `stop_dul` (which then waits for the DUL thread to end): the same stop flag, set
+    here, and the DUL woken to see it."""
+    if provider.state_machine.current_state == "Sta1":
+        provider._kill_thread = True
+        wakeup.wake_dul()
+
+
+def unwake(event: Event) -> None:
+    """EVT_CONN_CLOSE handler: the association's eventfd is closed (see `Wakeup`)."""
+    wakeup = getattr(event.assoc, WAKEUP_ATTRIBUTE, None)
+    if wakeup is not None:
+        wakeup.close()
 
 
 def apply(disabled: frozenset[str] | None = None) -> bool:
@@ -1063,7 +1221,9 @@ CONNECTION_HANDLERS = [
     (evt.EVT_CONN_OPEN, set_no_delay),
     (evt.EVT_CONN_OPEN, acknowledge_promptly),
     (evt.EVT_CONN_OPEN, CLOCK.opened),
+    (evt.EVT_CONN_OPEN, wake_on_arrival),
     (evt.EVT_CONN_CLOSE, CLOCK.closed),
+    (evt.EVT_CONN_CLOSE, unwake),
 ]
 REQUESTOR_HANDLERS = [
     *CONNECTION_HANDLERS,

@@ -13,6 +13,7 @@ import hashlib
 import importlib
 import inspect
 import io
+import os
 import socket
 import threading
 import time
@@ -96,6 +97,23 @@ FINGERPRINTS: dict[str, dict[str, str]] = {
         "pynetdicom.dul:DULServiceProvider._is_transport_event": "8725ed03bb8fbdef",
         "pynetdicom.transport:AssociationSocket.ready": "3eb58e3d39dc076d",
         "pynetdicom.transport:AssociationSocket.close": "c726c8db53813d55",
+    },
+    # `wake_on_arrival` takes over the idle sleep at the top of both reactor loops: the association
+    # thread looks at the DIMSE queue, the DUL's indications (release, abort) and its pause
+    # checkpoint; the DUL thread at its socket, what is queued for it to send, its events and its
+    # stop flag (set by kill_dul and stop_dul); the queues are the ones made at construction.
+    "wake_on_arrival": {
+        "pynetdicom.association:Association._run_reactor": "f28838c5559e462a",
+        "pynetdicom.association:Association.kill": "8f9713666a7f4cff",
+        "pynetdicom.dul:DULServiceProvider.run_reactor": "e3a10eb3a0931e48",
+        "pynetdicom.dul:DULServiceProvider.stop_dul": "28a7e0be126e7b30",
+        "pynetdicom.dul:DULServiceProvider.kill_dul": "5ceccf8dd01c2072",
+        "pynetdicom.dul:DULServiceProvider.send_pdu": "7cbce5da8594124e",
+        "pynetdicom.dul:DULServiceProvider._process_recv_primitive": "4c0ebbb3e646e35e",
+        "pynetdicom.dul:DULServiceProvider.__init__": "c82dafa9438ddf70",
+        "pynetdicom.dimse:DIMSEServiceProvider.__init__": "bbecd186810e7700",
+        "pynetdicom.acse:ACSE.is_release_requested": "894b33d21a8dec8e",
+        "pynetdicom.acse:ACSE.is_aborted": "ad2eb3f545a9ed05",
     },
     # `command_reader` stands in for receive_primitive (called by DT-2 through the DIMSE provider's
     # attribute), reads what decode_msg reads and queues what message_to_primitive makes; the
@@ -219,6 +237,35 @@ RELIED_ON: dict[str, list[tuple[str, list[str]]]] = {
             ["time.sleep(self._run_loop_delay)", "elif self._is_transport_event():  # receive and decode PDU"],
         ),
         ("pynetdicom.transport:AssociationSocket.ready", ["if self.socket is None or self._is_connected is False:"]),
+    ],
+    "wake_on_arrival": [
+        (
+            "pynetdicom.association:Association._run_reactor",
+            [
+                "while not self._kill:",
+                "time.sleep(0.001)",
+                "self._reactor_checkpoint.wait()",
+                "context_id, msg = self.dimse.get_msg(block=False)",
+                "if self.is_established and self.acse.is_release_requested():",
+                "if self.acse.is_aborted():",
+            ],
+        ),
+        (
+            "pynetdicom.dul:DULServiceProvider.run_reactor",
+            [
+                "time.sleep(self._run_loop_delay)",
+                "if self._kill_thread:",
+                "if self._process_recv_primitive():  # encode (sent by state machine)",
+                "elif self._is_transport_event():  # receive and decode PDU",
+                "event = self.event_queue.get(block=False)",
+            ],
+        ),
+        ("pynetdicom.dul:DULServiceProvider.send_pdu", ["self.to_provider_queue.put(primitive)"]),
+        ("pynetdicom.dul:DULServiceProvider.kill_dul", ["self._kill_thread = True"]),
+        (
+            "pynetdicom.dul:DULServiceProvider.stop_dul",
+            ['if self.state_machine.current_state == "Sta1":', "self._kill_thread = True"],
+        ),
     ],
     "command_reader": [
         ("pynetdicom.fsm:DT_2", ['dul.assoc.dimse.receive_primitive(cast("P_DATA", pdu.to_primitive()))']),
@@ -756,3 +803,120 @@ def test_quick_acknowledgements_keep_the_guarded_socket_s_reads(tcp_pair: tuple[
     assert association.dul.socket.recv(3) == b"abc"
     assert ours.getsockopt(socket.IPPROTO_TCP, socket.TCP_QUICKACK) == 1
     assert association.dul.socket.recv(20000) == b""  # longer than announced: refused unread (guard kept)
+
+
+@pytest.fixture()
+def long_wake_poll(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Idle sleeps of 5 s at most: one that ends well before was woken."""
+    monkeypatch.setattr(patches, "WAKE_POLL_SECONDS", 5.0)
+
+
+def woken_after(thread: Any, wake: Any, *arguments: Any) -> float:
+    """How long the idle sleep of `thread` (woken on arrival) lasts when `wake(*arguments)` is
+    called 50 ms after it began."""
+    waker = threading.Timer(0.05, wake, arguments)
+    start = time.monotonic()
+    waker.start()
+    assert patches.woken_on_arrival(thread)
+    waker.join()
+    return time.monotonic() - start
+
+
+@pytest.mark.usefixtures("long_wake_poll")
+def test_an_idle_reactor_wakes_when_something_is_queued_for_it() -> None:
+    association = Association(AE(), "acceptor")
+    patches.wake_on_arrival(SimpleNamespace(assoc=association))  # type: ignore[arg-type]
+    assert woken_after(association, association.dimse.msg_queue.put, (1, "a request")) < 2.5
+    assert association.dimse.msg_queue.get_nowait() == (1, "a request")  # still delivered
+    assert woken_after(association, association.dul.to_user_queue.put, "an A-RELEASE") < 2.5
+    assert woken_after(association, association._reactor_checkpoint.clear) < 2.5  # a sender asks it to pause
+    assert not association._reactor_checkpoint.is_set()
+
+
+@pytest.mark.usefixtures("long_wake_poll")
+def test_an_idle_dul_wakes_when_something_is_queued_for_it_to_send_or_its_peer_sends() -> None:
+    ours, theirs = socket.socketpair()
+    with ours, theirs:
+        association = Association(AE(), "requestor")
+        association.dul.socket = AssociationSocket(association, client_socket=ours)
+        patches.wake_on_arrival(SimpleNamespace(assoc=association))  # type: ignore[arg-type]
+        assert woken_after(association.dul, association.dul.to_provider_queue.put, "a P-DATA") < 2.5
+        assert association.dul.to_provider_queue.get_nowait() == "a P-DATA"
+        assert woken_after(association.dul, association.dul.event_queue.put, "Evt18") < 2.5
+        assert woken_after(association.dul, association.dul.kill_dul) < 2.5
+        assert woken_after(association.dul, theirs.sendall, b"\x05") < 2.5
+
+
+def test_stopping_an_idle_dul_sets_its_stop_flag_before_waiting_for_it() -> None:
+    association = Association(AE(), "requestor")
+    patches.wake_on_arrival(SimpleNamespace(assoc=association))  # type: ignore[arg-type]
+    assert association.dul.stop_dul()  # Sta1, not started: stopped at once
+    assert association.dul._kill_thread
+
+
+def test_only_reactor_and_dul_threads_with_a_wakeup_sleep_on_it() -> None:
+    association = Association(AE(), "acceptor")
+    assert not patches.woken_on_arrival(threading.current_thread())
+    assert not patches.woken_on_arrival(association)  # no wakeup: polled as before
+    assert not patches.woken_on_arrival(association.dul)
+    patches.wake_on_arrival(SimpleNamespace(assoc=association))  # type: ignore[arg-type]
+    assert not patches.woken_on_arrival(association.dul)  # no connection: polled as before
+
+
+def descriptor_open(descriptor: int) -> bool:
+    try:
+        os.fstat(descriptor)
+    except OSError:
+        return False
+    return True
+
+
+def test_the_wakeup_descriptor_is_closed_only_once_no_poll_uses_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(patches, "WAKE_POLL_SECONDS", 0.3)
+    ours, theirs = socket.socketpair()
+    with ours, theirs:
+        wakeup = patches.Wakeup()
+        sleeper = threading.Thread(target=wakeup.dul_sleep, args=(ours,))
+        sleeper.start()
+        time.sleep(0.05)
+        wakeup.close()  # the connection closed while the DUL polls
+        assert descriptor_open(wakeup.descriptor)
+        sleeper.join()
+        assert not descriptor_open(wakeup.descriptor)
+        wakeup.wake_dul()  # closed: nothing written, no error
+        wakeup.close()
+        assert not wakeup.dul_sleep(ours)  # closed: nothing waited
+
+
+def test_idle_associations_sleep_until_something_arrives(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Both ends' reactor and DUL threads, idle for half a second, sleep in tens of looks instead
+    of polling every 0.2 ms (2,500 looks each); a C-ECHO still gets its answer."""
+    patches.apply()
+    verification = "1.2.840.10008.1.1"
+    looks: Counter[str] = Counter()
+    for name in ("reactor_sleep", "dul_sleep"):
+        original = getattr(patches.Wakeup, name)
+
+        def counted(self: patches.Wakeup, *arguments: Any, _name: str = name, _original: Any = original) -> Any:
+            looks[_name] += 1
+            return _original(self, *arguments)
+
+        monkeypatch.setattr(patches.Wakeup, name, counted)
+    archive = AE("ARCHIVE")
+    archive.add_supported_context(verification)
+    server = archive.start_server(("127.0.0.1", 0), block=False, evt_handlers=list(patches.CONNECTION_HANDLERS))
+    assert server is not None
+    try:
+        requestor = AE("MODALITY")
+        requestor.add_requested_context(verification)
+        association = requestor.associate(
+            "127.0.0.1", server.server_address[1], ae_title="ARCHIVE", evt_handlers=list(patches.REQUESTOR_HANDLERS)
+        )
+        assert association.is_established
+        looks.clear()
+        time.sleep(0.5)
+        assert 0 < looks["reactor_sleep"] < 400 and 0 < looks["dul_sleep"] < 400, looks
+        assert association.send_c_echo().Status == 0
+        association.release()
+    finally:
+        server.shutdown()
