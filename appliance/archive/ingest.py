@@ -29,7 +29,14 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from appliance.archive.attributes import InstanceAttributes, InvalidObject, read_attributes
 from appliance.archive.index import DuplicateInstance, Index
-from appliance.archive.storage import FileStore, StorageFull, WrittenFile, instance_relative_path, uid_hash
+from appliance.archive.storage import (
+    FileStore,
+    Staged,
+    StorageFull,
+    WrittenFile,
+    instance_relative_path,
+    uid_hash,
+)
 
 LOGGER = logging.getLogger(__name__)
 
@@ -72,7 +79,26 @@ class Ingest:
         self.stripes = [threading.Lock() for _ in range(LOCK_STRIPES)]
 
     def store(self, incoming: IncomingObject) -> StoreResult:
-        """Archive one object; never raises for a bad object, a full disk or a database failure."""
+        """Archive one object; never raises for a bad object, a full disk or a database failure.
+
+        The bytes are staged first (`FileStore.stage`), so the disk writes them while they are
+        parsed and checked; an object refused or already archived has its staged file removed."""
+        staged = self.stage(incoming.encoded)
+        try:
+            return self.store_staged(incoming, staged)
+        finally:
+            if staged is not None:
+                staged.discard()
+
+    def stage(self, encoded: bytes) -> Staged | None:
+        """The bytes staged, or None when they cannot be (a full disk, say): `store_new` then
+        writes them itself, and reports what fails."""
+        try:
+            return self.files.stage(encoded)
+        except (OSError, StorageFull):
+            return None
+
+    def store_staged(self, incoming: IncomingObject, staged: Staged | None) -> StoreResult:
         try:
             attributes = read_attributes(incoming.encoded)
         except InvalidObject as error:
@@ -82,7 +108,7 @@ class Ingest:
         ):
             return StoreResult(StoreOutcome.REFUSED_MISMATCH, "SOP UIDs differ from the C-STORE request")
         with self.stripe(attributes.sop_instance_uid):
-            return replace(self.store_parsed(incoming, attributes), attributes=attributes)
+            return replace(self.store_parsed(incoming, attributes, staged), attributes=attributes)
 
     def store_object(self, encoded: bytes, sender: str, expected_study_uid: str = "") -> StoreResult:
         """Archive one object that is its own request (STOW-RS): the same checks, writing, duplicate
@@ -104,19 +130,23 @@ class Ingest:
     def stripe(self, sop_instance_uid: str) -> threading.Lock:
         return self.stripes[hash(sop_instance_uid) % LOCK_STRIPES]
 
-    def store_parsed(self, incoming: IncomingObject, attributes: InstanceAttributes) -> StoreResult:
+    def store_parsed(
+        self, incoming: IncomingObject, attributes: InstanceAttributes, staged: Staged | None = None
+    ) -> StoreResult:
         try:
             existing = self.index.stored_instance(attributes.sop_instance_uid)
             if existing is not None:
                 return self.store_duplicate(incoming, attributes, {existing.sha256, existing.received_sha256})
-            return self.store_new(incoming, attributes)
+            return self.store_new(incoming, attributes, staged)
         except StorageFull as error:
             return StoreResult(StoreOutcome.REFUSED_NO_SPACE, str(error))
         except (OSError, SQLAlchemyError) as error:
             LOGGER.exception("storing instance %s failed", attributes.sop_instance_uid)
             return StoreResult(StoreOutcome.FAILED, type(error).__name__)
 
-    def store_new(self, incoming: IncomingObject, attributes: InstanceAttributes) -> StoreResult:
+    def store_new(
+        self, incoming: IncomingObject, attributes: InstanceAttributes, staged: Staged | None = None
+    ) -> StoreResult:
         relative_path = instance_relative_path(
             attributes.study_date,
             date.today(),
@@ -124,7 +154,9 @@ class Ingest:
             attributes.series_instance_uid,
             attributes.sop_instance_uid,
         )
-        written = self.files.write_durably(incoming.encoded, relative_path, keep_pending=True, defer_folder_sync=True)
+        written = self.files.write_durably(
+            incoming.encoded, relative_path, keep_pending=True, defer_folder_sync=True, staged=staged
+        )
         folders = [written.unsynced_folder] if written.unsynced_folder is not None else []
         try:
             self.index.add_instance(attributes, written, incoming.calling_ae_title, folders)
