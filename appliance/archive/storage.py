@@ -58,7 +58,6 @@ class Staged:
 
     path: Path
     descriptor: int
-    size_bytes: int
     used: bool = False
 
     def sync(self) -> None:
@@ -174,7 +173,7 @@ class FileStore:
         self.check_space(len(data))
         temporary = self.incoming_directory / f"{uuid.uuid4().hex}.part"
         descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o640)
-        staged = Staged(temporary, descriptor, len(data))
+        staged = Staged(temporary, descriptor)
         try:
             write_all(descriptor, data)
             start_write_back(descriptor)
@@ -211,12 +210,11 @@ class FileStore:
             self.check_space(len(data))
         digest = hashlib.sha256(data).hexdigest()
         root = under or self.archive_directory
-        temporary = self.incoming_directory / f"{uuid.uuid4().hex}.part"
+        temporary = staged.path if staged else self.incoming_directory / f"{uuid.uuid4().hex}.part"
         try:
             if staged is None:
                 write_and_sync(temporary, data)
             else:
-                temporary = staged.path
                 staged.sync()
             for candidate in (relative_path, beside(relative_path, digest)):
                 destination = root / candidate
