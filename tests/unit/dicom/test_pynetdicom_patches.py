@@ -44,6 +44,18 @@ FINGERPRINTS: dict[str, dict[str, str]] = {
         "pynetdicom.transport:RequestHandler._create_association": "05c8d12b79863cdb",
         "pynetdicom.presentation:negotiate_as_acceptor": "d5413f08f0ac7b32",
     },
+    # `negotiation_once` keeps what negotiate_as_acceptor returns (results only read afterwards) and
+    # the encoding of the A-ASSOCIATE-AC that AE-7 makes from the accept primitive and _send encodes.
+    "negotiation_once": {
+        "pynetdicom.acse:ACSE._negotiate_as_acceptor": "fffd360957c42a8e",
+        "pynetdicom.acse:ACSE.send_accept": "c03855deabefe975",
+        "pynetdicom.fsm:AE_7": "c62284735836c78a",
+        "pynetdicom.presentation:negotiate_as_acceptor": "d5413f08f0ac7b32",
+        "pynetdicom.pdu:PDU.pdu_type": "94f6440aae1e2e3a",
+        "pynetdicom.pdu:A_ASSOCIATE_AC.__init__": "9f9c8b9176775825",
+        "pynetdicom.pdu:A_ASSOCIATE_AC.from_primitive": "1dd28ce4925d42a6",
+        "pynetdicom.dul:DULServiceProvider._send": "a850a7919e68484e",
+    },
     "fast_polling": {
         "pynetdicom.association:Association._run_reactor": "f28838c5559e462a",
         "pynetdicom.dul:DULServiceProvider.run_reactor": "e3a10eb3a0931e48",
@@ -179,6 +191,13 @@ RELIED_ON: dict[str, list[tuple[str, list[str]]]] = {
             ["assoc.acceptor.supported_contexts = deepcopy(self.server.contexts)"],
         ),
     ],
+    "negotiation_once": [
+        ("pynetdicom.acse", ["negotiate_as_acceptor,"]),
+        ("pynetdicom.acse:ACSE._negotiate_as_acceptor", ["result, ac_roles = negotiate_as_acceptor("]),
+        ("pynetdicom.fsm", ["A_ASSOCIATE_AC,"]),
+        ("pynetdicom.fsm:AE_7", ["dul._send(A_ASSOCIATE_AC(primitive))"]),
+        ("pynetdicom.dul:DULServiceProvider._send", ["self.socket.send(pdu.encode())"]),
+    ],
     "fast_polling": [
         ("pynetdicom.association", ["import time"]),
         ("pynetdicom.association:Association._run_reactor", ["while not self._kill:", "time.sleep(0.001)"]),
@@ -307,6 +326,8 @@ RELIED_ON: dict[str, list[tuple[str, list[str]]]] = {
 CALLERS = {
     ("pynetdicom.transport", "deepcopy"): ["RequestHandler._create_association"],
     ("pynetdicom.dimse_messages", "encode"): ["DIMSEMessage._set_command_group_length", "DIMSEMessage.encode_msg"],
+    ("pynetdicom.acse", "negotiate_as_acceptor"): ["ACSE._negotiate_as_acceptor"],
+    ("pynetdicom.fsm", "A_ASSOCIATE_AC"): ["AE_7"],
     ("pynetdicom.service_class", "encode"): sorted(
         target.partition(":")[2] for target in FINGERPRINTS["identifier_writer"]
     ),
@@ -403,7 +424,12 @@ def test_lines_relied_on_still_there(patch: str, target: str, lines: list[str]) 
 
 @pytest.mark.parametrize(("module_name", "name"), list(CALLERS))
 def test_replaced_globals_have_the_same_callers(module_name: str, name: str) -> None:
-    patch = {"deepcopy": "shared_contexts", "encode": "command_writer / identifier_writer"}[name]
+    patch = {
+        "deepcopy": "shared_contexts",
+        "encode": "command_writer / identifier_writer",
+        "negotiate_as_acceptor": "negotiation_once",
+        "A_ASSOCIATE_AC": "negotiation_once",
+    }[name]
     assert callers(module_name, name) == CALLERS[(module_name, name)], changed(patch, f"{module_name}.{name} callers")
 
 
