@@ -86,6 +86,7 @@ class ApplianceVM:
     host_ports: dict[str, int] = field(default_factory=dict)
     disks: list[Disk] = field(default_factory=list)
     process: subprocess.Popen[bytes] | None = None
+    launched_at: int = 0  # where this launch's lines start in qemu.log
 
     # --- disks ---------------------------------------------------------------------------
     def create_disks(self) -> None:
@@ -152,7 +153,12 @@ class ApplianceVM:
     def start(self) -> None:
         """Start qemu in the background (its own process group, killed by stop())."""
         self.create_disks()
+        self.launch()
+
+    def launch(self) -> None:
+        """Start qemu on freshly chosen host ports."""
         self.host_ports = {name: free_port() for name in self.guest_ports}
+        self.launched_at = (self.workdir / "qemu.log").stat().st_size if (self.workdir / "qemu.log").exists() else 0
         if self.serial_log.exists():
             self.serial_log.rename(self.workdir / f"serial.{int(time.time())}.log")
         with open(self.workdir / "qemu.log", "ab") as log:
@@ -202,8 +208,12 @@ class ApplianceVM:
     def wait_ssh(self, timeout: float) -> float:
         """Poll until ssh answers; return the seconds it took. Raise if qemu dies or time runs out."""
         start = time.monotonic()
+        relaunches = 0
         while time.monotonic() - start < timeout:
-            if not self.running():
+            if not self.running() and self.lost_a_port() and relaunches < 3:
+                relaunches += 1
+                self.launch()
+            elif not self.running():
                 raise RuntimeError(f"qemu exited during boot; see {self.serial_log}")
             try:
                 if self.ssh("true", timeout=15, check=False).returncode == 0:
@@ -212,6 +222,13 @@ class ApplianceVM:
                 pass
             time.sleep(2)
         raise TimeoutError(f"no ssh after {timeout} s; see {self.serial_log}")
+
+    def lost_a_port(self) -> bool:
+        """Whether qemu stopped because a forwarded port was taken between free_port() and its
+        bind (another VM of a parallel test lane starting at the same moment)."""
+        with open(self.workdir / "qemu.log", "rb") as log:
+            log.seek(self.launched_at)
+            return b"host forwarding rule" in log.read()
 
     def monitor(self, command: str) -> str:
         """Send one human-monitor command to qemu and return its answer."""
