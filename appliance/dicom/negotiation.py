@@ -79,10 +79,7 @@ def negotiate(
 ) -> Negotiated:
     """pynetdicom's `negotiate_as_acceptor(rq_contexts, ac_contexts, rq_roles)`, kept."""
     roles = rq_roles or {}
-    try:
-        key = (id(rq_contexts), tuple(map(id, ac_contexts)), tuple(sorted(roles.items())))
-    except TypeError:  # a role given as something that cannot be a key
-        return negotiate_as_acceptor(rq_contexts, ac_contexts, roles)
+    key = (id(rq_contexts), tuple(map(id, ac_contexts)), tuple(sorted(roles.items())))  # roles: UID -> 2 flags
     held = (rq_contexts, list(ac_contexts))
     return NEGOTIATIONS.get(key, lambda: negotiate_as_acceptor(rq_contexts, ac_contexts, roles), held)  # type: ignore[no-any-return]
 
