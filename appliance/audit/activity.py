@@ -67,14 +67,16 @@ def audit_source(config: Config) -> AuditSource:
     return AuditSource(config.web.host_name or host_name(), config.site_name)
 
 
-def open_trail(config: Config, application_name: str) -> AuditTrail | DiscardingRecorder:
+def open_trail(config: Config, application_name: str, announce: bool = True) -> AuditTrail | DiscardingRecorder:
     """The configured trail, written by a background thread, with `application_name`'s start
-    recorded (a discarding recorder when the benchmark switch is set)."""
+    recorded unless `announce` is false (a process of an application that records its own start);
+    a discarding recorder when the benchmark switch is set."""
     if os.environ.get(AUDIT_OFF_ENVIRONMENT) == "1":
         LOGGER.warning("auditing is off (%s=1): for measuring its cost only", AUDIT_OFF_ENVIRONMENT)
         return DiscardingRecorder()
     trail = AuditTrail(config.audit.database, background=True)
-    trail.record(application_activity(application_name, EventType.APPLICATION_START))
+    if announce:
+        trail.record(application_activity(application_name, EventType.APPLICATION_START))
     return trail
 
 

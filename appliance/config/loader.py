@@ -161,6 +161,7 @@ class DicomConfig:
     maximum_associations_per_address: int
     maximum_pdu_bytes: int
     association_request_timeout_seconds: int
+    processes: int
 
 
 @dataclass(frozen=True)
@@ -902,6 +903,7 @@ NEEDS_RESTART: dict[str, Callable[[Config], object]] = {
     "dicom.ae_title": lambda config: config.dicom.ae_title,
     "dicom.bind_address": lambda config: config.dicom.bind_address,
     "dicom.port": lambda config: config.dicom.port,
+    "dicom.processes": lambda config: config.dicom.processes,
     "worklist.ae_title": lambda config: config.worklist.ae_title,
     "worklist.bind_address": lambda config: config.worklist.bind_address,
     "worklist.port": lambda config: config.worklist.port,

@@ -9,9 +9,11 @@ index.
 from __future__ import annotations
 
 import logging
+import sys
 import threading
 from collections.abc import Sequence
 from datetime import timedelta
+from typing import Any
 
 from appliance.archive import commitment, tiers
 from appliance.archive.commitment import CHANNEL
@@ -24,9 +26,10 @@ from appliance.audit.trail import AuditTrail, DiscardingRecorder
 from appliance.daemons import runtime as process
 from appliance.daemons.dicom_server import DicomServer, start_dicom_server
 from appliance.daemons.loops import Loop
+from appliance.daemons.serving import ServingProcesses, serving_processes
 from appliance.dicom.archive_scp import ArchiveServices
 from appliance.dicom.audit import DicomAudit
-from appliance.dicom.commitment_scp import CommitmentReporter, CommitmentServices
+from appliance.dicom.commitment_scp import CommitmentReporter, CommitmentServices, Signal
 from appliance.dicom.contexts import add_archive_contexts
 from appliance.dicom.mpps_scp import PerformedStepServices
 from appliance.dicom.peers import AccessPolicy
@@ -59,50 +62,80 @@ def file_store(runtime: process.Runtime) -> FileStore:
     return files
 
 
+def archive_handlers(
+    runtime: process.Runtime,
+    files: FileStore,
+    trail: AuditTrail | DiscardingRecorder,
+    received: Signal,
+    policy: AccessPolicy,
+) -> list[Any]:
+    """The archive's services (storage, query/retrieve, MPPS, storage commitment) as pynetdicom
+    handlers: the same in the daemon's process and in each serving process."""
+    ingest = Ingest(files, Index(runtime.engine))
+    archive = ArchiveServices(runtime.settings, runtime.engine, files, ingest, policy, DicomAudit(trail))
+    performed = PerformedStepServices(runtime.engine, policy)
+    commitments = CommitmentServices(runtime.settings, runtime.engine, policy, received)
+    return [*archive.handlers(), *performed.handlers(), *commitments.handlers()]
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    runtime = process.start(argv, "The DICOM archive: storage, query/retrieve, MPPS and storage commitment SCP.")
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    runtime = process.start(arguments, "The DICOM archive: storage, query/retrieve, MPPS and storage commitment SCP.")
     if runtime is None:
         return 2
     config = runtime.config
     files = file_store(runtime)
-    policy = AccessPolicy(runtime.settings, "archive")
     received = threading.Event()
-    ingest = Ingest(files, Index(runtime.engine))
     trail = open_trail(config, APPLICATION)
-    archive = ArchiveServices(runtime.settings, runtime.engine, files, ingest, policy, DicomAudit(trail))
-    performed = PerformedStepServices(runtime.engine, policy)
-    commitments = CommitmentServices(runtime.settings, runtime.engine, policy, received)
-    handlers = [*archive.handlers(), *performed.handlers(), *commitments.handlers()]
+    count = serving_processes(config.dicom.processes)
+    serving = ServingProcesses(arguments, count, received) if count > 1 else None
+    if serving is not None and not serving.start():
+        serving.stop()
+        close_trail(trail, APPLICATION)
+        return 1
+    policy = AccessPolicy(runtime.settings, "archive")
+    handlers = archive_handlers(runtime, files, trail, received, policy) if serving is None else []
+    server = start_dicom_server(
+        runtime, f"DICOM archive {config.dicom.ae_title}", config.dicom.ae_title, add_archive_contexts, handlers,
+        (config.dicom.bind_address, config.dicom.port), policy, serving,
+    )  # fmt: skip
+    if server is None:
+        if serving is not None:
+            serving.stop()
+        close_trail(trail, APPLICATION)
+        return 1
+    if serving is not None:
+        runtime.reloaded.append(lambda _config: serving.reload())
+        LOGGER.info("%d serving processes", count)
     checker = Loop(
         "commitment", lambda: commitment.check_received(runtime.engine, files), timedelta(seconds=5), received
     )
     senders = {CHANNEL: CommitmentReporter(runtime.settings, runtime.engine).send}
     courier = Courier(runtime.engine, senders, lambda _channel: COMMITMENT_RETRY)
     reporter = Loop("commitment-reports", courier.deliver_next, DELIVERY_IDLE)
-    server = start_dicom_server(
-        runtime, f"DICOM archive {config.dicom.ae_title}", config.dicom.ae_title, add_archive_contexts, handlers,
-        (config.dicom.bind_address, config.dicom.port), policy,
-    )  # fmt: skip
-    if server is None:
-        close_trail(trail, APPLICATION)
-        return 1
     checker.start()
     reporter.start()
-    return serve(runtime, server, checker, reporter, trail)
+    return serve(runtime, server, serving, checker, reporter, trail)
 
 
 def serve(
-    runtime: process.Runtime, server: DicomServer, checker: Loop, reporter: Loop, trail: AuditTrail | DiscardingRecorder
+    runtime: process.Runtime,
+    server: DicomServer,
+    serving: ServingProcesses | None,
+    checker: Loop,
+    reporter: Loop,
+    trail: AuditTrail | DiscardingRecorder,
 ) -> int:
+    def healthy() -> bool:
+        loops = checker.is_alive() and reporter.is_alive()
+        return process.database_answers(runtime.engine) and loops and (serving is None or serving.healthy())
+
     try:
-        return process.serve(
-            runtime,
-            lambda: process.database_answers(runtime.engine) and checker.is_alive() and reporter.is_alive(),
-            f"{server.name} on port {server.port}",
-            name="appliance-dicom",
-        )
+        return process.serve(runtime, healthy, f"{server.name} on port {server.port}", name="appliance-dicom")
     finally:
         server.stop()
+        if serving is not None:
+            serving.stop()
         checker.stop()
         reporter.stop()
         close_trail(trail, APPLICATION)

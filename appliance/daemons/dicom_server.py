@@ -5,6 +5,7 @@ host:port"), and stopped so that associations in flight can finish."""
 from __future__ import annotations
 
 import logging
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -16,7 +17,14 @@ from pynetdicom.transport import AssociationServer
 
 from appliance.daemons.runtime import Runtime
 from appliance.dicom import pynetdicom_patches
-from appliance.dicom.guarded_server import Guard, GuardedServer, install_thread_hook, quiet_pynetdicom_tracebacks
+from appliance.dicom.guarded_server import (
+    Guard,
+    GuardedServer,
+    Handoff,
+    install_thread_hook,
+    quiet_pynetdicom_tracebacks,
+)
+from appliance.dicom.handed_server import HandedServer
 from appliance.dicom.peers import AccessPolicy
 
 LOGGER = logging.getLogger(__name__)
@@ -55,9 +63,29 @@ def start_dicom_server(
     handlers: list[Any],
     address: tuple[str, int],
     policy: AccessPolicy,
+    handoff: Handoff | None = None,
 ) -> DicomServer | None:
     """Bind and start the server, print where it listens; None (logged, naming the service and the
-    address) when the address cannot be bound. `policy` admits callers before pynetdicom sees them."""
+    address) when the address cannot be bound. `policy` admits callers before pynetdicom sees them;
+    with a `handoff`, serving processes run the associations admitted."""
+    ae = prepared_ae(runtime, ae_title, add_contexts)
+    guard = Guard(policy.service, runtime.settings, policy)
+    try:
+        server = ae.make_server(
+            address, evt_handlers=handlers, server_class=GuardedServer, guard=guard, handoff=handoff
+        )
+    except OSError as error:
+        LOGGER.error("%s cannot listen on %s:%d: %s", name, address[0], address[1], error.strerror or error)
+        return None
+    threading.Thread(target=server.serve_forever, name=f"{policy.service}-acceptor", daemon=True).start()
+    started = DicomServer(name, ae, server)
+    host = server.server_address[0]
+    print(f"{name} listening on {host}:{started.port}", flush=True)
+    return started
+
+
+def prepared_ae(runtime: Runtime, ae_title: str, add_contexts: Callable[[AE], None]) -> AE:
+    """The AE with the configured limits and timeouts and its contexts, pynetdicom patched and quiet."""
     pynetdicom_patches.apply()
     quiet_pynetdicom_tracebacks()
     install_thread_hook()
@@ -69,14 +97,22 @@ def start_dicom_server(
     ae.dimse_timeout = dicom.dimse_timeout_seconds
     ae.acse_timeout = ACSE_TIMEOUT_SECONDS
     add_contexts(ae)
+    return ae
+
+
+def start_handed_server(
+    runtime: Runtime,
+    name: str,
+    add_contexts: Callable[[AE], None],
+    handlers: list[Any],
+    policy: AccessPolicy,
+    channel: socket.socket,
+) -> DicomServer:
+    """A serving process's server (`dicom.handoff`): its connections come from the acceptor's channel."""
+    dicom = runtime.config.dicom
+    ae = prepared_ae(runtime, dicom.ae_title, add_contexts)
     guard = Guard(policy.service, runtime.settings, policy)
-    try:
-        server = ae.make_server(address, evt_handlers=handlers, server_class=GuardedServer, guard=guard)
-    except OSError as error:
-        LOGGER.error("%s cannot listen on %s:%d: %s", name, address[0], address[1], error.strerror or error)
-        return None
-    threading.Thread(target=server.serve_forever, name=f"{policy.service}-acceptor", daemon=True).start()
-    started = DicomServer(name, ae, server)
-    host = server.server_address[0]
-    print(f"{name} listening on {host}:{started.port}", flush=True)
-    return started
+    server = ae.make_server((dicom.bind_address, dicom.port), evt_handlers=handlers, server_class=HandedServer,
+                            guard=guard, channel=channel)  # fmt: skip
+    threading.Thread(target=server.serve_forever, name=f"{policy.service}-handed", daemon=True).start()
+    return DicomServer(name, ae, server)

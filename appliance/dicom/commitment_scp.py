@@ -9,9 +9,8 @@ modality (the outbox retries it until the modality acknowledges it, across resta
 from __future__ import annotations
 
 import logging
-import threading
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
@@ -35,6 +34,13 @@ STORAGE_COMMITMENT_INSTANCE = "1.2.840.10008.1.20.1.1"  # the well-known SOP ins
 REQUEST_COMMITMENT = 1  # PS3.4 J.3.2.1: action type ID
 
 
+class Signal(Protocol):
+    """What wakes the check of received requests: a `threading.Event`, or in a serving process
+    the message that sets the acceptor's (`handoff.Reports`)."""
+
+    def set(self) -> None: ...
+
+
 @dataclass
 class CommitmentServices:
     """N-ACTION handler; `received` is set whenever a request waits to be checked."""
@@ -42,7 +48,7 @@ class CommitmentServices:
     settings: Settings
     engine: Engine
     policy: AccessPolicy
-    received: threading.Event
+    received: Signal
 
     def handlers(self) -> list[Any]:
         return [(evt.EVT_N_ACTION, self.on_action)]

@@ -35,7 +35,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from pynetdicom import evt
 from pynetdicom.association import Association
@@ -342,6 +342,9 @@ class GuardedRequestHandler(RequestHandler):
                 LOGGER.debug("%s: handshake from %s pushed out by a newer one", guard.service, address)
         if request is None:
             return
+        if self.server.handoff is not None:
+            self.server.hand_over(self.request, address, int(self.client_address[1]), request)
+            return
         self.association_request = request
         self.request.settimeout(self.server.guard.settings.current.dicom.network_timeout_seconds)
         super().handle()
@@ -369,16 +372,46 @@ class GuardedRequestHandler(RequestHandler):
         return association
 
 
+class Handoff(Protocol):
+    """The serving processes an acceptor hands its admitted connections to (`handoff`)."""
+
+    def hand(self, connection: socket.socket, address: tuple[str, int], request: bytes) -> bool:
+        """Hand the connection over (the caller then closes its own descriptor); False when no
+        serving process could take it."""
+
+    def associations_from(self, address: str) -> int:
+        """Associations handed over from `address` that have not ended."""
+
+    def open_associations(self) -> int:
+        """Associations handed over that have not ended."""
+
+
 class GuardedServer(ThreadedAssociationServer):
-    """The association server with a `Guard`; made by `AE.make_server(..., guard=...)`."""
+    """The association server with a `Guard`; made by `AE.make_server(..., guard=...)`. With a
+    `handoff`, it only accepts and admits: the serving processes run the associations."""
 
     daemon_threads = True
     request_queue_size = LISTEN_BACKLOG
+    handler_class: type[RequestHandler] = GuardedRequestHandler
 
-    def __init__(self, *arguments: Any, guard: Guard, **keywords: Any) -> None:
+    def __init__(self, *arguments: Any, guard: Guard, handoff: Handoff | None = None, **keywords: Any) -> None:
         self.guard = guard
-        keywords["request_handler"] = GuardedRequestHandler
+        self.handoff = handoff
+        keywords["request_handler"] = self.handler_class
         super().__init__(*arguments, **keywords)
+
+    def hand_over(self, connection: socket.socket, host: str, port: int, request: CheckedRequest) -> None:
+        """Hand an admitted connection to a serving process; refused (transient) past the total of
+        associations, or when no serving process can take it."""
+        assert self.handoff is not None
+        maximum = self.ae.maximum_associations
+        calling = str(request.calling_ae_title).strip()
+        if self.handoff.open_associations() >= maximum:
+            self.guard.refuse(connection, host, admission.too_many(f"{maximum} associations already open"), calling)
+        elif not self.handoff.hand(connection, (host, port), request.received):
+            self.guard.refuse(connection, host, admission.too_many("no archive process could take it"), calling)
+        else:
+            connection.close()  # this process's descriptor only: the serving process has its own
 
     def verify_request(self, request: Any, client_address: Any) -> bool:
         """In the accepting thread: count the new handshake, close those it pushes out."""
@@ -389,6 +422,8 @@ class GuardedServer(ThreadedAssociationServer):
         return True
 
     def associations_from(self, address: str) -> int:
+        if self.handoff is not None:
+            return self.handoff.associations_from(address)
         return sum(1 for association in self.active_associations if association.requestor.address == address)
 
     def handle_error(self, request: Any, client_address: Any) -> None:
