@@ -44,7 +44,11 @@ def serving_processes(configured: int) -> int:
     its associations itself)."""
     if configured > 0:
         return configured
-    return max(1, min(len(os.sched_getaffinity(0)), MOST_PROCESSES))
+    try:
+        cores = len(os.sched_getaffinity(0))  # the cores this process may run on (a container's)
+    except OSError:
+        cores = os.cpu_count() or 1
+    return max(1, min(cores, MOST_PROCESSES))
 
 
 @dataclass

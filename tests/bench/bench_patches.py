@@ -33,6 +33,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parents[1]))
 
+import psutil
 from bench_archive import fill_index
 from datagen import PATIENTS, write_series
 from pydicom import dcmread
@@ -107,10 +108,15 @@ def retrieve_keys(study_uid: str) -> list[str]:
 
 
 def cpu_seconds(daemon: Daemon) -> float:
-    """The CPU time (user and system, every thread) the daemon's process has used so far."""
+    """The CPU time (user and system, every thread) the daemon's process and its serving processes
+    have used so far."""
     assert daemon.process is not None
-    fields = Path(f"/proc/{daemon.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+    pids = [daemon.process.pid, *(child.pid for child in psutil.Process(daemon.process.pid).children())]
+    ticks = 0
+    for pid in pids:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        ticks += int(fields[11]) + int(fields[12])
+    return ticks / CLOCK_TICKS
 
 
 def get_seconds(bench: Bench, port: int) -> list[float]:

@@ -52,6 +52,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parents[1]))
 sys.path.insert(0, str(Path(__file__).parent))
 
+import psutil
 from bench_archive import ENVIRONMENT, first_file_watch, start_archive, timed
 from bench_worklist import STATIONS, STEPS, query_seconds, worklist_daemon, worklist_query
 from datagen import PATIENTS, Patient, encoded, make_instance, write_series
@@ -178,7 +179,7 @@ def syncs_per_image(work: Path, data: Data, destination_port: int) -> None:
         os.link(path, sample / path.name)
     for side in (OURS, REFERENCE):
         with empty_archive(side, work, f"{side}-syncs", destination_port) as archive:
-            counted = counted_syncs(archive_pid(archive), lambda: store(archive, sample), work / f"{side}.strace")
+            counted = counted_syncs(archive_pids(archive), lambda: store(archive, sample), work / f"{side}.strace")
         if counted is None:
             NOTES.append(f"{side}: sync calls while storing: not measured (strace cannot attach)")
             continue
@@ -190,21 +191,25 @@ def syncs_per_image(work: Path, data: Data, destination_port: int) -> None:
         )
 
 
-def archive_pid(archive: Archive) -> int:
+def archive_pids(archive: Archive) -> list[int]:
+    """The archive's process and its children (ours: the serving processes, which store)."""
     if archive.orthanc is not None:
         assert archive.orthanc.process is not None
-        return archive.orthanc.process.pid
-    assert archive.daemon is not None and archive.daemon.process is not None
-    return archive.daemon.process.pid
+        pid = archive.orthanc.process.pid
+    else:
+        assert archive.daemon is not None and archive.daemon.process is not None
+        pid = archive.daemon.process.pid
+    return [pid, *(child.pid for child in psutil.Process(pid).children())]
 
 
-def counted_syncs(pid: int, run: Callable[[], object], output: Path) -> dict[str, int] | None:
-    """The sync system calls process `pid` (all its threads) makes during `run()`, by name; None
+def counted_syncs(pids: list[int], run: Callable[[], object], output: Path) -> dict[str, int] | None:
+    """The sync system calls processes `pids` (all their threads) make during `run()`, by name; None
     when strace cannot attach."""
     if shutil.which("strace") is None:
         return None
+    attach = [argument for pid in pids for argument in ("-p", str(pid))]
     tracer = subprocess.Popen(
-        ["strace", "-f", "-c", "-e", f"trace={SYNC_CALLS},{WRITE_BACK_CALLS}", "-o", str(output), "-p", str(pid)],
+        ["strace", "-f", "-c", "-e", f"trace={SYNC_CALLS},{WRITE_BACK_CALLS}", "-o", str(output), *attach],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     assert tracer.stderr is not None

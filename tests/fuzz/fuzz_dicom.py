@@ -239,7 +239,8 @@ def echo_answers(port: int) -> bool:
 def measure(daemon: Daemon) -> tuple[float, int]:
     assert daemon.process is not None
     process = psutil.Process(daemon.process.pid)
-    return process.memory_info().rss / 1024 / 1024, process.num_threads()
+    tree = [process, *process.children()]  # the acceptor and its serving processes
+    return sum(each.memory_info().rss for each in tree) / 1024 / 1024, sum(each.num_threads() for each in tree)
 
 
 def lost(config_path: Path, acknowledged: list[str]) -> int:

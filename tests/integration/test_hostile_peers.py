@@ -61,12 +61,14 @@ def echo_and_store(port: int, calling: str = "STORESCU", store: bool = True) -> 
 
 def memory_of(daemon: Daemon) -> int:
     assert daemon.process is not None
-    return int(psutil.Process(daemon.process.pid).memory_info().rss)
+    process = psutil.Process(daemon.process.pid)
+    return sum(int(each.memory_info().rss) for each in [process, *process.children()])
 
 
 def threads_of(daemon: Daemon) -> int:
     assert daemon.process is not None
-    return int(psutil.Process(daemon.process.pid).num_threads())
+    process = psutil.Process(daemon.process.pid)
+    return sum(int(each.num_threads()) for each in [process, *process.children()])
 
 
 @pytest.fixture()
