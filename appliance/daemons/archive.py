@@ -4,6 +4,10 @@ Ready (sd_notify) once the port is bound and the index is open; SIGHUP reloads t
 (peers and their rights apply to the next association); on SIGTERM it stops accepting, lets the
 associations in flight finish (up to a grace period), stops the commitment reports, then closes the
 index.
+
+With several serving processes (`dicom.processes`, by default one per core), this process accepts
+and admits the connections and runs the storage commitment checks and reports; the serving
+processes (`serving`, `archive_serving`) run the associations.
 """
 
 from __future__ import annotations

@@ -164,7 +164,8 @@ class ServingProcesses:
     def reload(self) -> None:
         """Pass SIGHUP on, and wait (at most `RELOAD_TIMEOUT_SECONDS`) until each has read the
         configuration again: the daemon says it reloaded once its serving processes have."""
-        signalled = [serving for serving in self.slots if serving.process.poll() is None]
+        signalled = [serving for serving in self.slots if serving.ready.is_set() and serving.process.poll() is None]
+        # one still starting reads the configuration as it is now (and has no SIGHUP handler yet)
         for serving in signalled:
             serving.reloaded.clear()
             serving.process.send_signal(signal.SIGHUP)
