@@ -129,14 +129,18 @@ class ServingProcesses:
             LOGGER.error("archive serving process %d did not start again", serving.number)
             self.failed = True
 
-    def hand(self, connection: socket.socket, address: tuple[str, int], request: bytes) -> bool:
-        """To the ready serving process with the fewest associations open."""
+    def hand(self, connection: socket.socket, address: tuple[str, int], request: bytes, most: int) -> str | None:
+        """To the ready serving process with the fewest associations open, unless `most` are open
+        in all: counted under the lock that checks it, so that handshakes admitted side by side
+        cannot pass the total together."""
         with self.lock:
+            if sum(len(serving.open) for serving in self.slots) >= most:
+                return f"{most} associations already open"
             candidates = [
                 serving for serving in self.slots if serving.ready.is_set() and serving.process.poll() is None
             ]
             if not candidates:
-                return False
+                return "no archive process could take it"
             serving = min(candidates, key=lambda candidate: len(candidate.open))
             token = next(self.tokens)
             serving.open[token] = address[0]
@@ -147,16 +151,12 @@ class ServingProcesses:
             LOGGER.warning("archive serving process %d could not take a connection: %s", serving.number, error)
             with self.lock:
                 serving.open.pop(token, None)
-            return False
-        return True
+            return "no archive process could take it"
+        return None
 
     def associations_from(self, address: str) -> int:
         with self.lock:
             return sum(1 for serving in self.slots for host in serving.open.values() if host == address)
-
-    def open_associations(self) -> int:
-        with self.lock:
-            return sum(len(serving.open) for serving in self.slots)
 
     def healthy(self) -> bool:
         return not self.failed

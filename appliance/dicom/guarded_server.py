@@ -375,15 +375,12 @@ class GuardedRequestHandler(RequestHandler):
 class Handoff(Protocol):
     """The serving processes an acceptor hands its admitted connections to (`handoff`)."""
 
-    def hand(self, connection: socket.socket, address: tuple[str, int], request: bytes) -> bool:
-        """Hand the connection over (the caller then closes its own descriptor); False when no
-        serving process could take it."""
+    def hand(self, connection: socket.socket, address: tuple[str, int], request: bytes, most: int) -> str | None:
+        """Hand the connection over (the caller then closes its own descriptor) unless `most`
+        associations are open already (checked and counted at once); why not when it was not."""
 
     def associations_from(self, address: str) -> int:
         """Associations handed over from `address` that have not ended."""
-
-    def open_associations(self) -> int:
-        """Associations handed over that have not ended."""
 
 
 class GuardedServer(ThreadedAssociationServer):
@@ -404,14 +401,11 @@ class GuardedServer(ThreadedAssociationServer):
         """Hand an admitted connection to a serving process; refused (transient) past the total of
         associations, or when no serving process can take it."""
         assert self.handoff is not None
-        maximum = self.ae.maximum_associations
-        calling = str(request.calling_ae_title).strip()
-        if self.handoff.open_associations() >= maximum:
-            self.guard.refuse(connection, host, admission.too_many(f"{maximum} associations already open"), calling)
-        elif not self.handoff.hand(connection, (host, port), request.received):
-            self.guard.refuse(connection, host, admission.too_many("no archive process could take it"), calling)
-        else:
+        refused = self.handoff.hand(connection, (host, port), request.received, self.ae.maximum_associations)
+        if refused is None:
             connection.close()  # this process's descriptor only: the serving process has its own
+        else:
+            self.guard.refuse(connection, host, admission.too_many(refused), str(request.calling_ae_title).strip())
 
     def verify_request(self, request: Any, client_address: Any) -> bool:
         """In the accepting thread: count the new handshake, close those it pushes out."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import socket
 import threading
 
+from appliance.daemons.serving import Serving, ServingProcesses
 from appliance.dicom import handoff
 
 
@@ -33,3 +34,43 @@ def test_a_connection_handed_over_keeps_its_request_and_peer() -> None:
         assert handoff.next_report(acceptor) == (handoff.ENDED, 7)
         server.close()
         assert handoff.next_report(acceptor) is None
+
+
+class Running:
+    """Stands for a serving process that runs (`Popen.poll`)."""
+
+    pid = 0
+
+    def poll(self) -> None:
+        return None
+
+
+def test_handshakes_admitted_side_by_side_cannot_pass_the_total_together() -> None:
+    """The total is checked and counted at once: 20 hand-overs at the same moment against a total
+    of 5 leave 5 handed (spread over both serving processes) and 15 refused with the reason."""
+    processes = ServingProcesses([], 2, threading.Event())
+    channels = [handoff.channel_pair() for _ in range(2)]
+    processes.slots = [Serving(number, Running(), ours) for number, (ours, _theirs) in enumerate(channels)]  # type: ignore[arg-type]
+    for serving in processes.slots:
+        serving.ready.set()
+    start = threading.Barrier(20)
+    answers: list[str | None] = []
+
+    def hand_one() -> None:
+        ours, theirs = socket.socketpair()
+        with ours, theirs:
+            start.wait()
+            answers.append(processes.hand(ours, ("127.0.0.1", 104), b"request", 5))
+
+    threads = [threading.Thread(target=hand_one) for _ in range(20)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert answers.count(None) == 5
+    assert answers.count("5 associations already open") == 15
+    assert sorted(len(serving.open) for serving in processes.slots) == [2, 3]
+    assert processes.associations_from("127.0.0.1") == 5
+    for ours, theirs in channels:
+        ours.close()
+        theirs.close()
