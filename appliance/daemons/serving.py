@@ -129,13 +129,17 @@ class ServingProcesses:
             LOGGER.error("archive serving process %d did not start again", serving.number)
             self.failed = True
 
-    def hand(self, connection: socket.socket, address: tuple[str, int], request: bytes, most: int) -> str | None:
+    def hand(
+        self, connection: socket.socket, address: tuple[str, int], request: bytes, most: int, most_from_address: int
+    ) -> str | None:
         """To the ready serving process with the fewest associations open, unless `most` are open
-        in all: counted under the lock that checks it, so that handshakes admitted side by side
-        cannot pass the total together."""
+        in all or `most_from_address` from its address: counted under the lock that checks them,
+        so that handshakes admitted side by side cannot pass a limit together."""
         with self.lock:
             if sum(len(serving.open) for serving in self.slots) >= most:
                 return f"{most} associations already open"
+            if self.count_from(address[0]) >= most_from_address:
+                return f"{most_from_address} associations already open from {address[0]}"
             candidates = [
                 serving for serving in self.slots if serving.ready.is_set() and serving.process.poll() is None
             ]
@@ -156,7 +160,11 @@ class ServingProcesses:
 
     def associations_from(self, address: str) -> int:
         with self.lock:
-            return sum(1 for serving in self.slots for host in serving.open.values() if host == address)
+            return self.count_from(address)
+
+    def count_from(self, address: str) -> int:
+        """Associations from `address` not ended (the caller holds the lock)."""
+        return sum(1 for serving in self.slots for host in serving.open.values() if host == address)
 
     def healthy(self) -> bool:
         return not self.failed

@@ -375,9 +375,12 @@ class GuardedRequestHandler(RequestHandler):
 class Handoff(Protocol):
     """The serving processes an acceptor hands its admitted connections to (`handoff`)."""
 
-    def hand(self, connection: socket.socket, address: tuple[str, int], request: bytes, most: int) -> str | None:
+    def hand(
+        self, connection: socket.socket, address: tuple[str, int], request: bytes, most: int, most_from_address: int
+    ) -> str | None:
         """Hand the connection over (the caller then closes its own descriptor) unless `most`
-        associations are open already (checked and counted at once); why not when it was not."""
+        associations are open already, or `most_from_address` from its address (checked and
+        counted at once); why not when it was not."""
 
     def associations_from(self, address: str) -> int:
         """Associations handed over from `address` that have not ended."""
@@ -399,9 +402,13 @@ class GuardedServer(ThreadedAssociationServer):
 
     def hand_over(self, connection: socket.socket, host: str, port: int, request: CheckedRequest) -> None:
         """Hand an admitted connection to a serving process; refused (transient) past the total of
-        associations, or when no serving process can take it."""
+        associations or its address's (counted again here, exactly: `Guard` counted before reading
+        the whole request), or when no serving process can take it."""
         assert self.handoff is not None
-        refused = self.handoff.hand(connection, (host, port), request.received, self.ae.maximum_associations)
+        from_address = self.guard.settings.current.dicom.maximum_associations_per_address
+        refused = self.handoff.hand(
+            connection, (host, port), request.received, self.ae.maximum_associations, from_address
+        )
         if refused is None:
             connection.close()  # this process's descriptor only: the serving process has its own
         else:

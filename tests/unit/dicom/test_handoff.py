@@ -45,32 +45,45 @@ class Running:
         return None
 
 
-def test_handshakes_admitted_side_by_side_cannot_pass_the_total_together() -> None:
-    """The total is checked and counted at once: 20 hand-overs at the same moment against a total
-    of 5 leave 5 handed (spread over both serving processes) and 15 refused with the reason."""
+def hand_at_once(count: int, most: int, most_from_address: int) -> tuple[ServingProcesses, list[str | None]]:
+    """`count` hand-overs from 127.0.0.1 at the same moment to two running serving processes."""
     processes = ServingProcesses([], 2, threading.Event())
     channels = [handoff.channel_pair() for _ in range(2)]
     processes.slots = [Serving(number, Running(), ours) for number, (ours, _theirs) in enumerate(channels)]  # type: ignore[arg-type]
     for serving in processes.slots:
         serving.ready.set()
-    start = threading.Barrier(20)
+    start = threading.Barrier(count)
     answers: list[str | None] = []
 
     def hand_one() -> None:
         ours, theirs = socket.socketpair()
         with ours, theirs:
             start.wait()
-            answers.append(processes.hand(ours, ("127.0.0.1", 104), b"request", 5))
+            answers.append(processes.hand(ours, ("127.0.0.1", 104), b"request", most, most_from_address))
 
-    threads = [threading.Thread(target=hand_one) for _ in range(20)]
+    threads = [threading.Thread(target=hand_one) for _ in range(count)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
+    for ours, theirs in channels:
+        ours.close()
+        theirs.close()
+    return processes, answers
+
+
+def test_handshakes_admitted_side_by_side_cannot_pass_the_total_together() -> None:
+    """The total is checked and counted at once: 20 hand-overs at the same moment against a total
+    of 5 leave 5 handed (spread over both serving processes) and 15 refused with the reason."""
+    processes, answers = hand_at_once(20, most=5, most_from_address=20)
     assert answers.count(None) == 5
     assert answers.count("5 associations already open") == 15
     assert sorted(len(serving.open) for serving in processes.slots) == [2, 3]
     assert processes.associations_from("127.0.0.1") == 5
-    for ours, theirs in channels:
-        ours.close()
-        theirs.close()
+
+
+def test_handshakes_admitted_side_by_side_cannot_pass_the_per_address_limit_together() -> None:
+    processes, answers = hand_at_once(20, most=10, most_from_address=3)
+    assert answers.count(None) == 3
+    assert answers.count("3 associations already open from 127.0.0.1") == 17
+    assert processes.associations_from("127.0.0.1") == 3
