@@ -8,6 +8,11 @@ crash) is logged and replaced; its associations were cut, what they had acknowle
 SIGHUP is passed on; at the daemon's stop each one finishes its associations (as a single-process
 daemon does) before the daemon ends. A serving process dies with the acceptor (`PR_SET_PDEATHSIG`):
 killing the daemon outright kills it whole.
+
+A serving process that hangs without ending (stopped, or its thread that takes the connections
+stuck) would keep the connections handed to it waiting, and take new ones: every
+`LIVENESS_INTERVAL_SECONDS` each one is asked whether it is alive, and one that has said nothing
+(no answer, no report) for `LIVENESS_TIMEOUT_SECONDS` is logged, killed and replaced as a crashed one.
 """
 
 from __future__ import annotations
@@ -36,6 +41,9 @@ READY_TIMEOUT_SECONDS = 120.0
 RELOAD_TIMEOUT_SECONDS = 10.0
 STOP_TIMEOUT_SECONDS = STOP_GRACE_SECONDS + 15.0
 MOST_PROCESSES = 4  # `dicom.processes: 0`: one per core, at most this many
+NO_PROCESS = "no archive process could take it"  # the refusal's reason when none is running
+LIVENESS_INTERVAL_SECONDS = 5.0
+LIVENESS_TIMEOUT_SECONDS = 30.0  # six questions unanswered: far beyond any pause of a busy process
 SYSTEMD_VARIABLES = ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID")  # the acceptor alone talks to systemd
 
 
@@ -62,6 +70,7 @@ class Serving:
     reloaded: threading.Event = field(default_factory=threading.Event)
     open: dict[int, str] = field(default_factory=dict)  # token -> the peer's host
     sending: threading.Lock = field(default_factory=threading.Lock)
+    heard: float = field(default_factory=time.monotonic)  # when it last said anything
 
 
 class ServingProcesses:
@@ -75,6 +84,7 @@ class ServingProcesses:
         self.tokens = itertools.count(1)
         self.slots: list[Serving] = []
         self.stopping = False
+        self.stopped = threading.Event()
         self.failed = False
 
     def start(self) -> bool:
@@ -85,7 +95,33 @@ class ServingProcesses:
             if not serving.ready.wait(max(0.0, deadline - time.monotonic())):
                 LOGGER.error("archive serving process %d (pid %d) did not start", serving.number, serving.process.pid)
                 return False
+        threading.Thread(target=self.watch, name="archive-serving-liveness", daemon=True).start()
         return True
+
+    def watch(self) -> None:
+        """Until the stop: ask each serving process whether it is alive; kill one silent too long."""
+        while not self.stopped.wait(LIVENESS_INTERVAL_SECONDS):
+            with self.lock:
+                running = [serving for serving in self.slots if serving.ready.is_set()]
+            for serving in running:
+                if serving.process.poll() is None:
+                    self.check(serving)
+
+    def check(self, serving: Serving) -> None:
+        silent = time.monotonic() - serving.heard
+        if silent > LIVENESS_TIMEOUT_SECONDS:
+            LOGGER.error("archive serving process %d (pid %d) has not answered for %.0f s: killing it",
+                         serving.number, serving.process.pid, silent)  # fmt: skip
+            serving.process.kill()  # its channel closes: `listen` replaces it
+            return
+        if not serving.sending.acquire(blocking=False):
+            return  # a hand-over is being written to it: asked at the next round
+        try:
+            handoff.ask_alive(serving.channel)
+        except OSError:  # its channel is full (it reads nothing: the timeout runs), or it is ending
+            pass
+        finally:
+            serving.sending.release()
 
     def spawn(self, number: int) -> Serving:
         ours, theirs = handoff.channel_pair()
@@ -101,6 +137,7 @@ class ServingProcesses:
         """Take a serving process's reports until it ends, then replace it (unless stopping)."""
         while (report := handoff.next_report(serving.channel)) is not None:
             kind, token = report
+            serving.heard = time.monotonic()
             if kind == handoff.READY:
                 serving.ready.set()
             elif kind == handoff.ENDED:
@@ -132,9 +169,10 @@ class ServingProcesses:
     def hand(
         self, connection: socket.socket, address: tuple[str, int], request: bytes, most: int, most_from_address: int
     ) -> str | None:
-        """To the ready serving process with the fewest associations open, unless `most` are open
-        in all or `most_from_address` from its address: counted under the lock that checks them,
-        so that handshakes admitted side by side cannot pass a limit together."""
+        """To the ready serving process with the fewest associations open (one that answers its
+        liveness questions first), unless `most` are open in all or `most_from_address` from its
+        address: counted under the lock that checks them, so that handshakes admitted side by side
+        cannot pass a limit together."""
         with self.lock:
             if sum(len(serving.open) for serving in self.slots) >= most:
                 return f"{most} associations already open"
@@ -144,8 +182,8 @@ class ServingProcesses:
                 serving for serving in self.slots if serving.ready.is_set() and serving.process.poll() is None
             ]
             if not candidates:
-                return "no archive process could take it"
-            serving = min(candidates, key=lambda candidate: len(candidate.open))
+                return NO_PROCESS
+            serving = min(candidates, key=lambda candidate: (silent(candidate), len(candidate.open)))
             token = next(self.tokens)
             serving.open[token] = address[0]
         try:
@@ -155,7 +193,7 @@ class ServingProcesses:
             LOGGER.warning("archive serving process %d could not take a connection: %s", serving.number, error)
             with self.lock:
                 serving.open.pop(token, None)
-            return "no archive process could take it"
+            return NO_PROCESS
         return None
 
     def associations_from(self, address: str) -> int:
@@ -185,6 +223,7 @@ class ServingProcesses:
     def stop(self) -> None:
         """SIGTERM each (it finishes its associations, as the daemon does), wait, kill what is left."""
         self.stopping = True
+        self.stopped.set()
         for serving in self.slots:
             if serving.process.poll() is None:
                 serving.process.terminate()
@@ -197,6 +236,11 @@ class ServingProcesses:
                                serving.process.pid)  # fmt: skip
                 serving.process.kill()
                 serving.process.wait()
+
+
+def silent(serving: Serving) -> bool:
+    """Whether a serving process has left questions unanswered: one that answers is preferred."""
+    return time.monotonic() - serving.heard > 2 * LIVENESS_INTERVAL_SECONDS + 1
 
 
 def serving_environment() -> dict[str, str]:

@@ -71,8 +71,9 @@ class HandedServer(GuardedServer):
         """The acceptor listens."""
 
     def get_request(self) -> tuple[socket.socket, tuple[str, int]]:
-        """The next connection handed over. When the acceptor has closed the channel (its process
-        ended), this process stops as on SIGTERM."""
+        """The next connection handed over. A liveness question is answered here, in the thread that
+        takes the connections (socketserver passes over the OSError raised after it). When the
+        acceptor has closed the channel (its process ended), this process stops as on SIGTERM."""
         taken = None if self.acceptor_gone else handoff.take(self.channel)
         if taken is None:
             if not self.acceptor_gone:
@@ -80,6 +81,9 @@ class HandedServer(GuardedServer):
                 LOGGER.error("the archive's acceptor closed the channel: stopping")
                 os.kill(os.getpid(), signal.SIGTERM)
             raise ConnectionAbortedError("the acceptor closed the channel")
+        if isinstance(taken, handoff.Handed):  # a liveness question: answered, no request to serve
+            self.reports.alive()
+            raise InterruptedError("a liveness question, answered")
         connection, handed = taken
         with self.handed_lock:
             self.handed[connection] = handed

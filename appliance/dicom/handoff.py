@@ -14,7 +14,12 @@ The channel between the acceptor and a serving process is one AF_UNIX stream soc
 - server to acceptor: 9-byte messages, a kind and a token: READY once it serves, ENDED when the
   association of a token has ended (its place is free again), RECEIVED when a storage commitment
   request waits to be checked (the acceptor's process runs the check), RELOADED when it has read
-  its configuration again (SIGHUP).
+  its configuration again (SIGHUP), ALIVE in answer to a liveness question.
+
+The liveness question is a header of zeros (token `QUESTION`) without a descriptor. The server
+thread that takes the hand-overs answers it, so an answer says that the process can still take a
+connection; the acceptor kills and replaces one that has not answered for a while
+(`daemons.serving`).
 """
 
 from __future__ import annotations
@@ -31,6 +36,8 @@ READY = b"R"
 ENDED = b"E"
 RELOADED = b"L"
 RECEIVED = b"C"
+ALIVE = b"A"
+QUESTION = 0  # the token of a liveness question (hand-overs count from 1)
 
 
 @dataclass(frozen=True)
@@ -56,15 +63,28 @@ def hand(channel: socket.socket, connection: socket.socket, handed: Handed) -> N
     channel.sendall(host + handed.request)
 
 
-def take(channel: socket.socket) -> tuple[socket.socket, Handed] | None:
-    """The next connection handed over, as a socket of this process, and its request; None when the
-    acceptor has closed the channel."""
+def ask_alive(channel: socket.socket) -> None:
+    """Ask the serving process whether it is alive (it answers ALIVE), without waiting: raises
+    BlockingIOError when its channel is full (it reads nothing), OSError when it is gone. The
+    caller serialises the sends of one channel."""
+    question = HEADER.pack(QUESTION, 0, 0, 0)
+    sent = channel.send(question, socket.MSG_DONTWAIT)
+    if sent < len(question):  # a unix stream socket takes so small a message whole; kept whole
+        channel.sendall(question[sent:])
+
+
+def take(channel: socket.socket) -> tuple[socket.socket, Handed] | Handed | None:
+    """The next connection handed over, as a socket of this process, and its request; a liveness
+    question alone (a `Handed` whose token is `QUESTION`); None when the acceptor has closed the
+    channel."""
     header, descriptors, _flags, _address = socket.recv_fds(channel, HEADER.size, 1)
     if not header:
         return None
     connection = socket.socket(fileno=descriptors[0]) if descriptors else None
     header += read_exactly(channel, HEADER.size - len(header))
     token, request_length, port, host_length = HEADER.unpack(header)
+    if token == QUESTION and connection is None and len(header) == HEADER.size:
+        return Handed(QUESTION, ("", 0), b"")
     body = read_exactly(channel, host_length + request_length)
     if connection is None or len(body) < host_length + request_length:
         raise ConnectionError("the channel from the acceptor broke off in the middle of a hand-over")
@@ -103,14 +123,21 @@ class Reports:
     def ended(self, token: int) -> None:
         self.send(ENDED, token)
 
+    def alive(self) -> None:
+        self.send(ALIVE)
+
     def set(self) -> None:
         """A storage commitment request waits to be checked (stands for the acceptor's event)."""
         self.send(RECEIVED)
 
 
 def next_report(channel: socket.socket) -> tuple[bytes, int] | None:
-    """The next message of a serving process; None when it has closed its end (it ended)."""
-    message = read_exactly(channel, MESSAGE.size)
+    """The next message of a serving process; None when it has closed its end (it ended; a reset
+    when it was killed with something left unread)."""
+    try:
+        message = read_exactly(channel, MESSAGE.size)
+    except OSError:
+        return None
     if len(message) < MESSAGE.size:
         return None
     kind, token = MESSAGE.unpack(message)

@@ -2,8 +2,8 @@
 accepts and admits, two serving processes run the associations. Real daemon, pynetdicom peers.
 
 What must hold as with one process: associations spread over both, the per-address and total
-limits across them, a reload reaching them, a crashed one replaced, and nothing left running when
-the daemon is killed outright."""
+limits across them, a reload reaching them, a crashed or hung one replaced, and nothing left running
+when the daemon is killed outright."""
 
 from __future__ import annotations
 
@@ -19,6 +19,8 @@ import yaml
 from datagen import PATIENTS, make_instance
 from pynetdicom.sop_class import CTImageStorage, Verification  # type: ignore[attr-defined]
 from servers import Daemon, archive_config, associate, wait_for, write_config
+
+from appliance.daemons.serving import LIVENESS_TIMEOUT_SECONDS
 
 SUCCESS = 0x0000
 NOT_AUTHORIZED = 0x0124
@@ -145,6 +147,29 @@ def test_a_serving_process_that_dies_is_replaced(archive: Daemon) -> None:
     for number in range(4):  # both processes take associations again
         assert associate_and_release(archive.port), f"association {number}"
     association.abort()
+    assert "1 association(s) cut: starting another" in archive.log()
+
+
+def test_a_serving_process_that_hangs_is_killed_and_replaced(archive: Daemon) -> None:
+    """A serving process stopped (SIGSTOP) ends no association and answers no liveness question:
+    within `LIVENESS_TIMEOUT_SECONDS` it is killed and replaced, and meanwhile new associations go
+    to the other one."""
+    first, second = serving_processes(archive)
+    hung = associate(archive.port, Verification)
+    assert hung.is_established
+    victim = first if peers_served_by(first, archive.port) else second
+    victim.suspend()
+    try:
+        wait_for(lambda: "has not answered for" in archive.log(), "the hung serving process to be found out",
+                 LIVENESS_TIMEOUT_SECONDS + 30)  # fmt: skip
+        wait_for(lambda: len(serving_processes(archive)) == 2 and victim not in serving_processes(archive),
+                 "a new serving process")  # fmt: skip
+    finally:
+        if victim.is_running():
+            victim.kill()
+    for number in range(4):
+        assert associate_and_release(archive.port), f"association {number}"
+    hung.abort()
     assert "1 association(s) cut: starting another" in archive.log()
 
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import socket
 import threading
+import time
 
+from appliance.daemons import serving as serving_module
 from appliance.daemons.serving import Serving, ServingProcesses
 from appliance.dicom import handoff
 
@@ -37,12 +39,18 @@ def test_a_connection_handed_over_keeps_its_request_and_peer() -> None:
 
 
 class Running:
-    """Stands for a serving process that runs (`Popen.poll`)."""
+    """Stands for a serving process that runs (`Popen.poll`), and notes whether it was killed."""
 
     pid = 0
 
+    def __init__(self) -> None:
+        self.killed = False
+
     def poll(self) -> None:
         return None
+
+    def kill(self) -> None:
+        self.killed = True
 
 
 def hand_at_once(count: int, most: int, most_from_address: int) -> tuple[ServingProcesses, list[str | None]]:
@@ -87,3 +95,59 @@ def test_handshakes_admitted_side_by_side_cannot_pass_the_per_address_limit_toge
     assert answers.count(None) == 3
     assert answers.count("3 associations already open from 127.0.0.1") == 17
     assert processes.associations_from("127.0.0.1") == 3
+
+
+def test_a_liveness_question_is_taken_apart_from_hand_overs_and_answered() -> None:
+    acceptor, server = handoff.channel_pair()
+    with acceptor, server:
+        handoff.ask_alive(acceptor)
+        assert handoff.take(server) == handoff.Handed(handoff.QUESTION, ("", 0), b"")
+        handoff.Reports(server).alive()
+        assert handoff.next_report(acceptor) == (handoff.ALIVE, 0)
+        handoff.ask_alive(acceptor)
+        server.close()  # killed with a question unread: the acceptor's end is reset
+        assert handoff.next_report(acceptor) is None
+
+
+def two_running() -> tuple[ServingProcesses, list[socket.socket]]:
+    """Two running serving processes, ready; the serving processes' ends of their channels."""
+    processes = ServingProcesses([], 2, threading.Event())
+    channels = [handoff.channel_pair() for _ in range(2)]
+    processes.slots = [Serving(number, Running(), ours) for number, (ours, _theirs) in enumerate(channels)]  # type: ignore[arg-type]
+    for serving in processes.slots:
+        serving.ready.set()
+    return processes, [theirs for _ours, theirs in channels]
+
+
+def test_a_serving_process_silent_too_long_is_killed_the_others_asked() -> None:
+    processes, theirs = two_running()
+    answering, silent = processes.slots
+    silent.heard = time.monotonic() - serving_module.LIVENESS_TIMEOUT_SECONDS - 1
+    for serving in processes.slots:
+        processes.check(serving)
+    assert silent.process.killed and not answering.process.killed  # type: ignore[attr-defined]
+    assert handoff.take(theirs[0]) == handoff.Handed(handoff.QUESTION, ("", 0), b"")
+    assert not peek(theirs[1]), "the silent one is not asked"
+    for channel in (*theirs, *(serving.channel for serving in processes.slots)):
+        channel.close()
+
+
+def peek(channel: socket.socket) -> bytes:
+    try:
+        return channel.recv(1 << 10, socket.MSG_PEEK | socket.MSG_DONTWAIT)
+    except BlockingIOError:
+        return b""
+
+
+def test_a_silent_serving_process_gets_no_new_connection_while_another_answers() -> None:
+    """Until it is killed, connections go to the one that answers, even with more open."""
+    processes, theirs = two_running()
+    answering, silent = processes.slots
+    answering.open = {101: "127.0.0.1", 102: "127.0.0.1"}
+    silent.heard = time.monotonic() - 3 * serving_module.LIVENESS_INTERVAL_SECONDS
+    ours, peer = socket.socketpair()
+    with ours, peer:
+        assert processes.hand(ours, ("127.0.0.1", 104), b"request", 10, 10) is None
+    assert len(answering.open) == 3 and not silent.open
+    for channel in (*theirs, *(serving.channel for serving in processes.slots)):
+        channel.close()
