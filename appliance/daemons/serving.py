@@ -83,8 +83,7 @@ class ServingProcesses:
         self.lock = threading.Lock()
         self.tokens = itertools.count(1)
         self.slots: list[Serving] = []
-        self.stopping = False
-        self.stopped = threading.Event()
+        self.stopping = threading.Event()  # set at the daemon's stop
         self.failed = False
 
     def start(self) -> bool:
@@ -100,7 +99,7 @@ class ServingProcesses:
 
     def watch(self) -> None:
         """Until the stop: ask each serving process whether it is alive; kill one silent too long."""
-        while not self.stopped.wait(LIVENESS_INTERVAL_SECONDS):
+        while not self.stopping.wait(LIVENESS_INTERVAL_SECONDS):
             with self.lock:
                 running = [serving for serving in self.slots if serving.ready.is_set()]
             for serving in running:
@@ -108,10 +107,10 @@ class ServingProcesses:
                     self.check(serving)
 
     def check(self, serving: Serving) -> None:
-        silent = time.monotonic() - serving.heard
-        if silent > LIVENESS_TIMEOUT_SECONDS:
+        quiet_for = time.monotonic() - serving.heard
+        if quiet_for > LIVENESS_TIMEOUT_SECONDS:
             LOGGER.error("archive serving process %d (pid %d) has not answered for %.0f s: killing it",
-                         serving.number, serving.process.pid, silent)  # fmt: skip
+                         serving.number, serving.process.pid, quiet_for)  # fmt: skip
             serving.process.kill()  # its channel closes: `listen` replaces it
             return
         if not serving.sending.acquire(blocking=False):
@@ -155,7 +154,7 @@ class ServingProcesses:
             cut = len(serving.open)
             serving.open.clear()
         serving.channel.close()
-        if self.stopping:
+        if self.stopping.is_set():
             return
         LOGGER.error("archive serving process %d (pid %d) ended (exit status %d), %d association(s) cut: "
                      "starting another", serving.number, serving.process.pid, status, cut)  # fmt: skip
@@ -222,8 +221,7 @@ class ServingProcesses:
 
     def stop(self) -> None:
         """SIGTERM each (it finishes its associations, as the daemon does), wait, kill what is left."""
-        self.stopping = True
-        self.stopped.set()
+        self.stopping.set()
         for serving in self.slots:
             if serving.process.poll() is None:
                 serving.process.terminate()
