@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from browser_support import Box
+from health_data import daily_moments, points_drawn
 from playwright.sync_api import ConsoleMessage, Page, expect
 from sqlalchemy import Engine
 
@@ -33,7 +34,8 @@ def index(box: Box) -> Iterator[Engine]:
     engine.dispose()
 
 
-def record_a_failing_box(engine: Engine) -> None:
+def record_a_failing_box(engine: Engine) -> list[datetime]:
+    """Records a failing box; returns when its disk measures were taken."""
     now = datetime.now(UTC)
     store.record(
         engine, "raid", Reading([Finding("raid", "md1", Severity.OK, "Le RAID va bien.")]), now - timedelta(days=1)
@@ -46,12 +48,11 @@ def record_a_failing_box(engine: Engine) -> None:
     ]
     store.record(engine, "smart", Reading(smart), now)
     store.record(engine, "disk", Reading([Finding("disk", "data", Severity.OK, "Place suffisante.")]), now)
-    for day in range(90, -1, -1):
-        used = 1.0e12 + (90 - day) * 6.0e9
+    moments = daily_moments(now)
+    for left, moment in enumerate(reversed(moments)):
+        used = 1.54e12 - left * 6.0e9
         values = [Measure("disk.data.used_bytes", used), Measure("disk.data.free_bytes", 2.0e12 - used)]
-        store.add_measures(
-            engine, [*values, Measure("disk.data.days_left", 160.0)], now - timedelta(days=day, minutes=1)
-        )
+        store.add_measures(engine, [*values, Measure("disk.data.days_left", 160.0)], moment)
     cut = now - timedelta(hours=3)
     store.record(engine, "ups", Reading([Finding("ups", "eaton", Severity.WARNING, "Sur batterie.")]), cut)
     for minute in range(0, 16, 3):
@@ -59,13 +60,14 @@ def record_a_failing_box(engine: Engine) -> None:
     store.record(
         engine, "ups", Reading([Finding("ups", "eaton", Severity.OK, "Sur secteur.")]), cut + timedelta(minutes=15)
     )
+    return moments
 
 
 def test_a_degraded_raid_and_a_failing_disk_show_red_and_the_plots_draw(
     page: Page, box: Box, index: Engine, screenshots: Path
 ) -> None:
     users.create(index, USERNAME, "Marc Durand", Role.MAINTENANCE, PASSWORD, "test")
-    record_a_failing_box(index)
+    disk_moments = record_a_failing_box(index)
     refused: list[str] = []
     page.on("console", lambda message: refused.append(message.text) if policy_violation(message) else None)
     page.goto(f"{box.url}/login")
@@ -82,7 +84,8 @@ def test_a_degraded_raid_and_a_failing_disk_show_red_and_the_plots_draw(
     expect(page.locator("#tile-monitor")).to_have_count(0)
     disk_line = page.locator("#disk-plot svg polyline.plot-line.measure")
     expect(disk_line).to_have_count(1)
-    assert len((disk_line.get_attribute("points") or "").split()) == 91
+    drawn = points_drawn(disk_moments, datetime.now(UTC))
+    assert len((disk_line.get_attribute("points") or "").split()) == drawn
     expect(page.locator("#disk-plot svg polyline.plot-line.forecast")).to_have_count(1)
     expect(page.locator("#disk-plot-summary")).to_contain_text("plein dans 160 jours environ")
     expect(page.locator("#images-plot svg rect.plot-bar")).to_have_count(90)

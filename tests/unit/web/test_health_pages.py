@@ -20,6 +20,7 @@ from console_client import Events, csrf_token, log_in
 from datagen import PATIENTS, encoded, make_instance
 from flask import Flask
 from flask.testing import FlaskClient
+from health_data import daily_moments, points_drawn
 from servers import free_port
 from sqlalchemy import Engine
 
@@ -143,11 +144,12 @@ def test_everyone_sees_the_health_only_administrators_send_a_test_alert(
 
 def test_the_plots_draw_the_measures_and_the_receipts(logged_in: Callable[[Role], FlaskClient], engine: Engine) -> None:
     now = datetime.now(UTC)
-    for day in range(90, -1, -1):
-        used = 1_000_000_000_000 + (90 - day) * 5_000_000_000
+    moments = daily_moments(now)
+    for left, moment in enumerate(reversed(moments)):
+        used = 1_450_000_000_000 - left * 5_000_000_000
         measures = [Measure("disk.data.used_bytes", used), Measure("disk.data.free_bytes", 3_000_000_000_000 - used)]
         measures.append(Measure("disk.data.days_left", 400.0))
-        store.add_measures(engine, measures, now - timedelta(days=day, minutes=5))
+        store.add_measures(engine, measures, moment)
     outage = now - timedelta(hours=5)
     store.record(
         engine, "ups", Reading([Finding("ups", "eaton", Severity.OK, "Sur secteur.")]), outage - timedelta(days=1)
@@ -165,6 +167,7 @@ def test_the_plots_draw_the_measures_and_the_receipts(logged_in: Callable[[Role]
         dataset = make_instance("CT", PATIENTS[0], accession_number=f"PLOT{number}", instance_number=number + 1)
         index.add_instance(read_attributes(encoded(dataset)), WrittenFile(f"plot/{number}.dcm", 10, "0" * 64), "CT")
     page = html.unescape(logged_in(Role.SECRETARY).get("/").get_data(as_text=True))
+    rendered = datetime.now(UTC)
     disk = page.split('id="disk-plot"')[1].split("</figure>")[0]
     assert disk.count('class="plot-line measure"') == 1 and 'class="plot-line forecast"' in disk
     assert 'class="plot-line limit"' in disk and "<title" in disk and "Plein" in disk
@@ -173,7 +176,7 @@ def test_the_plots_draw_the_measures_and_the_receipts(logged_in: Callable[[Role]
         and "1,4\N{NO-BREAK SPACE}To occupés, 1,6\N{NO-BREAK SPACE}To libres. Au rythme" in disk
     )
     points = re.search(r'class="plot-line measure" points="([^"]+)"', disk)
-    assert points is not None and len(points.group(1).split()) == 91
+    assert points is not None and len(points.group(1).split()) == points_drawn(moments, rendered)
     images = page.split('id="images-plot"')[1].split("</figure>")[0]
     assert images.count('<rect class="plot-bar"') == 90 and "3 images en 90 jours" in images
     assert "<table>" in images  # the values, for whoever cannot see the drawing

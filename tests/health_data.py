@@ -1,0 +1,28 @@
+"""Disk measures as the monitor leaves them, for the tests of the dashboard's disk plot."""
+
+from __future__ import annotations
+
+from datetime import datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+from appliance.web.languages import TIME_ZONE
+
+
+def daily_moments(now: datetime, days: int = 90) -> list[datetime]:
+    """Five minutes before each local midnight of the last `days` days, then `now`: one measure for
+    each point the disk plot draws, whatever the hour the test runs at. A window of 90 times 24 hours
+    holds 89 local midnights when it ends late in the evening across the autumn's clock change, so
+    the count is not always `days`."""
+    zone = ZoneInfo(TIME_ZONE)
+    first = (now - timedelta(days=days)).astimezone(zone).date() + timedelta(days=1)
+    count = (now.astimezone(zone).date() - first).days + 1
+    midnights = [datetime.combine(first + timedelta(days=offset), time(), zone) for offset in range(count)]
+    return [*(midnight - timedelta(minutes=5) for midnight in midnights), now]
+
+
+def points_drawn(moments: list[datetime], rendered: datetime) -> int:
+    """How many of the measures taken at `moments` the disk plot of a page rendered at `rendered`
+    draws: those of the days still in its window, and the last one. Fewer than `moments` only when a
+    local midnight passed between the measures and the page."""
+    window = set(daily_moments(rendered)[:-1])
+    return len(window.intersection(moments[:-1])) + 1
