@@ -38,6 +38,7 @@ RELOADED = b"L"
 RECEIVED = b"C"
 ALIVE = b"A"
 QUESTION = 0  # the token of a liveness question (hand-overs count from 1)
+BROKEN_OFF = "the channel from the acceptor broke off in the middle of a hand-over"
 
 
 @dataclass(frozen=True)
@@ -82,12 +83,14 @@ def take(channel: socket.socket) -> tuple[socket.socket, Handed] | Handed | None
         return None
     connection = socket.socket(fileno=descriptors[0]) if descriptors else None
     header += read_exactly(channel, HEADER.size - len(header))
+    if len(header) < HEADER.size:
+        raise ConnectionError(BROKEN_OFF)
     token, request_length, port, host_length = HEADER.unpack(header)
-    if token == QUESTION and connection is None and len(header) == HEADER.size:
+    if token == QUESTION and connection is None:
         return Handed(QUESTION, ("", 0), b"")
     body = read_exactly(channel, host_length + request_length)
     if connection is None or len(body) < host_length + request_length:
-        raise ConnectionError("the channel from the acceptor broke off in the middle of a hand-over")
+        raise ConnectionError(BROKEN_OFF)
     return connection, Handed(token, (body[:host_length].decode(), port), body[host_length:])
 
 

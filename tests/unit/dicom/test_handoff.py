@@ -6,6 +6,8 @@ import socket
 import threading
 import time
 
+import pytest
+
 from appliance.daemons import serving as serving_module
 from appliance.daemons.serving import Serving, ServingProcesses
 from appliance.dicom import handoff
@@ -107,6 +109,18 @@ def test_a_liveness_question_is_taken_apart_from_hand_overs_and_answered() -> No
         handoff.ask_alive(acceptor)
         server.close()  # killed with a question unread: the acceptor's end is reset
         assert handoff.next_report(acceptor) is None
+
+
+def test_a_hand_over_broken_off_in_its_header_or_body_is_a_connection_error() -> None:
+    """What the thread that takes connections passes over (an OSError), never a crash of it."""
+    whole = handoff.HEADER.pack(3, 10, 104, 9) + b"127.0.0.1" + bytes(4)
+    for cut in (handoff.HEADER.size - 2, len(whole) - 2):
+        acceptor, server = handoff.channel_pair()
+        with acceptor, server:
+            acceptor.sendall(whole[:cut])
+            acceptor.close()
+            with pytest.raises(ConnectionError, match=handoff.BROKEN_OFF):
+                handoff.take(server)
 
 
 def two_running() -> tuple[ServingProcesses, list[socket.socket]]:
