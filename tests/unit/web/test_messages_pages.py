@@ -6,13 +6,14 @@ patients it names), filters and pages, and the retry of a parked message."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from html import unescape
 from pathlib import Path
 
 import pytest
 from console_client import Events, csrf_token
 from flask.testing import FlaskClient
+from practice_clock import practice_today
 from ris_and_images import RIS_ISSUER, RIS_PATIENT, receive, step_of
 from sqlalchemy import Engine
 
@@ -168,7 +169,7 @@ def test_filters_and_their_errors(logged_in: LoggedIn, log: dict[str, int]) -> N
     assert "hl7-ris" in parked and "storage-commitment:CT1" not in parked
     wrong = page(client, "/messages?direction=in&status=parked")
     assert 'id="status-errors"' in wrong
-    today = date.today()
+    today = practice_today()
     backwards = page(client, f"/messages?since={today}&until={today - timedelta(days=1)}")
     assert 'id="until-errors"' in backwards and "La fin précède le début." in backwards
     assert "A28-0001" in page(client, f"/messages?since={today - timedelta(days=1)}&until={today}")

@@ -8,14 +8,14 @@ from __future__ import annotations
 import html
 import json
 from collections.abc import Callable
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 import pytest
 from console_client import Events
 from datagen import PATIENTS, encoded, make_instance
 from flask.testing import FlaskClient
+from practice_clock import practice_today
 from pydicom.uid import CTImageStorage, generate_uid
 from sqlalchemy import Engine, select, update
 from worklist_data import new_order, schedule
@@ -30,7 +30,6 @@ from appliance.db.schema import instance
 from appliance.patients.identities import Identifier, IdentityPolicy, PatientIdentity, Source, record_patient
 from appliance.patients.national import INS_NIR_OID
 
-TODAY = datetime.now(ZoneInfo("Europe/Paris")).date()
 HEART_STUDY = generate_uid()
 INS = "260058815400233"
 
@@ -78,15 +77,16 @@ def archive(engine: Engine, settings: Settings, tmp_path: Path) -> Engine:
             connection, identity, Source("RIS", "CABINET", "ADT^A28", "M1"), IdentityPolicy(True)
         )
     assert patient_pk.patient_pk is not None
-    order = new_order(1, station="CT_SALLE1", day=TODAY, study_instance_uid=HEART_STUDY, accession_number="ACC100")
+    today = practice_today()
+    order = new_order(1, station="CT_SALLE1", day=today, study_instance_uid=HEART_STUDY, accession_number="ACC100")
     schedule(engine, settings.current, order, patient_pk.patient_pk)
     ingest = Ingest(FileStore(tmp_path / "data", 0), Index(engine))
     series_uid = generate_uid()
     heart = PATIENTS[0].__class__("IPP0100", "COEUR^MARIE", "19600530", "F", "ISO_IR 100")
     for number in (1, 2, 3):
-        store(ingest, small_instance("CT", heart, TODAY, study_uid=HEART_STUDY, series_uid=series_uid,
+        store(ingest, small_instance("CT", heart, today, study_uid=HEART_STUDY, series_uid=series_uid,
                                      instance_number=number, accession_number="ACC100"), "CT_SALLE1")  # fmt: skip
-    store(ingest, small_instance("MR", PATIENTS[0], TODAY - timedelta(days=1), accession_number="ACC200"), "MR_X")
+    store(ingest, small_instance("MR", PATIENTS[0], today - timedelta(days=1), accession_number="ACC200"), "MR_X")
     store(ingest, small_instance("US", PATIENTS[1], date(2025, 6, 30), accession_number="ACC300"), "US_X")
     return engine
 
@@ -125,7 +125,8 @@ def test_an_empty_search_shows_todays_studies_and_is_audited_as_a_query(
     (event,) = events.of("110112")
     assert event.action == "E" and event.requestor.user_id == "user-secretary"  # type: ignore[union-attr]
     assert event.objects[0].kind == "query" and event.objects[0].object_id == "1.2.840.10008.5.1.4.1.2.2.1"
-    assert queries(events) == [{"first_day": f"{TODAY:%Y%m%d}", "last_day": f"{TODAY:%Y%m%d}"}]
+    today = f"{practice_today():%Y%m%d}"
+    assert queries(events) == [{"first_day": today, "last_day": today}]
 
 
 @pytest.mark.parametrize(
@@ -159,7 +160,7 @@ def test_the_result_table_shows_the_french_way(archive: Engine, logged_in: Calla
     page = logged_in(Role.SECRETARY).get("/studies?patient_name=coeur").get_data(as_text=True)
     row = page[page.index(f'data-study-uid="{HEART_STUDY}"') :].split("</tr>")[0]
     assert "CŒUR Marie" in row and "30/05/1960" in row and "IPP0100" in row
-    assert f"{TODAY:%d/%m/%Y}" in row and "ACC100" in row and "CT thorax" in row
+    assert f"{practice_today():%d/%m/%Y}" in row and "ACC100" in row and "CT thorax" in row
     assert f'href="/studies/{HEART_STUDY}"' in row
 
 

@@ -7,13 +7,13 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 import pytest
 from console_client import Events
 from flask.testing import FlaskClient
+from practice_clock import practice_today
 from pydicom.dataset import Dataset
 from pydicom.uid import generate_uid
 from sqlalchemy import Engine
@@ -24,8 +24,6 @@ from appliance.config import Config, Settings
 from appliance.config.loader import config_from_document, development_document
 from appliance.worklist import performed
 from appliance.worklist.orders import OrderControl
-
-TODAY = datetime.now(ZoneInfo("Europe/Paris")).date()
 
 
 def config_with_profiles(data: Path) -> Config:
@@ -47,11 +45,12 @@ def day(engine: Engine, settings: Settings) -> Engine:
     config = settings.current
     dupont = add_ris_patient(engine, "IPP1", ("DUPONT", "Marie-Hélène"))
     oeuvrard = add_patient(engine, "IPP2", "ŒUVRARD^Chloé")
-    schedule(engine, config, new_order(0, "US", "US_SALLE3", day=TODAY, procedure_description="Échographie"), dupont)
-    schedule(engine, config, new_order(1, "US", "US_SALLE3", day=TODAY), oeuvrard)
-    schedule(engine, config, new_order(2, "CT", "CT_SALLE1", day=TODAY), dupont)
-    schedule(engine, config, new_order(3, "MR", "MR_SALLE2", day=TODAY + timedelta(days=1)), oeuvrard)
-    schedule(engine, config, new_order(1, "US", "US_SALLE3", day=TODAY, control=OrderControl.CANCEL), oeuvrard)
+    today = practice_today()
+    schedule(engine, config, new_order(0, "US", "US_SALLE3", day=today, procedure_description="Échographie"), dupont)
+    schedule(engine, config, new_order(1, "US", "US_SALLE3", day=today), oeuvrard)
+    schedule(engine, config, new_order(2, "CT", "CT_SALLE1", day=today), dupont)
+    schedule(engine, config, new_order(3, "MR", "MR_SALLE2", day=today + timedelta(days=1)), oeuvrard)
+    schedule(engine, config, new_order(1, "US", "US_SALLE3", day=today, control=OrderControl.CANCEL), oeuvrard)
     started = Dataset()
     started.PerformedProcedureStepStatus = "IN PROGRESS"
     item = Dataset()
@@ -86,26 +85,26 @@ def test_todays_steps_per_station_with_their_status(
     day: Engine, logged_in: Callable[[Role], FlaskClient], events: Events
 ) -> None:
     page = logged_in(Role.SECRETARY).get("/worklist").get_data(as_text=True)
-    assert f"Liste de travail du {TODAY:%d/%m/%Y}" in page
+    assert f"Liste de travail du {practice_today():%d/%m/%Y}" in page
     ct = page.split('data-station="CT_SALLE1"')[1].split("</table>")[0]
     us = page.split('data-station="US_SALLE3"')[1].split("</table>")[0]
     assert "DUPONT Marie-Hélène" in ct and "ACC00002" in ct and "réalisé" in ct
     assert "DUPONT Marie-Hélène" in us and "Échographie" in us and "programmé" in us
     assert "ŒUVRARD Chloé" in us and "annulé" in us
     assert "MR_SALLE2" not in page
-    assert queries(events) == [{"date": f"{TODAY:%Y%m%d}"}]
+    assert queries(events) == [{"date": f"{practice_today():%Y%m%d}"}]
     (event,) = events.of("110112")
     assert event.action == "E" and event.objects[0].object_id == "1.2.840.10008.5.1.4.31"
 
 
 def test_another_day_and_a_modality(day: Engine, logged_in: Callable[[Role], FlaskClient], events: Events) -> None:
     client = logged_in(Role.TECHNOLOGIST)
-    tomorrow = TODAY + timedelta(days=1)
+    tomorrow = practice_today() + timedelta(days=1)
     page = client.get(f"/worklist?day={tomorrow:%Y-%m-%d}").get_data(as_text=True)
     assert "MR_SALLE2" in page and "ŒUVRARD Chloé" in page and "DUPONT" not in page
     page = client.get("/worklist?modality=CT").get_data(as_text=True)
     assert "CT_SALLE1" in page and "US_SALLE3" not in page.split('id="worklist-choices"')[1].split("</form>")[1]
-    assert queries(events) == [{"date": f"{tomorrow:%Y%m%d}"}, {"date": f"{TODAY:%Y%m%d}", "modality": "CT"}]
+    assert queries(events) == [{"date": f"{tomorrow:%Y%m%d}"}, {"date": f"{practice_today():%Y%m%d}", "modality": "CT"}]
 
 
 def test_the_ultrasound_as_it_sees_its_worklist(
@@ -117,7 +116,7 @@ def test_the_ultrasound_as_it_sees_its_worklist(
     assert "Tel que US_SALLE3 le voit" in preview and "ASCII" in preview
     assert "DUPONT^MARIE-HELENE" in preview and "ECHOGRAPHIE" not in preview and "Echographie" in preview
     assert "OEUVRARD" not in preview and "ŒUVRARD" not in preview  # cancelled: not sent
-    assert queries(events) == [{"date": f"{TODAY:%Y%m%d}", "preview": "US_SALLE3"}]
+    assert queries(events) == [{"date": f"{practice_today():%Y%m%d}", "preview": "US_SALLE3"}]
     logged = " ".join(record.getMessage() for record in caplog.records)
     assert "DUPONT" not in logged and "IPP1" not in logged and "ŒUVRARD" not in logged
 
