@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import datetime, time, timedelta
-from zoneinfo import ZoneInfo
+from datetime import datetime, timedelta
 
-from appliance.web.languages import TIME_ZONE
+from appliance.practice_time import ZONE, day_of
 
 
 def daily_moments(now: datetime, days: int = 90) -> list[datetime]:
@@ -13,10 +12,9 @@ def daily_moments(now: datetime, days: int = 90) -> list[datetime]:
     each point the disk plot draws, whatever the hour the test runs at. A window of 90 times 24 hours
     holds 89 local midnights when it ends late in the evening across the autumn's clock change, so
     the count is not always `days`."""
-    zone = ZoneInfo(TIME_ZONE)
-    first = (now - timedelta(days=days)).astimezone(zone).date() + timedelta(days=1)
-    count = (now.astimezone(zone).date() - first).days + 1
-    midnights = [datetime.combine(first + timedelta(days=offset), time(), zone) for offset in range(count)]
+    first = day_of(now - timedelta(days=days)) + timedelta(days=1)
+    count = (day_of(now) - first).days + 1
+    midnights = [datetime.combine(first + timedelta(days=offset), datetime.min.time(), ZONE) for offset in range(count)]
     return [*(midnight - timedelta(minutes=5) for midnight in midnights), now]
 
 

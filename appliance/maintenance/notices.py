@@ -8,25 +8,24 @@ mails, never to the general logs.
 from __future__ import annotations
 
 from datetime import datetime
-from zoneinfo import ZoneInfo
 
 from appliance.config import Config
 from appliance.maintenance.state import EXPIRED, Opening
+from appliance.practice_time import ZONE
 
-PRACTICE_TIME = ZoneInfo("Europe/Paris")
 AUDIT_OBJECT_ID = "maintenance-tunnel"
 AUDIT_OBJECT_NAME = "Maintenance tunnel"
 
 
 def clock(moment: datetime) -> str:
     """15 h 30 (the practice's time)."""
-    local = moment.astimezone(PRACTICE_TIME)
+    local = moment.astimezone(ZONE)
     return f"{local.hour} h {local.minute:02d}"
 
 
 def moment_words(moment: datetime, now: datetime) -> str:
     """« à 15 h 30 » today, « le 14/03/2026 à 15 h 30 » another day."""
-    local, today = moment.astimezone(PRACTICE_TIME), now.astimezone(PRACTICE_TIME)
+    local, today = moment.astimezone(ZONE), now.astimezone(ZONE)
     if local.date() == today.date():
         return f"à {clock(moment)}"
     return f"le {local:%d/%m/%Y} à {clock(moment)}"
@@ -58,7 +57,7 @@ def opened_mail(config: Config, opening: Opening) -> tuple[str, str]:
     until = until_words(opening.until, opening.opened_at)
     body = (
         f"L'accès de maintenance du PACS « {config.site_name} » a été ouvert par {who(opening)}, "
-        f"depuis le poste {opening.address or 'inconnu'}, le {opening.opened_at.astimezone(PRACTICE_TIME):%d/%m/%Y} "
+        f"depuis le poste {opening.address or 'inconnu'}, le {opening.opened_at.astimezone(ZONE):%d/%m/%Y} "
         f"à {clock(opening.opened_at)}.\n\n"
         f"Il se fermera de lui-même {moment_words(opening.until, opening.opened_at)} ({opening.hours:g} h).\n"
         f"Motif : {opening.reason}\n"
@@ -80,7 +79,7 @@ def closed_mail(config: Config, opening: Opening) -> tuple[str, str]:
         how = f"a été fermé par {opening.closed_by} à {clock(closed_at)}"
     body = (
         f"L'accès de maintenance du PACS « {config.site_name} » {how}.\n\n"
-        f"Il avait été ouvert par {who(opening)} le {opening.opened_at.astimezone(PRACTICE_TIME):%d/%m/%Y} "
+        f"Il avait été ouvert par {who(opening)} le {opening.opened_at.astimezone(ZONE):%d/%m/%Y} "
         f"à {clock(opening.opened_at)}.\n"
         f"Motif : {opening.reason}\n"
     )

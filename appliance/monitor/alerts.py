@@ -30,7 +30,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import Engine
 
@@ -38,11 +37,11 @@ from appliance.config import Config
 from appliance.monitor import mail, store
 from appliance.monitor.findings import Severity
 from appliance.monitor.store import Change, State
+from appliance.practice_time import ZONE
 
 log = logging.getLogger(__name__)
 
 PREFIX = "health alert:"
-TIME_ZONE = ZoneInfo("Europe/Paris")
 IMPROVEMENT_HOLD = timedelta(minutes=10)
 DIGEST_CHANGES = timedelta(hours=24)
 DIGEST_LINES = 50
@@ -163,7 +162,7 @@ def decide(changes: Iterable[Change], states: Iterable[State], now: datetime) ->
 
 
 def paris(moment: datetime) -> str:
-    return f"{moment.astimezone(TIME_ZONE):%d/%m/%Y à %H:%M}"
+    return f"{moment.astimezone(ZONE):%d/%m/%Y à %H:%M}"
 
 
 def paragraph(story: Story) -> str:
@@ -325,7 +324,7 @@ class Digest:
             return None
 
     def due(self, config: Config, now: datetime) -> bool:
-        local = now.astimezone(TIME_ZONE)
+        local = now.astimezone(ZONE)
         hours, minutes = (int(part) for part in config.monitor.digest_time.split(":"))
         passed = local.time() >= time(hours, minutes)
         last = self.last_sent()
@@ -335,7 +334,7 @@ class Digest:
         return passed and last < local.date()
 
     def sent(self, now: datetime) -> None:
-        self.write(now.astimezone(TIME_ZONE).date())
+        self.write(now.astimezone(ZONE).date())
 
     def write(self, day: date) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)

@@ -11,19 +11,18 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Protocol
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import Engine
 
+from appliance import practice_time
 from appliance.config import Config
 from appliance.qc import backups, compression, health
 from appliance.qc.fixity import LISTED, check_sample
 from appliance.qc.report import Report, Section, Status
 
 LOG = logging.getLogger(__name__)
-TIME_ZONE = ZoneInfo("Europe/Paris")
 DEFAULT_PERIOD = timedelta(hours=24)
 MEGABYTE = 1000**2
 
@@ -51,11 +50,6 @@ class ChainOutcome(Protocol):
 VerifyChain = Callable[[], ChainOutcome]
 
 
-def practice_day(moment: datetime) -> date:
-    """The practice's calendar day at `moment` (Paris time)."""
-    return moment.astimezone(TIME_ZONE).date()
-
-
 def build_report(
     config: Config, engine: Engine, now: datetime, verify_chain: VerifyChain, previous: Report | None
 ) -> Report:
@@ -70,7 +64,7 @@ def build_report(
         *health.health_sections(config, engine, period_start, now),
         audit_section(verify_chain),
     ]
-    return Report(practice_day(now), now, config.site_name, period_start, tuple(sections))
+    return Report(practice_time.day_of(now), now, config.site_name, period_start, tuple(sections))
 
 
 def fixity_section(config: Config, engine: Engine, after_id: int) -> Section:

@@ -11,8 +11,9 @@ from sqlalchemy import Engine
 
 from appliance.config import Config
 from appliance.monitor.mail import MailError, send
+from appliance.practice_time import ZONE, day_of
 from appliance.qc import render, store
-from appliance.qc.build import TIME_ZONE, VerifyChain, build_report, practice_day
+from appliance.qc.build import VerifyChain, build_report
 
 LOG = logging.getLogger(__name__)
 
@@ -30,10 +31,10 @@ class DailyOutcome:
 def due(config: Config, engine: Engine, now: datetime) -> bool:
     """Whether today's report is still to be made: past `qc.time` (Paris) and none kept for today."""
     hour, minute = (int(part) for part in config.qc.time.split(":"))
-    local = now.astimezone(TIME_ZONE)
+    local = now.astimezone(ZONE)
     if (local.hour, local.minute) < (hour, minute):
         return False
-    return store.on_day(engine, practice_day(now)) is None
+    return store.on_day(engine, day_of(now)) is None
 
 
 def run_daily(
@@ -41,12 +42,12 @@ def run_daily(
 ) -> DailyOutcome:
     """Make, keep and mail today's report; only return today's when it exists and `force` is not
     set (AlreadySigned when forced over a signed one)."""
-    existing = store.on_day(engine, practice_day(now))
+    existing = store.on_day(engine, day_of(now))
     if existing is not None and not force:
         return DailyOutcome(existing, False, "")
     if existing is not None and existing.signed:
         raise store.AlreadySigned(f"the report of {existing.day} is signed off")
-    previous = next((kept for kept in store.recent(engine, limit=2) if kept.day != practice_day(now)), None)
+    previous = next((kept for kept in store.recent(engine, limit=2) if kept.day != day_of(now)), None)
     report = build_report(config, engine, now, verify_chain, previous.report if previous is not None else None)
     kept = store.save(engine, report)
     LOG.info("quality-control report of %s: %s (%s)", kept.day, kept.status.value, kept.facts_sha256)

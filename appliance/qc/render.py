@@ -11,7 +11,7 @@ from pathlib import Path
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from markupsafe import Markup
 
-from appliance.qc.build import TIME_ZONE
+from appliance.practice_time import ZONE
 from appliance.qc.report import Status
 from appliance.qc.store import StoredReport
 
@@ -20,7 +20,7 @@ STYLESHEET = HERE / "report.css"
 
 
 def moment(value: datetime) -> str:
-    return f"{value.astimezone(TIME_ZONE):%d/%m/%Y à %H:%M}"
+    return f"{value.astimezone(ZONE):%d/%m/%Y à %H:%M}"
 
 
 def day(value: date) -> str:

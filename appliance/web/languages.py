@@ -16,9 +16,10 @@ from babel.numbers import format_decimal
 from flask import Flask, session
 from flask_babel import Babel, format_date, format_datetime, get_locale
 
+from appliance import practice_time
+
 LANGUAGES = ("fr", "en")
 DEFAULT_LANGUAGE = "fr"
-TIME_ZONE = "Europe/Paris"
 WEB = Path(__file__).parent
 SIZE_UNITS = {"fr": ("o", "Ko", "Mo", "Go", "To"), "en": ("B", "KB", "MB", "GB", "TB")}
 
@@ -26,7 +27,7 @@ SIZE_UNITS = {"fr": ("o", "Ko", "Mo", "Go", "To"), "en": ("B", "KB", "MB", "GB",
 def configure(app: Flask) -> None:
     app.config.update(
         BABEL_DEFAULT_LOCALE=DEFAULT_LANGUAGE,
-        BABEL_DEFAULT_TIMEZONE=TIME_ZONE,
+        BABEL_DEFAULT_TIMEZONE=practice_time.ZONE_NAME,
         BABEL_TRANSLATION_DIRECTORIES=";".join(str(folder) for folder in translation_folders()),
     )
     Babel(app, locale_selector=chosen_language)

@@ -19,11 +19,12 @@ from sqlalchemy import Engine
 from appliance.config import Config, development_config
 from appliance.config.loader import MailConfig
 from appliance.monitor import Finding, Reading, Severity, store
-from appliance.monitor.alerts import IMPROVEMENT_HOLD, TIME_ZONE, Alerter
+from appliance.monitor.alerts import IMPROVEMENT_HOLD, Alerter
 from appliance.monitor.mail import MailError, send_test_alert
 from appliance.monitor.outbox import read as read_outbox
 from appliance.monitor.rounds import Rounds
 from appliance.outbox import Attempt, Outcome, RetryPolicy, enqueue, next_due, record
+from appliance.practice_time import day_of
 
 START = datetime(2026, 12, 2, 9, 0, tzinfo=UTC)  # 10:00 in Paris
 START_DAY = START.date()
@@ -233,7 +234,7 @@ def test_an_alert_about_messages_to_the_ris_carries_no_patient_data(
     with engine.begin() as connection:
         enqueue(connection, "hl7-ris", "change:1", "ORM^O01", payload.encode(), f"ORM^O01 {PATIENT_ID}")
     last_round = datetime.now(UTC) + timedelta(seconds=120)  # this test runs on the clock (the outbox's)
-    rounds, alerter = Rounds({"outbox": read_outbox}), alerter_of(tmp_path, last_round.astimezone(TIME_ZONE).date())
+    rounds, alerter = Rounds({"outbox": read_outbox}), alerter_of(tmp_path, day_of(last_round))
     rounds.run(config, engine, datetime.now(UTC))
     message = next_due(engine, ("hl7-ris",))
     assert message is not None

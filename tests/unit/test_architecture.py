@@ -22,6 +22,7 @@ PACKAGE = Path(__file__).parents[2] / "appliance"
 # (without cycles); edges never import each other.
 RANKS = {
     "__init__": 0, "config": 0, "db": 0, "systemd": 0, "outbox": 0, "inbox": 0, "monitor": 0, "certificates": 0,
+    "practice_time": 0,
     "backup": 0,
     "maintenance": 0,
     "qc": 0,

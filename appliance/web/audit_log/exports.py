@@ -17,8 +17,6 @@ import csv
 import io
 import re
 from collections.abc import Callable, Iterable, Iterator
-from datetime import datetime
-from zoneinfo import ZoneInfo
 
 from flask import Response, stream_with_context
 from flask_babel import gettext
@@ -30,10 +28,11 @@ from appliance.audit.events import Participant, ParticipantKind
 from appliance.audit.export import XML_HEAD, XML_TAIL, csv_lines, xml_record
 from appliance.audit.message import AuditSource
 from appliance.audit.trail import AuditFilter, AuditRecord
+from appliance.practice_time import today
 from appliance.web.accounts.forms import ROLE_NAMES
 from appliance.web.audit_log.reading import opened_trail, record_export
 from appliance.web.audit_log.words import event_words
-from appliance.web.languages import TIME_ZONE, when
+from appliance.web.languages import when
 from appliance.web.services import services
 
 CHUNK_RECORDS = 200  # records per piece sent to the browser
@@ -141,7 +140,3 @@ def role_words(participant: Participant | None) -> str:
     if account is None:
         return gettext("maintenance on the box itself")
     return str(ROLE_NAMES.get(Role(account.role), account.role))
-
-
-def today() -> str:
-    return f"{datetime.now(ZoneInfo(TIME_ZONE)):%Y-%m-%d}"

@@ -3,9 +3,6 @@ access report, and the verification button (POST, CSRF). Days are days of the pr
 
 from __future__ import annotations
 
-from datetime import date, datetime, time, timedelta
-from zoneinfo import ZoneInfo
-
 from flask_wtf import FlaskForm
 from wtforms import DateField, Field, SelectField, StringField, ValidationError
 from wtforms.fields.choices import SelectChoice  # type: ignore[attr-defined]  # WTForms 3.3, newer than its stubs
@@ -13,9 +10,9 @@ from wtforms.validators import DataRequired, Length, Optional
 
 from appliance.audit.events import EventId
 from appliance.audit.trail import AuditFilter
+from appliance.practice_time import day_start
 from appliance.web.audit_log.words import EVENT_NAMES
 from appliance.web.forms import lazy, text
-from appliance.web.languages import TIME_ZONE
 
 EVENTS_BY_CODE = {event.code: event for event in EventId}
 
@@ -48,8 +45,8 @@ class SearchForm(FlaskForm):
             patient=text(self.patient),
             user=text(self.user),
             event=event,
-            since=midnight(self.since.data),
-            until=midnight(self.until.data, next_day=True),
+            since=day_start(self.since.data),
+            until=day_start(self.until.data, next_day=True),
         )
 
     def keys(self) -> dict[str, str]:
@@ -62,13 +59,6 @@ class SearchForm(FlaskForm):
             "until": f"{self.until.data:%Y-%m-%d}" if self.until.data else "",
         }
         return {key: value for key, value in values.items() if value}
-
-
-def midnight(day: date | None, next_day: bool = False) -> datetime | None:
-    """The start of `day` (of the day after) in the practice's time zone."""
-    if day is None:
-        return None
-    return datetime.combine(day + timedelta(days=1 if next_day else 0), time(), ZoneInfo(TIME_ZONE))
 
 
 class AccessReportForm(FlaskForm):

@@ -3,12 +3,11 @@ are the domain's (`appliance.billing`); the page words the categories and reason
 
 from __future__ import annotations
 
-from datetime import date
-
 from flask import Blueprint, Response, render_template, request
 from flask.typing import ResponseReturnValue
 from flask_babel import gettext
 
+from appliance import practice_time
 from appliance.accounts.roles import Permission
 from appliance.audit.events import Action, EventId, ParticipantObject, exported_report, patient, patient_number, study
 from appliance.billing.report import BillingReport, billing_report, period_of, report_csv
@@ -41,7 +40,7 @@ def words() -> dict[str, str]:
 
 
 def chosen() -> tuple[PeriodForm, BillingReport | None]:
-    today = date.today()
+    today = practice_time.today()
     form = PeriodForm(formdata=request.args if request.args else None, data={"period": today.strftime("%Y-%m")})
     if not form.validate():
         return form, None

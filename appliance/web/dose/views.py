@@ -3,12 +3,11 @@
 
 from __future__ import annotations
 
-from datetime import date
-
 from flask import Blueprint, Response, render_template, request
 from flask.typing import ResponseReturnValue
 from flask_babel import get_locale, gettext
 
+from appliance import practice_time
 from appliance.accounts.roles import Permission
 from appliance.audit.events import Action, EventId, ParticipantObject, exported_report, patient, patient_number, study
 from appliance.config.reporting import ExamType
@@ -35,7 +34,7 @@ QUANTITY_NAMES = {
 def chosen() -> tuple[SurveyForm, ExamType | None]:
     """The form read from the query string (the year so far by default) and its exam type when valid."""
     exam_types = services().config.dose.exam_types
-    form = SurveyForm(formdata=request.args if request.args else None, data=default_period(date.today()))
+    form = SurveyForm(formdata=request.args if request.args else None, data=default_period(practice_time.today()))
     form.offer(exam_types)
     if not request.args and exam_types:
         form.exam_type.data = exam_types[0].code

@@ -4,16 +4,16 @@ archive's daily receipts) and handed to `plots` with the words of the page's lan
 from __future__ import annotations
 
 from datetime import date, datetime, time, timedelta
-from zoneinfo import ZoneInfo
 
 from flask_babel import get_locale, gettext, ngettext
 from sqlalchemy import Engine
 
 from appliance.archive.statistics import daily_receipts
 from appliance.monitor import trends
+from appliance.practice_time import ZONE, ZONE_NAME
 from appliance.web.health import plots
 from appliance.web.health.plots import Plot
-from appliance.web.languages import DEFAULT_LANGUAGE, TIME_ZONE, day, number, size, when
+from appliance.web.languages import DEFAULT_LANGUAGE, day, number, size, when
 
 LOOK_BACK_DAYS = 90
 USED, FREE, DAYS_LEFT = "disk.data.used_bytes", "disk.data.free_bytes", "disk.data.days_left"
@@ -22,10 +22,6 @@ SYSTEM_FREE = "disk.system.free_bytes"
 
 def language() -> str:
     return str(get_locale() or DEFAULT_LANGUAGE)
-
-
-def zone() -> ZoneInfo:
-    return ZoneInfo(TIME_ZONE)
 
 
 def dashboard_plots(engine: Engine, now: datetime) -> list[Plot]:
@@ -44,9 +40,9 @@ def source_plots(engine: Engine, source: str, now: datetime) -> list[Plot]:
 
 def local_midnights(since: datetime, now: datetime) -> list[datetime]:
     """Every local midnight after `since`, then `now`: where the disk plot takes a value."""
-    first = since.astimezone(zone()).date() + timedelta(days=1)
-    days = (now.astimezone(zone()).date() - first).days + 1
-    moments = [datetime.combine(first + timedelta(days=offset), time(), zone()) for offset in range(days)]
+    first = since.astimezone(ZONE).date() + timedelta(days=1)
+    days = (now.astimezone(ZONE).date() - first).days + 1
+    moments = [datetime.combine(first + timedelta(days=offset), time(), ZONE) for offset in range(days)]
     return [*moments, now]
 
 
@@ -63,7 +59,7 @@ def disk_plot(engine: Engine, now: datetime) -> Plot:
         gettext("Full"),
         gettext("Moment"),
     )
-    return plots.disk_plot(used, capacity, remaining, now, since, texts, language(), zone(), disk_size)
+    return plots.disk_plot(used, capacity, remaining, now, since, texts, language(), ZONE, disk_size)
 
 
 def disk_size(value: float) -> str:
@@ -84,7 +80,7 @@ def disk_summary(
         amounts += ", " + gettext("%(free)s free", free=size(int(free[1])))
     sentences = [amounts + "."]
     if days_left is not None:
-        full = (now + timedelta(days=days_left)).astimezone(zone())
+        full = (now + timedelta(days=days_left)).astimezone(ZONE)
         sentences.append(
             gettext(
                 "At the pace of the last weeks, full in about %(days)s days (around %(day)s).",
@@ -102,8 +98,8 @@ def disk_summary(
 
 def receipts_plots(engine: Engine, now: datetime) -> list[Plot]:
     """Images and studies received per day over the last 90 days, as bars."""
-    today = now.astimezone(zone()).date()
-    days = daily_receipts(engine, today - timedelta(days=LOOK_BACK_DAYS - 1), today, TIME_ZONE)
+    today = now.astimezone(ZONE).date()
+    days = daily_receipts(engine, today - timedelta(days=LOOK_BACK_DAYS - 1), today, ZONE_NAME)
     images = [(each.day, each.images) for each in days]
     studies = [(each.day, each.studies) for each in days]
     return [
@@ -159,7 +155,7 @@ def outage_plot(engine: Engine, now: datetime) -> Plot:
     since = outage.started - trends.OUTAGE_MARGIN
     until = min((outage.ended or now) + trends.OUTAGE_MARGIN, now)
     return plots.percent_plot(
-        "ups-plot", outage.charge, since, until, title, outage_summary(outage), columns, language(), zone()
+        "ups-plot", outage.charge, since, until, title, outage_summary(outage), columns, language(), ZONE
     )
 
 

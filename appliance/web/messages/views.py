@@ -6,9 +6,7 @@ dcm4chee records queue operations: 110100 Application Activity is for starts and
 
 from __future__ import annotations
 
-from datetime import date, datetime, time, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
@@ -17,8 +15,8 @@ from flask_babel import gettext
 from appliance import inbox, outbox
 from appliance.accounts.roles import Permission
 from appliance.audit.events import Action, EventId, EventType, ObjectKind, Outcome, ParticipantObject
+from appliance.practice_time import day_start
 from appliance.web.auth import requires
-from appliance.web.languages import TIME_ZONE
 from appliance.web.messages.content import NamedPatient, patients_named, readable_lines
 from appliance.web.messages.forms import RECEIVED, SENT, STATUS_WORDS, FilterForm, RetryForm
 from appliance.web.recording import record
@@ -52,18 +50,11 @@ def index() -> ResponseReturnValue:
 def page(form: FilterForm, before: int | None) -> list[inbox.ReceivedMessage] | list[outbox.Message]:
     """One page and one more row (to know whether there is an older page)."""
     engine = services().engine
-    since, until = moment(form.since.data), moment(form.until.data, next_day=True)
+    since, until = day_start(form.since.data), day_start(form.until.data, next_day=True)
     kind, status = (form.message_type.data or "").strip(), form.status.data or ""
     if form.direction.data == SENT:
         return outbox.listing(engine, outbox.Selection(kind, status, since, until), before, PAGE + 1)
     return inbox.listing(engine, inbox.Selection(kind, status, since, until), before, PAGE + 1)
-
-
-def moment(chosen: date | None, next_day: bool = False) -> datetime | None:
-    """The start of a day in the practice's time zone (of the day after, for the end of a range)."""
-    if chosen is None:
-        return None
-    return datetime.combine(chosen + timedelta(days=1 if next_day else 0), time(), ZoneInfo(TIME_ZONE))
 
 
 def older_url(last_id: int) -> str:

@@ -11,8 +11,6 @@ its files so that a crash never loses it; a hold set or lifted one 110110 Patien
 from __future__ import annotations
 
 import json
-from datetime import date, datetime
-from zoneinfo import ZoneInfo
 
 from flask import Blueprint, abort, flash, redirect, render_template, url_for
 from flask.typing import ResponseReturnValue
@@ -24,20 +22,15 @@ from appliance.archive.deferred import DeferredError, DeferredStore, deferred_st
 from appliance.archive.retention import Policy, RetainedStudy
 from appliance.audit.deletions import deleted_objects
 from appliance.audit.events import Action, EventId, ObjectKind, ParticipantObject
+from appliance.practice_time import today
 from appliance.web.auth import current_account, requires
 from appliance.web.forms import add_error, text
-from appliance.web.languages import TIME_ZONE
 from appliance.web.recording import record
 from appliance.web.retention.forms import FreezeForm, PurgeForm
 from appliance.web.services import services
 
 blueprint = Blueprint("retention", __name__, url_prefix="/retention", template_folder="templates")
 RETENTION_QUERY = "retention: studies past their date"
-
-
-def today() -> date:
-    """The practice's date today (tests put another one in its place)."""
-    return datetime.now(ZoneInfo(TIME_ZONE)).date()
 
 
 def policy() -> Policy:

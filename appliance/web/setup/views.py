@@ -5,13 +5,13 @@ and writes through `saving.save` (console settings layer, reload, audit)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date
 from typing import Any
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from flask_wtf import FlaskForm
 
+from appliance import practice_time
 from appliance.accounts.roles import Permission
 from appliance.audit.events import EventType
 from appliance.config.loader import NEEDS_RESTART
@@ -105,7 +105,7 @@ def modality() -> ResponseReturnValue:
         if result.written:
             return redirect(url_for("setup.modalities"))
         elsewhere = show_problems(form, result.problems, peers.field_of(position))
-    previews = peers.previews(config, original or text(form.ae_title) or "MODALITY", date.today())
+    previews = peers.previews(config, original or text(form.ae_title) or "MODALITY", practice_time.today())
     return render_template(
         "setup/modality.html",
         steps=STEPS,

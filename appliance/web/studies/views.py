@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import date, datetime, timedelta
-from zoneinfo import ZoneInfo
+from datetime import date, timedelta
 
 from flask import Blueprint, current_app, render_template, request
 from flask.typing import ResponseReturnValue
@@ -22,8 +21,8 @@ from appliance.archive.key_images import key_objects
 from appliance.archive.study_details import StudyDetails, study_details
 from appliance.archive.study_list import PAGE_SIZE, Position, StudyCriteria, console_search
 from appliance.audit.events import Action, EventId, ObjectKind, ParticipantObject, patient, study
+from appliance.practice_time import today
 from appliance.web.auth import requires
-from appliance.web.languages import TIME_ZONE
 from appliance.web.recording import record
 from appliance.web.services import services
 from appliance.web.studies.forms import SearchForm, compact
@@ -85,11 +84,6 @@ def show(study_instance_uid: str) -> ResponseReturnValue:
         action_words=action_words,
         status_words=status_words,
     )
-
-
-def today() -> date:
-    """Today in the practice's time zone."""
-    return datetime.now(ZoneInfo(TIME_ZONE)).date()
 
 
 def criteria_of(form: SearchForm) -> StudyCriteria:

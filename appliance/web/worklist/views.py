@@ -10,18 +10,17 @@ asked for; nothing about patients goes to the general log.
 from __future__ import annotations
 
 import json
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 from itertools import groupby
-from zoneinfo import ZoneInfo
 
 from flask import Blueprint, render_template, request
 from flask.typing import ResponseReturnValue
 from flask_babel import gettext
 
+from appliance import practice_time
 from appliance.accounts.roles import Permission
 from appliance.audit.events import Action, EventId, ObjectKind, ParticipantObject
 from appliance.web.auth import requires
-from appliance.web.languages import TIME_ZONE
 from appliance.web.recording import record
 from appliance.web.services import services
 from appliance.web.worklist.forms import WorklistForm
@@ -38,7 +37,7 @@ STATUS_STATE = {"SCHEDULED": "", "IN PROGRESS": "warning", "COMPLETED": "ok", "D
 def today() -> ResponseReturnValue:
     """The steps of the chosen day (today by default), per station; a modality's view when asked."""
     form = WorklistForm(formdata=request.args)
-    chosen_day = form.day.data if isinstance(form.day.data, date) else practice_today()
+    chosen_day = form.day.data if isinstance(form.day.data, date) else practice_time.today()
     engine, config = services().engine, services().config
     form.offer_stations(day_stations(engine, chosen_day, config.worklist))
     shown = {
@@ -58,10 +57,6 @@ def today() -> ResponseReturnValue:
     preview = modality_preview(engine, config.worklist, preview_as, chosen_day, modality) if preview_as else None
     record_listing(chosen_day, modality, station, preview_as)
     return render_template("worklist/today.html", groups=grouped(steps), preview=preview, **shown)
-
-
-def practice_today() -> date:
-    return datetime.now(ZoneInfo(TIME_ZONE)).date()
 
 
 def day_arguments(day: date) -> dict[str, str]:

@@ -13,7 +13,6 @@ from pathlib import Path
 import pytest
 from console_client import Events, csrf_token
 from flask.testing import FlaskClient
-from practice_clock import practice_today
 from ris_and_images import RIS_ISSUER, RIS_PATIENT, receive, step_of
 from sqlalchemy import Engine
 
@@ -25,6 +24,7 @@ from appliance.archive.storage import FileStore
 from appliance.audit.events import ObjectKind
 from appliance.config import development_config
 from appliance.hl7.outbound import enqueue_events
+from appliance.practice_time import today as practice_today
 from appliance.web.messages import views
 
 LoggedIn = Callable[[Role], FlaskClient]

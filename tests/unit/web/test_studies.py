@@ -15,7 +15,6 @@ import pytest
 from console_client import Events
 from datagen import PATIENTS, encoded, make_instance
 from flask.testing import FlaskClient
-from practice_clock import practice_today
 from pydicom.uid import CTImageStorage, generate_uid
 from sqlalchemy import Engine, select, update
 from worklist_data import new_order, schedule
@@ -29,6 +28,7 @@ from appliance.config.loader import config_from_document, development_document
 from appliance.db.schema import instance
 from appliance.patients.identities import Identifier, IdentityPolicy, PatientIdentity, Source, record_patient
 from appliance.patients.national import INS_NIR_OID
+from appliance.practice_time import today as practice_today
 
 HEART_STUDY = generate_uid()
 INS = "260058815400233"

@@ -13,7 +13,6 @@ from pathlib import Path
 import pytest
 from console_client import Events
 from flask.testing import FlaskClient
-from practice_clock import practice_today
 from pydicom.dataset import Dataset
 from pydicom.uid import generate_uid
 from sqlalchemy import Engine
@@ -22,6 +21,7 @@ from worklist_data import add_patient, add_ris_patient, new_order, schedule
 from appliance.accounts.roles import Role
 from appliance.config import Config, Settings
 from appliance.config.loader import config_from_document, development_document
+from appliance.practice_time import today as practice_today
 from appliance.worklist import performed
 from appliance.worklist.orders import OrderControl
 
