@@ -14,7 +14,7 @@ from functools import partial
 from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import OperationalError
 
-from appliance.hl7 import inbox
+from appliance.hl7 import inbox, management
 from appliance.hl7.acks import ACCEPT, REJECT, ErrorCode, RequestHeader, Verdict, acknowledgement
 from appliance.hl7.audit import Hl7Audit
 from appliance.hl7.er7 import Message, MessageError, parse
@@ -40,6 +40,7 @@ PROCESSING_IDS = {"P", "D", "T", ""}  # HL7 table 0103
 PATIENT_EVENTS = ["A01", "A04", "A05", "A08", "A28", "A31"]
 Query = Callable[[Message, str], bytes]  # (message, peer) -> answer
 CONTROL_ID_LENGTH = 64  # hl7_inbox.control_id
+NETWORK_ANSWER = "network management answer"
 UNAVAILABLE_TEXT = (
     "index indisponible (disque plein ou base verrouillée) : renvoyer plus tard / "
     "index unavailable (disk full or database locked): send again later"
@@ -125,7 +126,7 @@ class Receiver:
             verdict = Verdict.error_in(ErrorCode.APPLICATION_INTERNAL_ERROR, "internal error")
             answer, code = self.answer(header, verdict), verdict.code
         if code != REJECT:
-            LOGGER.info("%s: %s", label(message, peer), code)
+            LOGGER.log(logging.DEBUG if code == NETWORK_ANSWER else logging.INFO, "%s: %s", label(message, peer), code)
         return answer
 
     def oversize_answer(self) -> bytes:
@@ -137,28 +138,31 @@ class Receiver:
             REFUSALS.warning(LOGGER, "%s: %s; answered %s", label(message, peer), rejected.text, rejected.code)
             return self.answer(header, rejected), rejected.code
         key = (message.message_code, message.trigger_event)
+        if key == management.QUERY:
+            return management.network_answer(message, self.identity.application, self.identity.facility), NETWORK_ANSWER
         if key in self.queries:
             return self.queries[key](message, peer), "query"
         with self.lock:
             return self.store_and_apply(message, header, data, peer)
 
     def check(self, message: Message) -> Verdict | None:
-        """AR for what we do not support: version, processing ID, sender, message type and event."""
-        header = message.header
+        """AR for what we do not support: version, processing ID, sender, message type and event. Any
+        sender may ask whether the listener is up (NMQ^N01: it names no patient)."""
+        header, key = message.header, (message.message_code, message.trigger_event)
         if message.version not in SUPPORTED_VERSIONS:
             return Verdict.rejected(ErrorCode.UNSUPPORTED_VERSION_ID, f"version {message.version!r} not supported")
         if header.get(11) not in PROCESSING_IDS:
             return Verdict.rejected(ErrorCode.UNSUPPORTED_PROCESSING_ID, "processing ID not supported")
-        if self.identity.accepted_facilities and header.get(4) not in self.identity.accepted_facilities:
+        foreign = header.get(4) not in self.identity.accepted_facilities and key != management.QUERY
+        if self.identity.accepted_facilities and foreign:
             return Verdict.rejected(ErrorCode.APPLICATION_INTERNAL_ERROR, "sending facility not accepted")
         if not message.control_id:
             return Verdict.rejected(ErrorCode.REQUIRED_FIELD_MISSING, "MSH-10 (message control ID) is empty")
         if len(message.control_id) > CONTROL_ID_LENGTH:
             return Verdict.rejected(ErrorCode.DATA_TYPE_ERROR, f"MSH-10 is longer than {CONTROL_ID_LENGTH} characters")
-        key = (message.message_code, message.trigger_event)
-        if key in self.handlers or key in self.queries:
+        if key in self.handlers or key in self.queries or key == management.QUERY:
             return None
-        known = {code for code, _event in [*self.handlers, *self.queries]}
+        known = {code for code, _event in [*self.handlers, *self.queries, management.QUERY]}
         if message.message_code in known:
             return Verdict.rejected(ErrorCode.UNSUPPORTED_EVENT_CODE, f"event {message.trigger_event!r} not supported")
         return Verdict.rejected(ErrorCode.UNSUPPORTED_MESSAGE_TYPE, f"message {message.message_code!r} not supported")

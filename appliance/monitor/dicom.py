@@ -4,9 +4,9 @@ worklist answer a C-ECHO (PS3.4 A.4, Verification), the HL7 listener answers a m
 The probes come from the box itself (the loopback address when a service listens on every
 address) with the calling AE title `MONITOR_AE_TITLE`, which the archive and the worklist admit
 from the loopback address for verification only (`appliance.dicom.peers`). The HL7 probe is an
-NMQ^N01 (HL7 v2.5 chapter 14, network management query), a message the listener does not support:
-it answers AR before storing anything, so the probe proves that the listener reads, parses and
-answers, and creates no record (neither an inbox row nor an audit record).
+NMQ^N01 (HL7 v2.5 chapter 14, network management query), which the listener answers NMR^N01 with
+AA (`appliance.hl7.management`): the probe proves that the listener reads, parses and answers, and
+creates no record (neither an inbox row nor an audit record, and a DEBUG log line only).
 """
 
 from __future__ import annotations
@@ -136,7 +136,7 @@ def hl7_exchange(host: str, port: int, message: bytes) -> bytes:
 
 
 def acknowledged(answer: bytes, control_id: str) -> str:
-    """ "MSA AR" when `answer` acknowledges `control_id` (MSA-2), else ''."""
+    """ "MSA AA" (or whatever MSA-1 says) when `answer` acknowledges `control_id` (MSA-2), else ''."""
     for segment in answer.decode("latin-1").replace("\n", "\r").split("\r"):
         fields = segment.split("|")
         if fields[0] == "MSA" and len(fields) > 2 and fields[2] == control_id:

@@ -53,11 +53,12 @@ def test_the_archive_worklist_and_hl7_listener_answer_the_monitor(daemons: dict[
     }, {subject: finding.detail for subject, finding in findings.items()}
     assert findings["archive"].message == "L'archive DICOM répond."
     assert "C-ECHO PACS-MONITOR -> APPLIANCE@127.0.0.1" in findings["archive"].detail
-    assert "MSA AR" in findings["hl7"].detail, "an unsupported message type: refused, yet answered"
+    assert "MSA AA" in findings["hl7"].detail, "NMQ^N01 answered, though MSH-4 is not the RIS's facility"
     with engine.connect() as connection:
         assert connection.execute(select(func.count()).select_from(hl7_inbox)).scalar_one() == 0, "no record"
     dicom_log = daemons["daemons"]["dicom"].log()
     assert "PACS-MONITOR" not in dicom_log, "the monitor's association every minute is not logged at INFO"
+    assert "NMQ" not in daemons["daemons"]["hl7"].log(), "the monitor's query every round is logged at DEBUG only"
 
     daemons["daemons"]["hl7"].stop()
     [hl7] = [

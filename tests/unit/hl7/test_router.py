@@ -18,6 +18,7 @@ from appliance.config import Config, development_config
 from appliance.daemons.hl7 import build_receiver
 from appliance.db.schema import hl7_inbox, identity_change, patient, patient_identifier, patient_identity
 from appliance.hl7.router import Receiver
+from appliance.monitor.dicom import probe_message
 from appliance.worklist.orders import Order, OrderOutcome, OrderResult
 
 
@@ -184,3 +185,31 @@ def test_an_order_without_identity_status_keeps_a_qualified_identity(receiver: R
         identifiers = connection.scalars(select(patient_identifier.c.identifier)).all()
     assert status == "VALI"
     assert "180017512345678" in identifiers
+
+
+def test_the_monitor_s_network_management_query_gets_an_nmr_and_leaves_nothing(
+    tmp_path: Path, engine: Engine, worklist: StandInWorklist, caplog: pytest.LogCaptureFixture
+) -> None:
+    document_config = development_config(tmp_path)
+    only_the_ris = type(document_config.hl7)(
+        **{**document_config.hl7.__dict__, "accepted_sending_facilities": frozenset({"RIS-CAB-X"})}
+    )
+    config = type(document_config)(**{**document_config.__dict__, "hl7": only_the_ris})
+    receiver = build_receiver(engine, config, worklist.apply_order)
+    query = probe_message(config, "MON20261205120000", datetime(2026, 12, 5, 12, tzinfo=UTC))
+    caplog.set_level("DEBUG", logger="appliance.hl7.router")
+    answer = receiver.receive(query, "127.0.0.1:40000")
+    assert segment_field(answer, "MSH", 9) == "NMR^N01^NMR_N01"
+    assert (ack_code(answer), segment_field(answer, "MSA", 2)) == ("AA", "MON20261205120000")
+    clock = datetime.strptime(segment_field(answer, "NCK", 1), "%Y%m%d%H%M%S%z")
+    assert abs((clock - datetime.now(UTC)).total_seconds()) < 60
+    assert count(engine, hl7_inbox) == 0
+    assert [record.levelname for record in caplog.records] == ["DEBUG"]
+    legacy = receiver.receive(query.replace(b"|P|2.5", b"|P|2.3.1"), "127.0.0.1:40000")
+    assert (segment_field(legacy, "MSH", 9), ack_code(legacy)) == ("NMR^N01", "AA")
+
+
+def test_other_network_management_events_are_refused(receiver: Receiver) -> None:
+    query = replaced(golden("a28_utf8.hl7"), **{"ADT^A28^ADT_A05": "NMQ^N02"})
+    answer = receiver.receive(query, "test")
+    assert (ack_code(answer), segment_field(answer, "ERR", 3).split("^")[0]) == ("AR", "201")
