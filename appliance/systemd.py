@@ -1,6 +1,6 @@
 """The little of systemd a daemon needs, without dependencies: sd_notify, the watchdog, signals
-(stop, reload) turned into an event the main loop waits on, and the PID files through which the
-console asks every daemon to reload its configuration.
+(stop, reload, and any other given an action) turned into a wake-up the main loop waits on, and
+the PID files through which the console asks every daemon to reload its configuration.
 
 PID files: each daemon writes `<data_directory>/run/<name>.pid` ("PID START RELOADS", START being
 the process's start time in clock ticks, so that a PID reused by another process is never
@@ -11,11 +11,13 @@ does) and waits briefly for the counts to say which ones reloaded.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import select
 import signal
 import socket
-import threading
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -48,32 +50,58 @@ def watchdog_interval() -> float | None:
 
 
 class Signals:
-    """SIGTERM and SIGINT ask to stop, SIGHUP to reload the configuration; the main loop waits on them."""
+    """SIGTERM and SIGINT ask to stop, SIGHUP to reload the configuration; the main loop waits on them.
+    Other signals may be given an action (the monitor's SIGUSR1: a round now), run by `wait`.
+
+    A handler runs in the main thread between two of its bytecodes, possibly while that thread
+    holds a lock (an Event's, say, inside `Event.set` or `Event.wait`): a handler that takes one can
+    then wait for itself forever, which two signals close together did (Ctrl-C on `make run` sends
+    SIGINT to every daemon, then the supervisor sends SIGTERM). So the handler takes no lock: it
+    sets plain attributes and writes a byte to a pipe, and `wait` waits on the pipe.
+    """
 
     def __init__(self) -> None:
-        self.event = threading.Event()
+        self.reader, self.writer = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         self.received: int | None = None
         self.reload_requested = False
+        self.actions: dict[int, Callable[[], None]] = {}
+        self.pending: list[int] = []
 
-    def install(self) -> None:
-        for number in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+    def install(self, actions: Mapping[int, Callable[[], None]] | None = None) -> None:
+        """Handle SIGTERM, SIGINT and SIGHUP, and the signals of `actions` (each run by `wait`)."""
+        self.actions = dict(actions or {})
+        for number in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, *self.actions):
             signal.signal(number, self.handle)
 
     def handle(self, number: int, _frame: FrameType | None) -> None:
         if number == signal.SIGHUP:
             self.reload_requested = True
+        elif number in self.actions:
+            self.pending.append(number)
         else:
             self.received = number
-        self.event.set()
+        with contextlib.suppress(BlockingIOError):  # the pipe is full of wake-ups already
+            os.write(self.writer, b"\0")
 
     @property
     def stopping(self) -> bool:
         return self.received is not None
 
     def wait(self, timeout: float | None) -> None:
-        """Return when a signal arrives or `timeout` passes."""
-        self.event.wait(timeout)
-        self.event.clear()
+        """Return when a signal arrives or `timeout` passes (at once if one came since the last
+        wait), after running the actions of the signals that came."""
+        select.select([self.reader], [], [], timeout)
+        self.drain()
+        pending, self.pending = self.pending, []
+        for number in dict.fromkeys(pending):
+            self.actions[number]()
+
+    def drain(self) -> None:
+        try:
+            while os.read(self.reader, 512):
+                pass
+        except BlockingIOError:
+            pass
 
     def take_reload(self) -> bool:
         """Whether a reload was asked for since the last call."""

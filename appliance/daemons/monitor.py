@@ -19,7 +19,6 @@ import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from types import FrameType
 
 from appliance.daemons import runtime as process
 from appliance.monitor.alerts import Alerter
@@ -115,13 +114,6 @@ class Monitor:
                 return
 
 
-def on_usr1(monitor: Monitor) -> Callable[[int, FrameType | None], None]:
-    def handle(_number: int, _frame: FrameType | None) -> None:
-        monitor.wake.set()
-
-    return handle
-
-
 def main(argv: Sequence[str] | None = None, sources: dict[str, Check] | None = None) -> int:
     runtime = process.start(argv, "The health monitor: checks, their history, alert mails.")
     if runtime is None:
@@ -129,12 +121,13 @@ def main(argv: Sequence[str] | None = None, sources: dict[str, Check] | None = N
     # A service down makes pynetdicom log two ERROR lines per probe: the finding says it once.
     logging.getLogger("pynetdicom").setLevel(logging.CRITICAL)
     monitor = Monitor(runtime, SOURCES if sources is None else sources)
-    signal.signal(signal.SIGUSR1, on_usr1(monitor))
+    signal.signal(signal.SIGUSR1, signal.SIG_IGN)  # until `serve` runs its action: a round starts anyway
     monitor.start()
     interval = runtime.config.monitor.interval_seconds
     print(f"health monitor running ({len(monitor.rounds.sources)} sources, every {interval} s)", flush=True)
     try:
-        return process.serve(runtime, monitor.healthy, "health monitor", name=DAEMON_NAME)
+        actions: dict[int, Callable[[], None]] = {signal.SIGUSR1: monitor.wake.set}  # the console's "check now"
+        return process.serve(runtime, monitor.healthy, "health monitor", name=DAEMON_NAME, actions=actions)
     finally:
         monitor.stop()
         runtime.engine.dispose()

@@ -14,7 +14,7 @@ import fcntl
 import logging
 import os
 import sys
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
@@ -153,12 +153,18 @@ def index_to_myself(config: Config) -> Iterator[None]:
         yield
 
 
-def serve(runtime: Runtime, healthy: Callable[[], bool], status: str, name: str = "") -> int:
-    """Tell systemd we are ready, ping its watchdog while `healthy()`, reload on SIGHUP, return on
-    SIGTERM/SIGINT. While it serves, the daemon's PID file (`name`, by default the program's name)
-    lets the console ask it to reload."""
+def serve(
+    runtime: Runtime,
+    healthy: Callable[[], bool],
+    status: str,
+    name: str = "",
+    actions: Mapping[int, Callable[[], None]] | None = None,
+) -> int:
+    """Tell systemd we are ready, ping its watchdog while `healthy()`, reload on SIGHUP, run the
+    action of any signal in `actions`, return on SIGTERM/SIGINT. While it serves, the daemon's PID
+    file (`name`, by default the program's name) lets the console ask it to reload."""
     signals = systemd.Signals()
-    signals.install()
+    signals.install(actions)
     systemd.notify(f"READY=1\nSTATUS={status}")
     interval = systemd.watchdog_interval() or IDLE_TICK_SECONDS
     with daemon_lock(runtime.config), pid_file(runtime.config, name or program_name()) as path:

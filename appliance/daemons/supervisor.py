@@ -1,21 +1,26 @@
 """`make run`: every daemon of the appliance in the foreground, as systemd would run them on the box.
 
-Each daemon runs in its own process with the same configuration; their lines are printed as they
-come. Ctrl-C (or SIGTERM) stops them all cleanly; if one exits, the others are stopped too.
+Each daemon runs in its own process (and process group) with the same configuration; their lines
+are printed as they come. The monitor starts once the others answer (a C-ECHO, an NMQ^N01) and
+stops before them, as systemd orders it on the box. Ctrl-C (or SIGTERM) stops them all cleanly; if
+one exits, the others are stopped too.
 """
 
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from functools import partial
 
+from appliance import systemd
 from appliance.config import Config, ConfigError
 from appliance.daemons.runtime import (
     DEVELOPMENT_WARNED_ENVIRONMENT,
@@ -24,6 +29,8 @@ from appliance.daemons.runtime import (
     setup_logging,
     warn_if_development,
 )
+from appliance.monitor import Severity
+from appliance.monitor.dicom import echo_finding, hl7_finding, probe_host
 
 DAEMONS = {
     "appliance-dicom": "appliance.daemons.archive",
@@ -38,6 +45,7 @@ DAEMONS = {
 # otherwise find the archive "not answering" and mail a critical alert at every start.
 MONITOR = ("appliance-monitor", "appliance.daemons.monitor")
 LISTENING_WAIT_SECONDS = 120
+Probe = Callable[[], bool]
 
 
 def arguments_of(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -48,40 +56,53 @@ def arguments_of(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def start(module: str, options: list[str]) -> subprocess.Popen[bytes]:
     """Start one daemon the way its console script would (so its loggers carry module names); the
-    supervisor has given the development-mode warning already."""
+    supervisor has given the development-mode warning already. Each daemon has its own process
+    group: Ctrl-C in the terminal reaches the supervisor alone, which stops them in order."""
     code = f"import sys; from {module} import main; sys.exit(main(sys.argv[1:]))"
     environment = {**os.environ, DEVELOPMENT_WARNED_ENVIRONMENT: "1"}
-    return subprocess.Popen([sys.executable, "-c", code, *options], env=environment)
+    return subprocess.Popen([sys.executable, "-c", code, *options], env=environment, process_group=0)
 
 
-def listeners(config: Config) -> list[tuple[str, int]]:
-    """The addresses the daemons listen on (port 0 = not listening)."""
-    found = [
-        (config.dicom.bind_address, config.dicom.port),
-        (config.worklist.bind_address, config.worklist.port),
-        (config.hl7.bind_address, config.hl7.port),
-        (config.web.bind_address, config.web.port),
-    ]
-    return [(connectable(host), port) for host, port in found if port]
+def listeners(config: Config) -> list[Probe]:
+    """How to ask each listener whether it answers (port 0 = not listening): the archive and the
+    worklist a C-ECHO and the HL7 listener an NMQ^N01, as the health monitor asks them, since a bare
+    connection would be logged as a refused one; the console a connection (gunicorn logs none)."""
+    archive, worklist, hl7, web = config.dicom, config.worklist, config.hl7, config.web
+    found: list[Probe] = []
+    if archive.port:
+        found.append(partial(echo_answers, archive.ae_title, archive.bind_address, archive.port))
+    if worklist.port:
+        found.append(partial(echo_answers, worklist.ae_title, worklist.bind_address, worklist.port))
+    if hl7.port:
+        found.append(partial(hl7_answers, config))
+    if web.port:
+        found.append(partial(accepts, (probe_host(web.bind_address), web.port)))
+    return found
 
 
-def connectable(address: str) -> str:
-    """Where to connect to reach a listener bound to `address` (a wildcard is reached on loopback)."""
-    return {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(address, address)
-
-
-def wait_for_listeners(config: Config, processes: dict[str, subprocess.Popen[bytes]], stop: threading.Event) -> bool:
-    """Wait until every listener accepts a connection; False when stopped, a daemon exited or the wait
-    ran out (the monitor then starts anyway and says what does not answer)."""
+def wait_for_listeners(config: Config, processes: dict[str, subprocess.Popen[bytes]], signals: systemd.Signals) -> bool:
+    """Wait until every listener answers; False when stopped, a daemon exited or the wait ran out (the
+    monitor then starts anyway and says what does not answer)."""
     deadline = time.monotonic() + LISTENING_WAIT_SECONDS
     waiting = listeners(config)
     while waiting and time.monotonic() < deadline:
-        if stop.is_set() or any(process.poll() is not None for process in processes.values()):
+        if signals.stopping or any(process.poll() is not None for process in processes.values()):
             return False
-        waiting = [address for address in waiting if not accepts(address)]
+        waiting = [probe for probe in waiting if not probe()]
         if waiting:
-            stop.wait(0.2)
-    return not stop.is_set()
+            signals.wait(0.2)
+            forward_reload_if_asked(signals, processes)
+    return not signals.stopping
+
+
+def echo_answers(ae_title: str, bind_address: str, port: int) -> bool:
+    """The DICOM listener answers a C-ECHO, even with a refusal (it is listening)."""
+    finding = echo_finding("listener", "", ae_title, bind_address, port)
+    return finding.severity is not Severity.CRITICAL
+
+
+def hl7_answers(config: Config) -> bool:
+    return hl7_finding(config, datetime.now(UTC)).severity is not Severity.CRITICAL
 
 
 def accepts(address: tuple[str, int]) -> bool:
@@ -92,21 +113,29 @@ def accepts(address: tuple[str, int]) -> bool:
         return False
 
 
-def forward_reload(processes: dict[str, subprocess.Popen[bytes]]) -> None:
+def forward_reload_if_asked(signals: systemd.Signals, processes: dict[str, subprocess.Popen[bytes]]) -> None:
+    """SIGHUP to every daemon when the supervisor got one (`kill -HUP`)."""
+    if not signals.take_reload():
+        return
     for process in processes.values():
         if process.poll() is None:
             process.send_signal(signal.SIGHUP)
 
 
 def stop_all(processes: dict[str, subprocess.Popen[bytes]]) -> None:
-    for process in processes.values():
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-    for process in processes.values():
-        try:
-            process.wait(timeout=90)
-        except subprocess.TimeoutExpired:
-            process.kill()
+    """The monitor first, then the others together, as systemd orders it on the box (the monitor is
+    After= them): a round in flight while the archive stops would report it down and alert."""
+    monitor = {name: process for name, process in processes.items() if name == MONITOR[0]}
+    others = {name: process for name, process in processes.items() if name != MONITOR[0]}
+    for group in (monitor, others):
+        for process in group.values():
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        for process in group.values():
+            try:
+                process.wait(timeout=90)
+            except subprocess.TimeoutExpired:
+                process.kill()
 
 
 def print_banner(config: Config) -> None:
@@ -149,16 +178,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     options = ["--config", str(arguments.config)] if arguments.config else ["--data", str(arguments.data.absolute())]
     print_banner(config)
     setup_logging(config.logging_level)
+    logging.getLogger("pynetdicom").setLevel(logging.CRITICAL)  # the C-ECHOs while the listeners start
     warn_if_development(config)
-    stop = threading.Event()
-    for number in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(number, lambda _number, _frame: stop.set())
+    signals = systemd.Signals()  # its handlers take no lock: two Ctrl-C in a row cannot hang it
+    signals.install()
     processes = {name: start(module, options) for name, module in DAEMONS.items()}
-    signal.signal(signal.SIGHUP, lambda _number, _frame: forward_reload(processes))
     try:
-        if wait_for_listeners(config, processes, stop):
+        if wait_for_listeners(config, processes, signals):
             processes[MONITOR[0]] = start(MONITOR[1], options)
-        while not stop.wait(0.5):
+        while not signals.stopping:
+            signals.wait(0.5)
+            forward_reload_if_asked(signals, processes)
             exited = [name for name, process in processes.items() if process.poll() is not None]
             if exited:
                 print(f"{', '.join(exited)} exited; stopping the others", file=sys.stderr, flush=True)

@@ -311,6 +311,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         stop(loops, executor)
         close_trail(trail, APPLICATION)
         runtime.engine.dispose()
+        LOGGER.info("background worker stopped")
 
 
 def stop(loops: list[Loop], executor: ProcessPoolExecutor | None) -> None:

@@ -4,6 +4,7 @@ named with its service."""
 
 from __future__ import annotations
 
+import os
 import signal
 import socket
 import subprocess
@@ -187,6 +188,39 @@ def test_make_run_warns_once_about_development_mode_and_prints_the_console_addre
     assert output.count("development mode: any AE title from 127.0.0.1 is accepted") == 1, output
     assert f"  console        http://127.0.0.1:{web_port}/\n" in output, output
     assert f"console listening on 127.0.0.1:{web_port}" in output, output
+
+
+def test_make_run_waits_for_its_listeners_without_a_refusal_and_stops_on_ctrl_c(tmp_path: Path) -> None:
+    """The supervisor asks each listener as the monitor does (C-ECHO, NMQ^N01), so nothing logs a
+    refused connection at start; Ctrl-C (SIGINT to the whole process group, then the supervisor's
+    SIGTERM to each daemon) stops everything."""
+    config = {
+        "mode": "development",
+        "storage": {"data_directory": str(tmp_path / "data"), "minimum_free_space_mb": 1},
+        **{section: {"bind_address": "127.0.0.1", "port": free_port()} for section in ("dicom", "worklist", "hl7")},
+        "web": {"bind_address": "127.0.0.1", "port": free_port()},
+    }
+    config_path = write_config(tmp_path / "appliance.yaml", config)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "appliance.daemons.supervisor", "--config", str(config_path)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    assert process.stdout is not None
+    lines: list[str] = []
+    deadline = time.monotonic() + 120
+    while not any("health monitor running" in line for line in lines):
+        line = process.stdout.readline()
+        assert line and time.monotonic() < deadline, "".join(lines)
+        lines.append(line)
+    os.killpg(process.pid, signal.SIGINT)
+    rest, _ = process.communicate(timeout=120)
+    output = "".join(lines) + rest
+    assert process.returncode == 0, output
+    assert "refused" not in output and "NMQ" not in output, output
+    assert "DICOM archive APPLIANCE stopped" in output and "background worker stopped" in output, output
 
 
 def test_version_is_the_package_s() -> None:

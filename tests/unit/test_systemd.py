@@ -3,7 +3,9 @@ daemon does (through `appliance.systemd`), stale files, PIDs reused by another p
 
 from __future__ import annotations
 
+import itertools
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -118,3 +120,41 @@ def test_the_console_does_not_signal_itself(tmp_path: Path) -> None:
     assert systemd.reload_daemons(tmp_path) == []
     systemd.remove_pid_file(path)
     assert not path.exists()
+
+
+# A main loop as the daemons run it, counting what it was asked; then a burst of signals.
+BURST_CHILD = """
+import signal, sys
+from appliance import systemd
+
+signals = systemd.Signals()
+woken = []
+signals.install({signal.SIGUSR1: lambda: woken.append(1)})
+print("running", flush=True)
+reloads = 0
+while not signals.stopping:
+    signals.wait(5)
+    reloads += signals.take_reload()
+print(f"stopped on {signals.received} after {reloads} reload(s), {len(woken)} wake-up(s)", flush=True)
+"""
+
+
+def test_signals_close_together_never_hang_the_main_loop() -> None:
+    """Two signals close together (Ctrl-C on `make run`: SIGINT to every daemon, then the supervisor's
+    SIGTERM) once left a daemon waiting forever on the lock its own handler held."""
+    process = subprocess.Popen([sys.executable, "-c", BURST_CHILD], stdout=subprocess.PIPE, text=True)
+    try:
+        assert process.stdout is not None and process.stdout.readline().strip() == "running"
+        end, numbers = time.monotonic() + 1, itertools.cycle([signal.SIGHUP, signal.SIGUSR1])
+        while time.monotonic() < end:  # for a second: the old handler hung within it, every time
+            os.kill(process.pid, next(numbers))
+        os.kill(process.pid, signal.SIGINT)
+        os.kill(process.pid, signal.SIGTERM)
+        output, _ = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    said = output.strip()
+    assert said.startswith("stopped on 2 ") or said.startswith("stopped on 15 "), said
+    assert " 0 reload(s)" not in said and " 0 wake-up(s)" not in said, said
