@@ -3,7 +3,8 @@ drill, read from the history `appliance backup` keeps (`appliance.backup.history
 
 A failed last run, or a last success older than 36 hours, is critical (the issue's rule: the
 practice learns of it the next morning); a target never backed up yet is a warning; a failed drill
-is critical, no drill for 40 days a warning. No target configured: absent.
+is critical, no drill for 40 days a warning. No target configured: absent. Moments are read in
+the practice's time (`appliance.practice_time`), as everywhere the practice reads them.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from appliance.backup.history import DrillRecord, RunRecord, drills, last_run, r
 from appliance.backup.targets import USB, targets_of
 from appliance.monitor.findings import Finding, Measure, Reading, Severity
 from appliance.monitor.sources import Context, absent
+from appliance.practice_time import ZONE, day_of
 
 SOURCE = "backup"
 MAXIMUM_AGE = timedelta(hours=36)
@@ -49,7 +51,7 @@ def target_finding(target: str, records: list[RunRecord], now: datetime) -> Find
         message = f"La dernière sauvegarde ({target}) a échoué : {last.reason}"
         return Finding(SOURCE, subject, Severity.CRITICAL, message, last.detail, since=last.finished_at)
     assert success is not None
-    when = f"{success.finished_at:%d/%m/%Y %H:%M} UTC"
+    when = f"{success.finished_at.astimezone(ZONE):%d/%m/%Y à %H:%M}"
     if now - success.finished_at > MAXIMUM_AGE:
         return Finding(SOURCE, subject, Severity.CRITICAL,
                        f"La dernière sauvegarde réussie ({target}) date du {when} : plus de 36 heures.",
@@ -70,9 +72,9 @@ def drill_finding(records: list[DrillRecord], now: datetime) -> Finding:
                        detail, since=last.finished_at)  # fmt: skip
     if now - last.finished_at > DRILL_MAXIMUM_AGE:
         return Finding(SOURCE, subject, Severity.WARNING,
-                       f"Le dernier exercice de restauration date du {last.finished_at:%d/%m/%Y}.")  # fmt: skip
+                       f"Le dernier exercice de restauration date du {day_of(last.finished_at):%d/%m/%Y}.")  # fmt: skip
     return Finding(SOURCE, subject, Severity.OK,
-                   f"Exercice de restauration réussi le {last.finished_at:%d/%m/%Y} ({counts}).")  # fmt: skip
+                   f"Exercice de restauration réussi le {day_of(last.finished_at):%d/%m/%Y} ({counts}).")  # fmt: skip
 
 
 def rotation_finding(records: list[RunRecord], labels: tuple[str, ...]) -> Finding:
