@@ -13,6 +13,7 @@ import contextlib
 import fcntl
 import logging
 import os
+import signal
 import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -182,7 +183,8 @@ def serve(
             else:
                 LOGGER.error("health check failed; not pinging the watchdog")
     systemd.notify("STOPPING=1")
-    LOGGER.info("stopping on signal %s", signals.received)
+    assert signals.received is not None  # the loop above ends on a stop signal only
+    LOGGER.info("%s: stopping on %s", status, signal.Signals(signals.received).name)
     return 0
 
 
