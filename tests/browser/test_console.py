@@ -114,6 +114,9 @@ def fits_a_tablet_held_upright(page: Page, box: Box, screenshots: Path) -> None:
         overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
         assert overflow <= 0, f"{path} is {overflow} px too wide"
     shoot(page, screenshots, "10-tablet-upright")
+    frame, last_button = page.locator(".table-wrap").bounding_box(), page.locator("#remove-1").bounding_box()
+    assert frame is not None and last_button is not None
+    assert last_button["x"] + last_button["width"] <= frame["x"] + frame["width"], "a row's buttons are cut off"
     page.set_viewport_size({"width": 1180, "height": 820})
 
 
