@@ -47,9 +47,21 @@ def configure(app: Flask) -> None:
 
 
 def menu() -> list[dict[str, object]]:
-    blueprint = (request.endpoint or "").partition(".")[0]
-    return [
-        {"url": url_for(entry.endpoint), "label": entry.label, "active": entry.endpoint.partition(".")[0] == blueprint}
+    shown = [
+        (entry, url_for(entry.endpoint))
         for entry in ENTRIES
         if entry.endpoint in current_app.view_functions and can(entry.permission)
     ]
+    current = current_entry(shown)
+    return [{"url": url, "label": entry.label, "active": entry is current} for entry, url in shown]
+
+
+def current_entry(shown: list[tuple[Entry, str]]) -> Entry | None:
+    """The entry of the page shown, marked as the current one (one at most): the entry of the page's
+    blueprint; when a blueprint has several (remote archives and forwarding), the one whose address
+    begins the page's."""
+    blueprint = (request.endpoint or "").partition(".")[0]
+    same = [(entry, url) for entry, url in shown if entry.endpoint.partition(".")[0] == blueprint]
+    if len(same) > 1:
+        same = [(entry, url) for entry, url in same if request.path == url or request.path.startswith(f"{url}/")]
+    return same[0][0] if same else None

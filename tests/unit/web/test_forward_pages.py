@@ -147,3 +147,13 @@ def test_a_failed_search_says_why(engine: Engine, logged_in: Callable[[Role], Fl
     remote.finish(engine, query_id, None, "no association with ORTHANC at 127.0.0.1:4242")
     page = shown(logged_in(Role.TECHNOLOGIST).get(f"/priors/{query_id}").get_data(as_text=True))
     assert "n'a pas pu être interrogé : no association with ORTHANC" in page
+
+
+def test_the_menu_marks_one_entry_the_current_one_though_two_share_a_blueprint(
+    logged_in: Callable[[Role], FlaskClient],
+) -> None:
+    client = logged_in(Role.ADMINISTRATOR)
+    for path, current in (("/forward", "/forward"), ("/priors", "/priors"), ("/", "/")):
+        header = client.get(path).get_data(as_text=True).split("<main")[0]
+        assert header.count('aria-current="page"') == 1, path
+        assert f'<a href="{current}" aria-current="page">' in header, path
