@@ -1,4 +1,4 @@
-"""The practice's clock: its time zone, its day and the start of a day.
+"""The practice's clock: its time zone, its day, the start of a day and a moment as it is written.
 
 Everything a person reads or chooses by the day (the console's dates and filters, the worklist page,
 the QC report's day, alert mails and the daily digest, the tunnel's notices) counts in the practice's
@@ -27,9 +27,19 @@ def day_of(moment: datetime) -> date:
     return moment.astimezone(ZONE).date()
 
 
+def midnight(day: date) -> datetime:
+    """The practice's midnight starting `day`."""
+    return datetime.combine(day, time(), ZONE)
+
+
 def day_start(day: date | None, next_day: bool = False) -> datetime | None:
     """The practice's midnight starting `day`, or the day after (the end of a range that includes
     `day`); None for no day."""
     if day is None:
         return None
-    return datetime.combine(day + timedelta(days=1 if next_day else 0), time(), ZONE)
+    return midnight(day + timedelta(days=1 if next_day else 0))
+
+
+def written(moment: datetime) -> str:
+    """`moment` in the practice's time, as a French mail or report writes it: 05/12/2026 à 14:05."""
+    return f"{moment.astimezone(ZONE):%d/%m/%Y à %H:%M}"

@@ -18,6 +18,7 @@ from sqlalchemy import Engine
 from appliance.audit.trail import verify_file
 from appliance.config import Config
 from appliance.daemons.runtime import add_location_options, loader, open_index
+from appliance.practice_time import written
 from appliance.qc import render, store
 from appliance.qc.build import VerifyChain
 from appliance.qc.daily import run_daily
@@ -52,9 +53,7 @@ def qc_command(arguments: argparse.Namespace) -> int:
             return run(config, engine, arguments.force)
         if arguments.action == "list":
             for kept in store.recent(engine, limit=arguments.limit):
-                signed = (
-                    f"visé par {kept.signed_by} le {render.moment(kept.signed_at)}" if kept.signed_at else "non visé"
-                )
+                signed = f"visé par {kept.signed_by} le {written(kept.signed_at)}" if kept.signed_at else "non visé"
                 print(f"{kept.day}  {kept.status.word:<13} {signed}")
             return 0
         return show(engine, arguments)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from appliance.practice_time import ZONE, day_of
+from appliance.practice_time import day_of, midnight
 
 
 def daily_moments(now: datetime, days: int = 90) -> list[datetime]:
@@ -14,7 +14,7 @@ def daily_moments(now: datetime, days: int = 90) -> list[datetime]:
     the count is not always `days`."""
     first = day_of(now - timedelta(days=days)) + timedelta(days=1)
     count = (day_of(now) - first).days + 1
-    midnights = [datetime.combine(first + timedelta(days=offset), datetime.min.time(), ZONE) for offset in range(count)]
+    midnights = [midnight(first + timedelta(days=offset)) for offset in range(count)]
     return [*(midnight - timedelta(minutes=5) for midnight in midnights), now]
 
 

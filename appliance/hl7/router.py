@@ -160,9 +160,10 @@ class Receiver:
             return Verdict.rejected(ErrorCode.REQUIRED_FIELD_MISSING, "MSH-10 (message control ID) is empty")
         if len(message.control_id) > CONTROL_ID_LENGTH:
             return Verdict.rejected(ErrorCode.DATA_TYPE_ERROR, f"MSH-10 is longer than {CONTROL_ID_LENGTH} characters")
-        if key in self.handlers or key in self.queries or key == management.QUERY:
+        supported = {*self.handlers, *self.queries, management.QUERY}
+        if key in supported:
             return None
-        known = {code for code, _event in [*self.handlers, *self.queries, management.QUERY]}
+        known = {code for code, _event in supported}
         if message.message_code in known:
             return Verdict.rejected(ErrorCode.UNSUPPORTED_EVENT_CODE, f"event {message.trigger_event!r} not supported")
         return Verdict.rejected(ErrorCode.UNSUPPORTED_MESSAGE_TYPE, f"message {message.message_code!r} not supported")

@@ -11,7 +11,7 @@ from datetime import datetime
 
 from appliance.config import Config
 from appliance.maintenance.state import EXPIRED, Opening
-from appliance.practice_time import ZONE
+from appliance.practice_time import ZONE, day_of
 
 AUDIT_OBJECT_ID = "maintenance-tunnel"
 AUDIT_OBJECT_NAME = "Maintenance tunnel"
@@ -57,7 +57,7 @@ def opened_mail(config: Config, opening: Opening) -> tuple[str, str]:
     until = until_words(opening.until, opening.opened_at)
     body = (
         f"L'accès de maintenance du PACS « {config.site_name} » a été ouvert par {who(opening)}, "
-        f"depuis le poste {opening.address or 'inconnu'}, le {opening.opened_at.astimezone(ZONE):%d/%m/%Y} "
+        f"depuis le poste {opening.address or 'inconnu'}, le {day_of(opening.opened_at):%d/%m/%Y} "
         f"à {clock(opening.opened_at)}.\n\n"
         f"Il se fermera de lui-même {moment_words(opening.until, opening.opened_at)} ({opening.hours:g} h).\n"
         f"Motif : {opening.reason}\n"
@@ -79,7 +79,7 @@ def closed_mail(config: Config, opening: Opening) -> tuple[str, str]:
         how = f"a été fermé par {opening.closed_by} à {clock(closed_at)}"
     body = (
         f"L'accès de maintenance du PACS « {config.site_name} » {how}.\n\n"
-        f"Il avait été ouvert par {who(opening)} le {opening.opened_at.astimezone(ZONE):%d/%m/%Y} "
+        f"Il avait été ouvert par {who(opening)} le {day_of(opening.opened_at):%d/%m/%Y} "
         f"à {clock(opening.opened_at)}.\n"
         f"Motif : {opening.reason}\n"
     )

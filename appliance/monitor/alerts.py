@@ -37,7 +37,7 @@ from appliance.config import Config
 from appliance.monitor import mail, store
 from appliance.monitor.findings import Severity
 from appliance.monitor.store import Change, State
-from appliance.practice_time import ZONE
+from appliance.practice_time import ZONE, day_of, written
 
 log = logging.getLogger(__name__)
 
@@ -161,16 +161,12 @@ def decide(changes: Iterable[Change], states: Iterable[State], now: datetime) ->
     return Decision(told, silent, waiting)
 
 
-def paris(moment: datetime) -> str:
-    return f"{moment.astimezone(ZONE):%d/%m/%Y à %H:%M}"
-
-
 def paragraph(story: Story) -> str:
     change = story.last
     lines = [
         f"{LABELS[story.shown_severity]} — {change.source} / {change.subject} ({story.kind})",
         f"  {change.message}",
-        f"  Depuis le {paris(story.since)} (heure de Paris).",
+        f"  Depuis le {written(story.since)} (heure de Paris).",
     ]
     if story.detail:
         lines.append(f"  Pour le prestataire : {story.detail}")
@@ -280,20 +276,20 @@ def digest_text(config: Config, states: list[State], recent: list[Change], now: 
         (state for state in states if state.severity.is_problem), key=lambda state: -level(state.severity)
     )
     absent = [f"{state.source}/{state.subject}" for state in states if state.severity is Severity.ABSENT]
-    lines = [f"Bilan de santé du PACS « {config.site_name} » au {paris(now)} (heure de Paris).", ""]
+    lines = [f"Bilan de santé du PACS « {config.site_name} » au {written(now)} (heure de Paris).", ""]
     if problems:
         lines.append("Problèmes en cours :")
         for state in problems:
             lines += [
                 f"- {LABELS[state.severity]} — {state.source} / {state.subject} : {state.message}",
-                f"  Depuis le {paris(state.since)}. Pour le prestataire : {state.detail}",
+                f"  Depuis le {written(state.since)}. Pour le prestataire : {state.detail}",
             ]
     else:
         lines.append("Tout va bien : aucun problème en cours.")
     lines += ["", "Changements des dernières 24 heures :"]
     noted = [change for change in recent if level(change.severity) or level(change.previous)]
     lines += [
-        f"- {paris(change.at)} {change.source} / {change.subject} : "
+        f"- {written(change.at)} {change.source} / {change.subject} : "
         f"{change.previous.value if change.previous else 'nouveau'} -> {change.severity.value}, {change.message}"
         for change in reversed(noted[:DIGEST_LINES])
     ] or ["- aucun."]
@@ -334,7 +330,7 @@ class Digest:
         return passed and last < local.date()
 
     def sent(self, now: datetime) -> None:
-        self.write(now.astimezone(ZONE).date())
+        self.write(day_of(now))
 
     def write(self, day: date) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)

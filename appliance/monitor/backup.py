@@ -15,7 +15,7 @@ from appliance.backup.history import DrillRecord, RunRecord, drills, last_run, r
 from appliance.backup.targets import USB, targets_of
 from appliance.monitor.findings import Finding, Measure, Reading, Severity
 from appliance.monitor.sources import Context, absent
-from appliance.practice_time import ZONE, day_of
+from appliance.practice_time import day_of, written
 
 SOURCE = "backup"
 MAXIMUM_AGE = timedelta(hours=36)
@@ -51,7 +51,7 @@ def target_finding(target: str, records: list[RunRecord], now: datetime) -> Find
         message = f"La dernière sauvegarde ({target}) a échoué : {last.reason}"
         return Finding(SOURCE, subject, Severity.CRITICAL, message, last.detail, since=last.finished_at)
     assert success is not None
-    when = f"{success.finished_at.astimezone(ZONE):%d/%m/%Y à %H:%M}"
+    when = written(success.finished_at)
     if now - success.finished_at > MAXIMUM_AGE:
         return Finding(SOURCE, subject, Severity.CRITICAL,
                        f"La dernière sauvegarde réussie ({target}) date du {when} : plus de 36 heures.",

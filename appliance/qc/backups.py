@@ -9,9 +9,9 @@ from datetime import datetime
 from appliance.backup.history import drills, last_run, rotation, runs
 from appliance.backup.targets import USB, targets_of
 from appliance.config import Config
-from appliance.monitor.alerts import paris
 from appliance.monitor.backup import drill_finding, target_finding
 from appliance.monitor.findings import Severity
+from appliance.practice_time import written
 from appliance.qc.report import Section, Status, worst
 
 STATUSES = {Severity.OK: Status.OK, Severity.WARNING: Status.WARNING, Severity.CRITICAL: Status.FAILURE,
@@ -58,7 +58,7 @@ def drill_section(config: Config, now: datetime) -> Section:
         return Section("drill", title, Status.WARNING, finding.message)
     last = records[-1]
     lines = [
-        f"Le {paris(last.finished_at)} depuis {last.target} {last.archive} : {last.studies} examens, "
+        f"Le {written(last.finished_at)} depuis {last.target} {last.archive} : {last.studies} examens, "
         f"{last.files} fichiers, {last.bytes / MEGABYTE:.1f} Mo vérifiés en {last.seconds:.0f} s.",
         *(f"Manquant : {item}" for item in last.missing[:20]),
         *(f"Altéré : {item}" for item in last.altered[:20]),

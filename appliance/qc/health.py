@@ -16,10 +16,11 @@ from sqlalchemy import Engine
 
 from appliance.config import Config
 from appliance.monitor import store
-from appliance.monitor.alerts import LABELS, paris
+from appliance.monitor.alerts import LABELS
 from appliance.monitor.findings import Severity
 from appliance.monitor.overview import monitor_health
 from appliance.monitor.store import State
+from appliance.practice_time import written
 from appliance.qc.report import Section, Status, worst
 
 SECTIONS = (  # key, monitor source, title
@@ -43,10 +44,10 @@ def health_sections(config: Config, engine: Engine, period_start: datetime, now:
     for key, source, title in SECTIONS:
         mine = [state for state in states if state.source == source]
         found = [change for change in incidents if change.source == source and change.severity.is_problem]
-        section = section_of(key, title, mine, [f"{paris(change.at)} : {LABELS[change.severity]} — {change.message}"
+        section = section_of(key, title, mine, [f"{written(change.at)} : {LABELS[change.severity]} — {change.message}"
                                                 for change in reversed(found)])  # fmt: skip
         if silent.stale:
-            last = paris(silent.last_checked) if silent.last_checked else "jamais"
+            last = written(silent.last_checked) if silent.last_checked else "jamais"
             section = Section(key, title, worst([section.status, Status.WARNING]),
                               f"La surveillance du boîtier ne répond plus (dernier relevé : {last}).",
                               section.lines, section.numbers)  # fmt: skip

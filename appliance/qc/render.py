@@ -5,22 +5,18 @@ and in twenty years (the look may change with the software, the facts cannot).""
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date
 from pathlib import Path
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from markupsafe import Markup
 
-from appliance.practice_time import ZONE
+from appliance.practice_time import written
 from appliance.qc.report import Status
 from appliance.qc.store import StoredReport
 
 HERE = Path(__file__).parent
 STYLESHEET = HERE / "report.css"
-
-
-def moment(value: datetime) -> str:
-    return f"{value.astimezone(ZONE):%d/%m/%Y à %H:%M}"
 
 
 def day(value: date) -> str:
@@ -29,7 +25,7 @@ def day(value: date) -> str:
 
 def environment() -> Environment:
     found = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape(["html"]))
-    found.filters["moment"] = moment
+    found.filters["moment"] = written
     found.filters["day"] = day
     return found
 

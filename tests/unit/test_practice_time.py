@@ -13,10 +13,9 @@ def test_the_practice_is_on_the_next_day_before_the_machine_on_utc() -> None:
     assert practice_time.day_of(datetime(2026, 7, 4, 22, 0, tzinfo=UTC)) == date(2026, 7, 5)
 
 
-def test_today_is_the_day_of_now() -> None:
-    before = practice_time.day_of(datetime.now(UTC))
-    today = practice_time.today()
-    assert today in (before, before + timedelta(days=1))
+def test_a_moment_is_written_in_the_practice_s_time() -> None:
+    assert practice_time.written(datetime(2026, 12, 4, 23, 30, tzinfo=UTC)) == "05/12/2026 à 00:30"
+    assert practice_time.written(datetime(2026, 7, 4, 12, 5, tzinfo=UTC)) == "04/07/2026 à 14:05"
 
 
 def test_a_day_starts_at_the_practice_s_midnight_and_a_range_ends_at_the_next() -> None:

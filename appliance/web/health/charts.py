@@ -3,14 +3,14 @@ archive's daily receipts) and handed to `plots` with the words of the page's lan
 
 from __future__ import annotations
 
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, timedelta
 
 from flask_babel import get_locale, gettext, ngettext
 from sqlalchemy import Engine
 
 from appliance.archive.statistics import daily_receipts
 from appliance.monitor import trends
-from appliance.practice_time import ZONE, ZONE_NAME
+from appliance.practice_time import ZONE, ZONE_NAME, day_of, midnight
 from appliance.web.health import plots
 from appliance.web.health.plots import Plot
 from appliance.web.languages import DEFAULT_LANGUAGE, day, number, size, when
@@ -40,9 +40,9 @@ def source_plots(engine: Engine, source: str, now: datetime) -> list[Plot]:
 
 def local_midnights(since: datetime, now: datetime) -> list[datetime]:
     """Every local midnight after `since`, then `now`: where the disk plot takes a value."""
-    first = since.astimezone(ZONE).date() + timedelta(days=1)
-    days = (now.astimezone(ZONE).date() - first).days + 1
-    moments = [datetime.combine(first + timedelta(days=offset), time(), ZONE) for offset in range(days)]
+    first = day_of(since) + timedelta(days=1)
+    days = (day_of(now) - first).days + 1
+    moments = [midnight(first + timedelta(days=offset)) for offset in range(days)]
     return [*moments, now]
 
 
@@ -98,7 +98,7 @@ def disk_summary(
 
 def receipts_plots(engine: Engine, now: datetime) -> list[Plot]:
     """Images and studies received per day over the last 90 days, as bars."""
-    today = now.astimezone(ZONE).date()
+    today = day_of(now)
     days = daily_receipts(engine, today - timedelta(days=LOOK_BACK_DAYS - 1), today, ZONE_NAME)
     images = [(each.day, each.images) for each in days]
     studies = [(each.day, each.studies) for each in days]
