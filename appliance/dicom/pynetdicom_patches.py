@@ -82,10 +82,27 @@ Per association (installed by the services' EVT_CONN_OPEN / EVT_ESTABLISHED hand
   (the stored file's bytes read from disk, or the encoded bytes of a decoded object) cut into
   P-DATA-TF PDUs at the peer's maximum length, and written in blocks of about 1 MB with one system
   call each, instead of one `P_DATA` primitive per PDU through pynetdicom's DUL queue, state machine
-  and PDU encoder (with a 1 to 0.2 ms poll between them). The response is read as pynetdicom reads
-  it; the DUL's own writes (Pending responses, A-RELEASE) take the same per-association lock, so
-  no PDU of another message comes between the PDUs of one message (PS3.8 9.3.5.1). The PDU and
-  DIMSE "sent" events are not triggered for these messages (the appliance has no handler for them).
+  and PDU encoder (with a 1 to 0.2 ms poll between them). The response is read by
+  `direct_response`, or as pynetdicom reads it; the DUL's own writes (Pending responses, A-RELEASE)
+  take the same per-association lock, so no PDU of another message comes between the PDUs of one
+  message (PS3.8 9.3.5.1). The PDU and DIMSE "sent" events are not triggered for these messages
+  (the appliance has no handler for them).
+- `direct_response`: the response to each of those C-STORE requests is read by the thread that wrote
+  the request, straight from the socket, instead of by the DUL thread (woken by its poll, its state
+  machine, `StoreReader`, the DIMSE queue, then the sender woken again): 160 us per image before, 76
+  us with it (timestamps in the daemon, 2,000 images). The sender holds a per-association read lock
+  from just after its request until the response (the DUL thread takes it to look at its socket, so
+  they never read at once), peeks, and takes the bytes only when they are one whole plain
+  C-STORE-RSP to that request on that context; anything else (a C-CANCEL, an A-ABORT, an Error
+  Comment, a PDU not all there, a closed connection, the DUL having read since the request) is left
+  to the DUL, woken at once to read it as before. While a sender reads its responses (until 5 ms
+  after the last, or until something is queued for the DUL to send) the DUL's idle sleep does not
+  end when the socket turns readable: woken at each response only to wait for the lock, it took the
+  interpreter lock from the sender (without this, the patch gained 5 %). Not for TLS, nor with
+  handlers on the "received" events (not triggered for these responses). 200 CT images, DCMTK getscu
+  and movescu to storescp, medians of 4 alternating rounds of 6 runs without and with it:
+  uncompressed C-MOVE 0.289 -> 0.247 s, C-GET 0.255 -> 0.207 s; stored as JPEG-LS to a JPEG-LS peer,
+  C-MOVE 0.220 -> 0.190 s, C-GET 0.199 -> 0.164 s.
 - `command_reader`: received P-DATA goes to `StoreReader` instead of `receive_primitive`: a plain
   C-STORE-RQ (its usual elements, ASCII, a data set) or a plain C-STORE-RSP (a status alone) has
   its command set decoded here and its primitive made through pynetdicom's own setters, instead of
@@ -147,6 +164,7 @@ import time
 import weakref
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from enum import Enum
 from io import BytesIO
 from pathlib import Path
 from types import ModuleType
@@ -183,6 +201,7 @@ PATCHES = (
     "serialise_reactor",
     "throttled_retrieve_responses",
     "direct_store",
+    "direct_response",
     "command_reader",
     "store_responses",
 )
@@ -302,18 +321,21 @@ class Wakeup:
         self.arrival.wait(WAKE_POLL_SECONDS)
         self.arrival.clear()  # before the reactor looks: what is queued after this sets it again
 
-    def dul_sleep(self, connection: socket.socket) -> bool:
-        """The DUL thread: until `connection` is readable or something is queued for the DUL, at
-        most `WAKE_POLL_SECONDS`; False (nothing waited) once closed."""
+    def dul_sleep(self, connection: socket.socket | None, seconds: float = 0.0) -> bool:
+        """The DUL thread: until `connection` (if any) is readable or something is queued for the
+        DUL, at most `seconds` or else `WAKE_POLL_SECONDS`; False (nothing waited) once closed."""
         with self.lock:
             if self.closed:
                 return False
             self.polling = True
         try:
             poller = select.poll()
-            poller.register(connection, select.POLLIN)
+            if connection is not None:
+                poller.register(connection, select.POLLIN)
             poller.register(self.descriptor, select.POLLIN)
-            if any(descriptor == self.descriptor for descriptor, _ in poller.poll(WAKE_POLL_SECONDS * 1000)):
+            if any(
+                descriptor == self.descriptor for descriptor, _ in poller.poll((seconds or WAKE_POLL_SECONDS) * 1000)
+            ):
                 os.eventfd_read(self.descriptor)  # reset; nonblocking, and it was readable
         except (OSError, ValueError):  # the connection closed meanwhile: the DUL sees it at its next look
             pass
@@ -337,7 +359,11 @@ def woken_on_arrival(thread: threading.Thread) -> bool:
     if isinstance(thread, dul.DULServiceProvider):
         wakeup = getattr(thread.assoc, WAKEUP_ATTRIBUTE, None)
         connection = dul_connection(thread)
-        return wakeup is not None and connection is not None and wakeup.dul_sleep(connection)
+        if wakeup is None or connection is None:
+            return False
+        reads: DulReads | None = getattr(thread.assoc, READ_LOCK_ATTRIBUTE, None)
+        quiet = reads.quiet_seconds() if reads is not None else 0.0
+        return bool(wakeup.dul_sleep(None, quiet) if quiet else wakeup.dul_sleep(connection))
     return False
 
 
@@ -674,6 +700,11 @@ DATA_SET_PRESENT = 0x0001  # CommandDataSetType, as pynetdicom writes it (anythi
 SEND_LOCK_ATTRIBUTE = "appliance_send_lock"
 REACTOR_LOCK_ATTRIBUTE = "appliance_reactor_lock"
 CONTEXTS_ATTRIBUTE = "appliance_store_contexts"
+READ_LOCK_ATTRIBUTE = "appliance_read_lock"
+READ_LOCK_WAIT_SECONDS = 0.005  # a sender waits this long for the read lock (the DUL holds it to look, or read)
+RESPONSE_POLL_SECONDS = 0.05  # how often a sender waiting for its response looks whether the DUL needs the socket
+RESPONSE_PEEK_BYTES = 1024  # a plain C-STORE-RSP PDU is about 170 bytes
+QUIET_SECONDS = 0.005  # `DulReads`: the DUL leaves the socket to senders this long after their last response
 META_GROUP_LENGTH = struct.Struct("<HH2sHI")  # (0002,0000) UL, explicit VR little endian
 PREAMBLE_BYTES = 128
 
@@ -745,15 +776,26 @@ def direct_store(association: Any, request: StoreRequest, content: StoreContent)
             time.sleep(0.0001)
         with getattr(association, REACTOR_LOCK_ATTRIBUTE, None) or threading.Lock():
             pass  # a reactor inside its poll (`serialise_reactor`) is out of it
+        reads_before = dul_reads(association)
         if not write_message(association, context_id, command, content, fragment):
             return Dataset()
-        _context_id, response = association.dimse.get_msg(block=True)
+        answered, value = direct_response(association, context_id, request.message_id, reads_before)
+        response = None if answered else association.dimse.get_msg(block=True)[1]
     finally:
         checkpoint.set()
+    if value is not None:
+        return status_of(value)
     if response is None:
         association._handle_no_response()
         return Dataset()
     status: Dataset = association._check_received_status(response)
+    return status
+
+
+def status_of(value: int) -> Dataset:
+    """What pynetdicom's `_check_received_status` makes of a plain response with this status."""
+    status = Dataset()
+    status.Status = value
     return status
 
 
@@ -768,6 +810,194 @@ def context_for(association: Any, sop_class_uid: str, transfer_syntax_uid: str) 
         context = association._get_valid_context(sop_class_uid, transfer_syntax_uid, "scu", allow_conversion=False)
         found[key] = int(context.context_id)
     return found[key]
+
+
+class DulReads:
+    """The per-association read lock (`direct_response`): the DUL thread takes it to look at and
+    read its socket, so that it never reads while a sender reads its response itself; and how many
+    PDUs it read so far (a sender that finds the count changed since it wrote its request lets the
+    DUL deliver what it read: it may be the response).
+
+    While a sender reads its responses itself (until `QUIET_SECONDS` after the last one, or until
+    something is queued for the DUL to send) the DUL thread's idle sleep does not end when the
+    socket becomes readable (`woken_on_arrival`): woken at each response only to wait for the lock,
+    it cost the sender a switch of the interpreter lock per image. A sender leaving a PDU to the
+    DUL wakes it (`direct_response`)."""
+
+    def __init__(self, provider: Any) -> None:
+        self.lock = threading.Lock()
+        self.count = 0
+        self.quiet_until = 0.0
+        self.original = provider._is_transport_event
+        provider._is_transport_event = self.is_transport_event
+        signal_after(provider.to_provider_queue, "put", self.listen)
+
+    def is_transport_event(self) -> bool:
+        with self.lock:
+            read = bool(self.original())
+            self.count += read
+            return read
+
+    def quiet(self) -> None:
+        self.quiet_until = time.monotonic() + QUIET_SECONDS
+
+    def listen(self) -> None:
+        self.quiet_until = 0.0
+
+    def quiet_seconds(self) -> float:
+        """How long the DUL's idle sleep may leave the socket unwatched from now (0: not at all)."""
+        return max(0.0, self.quiet_until - time.monotonic())
+
+
+def read_lock_installed(association: Any) -> bool:
+    """Install the association's `DulReads` (called once it is established); whether it has one."""
+    if getattr(association, READ_LOCK_ATTRIBUTE, None) is not None:
+        return True
+    if not in_force("direct_response"):
+        return False
+    setattr(association, READ_LOCK_ATTRIBUTE, DulReads(association.dul))
+    return True
+
+
+def dul_reads(association: Any) -> int:
+    """How many PDUs the DUL thread of `association` read so far (-1: no `DulReads`)."""
+    reads: DulReads | None = getattr(association, READ_LOCK_ATTRIBUTE, None)
+    return -1 if reads is None else reads.count
+
+
+def direct_response(association: Any, context_id: int, message_id: int, reads_before: int) -> tuple[bool, int | None]:
+    """The status of the response to the C-STORE request `message_id` that `direct_store` just
+    wrote, read from the socket by the sending thread: (True, its status), or (True, None) when no
+    response came within the DIMSE timeout (as pynetdicom's `get_msg`); (False, None) when it must
+    come the usual way (`reads_before`: `dul_reads` before the request was written).
+
+    The usual way, the DUL thread reads the PDU, runs its state machine, hands the P-DATA to the
+    DIMSE provider (`StoreReader`), which queues the response for the sender: two threads woken
+    and 160 us per image. Here the sender holds the read lock (the DUL thread waits for it before
+    it looks at the socket), waits until the socket is readable, and takes the PDU only when it is
+    a whole plain C-STORE-RSP to this request on this context (looked at with MSG_PEEK first).
+    Anything else (a C-CANCEL, an A-ABORT, a response with an Error Comment, a PDU not all there
+    yet, the connection closed) is left unread for the DUL thread, which reads it as before; so
+    is the socket when the DUL has something to send or is stopping.
+    """
+    reads: DulReads | None = getattr(association, READ_LOCK_ATTRIBUTE, None)
+    answer = read_response(association, context_id, message_id, reads_before, reads)
+    if reads is not None:
+        if answer[0]:
+            reads.quiet()
+        else:
+            reads.listen()
+            wakeup: Wakeup | None = getattr(association, WAKEUP_ATTRIBUTE, None)
+            if wakeup is not None:
+                wakeup.wake_dul()  # to read at once what is left to it
+    return answer
+
+
+def read_response(
+    association: Any, context_id: int, message_id: int, reads_before: int, reads: DulReads | None
+) -> tuple[bool, int | None]:
+    """`direct_response`'s reading, under the read lock."""
+    connection = direct_read_connection(association)
+    if connection is None or reads is None or not reads.lock.acquire(timeout=READ_LOCK_WAIT_SECONDS):
+        return False, None
+    try:
+        if reads.count != reads_before:
+            return False, None
+        waited = response_waited(association, connection)
+        if waited is not Waited.READABLE:
+            return waited is Waited.OVERDUE, None
+        peeked = peeked_response(connection, context_id, message_id)
+        if peeked is None:
+            return False, None
+        length, status = peeked
+        if not taken(connection, length):
+            return False, None
+        association.dul._idle_timer.restart()  # what the DUL does after reading a PDU
+        return True, status
+    finally:
+        reads.lock.release()
+
+
+def taken(connection: socket.socket, length: int) -> bool:
+    """Read the `length` bytes peeked on `connection`; False (the DUL then finds the connection
+    broken, or the rest of a PDU it cannot read, and aborts) when they could not all be read."""
+    try:
+        return connection.recv_into(bytearray(length), length, socket.MSG_DONTWAIT) == length
+    except OSError as error:
+        LOGGER.warning("connection lost while reading a C-STORE response: %s", type(error).__name__)
+        return False
+
+
+def direct_read_connection(association: Any) -> socket.socket | None:
+    """The plain socket a sender may read its response from, or None: TLS (its buffer is not the
+    socket's), bytes the guard read ahead, a message pynetdicom or `StoreReader` started, a message
+    already queued, something for the DUL to send, or handlers on the "received" events (they
+    would not be triggered)."""
+    if not in_force("direct_response"):
+        return None
+    provider = association.dul
+    wrapper = provider.socket
+    connection = getattr(wrapper, "socket", None)
+    if connection is None or isinstance(connection, ssl.SSLSocket) or getattr(wrapper, "pending", None):
+        return None
+    dimse = association.dimse
+    reader = getattr(dimse.receive_primitive, "__self__", None)
+    if dimse.message is not None or (isinstance(reader, StoreReader) and reader.primitives):
+        return None
+    if not dimse.msg_queue.empty() or not provider.to_provider_queue.empty():
+        return None
+    if provider.state_machine.current_state != STATE_DATA_TRANSFER:
+        return None
+    received = (evt.EVT_PDU_RECV, evt.EVT_DATA_RECV, evt.EVT_DIMSE_RECV)
+    if any(association.get_handlers(event) for event in received) or _config.STORE_RECV_CHUNKED_DATASET:
+        return None
+    return connection  # type: ignore[no-any-return]
+
+
+class Waited(Enum):
+    """How a sender's wait for its response ended."""
+
+    READABLE = "readable"
+    OVERDUE = "the DIMSE timeout passed"
+    LEFT = "the DUL needs the socket"
+
+
+def response_waited(association: Any, connection: socket.socket) -> Waited:
+    """Wait until `connection` is readable, the DIMSE timeout passes, or the DUL needs the socket
+    (something to send, stopping)."""
+    timeout = association.dimse.dimse_timeout
+    deadline = None if timeout is None else time.monotonic() + timeout
+    poller = select.poll()
+    poller.register(connection, select.POLLIN)
+    provider = association.dul
+    while not poller.poll(RESPONSE_POLL_SECONDS * 1000):
+        if provider._kill_thread or association._kill or not provider.to_provider_queue.empty():
+            return Waited.LEFT
+        if deadline is not None and time.monotonic() >= deadline:
+            return Waited.OVERDUE
+    return Waited.READABLE
+
+
+def peeked_response(connection: socket.socket, context_id: int, message_id: int) -> tuple[int, int] | None:
+    """(its length, its status) when the bytes waiting on `connection` start with one whole
+    P-DATA-TF PDU holding a plain C-STORE-RSP to `message_id` on `context_id`, in one command
+    fragment; None otherwise (nothing is read)."""
+    try:
+        head = connection.recv(RESPONSE_PEEK_BYTES, socket.MSG_PEEK | socket.MSG_DONTWAIT)
+    except OSError:
+        return None
+    if len(head) < PDU_HEADER.size:
+        return None
+    pdu_type, _reserved, pdu_length, item_length, item_context, control = PDU_HEADER.unpack_from(head)
+    length = pdu_length + 6
+    if pdu_type != P_DATA_TF or item_length != pdu_length - 4 or len(head) < length:
+        return None
+    if item_context != context_id or control != COMMAND_FRAGMENT | LAST_FRAGMENT:
+        return None
+    values = store_message_values(head[PDU_HEADER.size : length])
+    if values is None or values.get(0x0100) != C_STORE_RSP or values.get(0x0120) != message_id:
+        return None
+    return length, int(values[0x0900])
 
 
 def write_message(association: Any, context_id: int, command: bytes, content: StoreContent, fragment: int) -> bool:
@@ -1133,6 +1363,7 @@ def store_request(values: dict[int, int | str], data_set: BytesIO, context_id: i
 def read_store_messages(association: Any) -> None:
     """Install `StoreReader` on `association` (`command_reader`); called once it is established
     (a message whose first fragments pynetdicom already read stays with pynetdicom)."""
+    read_lock_installed(association)
     if not in_force("command_reader"):
         return
     dimse = association.dimse

@@ -25,7 +25,7 @@ import pydicom.config
 import pydicom.uid
 import pynetdicom
 import pytest
-from pynetdicom import AE, _config
+from pynetdicom import AE, _config, evt
 from pynetdicom.association import Association
 from pynetdicom.dimse_messages import C_FIND_RSP, C_GET_RSP, C_STORE_RQ
 from pynetdicom.dimse_primitives import C_FIND, C_GET, C_MOVE, C_STORE
@@ -101,6 +101,20 @@ FINGERPRINTS: dict[str, dict[str, str]] = {
         "pynetdicom.transport:AssociationSocket.send": "1ea8158c0b51faca",
         "pynetdicom.service_class:QueryRetrieveServiceClass._get_scp": "8ca1538e3e56c4f7",
         "pynetdicom.service_class:QueryRetrieveServiceClass._move_scp": "5c14d1be3d737bef",
+    },
+    # `direct_response` wraps the DUL's look at its socket (it restarts its idle timer when that
+    # read something), reads what DT-2 would hand to the DIMSE provider, waits as get_msg does (the
+    # DIMSE timeout), and makes the status Dataset _check_received_status makes of a valid response.
+    "direct_response": {
+        "pynetdicom.dul:DULServiceProvider._is_transport_event": "8725ed03bb8fbdef",
+        "pynetdicom.dul:DULServiceProvider.run_reactor": "e3a10eb3a0931e48",
+        "pynetdicom.transport:AssociationSocket.ready": "3eb58e3d39dc076d",
+        "pynetdicom.fsm:DT_2": "9ec543394e0b49eb",
+        "pynetdicom.dimse:DIMSEServiceProvider.get_msg": "890e3e04283f5aeb",
+        "pynetdicom.dimse:DIMSEServiceProvider.dimse_timeout": "0d890d2d463c2c9b",
+        "pynetdicom.association:Association.send_c_store": "fa5a8127f349f8e7",
+        "pynetdicom.association:Association._check_received_status": "364c3ae215b58646",
+        "pynetdicom.dimse_primitives:C_STORE.is_valid_response": "fb4e9ebbf3bc38fe",
     },
     # `socket_wait`: the DUL thread (the provider itself) sleeps between looks at its socket, which
     # it reads when `ready` (select, connected) says so; a closed socket wrapper has no socket.
@@ -293,6 +307,17 @@ RELIED_ON: dict[str, list[tuple[str, list[str]]]] = {
             ["cx_id, rsp = self.dimse.get_msg(block=True)", "status = self._check_received_status(rsp)"],
         ),
         ("pynetdicom.association:Association._run_reactor", ["context_id, msg = self.dimse.get_msg(block=False)"]),
+    ],
+    "direct_response": [
+        (
+            "pynetdicom.dul:DULServiceProvider.run_reactor",
+            ["elif self._is_transport_event():  # receive and decode PDU", "self._idle_timer.restart()"],
+        ),
+        (
+            "pynetdicom.dimse:DIMSEServiceProvider.get_msg",
+            ["return self.msg_queue.get(block=block, timeout=self.dimse_timeout)"],
+        ),
+        ("pynetdicom.association:Association._check_received_status", ["status.Status = rsp.Status"]),
     ],
     "store_responses": [
         ("pynetdicom.service_class:StorageServiceClass.SCP", ["self.dimse.send_msg(rsp, cx_id)"]),
@@ -946,3 +971,229 @@ def test_idle_associations_sleep_until_something_arrives(monkeypatch: pytest.Mon
         association.release()
     finally:
         server.shutdown()
+
+
+CT_IMAGE = "1.2.840.10008.5.1.4.1.1.2"
+INSTANCE = "1.2.826.0.1.3680043.10.1471.17"
+
+
+def response_pdus(message_id: int, status: int = 0x0000, comment: str | None = None, context_id: int = 1) -> bytes:
+    """A C-STORE-RSP as pynetdicom itself writes it, in P-DATA-TF PDUs."""
+    from pynetdicom.dimse_messages import C_STORE_RSP
+    from pynetdicom.pdu import P_DATA_TF
+
+    primitive = C_STORE()
+    primitive.MessageIDBeingRespondedTo = message_id
+    primitive.AffectedSOPClassUID = CT_IMAGE
+    primitive.AffectedSOPInstanceUID = INSTANCE
+    primitive.Status = status
+    primitive.ErrorComment = comment
+    message = C_STORE_RSP()
+    message.primitive_to_message(primitive)
+    encoded = []
+    for data in message.encode_msg(context_id, 16384):
+        pdu = P_DATA_TF()
+        pdu.from_primitive(data)
+        encoded.append(pdu.encode())
+    return b"".join(encoded)
+
+
+def sender(connection: socket.socket, dimse_timeout: float = 5.0) -> Association:
+    """An association in the data transfer state on `connection`, its `DulReads` installed."""
+    patches.set_switches()  # as the daemons run: no logging handlers on the "received" events
+    association = Association(AE(), "requestor")
+    association.dul.socket = AssociationSocket(association, client_socket=connection)
+    association.dul.state_machine.current_state = "Sta6"
+    association.dimse_timeout = dimse_timeout
+    assert patches.read_lock_installed(association)
+    return association
+
+
+def unread(connection: socket.socket) -> bytes:
+    """What is waiting on `connection`, read."""
+    try:
+        return connection.recv(65536, socket.MSG_DONTWAIT)
+    except BlockingIOError:
+        return b""
+
+
+ABORT = bytes([0x07, 0, 0, 0, 0, 4, 0, 0, 0x02, 0x00])
+
+
+@pytest.mark.parametrize(
+    ("sent", "expected"),
+    [
+        (response_pdus(7), (True, 0x0000)),
+        (response_pdus(7, 0xB000), (True, 0xB000)),
+        (response_pdus(7, 0xA700), (True, 0xA700)),
+        (response_pdus(8), (False, None)),  # another request's response
+        (response_pdus(7, 0xA700, "Out of resources"), (False, None)),  # not a plain response
+        (response_pdus(7, context_id=3), (False, None)),  # on another context
+        (response_pdus(7)[:20], (False, None)),  # not all there yet
+        (ABORT, (False, None)),
+    ],
+)
+def test_a_sender_reads_a_plain_response_to_its_request_and_leaves_anything_else(
+    tcp_pair: tuple[socket.socket, socket.socket], sent: bytes, expected: tuple[bool, int | None]
+) -> None:
+    ours, theirs = tcp_pair
+    association = sender(ours)
+    association.dul._idle_timer.start()
+    started = association.dul._idle_timer._start_time
+    theirs.sendall(sent + ABORT)  # whatever follows stays for the DUL
+    time.sleep(0.05)
+    assert patches.direct_response(association, 1, 7, patches.dul_reads(association)) == expected
+    assert unread(ours) == (ABORT if expected[0] else sent + ABORT)
+    assert (association.dul._idle_timer._start_time != started) is expected[0]  # as the DUL restarts it
+
+
+def test_a_sender_waits_for_its_response_until_the_dimse_timeout(tcp_pair: tuple[socket.socket, socket.socket]) -> None:
+    ours, theirs = tcp_pair
+    association = sender(ours, dimse_timeout=0.3)
+    threading.Timer(0.1, theirs.sendall, (response_pdus(7),)).start()
+    assert patches.direct_response(association, 1, 7, 0) == (True, 0x0000)  # came after 0.1 s: waited for
+    start = time.monotonic()
+    assert patches.direct_response(association, 1, 8, 0) == (True, None)  # none came: no response
+    assert 0.3 <= time.monotonic() - start < 2.0
+
+
+def test_a_sender_leaves_the_socket_to_the_dul_when_it_read_or_must_send(
+    tcp_pair: tuple[socket.socket, socket.socket],
+) -> None:
+    ours, theirs = tcp_pair
+    association = sender(ours)
+    theirs.sendall(response_pdus(7))
+    time.sleep(0.05)
+    assert patches.direct_response(association, 1, 7, reads_before=-2) == (False, None)  # the DUL read since
+    assert unread(ours) == response_pdus(7)
+    threading.Timer(0.1, association.dul.to_provider_queue.put, ("an A-ABORT",)).start()
+    start = time.monotonic()
+    assert patches.direct_response(association, 1, 8, patches.dul_reads(association)) == (False, None)
+    assert time.monotonic() - start < 2.0  # the DUL has something to send: left to it at once
+    assert patches.direct_response(association, 1, 8, patches.dul_reads(association)) == (False, None)
+
+
+def test_the_dul_does_not_look_at_the_socket_while_a_sender_waits_on_it(
+    tcp_pair: tuple[socket.socket, socket.socket],
+) -> None:
+    ours, theirs = tcp_pair
+    association = sender(ours)
+    answers: list[tuple[bool, int | None]] = []
+    waiting = threading.Thread(target=lambda: answers.append(patches.direct_response(association, 1, 7, 0)))
+    waiting.start()
+    time.sleep(0.05)
+    looked: list[bool] = []
+    dul = threading.Thread(target=lambda: looked.append(association.dul._is_transport_event()))
+    dul.start()
+    dul.join(0.2)
+    assert dul.is_alive()  # waits for the read lock
+    theirs.sendall(response_pdus(7))
+    waiting.join(5)
+    dul.join(5)
+    assert answers == [(True, 0x0000)] and looked == [False]  # the DUL found nothing left to read
+    assert patches.dul_reads(association) == 0
+    theirs.sendall(ABORT)
+    time.sleep(0.05)
+    assert association.dul._is_transport_event()  # the DUL reads what is not for the sender, and counts it
+    assert patches.dul_reads(association) == 1
+
+
+def test_read_ahead_bytes_tls_and_handlers_on_received_pdus_leave_the_response_to_the_dul(
+    tcp_pair: tuple[socket.socket, socket.socket],
+) -> None:
+    ours, _theirs = tcp_pair
+    association = sender(ours)
+    assert patches.direct_read_connection(association) is ours
+    association.dul.socket.pending = bytearray(b"\x04")  # a GuardedSocket with bytes read ahead
+    assert patches.direct_read_connection(association) is None
+    association.dul.socket.pending = bytearray()
+    association.bind(evt.EVT_PDU_RECV, lambda event: None)
+    assert patches.direct_read_connection(association) is None
+    association.unbind(evt.EVT_PDU_RECV, association.get_handlers(evt.EVT_PDU_RECV)[0])
+    association.dimse.msg_queue.put((1, "a message already delivered"))
+    assert patches.direct_read_connection(association) is None
+    association.dimse.msg_queue.get_nowait()
+    association.dul.state_machine.current_state = "Sta7"  # release requested
+    assert patches.direct_read_connection(association) is None
+
+
+@pytest.mark.parametrize("status", [0x0000, 0xB000, 0xA700, 0xC000])
+def test_a_status_read_by_the_sender_is_what_pynetdicom_makes_of_the_response(status: int) -> None:
+    primitive = C_STORE()
+    primitive.MessageIDBeingRespondedTo = 7
+    primitive.Status = status
+    made = Association(AE(), "requestor")._check_received_status(primitive)
+    assert patches.status_of(status) == made
+
+
+def test_retrieve_responses_are_read_by_the_sender_on_a_real_association() -> None:
+    """Twenty C-STORE requests written by `direct_store` to a pynetdicom Storage SCP: the responses
+    are read by the sending thread, not the DUL thread (which would count 20 if they were left to it)."""
+    from pydicom.dataset import Dataset as PydicomDataset
+
+    patches.apply()
+    received: list[int] = []
+
+    def on_store(event: Any) -> int:
+        received.append(event.request.MessageID)
+        return 0x0000
+
+    archive = AE("PEER")
+    archive.add_supported_context(CT_IMAGE, "1.2.840.10008.1.2.1")
+    server = archive.start_server(
+        ("127.0.0.1", 0), block=False, evt_handlers=[*patches.CONNECTION_HANDLERS, (evt.EVT_C_STORE, on_store)]
+    )
+    assert server is not None
+    try:
+        requestor = AE("ARCHIVE")
+        requestor.add_requested_context(CT_IMAGE, "1.2.840.10008.1.2.1")
+        association = requestor.associate(
+            "127.0.0.1", server.server_address[1], ae_title="PEER", evt_handlers=list(patches.REQUESTOR_HANDLERS)
+        )
+        assert association.is_established and patches.direct_store_installed(association)
+        image = PydicomDataset()
+        image.SOPClassUID, image.SOPInstanceUID = CT_IMAGE, INSTANCE
+        data = encode(image, False, True)
+        reads = patches.dul_reads(association)
+        statuses = [
+            patches.direct_store(
+                association,
+                patches.StoreRequest(CT_IMAGE, INSTANCE, "1.2.840.10008.1.2.1", number),
+                patches.StoreContent(data=data),
+            ).Status
+            for number in range(1, 21)
+        ]
+        assert statuses == [0] * 20 and received == list(range(1, 21))
+        # A response that comes before the sender holds the read lock is the DUL's (it then waits
+        # for it as before): with the peer in this process that happens now and then, not often.
+        assert reads >= 0 and 0 <= patches.dul_reads(association) - reads <= 10
+        association.release()
+    finally:
+        server.shutdown()
+
+
+def test_the_dul_leaves_the_socket_to_a_sender_reading_its_responses(
+    monkeypatch: pytest.MonkeyPatch, tcp_pair: tuple[socket.socket, socket.socket]
+) -> None:
+    """After a response read by the sender, the DUL's idle sleep no longer ends when the socket
+    becomes readable (woken only to wait for the read lock, it slowed the sender); it does end when
+    something is queued for the DUL to send, or when the sender leaves it a PDU."""
+    monkeypatch.setattr(patches, "QUIET_SECONDS", 0.3)
+    monkeypatch.setattr(patches, "WAKE_POLL_SECONDS", 5.0)
+    ours, theirs = tcp_pair
+    association = sender(ours)
+    patches.wake_on_arrival(SimpleNamespace(assoc=association))  # type: ignore[arg-type]
+    association.dul.socket._is_connected = True
+    reads = getattr(association, patches.READ_LOCK_ATTRIBUTE)
+    theirs.sendall(response_pdus(7))
+    assert patches.direct_response(association, 1, 7, patches.dul_reads(association)) == (True, 0x0000)
+    assert 0.2 < woken_after(association.dul, theirs.sendall, ABORT) < 2.5  # readable: slept on
+    assert woken_after(association.dul, theirs.sendall, ABORT) < 0.2  # quiet over: readable ends the sleep
+    reads.quiet()
+    assert woken_after(association.dul, association.dul.to_provider_queue.put, "an A-RELEASE") < 0.2
+    assert reads.quiet_seconds() == 0.0  # something to send: the DUL listens again
+    assert unread(ours) == ABORT * 2
+    reads.quiet()
+    assert patches.direct_response(association, 1, 8, reads_before=-2) == (False, None)  # left to the DUL
+    assert reads.quiet_seconds() == 0.0
+    assert woken_after(association.dul, lambda: None) < 0.2  # woken by the sender (the socket is empty)
