@@ -2,8 +2,9 @@
 
 Each daemon runs in its own process (and process group) with the same configuration; their lines
 are printed as they come. The monitor starts once the others answer (a C-ECHO, an NMQ^N01) and
-stops before them, as systemd orders it on the box. Ctrl-C (or SIGTERM) stops them all cleanly; if
-one exits, the others are stopped too.
+stops before them, as systemd orders it on the box. Ctrl-C (or SIGTERM) stops them all cleanly, and
+so does closing the terminal (SIGHUP with the terminal gone; `kill -HUP` with the terminal still
+there reloads the configuration in every daemon); if one exits, the others are stopped too.
 """
 
 from __future__ import annotations
@@ -113,6 +114,17 @@ def accepts(address: tuple[str, int]) -> bool:
         return False
 
 
+def terminals() -> list[int]:
+    """The standard streams that are a terminal (`make run` typed in one)."""
+    return [descriptor for descriptor in (0, 1, 2) if os.isatty(descriptor)]
+
+
+def hung_up(descriptors: list[int]) -> bool:
+    """Whether the terminal on `descriptors` has gone (its window closed, the SSH session ended):
+    the kernel then sent SIGHUP, and the descriptors are no longer a terminal."""
+    return any(not os.isatty(descriptor) for descriptor in descriptors)
+
+
 def forward_reload_if_asked(signals: systemd.Signals, processes: dict[str, subprocess.Popen[bytes]]) -> None:
     """SIGHUP to every daemon when the supervisor got one (`kill -HUP`)."""
     if not signals.take_reload():
@@ -183,11 +195,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     signals = systemd.Signals()  # its handlers take no lock: two Ctrl-C in a row cannot hang it
     signals.install()
     processes = {name: start(module, options) for name, module in DAEMONS.items()}
+    terminal = terminals()
     try:
         if wait_for_listeners(config, processes, signals):
             processes[MONITOR[0]] = start(MONITOR[1], options)
         while not signals.stopping:
             signals.wait(0.5)
+            if hung_up(terminal):  # the daemons, in process groups of their own, got no SIGHUP
+                return 0
             forward_reload_if_asked(signals, processes)
             exited = [name for name, process in processes.items() if process.poll() is not None]
             if exited:

@@ -5,6 +5,8 @@ named with its service."""
 from __future__ import annotations
 
 import os
+import pty
+import select
 import signal
 import socket
 import subprocess
@@ -14,6 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
 from datagen import PATIENTS, encoded, make_instance
 from servers import Daemon, archive_config, free_port, launcher, write_config
@@ -221,6 +224,52 @@ def test_make_run_waits_for_its_listeners_without_a_refusal_and_stops_on_ctrl_c(
     assert process.returncode == 0, output
     assert "refused" not in output and "NMQ" not in output, output
     assert "DICOM archive APPLIANCE stopped" in output and "background worker stopped" in output, output
+
+
+def read_until(terminal: int, text: str, seconds: float = 120) -> str:
+    """What a program writes to its terminal (the pty's master end `terminal`) until `text`."""
+    output = b""
+    deadline = time.monotonic() + seconds
+    while text.encode() not in output:
+        remaining = deadline - time.monotonic()
+        assert remaining > 0 and select.select([terminal], [], [], remaining)[0], output.decode(errors="replace")
+        output += os.read(terminal, 65536)
+    return output.decode(errors="replace")
+
+
+def test_make_run_reloads_on_kill_hup_and_stops_everything_when_its_terminal_closes(tmp_path: Path) -> None:
+    """`make run` typed in a terminal: `kill -HUP` reloads every daemon; closing the terminal window
+    (the kernel's SIGHUP, the terminal gone) stops them all, as Ctrl-C does. They run in process
+    groups of their own, which the hangup does not reach: they used to stay up, orphaned."""
+    config = {
+        "mode": "development",
+        "storage": {"data_directory": str(tmp_path / "data"), "minimum_free_space_mb": 1},
+        **{section: {"bind_address": "127.0.0.1", "port": free_port()} for section in ("dicom", "worklist", "hl7")},
+        "web": {"bind_address": "127.0.0.1", "port": free_port()},
+    }
+    config_path = write_config(tmp_path / "appliance.yaml", config)
+    command = [sys.executable, "-m", "appliance.daemons.supervisor", "--config", str(config_path)]
+    pid, terminal = pty.fork()
+    if pid == 0:  # the child, in a session whose terminal is the pty
+        try:
+            os.execv(command[0], command)
+        finally:
+            os._exit(127)
+    supervisor = psutil.Process(pid)
+    family = [supervisor]
+    try:
+        read_until(terminal, "health monitor running")
+        family += supervisor.children(recursive=True)
+        assert len(family) >= 8
+        os.kill(pid, signal.SIGHUP)
+        read_until(terminal, "configuration reloaded")
+        assert all(process.is_running() for process in family)
+    finally:
+        os.close(terminal)  # the terminal window closes
+    gone, alive = psutil.wait_procs(family, timeout=120)
+    for process in alive:  # left running, they would outlive the test
+        process.kill()
+    assert alive == [] and [process.returncode for process in gone if process.pid == pid] == [0]
 
 
 def test_version_is_the_package_s() -> None:
