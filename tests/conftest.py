@@ -15,6 +15,7 @@ from datagen import PATIENTS, write_series
 from postgres import postgresql_server
 from servers import Daemon, archive_config, free_port, write_config
 
+from appliance import practice_time
 from appliance.db import create_index_engine, upgrade_schema
 
 
@@ -48,6 +49,16 @@ def archive(tmp_path: Path, destination_port: int) -> Iterator[Daemon]:
     daemon = Daemon("appliance.daemons.archive", config_path, tmp_path / "dicom.log").start()
     yield daemon
     daemon.stop()
+
+
+@pytest.fixture()
+def in_reunion() -> Iterator[None]:
+    """The practice is in La Réunion (UTC+4 all year) for the test, in Paris again after it."""
+    practice_time.use("Indian/Reunion")
+    try:
+        yield
+    finally:
+        practice_time.use(practice_time.DEFAULT_ZONE_NAME)
 
 
 @pytest.fixture(scope="session")

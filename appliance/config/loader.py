@@ -456,6 +456,7 @@ class Config:
     console_settings_file: Path
     mode: str
     site_name: str
+    time_zone: str
     storage: StorageConfig
     database: DatabaseConfig
     dicom: DicomConfig
@@ -685,6 +686,7 @@ def typed_config(document: dict[str, Any], layers: list[Layer], console_settings
         console_settings_file=console_settings_file,
         mode=document["mode"],
         site_name=document["site_name"],
+        time_zone=document["time_zone"],
         storage=StorageConfig(
             data_directory=Path(storage["data_directory"]).absolute(),
             minimum_free_space_mb=storage["minimum_free_space_mb"],

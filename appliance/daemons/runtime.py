@@ -22,7 +22,7 @@ from typing import IO
 
 from sqlalchemy import Engine, text
 
-from appliance import systemd
+from appliance import practice_time, systemd
 from appliance.config import Config, ConfigError, Settings, development_config, load_config
 from appliance.db import create_index_engine, upgrade_schema
 
@@ -73,12 +73,19 @@ def add_location_options(parser: argparse.ArgumentParser) -> None:
 
 
 def loader(arguments: argparse.Namespace) -> Callable[[], Config]:
-    """How to (re)read the configuration: the file named by --config, else the development defaults."""
+    """How to (re)read the configuration: the file named by --config, else the development defaults.
+    Each reading puts the practice's time zone in force in this process."""
     if arguments.config:
         path: Path = arguments.config
-        return lambda: load_config(path)
+        return lambda: in_force(load_config(path))
     data: Path = arguments.data.absolute()
-    return lambda: development_config(data)
+    return lambda: in_force(development_config(data))
+
+
+def in_force(config: Config) -> Config:
+    """`config`, its practice's time zone put in force (`practice_time.use`)."""
+    practice_time.use(config.time_zone)
+    return config
 
 
 def setup_logging(level: str) -> None:

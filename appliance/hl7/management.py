@@ -25,7 +25,7 @@ def network_answer(message: Message, application: str, facility: str) -> bytes:
     request = RequestHeader.of(message)
     legacy = request.version in LEGACY_VERSIONS
     header = answer_header(request, "NMR^N01" if legacy else "NMR^N01^NMR_N01", application, facility)
-    clock = f"{datetime.now(practice_time.ZONE):%Y%m%d%H%M%S%z}"
+    clock = f"{datetime.now(practice_time.zone()):%Y%m%d%H%M%S%z}"
     segments = [
         SegmentValues("MSA", {1: ACCEPT, 2: text(request.control_id)}),
         SegmentValues("NCK", {1: clock}),

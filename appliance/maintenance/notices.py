@@ -11,7 +11,7 @@ from datetime import datetime
 
 from appliance.config import Config
 from appliance.maintenance.state import EXPIRED, Opening
-from appliance.practice_time import ZONE, day_of
+from appliance.practice_time import day_of, local
 
 AUDIT_OBJECT_ID = "maintenance-tunnel"
 AUDIT_OBJECT_NAME = "Maintenance tunnel"
@@ -19,16 +19,16 @@ AUDIT_OBJECT_NAME = "Maintenance tunnel"
 
 def clock(moment: datetime) -> str:
     """15 h 30 (the practice's time)."""
-    local = moment.astimezone(ZONE)
-    return f"{local.hour} h {local.minute:02d}"
+    on_the_clock = local(moment)
+    return f"{on_the_clock.hour} h {on_the_clock.minute:02d}"
 
 
 def moment_words(moment: datetime, now: datetime) -> str:
     """« à 15 h 30 » today, « le 14/03/2026 à 15 h 30 » another day."""
-    local, today = moment.astimezone(ZONE), now.astimezone(ZONE)
-    if local.date() == today.date():
+    day, today = day_of(moment), day_of(now)
+    if day == today:
         return f"à {clock(moment)}"
-    return f"le {local:%d/%m/%Y} à {clock(moment)}"
+    return f"le {day:%d/%m/%Y} à {clock(moment)}"
 
 
 def until_words(moment: datetime, now: datetime) -> str:

@@ -37,7 +37,7 @@ from appliance.config import Config
 from appliance.monitor import mail, store
 from appliance.monitor.findings import Severity
 from appliance.monitor.store import Change, State
-from appliance.practice_time import ZONE, day_of, written
+from appliance.practice_time import day_of, local, written
 
 log = logging.getLogger(__name__)
 
@@ -320,14 +320,14 @@ class Digest:
             return None
 
     def due(self, config: Config, now: datetime) -> bool:
-        local = now.astimezone(ZONE)
+        clock = local(now)
         hours, minutes = (int(part) for part in config.monitor.digest_time.split(":"))
-        passed = local.time() >= time(hours, minutes)
+        passed = clock.time() >= time(hours, minutes)
         last = self.last_sent()
         if last is None:  # the monitor's first start: the first digest is the next one to come
-            self.write(local.date() if passed else local.date() - timedelta(days=1))
+            self.write(clock.date() if passed else clock.date() - timedelta(days=1))
             return False
-        return passed and last < local.date()
+        return passed and last < clock.date()
 
     def sent(self, now: datetime) -> None:
         self.write(day_of(now))

@@ -11,7 +11,7 @@ from sqlalchemy import Engine
 
 from appliance.config import Config
 from appliance.monitor.mail import MailError, send
-from appliance.practice_time import ZONE, day_of
+from appliance.practice_time import day_of, local
 from appliance.qc import render, store
 from appliance.qc.build import VerifyChain, build_report
 
@@ -29,10 +29,10 @@ class DailyOutcome:
 
 
 def due(config: Config, engine: Engine, now: datetime) -> bool:
-    """Whether today's report is still to be made: past `qc.time` (Paris) and none kept for today."""
+    """Whether today's report is still to be made: past `qc.time` (the practice's time) and none kept for today."""
     hour, minute = (int(part) for part in config.qc.time.split(":"))
-    local = now.astimezone(ZONE)
-    if (local.hour, local.minute) < (hour, minute):
+    clock = local(now)
+    if (clock.hour, clock.minute) < (hour, minute):
         return False
     return store.on_day(engine, day_of(now)) is None
 

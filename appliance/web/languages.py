@@ -27,10 +27,9 @@ SIZE_UNITS = {"fr": ("o", "Ko", "Mo", "Go", "To"), "en": ("B", "KB", "MB", "GB",
 def configure(app: Flask) -> None:
     app.config.update(
         BABEL_DEFAULT_LOCALE=DEFAULT_LANGUAGE,
-        BABEL_DEFAULT_TIMEZONE=practice_time.ZONE_NAME,
         BABEL_TRANSLATION_DIRECTORIES=";".join(str(folder) for folder in translation_folders()),
     )
-    Babel(app, locale_selector=chosen_language)
+    Babel(app, locale_selector=chosen_language, timezone_selector=practice_time.zone_name)
     app.jinja_env.filters.update(when=when, day=day, size=size, number=number, euros=euros)
     app.jinja_env.add_extension("jinja2.ext.i18n")
     app.context_processor(lambda: {"language": str(get_locale() or DEFAULT_LANGUAGE), "languages": LANGUAGES})

@@ -10,7 +10,7 @@ from sqlalchemy import Engine
 
 from appliance.archive.statistics import daily_receipts
 from appliance.monitor import trends
-from appliance.practice_time import ZONE, ZONE_NAME, day_of, midnight
+from appliance.practice_time import day_of, local, midnight, zone, zone_name
 from appliance.web.health import plots
 from appliance.web.health.plots import Plot
 from appliance.web.languages import DEFAULT_LANGUAGE, day, number, size, when
@@ -59,7 +59,7 @@ def disk_plot(engine: Engine, now: datetime) -> Plot:
         gettext("Full"),
         gettext("Moment"),
     )
-    return plots.disk_plot(used, capacity, remaining, now, since, texts, language(), ZONE, disk_size)
+    return plots.disk_plot(used, capacity, remaining, now, since, texts, language(), zone(), disk_size)
 
 
 def disk_size(value: float) -> str:
@@ -80,7 +80,7 @@ def disk_summary(
         amounts += ", " + gettext("%(free)s free", free=size(int(free[1])))
     sentences = [amounts + "."]
     if days_left is not None:
-        full = (now + timedelta(days=days_left)).astimezone(ZONE)
+        full = local(now + timedelta(days=days_left))
         sentences.append(
             gettext(
                 "At the pace of the last weeks, full in about %(days)s days (around %(day)s).",
@@ -99,7 +99,7 @@ def disk_summary(
 def receipts_plots(engine: Engine, now: datetime) -> list[Plot]:
     """Images and studies received per day over the last 90 days, as bars."""
     today = day_of(now)
-    days = daily_receipts(engine, today - timedelta(days=LOOK_BACK_DAYS - 1), today, ZONE_NAME)
+    days = daily_receipts(engine, today - timedelta(days=LOOK_BACK_DAYS - 1), today, zone_name())
     images = [(each.day, each.images) for each in days]
     studies = [(each.day, each.studies) for each in days]
     return [
@@ -155,7 +155,7 @@ def outage_plot(engine: Engine, now: datetime) -> Plot:
     since = outage.started - trends.OUTAGE_MARGIN
     until = min((outage.ended or now) + trends.OUTAGE_MARGIN, now)
     return plots.percent_plot(
-        "ups-plot", outage.charge, since, until, title, outage_summary(outage), columns, language(), ZONE
+        "ups-plot", outage.charge, since, until, title, outage_summary(outage), columns, language(), zone()
     )
 
 

@@ -102,6 +102,13 @@ def uses(trail: AuditTrail) -> list[AuditRecord]:
     return trail.search(AuditFilter(event=EventId.AUDIT_LOG_USED))
 
 
+@pytest.mark.usefixtures("in_reunion")
+def test_an_overseas_practice_reads_its_records_on_its_own_clock(logged_in: LoggedIn, trail: AuditTrail) -> None:
+    trail.record(viewed(datetime(2026, 12, 2, 13, 5, tzinfo=UTC)))
+    shown = page(logged_in(Role.ADMINISTRATOR), "/audit").split('id="records"')[1]
+    assert "02/12/2026 17:05" in shown and "14:05" not in shown
+
+
 def test_the_search_shows_records_in_words_newest_first_and_is_recorded(logged_in: LoggedIn, trail: AuditTrail) -> None:
     trail.record(viewed(datetime(2026, 12, 2, 13, 5, tzinfo=UTC)))
     trail.record(stored(datetime(2026, 12, 2, 13, 10, tzinfo=UTC)))
