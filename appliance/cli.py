@@ -27,7 +27,7 @@ from sqlalchemy import Engine
 from sqlalchemy.engine import make_url
 from tqdm import tqdm
 
-from appliance import certificates, jobs, outbox
+from appliance import certificates, jobs, outbox, practice_time
 from appliance.accounts import tokens, users
 from appliance.accounts.roles import Role
 from appliance.archive.index import Index
@@ -461,7 +461,7 @@ def print_worklist_preview(config: Config, engine: Engine, arguments: argparse.N
     """The datasets the modality calling as `--as` would receive, as pydicom shows them."""
     query = typical_query(arguments.modality)
     query.ScheduledProcedureStepSequence[0].ScheduledProcedureStepStartDate = arguments.date
-    found = answers(engine, config.worklist, query, arguments.calling_ae_title, date.today())
+    found = answers(engine, config.worklist, query, arguments.calling_ae_title, practice_time.today())
     profile = config.worklist.profile_for(arguments.calling_ae_title)
     print(f"{len(found)} item(s) for {arguments.calling_ae_title} (profile: {profile.ae_title or 'default'})")
     for number, answer in enumerate(found, start=1):

@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy import Engine, insert
 
+from appliance import practice_time
 from appliance.config import Config
 from appliance.db.schema import patient, patient_identifier, patient_identity
 from appliance.patients.identities import Identifier, IdentityPolicy, PatientIdentity, Source, record_patient
@@ -67,7 +68,7 @@ def add_national_identifier(engine: Engine, patient_pk: int, ins: str, status: s
 
 
 def new_order(number: int, modality: str = "CT", station: str = "", day: date | None = None, **changes: Any) -> Order:
-    start = datetime.combine(day or date.today(), time(9 + number % 8, 30))
+    start = datetime.combine(day or practice_time.today(), time(9 + number % 8, 30))
     values: dict[str, Any] = {
         "control": OrderControl.NEW,
         "placer_order_number": f"PLACER{number}",

@@ -23,6 +23,7 @@ from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from datetime import UTC, date, datetime, timedelta
 
+from appliance import practice_time
 from appliance.archive import retention, tiers
 from appliance.archive.deferred import deferred_store
 from appliance.archive.index import Index
@@ -266,7 +267,7 @@ def tier_schedule(runtime: process.Runtime) -> Loop:
 
     def round_of_schedule() -> int:
         settings = runtime.config.tiers
-        moment = datetime.now().astimezone()
+        moment = practice_time.local(datetime.now(UTC))
         if not settings.move_automatically or settings.deferred == "none" or moment.date() in queued_on:
             return 0
         if moment.strftime("%H:%M") >= settings.move_time:

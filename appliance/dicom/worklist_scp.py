@@ -8,7 +8,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import date
 from typing import Any
 
 from pydicom.dataset import Dataset
@@ -17,6 +16,7 @@ from pynetdicom.events import Event
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
+from appliance import practice_time
 from appliance.audit.events import Outcome
 from appliance.config import Settings
 from appliance.dicom import statuses
@@ -84,15 +84,15 @@ class WorklistService:
         """Each answer's identifier (written already when it can be) and whom it is about (patient
         ID, its issuer, name); raises SQLAlchemyError when the index fails."""
         config = self.settings.current.worklist
-        syntax = event.context.transfer_syntax
+        syntax, today = event.context.transfer_syntax, practice_time.today()
         if in_force("identifier_writer") and syntax.is_little_endian and not syntax.is_deflated:
             implicit = syntax.is_implicit_VR
-            written = self.cache.answers(self.engine, config, event.identifier, calling, date.today(), implicit)
+            written = self.cache.answers(self.engine, config, event.identifier, calling, today, implicit)
             return [
                 (PreEncoded(one.encoded, implicit), (one.patient_id, one.issuer_of_patient_id, one.patient_name))
                 for one in written
             ]
-        built = answers(self.engine, config, event.identifier, calling, date.today())
+        built = answers(self.engine, config, event.identifier, calling, today)
         return [
             (one, (one.get("PatientID", ""), one.get("IssuerOfPatientID", ""), one.get("PatientName", "")))
             for one in built

@@ -20,6 +20,7 @@ from datetime import date
 
 from sqlalchemy import Connection, Engine, select
 
+from appliance import practice_time
 from appliance.archive import changes
 from appliance.config import Config
 from appliance.db.schema import patient, scheduled_step, study
@@ -76,7 +77,7 @@ def queue_orders(engine: Engine, config: Config, today: date | None = None, limi
             return 0
         for found in read:
             if found.scheduled_step_pk is not None:
-                queue_order(connection, config, found.scheduled_step_pk, today or date.today())
+                queue_order(connection, config, found.scheduled_step_pk, today or practice_time.today())
         changes.advance(connection, CONSUMER, read[-1].id)
     return len(read)
 

@@ -21,12 +21,13 @@ from __future__ import annotations
 import itertools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from hl7apy.consts import VALIDATION_LEVEL  # type: ignore[import-untyped]
 from hl7apy.core import Message  # type: ignore[import-untyped]
 
+from appliance import practice_time
 from appliance.hl7.er7 import Separators, Value, escape
 
 MODEL_VERSION = "2.5"
@@ -43,8 +44,8 @@ _counter = itertools.count(1)
 
 
 def timestamp(moment: datetime | None = None) -> str:
-    """HL7 DTM to the second, local time (MSH-7)."""
-    return (moment or datetime.now()).strftime("%Y%m%d%H%M%S")
+    """HL7 DTM to the second, the practice's local time (MSH-7)."""
+    return (moment or practice_time.local(datetime.now(UTC))).strftime("%Y%m%d%H%M%S")
 
 
 def new_control_id(moment: datetime | None = None) -> str:

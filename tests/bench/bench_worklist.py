@@ -14,7 +14,7 @@ import statistics
 import sys
 import tempfile
 import time
-from datetime import date, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parents[1]))
@@ -25,6 +25,7 @@ from pynetdicom.sop_class import ModalityWorklistInformationFind  # type: ignore
 from servers import Daemon, archive_config, associate, write_config
 from worklist_data import add_patient, new_order, schedule
 
+from appliance import practice_time
 from appliance.config import load_config
 from appliance.db import create_index_engine, upgrade_schema
 from appliance.worklist.profiles import typical_query
@@ -71,7 +72,7 @@ def worklist_daemon(work: Path) -> Daemon:
     upgrade_schema(engine, loaded.storage.index_directory)
     for number in range(STEPS):
         patient_pk = add_patient(engine, f"IPP{number:06d}", f"PATIENT{number}^Prénom")
-        day = date.today() + timedelta(days=(number // 5) % 20 - 10)
+        day = practice_time.today() + timedelta(days=(number // 5) % 20 - 10)
         order = new_order(number, STATIONS[number % 5][:2], STATIONS[number % 5], day=day)
         schedule(engine, loaded, order, patient_pk)
     engine.dispose()

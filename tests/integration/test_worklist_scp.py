@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import date, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +12,7 @@ from pydicom import dcmread
 from servers import Daemon, archive_config, associate, cli, run, write_config
 from worklist_data import add_national_identifier, add_patient, add_ris_patient, new_order, schedule
 
+from appliance import practice_time
 from appliance.config import load_config
 from appliance.db import create_index_engine, upgrade_schema
 from appliance.dicom.worklist_scp import MODALITY_WORKLIST_FIND
@@ -45,7 +46,7 @@ def worklist(tmp_path: Path) -> Iterator[Daemon]:
     schedule(engine, loaded, new_order(1, "CT", "CT_SALLE1"), chloe)
     schedule(engine, loaded, new_order(2, "US", "VOLUSON"), chloe)
     schedule(engine, loaded, new_order(3, "CR", "OLD_CR"), helene)
-    schedule(engine, loaded, new_order(4, "CT", "CT_SALLE1", day=date.today() + timedelta(days=5)), helene)
+    schedule(engine, loaded, new_order(4, "CT", "CT_SALLE1", day=practice_time.today() + timedelta(days=5)), helene)
     jeanne = add_ris_patient(engine, "IPP3", birth=("DARK", "Jeanne"), used=("MARTIN", "Jeannette"))
     laura = add_patient(engine, "IPP4", "VANILLA^Laura^^^Mme")  # civility copied into the suffix
     schedule(engine, loaded, new_order(5, "MG", "MAMMO"), jeanne)
@@ -78,7 +79,7 @@ def test_utf8_profile_without_station_sees_its_own_items_of_today(worklist: Daem
     assert (step.Modality, step.ScheduledStationAETitle, step.ScheduledProcedureStepStartDate) == (
         "CT",
         "CT_SALLE1",
-        date.today().strftime("%Y%m%d"),
+        practice_time.today().strftime("%Y%m%d"),
     )
     assert item.StudyInstanceUID
 
@@ -99,7 +100,7 @@ def test_ascii_profile_folds_accents_and_returns_only_its_keys(worklist: Daemon,
 
 
 def test_explicit_station_and_date_range(worklist: Daemon, tmp_path: Path) -> None:
-    later = (date.today() + timedelta(days=5)).strftime("%Y%m%d")
+    later = (practice_time.today() + timedelta(days=5)).strftime("%Y%m%d")
     items = query(
         worklist,
         "ALLROOMS",

@@ -5,7 +5,6 @@ kept never outlives a change of the orders or of the patients."""
 
 from __future__ import annotations
 
-from datetime import date
 from typing import Any
 
 import pytest
@@ -15,6 +14,7 @@ from pynetdicom.dsutils import encode
 from sqlalchemy import Engine, update
 from worklist_data import add_national_identifier, add_patient, add_ris_patient, new_order, schedule
 
+from appliance import practice_time
 from appliance.config import Config
 from appliance.config.loader import config_from_document
 from appliance.db.schema import patient
@@ -86,7 +86,9 @@ def requests() -> list[Dataset]:
 
 def built(engine: Engine, config: Config, request: Dataset, calling: str, implicit: bool) -> list[bytes]:
     """Today's way: Datasets built per answer, written by pydicom."""
-    return [encode(one, implicit, True) for one in answers(engine, config.worklist, request, calling, date.today())]
+    return [
+        encode(one, implicit, True) for one in answers(engine, config.worklist, request, calling, practice_time.today())
+    ]
 
 
 @pytest.mark.parametrize("implicit", [True, False], ids=["implicit", "explicit"])
@@ -96,7 +98,7 @@ def test_written_answers_are_the_dataset_built_ones(engine: Engine, orders: Conf
     for profile in PROFILES:
         calling = str(profile["ae_title"])
         for request in requests():
-            written = cache.answers(engine, orders.worklist, request, calling, date.today(), implicit)
+            written = cache.answers(engine, orders.worklist, request, calling, practice_time.today(), implicit)
             expected = built(engine, orders, request, calling, implicit)
             assert [one.encoded for one in written] == expected, (calling, request)
             compared += len(expected)
@@ -105,8 +107,8 @@ def test_written_answers_are_the_dataset_built_ones(engine: Engine, orders: Conf
 
 def test_the_audit_sees_whom_each_answer_is_about(engine: Engine, orders: Config) -> None:
     for calling in ("VOLUSON", "OLD_CR", "CT_SALLE1"):
-        written = AnswerCache().answers(engine, orders.worklist, typical_query(), calling, date.today(), True)
-        datasets = answers(engine, orders.worklist, typical_query(), calling, date.today())
+        written = AnswerCache().answers(engine, orders.worklist, typical_query(), calling, practice_time.today(), True)
+        datasets = answers(engine, orders.worklist, typical_query(), calling, practice_time.today())
         assert [(one.patient_id, one.issuer_of_patient_id, one.patient_name) for one in written] == [
             (one.get("PatientID", ""), one.get("IssuerOfPatientID", ""), str(one.get("PatientName", "")))
             for one in datasets
@@ -117,7 +119,7 @@ def test_a_new_or_changed_order_or_patient_changes_the_answer(engine: Engine, or
     cache = AnswerCache()
 
     def written() -> list[bytes]:
-        found = cache.answers(engine, orders.worklist, typical_query(), "CT_SALLE1", date.today(), False)
+        found = cache.answers(engine, orders.worklist, typical_query(), "CT_SALLE1", practice_time.today(), False)
         return [one.encoded for one in found]
 
     before = written()
@@ -146,5 +148,5 @@ def test_a_pre_encoded_identifier_is_passed_on_only_in_its_own_syntax() -> None:
 
 def test_the_oldest_answers_are_dropped_beyond_the_maximum(engine: Engine, orders: Config) -> None:
     cache = AnswerCache(maximum=3)
-    found = cache.answers(engine, orders.worklist, typical_query(), "CT_SALLE1", date.today(), True)
+    found = cache.answers(engine, orders.worklist, typical_query(), "CT_SALLE1", practice_time.today(), True)
     assert len(found) > 3 and len(cache.entries) == 3

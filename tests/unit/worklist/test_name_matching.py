@@ -5,13 +5,13 @@ spelled-out letters find ligatures; on SQLite and PostgreSQL."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import date
 
 import pytest
 from postgres import database_of_its_own
 from sqlalchemy import Engine
 from worklist_data import add_patient, new_order, schedule
 
+from appliance import practice_time
 from appliance.archive.search import Query, find
 from appliance.config.loader import config_from_document
 from appliance.db import create_index_engine, upgrade_schema
@@ -44,7 +44,8 @@ def archive_names(engine: Engine, pattern: str) -> list[str]:
 def worklist_names(engine: Engine, pattern: str) -> list[str]:
     query = WorklistQuery(patient_name=pattern)
     return sorted(
-        item["patient_name"] for item in find_items(engine, query, CONFIG.worklist.default_profile, "CT1", date.today())
+        item["patient_name"]
+        for item in find_items(engine, query, CONFIG.worklist.default_profile, "CT1", practice_time.today())
     )
 
 
