@@ -60,6 +60,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     signals = systemd.Signals()
     signals.install()
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    process.settle_heap()
     reports.ready()
     try:
         while not signals.stopping:

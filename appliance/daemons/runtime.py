@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import fcntl
+import gc
 import logging
 import os
 import signal
@@ -161,6 +162,17 @@ def index_to_myself(config: Config) -> Iterator[None]:
         yield
 
 
+def settle_heap() -> None:
+    """Leave what start-up built (modules, pydicom's dictionaries, the index's metadata, the
+    services) out of the garbage collector's full passes from now on (`gc.freeze`). Each full pass
+    used to walk all of it: 50 to 60 ms in a serving process of the archive, the GIL held, every
+    association of the process stalled meanwhile (a retrieve's first image waited 70 to 90 ms
+    instead of 20). Called once a process is ready to serve; what it builds later is collected as
+    before."""
+    gc.collect()
+    gc.freeze()
+
+
 def serve(
     runtime: Runtime,
     healthy: Callable[[], bool],
@@ -173,6 +185,7 @@ def serve(
     file (`name`, by default the program's name) lets the console ask it to reload."""
     signals = systemd.Signals()
     signals.install(actions)
+    settle_heap()
     systemd.notify(f"READY=1\nSTATUS={status}")
     interval = systemd.watchdog_interval() or IDLE_TICK_SECONDS
     with daemon_lock(runtime.config), pid_file(runtime.config, name or program_name()) as path:
