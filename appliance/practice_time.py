@@ -46,7 +46,7 @@ def today() -> date:
 
 def day_of(moment: datetime) -> date:
     """The practice's date at `moment` (an aware datetime)."""
-    return moment.astimezone(Clock.zone).date()
+    return local(moment).date()
 
 
 def local(moment: datetime) -> datetime:
