@@ -22,6 +22,9 @@ from __future__ import annotations
 import enum
 import functools
 import io
+import logging
+import threading
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -41,7 +44,8 @@ from pydicom.uid import (
     JPEGLSNearLossless,
     RLELossless,
 )
-from sqlalchemy import Connection, Engine, and_, select
+from sqlalchemy import Connection, Engine, and_, func, select
+from sqlalchemy.exc import SQLAlchemyError
 
 from appliance.archive.search import LEVELS, Query, QueryError, joined_tables, match
 from appliance.archive.storage import IMMEDIATE, FileStore
@@ -64,6 +68,10 @@ IDENTITY = {
     "PatientSex": patient.c.patient_sex,
 }
 MODIFYING_SYSTEM = "PACS appliance"
+HELD_SAMPLE = 1000  # the newest instances whose stored syntaxes stand for what the archive holds
+HELD_MAXIMUM_AGE_SECONDS = 2.0  # how long a reading of them is used before it is read again
+
+LOGGER = logging.getLogger(__name__)
 STORED_IDENTITIES_KEPT = 256  # studies retrieved lately whose stored header's identity is kept
 
 
@@ -254,10 +262,71 @@ def choose_syntax(stored: str, accepted: Sequence[str]) -> str:
     raise CannotSend(f"stored as {UID(stored).name}; the receiver accepted {names}")
 
 
-def preferred_syntax(proposed: Sequence[str]) -> str | None:
-    """For a receiver proposing `proposed` (its preference first): the first syntax any stored
-    object can be sent in, or None when it proposes none of them."""
-    return next((syntax for syntax in proposed if syntax in PRODUCIBLE), None)
+@dataclass(frozen=True)
+class HeldSyntaxes:
+    """How many of the newest stored instances are in each transfer syntax: per SOP class, and
+    over all classes (standing for a class none of them is of)."""
+
+    by_class: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
+    overall: Mapping[str, int] = field(default_factory=dict)
+
+    def of_class(self, sop_class_uid: str) -> Mapping[str, int]:
+        return self.by_class.get(sop_class_uid, self.overall)
+
+
+def retrieve_syntax(proposed: Sequence[str], held: Mapping[str, int]) -> str | None:
+    """The syntax to accept from a retrieve's receiver proposing `proposed` (its preference first)
+    for a SOP class whose objects are held as `held` counts: of those it proposes that the archive
+    can send any object in, the one the most objects are held in, so that most go out as stored,
+    neither decoded nor encoded on the way (as on C-MOVE, where the archive proposes the stored
+    syntaxes); between equals, the receiver's preference. None when it proposes none of them."""
+    producible = [syntax for syntax in proposed if syntax in PRODUCIBLE]
+    return max(producible, key=lambda syntax: held.get(syntax, 0)) if producible else None  # max: first of equals
+
+
+def held_syntaxes(engine: Engine, sample: int = HELD_SAMPLE) -> HeldSyntaxes:
+    """What the newest `sample` instances are stored in (one grouped query in the primary key's
+    order: a fraction of a millisecond whatever the archive's size)."""
+    newest = (
+        select(instance.c.sop_class_uid, instance.c.transfer_syntax_uid)
+        .order_by(instance.c.id.desc())
+        .limit(sample)
+        .subquery()
+    )
+    statement = select(newest.c.sop_class_uid, newest.c.transfer_syntax_uid, func.count()).group_by(
+        newest.c.sop_class_uid, newest.c.transfer_syntax_uid
+    )
+    by_class: dict[str, dict[str, int]] = {}
+    overall: dict[str, int] = {}
+    with engine.connect() as connection:
+        for sop_class_uid, syntax, count in connection.execute(statement):
+            by_class.setdefault(sop_class_uid, {})[syntax] = count
+            overall[syntax] = overall.get(syntax, 0) + count
+    return HeldSyntaxes(by_class, overall)
+
+
+class HeldSyntaxesReader:
+    """`held_syntaxes`, read again when the last reading is older than `maximum_age` seconds;
+    shared by the associations of a process. When the index cannot be read, the last reading
+    stands (none at first: the receivers' own preference then decides)."""
+
+    def __init__(self, engine: Engine, maximum_age: float = HELD_MAXIMUM_AGE_SECONDS) -> None:
+        self.engine = engine
+        self.maximum_age = maximum_age
+        self.lock = threading.Lock()
+        self.held = HeldSyntaxes()
+        self.read_at: float | None = None
+
+    def current(self) -> HeldSyntaxes:
+        with self.lock:
+            now = time.monotonic()
+            if self.read_at is None or now - self.read_at >= self.maximum_age:
+                self.read_at = now
+                try:
+                    self.held = held_syntaxes(self.engine)
+                except SQLAlchemyError as error:
+                    LOGGER.warning("stored syntaxes not read, the last reading stands: %s", error)
+            return self.held
 
 
 def payload(path: Path, item: RetrieveItem, coercion: Coercion | None, accepted: Sequence[str]) -> Payload:

@@ -22,7 +22,7 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from appliance.archive.ingest import IncomingObject, Ingest, StoreOutcome
-from appliance.archive.retrieve import RetrievePlan, plan, source
+from appliance.archive.retrieve import HeldSyntaxesReader, RetrievePlan, plan, source
 from appliance.archive.search import QueryError, find
 from appliance.archive.storage import FileStore
 from appliance.audit.events import Outcome, ParticipantRole, ae
@@ -76,6 +76,10 @@ class ArchiveServices:
     ingest: Ingest
     policy: AccessPolicy
     audit: DicomAudit
+    held: HeldSyntaxesReader = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.held = HeldSyntaxesReader(self.engine)
 
     def handlers(self) -> list[Any]:
         return [
@@ -94,7 +98,7 @@ class ArchiveServices:
     def on_requested(self, event: Event) -> None:
         self.policy.on_requested(event)
         if not (event.assoc.is_rejected or event.assoc.is_aborted):
-            retrieve_contexts(event.assoc)
+            retrieve_contexts(event.assoc, self.held.current)
 
     def on_established(self, event: Event) -> None:
         install_sender(event.assoc)

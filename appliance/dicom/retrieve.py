@@ -1,8 +1,9 @@
 """C-GET and C-MOVE plumbing: the archive's retrieve rule (`archive.retrieve`) on pynetdicom.
 
 - Negotiation: for a C-GET, the storage contexts the requestor proposes with the SCP role are
-  accepted in a syntax the archive can send every object in (the requestor's preference first),
-  not in the ingest preference list (`retrieve_contexts`).
+  accepted in a syntax the archive can send every object in, not in the ingest preference list
+  (`retrieve_contexts`): of those it proposes, the one the most of the archive's newest objects of
+  that class are stored in (they go out as stored), the requestor's preference between equals.
 - Sub-operations: the handlers yield a `StoredReference` per object; the association's
   `send_c_store` is wrapped (`install_sender`) so that each one is sent as `archive.retrieve.payload`
   says for the syntaxes accepted for its SOP class: the file streamed from disk unchanged, or a
@@ -42,11 +43,12 @@ from appliance.archive.retrieve import (
     CannotSend,
     Coercion,
     Delivery,
+    HeldSyntaxes,
     RetrieveItem,
     RetrievePlan,
     choose_syntax,
     payload,
-    preferred_syntax,
+    retrieve_syntax,
 )
 from appliance.archive.storage import IMMEDIATE
 from appliance.dicom.pynetdicom_patches import (
@@ -332,9 +334,10 @@ def peer(association: Association) -> str:
     return str(association.acceptor.ae_title if association.is_requestor else association.requestor.ae_title).strip()
 
 
-def retrieve_contexts(association: Association) -> None:
+def retrieve_contexts(association: Association, held: Callable[[], HeldSyntaxes]) -> None:
     """EVT_REQUESTED: accept the storage contexts of a C-GET (the requestor asks for the SCP role)
-    in the first syntax it proposes that the archive can send anything in."""
+    in the syntax `archive.retrieve.retrieve_syntax` chooses from what it proposes and what the
+    archive holds (`held()`, asked only then)."""
     request = association.requestor.primitive
     if request is None:
         return
@@ -346,35 +349,36 @@ def retrieve_contexts(association: Association) -> None:
     if not scp_role:
         return
     proposed: dict[str, list[str]] = {}
+    holding = held()
     for context in request.presentation_context_definition_list:
         if str(context.abstract_syntax) in scp_role:
             syntaxes = proposed.setdefault(str(context.abstract_syntax), [])
             syntaxes.extend(str(syntax) for syntax in context.transfer_syntax if str(syntax) not in syntaxes)
     association.acceptor.supported_contexts = [
-        retrieve_context(context, proposed[str(context.abstract_syntax)])
+        retrieve_context(context, proposed[str(context.abstract_syntax)], holding)
         if str(context.abstract_syntax) in proposed
         else context
         for context in association.acceptor.supported_contexts
     ]
 
 
-def retrieve_context(supported: PresentationContext, proposed: list[str]) -> PresentationContext:
+def retrieve_context(supported: PresentationContext, proposed: list[str], held: HeldSyntaxes) -> PresentationContext:
     """`supported` with the syntaxes the requestor proposed (in all its contexts for this SOP class),
-    the first one the archive can send anything in ahead: each of the requestor's contexts then gets
-    that one when it holds it, else the first of its own syntaxes (the stored objects in that syntax
-    go as they are)."""
-    return ordered_context(str(supported.abstract_syntax), tuple(proposed), supported.scu_role, supported.scp_role)
+    the one to accept ahead: each of the requestor's contexts then gets that one when it holds it,
+    else the first of its own syntaxes (the stored objects in that syntax go as they are)."""
+    sop_class = str(supported.abstract_syntax)
+    first = retrieve_syntax(proposed, held.of_class(sop_class))
+    return ordered_context(sop_class, tuple(proposed), first, supported.scu_role, supported.scp_role)
 
 
 @functools.lru_cache(maxsize=KNOWN_PROPOSALS)
 def ordered_context(
-    sop_class_uid: str, proposed: tuple[str, ...], scu_role: bool | None, scp_role: bool | None
+    sop_class_uid: str, proposed: tuple[str, ...], first: str | None, scu_role: bool | None, scp_role: bool | None
 ) -> PresentationContext:
-    """The context `retrieve_context` makes, made once per proposal: a peer proposes the same
-    contexts on every association, and building them (UID checks) was a tenth of the time to the
-    first image. Shared between associations: pynetdicom only reads the acceptor's contexts while
-    negotiating (what the `shared_contexts` patch relies on too)."""
-    first = preferred_syntax(proposed)
+    """The context `retrieve_context` makes, made once per proposal and choice: a peer proposes the
+    same contexts on every association, and building them (UID checks) was a tenth of the time to
+    the first image. Shared between associations: pynetdicom only reads the acceptor's contexts
+    while negotiating (what the `shared_contexts` patch relies on too)."""
     ordered = [first, *[syntax for syntax in proposed if syntax != first]] if first else list(proposed)
     context = build_context(sop_class_uid, ordered)
     context.scu_role = scu_role

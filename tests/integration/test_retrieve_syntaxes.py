@@ -1,9 +1,12 @@
 """What a C-GET requestor gets for each transfer syntax preference DCMTK's getscu can express.
 
-The study holds objects stored uncompressed, in JPEG-LS lossless and in JPEG 2000 lossless. Whatever
-the requestor prefers, every object comes back (no failed sub-operation): as stored when it accepted
-the stored syntax, else decoded to an uncompressed syntax, or re-encoded in the lossless syntax it
-asked for; never lossy, and always with the original pixels.
+The study holds objects stored uncompressed, in JPEG-LS lossless and in JPEG 2000 lossless, one each.
+The archive accepts, of the syntaxes a requestor proposes, the one the most objects are held in (its
+preference between equals): here each of the three is held once, and getscu proposes the
+uncompressed ones after its preference. Whatever the requestor prefers, every object comes back (no
+failed sub-operation): as stored when its syntax was accepted, else decoded to an uncompressed
+syntax, or re-encoded in the lossless syntax accepted; never lossy, and always with the original
+pixels.
 """
 
 from __future__ import annotations
@@ -57,12 +60,12 @@ PREFERENCES = {
     "+xe": ExplicitVRLittleEndian,
     "+xb": ExplicitVRLittleEndian,  # big endian first: the archive answers little endian, also proposed
     "+xi": ExplicitVRLittleEndian,  # getscu (DCMTK 3.6.7) then proposes explicit VR little endian only
-    "+xd": DeflatedExplicitVRLittleEndian,
+    "+xd": ExplicitVRLittleEndian,  # deflated first, but no object is held deflated and one is uncompressed
     "+xs": ExplicitVRLittleEndian,  # JPEG lossless (process 14) first: the archive cannot encode it
     "+xy": ExplicitVRLittleEndian,  # JPEG baseline (lossy) first: never made lossy
-    "+xt": JPEGLSLossless,  # JPEG-LS lossless: re-encoded when stored otherwise
+    "+xt": JPEGLSLossless,  # JPEG-LS lossless, held as much as uncompressed: re-encoded when stored otherwise
     "+xv": JPEG2000Lossless,
-    "+xr": RLELossless,
+    "+xr": ExplicitVRLittleEndian,  # RLE lossless first, but no object is held in it
 }
 
 
@@ -112,6 +115,39 @@ def test_stored_bytes_go_out_unchanged_when_their_syntax_is_accepted(
     assoc.release()
     assert final == 0x0000
     assert received == stored
+
+
+@pytest.mark.parametrize("syntax", [RLELossless, DeflatedExplicitVRLittleEndian, JPEG2000Lossless])
+def test_a_requestor_proposing_one_syntax_the_archive_can_write_gets_every_object_in_it(
+    archive: Daemon, stored_study: tuple[str, dict[str, np.ndarray], dict[str, str]], syntax: str
+) -> None:
+    """Proposing RLE lossless only (say), it gets each object re-encoded in it, with the same pixels."""
+    from pynetdicom import AE, build_role, evt
+    from pynetdicom.sop_class import CTImageStorage, StudyRootQueryRetrieveInformationModelGet  # type: ignore[attr-defined]
+
+    study_uid, pixels, _stored = stored_study
+    received: dict[str, tuple[str, np.ndarray]] = {}
+
+    def on_store(event: evt.Event) -> int:
+        dataset = event.dataset
+        dataset.file_meta = event.file_meta
+        received[str(dataset.SOPInstanceUID)] = (str(event.context.transfer_syntax), dataset.pixel_array.copy())
+        return 0x0000
+
+    ae = AE(ae_title="GETSCU")
+    ae.add_requested_context(StudyRootQueryRetrieveInformationModelGet)
+    ae.add_requested_context(CTImageStorage, [syntax])
+    roles = [build_role(CTImageStorage, scp_role=True)]
+    assoc = ae.associate("127.0.0.1", archive.port, ae_title="APPLIANCE", ext_neg=roles,
+                         evt_handlers=[(evt.EVT_C_STORE, on_store)])  # fmt: skip
+    model = StudyRootQueryRetrieveInformationModelGet
+    final = [status.Status for status, _ in assoc.send_c_get(make_query(study_uid), model)]
+    assoc.release()
+    assert final[-1] == 0x0000
+    assert sorted(received) == sorted(pixels)
+    for uid, (sent_in, sent_pixels) in received.items():
+        assert sent_in == syntax
+        assert np.array_equal(sent_pixels, pixels[uid]), uid
 
 
 def make_query(study_uid: str) -> object:

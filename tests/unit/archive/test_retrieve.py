@@ -26,7 +26,6 @@ from appliance.archive.retrieve import (
     RetrieveItem,
     choose_syntax,
     payload,
-    preferred_syntax,
     stored_identity,
 )
 
@@ -44,12 +43,6 @@ def test_never_lossy_and_never_a_syntax_the_archive_cannot_write() -> None:
     with pytest.raises(CannotSend):
         choose_syntax(JPEGLSLossless, [JPEGLosslessSV1])
     assert choose_syntax(JPEGBaseline8Bit, [JPEGBaseline8Bit]) == JPEGBaseline8Bit  # a lossy original, as received
-
-
-def test_preferred_syntax_is_the_first_proposed_one_the_archive_can_always_produce() -> None:
-    assert preferred_syntax([JPEGLosslessSV1, ExplicitVRLittleEndian, ImplicitVRLittleEndian]) == ExplicitVRLittleEndian
-    assert preferred_syntax([JPEGLSLossless, ExplicitVRLittleEndian]) == JPEGLSLossless
-    assert preferred_syntax([JPEGBaseline8Bit]) is None
 
 
 def stored(tmp_path: Path, syntax: str) -> tuple[Path, RetrieveItem, np.ndarray]:

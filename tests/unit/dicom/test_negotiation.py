@@ -19,6 +19,7 @@ from pynetdicom.pdu_primitives import (
 )
 from pynetdicom.presentation import build_context
 
+from appliance.archive.retrieve import HeldSyntaxes
 from appliance.dicom import admission, negotiation, pynetdicom_patches
 from appliance.dicom.contexts import add_archive_contexts
 from appliance.dicom.retrieve import retrieve_contexts
@@ -109,7 +110,7 @@ def accept(ae: AE, request: bytes, identity_response: bytes | None = None) -> tu
     association.requestor.primitive = checked.to_primitive()
     if identity_response is not None:
         association.bind(evt.EVT_USER_ID, lambda event: (True, identity_response))
-    retrieve_contexts(association)
+    retrieve_contexts(association, HeldSyntaxes)  # nothing held: the requestor's preference
     association.acse._negotiate_as_acceptor()
     primitive = association.dul.to_provider_queue.get_nowait()
     return association, bytes(fsm.A_ASSOCIATE_AC(primitive).encode())

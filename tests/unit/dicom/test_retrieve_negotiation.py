@@ -1,6 +1,8 @@
 """C-GET negotiation (`dicom.retrieve.retrieve_contexts`): the storage contexts a requestor proposes
-with the SCP role are accepted in its first syntax the archive can send anything in, and the
-contexts made for a proposal are made once and shared by the associations that propose it again."""
+with the SCP role are accepted in the syntax, of those it proposes that the archive can send anything
+in, the most of the archive's newest objects are held in (its first with nothing held), and the
+contexts made for a proposal and choice are made once and shared by the associations that make them
+again."""
 
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ from pynetdicom import AE
 from pynetdicom.pdu_primitives import A_ASSOCIATE, SCP_SCU_RoleSelectionNegotiation
 from pynetdicom.presentation import build_context, negotiate_as_acceptor
 
+from appliance.archive.retrieve import HeldSyntaxes
 from appliance.dicom import retrieve
 from appliance.dicom.contexts import add_archive_contexts
 
@@ -57,7 +60,7 @@ def test_the_requestors_first_producible_syntax_is_accepted() -> None:
         {CT: [JPEGBaseline8Bit, ImplicitVRLittleEndian, JPEGLSLossless], MR: [JPEGLSLossless, ExplicitVRLittleEndian]},
         {CT, MR},
     )
-    retrieve.retrieve_contexts(assoc)
+    retrieve.retrieve_contexts(assoc, HeldSyntaxes)
     assert negotiated(assoc) == {STUDY_ROOT_GET: ExplicitVRLittleEndian, CT: ImplicitVRLittleEndian, MR: JPEGLSLossless}
     assert supported(assoc, CT).scp_role is True and supported(assoc, CT).scu_role is False
 
@@ -65,7 +68,7 @@ def test_the_requestors_first_producible_syntax_is_accepted() -> None:
 def test_a_class_proposed_without_the_scp_role_keeps_the_archives_order() -> None:
     assoc = association({CT: [ExplicitVRLittleEndian, JPEGLSLossless]}, set())
     before = supported(assoc, CT)
-    retrieve.retrieve_contexts(assoc)
+    retrieve.retrieve_contexts(assoc, HeldSyntaxes)
     assert supported(assoc, CT) is before
     assert negotiated(assoc)[CT] == JPEGLSLossless  # the ingest preference: lossless compressed first
 
@@ -75,7 +78,7 @@ def test_the_contexts_of_a_proposal_are_made_once_and_shared() -> None:
     again = association({CT: [ExplicitVRLittleEndian, JPEGLSLossless]}, {CT})
     other = association({CT: [JPEGLSLossless, ExplicitVRLittleEndian]}, {CT})
     for assoc in (first, again, other):
-        retrieve.retrieve_contexts(assoc)
+        retrieve.retrieve_contexts(assoc, HeldSyntaxes)
     assert supported(first, CT) is supported(again, CT)
     assert supported(other, CT) is not supported(first, CT)
     assert [negotiated(assoc)[CT] for assoc in (first, again, other)] == [
@@ -84,3 +87,47 @@ def test_the_contexts_of_a_proposal_are_made_once_and_shared() -> None:
         JPEGLSLossless,
     ]
     assert list(supported(first, CT).transfer_syntax) == [ExplicitVRLittleEndian, JPEGLSLossless]
+
+
+def held(by_class: dict[str, dict[str, int]]) -> HeldSyntaxes:
+    return HeldSyntaxes(by_class, {})
+
+
+def test_the_syntax_the_archive_holds_its_objects_in_is_accepted_when_proposed() -> None:
+    """getscu +xt prefers JPEG-LS: an archive holding its CT uncompressed sends them as they are
+    rather than encoding each one, and its JPEG-LS MR as they are too."""
+    proposal = {CT: [JPEGLSLossless, ExplicitVRLittleEndian], MR: [JPEGLSLossless, ExplicitVRLittleEndian]}
+    assoc = association(proposal, {CT, MR})
+    retrieve.retrieve_contexts(assoc, lambda: held({CT: {ExplicitVRLittleEndian: 150, JPEGLSLossless: 50},
+                                                    MR: {JPEGLSLossless: 80}}))  # fmt: skip
+    assert negotiated(assoc) == {STUDY_ROOT_GET: ExplicitVRLittleEndian, CT: ExplicitVRLittleEndian, MR: JPEGLSLossless}
+
+
+def test_what_the_archive_holds_is_asked_only_for_a_retrieve() -> None:
+    asked: list[bool] = []
+
+    def holding() -> HeldSyntaxes:
+        asked.append(True)
+        return HeldSyntaxes()
+
+    retrieve.retrieve_contexts(association({CT: [ExplicitVRLittleEndian]}, set()), holding)
+    assert asked == []
+    retrieve.retrieve_contexts(association({CT: [ExplicitVRLittleEndian]}, {CT}), holding)
+    assert asked == [True]
+
+
+def test_each_choice_for_a_proposal_has_its_own_shared_context() -> None:
+    proposal = {CT: [JPEGLSLossless, ExplicitVRLittleEndian]}
+    uncompressed = held({CT: {ExplicitVRLittleEndian: 5}})
+    compressed = held({CT: {JPEGLSLossless: 5}})
+    first, again, other = (association(proposal, {CT}) for _ in range(3))
+    retrieve.retrieve_contexts(first, lambda: uncompressed)
+    retrieve.retrieve_contexts(again, lambda: uncompressed)
+    retrieve.retrieve_contexts(other, lambda: compressed)
+    assert supported(first, CT) is supported(again, CT)
+    assert supported(other, CT) is not supported(first, CT)
+    assert [negotiated(assoc)[CT] for assoc in (first, again, other)] == [
+        ExplicitVRLittleEndian,
+        ExplicitVRLittleEndian,
+        JPEGLSLossless,
+    ]

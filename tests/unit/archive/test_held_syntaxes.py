@@ -1,0 +1,136 @@
+"""The syntax a retrieve's receiver is accepted in (`retrieve_syntax`): of those it proposes, the one
+the most of the archive's newest objects are held in, so that they go out as stored; what the newest
+objects are held in, read from a real index (SQLite and PostgreSQL); and how often it is read."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator
+
+import pytest
+from datagen import PATIENTS, encoded, make_instance
+from postgres import database_of_its_own
+from pydicom.uid import (
+    DeflatedExplicitVRLittleEndian,
+    ExplicitVRLittleEndian,
+    ImplicitVRLittleEndian,
+    JPEG2000Lossless,
+    JPEGBaseline8Bit,
+    JPEGLosslessSV1,
+    JPEGLSLossless,
+    RLELossless,
+)
+from sqlalchemy import Engine, text
+
+from appliance.archive import retrieve
+from appliance.archive.attributes import read_attributes
+from appliance.archive.index import Index
+from appliance.archive.retrieve import HeldSyntaxes, HeldSyntaxesReader, held_syntaxes, retrieve_syntax
+from appliance.archive.storage import WrittenFile
+from appliance.db import create_index_engine, upgrade_schema
+
+CT = "1.2.840.10008.5.1.4.1.1.2"
+MR = "1.2.840.10008.5.1.4.1.1.4"
+GETSCU_JPEG_LS = [JPEGLSLossless, ExplicitVRLittleEndian, ImplicitVRLittleEndian]  # getscu +xt
+
+
+def test_the_proposed_syntax_the_most_objects_are_held_in_is_accepted() -> None:
+    assert retrieve_syntax(GETSCU_JPEG_LS, {ExplicitVRLittleEndian: 200}) == ExplicitVRLittleEndian
+    assert retrieve_syntax(GETSCU_JPEG_LS, {ExplicitVRLittleEndian: 20, JPEGLSLossless: 180}) == JPEGLSLossless
+    assert retrieve_syntax(GETSCU_JPEG_LS, {JPEG2000Lossless: 500, ImplicitVRLittleEndian: 3}) == ImplicitVRLittleEndian
+
+
+def test_between_equals_and_with_nothing_held_the_receivers_preference_decides() -> None:
+    assert retrieve_syntax(GETSCU_JPEG_LS, {}) == JPEGLSLossless
+    assert retrieve_syntax(GETSCU_JPEG_LS, {JPEG2000Lossless: 9}) == JPEGLSLossless
+    tied = {ExplicitVRLittleEndian: 1, JPEGLSLossless: 1}
+    assert retrieve_syntax(GETSCU_JPEG_LS, tied) == JPEGLSLossless
+    assert retrieve_syntax([ExplicitVRLittleEndian, JPEGLSLossless], tied) == ExplicitVRLittleEndian
+    assert retrieve_syntax([DeflatedExplicitVRLittleEndian, RLELossless], {ExplicitVRLittleEndian: 5}) == (
+        DeflatedExplicitVRLittleEndian
+    )
+
+
+def test_a_held_syntax_the_archive_cannot_produce_is_never_accepted() -> None:
+    """Objects received in JPEG lossless (process 14) or lossy JPEG: accepting that syntax would leave
+    every other object with no way out, the archive writes neither."""
+    held = {JPEGLosslessSV1: 300, JPEGBaseline8Bit: 300, ExplicitVRLittleEndian: 1}
+    assert retrieve_syntax([JPEGLosslessSV1, JPEGBaseline8Bit, ExplicitVRLittleEndian], held) == ExplicitVRLittleEndian
+    assert retrieve_syntax([JPEGLosslessSV1, JPEGBaseline8Bit], held) is None
+
+
+def test_a_class_none_of_the_newest_objects_is_of_goes_by_all_of_them() -> None:
+    held = HeldSyntaxes({CT: {JPEGLSLossless: 7}}, {JPEGLSLossless: 7, ExplicitVRLittleEndian: 9})
+    assert held.of_class(CT) == {JPEGLSLossless: 7}
+    assert held.of_class(MR) == {JPEGLSLossless: 7, ExplicitVRLittleEndian: 9}
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def engine(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
+    """An empty index of the test's own."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path_factory.mktemp('held') / 'index.sqlite'}"
+    else:
+        url = database_of_its_own(request.getfixturevalue("postgresql_url"), "held_syntaxes")
+    engine = create_index_engine(url)
+    upgrade_schema(engine)
+    yield engine
+    engine.dispose()
+
+
+def add(engine: Engine, modality: str, syntax: str, count: int) -> None:
+    """`count` instances of `modality` indexed as stored in `syntax` (only the index matters here)."""
+    index = Index(engine)
+    for _ in range(count):
+        dataset = make_instance(modality, PATIENTS[0])
+        dataset.Rows = dataset.Columns = 8
+        dataset.PixelData = b"\0" * (8 * 8 * dataset.SamplesPerPixel * (dataset.BitsAllocated // 8))
+        attributes = dataclasses.replace(read_attributes(encoded(dataset)), transfer_syntax_uid=syntax)
+        index.add_instance(attributes, WrittenFile(f"{dataset.SOPInstanceUID}.dcm", 1, "0" * 64), "TEST")
+
+
+def test_what_the_newest_objects_are_held_in_is_counted_per_class(engine: Engine) -> None:
+    assert held_syntaxes(engine) == HeldSyntaxes({}, {})
+    add(engine, "CT", ExplicitVRLittleEndian, 6)
+    add(engine, "CT", JPEGLSLossless, 4)
+    add(engine, "MR", JPEG2000Lossless, 2)
+    held = held_syntaxes(engine)
+    assert held.of_class(CT) == {ExplicitVRLittleEndian: 6, JPEGLSLossless: 4}
+    assert held.of_class(MR) == {JPEG2000Lossless: 2}
+    assert held.overall == {ExplicitVRLittleEndian: 6, JPEGLSLossless: 4, JPEG2000Lossless: 2}
+
+
+def test_only_the_newest_objects_count(engine: Engine) -> None:
+    """An archive compressed long ago whose latest study is still uncompressed: that study decides."""
+    add(engine, "CT", JPEGLSLossless, 8)
+    add(engine, "CT", ExplicitVRLittleEndian, 5)
+    assert held_syntaxes(engine, sample=5).of_class(CT) == {ExplicitVRLittleEndian: 5}
+    assert held_syntaxes(engine, sample=7).of_class(CT) == {ExplicitVRLittleEndian: 5, JPEGLSLossless: 2}
+
+
+def test_the_reading_is_kept_for_a_while_then_read_again(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    now = [1000.0]
+    monkeypatch.setattr(retrieve.time, "monotonic", lambda: now[0])
+    reader = HeldSyntaxesReader(engine, maximum_age=2.0)
+    add(engine, "CT", ExplicitVRLittleEndian, 1)
+    assert reader.current().overall == {ExplicitVRLittleEndian: 1}
+    add(engine, "CT", JPEGLSLossless, 2)
+    now[0] += 1.9
+    assert reader.current().overall == {ExplicitVRLittleEndian: 1}
+    now[0] += 0.1
+    assert reader.current().overall == {ExplicitVRLittleEndian: 1, JPEGLSLossless: 2}
+
+
+def test_an_index_that_cannot_be_read_leaves_the_last_reading(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    now = [1000.0]
+    monkeypatch.setattr(retrieve.time, "monotonic", lambda: now[0])
+    reader = HeldSyntaxesReader(engine, maximum_age=2.0)
+    add(engine, "CT", JPEGLSLossless, 3)
+    assert reader.current().overall == {JPEGLSLossless: 3}
+    with engine.begin() as connection:
+        connection.execute(text("ALTER TABLE instance RENAME TO instance_gone"))
+    now[0] += 5
+    assert reader.current().overall == {JPEGLSLossless: 3}
+    assert "stored syntaxes not read, the last reading stands" in caplog.text
