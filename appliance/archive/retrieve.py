@@ -177,7 +177,7 @@ def plan(engine: Engine, query: Query) -> RetrievePlan:
         .order_by(series.c.series_number, series.c.id, instance.c.instance_number, instance.c.id)
     )
     with engine.connect() as connection:
-        items = tuple(RetrieveItem(*row) for row in connection.execute(statement))  # the fields' order
+        items = tuple(RetrieveItem(*row) for row in connection.execute(statement).all())  # the fields' order
         studies = sorted({item.study_instance_uid for item in items})
         return RetrievePlan(items, study_coercions(connection, studies))
 

@@ -349,33 +349,44 @@ def retrieve_contexts(association: Association, held: Callable[[], HeldSyntaxes]
     if not scp_role:
         return
     proposed: dict[str, list[str]] = {}
-    holding = held()
     for context in request.presentation_context_definition_list:
         if str(context.abstract_syntax) in scp_role:
             syntaxes = proposed.setdefault(str(context.abstract_syntax), [])
             syntaxes.extend(str(syntax) for syntax in context.transfer_syntax if str(syntax) not in syntaxes)
+    choose = Chooser(held())
     association.acceptor.supported_contexts = [
-        retrieve_context(context, proposed[str(context.abstract_syntax)], holding)
+        choose.context(context, tuple(proposed[str(context.abstract_syntax)]))
         if str(context.abstract_syntax) in proposed
         else context
         for context in association.acceptor.supported_contexts
     ]
 
 
-def retrieve_context(supported: PresentationContext, proposed: list[str], held: HeldSyntaxes) -> PresentationContext:
-    """`supported` with the syntaxes the requestor proposed (in all its contexts for this SOP class),
-    the one to accept ahead: each of the requestor's contexts then gets that one when it holds it,
-    else the first of its own syntaxes (the stored objects in that syntax go as they are)."""
-    sop_class = str(supported.abstract_syntax)
-    first = retrieve_syntax(proposed, held.of_class(sop_class))
-    return ordered_context(sop_class, tuple(proposed), first, supported.scu_role, supported.scp_role)
+class Chooser:
+    """The contexts of one C-GET association: each choice made once per proposal and held counts
+    (a requestor proposes the same syntaxes for its hundred classes, most of them held alike)."""
+
+    def __init__(self, held: HeldSyntaxes) -> None:
+        self.held = held
+        self.chosen: dict[tuple[tuple[str, ...], int], str | None] = {}  # the counts by identity, held meanwhile
+
+    def context(self, supported: PresentationContext, proposed: tuple[str, ...]) -> PresentationContext:
+        """`supported` with the syntaxes the requestor proposed (in all its contexts for this SOP
+        class), the one to accept ahead: each of the requestor's contexts then gets that one when it
+        holds it, else the first of its own syntaxes (the stored objects in that syntax go as they are)."""
+        sop_class = str(supported.abstract_syntax)
+        counts = self.held.of_class(sop_class)
+        key = (proposed, id(counts))
+        if key not in self.chosen:
+            self.chosen[key] = retrieve_syntax(proposed, counts)
+        return ordered_context(sop_class, proposed, self.chosen[key], supported.scu_role, supported.scp_role)
 
 
 @functools.lru_cache(maxsize=KNOWN_PROPOSALS)
 def ordered_context(
     sop_class_uid: str, proposed: tuple[str, ...], first: str | None, scu_role: bool | None, scp_role: bool | None
 ) -> PresentationContext:
-    """The context `retrieve_context` makes, made once per proposal and choice: a peer proposes the
+    """The context `Chooser.context` makes, made once per proposal and choice: a peer proposes the
     same contexts on every association, and building them (UID checks) was a tenth of the time to
     the first image. Shared between associations: pynetdicom only reads the acceptor's contexts
     while negotiating (what the `shared_contexts` patch relies on too)."""
