@@ -168,3 +168,35 @@ def test_name_matching_uses_the_index_of_the_folded_key(engine: Engine, name: st
     with engine.connect() as connection:
         plan = " ".join(str(row) for row in connection.exec_driver_sql(f"EXPLAIN QUERY PLAN {compiled}"))
     assert "ix_patient_name_key" in plan and "SCAN patient" not in plan
+
+
+def test_a_plan_is_the_same_by_the_statement_made_once_and_by_one_built_for_the_query(engine: Engine) -> None:
+    """Single values (nearly every retrieve) run a statement made once; lists of UIDs and wildcards
+    one built for the query: both give the same objects in the same order."""
+    from appliance.archive.retrieve import single_values
+
+    studies = [row["StudyInstanceUID"] for row in find(engine, Query("STUDY", {"PatientID": "IPP0004"}), 10)]
+    assert len(studies) == 2
+    listed = Query("STUDY", {"StudyInstanceUID": "\\".join(studies)})
+    assert single_values(listed, 1) is None
+    singles = [Query("STUDY", {"StudyInstanceUID": uid}) for uid in sorted(studies)]
+    assert all(single_values(query, 1) == {"StudyInstanceUID": query.keys["StudyInstanceUID"]} for query in singles)
+    one_by_one = {item for query in singles for item in plan(engine, query).items}
+    assert set(plan(engine, listed).items) == one_by_one and len(one_by_one) == 2
+
+    wildcard = Query("PATIENT", {"PatientID": "IPP000?"})
+    assert single_values(wildcard, 0) is None
+    by_patient = [plan(engine, Query("PATIENT", {"PatientID": f"IPP000{number}"})).items for number in range(1, 5)]
+    assert sorted(plan(engine, wildcard).items) == sorted(item for items in by_patient for item in items)
+
+
+def test_a_study_whose_patient_changed_is_coerced_to_the_current_identity(engine: Engine) -> None:
+    """The index's patient and the first stored header of the study, read in one query."""
+    from appliance.archive.retrieve import current_identity_and_sample_header
+
+    study_uid = find(engine, Query("STUDY", {"PatientID": "IPP0001"}), 10)[0]["StudyInstanceUID"]
+    with engine.connect() as connection:
+        current, header = current_identity_and_sample_header(connection, study_uid)
+        assert current is not None and current["PatientID"] == "IPP0001"
+        assert header is not None and b"IPP0001" in header
+        assert current_identity_and_sample_header(connection, "1.2.3.4.5.6.7") == (None, None)
