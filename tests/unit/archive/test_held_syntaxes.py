@@ -1,10 +1,12 @@
 """The syntax a retrieve's receiver is accepted in (`retrieve_syntax`): of those it proposes, the one
 the most of the archive's newest objects are held in, so that they go out as stored; what the newest
-objects are held in, read from a real index (SQLite and PostgreSQL); and how often it is read."""
+objects are held in, read from a real index (SQLite and PostgreSQL); and when it is read (by the first
+C-GET, then in the background while C-GETs come)."""
 
 from __future__ import annotations
 
 import dataclasses
+import threading
 from collections.abc import Iterator
 
 import pytest
@@ -108,29 +110,96 @@ def test_only_the_newest_objects_count(engine: Engine) -> None:
     assert held_syntaxes(engine, sample=7).of_class(CT) == {ExplicitVRLittleEndian: 5, JPEGLSLossless: 2}
 
 
-def test_the_reading_is_kept_for_a_while_then_read_again(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+class Readings:
+    """Counts the readings of the index, and lets a test wait for the next one."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.count = 0
+        self.made = threading.Condition()
+        original = retrieve.held_syntaxes
+
+        def counted(engine: Engine) -> HeldSyntaxes:
+            try:
+                return original(engine)
+            finally:
+                with self.made:
+                    self.count += 1
+                    self.made.notify_all()
+
+        monkeypatch.setattr(retrieve, "held_syntaxes", counted)
+
+    def wait_for(self, count: int) -> None:
+        with self.made:
+            assert self.made.wait_for(lambda: self.count >= count, timeout=30), f"{self.count} readings"
+
+    def seen_by(self, reader: HeldSyntaxesReader, overall: dict[str, int]) -> bool:
+        """Whether `reader` gives `overall` within the next few background readings (one begun
+        before the index changed may end after)."""
+        start = self.count
+        for count in range(start + 1, start + 5):
+            self.wait_for(count)
+            if reader.current().overall == overall:
+                return True
+        return False
+
+
+@pytest.fixture()
+def readings(monkeypatch: pytest.MonkeyPatch) -> Readings:
+    return Readings(monkeypatch)
+
+
+@pytest.fixture()
+def clock(monkeypatch: pytest.MonkeyPatch) -> list[float]:
     now = [1000.0]
     monkeypatch.setattr(retrieve.time, "monotonic", lambda: now[0])
-    reader = HeldSyntaxesReader(engine, maximum_age=2.0)
-    add(engine, "CT", ExplicitVRLittleEndian, 1)
-    assert reader.current().overall == {ExplicitVRLittleEndian: 1}
-    add(engine, "CT", JPEGLSLossless, 2)
-    now[0] += 1.9
-    assert reader.current().overall == {ExplicitVRLittleEndian: 1}
-    now[0] += 0.1
-    assert reader.current().overall == {ExplicitVRLittleEndian: 1, JPEGLSLossless: 2}
+    return now
+
+
+def test_the_first_c_get_reads_at_once_and_later_ones_get_a_reading_kept_recent(
+    engine: Engine, readings: Readings
+) -> None:
+    reader = HeldSyntaxesReader(engine, refresh_seconds=0.01)
+    try:
+        add(engine, "CT", ExplicitVRLittleEndian, 1)
+        assert reader.current().overall == {ExplicitVRLittleEndian: 1}
+        assert readings.count >= 1  # read at once (the background may have read again since)
+        add(engine, "CT", JPEGLSLossless, 2)
+        assert readings.seen_by(reader, {ExplicitVRLittleEndian: 1, JPEGLSLossless: 2})
+    finally:
+        reader.stop()
+
+
+def test_after_a_quiet_while_nothing_is_read_until_the_next_c_get(
+    engine: Engine, readings: Readings, clock: list[float]
+) -> None:
+    reader = HeldSyntaxesReader(engine, refresh_seconds=0.01, quiet_seconds=60)
+    try:
+        add(engine, "CT", ExplicitVRLittleEndian, 1)
+        reader.current()
+        refresher = reader.refresher
+        assert refresher is not None
+        clock[0] += 60
+        refresher.join(timeout=30)
+        assert not refresher.is_alive() and reader.refresher is None
+        count = readings.count
+        add(engine, "CT", JPEGLSLossless, 2)
+        assert reader.current().overall == {ExplicitVRLittleEndian: 1, JPEGLSLossless: 2}  # read at once again
+        assert readings.count >= count + 1 and reader.refresher is not None
+    finally:
+        reader.stop()
 
 
 def test_an_index_that_cannot_be_read_leaves_the_last_reading(
-    engine: Engine, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+    engine: Engine, readings: Readings, caplog: pytest.LogCaptureFixture
 ) -> None:
-    now = [1000.0]
-    monkeypatch.setattr(retrieve.time, "monotonic", lambda: now[0])
-    reader = HeldSyntaxesReader(engine, maximum_age=2.0)
-    add(engine, "CT", JPEGLSLossless, 3)
-    assert reader.current().overall == {JPEGLSLossless: 3}
-    with engine.begin() as connection:
-        connection.execute(text("ALTER TABLE instance RENAME TO instance_gone"))
-    now[0] += 5
-    assert reader.current().overall == {JPEGLSLossless: 3}
-    assert "stored syntaxes not read, the last reading stands" in caplog.text
+    reader = HeldSyntaxesReader(engine, refresh_seconds=0.01)
+    try:
+        add(engine, "CT", JPEGLSLossless, 3)
+        assert reader.current().overall == {JPEGLSLossless: 3}
+        with engine.begin() as connection:
+            connection.execute(text("ALTER TABLE instance RENAME TO instance_gone"))
+        readings.wait_for(readings.count + 2)
+        assert reader.current().overall == {JPEGLSLossless: 3}
+        assert "stored syntaxes not read, the last reading stands" in caplog.text
+    finally:
+        reader.stop()
