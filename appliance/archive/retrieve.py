@@ -406,7 +406,9 @@ class HeldSyntaxesReader:
             return None
 
     def take(self, held: HeldSyntaxes | None) -> None:
-        if held is not None:
+        """Keep `held` unless it is the same as the reading before: that one then stays, so that
+        what is made from a reading is made once while nothing changes (`dicom.retrieve`)."""
+        if held is not None and held != self.held:
             self.held = held
 
 

@@ -36,7 +36,7 @@ from pydicom.dataset import Dataset
 from pydicom.uid import UID, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 from pynetdicom.association import Association
 from pynetdicom.dsutils import encode
-from pynetdicom.pdu_primitives import SCP_SCU_RoleSelectionNegotiation
+from pynetdicom.pdu_primitives import A_ASSOCIATE, SCP_SCU_RoleSelectionNegotiation
 from pynetdicom.presentation import PresentationContext, build_context
 
 from appliance.archive.retrieve import (
@@ -51,6 +51,7 @@ from appliance.archive.retrieve import (
     retrieve_syntax,
 )
 from appliance.archive.storage import IMMEDIATE
+from appliance.dicom.negotiation import Kept
 from appliance.dicom.pynetdicom_patches import (
     StoreContent,
     StoreRequest,
@@ -65,6 +66,7 @@ MAXIMUM_PROPOSED_CONTEXTS = 128  # PS3.8 9.3.2.2: presentation context IDs are o
 PREPARING_PROCESSES = 2  # the machine's cores: the sender itself mostly waits on the network
 LOOKAHEAD = 2 * PREPARING_PROCESSES  # objects prepared ahead of the one being sent
 KNOWN_PROPOSALS = 4096  # storage contexts made for C-GET requestors, kept (a few peers, ~120 SOP classes each)
+RETRIEVE_CONTEXTS = Kept()  # the acceptor's contexts made for the last C-GET requests and readings
 
 
 class StoredReference(Dataset):
@@ -337,28 +339,44 @@ def peer(association: Association) -> str:
 def retrieve_contexts(association: Association, held: Callable[[], HeldSyntaxes]) -> None:
     """EVT_REQUESTED: accept the storage contexts of a C-GET (the requestor asks for the SCP role)
     in the syntax `archive.retrieve.retrieve_syntax` chooses from what it proposes and what the
-    archive holds (`held()`, asked only then)."""
+    archive holds (`held()`, asked only then). Made once per request and reading: the decoded
+    request is shared by the associations that send the same bytes (`admission.decoded`), the
+    reading by those of the same moment, and the acceptor's contexts by all (`shared_contexts`)."""
     request = association.requestor.primitive
-    if request is None:
+    if request is None or not any(
+        isinstance(item, SCP_SCU_RoleSelectionNegotiation) and item.scp_role for item in request.user_information
+    ):
         return
+    holding = held()
+    supported = association.acceptor.supported_contexts
+    key = (id(request.presentation_context_definition_list), id(request.user_information), id(holding), id(supported))
+    kept = (request.presentation_context_definition_list, request.user_information, holding, supported)
+    association.acceptor.supported_contexts = RETRIEVE_CONTEXTS.get(
+        key, lambda: contexts_for(request, holding, supported), kept
+    )
+
+
+def contexts_for(
+    request: A_ASSOCIATE, held: HeldSyntaxes, supported: list[PresentationContext]
+) -> list[PresentationContext]:
+    """The acceptor's contexts `supported`, those of the classes `request` asks the SCP role for
+    ordered as `Chooser` says."""
     scp_role = {
         str(item.sop_class_uid)
         for item in request.user_information
         if isinstance(item, SCP_SCU_RoleSelectionNegotiation) and item.scp_role
     }
-    if not scp_role:
-        return
     proposed: dict[str, list[str]] = {}
     for context in request.presentation_context_definition_list:
         if str(context.abstract_syntax) in scp_role:
             syntaxes = proposed.setdefault(str(context.abstract_syntax), [])
             syntaxes.extend(str(syntax) for syntax in context.transfer_syntax if str(syntax) not in syntaxes)
-    choose = Chooser(held())
-    association.acceptor.supported_contexts = [
+    choose = Chooser(held)
+    return [
         choose.context(context, tuple(proposed[str(context.abstract_syntax)]))
         if str(context.abstract_syntax) in proposed
         else context
-        for context in association.acceptor.supported_contexts
+        for context in supported
     ]
 
 

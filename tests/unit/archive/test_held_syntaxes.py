@@ -203,3 +203,16 @@ def test_an_index_that_cannot_be_read_leaves_the_last_reading(
         assert "stored syntaxes not read, the last reading stands" in caplog.text
     finally:
         reader.stop()
+
+
+def test_a_reading_the_same_as_the_last_keeps_the_last(engine: Engine) -> None:
+    """What is made from a reading (the C-GET contexts) is then made once while nothing changes."""
+    reader = HeldSyntaxesReader(engine)
+    first = HeldSyntaxes({CT: {JPEGLSLossless: 3}}, {JPEGLSLossless: 3})
+    reader.take(first)
+    reader.take(HeldSyntaxes({CT: {JPEGLSLossless: 3}}, {JPEGLSLossless: 3}))
+    assert reader.held is first
+    reader.take(HeldSyntaxes({CT: {JPEGLSLossless: 4}}, {JPEGLSLossless: 4}))
+    assert reader.held is not first and reader.held.overall == {JPEGLSLossless: 4}
+    reader.take(None)  # the index could not be read
+    assert reader.held.overall == {JPEGLSLossless: 4}

@@ -131,3 +131,26 @@ def test_each_choice_for_a_proposal_has_its_own_shared_context() -> None:
         ExplicitVRLittleEndian,
         JPEGLSLossless,
     ]
+
+
+def test_the_contexts_are_made_once_per_request_and_reading() -> None:
+    """Associations sending the same bytes share their decoded request (`admission.decoded`), and the
+    acceptor's contexts are the AE's own: the same request and reading give the same list, made once."""
+    proposal = {CT: [JPEGLSLossless, ExplicitVRLittleEndian]}
+    first = association(proposal, {CT})
+    again = association(proposal, {CT})
+    again.requestor = first.requestor  # the same decoded request
+    again.acceptor.supported_contexts = first.acceptor.supported_contexts  # the AE's own list
+    later = association(proposal, {CT})
+    later.requestor, later.acceptor.supported_contexts = first.requestor, first.acceptor.supported_contexts
+    reading = held({CT: {ExplicitVRLittleEndian: 5}})
+    retrieve.retrieve_contexts(first, lambda: reading)
+    retrieve.retrieve_contexts(again, lambda: reading)
+    retrieve.retrieve_contexts(later, lambda: held({CT: {JPEGLSLossless: 5}}))
+    assert again.acceptor.supported_contexts is first.acceptor.supported_contexts
+    assert later.acceptor.supported_contexts is not first.acceptor.supported_contexts
+    assert [negotiated(assoc)[CT] for assoc in (first, again, later)] == [
+        ExplicitVRLittleEndian,
+        ExplicitVRLittleEndian,
+        JPEGLSLossless,
+    ]
