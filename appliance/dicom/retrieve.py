@@ -96,6 +96,11 @@ class StoredReference(Dataset):
             return self.lookahead.prepared(self.position, self.path, syntaxes)
         return prepare(self.path, self.item, self.coercion, syntaxes)
 
+    def sent(self) -> None:
+        """The sender is done with this object (whatever the peer answered)."""
+        if self.lookahead is not None:
+            self.lookahead.sent(self.position)
+
 
 @dataclass(frozen=True)
 class Prepared:
@@ -143,6 +148,7 @@ class Lookahead:
         self.locate = locate
         self.futures: dict[int, Future[Prepared]] = {}
         self.considered = 0  # positions below this one were looked at for preparing ahead
+        self.after_first: Sequence[str] | None = None  # the syntaxes to prepare ahead in, once the first is sent
 
     def reference(self, position: int) -> StoredReference:
         item = self.plan.items[position]
@@ -150,8 +156,10 @@ class Lookahead:
 
     def prepared(self, position: int, path: Path, syntaxes: Sequence[str]) -> Prepared:
         """The object at `position` ready for the wire (raises CannotSend or OSError). The next ones
-        are handed to the workers once this one is taken care of: one prepared here (the first)
-        does not compete for the cores with those ahead of it."""
+        are handed to the workers once this one is taken care of: one prepared here does not
+        compete for the cores with those ahead of it. The first one of the retrieve is even sent
+        before (`sent`): with the workers decoding beside it, the first image took 7 ms to write
+        to the socket instead of 1.5, and handing them their objects 1 ms more."""
         self.considered = max(self.considered, position + 1)
         item = self.plan.items[position]
         future = self.futures.pop(position, None)
@@ -164,6 +172,16 @@ class Lookahead:
         try:
             return prepare(path, item, self.plan.coercion_for(item), syntaxes)
         finally:
+            if position == 0:
+                self.after_first = syntaxes
+            else:
+                self.prepare_ahead(position, syntaxes)
+
+    def sent(self, position: int) -> None:
+        """The object at `position` is on the wire (or was refused): after the first one, the
+        workers get the objects ahead."""
+        syntaxes, self.after_first = self.after_first, None
+        if syntaxes is not None:
             self.prepare_ahead(position, syntaxes)
 
     def prepare_ahead(self, position: int, syntaxes: Sequence[str]) -> None:
@@ -290,6 +308,14 @@ def install_sender(association: Association) -> None:
     ) -> Any:
         if not isinstance(dataset, StoredReference):
             return original(dataset, msg_id, priority, originator_aet, originator_id)
+        try:
+            return send_stored(dataset, msg_id, priority, originator_aet, originator_id)
+        finally:
+            dataset.sent()
+
+    def send_stored(
+        dataset: StoredReference, msg_id: int, priority: int, originator_aet: str | None, originator_id: int | None
+    ) -> Any:
         sop_class = str(dataset.SOPClassUID)
         if sop_class not in accepted_by_class:
             accepted_by_class[sop_class] = accepted(association, sop_class)

@@ -106,6 +106,26 @@ def test_the_first_retrieve_needing_workers_does_not_wait_for_them_to_start(
     lookahead = retrieve.Lookahead(RetrievePlan(tuple(items)), lambda item: Path(item.path))
     first = lookahead.prepared(0, Path(items[0].path), [ExplicitVRLittleEndian])
     assert first.data is not None  # prepared here, at once
+    lookahead.sent(0)
     assert not lookahead.futures  # nothing waits for workers that are not up yet
     assert started.wait(10)  # their start begun in the background, once
     assert retrieve.ready_workers() is None and retrieve._WORKERS_STARTING == [True]
+
+
+def test_the_workers_get_the_objects_ahead_once_the_first_is_sent(tmp_path: Path) -> None:
+    """Decoding beside the first image slowed its writing to the socket down: 7 ms instead of 1.5."""
+    items, originals = zip(*(stored(tmp_path, number) for number in range(1, 7)), strict=True)
+    lookahead = retrieve.Lookahead(RetrievePlan(tuple(items)), lambda item: Path(item.path))
+    retrieve.start_workers()
+    try:
+        first = lookahead.prepared(0, Path(items[0].path), [ExplicitVRLittleEndian])
+        assert first.data is not None and not lookahead.futures
+        lookahead.sent(0)
+        assert sorted(lookahead.futures) == list(range(1, 1 + retrieve.LOOKAHEAD))
+        lookahead.sent(0)  # once only
+        second = lookahead.prepared(1, Path(items[1].path), [ExplicitVRLittleEndian])
+        assert sorted(lookahead.futures) == list(range(2, 2 + retrieve.LOOKAHEAD))
+    finally:
+        lookahead.close()
+    assert second.data is not None
+    assert np.array_equal(pixels_of(second.data, ExplicitVRLittleEndian), originals[1])
