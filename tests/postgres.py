@@ -14,6 +14,10 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
 
 
 def server_binaries() -> Path | None:
@@ -68,3 +72,18 @@ def database_of_its_own(url: str, name: str) -> str:
         connection.execute(text(f"CREATE DATABASE {name}"))
     server.dispose()
     return make_url(url).set(database=name).render_as_string(hide_password=False)
+
+
+def empty_index(request: Any, tmp_path_factory: Any, name: str) -> Engine:
+    """An index with every migration applied and nothing in it, on the backend `request.param`
+    names (a parametrized fixture's request): a SQLite file of its own, or a PostgreSQL database
+    `name` of its own on the tests' server."""
+    from appliance.db import create_index_engine, upgrade_schema
+
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path_factory.mktemp('index') / 'index.sqlite'}"
+    else:
+        url = database_of_its_own(request.getfixturevalue("postgresql_url"), name)
+    engine = create_index_engine(url)
+    upgrade_schema(engine)
+    return engine

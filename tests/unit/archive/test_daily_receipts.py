@@ -8,6 +8,7 @@ from datetime import UTC, date, datetime
 
 import pytest
 from datagen import PATIENTS, encoded, make_instance
+from postgres import empty_index
 from pydicom.uid import generate_uid
 from sqlalchemy import Engine, update
 
@@ -15,7 +16,6 @@ from appliance.archive.attributes import read_attributes
 from appliance.archive.index import Index
 from appliance.archive.statistics import DailyReceipts, daily_receipts
 from appliance.archive.storage import WrittenFile
-from appliance.db import create_index_engine, upgrade_schema
 from appliance.db.schema import series, study
 
 # (when the study arrived, in UTC; its images)
@@ -30,14 +30,7 @@ ARRIVALS = [
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def filled(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Engine:
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path_factory.mktemp('index') / 'index.sqlite'}"
-    else:
-        from postgres import database_of_its_own
-
-        url = database_of_its_own(request.getfixturevalue("postgresql_url"), "daily_receipts")
-    engine = create_index_engine(url)
-    upgrade_schema(engine)
+    engine = empty_index(request, tmp_path_factory, "daily_receipts")
     index = Index(engine, publish=False)
     for number, (moment, images) in enumerate(ARRIVALS):
         study_uid, series_uid = generate_uid(), generate_uid()

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 
 import pytest
 from datagen import PATIENTS, encoded, make_instance
-from postgres import database_of_its_own
+from postgres import empty_index
 from pydicom.uid import (
     DeflatedExplicitVRLittleEndian,
     ExplicitVRLittleEndian,
@@ -29,7 +29,6 @@ from appliance.archive.attributes import read_attributes
 from appliance.archive.index import Index
 from appliance.archive.retrieve import HeldSyntaxes, HeldSyntaxesReader, held_syntaxes, retrieve_syntax
 from appliance.archive.storage import WrittenFile
-from appliance.db import create_index_engine, upgrade_schema
 
 CT = "1.2.840.10008.5.1.4.1.1.2"
 MR = "1.2.840.10008.5.1.4.1.1.4"
@@ -70,12 +69,7 @@ def test_a_class_none_of_the_newest_objects_is_of_goes_by_all_of_them() -> None:
 @pytest.fixture(params=["sqlite", "postgresql"])
 def engine(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
     """An empty index of the test's own."""
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path_factory.mktemp('held') / 'index.sqlite'}"
-    else:
-        url = database_of_its_own(request.getfixturevalue("postgresql_url"), "held_syntaxes")
-    engine = create_index_engine(url)
-    upgrade_schema(engine)
+    engine = empty_index(request, tmp_path_factory, "held_syntaxes")
     yield engine
     engine.dispose()
 

@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 
 import pytest
 from datagen import PATIENTS, encoded, make_instance
+from postgres import empty_index
 from pydicom.uid import generate_uid
 from sqlalchemy import Engine, insert, select
 from worklist_data import add_patient, new_order, schedule
@@ -19,7 +20,6 @@ from appliance.archive.attributes import InstanceAttributes, read_attributes
 from appliance.archive.index import DuplicateInstance, Index
 from appliance.archive.storage import WrittenFile
 from appliance.config.loader import config_from_document
-from appliance.db import create_index_engine, upgrade_schema
 from appliance.db.schema import change, instance, patient_identity, series, study
 
 CONFIG = config_from_document({}, "test")
@@ -30,14 +30,7 @@ ORDER_NUMBERS = itertools.count(70000)
 def rows_engine(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
     """An index on SQLite, or in a PostgreSQL database of its own, shared by this module's tests
     (each uses UIDs and patient IDs of its own)."""
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path_factory.mktemp('index') / 'index.sqlite'}"
-    else:
-        from postgres import database_of_its_own
-
-        url = database_of_its_own(request.getfixturevalue("postgresql_url"), "index_rows")
-    engine = create_index_engine(url)
-    upgrade_schema(engine)
+    engine = empty_index(request, tmp_path_factory, "index_rows")
     yield engine
     engine.dispose()
 

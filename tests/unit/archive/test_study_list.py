@@ -7,6 +7,7 @@ from datetime import date
 
 import pytest
 from datagen import PATIENTS, Patient, encoded, make_instance
+from postgres import empty_index
 from sqlalchemy import Engine
 from worklist_data import add_national_identifier
 
@@ -14,7 +15,6 @@ from appliance.archive.attributes import read_attributes
 from appliance.archive.index import Index
 from appliance.archive.storage import WrittenFile
 from appliance.archive.study_list import Position, StudyCriteria, console_search, search_statement
-from appliance.db import create_index_engine, upgrade_schema
 from appliance.patients.names import french_name
 
 HEART = Patient("IPP0005", "CŒUR^Marie", "19700101", "F", "ISO_IR 192")
@@ -32,14 +32,7 @@ PLAN = [
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
 def engine(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Engine:
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path_factory.mktemp('index') / 'index.sqlite'}"
-    else:
-        from postgres import database_of_its_own
-
-        url = database_of_its_own(request.getfixturevalue("postgresql_url"), "study_list")
-    engine = create_index_engine(url)
-    upgrade_schema(engine)
+    engine = empty_index(request, tmp_path_factory, "study_list")
     index = Index(engine)
     for number, (modality, patient, day, time) in enumerate(PLAN):
         dataset = make_instance(modality, patient, accession_number=f"A{number}", study_date=day)

@@ -77,13 +77,17 @@ def test_the_contexts_of_a_proposal_are_made_once_and_shared() -> None:
     first = association({CT: [ExplicitVRLittleEndian, JPEGLSLossless]}, {CT})
     again = association({CT: [ExplicitVRLittleEndian, JPEGLSLossless]}, {CT})
     other = association({CT: [JPEGLSLossless, ExplicitVRLittleEndian]}, {CT})
+    held_compressed = association({CT: [ExplicitVRLittleEndian, JPEGLSLossless]}, {CT})
     for assoc in (first, again, other):
         retrieve.retrieve_contexts(assoc, HeldSyntaxes)
+    retrieve.retrieve_contexts(held_compressed, lambda: held({CT: {JPEGLSLossless: 5}}))
     assert supported(first, CT) is supported(again, CT)
     assert supported(other, CT) is not supported(first, CT)
-    assert [negotiated(assoc)[CT] for assoc in (first, again, other)] == [
+    assert supported(held_compressed, CT) is not supported(first, CT)  # the same proposal, another choice
+    assert [negotiated(assoc)[CT] for assoc in (first, again, other, held_compressed)] == [
         ExplicitVRLittleEndian,
         ExplicitVRLittleEndian,
+        JPEGLSLossless,
         JPEGLSLossless,
     ]
     assert list(supported(first, CT).transfer_syntax) == [ExplicitVRLittleEndian, JPEGLSLossless]
@@ -114,23 +118,6 @@ def test_what_the_archive_holds_is_asked_only_for_a_retrieve() -> None:
     assert asked == []
     retrieve.retrieve_contexts(association({CT: [ExplicitVRLittleEndian]}, {CT}), holding)
     assert asked == [True]
-
-
-def test_each_choice_for_a_proposal_has_its_own_shared_context() -> None:
-    proposal = {CT: [JPEGLSLossless, ExplicitVRLittleEndian]}
-    uncompressed = held({CT: {ExplicitVRLittleEndian: 5}})
-    compressed = held({CT: {JPEGLSLossless: 5}})
-    first, again, other = (association(proposal, {CT}) for _ in range(3))
-    retrieve.retrieve_contexts(first, lambda: uncompressed)
-    retrieve.retrieve_contexts(again, lambda: uncompressed)
-    retrieve.retrieve_contexts(other, lambda: compressed)
-    assert supported(first, CT) is supported(again, CT)
-    assert supported(other, CT) is not supported(first, CT)
-    assert [negotiated(assoc)[CT] for assoc in (first, again, other)] == [
-        ExplicitVRLittleEndian,
-        ExplicitVRLittleEndian,
-        JPEGLSLossless,
-    ]
 
 
 def test_the_contexts_are_made_once_per_request_and_reading() -> None:

@@ -7,14 +7,13 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from postgres import database_of_its_own
+from postgres import empty_index
 from sqlalchemy import Engine
 from worklist_data import add_patient, new_order, schedule
 
 from appliance import practice_time
 from appliance.archive.search import Query, find
 from appliance.config.loader import config_from_document
-from appliance.db import create_index_engine, upgrade_schema
 from appliance.patients.search import Criteria, find_patients
 from appliance.worklist.search import WorklistQuery, find_items
 
@@ -25,12 +24,7 @@ CONFIG = config_from_document({"worklist": {"default_profile": {"filter_on_calli
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
 def index(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
     """One patient per name, each with an order scheduled today."""
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path_factory.mktemp('index') / 'index.sqlite'}"
-    else:
-        url = database_of_its_own(request.getfixturevalue("postgresql_url"), "name_matching")
-    engine = create_index_engine(url)
-    upgrade_schema(engine)
+    engine = empty_index(request, tmp_path_factory, "name_matching")
     for number, name in enumerate(NAMES, start=1):
         schedule(engine, CONFIG, new_order(number, "CT", "CT1"), add_patient(engine, f"IPP{number}", name))
     yield engine
