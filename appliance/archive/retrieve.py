@@ -71,9 +71,9 @@ MODIFYING_SYSTEM = "PACS appliance"
 HELD_SAMPLE = 1000  # the newest instances whose stored syntaxes stand for what the archive holds
 HELD_REFRESH_SECONDS = 2.0  # how often they are read again while C-GETs come
 HELD_QUIET_SECONDS = 60.0  # after this long without a C-GET, they are no longer read in the background
+STORED_IDENTITIES_KEPT = 256  # studies retrieved lately whose stored header's identity is kept
 
 LOGGER = logging.getLogger(__name__)
-STORED_IDENTITIES_KEPT = 256  # studies retrieved lately whose stored header's identity is kept
 
 
 class CannotSend(Exception):

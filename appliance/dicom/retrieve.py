@@ -367,16 +367,18 @@ def retrieve_contexts(association: Association, held: Callable[[], HeldSyntaxes]
     in the syntax `archive.retrieve.retrieve_syntax` chooses from what it proposes and what the
     archive holds (`held()`, asked only then). Made once per request and reading: the decoded
     request is shared by the associations that send the same bytes (`admission.decoded`), the
-    reading by those of the same moment, and the acceptor's contexts by all (`shared_contexts`)."""
+    reading by those of the same moment, and the acceptor's contexts by all (`shared_contexts`:
+    the same contexts, in a list of each association's own)."""
     request = association.requestor.primitive
     if request is None or not any(
         isinstance(item, SCP_SCU_RoleSelectionNegotiation) and item.scp_role for item in request.user_information
     ):
         return
     holding = held()
-    supported = association.acceptor.supported_contexts
-    key = (id(request.presentation_context_definition_list), id(request.user_information), id(holding), id(supported))
-    kept = (request.presentation_context_definition_list, request.user_information, holding, supported)
+    supported = list(association.acceptor.supported_contexts)  # a list of its own each time, of shared contexts
+    contexts, items = request.presentation_context_definition_list, request.user_information
+    key = (id(contexts), id(items), id(holding), tuple(map(id, supported)))
+    kept = (contexts, items, holding, supported)
     association.acceptor.supported_contexts = RETRIEVE_CONTEXTS.get(
         key, lambda: contexts_for(request, holding, supported), kept
     )

@@ -122,14 +122,15 @@ def test_what_the_archive_holds_is_asked_only_for_a_retrieve() -> None:
 
 def test_the_contexts_are_made_once_per_request_and_reading() -> None:
     """Associations sending the same bytes share their decoded request (`admission.decoded`), and the
-    acceptor's contexts are the AE's own: the same request and reading give the same list, made once."""
+    acceptor's contexts are the AE's own (in a new list each time): the same request and reading give
+    the same list, made once."""
     proposal = {CT: [JPEGLSLossless, ExplicitVRLittleEndian]}
     first = association(proposal, {CT})
     again = association(proposal, {CT})
     again.requestor = first.requestor  # the same decoded request
-    again.acceptor.supported_contexts = first.acceptor.supported_contexts  # the AE's own list
+    again.acceptor.supported_contexts = list(first.acceptor.supported_contexts)  # the AE's own, a list of its own
     later = association(proposal, {CT})
-    later.requestor, later.acceptor.supported_contexts = first.requestor, first.acceptor.supported_contexts
+    later.requestor, later.acceptor.supported_contexts = first.requestor, list(first.acceptor.supported_contexts)
     reading = held({CT: {ExplicitVRLittleEndian: 5}})
     retrieve.retrieve_contexts(first, lambda: reading)
     retrieve.retrieve_contexts(again, lambda: reading)
