@@ -68,6 +68,7 @@ IDENTITY = {
     "PatientSex": patient.c.patient_sex,
 }
 MODIFYING_SYSTEM = "PACS appliance"
+NO_STUDY = "2.25.0"  # a Study Instance UID no object has (the UUID-derived UID of the nil UUID)
 HELD_SAMPLE = 1000  # the newest instances whose stored syntaxes stand for what the archive holds
 HELD_REFRESH_SECONDS = 2.0  # how often they are read again while C-GETs come
 HELD_QUIET_SECONDS = 60.0  # after this long without a C-GET, they are no longer read in the background
@@ -171,6 +172,17 @@ def plan(engine: Engine, query: Query) -> RetrievePlan:
         items = tuple(map(RetrieveItem._make, connection.execute(statement, parameters).all()))
         studies = sorted({item.study_instance_uid for item in items})
         return RetrievePlan(items, study_coercions(connection, studies))
+
+
+def warm_up(engine: Engine) -> None:
+    """Compile now what a process's first retrieve would otherwise compile on its way to its first
+    image: the statements of a retrieve plan, of a study's identity check and of the stored-syntax
+    reading (6 ms in all, the first time in a process). Raises SQLAlchemyError when the index cannot
+    be read."""
+    plan(engine, Query("STUDY", {"StudyInstanceUID": NO_STUDY}))
+    with engine.connect() as connection:
+        current_identity_and_sample_header(connection, NO_STUDY)
+    held_syntaxes(engine)
 
 
 def plan_select() -> Select[Any]:

@@ -19,7 +19,9 @@ from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
-from appliance.archive import commitment, tiers
+from sqlalchemy.exc import SQLAlchemyError
+
+from appliance.archive import commitment, retrieve, tiers
 from appliance.archive.commitment import CHANNEL
 from appliance.archive.index import Index
 from appliance.archive.ingest import Ingest
@@ -77,6 +79,10 @@ def archive_handlers(
     handlers: the same in the daemon's process and in each serving process."""
     ingest = Ingest(files, Index(runtime.engine))
     archive = ArchiveServices(runtime.settings, runtime.engine, files, ingest, policy, DicomAudit(trail))
+    try:
+        retrieve.warm_up(runtime.engine)
+    except SQLAlchemyError as error:  # the first retrieve will say more
+        LOGGER.warning("retrieve statements not compiled ahead: %s", error)
     performed = PerformedStepServices(runtime.engine, policy)
     commitments = CommitmentServices(runtime.settings, runtime.engine, policy, received)
     return [*archive.handlers(), *performed.handlers(), *commitments.handlers()]
