@@ -190,8 +190,8 @@ def test_a_plan_is_the_same_by_the_statement_made_once_and_by_one_built_for_the_
     assert sorted(plan(engine, wildcard).items) == sorted(item for items in by_patient for item in items)
 
 
-def test_a_study_whose_patient_changed_is_coerced_to_the_current_identity(engine: Engine) -> None:
-    """The index's patient and the first stored header of the study, read in one query."""
+def test_a_studys_current_patient_and_first_stored_header_come_in_one_query(engine: Engine) -> None:
+    """What the identity check of a retrieve compares (a study unknown to the index gives neither)."""
     from appliance.archive.retrieve import current_identity_and_sample_header
 
     study_uid = find(engine, Query("STUDY", {"PatientID": "IPP0001"}), 10)[0]["StudyInstanceUID"]
