@@ -32,11 +32,12 @@ export TCP_NODELAY := 1
 help: ## Show this list of targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
 
-$(VENV)/.installed: requirements.lock requirements-borg.lock pyproject.toml
+$(VENV)/.installed: requirements.lock requirements-borg-build.lock requirements-borg.lock pyproject.toml
 	@$(MAKE) --no-print-directory build-packages
 	$(PYTHON_SYSTEM) -m venv $(VENV)
 	$(PYTHON) -m pip install --quiet --require-hashes -r requirements.lock
-	$(PYTHON) -m pip install --quiet --require-hashes -r requirements-borg.lock
+	$(PYTHON) -m pip install --quiet --require-hashes -r requirements-borg-build.lock
+	$(PYTHON) -m pip install --quiet --require-hashes --no-build-isolation -r requirements-borg.lock
 	$(PYTHON) -m pip install --quiet --no-deps --no-build-isolation -e .
 	touch $@
 
