@@ -367,7 +367,7 @@ class HeldSyntaxesReader:
     every `refresh_seconds` while C-GETs keep coming, so that the others take a recent reading at
     once (reading it on an association's way to its first image cost 1 to 2 ms there). When the
     index cannot be read, the last reading stands (none at first: the receivers' own preference
-    then decides)."""
+    then decides); the log says so once, and again when the index can be read again."""
 
     def __init__(
         self,
@@ -383,6 +383,7 @@ class HeldSyntaxesReader:
         self.asked_at = 0.0
         self.refresher: threading.Thread | None = None  # keeping the reading recent, while asked for
         self.stopping = threading.Event()
+        self.failing = False  # the last reading failed (logged once until one succeeds)
 
     def current(self) -> HeldSyntaxes:
         with self.lock:
@@ -412,10 +413,16 @@ class HeldSyntaxesReader:
 
     def reading(self) -> HeldSyntaxes | None:
         try:
-            return held_syntaxes(self.engine)
+            held = held_syntaxes(self.engine)
         except SQLAlchemyError as error:
-            LOGGER.warning("stored syntaxes not read, the last reading stands: %s", error)
+            if not self.failing:
+                LOGGER.warning("stored syntaxes not read, the last reading stands until they are: %s", error)
+            self.failing = True
             return None
+        if self.failing:
+            LOGGER.info("stored syntaxes read again")
+        self.failing = False
+        return held
 
     def take(self, held: HeldSyntaxes | None) -> None:
         """Keep `held` unless it is the same as the reading before: that one then stays, so that

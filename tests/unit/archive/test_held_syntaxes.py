@@ -6,6 +6,7 @@ C-GET, then in the background while C-GETs come)."""
 from __future__ import annotations
 
 import dataclasses
+import logging
 import threading
 from collections.abc import Iterator
 
@@ -183,18 +184,24 @@ def test_after_a_quiet_while_nothing_is_read_until_the_next_c_get(
         reader.stop()
 
 
-def test_an_index_that_cannot_be_read_leaves_the_last_reading(
+def test_an_index_that_cannot_be_read_leaves_the_last_reading_said_once_and_when_it_reads_again(
     engine: Engine, readings: Readings, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.INFO, logger=retrieve.LOGGER.name)
     reader = HeldSyntaxesReader(engine, refresh_seconds=0.01)
     try:
         add(engine, "CT", JPEGLSLossless, 3)
         assert reader.current().overall == {JPEGLSLossless: 3}
         with engine.begin() as connection:
             connection.execute(text("ALTER TABLE instance RENAME TO instance_gone"))
-        readings.wait_for(readings.count + 2)
+        readings.wait_for(readings.count + 3)
         assert reader.current().overall == {JPEGLSLossless: 3}
-        assert "stored syntaxes not read, the last reading stands" in caplog.text
+        assert caplog.text.count("stored syntaxes not read, the last reading stands") == 1
+        with engine.begin() as connection:
+            connection.execute(text("ALTER TABLE instance_gone RENAME TO instance"))
+        add(engine, "CT", ExplicitVRLittleEndian, 4)
+        assert readings.seen_by(reader, {JPEGLSLossless: 3, ExplicitVRLittleEndian: 4})
+        assert caplog.text.count("stored syntaxes read again") == 1
     finally:
         reader.stop()
 
