@@ -2,8 +2,10 @@
 drill, read from the history `appliance backup` keeps (`appliance.backup.history`).
 
 A failed last run, or a last success older than 36 hours, is critical (the issue's rule: the
-practice learns of it the next morning); a target never backed up yet is a warning; a failed drill
-is critical, no drill for 40 days a warning. No target configured: absent. Moments are read in
+practice learns of it the next morning). A target never backed up yet is fine for the first 36 hours
+the monitor reports it (a new box, a new target: its first nightly run is to come, so no alert on
+the first day), then critical, as a last success that old would be. A failed drill is critical, no
+drill for 40 days a warning. No target configured: absent. Moments are read in
 the practice's time (`appliance.practice_time`), as everywhere the practice reads them.
 """
 
@@ -15,6 +17,7 @@ from appliance.backup.history import DrillRecord, RunRecord, drills, last_run, r
 from appliance.backup.targets import USB, targets_of
 from appliance.monitor.findings import Finding, Measure, Reading, Severity
 from appliance.monitor.sources import Context, absent
+from appliance.monitor.store import appeared_at
 from appliance.practice_time import day_of, written
 
 SOURCE = "backup"
@@ -29,7 +32,8 @@ def read(context: Context) -> Reading:
     records = runs(backup.state_directory)
     findings, measures = [], []
     for target in targets_of(backup):
-        findings.append(target_finding(target.name, records, context.now))
+        reported_since = appeared_at(context.engine, SOURCE, f"backup.{target.name}") or context.now
+        findings.append(target_finding(target.name, records, context.now, reported_since))
         success = last_run(records, target.name, succeeded=True)
         if success is not None:
             hours = (context.now - success.finished_at).total_seconds() / 3600
@@ -41,10 +45,16 @@ def read(context: Context) -> Reading:
     return Reading(findings, measures)
 
 
-def target_finding(target: str, records: list[RunRecord], now: datetime) -> Finding:
+def target_finding(
+    target: str, records: list[RunRecord], now: datetime, reported_since: datetime | None = None
+) -> Finding:
+    """The target's state; one never backed up is judged from when the monitor began reporting
+    it (`reported_since`), or is a warning when that is not known (the quality-control report)."""
     subject = f"backup.{target}"
     last = last_run(records, target)
     success = last_run(records, target, succeeded=True)
+    if last is None and reported_since is not None:
+        return never_backed_up(target, reported_since, now)
     if last is None:
         return Finding(SOURCE, subject, Severity.WARNING, f"Aucune sauvegarde ({target}) n'a encore été faite.")
     if not last.succeeded:
@@ -58,6 +68,17 @@ def target_finding(target: str, records: list[RunRecord], now: datetime) -> Find
                        since=success.finished_at + MAXIMUM_AGE)  # fmt: skip
     detail = f"archive {success.archive}, {success.files} files, {success.deduplicated_bytes} bytes added"
     return Finding(SOURCE, subject, Severity.OK, f"Dernière sauvegarde ({target}) réussie le {when}.", detail)
+
+
+def never_backed_up(target: str, reported_since: datetime, now: datetime) -> Finding:
+    """A target no run has reached: its first is expected within 36 hours of its first report."""
+    subject = f"backup.{target}"
+    if now - reported_since <= MAXIMUM_AGE:
+        message = f"Pas encore de sauvegarde ({target}) : la première est prévue la nuit prochaine."
+        return Finding(SOURCE, subject, Severity.OK, message)
+    return Finding(SOURCE, subject, Severity.CRITICAL,
+                   f"Aucune sauvegarde ({target}) n'a été faite depuis le {written(reported_since)}.",
+                   since=reported_since + MAXIMUM_AGE)  # fmt: skip
 
 
 def drill_finding(records: list[DrillRecord], now: datetime) -> Finding:

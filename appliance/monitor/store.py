@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Connection, Engine, delete, insert, select, update
+from sqlalchemy import Connection, Engine, delete, func, insert, select, update
 
 from appliance.db import as_utc
 from appliance.db.schema import health_change, health_measure, health_state
@@ -160,6 +160,17 @@ def changes(engine: Engine, since: datetime | None = None, source: str | None = 
         query = query.where(health_change.c.source == source)
     with engine.connect() as connection:
         return [change_from(row) for row in connection.execute(query)]
+
+
+def appeared_at(engine: Engine, source: str, subject: str) -> datetime | None:
+    """When the monitor last began reporting `subject` (its first change, or its first after it was
+    no longer reported); None when it never did."""
+    query = select(func.max(health_change.c.at)).where(
+        health_change.c.source == source, health_change.c.subject == subject, health_change.c.previous == ""
+    )
+    with engine.connect() as connection:
+        moment: datetime | None = connection.scalar(query)
+    return as_utc(moment)
 
 
 def unalerted(engine: Engine) -> list[Change]:

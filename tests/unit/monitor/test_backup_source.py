@@ -10,8 +10,9 @@ from sqlalchemy import Engine
 
 from appliance.backup.history import DrillRecord, RunRecord, append
 from appliance.config import development_config
-from appliance.monitor import Severity
+from appliance.monitor import Severity, store
 from appliance.monitor.backup import read
+from appliance.monitor.findings import Finding, Reading
 from appliance.monitor.sources import Context
 
 FINISHED = datetime(2026, 12, 4, 23, 30, tzinfo=UTC)
@@ -31,3 +32,44 @@ def test_the_last_backup_and_drill_are_dated_in_the_practice_s_time(tmp_path: Pa
     [stale] = [finding for finding in late.findings if finding.subject == "backup.local"]
     assert stale.severity is Severity.CRITICAL
     assert stale.message == "La dernière sauvegarde réussie (local) date du 05/12/2026 à 00:30 : plus de 36 heures."
+
+
+def test_a_target_never_backed_up_is_fine_for_36_hours_after_it_appears_then_critical(
+    tmp_path: Path, engine: Engine
+) -> None:
+    """A new box says nothing alarming on its first day (its first nightly run is to come); one
+    that has not backed up 36 hours after the monitor first reported its target is as bad as one
+    whose last backup is 36 hours old."""
+    config = development_config(tmp_path)
+    installed = datetime(2026, 12, 4, 14, 0, tzinfo=UTC)
+
+    def finding_at(now: datetime) -> Finding:
+        reading = read(Context(config, engine, now))
+        store.record(engine, "backup", reading, now)
+        [found] = [finding for finding in reading.findings if finding.subject == "backup.local"]
+        return found
+
+    first = finding_at(installed)
+    assert first.severity is Severity.OK
+    assert first.message == "Pas encore de sauvegarde (local) : la première est prévue la nuit prochaine."
+    assert finding_at(installed + timedelta(hours=35)).severity is Severity.OK
+    late = finding_at(installed + timedelta(hours=37))
+    assert late.severity is Severity.CRITICAL
+    assert late.message == "Aucune sauvegarde (local) n'a été faite depuis le 04/12/2026 à 15:00."
+    assert late.since == installed + timedelta(hours=36)
+    assert finding_at(installed + timedelta(hours=38)).severity is Severity.CRITICAL  # it stays so
+    [change] = [change for change in store.unalerted(engine) if change.severity is Severity.CRITICAL]
+    assert change.subject == "backup.local" and change.previous is Severity.OK
+
+
+def test_a_target_that_leaves_and_comes_back_is_counted_from_its_return(tmp_path: Path, engine: Engine) -> None:
+    config = development_config(tmp_path)
+    first = datetime(2026, 12, 1, 14, 0, tzinfo=UTC)
+    store.record(engine, "backup", read(Context(config, engine, first)), first)
+    store.record(engine, "backup", Reading([]), first + timedelta(hours=1))  # backup switched off
+    back = first + timedelta(days=3)
+    store.record(engine, "backup", read(Context(config, engine, back)), back)
+    [finding] = [
+        f for f in read(Context(config, engine, back + timedelta(hours=2))).findings if f.subject == "backup.local"
+    ]
+    assert finding.severity is Severity.OK
