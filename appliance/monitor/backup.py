@@ -32,8 +32,8 @@ def read(context: Context) -> Reading:
     records = runs(backup.state_directory)
     findings, measures = [], []
     for target in targets_of(backup):
-        reported_since = appeared_at(context.engine, SOURCE, f"backup.{target.name}") or context.now
-        findings.append(target_finding(target.name, records, context.now, reported_since))
+        since = reported_since(context, target.name, records)
+        findings.append(target_finding(target.name, records, context.now, since))
         success = last_run(records, target.name, succeeded=True)
         if success is not None:
             hours = (context.now - success.finished_at).total_seconds() / 3600
@@ -43,6 +43,14 @@ def read(context: Context) -> Reading:
     if USB in (target.name for target in targets_of(backup)):
         findings.append(rotation_finding(records, backup.usb.labels))
     return Reading(findings, measures)
+
+
+def reported_since(context: Context, target: str, records: list[RunRecord]) -> datetime | None:
+    """When the monitor began reporting a target no run has reached (now, at its first report);
+    None for a target with runs."""
+    if last_run(records, target) is not None:
+        return None
+    return appeared_at(context.engine, SOURCE, f"backup.{target}") or context.now
 
 
 def target_finding(
