@@ -164,11 +164,15 @@ class ConsoleServer(BaseApplication):  # type: ignore[misc]
         super().reload()
 
     def load(self) -> Any:
-        """In each worker, after the fork: its own index engine, audit recorder and application."""
+        """In each worker, after the fork: its own index engine, audit recorder and application,
+        then what it built left out of the collector's full passes (`settle_heap`: one would stall
+        every request of the worker meanwhile, a DICOMweb frame or a viewer's series)."""
         config = self.settings.current
         self.engine = create_index_engine(config.database_url)
         self.trail = open_trail(config, APPLICATION)
-        return create_app(self.settings, self.engine, self.trail)
+        application = create_app(self.settings, self.engine, self.trail)
+        process.settle_heap()
+        return application
 
     def worker_exit(self, _arbiter: Any, _worker: Any) -> None:
         """A worker leaving: the audit events it still holds are written, its index closed."""
