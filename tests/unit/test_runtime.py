@@ -40,7 +40,9 @@ def test_what_start_up_built_is_left_out_of_full_collections_and_later_garbage_i
 def test_each_console_worker_leaves_its_application_out_of_full_collections(tmp_path: Path) -> None:
     """gunicorn builds the application in each worker after the fork (`ConsoleServer.load`)."""
     config = development_config(tmp_path / "data")
-    upgrade_schema(create_index_engine(config.database_url))
+    engine = create_index_engine(config.database_url)
+    upgrade_schema(engine)
+    engine.dispose()
     server = ConsoleServer(Settings(lambda: config))
     try:
         application = server.load()
