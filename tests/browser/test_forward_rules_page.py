@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 from browser_support import Box
 from datagen import PATIENTS, write_series
-from playwright.sync_api import Dialog, Page, expect
+from playwright.sync_api import Dialog, Page, Route, expect
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 from pydicom import dcmread
 from servers import Daemon, run, wait_for, wait_for_port
 
@@ -22,6 +23,7 @@ from appliance.config import load_config
 from appliance.db import create_index_engine
 
 USERNAME, PASSWORD = "m.durand", "Tilleuls-Regles-2026!"
+SCRIPT = "**/static/console.js*"
 
 
 @pytest.fixture(scope="module")
@@ -47,6 +49,28 @@ def storescp(box: Box, tmp_path: Path) -> Iterator[Path]:
     finally:
         process.terminate()
         process.wait()
+
+
+def assert_no_button_before_the_script(page: Page, box: Box) -> None:
+    """The page's script (which asks before a removal) held back: its remove button must not be
+    there to click meanwhile (a deferred script let a click remove the rule unasked)."""
+    held: list[Route] = []
+
+    def hold(route: Route) -> None:
+        held.append(route)
+
+    page.route(SCRIPT, hold)
+    page.goto(f"{box.url}/forward", wait_until="commit")
+    try:
+        page.locator("#remove-rule-1").click(timeout=1500)
+        clicked = True
+    except PlaywrightTimeout:
+        clicked = False
+    assert not clicked, "the remove button was there before the page's script: the rule went unasked"
+    assert len(held) == 1
+    held[0].continue_()
+    page.unroute(SCRIPT, hold)
+    expect(page.locator("#remove-rule-1")).to_be_visible()
 
 
 def log_in(page: Page, box: Box) -> None:
@@ -91,13 +115,16 @@ def test_a_rule_added_changed_and_removed_in_the_browser(
     page.get_by_label("En vigueur").uncheck()
     page.locator("#save").click()
     expect(page.locator("#rules tbody tr").first).to_contain_text("non")
+    assert_no_button_before_the_script(page, box)
     questions: list[str] = []
 
-    def accept(dialog: Dialog) -> None:
+    def answer(dialog: Dialog) -> None:  # no the first time, yes the second
         questions.append(dialog.message)
-        dialog.accept()
+        (dialog.accept if len(questions) > 1 else dialog.dismiss)()
 
-    page.on("dialog", accept)
+    page.on("dialog", answer)
+    page.locator("#remove-rule-1").click()
+    expect(page.locator("#rules")).to_contain_text("Scanners vers le second avis")  # not removed
     page.locator("#remove-rule-1").click()
     expect(page.locator("#no-rule")).to_be_visible()
-    assert questions and "Scanners vers le second avis" in questions[0]
+    assert len(questions) == 2 and "Scanners vers le second avis" in questions[0]

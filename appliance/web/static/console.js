@@ -1,5 +1,6 @@
 // The console's only script (no inline script: the Content-Security-Policy forbids it).
-// - Forms with data-confirm ask before they are sent.
+// - Forms with data-confirm ask before they are sent. Loaded in the page's head without `defer`, so
+//   that this is in force before any form exists (nothing can be sent unasked while it loads).
 // - Progress bars with data-poll follow a long job: every 2 s they ask its JSON state and update.
 "use strict";
 
