@@ -1,11 +1,13 @@
 """Group commit: the index writes of objects arriving together share one commit (A3, issue 14).
 
 Every durable commit costs a flush of the write-ahead log to the disk (SQLite WAL with
-synchronous=FULL, PostgreSQL's WAL flush), and the folder that received a new file one more flush.
-Several associations storing at once used to queue behind each other's flushes. Here the writers of
-one process join a batch: the first one to arrive while no commit is running leads. It syncs each
-folder of the batch once, runs every member's writes in one transaction and commits it once; the
-others (followers) wait meanwhile, and the members arriving during that commit form the next batch.
+synchronous=FULL, PostgreSQL's WAL flush), and the file written before it more flushes (its bytes,
+its folder). Several associations storing at once used to queue behind each other's flushes. Here
+the writers of one process join a batch: the first one to arrive while no commit is running leads.
+It makes the batch's files durable at once (`storage.make_durable`: one `syncfs` for the staged
+files and their folders, or each folder synced once), runs every member's writes in one transaction
+and commits it once; the others (followers) wait meanwhile, and the members arriving during that
+commit form the next batch.
 A lone writer is its own batch, committed at once, so nothing waits for a timer unless
 `window_seconds` asks the leader to wait that long for company.
 
@@ -13,7 +15,8 @@ Each member learns its own outcome only once the commit covering its rows return
 answers success after that (acknowledgement after commit, as before). When a member's writes fail,
 the transaction is rolled back and every member runs again alone, in its own transaction, so one
 bad object (or a uniqueness conflict with another process) fails only itself. When the commit (or a
-folder sync) fails, every member of the batch gets that error: none of them is acknowledged.
+sync) fails, every member of the batch gets that error: none of them is acknowledged; a member whose
+own file could not be written out fails alone, before the transaction.
 
 Batches are per process: other processes writing the same index (the web application's STOW-RS,
 the worker) take their turn through the database's own locking, as before.
@@ -25,22 +28,21 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Generic, TypeVar
 
 from sqlalchemy import Connection, Engine
 
-from appliance.archive.storage import sync_directory
+from appliance.archive.storage import Unsynced, make_durable
 
 Result = TypeVar("Result")
 
 
 @dataclass
 class Member(Generic[Result]):
-    """One writer's part of a batch: its writes, the folders to sync first, and its outcome."""
+    """One writer's part of a batch: its writes, what to make durable first, and its outcome."""
 
     work: Callable[[Connection], Result]
-    directories: frozenset[Path]
+    unsynced: tuple[Unsynced, ...]
     done: bool = False
     result: Result | None = None
     error: BaseException | None = None
@@ -64,13 +66,13 @@ class BatchStatistics:
     batches: int = 0
     members: int = 0
     largest: int = 0
-    folder_syncs: int = 0
+    syncs: int = 0  # of files and folders, before the commits (each commit's own flush not counted)
 
-    def add(self, size: int, folders: int) -> None:
+    def add(self, size: int, syncs: int) -> None:
         self.batches += 1
         self.members += size
         self.largest = max(self.largest, size)
-        self.folder_syncs += folders
+        self.syncs += syncs
 
 
 @dataclass
@@ -86,10 +88,10 @@ class GroupCommit:
     queue: list[Member[Any]] = field(default_factory=list)
     leading: bool = False
 
-    def run(self, work: Callable[[Connection], Result], directories: Iterable[Path] = ()) -> Result:
-        """Run `work` in a committed transaction, after syncing `directories`; return its result
-        once committed. Raises what `work` raised when run alone, or the commit's error."""
-        member: Member[Result] = Member(work, frozenset(directories))
+    def run(self, work: Callable[[Connection], Result], unsynced: Iterable[Unsynced] = ()) -> Result:
+        """Run `work` in a committed transaction, after making `unsynced` durable; return its result
+        once committed. Raises what `work` raised when run alone, the sync's error, or the commit's."""
+        member: Member[Result] = Member(work, tuple(unsynced))
         with self.condition:
             self.queue.append(member)
             while self.leading and not member.done:
@@ -120,19 +122,30 @@ class GroupCommit:
             raise
 
     def commit(self, batch: list[Member[Any]]) -> None:
-        folders = set().union(*(member.directories for member in batch))
-        self.statistics.add(len(batch), len(folders))
-        try:
-            for folder in sorted(folders):
-                sync_directory(folder)
-        except OSError as error:
-            fail_all(batch, error)
+        batch = self.made_durable(batch)
+        if not batch:
             return
         with self.lock:
             results = self.batch_results(batch)
         if results is not None:
             for member, result in zip(batch, results, strict=True):
                 member.succeed(result)
+
+    def made_durable(self, batch: list[Member[Any]]) -> list[Member[Any]]:
+        """Make the batch's files durable; fail each member whose writes could not be, and return
+        the others."""
+        items = [item for member in batch for item in member.unsynced]
+        durability = make_durable(items)
+        self.statistics.add(len(batch), durability.syncs)
+        errors = dict(zip(map(id, items), durability.errors, strict=True))
+        durable = []
+        for member in batch:
+            error = next((errors[id(item)] for item in member.unsynced if errors[id(item)] is not None), None)
+            if error is None:
+                durable.append(member)
+            else:
+                member.fail(error)
+        return durable
 
     def batch_results(self, batch: list[Member[Any]]) -> list[Any] | None:
         """Every member's writes in one transaction, committed once; None when the members had to

@@ -12,7 +12,6 @@ import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, Engine, bindparam, case, func, insert, select, update
@@ -22,7 +21,7 @@ from appliance.archive import changes
 from appliance.archive.attributes import InstanceAttributes
 from appliance.archive.group_commit import GroupCommit
 from appliance.archive.metadata import InstanceDocument
-from appliance.archive.storage import IMMEDIATE, WrittenFile
+from appliance.archive.storage import IMMEDIATE, Unsynced, WrittenFile
 from appliance.db.schema import (
     instance,
     instance_header,
@@ -83,10 +82,10 @@ class Index:
         attributes: InstanceAttributes,
         written: WrittenFile,
         calling_ae_title: str,
-        folders: Iterable[Path] = (),
+        unsynced: Iterable[Unsynced] = (),
     ) -> int:
         """Index a durably written instance (patient, study, series created as needed); return its id
-        once committed, `folders` synced before the commit.
+        once committed, what its writing left `unsynced` made durable before the commit.
 
         Raises DuplicateInstance when the SOP Instance UID is already indexed (by any process).
         """
@@ -96,7 +95,7 @@ class Index:
 
         for attempt in range(CONFLICT_RETRIES):
             try:
-                return self.group.run(work, folders)
+                return self.group.run(work, unsynced)
             except IntegrityError:
                 if self.stored_instance(attributes.sop_instance_uid) is not None:
                     raise DuplicateInstance(attributes.sop_instance_uid) from None

@@ -1,7 +1,7 @@
 """Receiving one object: check it, write it durably, index it, and say what happened.
 
 The answer is a value (`StoreOutcome`) that the DICOM edge maps to a status. Success is only
-returned once the file is fsynced in place and its index row committed (A3).
+returned once the file is durable in place and its index row committed (A3).
 
 Duplicate policy (same SOP Instance UID as an archived instance):
 - same bytes as received the first time, or as stored now: nothing is written, success;
@@ -155,11 +155,11 @@ class Ingest:
             attributes.sop_instance_uid,
         )
         written = self.files.write_durably(
-            incoming.encoded, relative_path, keep_pending=True, defer_folder_sync=True, staged=staged
+            incoming.encoded, relative_path, keep_pending=True, defer_sync=True, staged=staged
         )
-        folders = [written.unsynced_folder] if written.unsynced_folder is not None else []
+        unsynced = [written.unsynced] if written.unsynced is not None else []
         try:
-            self.index.add_instance(attributes, written, incoming.calling_ae_title, folders)
+            self.index.add_instance(attributes, written, incoming.calling_ae_title, unsynced)
         except DuplicateInstance:
             self.files.settled(written)
             return self.lost_the_race(incoming, attributes, written)

@@ -29,7 +29,9 @@ from appliance.archive.storage import (
     WrittenFile,
     beside,
     instance_relative_path,
+    placed_by_name,
     sha256_of_file,
+    staged_digest,
 )
 from appliance.db.schema import (
     identity_change,
@@ -180,6 +182,7 @@ class AdoptionReport:
     adopted: list[str] = field(default_factory=list)
     set_aside: list[str] = field(default_factory=list)
     indexed_meanwhile: list[str] = field(default_factory=list)  # no longer orphans: left as they are
+    incomplete: list[str] = field(default_factory=list)  # pending files whose bytes never reached the disk whole
 
 
 ADOPTING_ORPHANS = "indexing orphan files"
@@ -311,33 +314,63 @@ def index_file(index: Index, files: FileStore, path: Path, report: ReindexReport
 def adopt_pending(engine: Engine, files: FileStore) -> AdoptionReport:
     """At start-up: index the files an interrupted ingest linked into place but never indexed
     (`FileStore.pending_files`; never acknowledged, but valid objects), then drop their pending
-    links. A pending file whose place cannot be found is left to `archive verify`."""
-    placed = []
+    links. A pending file whose place cannot be found is left to `archive verify`. One whose bytes
+    differ from the digest its staged name gives (`storage.staged_digest`) was cut short by the
+    crash before its batch was synced, so before any acknowledgement: it is removed, from its
+    place too, and named in `incomplete`."""
+    placed, incomplete = [], []
     for pending in files.pending_files():
         relative = placed_path(files, pending)
-        if relative is not None:
+        if not whole(pending):
+            incomplete.append(remove_incomplete(files, pending, relative))
+        elif relative is not None:
             placed.append(relative)
     report = adopt_orphans(engine, files, placed)
+    report.incomplete = incomplete
     for pending in files.pending_files():
         pending.unlink(missing_ok=True)
     return report
 
 
+def whole(pending: Path) -> bool:
+    """Whether a pending file holds the bytes its staged name gives the digest of (True when its
+    name gives none: it was synced before it was linked)."""
+    expected = staged_digest(pending)
+    return expected is None or sha256_of_file(pending) == expected
+
+
+def remove_incomplete(files: FileStore, pending: Path, relative: str | None) -> str:
+    """Remove a pending file that never reached the disk whole, and its place when known; returns
+    what the log names it by."""
+    LOGGER.warning("removing %s: its bytes never reached the disk whole (never acknowledged)", relative or pending.name)
+    if relative is not None:
+        files.absolute(relative).unlink(missing_ok=True)
+    pending.unlink(missing_ok=True)
+    return relative or pending.name
+
+
 def placed_path(files: FileStore, pending: Path) -> str | None:
-    """Where under archive/ the file `pending` is also linked: the place its study date (else the
-    day it was written) and UIDs give, or the digest-named one beside it."""
+    """Where under archive/ the file `pending` is also linked: the place its name gives, else the
+    place its study date (else the day it was written) and UIDs give, or the digest-named one
+    beside it."""
+    named = placed_by_name(pending)
+    if named is not None and same_file(files.absolute(named), pending):
+        return named
     try:
         data = pending.read_bytes()
         attributes = read_attributes(data)
     except (OSError, InvalidObject):
         return None
     written_on = date.fromtimestamp(pending.stat().st_mtime)
-    digest = hashlib.sha256(data).hexdigest()
+    digest = staged_digest(pending) or hashlib.sha256(data).hexdigest()  # the name it was placed by
     for day in (written_on, written_on - timedelta(days=1), written_on + timedelta(days=1)):
         relative = instance_relative_path(attributes.study_date, day, attributes.study_instance_uid,
                                           attributes.series_instance_uid, attributes.sop_instance_uid)  # fmt: skip
         for candidate in (relative, beside(relative, digest)):
-            path = files.absolute(candidate)
-            if path.exists() and os.path.samefile(path, pending):
+            if same_file(files.absolute(candidate), pending):
                 return candidate
     return None
+
+
+def same_file(path: Path, other: Path) -> bool:
+    return path.exists() and os.path.samefile(path, other)

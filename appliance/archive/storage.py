@@ -5,9 +5,7 @@ study date (the date the retention and tiering rules count from), or the recepti
 object has none. Hashes keep names short and fixed-width whatever the UIDs look like.
 
 A file is written to `incoming/` (same filesystem), fsynced, hard-linked into place and its folder
-fsynced: after `write_durably` returns, the bytes survive a power cut (the ingest leaves that folder
-sync to its group commit, which syncs each folder once for all the files of a batch before the
-index commit: `defer_folder_sync`). A link never replaces an
+fsynced: after `write_durably` returns, the bytes survive a power cut. A link never replaces an
 existing file, so several processes writing at once can never overwrite an acknowledged file: a path
 already holding other bytes makes the new bytes go beside it, under a name carrying their digest.
 Nothing half-written is ever left under `archive/`; leftovers in `incoming/` are removed by
@@ -17,6 +15,18 @@ The ingest stages the bytes first (`stage`): written to `incoming/` as they arri
 to the disk started (Linux `sync_file_range`, not waited for) while the object is parsed and
 checked; `write_durably(..., staged=)` then fsyncs that file instead of writing it, with less left
 to wait for. The order (fsync, link, folder sync, then the index) is the same.
+
+The ingest goes further (`defer_sync`): the staged file is linked into place, its new folders
+created, and nothing is synced yet; the write names what is left (`Unsynced`) and the group commit
+makes a whole batch durable at once before its index commit (`make_durable`): one `syncfs` of the
+file system, which returns once every file's bytes and every new folder entry written before it are
+on the disk, then each file's own write-back checked for errors through its still-open descriptor.
+One wait instead of one per file and per folder; nothing is indexed, so nothing acknowledged, before
+it returns. A staged file is named after the SHA-256 of its bytes: a crash before that sync can
+leave a pending link to bytes that never reached the disk whole, and the start-up adoption
+(`integrity.adopt_pending`) tells them apart by that name (`staged_digest`) instead of indexing them;
+once linked into place, the pending link's name also says where (`placed_by_name`), so that place is
+found and removed as well even when the bytes cannot be read.
 
 An instance moved to a deferred tier (R1, `archive.tiers`) keeps its `path` in the index, but its
 bytes live in the deferred store at `location`: `readable` finds them there through the store the
@@ -54,10 +64,11 @@ class DeferredReader(Protocol):
 @dataclass
 class Staged:
     """Bytes written to `incoming/`, their write-back started: `write_durably` takes them over
-    (`used`), else `discard` removes them."""
+    (`used`), else `discard` removes them. `digest` is their SHA-256, also in the file's name."""
 
     path: Path
     descriptor: int
+    digest: str
     used: bool = False
 
     def sync(self) -> None:
@@ -80,6 +91,25 @@ class Staged:
             self.path.unlink(missing_ok=True)
 
 
+@dataclass
+class Unsynced:
+    """What a write with `defer_sync` left to make durable before anything is acknowledged: the
+    folder that got the new link and, when its bytes were not synced either, the staged file (its
+    descriptor still open, so its own write-back errors reach `make_durable`)."""
+
+    folder: Path
+    staged: Staged | None = None
+    synced: bool = False
+
+
+@dataclass(frozen=True)
+class Durability:
+    """What `make_durable` did: each item's error (None when it is durable) and how many syncs it took."""
+
+    errors: list[OSError | None]
+    syncs: int
+
+
 class StorageFull(Exception):
     """Free space is below the configured threshold, or the disk ran out while writing."""
 
@@ -93,7 +123,7 @@ class WrittenFile:
     sha256: str
     created: bool = True
     pending: Path | None = None  # the second link left in incoming/ until the caller has indexed it
-    unsynced_folder: Path | None = None  # the folder of the new link, when its sync was left to the caller
+    unsynced: Unsynced | None = None  # what is left to sync, when the caller took that over (defer_sync)
 
 
 def uid_hash(uid: str) -> str:
@@ -171,9 +201,10 @@ class FileStore:
         Raises StorageFull (nothing left behind) when the disk is full, OSError when it cannot write.
         """
         self.check_space(len(data))
-        temporary = self.incoming_directory / f"{uuid.uuid4().hex}.part"
+        digest = hashlib.sha256(data).hexdigest()
+        temporary = self.incoming_directory / f"{digest}.{uuid.uuid4().hex}.part"
         descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o640)
-        staged = Staged(temporary, descriptor)
+        staged = Staged(temporary, descriptor, digest)
         try:
             write_all(descriptor, data)
             start_write_back(descriptor)
@@ -190,7 +221,7 @@ class FileStore:
         relative_path: str,
         under: Path | None = None,
         keep_pending: bool = False,
-        defer_folder_sync: bool = False,
+        defer_sync: bool = False,
         staged: Staged | None = None,
     ) -> WrittenFile:
         """Write `data` at `relative_path` (under the archive, or `under`) and make it durable.
@@ -200,32 +231,33 @@ class FileStore:
         carrying its digest. Raises StorageFull (nothing left behind) when the disk is full.
         With `keep_pending`, a new file keeps its link in `incoming/` (`WrittenFile.pending`) until
         the caller calls `settled` once it is indexed: a crash in between leaves that link, which
-        `pending_files` finds at start-up. With `defer_folder_sync`, the folder that received the
-        new link is not synced here but named in `WrittenFile.unsynced_folder`: the caller syncs it
-        before it acknowledges anything (the group commit syncs it once for a whole batch).
-        With `staged` (`stage(data)`), that file is synced and linked instead of `data` being
-        written again.
+        `pending_files` finds at start-up. With `staged` (`stage(data)`), that file is linked
+        instead of `data` being written again.
+        With `defer_sync`, what a new file still needs is named in `WrittenFile.unsynced` instead
+        of being synced here, and the caller makes it durable (`make_durable`) before it
+        acknowledges anything: the folder that received the link and, for staged bytes on a
+        system with `syncfs`, the bytes and every folder created for them as well.
         """
         if staged is None:
             self.check_space(len(data))
-        digest = hashlib.sha256(data).hexdigest()
+        digest = staged.digest if staged else hashlib.sha256(data).hexdigest()
         root = under or self.archive_directory
         temporary = staged.path if staged else self.incoming_directory / f"{uuid.uuid4().hex}.part"
+        with_batch = defer_sync and staged is not None and SYNCFS is not None  # bytes and folders too
         try:
-            if staged is None:
-                write_and_sync(temporary, data)
-            else:
-                staged.sync()
+            write_bytes(temporary, data, staged, with_batch)
             for candidate in (relative_path, beside(relative_path, digest)):
                 destination = root / candidate
-                make_directories_durably(destination.parent)
-                if link_unless_present(temporary, destination):
-                    unsynced = destination.parent if defer_folder_sync else None
-                    if unsynced is None:
+                if place(temporary, destination, durably=not with_batch):
+                    unsynced = None
+                    if defer_sync:
+                        unsynced = Unsynced(destination.parent, staged if with_batch else None)
+                    else:
                         sync_directory(destination.parent)
                     kept = None
                     if keep_pending:
-                        kept, temporary = temporary, self.incoming_directory / "none"
+                        kept = named_after_place(temporary, candidate) if staged and not under else temporary
+                        temporary = self.incoming_directory / "none"
                     return WrittenFile(candidate, len(data), digest, True, kept, unsynced)
                 if sha256_of_file(destination) == digest:
                     return WrittenFile(candidate, len(data), digest, created=False)
@@ -263,6 +295,27 @@ def beside(relative_path: str, digest: str) -> str:
     """The alternative name for other bytes at `relative_path`: its digest before the extension."""
     stem = relative_path.removesuffix(".dcm")
     return f"{stem}.{digest[:16]}.dcm"
+
+
+def write_bytes(temporary: Path, data: bytes, staged: Staged | None, with_batch: bool) -> None:
+    """`data` in `temporary`, synced: written now, or already staged there (synced now, or later
+    with its batch)."""
+    if staged is None:
+        write_and_sync(temporary, data)
+    elif with_batch:
+        staged.used = True
+    else:
+        staged.sync()
+
+
+def place(source: Path, destination: Path, durably: bool) -> bool:
+    """Link `source` at `destination`, creating its missing folders (`durably`: each synced into its
+    parent); False when `destination` exists."""
+    if durably:
+        make_directories_durably(destination.parent)
+    else:
+        destination.parent.mkdir(parents=True, exist_ok=True)
+    return link_unless_present(source, destination)
 
 
 def link_unless_present(source: Path, destination: Path) -> bool:
@@ -324,6 +377,131 @@ def make_directories_durably(directory: Path) -> None:
     directory.mkdir(parents=True, exist_ok=True)
     for created in reversed(missing):
         sync_directory(created.parent)
+
+
+def syncfs_function() -> Callable[[int], int] | None:
+    """libc's `syncfs` (Linux), or None where there is none."""
+    try:
+        function = ctypes.CDLL(None, use_errno=True).syncfs
+    except (AttributeError, OSError):
+        return None
+    function.argtypes = [ctypes.c_int]
+    function.restype = ctypes.c_int
+    return function
+
+
+SYNCFS = syncfs_function()
+SYNC_FILE_RANGE_WAIT = 1 | 2 | 4  # WAIT_BEFORE | WRITE | WAIT_AFTER: write out and wait, reporting errors
+
+
+def sync_file_system(folder: Path) -> None:
+    """Wait until everything written to `folder`'s file system so far is on the disk (`syncfs`:
+    file bytes and folder entries alike; Linux reports the file system's own errors here)."""
+    if SYNCFS is None:
+        raise OSError(errno.ENOSYS, "syncfs is not available")
+    descriptor = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        if SYNCFS(descriptor) != 0:
+            number = ctypes.get_errno()
+            raise OSError(number, f"syncfs: {os.strerror(number)}")
+    finally:
+        os.close(descriptor)
+
+
+def check_write_back(staged: Staged) -> None:
+    """Raise the error the write-back of `staged`'s bytes met, if any (after `sync_file_system`,
+    nothing is left to write: this waits for nothing, it reads the error its descriptor was told)."""
+    if SYNC_FILE_RANGE is not None and SYNC_FILE_RANGE(staged.descriptor, 0, 0, SYNC_FILE_RANGE_WAIT) != 0:
+        number = ctypes.get_errno()
+        raise OSError(number, f"writing {staged.path.name}: {os.strerror(number)}")
+
+
+def make_durable(items: list[Unsynced]) -> Durability:
+    """Make every write of a batch durable, each item getting its own error (None when durable).
+
+    Items with staged bytes take one `syncfs` per file system (its failure fails them all), then
+    each one's write-back is checked on its own descriptor; the folders of the others are synced
+    one by one, once each. Items already made durable (a retried batch) take nothing."""
+    errors: list[OSError | None] = [None] * len(items)
+    syncs = sync_file_systems(items, errors) + sync_folders(items, errors)
+    for position, item in enumerate(items):
+        if item.staged is not None:
+            item.staged.close()
+        item.synced = item.synced or errors[position] is None
+    return Durability(errors, syncs)
+
+
+def sync_file_systems(items: list[Unsynced], errors: list[OSError | None]) -> int:
+    """One `syncfs` per file system of the items with staged bytes, then each one's write-back
+    checked; returns how many syncs."""
+    by_device: dict[int, list[int]] = {}
+    for position, item in enumerate(items):
+        if item.staged is None or item.synced:
+            continue
+        if item.staged.descriptor < 0:  # closed before its batch: its errors can no longer be read
+            errors[position] = OSError(errno.EBADF, f"{item.staged.path.name} was closed before it was synced")
+            continue
+        by_device.setdefault(os.fstat(item.staged.descriptor).st_dev, []).append(position)
+    for positions in by_device.values():
+        try:
+            sync_file_system(items[positions[0]].folder)
+        except OSError as error:
+            for position in positions:
+                errors[position] = error
+            continue
+        for position in positions:
+            errors[position] = write_back_error(items[position])
+    return len(by_device)
+
+
+def write_back_error(item: Unsynced) -> OSError | None:
+    assert item.staged is not None
+    try:
+        check_write_back(item.staged)
+    except OSError as error:
+        return error
+    return None
+
+
+def sync_folders(items: list[Unsynced], errors: list[OSError | None]) -> int:
+    """Sync each folder of the items whose bytes were already synced, once; returns how many."""
+    outcomes: dict[Path, OSError | None] = {}
+    for position, item in enumerate(items):
+        if item.staged is not None or item.synced:
+            continue
+        if item.folder not in outcomes:
+            try:
+                sync_directory(item.folder)
+                outcomes[item.folder] = None
+            except OSError as error:
+                outcomes[item.folder] = error
+        errors[position] = outcomes[item.folder]
+    return len(outcomes)
+
+
+def named_after_place(staged: Path, relative_path: str) -> Path:
+    """Rename a staged file kept pending so that its name also says where it is placed under
+    `archive/` (`placed_by_name`): found at start-up even when its bytes cannot be read."""
+    named = staged.with_name(f"{staged.name.removesuffix('.part')}.{relative_path.replace('/', '+')}.part")
+    os.rename(staged, named)
+    return named
+
+
+def placed_by_name(pending: Path) -> str | None:
+    """Where under `archive/` a pending file's name says it is placed, or None when it does not say."""
+    parts = pending.name.removesuffix(".part").split(".", 2)
+    if len(parts) < 3 or staged_digest(pending) is None:
+        return None
+    return parts[2].replace("+", "/")
+
+
+def staged_digest(path: Path) -> str | None:
+    """The SHA-256 a staged file's name gives for its bytes (`FileStore.stage`), or None for a name
+    that gives none."""
+    digest = path.name.split(".", 1)[0]
+    if len(digest) == 64 and all(character in "0123456789abcdef" for character in digest):
+        return digest
+    return None
 
 
 def sync_directory(directory: Path) -> None:

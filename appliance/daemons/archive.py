@@ -62,6 +62,8 @@ def file_store(runtime: process.Runtime) -> FileStore:
             len(adoption.adopted),
             len(adoption.set_aside),
         )
+    if adoption.incomplete:
+        LOGGER.warning("removed %d file(s) cut short by an interruption (never acknowledged)", len(adoption.incomplete))
     removed = files.remove_incoming_leftovers()
     if removed:
         LOGGER.warning("removed %d partial file(s) left by an interrupted run", removed)

@@ -182,6 +182,6 @@ def test_ingest_from_many_threads_commits_in_batches(tmp_path: Path) -> None:
     with engine.connect() as connection:
         assert connection.scalar(select(func.count()).select_from(instance)) == len(objects)
     assert index.group.statistics.members == len(objects)
-    assert index.group.statistics.folder_syncs <= index.group.statistics.batches  # one series, one folder
+    assert index.group.statistics.syncs <= index.group.statistics.batches  # one series, one folder
     assert files.pending_files() == []
     engine.dispose()

@@ -4,6 +4,7 @@ archived or cannot be staged leaves nothing behind and gets the answer it got be
 
 from __future__ import annotations
 
+import hashlib
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,7 +16,7 @@ from pydicom.uid import generate_uid
 from appliance.archive import storage
 from appliance.archive.index import Index
 from appliance.archive.ingest import IncomingObject, Ingest, StoreOutcome
-from appliance.archive.storage import FileStore, StorageFull
+from appliance.archive.storage import FileStore, StorageFull, placed_by_name, staged_digest
 from appliance.db import create_index_engine, upgrade_schema
 
 
@@ -35,7 +36,9 @@ def test_staged_bytes_kept_pending_keep_their_link_until_indexed(tmp_path: Path)
     staged = files.stage(b"x" * 100)
     written = files.write_durably(b"x" * 100, "a/b.dcm", keep_pending=True, staged=staged)
     staged.discard()
-    assert files.pending_files() == [staged.path]
+    assert files.pending_files() == [written.pending]  # renamed to say where it is placed
+    assert written.pending is not None and placed_by_name(written.pending) == "a/b.dcm"
+    assert staged_digest(written.pending) == staged.digest == hashlib.sha256(b"x" * 100).hexdigest()
     files.settled(written)
     assert not list(files.incoming_directory.iterdir())
 
