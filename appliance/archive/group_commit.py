@@ -137,10 +137,11 @@ class GroupCommit:
         items = [item for member in batch for item in member.unsynced]
         durability = make_durable(items)
         self.statistics.add(len(batch), durability.syncs)
-        errors = dict(zip(map(id, items), durability.errors, strict=True))
+        errors = iter(durability.errors)
         durable = []
         for member in batch:
-            error = next((errors[id(item)] for item in member.unsynced if errors[id(item)] is not None), None)
+            own = [next(errors) for _item in member.unsynced]
+            error = next((error for error in own if error is not None), None)
             if error is None:
                 durable.append(member)
             else:

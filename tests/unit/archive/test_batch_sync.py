@@ -12,6 +12,7 @@ import errno
 import os
 import sys
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -207,3 +208,18 @@ def test_a_file_closed_before_its_batch_fails_alone(tmp_path: Path) -> None:
     items[0].staged.close()
     errors = make_durable(items).errors
     assert isinstance(errors[0], OSError) and errors[0].errno == errno.EBADF and errors[1] is None
+
+
+def test_associations_storing_at_once_share_a_syncfs_per_batch(tmp_path: Path, engine: Engine) -> None:
+    """Staged objects from many threads (associations): every one stored, and no more syncs of
+    files and folders than batches (one syncfs each)."""
+    index = Index(engine)
+    ingest = Ingest(FileStore(tmp_path / "data", 0), index)
+    study_uid, series_uid = generate_uid(), generate_uid()
+    objects = [ct_object(study_uid, series_uid) for _number in range(24)]
+    with ThreadPoolExecutor(8) as pool:
+        outcomes = list(pool.map(lambda pair: ingest.store(request(*pair)).outcome, objects))
+    assert outcomes == [StoreOutcome.STORED] * len(objects)
+    assert indexed(engine) == len(objects) and index.group.statistics.members == len(objects)
+    assert index.group.statistics.syncs == index.group.statistics.batches
+    assert not list(ingest.files.incoming_directory.iterdir())
