@@ -11,7 +11,7 @@ import ctypes
 import errno
 import os
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import date
 from pathlib import Path
@@ -28,18 +28,9 @@ from appliance.archive.index import Index
 from appliance.archive.ingest import IncomingObject, Ingest, StoreOutcome
 from appliance.archive.integrity import adopt_pending
 from appliance.archive.storage import FileStore, Unsynced, instance_relative_path, make_durable, staged_digest
-from appliance.db import create_index_engine, upgrade_schema
 from appliance.db.schema import instance
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="syncfs is Linux's")
-
-
-@pytest.fixture()
-def engine(tmp_path: Path) -> Iterator[Engine]:
-    engine = create_index_engine(f"sqlite:///{tmp_path / 'index.sqlite'}")
-    upgrade_schema(engine)
-    yield engine
-    engine.dispose()
 
 
 @pytest.fixture()
