@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+from sqlalchemy import Engine
+
 from appliance.backup.history import DrillRecord, RunRecord, drills, last_run, rotation, runs
 from appliance.backup.targets import USB, targets_of
 from appliance.monitor.findings import Finding, Measure, Reading, Severity
@@ -50,14 +52,19 @@ def reported_since(context: Context, target: str, records: list[RunRecord]) -> d
     None for a target with runs."""
     if last_run(records, target) is not None:
         return None
-    return appeared_at(context.engine, SOURCE, f"backup.{target}") or context.now
+    return first_reported(context.engine, target) or context.now
+
+
+def first_reported(engine: Engine, target: str) -> datetime | None:
+    """When the monitor last began reporting `target` (`store.appeared_at`); None when it never did."""
+    return appeared_at(engine, SOURCE, f"backup.{target}")
 
 
 def target_finding(
     target: str, records: list[RunRecord], now: datetime, reported_since: datetime | None = None
 ) -> Finding:
     """The target's state; one never backed up is judged from when the monitor began reporting
-    it (`reported_since`), or is a warning when that is not known (the quality-control report)."""
+    it (`reported_since`), or is a warning when that is not known (a monitor that never reported it)."""
     subject = f"backup.{target}"
     last = last_run(records, target)
     success = last_run(records, target, succeeded=True)

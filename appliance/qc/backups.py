@@ -1,15 +1,19 @@
 """The backup and the restore drill in the report, read from the history `appliance backup` keeps
 (`appliance.backup.history`) and judged by the monitor's own rules (`appliance.monitor.backup`:
-a failed last run or a last success older than 36 hours is a failure, a failed drill too)."""
+a failed last run or a last success older than 36 hours is a failure, a failed drill too; a target
+never backed up is fine for the 36 hours after the monitor first reported it, a failure after that,
+and "à surveiller" when the monitor never reported it)."""
 
 from __future__ import annotations
 
 from datetime import datetime
 
+from sqlalchemy import Engine
+
 from appliance.backup.history import drills, last_run, rotation, runs
 from appliance.backup.targets import USB, targets_of
 from appliance.config import Config
-from appliance.monitor.backup import drill_finding, target_finding
+from appliance.monitor.backup import drill_finding, first_reported, target_finding
 from appliance.monitor.findings import Severity
 from appliance.practice_time import written
 from appliance.qc.report import Section, Status, worst
@@ -17,9 +21,14 @@ from appliance.qc.report import Section, Status, worst
 STATUSES = {Severity.OK: Status.OK, Severity.WARNING: Status.WARNING, Severity.CRITICAL: Status.FAILURE,
             Severity.ABSENT: Status.ABSENT}  # fmt: skip
 MEGABYTE = 1000**2
+BACKUP_SUMMARIES = {
+    Status.OK: "Sauvegardes à jour (moins de 36 heures).",
+    Status.WARNING: "Une cible n'a pas encore été sauvegardée.",
+    Status.FAILURE: "Une sauvegarde a échoué, manque ou date de plus de 36 heures.",
+}
 
 
-def backup_section(config: Config, now: datetime) -> Section:
+def backup_section(config: Config, engine: Engine, now: datetime) -> Section:
     """Each target's last run (time, result, sizes) and the USB rotation advice."""
     title = "Sauvegarde"
     if not config.backup.enabled:
@@ -27,7 +36,8 @@ def backup_section(config: Config, now: datetime) -> Section:
     records = runs(config.backup.state_directory)
     statuses, lines, numbers = [], [], {}
     for target in targets_of(config.backup):
-        finding = target_finding(target.name, records, now)
+        since = first_reported(engine, target.name) if last_run(records, target.name) is None else None
+        finding = target_finding(target.name, records, now, since)
         statuses.append(STATUSES[finding.severity])
         lines.append(f"{target.name} : {finding.message}")
         success = last_run(records, target.name, succeeded=True)
@@ -41,10 +51,15 @@ def backup_section(config: Config, now: datetime) -> Section:
     if advice is not None:
         lines.append(f"Disques USB : dernier utilisé {advice.last_disk or '(aucun)'}, à brancher {advice.next_disk}.")
     status = worst(statuses)
-    summary = {Status.OK: "Sauvegardes à jour (moins de 36 heures).",
-               Status.WARNING: "Une cible n'a pas encore été sauvegardée.",
-               Status.FAILURE: "Une sauvegarde a échoué ou date de plus de 36 heures."}.get(status, "")  # fmt: skip
-    return Section("backup", title, status, summary, tuple(lines), numbers)
+    first_to_come = any(last_run(records, target.name) is None for target in targets_of(config.backup))
+    return Section("backup", title, status, backup_summary(status, first_to_come), tuple(lines), numbers)
+
+
+def backup_summary(status: Status, first_to_come: bool) -> str:
+    """The section's one line; `first_to_come`: a target no run has reached yet."""
+    if status is Status.OK and first_to_come:
+        return "Pas encore de sauvegarde : la première est prévue la nuit prochaine."
+    return BACKUP_SUMMARIES.get(status, "")
 
 
 def drill_section(config: Config, now: datetime) -> Section:

@@ -59,7 +59,7 @@ def build_report(
     sections = [
         fixity_section(config, engine, after_id),
         compression.section(engine, period_start),
-        backups.backup_section(config, now),
+        backups.backup_section(config, engine, now),
         backups.drill_section(config, now),
         *health.health_sections(config, engine, period_start, now),
         audit_section(verify_chain),

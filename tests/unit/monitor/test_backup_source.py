@@ -14,6 +14,8 @@ from appliance.monitor import Severity, store
 from appliance.monitor.backup import read
 from appliance.monitor.findings import Finding, Reading
 from appliance.monitor.sources import Context
+from appliance.qc.backups import backup_section
+from appliance.qc.report import Status
 
 FINISHED = datetime(2026, 12, 4, 23, 30, tzinfo=UTC)
 
@@ -73,3 +75,23 @@ def test_a_target_that_leaves_and_comes_back_is_counted_from_its_return(tmp_path
         f for f in read(Context(config, engine, back + timedelta(hours=2))).findings if f.subject == "backup.local"
     ]
     assert finding.severity is Severity.OK
+
+
+def test_the_quality_control_report_judges_a_target_never_backed_up_by_the_same_rule(
+    tmp_path: Path, engine: Engine
+) -> None:
+    """Unknown to the monitor: "à surveiller" as before; within 36 hours of the monitor's first
+    report: fine, its first night is to come; after that: a failure, as the monitor says."""
+    config = development_config(tmp_path)
+    installed = datetime(2026, 12, 4, 14, 0, tzinfo=UTC)
+    unknown = backup_section(config, engine, installed)
+    assert unknown.status is Status.WARNING and unknown.summary == "Une cible n'a pas encore été sauvegardée."
+    store.record(engine, "backup", read(Context(config, engine, installed)), installed)
+    fresh = backup_section(config, engine, installed + timedelta(hours=20))
+    assert fresh.status is Status.OK
+    assert fresh.summary == "Pas encore de sauvegarde : la première est prévue la nuit prochaine."
+    assert fresh.lines == ("local : Pas encore de sauvegarde (local) : la première est prévue la nuit prochaine.",)
+    late = backup_section(config, engine, installed + timedelta(days=30))
+    assert late.status is Status.FAILURE
+    assert late.summary == "Une sauvegarde a échoué, manque ou date de plus de 36 heures."
+    assert late.lines == ("local : Aucune sauvegarde (local) n'a été faite depuis le 04/12/2026 à 15:00.",)
