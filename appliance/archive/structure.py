@@ -26,6 +26,7 @@ MAXIMUM_DEPTH = 16
 IMPLICIT_LITTLE = "1.2.840.10008.1.2"
 EXPLICIT_BIG = "1.2.840.10008.1.2.2"
 DEFLATED = frozenset({"1.2.840.10008.1.2.1.99", "1.2.840.10008.1.2.8.1"})
+TRANSFER_SYNTAX_TAG = 0x00020010
 
 
 class EncodingMismatch(Exception):
@@ -55,13 +56,21 @@ def check_dataset(data: bytes, start: int, transfer_syntax: str) -> None:
 def dataset_start(encoded: bytes) -> int:
     """Where the dataset of a DICOM file starts: after the preamble, `DICM` and the file meta
     information (group 0002, explicit VR little endian, PS3.10 7.1)."""
+    return file_meta(encoded)[1]
+
+
+def file_meta(encoded: bytes) -> tuple[str | None, int]:
+    """The Transfer Syntax UID the file meta information of a DICOM file names (None when it names
+    none) and where the dataset starts, after it."""
     if encoded[128:132] != b"DICM":
         raise EncodingMismatch("no DICM prefix")
-    position, meta = 132, Encoding(False, "<")
+    position, meta, transfer_syntax = 132, Encoding(False, "<"), None
     while position + 8 <= len(encoded) and struct.unpack_from("<H", encoded, position)[0] == 0x0002:
-        _, _, length, value_start = element_header(encoded, position, len(encoded), meta)
+        tag, _, length, value_start = element_header(encoded, position, len(encoded), meta)
+        if tag == TRANSFER_SYNTAX_TAG:
+            transfer_syntax = encoded[value_start : value_start + length].rstrip(b"\x00 ").decode("ascii")
         position = value_start + length
-    return position
+    return transfer_syntax, position
 
 
 def walk(data: bytes, position: int, end: int, encoding: Encoding, depth: int, until_item_end: bool) -> int:
