@@ -802,6 +802,31 @@ def test_a_dul_thread_stops_sleeping_when_its_peer_sends() -> None:
         assert sleep_in_dul_thread(ours, 0.05) >= 0.05  # nothing came: the whole sleep
 
 
+def test_a_dul_holding_the_association_request_read_already_does_not_sleep() -> None:
+    """The acceptor read the request (`GuardedSocket.pending`): no poll of the connection would see
+    it, and pynetdicom's DUL sleeps once before its first look. It looks at once instead."""
+    ours, theirs = socket.socketpair()
+    with ours, theirs:
+        association = Association(AE(), "acceptor")
+        association.dul.socket = AssociationSocket(association, client_socket=ours)
+        association.dul.socket.pending = bytearray(b"\x01")  # a GuardedSocket with the request read
+        assert patches.holds_unread(association.dul) and not patches.holds_unread(threading.current_thread())
+        slept: list[float] = []
+
+        def run() -> None:
+            start = time.monotonic()
+            patches.CLOCK.sleep(1.0)
+            slept.append(time.monotonic() - start)
+
+        association.dul.run = run  # type: ignore[method-assign]
+        association.dul.start()
+        association.dul.join(10)
+        assert slept[0] < 0.0001  # no sleep at all (pynetdicom asks 1 ms, the fast poll 0.2 ms)
+        association.dul.socket.pending = bytearray()
+        assert not patches.holds_unread(association.dul)
+        assert sleep_in_dul_thread(ours, 0.05) >= 0.05  # nothing pending, nothing came: the whole sleep
+
+
 def test_only_a_connected_dul_waits_on_its_socket() -> None:
     ours, theirs = socket.socketpair()
     with ours, theirs:
