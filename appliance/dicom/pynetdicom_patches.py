@@ -239,6 +239,8 @@ class PollingClock:
             return
         if seconds <= SLOW_POLL_SECONDS and self.open_connections <= FAST_POLL_MAXIMUM_ASSOCIATIONS:
             seconds = min(seconds, FAST_POLL_SECONDS)
+        if woken_by_request(thread, seconds):
+            return
         connection = dul_connection(thread) if in_force("socket_wait") else None
         if connection is None:
             time.sleep(seconds)
@@ -268,6 +270,24 @@ def holds_unread(thread: threading.Thread) -> bool:
     if not isinstance(thread, dul.DULServiceProvider):
         return False
     return bool(getattr(thread.socket, "pending", None))
+
+
+def woken_by_request(thread: threading.Thread, seconds: float) -> bool:
+    """Sleep the sleep of a DUL thread not connected yet (of an association being requested: a
+    C-MOVE's sub-association, a forward) until its association queues a primitive for it (the
+    request, PS3.8 Evt1) or `seconds` pass; False (nothing waited) for any other thread. No poll can
+    wait for that put (there is no connection yet), and pynetdicom's first loop sleeps before its
+    first look: the request used to wait out that sleep (a quarter of a millisecond)."""
+    if not isinstance(thread, dul.DULServiceProvider):
+        return False
+    association_socket: Any = thread.socket
+    if association_socket is None or association_socket._is_connected:
+        return False
+    primitives = thread.to_provider_queue
+    if primitives.empty():
+        with primitives.not_empty:  # a put notifies it; one landing just before this waits `seconds`
+            primitives.not_empty.wait(seconds)
+    return True
 
 
 def dul_connection(thread: threading.Thread) -> socket.socket | None:

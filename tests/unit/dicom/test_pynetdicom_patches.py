@@ -30,7 +30,7 @@ from pynetdicom.association import Association
 from pynetdicom.dimse_messages import C_FIND_RSP, C_GET_RSP, C_STORE_RQ
 from pynetdicom.dimse_primitives import C_FIND, C_GET, C_MOVE, C_STORE
 from pynetdicom.dsutils import encode
-from pynetdicom.transport import AssociationSocket
+from pynetdicom.transport import AddressInformation, AssociationSocket
 
 from appliance.dicom import pynetdicom_patches as patches
 from appliance.dicom.guarded_server import GuardedSocket
@@ -56,9 +56,15 @@ FINGERPRINTS: dict[str, dict[str, str]] = {
         "pynetdicom.pdu:A_ASSOCIATE_AC.from_primitive": "1dd28ce4925d42a6",
         "pynetdicom.dul:DULServiceProvider._send": "a850a7919e68484e",
     },
+    # `fast_polling` also skips the DUL's first sleep when its socket wrapper holds the request read
+    # already, and wakes the DUL of an association being requested (its socket not connected yet)
+    # when `request` queues the A-ASSOCIATE primitive in its `to_provider_queue` (a queue.Queue).
     "fast_polling": {
         "pynetdicom.association:Association._run_reactor": "f28838c5559e462a",
+        "pynetdicom.association:Association.request": "928cd0e3013c9ab9",
+        "pynetdicom.dul:DULServiceProvider.__init__": "c82dafa9438ddf70",
         "pynetdicom.dul:DULServiceProvider.run_reactor": "e3a10eb3a0931e48",
+        "pynetdicom.transport:AssociationSocket.__init__": "1f0325fdef2cc353",
     },
     "command_writer": {
         "pynetdicom.dimse_messages:DIMSEMessage.encode_msg": "73000c902c52832d",
@@ -825,6 +831,36 @@ def test_a_dul_holding_the_association_request_read_already_does_not_sleep() -> 
         association.dul.socket.pending = bytearray()
         assert not patches.holds_unread(association.dul)
         assert sleep_in_dul_thread(ours, 0.05) >= 0.05  # nothing pending, nothing came: the whole sleep
+
+
+def sleep_in_requestor_dul(put_after: float | None, seconds: float) -> float:
+    """How long `CLOCK.sleep(seconds)` takes in the DUL thread of an association being requested
+    (no connection yet), a primitive queued for the DUL after `put_after` seconds (None: never)."""
+    association = Association(AE(), "requestor")
+    association.dul.socket = AssociationSocket(association, address=AddressInformation("127.0.0.1", 0))
+    assert patches.woken_by_request(threading.current_thread(), seconds) is False
+    slept: list[float] = []
+
+    def run() -> None:
+        start = time.monotonic()
+        patches.CLOCK.sleep(seconds)
+        slept.append(time.monotonic() - start)
+
+    association.dul.run = run  # type: ignore[method-assign]
+    putter = threading.Timer(put_after or 0.0, association.dul.to_provider_queue.put, ("the request",))
+    association.dul.start()
+    if put_after is not None:
+        putter.start()
+    association.dul.join(10)
+    putter.cancel()
+    return slept[0]
+
+
+def test_the_dul_of_an_association_being_requested_wakes_when_its_request_is_queued() -> None:
+    """Before its connection, no poll can wait for the request primitive its association queues:
+    the DUL waits for the put itself (pynetdicom's first loop sleeps before its first look)."""
+    assert sleep_in_requestor_dul(put_after=0.05, seconds=2.0) < 1.0
+    assert sleep_in_requestor_dul(put_after=None, seconds=0.05) >= 0.05  # nothing queued: the whole sleep
 
 
 def test_only_a_connected_dul_waits_on_its_socket() -> None:
