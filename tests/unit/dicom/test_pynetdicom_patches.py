@@ -779,11 +779,9 @@ def test_direct_store_reads_a_file_from_its_data_set(tmp_path: Any) -> None:
         )
 
 
-def sleep_in_dul_thread(connection: socket.socket, seconds: float) -> float:
-    """How long `CLOCK.sleep(seconds)` takes in the DUL thread of an association on `connection`."""
-    association = Association(AE(), "requestor")
+def dul_sleep(association: Association, seconds: float) -> float:
+    """How long `CLOCK.sleep(seconds)` takes in the DUL thread of `association`."""
     provider = association.dul
-    provider.socket = AssociationSocket(association, client_socket=connection)
     slept: list[float] = []
 
     def run() -> None:
@@ -795,6 +793,13 @@ def sleep_in_dul_thread(connection: socket.socket, seconds: float) -> float:
     provider.start()
     provider.join(10)
     return slept[0]
+
+
+def sleep_in_dul_thread(connection: socket.socket, seconds: float) -> float:
+    """How long `CLOCK.sleep(seconds)` takes in the DUL thread of an association on `connection`."""
+    association = Association(AE(), "requestor")
+    association.dul.socket = AssociationSocket(association, client_socket=connection)
+    return dul_sleep(association, seconds)
 
 
 def test_a_dul_thread_stops_sleeping_when_its_peer_sends() -> None:
@@ -817,17 +822,7 @@ def test_a_dul_holding_the_association_request_read_already_does_not_sleep() -> 
         association.dul.socket = AssociationSocket(association, client_socket=ours)
         association.dul.socket.pending = bytearray(b"\x01")  # a GuardedSocket with the request read
         assert patches.holds_unread(association.dul) and not patches.holds_unread(threading.current_thread())
-        slept: list[float] = []
-
-        def run() -> None:
-            start = time.monotonic()
-            patches.CLOCK.sleep(1.0)
-            slept.append(time.monotonic() - start)
-
-        association.dul.run = run  # type: ignore[method-assign]
-        association.dul.start()
-        association.dul.join(10)
-        assert slept[0] < 0.0001  # no sleep at all (pynetdicom asks 1 ms, the fast poll 0.2 ms)
+        assert dul_sleep(association, 1.0) < 0.0001  # no sleep at all (pynetdicom asks 1 ms, the fast poll 0.2 ms)
         association.dul.socket.pending = bytearray()
         assert not patches.holds_unread(association.dul)
         assert sleep_in_dul_thread(ours, 0.05) >= 0.05  # nothing pending, nothing came: the whole sleep
@@ -839,21 +834,13 @@ def sleep_in_requestor_dul(put_after: float | None, seconds: float) -> float:
     association = Association(AE(), "requestor")
     association.dul.socket = AssociationSocket(association, address=AddressInformation("127.0.0.1", 0))
     assert patches.woken_by_request(threading.current_thread(), seconds) is False
-    slept: list[float] = []
-
-    def run() -> None:
-        start = time.monotonic()
-        patches.CLOCK.sleep(seconds)
-        slept.append(time.monotonic() - start)
-
-    association.dul.run = run  # type: ignore[method-assign]
     putter = threading.Timer(put_after or 0.0, association.dul.to_provider_queue.put, ("the request",))
-    association.dul.start()
     if put_after is not None:
         putter.start()
-    association.dul.join(10)
-    putter.cancel()
-    return slept[0]
+    try:
+        return dul_sleep(association, seconds)
+    finally:
+        putter.cancel()
 
 
 def test_the_dul_of_an_association_being_requested_wakes_when_its_request_is_queued() -> None:
