@@ -105,8 +105,8 @@ def read_attributes(encoded: bytes) -> InstanceAttributes:
     Raises InvalidObject when it cannot be parsed or lacks a UID the archive needs.
     """
     try:
-        dataset, position = read_header(encoded)
-        check_encoding(encoded, str(dataset.file_meta.get("TransferSyntaxUID", "")))
+        dataset, start, position = read_header(encoded)
+        check_encoding(encoded, str(dataset.file_meta.get("TransferSyntaxUID", "")), start)
         check_complete(dataset, encoded, position)
         document = instance_document(dataset, has_pixels(dataset, encoded, position))
         return replace(attributes_of(dataset, header_of(encoded, dataset, position)), document=document)
@@ -116,8 +116,9 @@ def read_attributes(encoded: bytes) -> InstanceAttributes:
         raise InvalidObject(f"cannot parse the dataset: {type(error).__name__}") from error
 
 
-def read_header(encoded: bytes) -> tuple[Dataset, int]:
-    """The dataset of a DICOM file up to its pixel data, and where the pixel data starts.
+def read_header(encoded: bytes) -> tuple[Dataset, int | None, int]:
+    """The dataset of a DICOM file up to its pixel data, where the dataset starts (None when
+    `dcmread` read it), and where the pixel data starts.
 
     pydicom's `dcmread` reads the file meta information into a dataset of its own and wraps the
     result in a FileDataset: half its time per image, for one value this module needs, the transfer
@@ -128,7 +129,7 @@ def read_header(encoded: bytes) -> tuple[Dataset, int]:
     found = fast_meta(encoded)
     if found is None:
         stream = io.BytesIO(encoded)
-        return dcmread(stream, stop_before_pixels=True), stream.tell()
+        return dcmread(stream, stop_before_pixels=True), None, stream.tell()
     transfer_syntax, encoding, start = found
     little = encoding.order == "<"
     stream = io.BytesIO(encoded)
@@ -137,7 +138,7 @@ def read_header(encoded: bytes) -> tuple[Dataset, int]:
     dataset.file_meta = FileMetaDataset()
     dataset.file_meta.TransferSyntaxUID = transfer_syntax
     dataset.set_original_encoding(encoding.implicit, little, dataset.original_character_set)
-    return dataset, stream.tell()
+    return dataset, start, stream.tell()
 
 
 def fast_meta(encoded: bytes) -> tuple[UID, Encoding, int] | None:
@@ -158,10 +159,11 @@ def at_pixels(tag: BaseTag, value_representation: str | None, length: int) -> bo
     return tag in PIXEL_TAGS
 
 
-def check_encoding(encoded: bytes, transfer_syntax: str) -> None:
-    """Refuse bytes that do not follow the transfer syntax the file meta names (`structure`)."""
+def check_encoding(encoded: bytes, transfer_syntax: str, start: int | None = None) -> None:
+    """Refuse bytes that do not follow the transfer syntax the file meta names (`structure`);
+    `start`: where the dataset starts, when `read_header` walked the file meta already."""
     try:
-        check_dataset(encoded, dataset_start(encoded), transfer_syntax)
+        check_dataset(encoded, dataset_start(encoded) if start is None else start, transfer_syntax)
     except EncodingMismatch as error:
         raise InvalidObject(f"not encoded in {transfer_syntax_name(transfer_syntax)}: {error}") from error
 

@@ -34,9 +34,13 @@ def backup_section(config: Config, engine: Engine, now: datetime) -> Section:
     if not config.backup.enabled:
         return Section("backup", title, Status.FAILURE, "Aucune sauvegarde n'est configurée.")
     records = runs(config.backup.state_directory)
+    targets = targets_of(config.backup)
     statuses, lines, numbers = [], [], {}
-    for target in targets_of(config.backup):
-        since = first_reported(engine, target.name) if last_run(records, target.name) is None else None
+    first_to_come = False  # a target no run has reached yet
+    for target in targets:
+        never_run = last_run(records, target.name) is None
+        first_to_come = first_to_come or never_run
+        since = first_reported(engine, target.name) if never_run else None
         finding = target_finding(target.name, records, now, since)
         statuses.append(STATUSES[finding.severity])
         lines.append(f"{target.name} : {finding.message}")
@@ -47,11 +51,10 @@ def backup_section(config: Config, engine: Engine, now: datetime) -> Section:
                          f"{success.deduplicated_bytes / MEGABYTE:.1f} Mo ajoutés ; il y a {hours:.0f} h.")  # fmt: skip
             numbers[f"{target.name}_age_hours"] = round(hours, 2)
             numbers[f"{target.name}_deduplicated_bytes"] = success.deduplicated_bytes
-    advice = rotation(records, config.backup.usb.labels) if USB in {t.name for t in targets_of(config.backup)} else None
+    advice = rotation(records, config.backup.usb.labels) if USB in {target.name for target in targets} else None
     if advice is not None:
         lines.append(f"Disques USB : dernier utilisé {advice.last_disk or '(aucun)'}, à brancher {advice.next_disk}.")
     status = worst(statuses)
-    first_to_come = any(last_run(records, target.name) is None for target in targets_of(config.backup))
     return Section("backup", title, status, backup_summary(status, first_to_come), tuple(lines), numbers)
 
 

@@ -19,7 +19,7 @@ from pydicom.uid import (
     RLELossless,
 )
 
-from appliance.archive import attributes
+from appliance.archive import attributes, structure
 from appliance.archive.attributes import InstanceAttributes, InvalidObject, read_attributes, read_header
 
 
@@ -63,13 +63,14 @@ def test_an_object_is_read_as_dcmread_reads_it(transfer_syntax: str, monkeypatch
     ours, theirs = both_ways(data, monkeypatch)
     assert isinstance(ours, InstanceAttributes) and ours.document is not None
     assert ours == theirs
-    dataset, position = read_header(data)
+    dataset, start, position = read_header(data)
     stream = io.BytesIO(data)
     reference = dcmread(stream, stop_before_pixels=True)
     deflated = transfer_syntax == DeflatedExplicitVRLittleEndian
     assert position == stream.tell() and (deflated or position < len(data))  # deflated: inflated whole
     assert dataset == reference and dataset.original_character_set == reference.original_character_set
     assert str(dataset.file_meta.TransferSyntaxUID) == transfer_syntax
+    assert start == (None if deflated else structure.dataset_start(data))
     assert (attributes.fast_meta(data) is None) is deflated  # a deflated dataset is dcmread's to inflate
 
 
