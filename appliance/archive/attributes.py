@@ -16,6 +16,7 @@ from pydicom.filereader import read_dataset
 from pydicom.tag import BaseTag, Tag
 from pydicom.uid import UID, DeflatedExplicitVRLittleEndian, PrivateTransferSyntaxes
 
+from appliance.archive.header_walk import PIXEL_TAGS, read_in_one_walk
 from appliance.archive.metadata import InstanceDocument, dataset_encoding, instance_document, member_key
 from appliance.archive.structure import Encoding, EncodingMismatch, check_dataset, dataset_start, encoding_of, file_meta
 from appliance.patients.names import person_name_key
@@ -46,7 +47,6 @@ LOSSY_TRANSFER_SYNTAXES = frozenset(
 
 
 UNDEFINED_LENGTH = 0xFFFFFFFF
-PIXEL_TAGS = frozenset({0x7FE00008, 0x7FE00009, 0x7FE00010})  # Float, Double Float, Pixel Data
 # PS3.5 7.1.2: VRs with a 4-byte length in explicit VR encodings.
 LONG_VRS = {b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b"UC", b"UN", b"UR", b"UT", b"UV"}
 
@@ -105,15 +105,31 @@ def read_attributes(encoded: bytes) -> InstanceAttributes:
     Raises InvalidObject when it cannot be parsed or lacks a UID the archive needs.
     """
     try:
-        dataset, start, position = read_header(encoded)
-        check_encoding(encoded, str(dataset.file_meta.get("TransferSyntaxUID", "")), start)
-        check_complete(dataset, encoded, position)
+        dataset, position = checked_header(encoded)
         document = instance_document(dataset, has_pixels(dataset, encoded, position))
         return replace(attributes_of(dataset, header_of(encoded, dataset, position)), document=document)
     except InvalidObject:
         raise
     except Exception as error:  # pydicom raises many kinds of errors on hostile input
         raise InvalidObject(f"cannot parse the dataset: {type(error).__name__}") from error
+
+
+def checked_header(encoded: bytes) -> tuple[Dataset, int]:
+    """The dataset of a DICOM file up to its pixel data and where the pixel data starts, the
+    whole object checked (its encoding, no element cut short; InvalidObject when it fails): in one
+    walk (`header_walk`) when the object allows it, else read (`read_header`) and then checked."""
+    found = fast_meta(encoded)
+    walked = read_in_one_walk(encoded, found[2], found[1]) if found is not None else None
+    if found is None or walked is None:
+        dataset, start, position = read_header(encoded)
+        check_encoding(encoded, str(dataset.file_meta.get("TransferSyntaxUID", "")), start)
+        check_complete(dataset, encoded, position)
+        return dataset, position
+    (dataset, position), (transfer_syntax, encoding, _start) = walked, found
+    with_file_meta(dataset, transfer_syntax, encoding)
+    if position < len(encoded):
+        check_pixel_data(encoded, position, transfer_syntax)
+    return dataset, position
 
 
 def read_header(encoded: bytes) -> tuple[Dataset, int | None, int]:
@@ -131,14 +147,19 @@ def read_header(encoded: bytes) -> tuple[Dataset, int | None, int]:
         stream = io.BytesIO(encoded)
         return dcmread(stream, stop_before_pixels=True), None, stream.tell()
     transfer_syntax, encoding, start = found
-    little = encoding.order == "<"
     stream = io.BytesIO(encoded)
     stream.seek(start)
-    dataset = read_dataset(stream, encoding.implicit, little, stop_when=at_pixels)
+    dataset = read_dataset(stream, encoding.implicit, encoding.order == "<", stop_when=at_pixels)
+    with_file_meta(dataset, transfer_syntax, encoding)
+    return dataset, start, stream.tell()
+
+
+def with_file_meta(dataset: Dataset, transfer_syntax: UID, encoding: Encoding) -> None:
+    """The file meta and encoding `dcmread` gives a dataset it reads (of the file meta, the one
+    value this module uses)."""
     dataset.file_meta = FileMetaDataset()
     dataset.file_meta.TransferSyntaxUID = transfer_syntax
-    dataset.set_original_encoding(encoding.implicit, little, dataset.original_character_set)
-    return dataset, start, stream.tell()
+    dataset.set_original_encoding(encoding.implicit, encoding.order == "<", dataset.original_character_set)
 
 
 def fast_meta(encoded: bytes) -> tuple[UID, Encoding, int] | None:

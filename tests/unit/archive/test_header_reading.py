@@ -1,6 +1,8 @@
-"""The archive reads a received object's header itself up to pydicom's dataset reader
-(`attributes.read_header`): it must read every object as `dcmread` reads it, and leave to `dcmread`
-those whose file meta it does not walk."""
+"""The archive reads a received object's header itself: a little-endian object in one walk that also
+checks its structure (`header_walk`), any other up to pydicom's dataset reader
+(`attributes.read_header`). Either way it must read every object as `dcmread` reads it, refuse what
+the structure checks refuse in the same words, and leave to `dcmread` the objects whose file meta it
+does not walk."""
 
 from __future__ import annotations
 
@@ -21,10 +23,12 @@ from pydicom.uid import (
 
 from appliance.archive import attributes, structure
 from appliance.archive.attributes import InstanceAttributes, InvalidObject, read_attributes, read_header
+from appliance.archive.header_walk import read_in_one_walk
 
 
 def both_ways(data: bytes, monkeypatch: pytest.MonkeyPatch) -> tuple[object, object]:
-    """read_attributes of `data` as the archive reads it, then with `dcmread` reading it whole."""
+    """read_attributes of `data` as the archive reads it, then with `dcmread` reading it whole;
+    the archive's own reading without the one walk answers as with it."""
 
     def attributes_or_error() -> InstanceAttributes | str:
         attributes.VALUES.clear()
@@ -35,9 +39,38 @@ def both_ways(data: bytes, monkeypatch: pytest.MonkeyPatch) -> tuple[object, obj
 
     ours = attributes_or_error()
     with monkeypatch.context() as patched:
+        patched.setattr(attributes, "read_in_one_walk", lambda *arguments: None)
+        assert attributes_or_error() == ours
         patched.setattr(attributes, "fast_meta", lambda encoded: None)
         theirs = attributes_or_error()
     return ours, theirs
+
+
+def walked(data: bytes) -> tuple[Dataset, int] | None:
+    """What the one walk makes of `data`: its dataset and where its pixel data starts, or None."""
+    found = attributes.fast_meta(data)
+    if found is None:
+        return None
+    transfer_syntax, encoding, start = found
+    result = read_in_one_walk(data, start, encoding)
+    if result is not None:
+        attributes.with_file_meta(result[0], transfer_syntax, encoding)
+    return result
+
+
+def assert_read_as_pydicom_reads(data: bytes) -> None:
+    """The one walk gives the dataset pydicom's reader gives, element for element (raw elements
+    included), with the same encoding, and stops where it stops."""
+    result = walked(data)
+    assert result is not None
+    dataset, position = result
+    reference, _start, reference_position = read_header(data)
+    tags = list(reference.keys())
+    assert position == reference_position and list(dataset.keys()) == tags
+    assert [dataset.get_item(tag) for tag in tags] == [reference.get_item(tag) for tag in tags]
+    assert dataset == reference
+    assert (dataset.is_implicit_VR, dataset.is_little_endian) == (reference.is_implicit_VR, reference.is_little_endian)
+    assert dataset.original_character_set == reference.original_character_set
 
 
 def in_syntax(dataset: Dataset, transfer_syntax: str) -> bytes:
@@ -72,6 +105,10 @@ def test_an_object_is_read_as_dcmread_reads_it(transfer_syntax: str, monkeypatch
     assert str(dataset.file_meta.TransferSyntaxUID) == transfer_syntax
     assert start == (None if deflated else structure.dataset_start(data))
     assert (attributes.fast_meta(data) is None) is deflated  # a deflated dataset is dcmread's to inflate
+    if transfer_syntax in (ExplicitVRBigEndian, DeflatedExplicitVRLittleEndian):
+        assert walked(data) is None  # read the usual way
+    else:
+        assert_read_as_pydicom_reads(data)
 
 
 def test_a_structured_report_with_nested_sequences_is_read_as_dcmread_reads_it(
@@ -81,6 +118,45 @@ def test_a_structured_report_with_nested_sequences_is_read_as_dcmread_reads_it(
     data = encoded(make_enhanced_sr(images))
     ours, theirs = both_ways(data, monkeypatch)
     assert isinstance(ours, InstanceAttributes) and ours.rows is None and ours == theirs
+    assert_read_as_pydicom_reads(data)  # its sequences, of undefined length, read by pydicom
+
+
+@pytest.mark.parametrize(
+    ("character_set", "name"),
+    [
+        ("ISO_IR 100", "Müller-Lefèvre^Zoé"),
+        ("ISO_IR 192", "Ñúñez^Ana=山田^花子"),
+        (["", "ISO 2022 IR 87"], "Yamada^Tarou=山田^太郎=やまだ^たろう"),
+    ],
+)
+def test_names_in_each_character_set_are_read_as_dcmread_reads_them(
+    character_set: str | list[str], name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    dataset = make_instance("CT", PATIENTS[0])
+    dataset.SpecificCharacterSet = character_set
+    dataset.PatientName = name
+    dataset.ReferringPhysicianName = name
+    data = encoded(dataset)
+    ours, theirs = both_ways(data, monkeypatch)
+    assert isinstance(ours, InstanceAttributes) and ours == theirs and ours.patient_name == name
+    assert_read_as_pydicom_reads(data)
+
+
+def test_private_and_empty_elements_in_implicit_vr_are_read_as_dcmread_reads_them(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    dataset = make_instance("MR", PATIENTS[1])
+    dataset.private_block(0x0029, "APPLIANCE TEST", create=True).add_new(0x10, "LO", "réglage")
+    dataset.StudyDescription = ""
+    dataset.add_new(0x00181030, "LO", None)  # Protocol Name, empty
+    dataset.OtherPatientIDsSequence = [Dataset()]
+    dataset.OtherPatientIDsSequence[0].PatientID = "ALT-7"
+    dataset.file_meta.TransferSyntaxUID = ImplicitVRLittleEndian
+    data = encoded(dataset)
+    ours, theirs = both_ways(data, monkeypatch)
+    assert isinstance(ours, InstanceAttributes) and ours == theirs
+    assert [identifier.value for identifier in ours.other_patient_ids] == ["ALT-7"]
+    assert_read_as_pydicom_reads(data)
 
 
 def without_transfer_syntax(data: bytes) -> bytes:
@@ -90,8 +166,25 @@ def without_transfer_syntax(data: bytes) -> bytes:
     return data[:position] + struct.pack("<HH", 0x0002, 0x0011) + data[position + 4 :]
 
 
+def element_position(data: bytes, group: int, element: int) -> int:
+    return data.index(struct.pack("<HH", group, element), 132 + 12)
+
+
+def swapped_elements(data: bytes) -> bytes:
+    """`data` with Study Date and Series Date (same length, in that order) swapped: out of order."""
+    study, series = element_position(data, 0x0008, 0x0020), element_position(data, 0x0008, 0x0021)
+    return (
+        data[:study]
+        + data[series : series + 16]
+        + data[study + 16 : series]
+        + data[study : study + 16]
+        + data[series + 16 :]
+    )
+
+
 def cases() -> dict[str, bytes]:
     data = encoded(make_instance("MR", PATIENTS[2]))
+    modality = element_position(data, 0x0008, 0x0060)
     return {
         "truncated in the header": data[:600],
         "truncated in the pixels": data[: len(data) - 1000],
@@ -102,6 +195,10 @@ def cases() -> dict[str, bytes]:
         "explicit bytes under an implicit file meta": data.replace(
             b"1.2.840.10008.1.2.1\x00", b"1.2.840.10008.1.2\x00\x00\x00"
         ),
+        "elements out of order": swapped_elements(data),
+        "a VR that is not one": data[: modality + 4] + b"XY" + data[modality + 6 :],
+        "a delimiter among the elements": data[:modality] + struct.pack("<HHI", 0xFFFE, 0xE00D, 0) + data[modality:],
+        "a few bytes after the pixel data": data + b"\x00\x00\x00",
     }
 
 
@@ -116,3 +213,26 @@ def test_only_a_file_meta_the_walk_reads_takes_the_short_way() -> None:
     assert attributes.fast_meta(found["truncated in the pixels"]) is not None
     for case in ("no DICM prefix", "file meta cut short", "no transfer syntax", "a transfer syntax that is not ASCII"):
         assert attributes.fast_meta(found[case]) is None, case
+
+
+def test_the_one_walk_leaves_every_hostile_object_to_the_usual_reading() -> None:
+    for case, data in cases().items():
+        assert walked(data) is None, case
+
+
+def test_an_object_pydicom_would_read_in_the_other_vr_is_left_to_the_usual_reading(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Implicit VR bytes whose first element's length looks like a VR: pydicom's reader switches to
+    explicit VR on it, so the one walk does not read it."""
+    dataset = make_instance("CT", PATIENTS[0])
+    del dataset.SpecificCharacterSet
+    dataset.add_new(0x00080001, "UL", 0)  # a retired element first, its 4-byte length 4 ...
+    dataset.file_meta.TransferSyntaxUID = ImplicitVRLittleEndian
+    data = bytearray(encoded(dataset))
+    start = structure.dataset_start(bytes(data))
+    assert walked(bytes(data)) is not None
+    data[start + 4 : start + 6] = b"UL"  # ... now reading as a VR
+    assert walked(bytes(data)) is None
+    ours, theirs = both_ways(bytes(data), monkeypatch)
+    assert ours == theirs
