@@ -18,7 +18,7 @@ PYTEST_ARGS ?=
 # (20.19 or later, with its npm: NodeSource's package, as Debian 12's own nodejs 18 is too old for
 # vite 7) that builds the viewer, dicom3tools' dciodvfy that checks the key-object documents the
 # console makes, xmllint that checks Weasis manifests against Weasis's schema, and strace with which
-# `make bench` counts the sync calls each archive makes per stored image.
+# `make bench` counts the sync calls each archive makes per stored image, and what each makes durable.
 TEST_DEBIAN_PACKAGES := dcmtk postgresql nginx chromium fonts-dejavu-core nut-server nut-client openssh-server openssh-client \
 	autossh orthanc strace libpango-1.0-0 libpangoft2-1.0-0 poppler-utils nodejs dicom3tools libxml2-utils
 # What pip needs to build borg 1.4 from its source (PyPI has no wheel of it): a C compiler and the

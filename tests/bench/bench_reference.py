@@ -24,11 +24,13 @@ movescu to a storescp, findscu; TCP_NODELAY=1), one after the other in the same 
   of one station with the station and the date given (the plugin has no profiles to default them).
 
 Under the table: how many sync system calls each archive makes per image stored (strace attached
-to it during a 50-image storescu; needs the right to trace, i.e. root here): what its
-acknowledgement waits for on disk. Before each success status (A3), ours makes the file and its
-folders durable (one syncfs for the objects arriving together, each file's write-back then checked
-for errors) and syncs the index's write-ahead log; a difference there is a difference in
-durability, not in speed.
+to it during a 50-image storescu; needs the right to trace, i.e. root here), and what each one made
+durable, by the file it names: what the acknowledgement waits for on disk. Before each success
+status (A3), ours makes the file and its folders durable (one syncfs for the objects arriving
+together, each file's write-back then checked for errors) and syncs the index's write-ahead log.
+The reference (measured here, Orthanc 1.10) syncs the stored file's bytes only: neither its new
+folders nor, but for a few checkpoints, its index, so a power cut can lose images it acknowledged.
+A difference there is a difference in durability, not in speed.
 
 Each figure is the median of `RUNS` runs. One table: ours, reference, ratio ours / reference, and
 MISSED where the ratio is above 1.0 (or the worklist at 20 ms or more). Nothing here asserts beyond
@@ -38,6 +40,7 @@ the files being all there: it prints. About 5 minutes on 2 cores with the defaul
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import statistics
@@ -45,6 +48,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -171,27 +175,74 @@ SYNC_SAMPLE = 50  # images stored under strace: enough to see the per-image coun
 
 
 def syncs_per_image(work: Path, data: Data, destination_port: int) -> None:
-    """How many sync system calls each archive makes per image stored (strace -c attached to it
-    while storescu sends `SYNC_SAMPLE` images over one association): what each one's
+    """How many sync system calls each archive makes per image stored (strace attached to it while
+    storescu sends `SYNC_SAMPLE` images over one association), and what each one makes durable (the
+    file it names: the stored file, a folder, the index; `syncfs`: the whole file system): what each
     acknowledgement waits for on disk. Printed under the table; not a timed figure (strace slows
     both). Skipped, saying why, where strace is missing or may not attach (not root)."""
-    sample = work / "sync-sample"
+    sample = work / "sample"
     sample.mkdir()
     for path in sorted(data.series.iterdir())[:SYNC_SAMPLE]:
         os.link(path, sample / path.name)
     for side in (OURS, REFERENCE):
         with empty_archive(side, work, f"{side}-syncs", destination_port) as archive:
-            counted = counted_syncs(archive_pids(archive), lambda: store(archive, sample), work / f"{side}.strace")
-        if counted is None:
+            traced = traced_syncs(archive_pids(archive), lambda: store(archive, sample), work / f"{side}.strace")
+        if traced is None:
             NOTES.append(f"{side}: sync calls while storing: not measured (strace cannot attach)")
             continue
-        syncs = sum(number for name, number in counted.items() if name in SYNC_CALLS.split(","))
-        starts = sum(number for name, number in counted.items() if name in WRITE_BACK_CALLS.split(","))
+        syncs = [(call, path) for call, path in traced if call in SYNC_CALLS.split(",")]
+        starts = len(traced) - len(syncs)
+        kinds = Counter(synced_kind(call, path) for call, path in syncs)
+        made_durable = ", ".join(f"{kind} {number / SYNC_SAMPLE:.2f}" for kind, number in sorted(kinds.items()))
+        per_image = len(syncs) / SYNC_SAMPLE
         NOTES.append(
-            f"{side}: sync calls ({SYNC_CALLS.replace(',', ', ')}) while storing: {syncs / SYNC_SAMPLE:.2f} per image"
-            f"; write-back started early or its errors read ({WRITE_BACK_CALLS}, no wait for the disk): "
-            f"{starts / SYNC_SAMPLE:.2f} per image"
+            f"{side}: sync calls ({SYNC_CALLS.replace(',', ', ')}) while storing: {per_image:.2f} per image"
+            f" ({made_durable or 'none'}); write-back started early or its errors read ({WRITE_BACK_CALLS}, no wait"
+            f" for the disk): {starts / SYNC_SAMPLE:.2f} per image"
         )
+
+
+def synced_kind(call: str, path: str) -> str:
+    """What a sync call made durable, by the file it names (strace -y)."""
+    if call == "syncfs":
+        return "the file system (files, folders, index)"
+    if "/audit/" in path:
+        return "the audit trail"
+    if path.endswith(INDEX_FILES):
+        return "the index"
+    if Path(path).is_dir():
+        return "a folder"
+    return "a stored file"
+
+
+INDEX_FILES = (".sqlite", ".sqlite-wal", "/index", "/index-wal", "/index-journal")  # ours, the reference's
+
+
+def traced_syncs(pids: list[int], run: Callable[[], object], output: Path) -> list[tuple[str, str]] | None:
+    """The sync and write-back system calls processes `pids` (all their threads) make during
+    `run()`: (call, the path of the file it names, '' for none); None when strace cannot attach."""
+    if shutil.which("strace") is None:
+        return None
+    attach = [argument for pid in pids for argument in ("-p", str(pid))]
+    tracer = subprocess.Popen(
+        ["strace", "-f", "-y", "-e", f"trace={SYNC_CALLS},{WRITE_BACK_CALLS}", "-o", str(output), *attach],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert tracer.stderr is not None
+    attached = tracer.stderr.readline()  # "strace: Process N attached ..." once it traces
+    if "attached" not in attached:
+        tracer.wait()
+        return None
+    try:
+        run()
+    finally:
+        tracer.send_signal(signal.SIGINT)  # detaches
+        tracer.wait()
+    return [(found["call"], found["path"] or "") for found in SYSCALL_LINE.finditer(output.read_text())]
+
+
+# "1234  fdatasync(8</srv/x/index-wal>) = 0": the call and the path strace -y names for its descriptor
+SYSCALL_LINE = re.compile(r"^\d+\s+(?P<call>\w+)\((?:\d+(?:<(?P<path>[^>]*)>)?)?", re.MULTILINE)
 
 
 def archive_pids(archive: Archive) -> list[int]:
@@ -203,31 +254,6 @@ def archive_pids(archive: Archive) -> list[int]:
         assert archive.daemon is not None and archive.daemon.process is not None
         pid = archive.daemon.process.pid
     return [pid, *(child.pid for child in psutil.Process(pid).children())]
-
-
-def counted_syncs(pids: list[int], run: Callable[[], object], output: Path) -> dict[str, int] | None:
-    """The sync system calls processes `pids` (all their threads) make during `run()`, by name; None
-    when strace cannot attach."""
-    if shutil.which("strace") is None:
-        return None
-    attach = [argument for pid in pids for argument in ("-p", str(pid))]
-    tracer = subprocess.Popen(
-        ["strace", "-f", "-c", "-e", f"trace={SYNC_CALLS},{WRITE_BACK_CALLS}", "-o", str(output), *attach],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    assert tracer.stderr is not None
-    attached = tracer.stderr.readline()  # "strace: Process N attached ..." once it traces
-    if "attached" not in attached:
-        tracer.wait()
-        return None
-    try:
-        run()
-    finally:
-        tracer.send_signal(signal.SIGINT)  # detaches and writes the summary
-        tracer.wait()
-    lines = [line.split() for line in output.read_text().splitlines()]
-    traced = {*SYNC_CALLS.split(","), *WRITE_BACK_CALLS.split(",")}
-    return {fields[-1]: int(fields[3]) for fields in lines if len(fields) >= 5 and fields[-1] in traced}
 
 
 def get(
