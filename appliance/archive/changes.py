@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy import Connection, Engine, bindparam, insert, select, update
 
+from appliance.db.prepared import Prepared
 from appliance.db.schema import change, change_cursor
 
 INSTANCE_STORED = "instance-stored"
@@ -46,7 +47,7 @@ class Change:
         return self.created_at if self.created_at.tzinfo else self.created_at.replace(tzinfo=UTC)
 
 
-PUBLISH = insert(change)
+PUBLISH = Prepared(insert(change))
 CURSOR = select(change_cursor.c.last_change_id).where(change_cursor.c.consumer == bindparam("consumer"))
 MOVE_CURSOR = (
     update(change_cursor)
@@ -77,7 +78,7 @@ def publish(
         "scheduled_step_pk": scheduled_step_pk,
         "created_at": moment,
     }
-    connection.execute(PUBLISH, values)
+    PUBLISH.run(connection, values)
 
 
 def cursor_of(connection: Connection, consumer: str) -> int:

@@ -22,6 +22,7 @@ from appliance.archive.attributes import InstanceAttributes
 from appliance.archive.group_commit import GroupCommit
 from appliance.archive.metadata import InstanceDocument
 from appliance.archive.storage import IMMEDIATE, Unsynced, WrittenFile
+from appliance.db.prepared import Prepared
 from appliance.db.schema import (
     instance,
     instance_header,
@@ -156,7 +157,8 @@ def replace_document(connection: Connection, instance_id: int, document: Instanc
 # Statements built once: executing a prepared statement with a parameter dictionary skips
 # SQLAlchemy's per-call construction work (about 3 ms an instance otherwise). Each one does as much
 # as it can: an instance of a known series costs seven statements, the first one of a new study
-# nine or ten (issue 14: each statement costs tens of µs in SQLAlchemy and the driver).
+# nine or ten. The writes run on SQLite's driver itself (`Prepared`: 1 to 2 µs each instead of 7 to
+# 10 in SQLAlchemy; an image's statements 0.25 to 0.34 ms -> 0.18 to 0.21 ms in the serving process).
 MAXIMUM_MERGE_CHAIN = 16
 # What an instance's rows depend on, read in its own transaction: its study (and the modalities the
 # study lists) and its series, each None when not indexed yet.
@@ -187,13 +189,13 @@ PATIENT_HOLDERS = (
     .limit(2)
 )
 MERGED_INTO = select(patient_identity.c.merged_into).where(patient_identity.c.patient_pk == bindparam("patient_pk"))
-INSERT_PATIENT = insert(patient)
-INSERT_STUDY = insert(study)
-INSERT_SERIES = insert(series)
-INSERT_INSTANCE = insert(instance)
-INSERT_HEADER = insert(instance_header)
-INSERT_DOCUMENT = insert(instance_metadata)
-COUNT_STUDY_INSTANCE = (
+INSERT_PATIENT = Prepared(insert(patient))
+INSERT_STUDY = Prepared(insert(study))
+INSERT_SERIES = Prepared(insert(series))
+INSERT_INSTANCE = Prepared(insert(instance))
+INSERT_HEADER = Prepared(insert(instance_header))
+INSERT_DOCUMENT = Prepared(insert(instance_metadata))
+COUNT_STUDY_INSTANCE = Prepared(
     update(study)
     .where(study.c.id == bindparam("study_pk"))
     .values(
@@ -202,7 +204,7 @@ COUNT_STUDY_INSTANCE = (
         updated_at=bindparam("moment"),
     )
 )
-COUNT_STUDY_SERIES_AND_INSTANCE = (
+COUNT_STUDY_SERIES_AND_INSTANCE = Prepared(
     update(study)
     .where(study.c.id == bindparam("study_pk"))
     .values(
@@ -213,7 +215,7 @@ COUNT_STUDY_SERIES_AND_INSTANCE = (
         updated_at=bindparam("moment"),
     )
 )
-COUNT_SERIES_INSTANCE = (
+COUNT_SERIES_INSTANCE = Prepared(
     update(series)
     .where(series.c.id == bindparam("series_pk"))
     .values(number_of_instances=series.c.number_of_instances + 1, updated_at=bindparam("moment"))
@@ -266,7 +268,7 @@ def find_or_create_patient(connection: Connection, attributes: InstanceAttribute
         "created_at": moment,
         "updated_at": moment,
     }
-    patient_pk = inserted_id(connection, INSERT_PATIENT, values)
+    patient_pk = INSERT_PATIENT.insert(connection, values)
     keep_received_identifiers(connection, patient_pk, attributes.other_patient_ids, moment)
     return patient_pk
 
@@ -324,7 +326,7 @@ def create_study(
         "updated_at": moment,
         **counted,
     }
-    return inserted_id(connection, INSERT_STUDY, values)
+    return INSERT_STUDY.insert(connection, values)
 
 
 def create_series(connection: Connection, attributes: InstanceAttributes, study_pk: int, moment: datetime) -> int:
@@ -342,7 +344,7 @@ def create_series(connection: Connection, attributes: InstanceAttributes, study_
         "received_at": moment,
         "updated_at": moment,
     }
-    return inserted_id(connection, INSERT_SERIES, values)
+    return INSERT_SERIES.insert(connection, values)
 
 
 def with_modality(modalities: str, modality: str) -> str:
@@ -366,7 +368,7 @@ def study_of(
             counted |= {"number_of_series": 1, "modalities_in_study": modalities}
         return create_study(connection, attributes, counted, moment)
     values = {"study_pk": found.study_pk, "size_bytes": size_bytes, "moment": moment, "modalities": modalities}
-    connection.execute(COUNT_STUDY_SERIES_AND_INSTANCE if new_series else COUNT_STUDY_INSTANCE, values)
+    (COUNT_STUDY_SERIES_AND_INSTANCE if new_series else COUNT_STUDY_INSTANCE).run(connection, values)
     return int(found.study_pk)
 
 
@@ -376,7 +378,7 @@ def series_of(
     """The instance's series, created or counted."""
     if found.series_pk is None:
         return create_series(connection, attributes, study_pk, moment)
-    connection.execute(COUNT_SERIES_INSTANCE, {"series_pk": found.series_pk, "moment": moment})
+    COUNT_SERIES_INSTANCE.run(connection, {"series_pk": found.series_pk, "moment": moment})
     return int(found.series_pk)
 
 
@@ -407,12 +409,12 @@ def insert_instance(
         "calling_ae_title": calling_ae_title,
         "received_at": moment,
     }
-    instance_pk = inserted_id(connection, INSERT_INSTANCE, values)
-    connection.execute(INSERT_HEADER, {"instance_pk": instance_pk, "header": attributes.header})
+    instance_pk = INSERT_INSTANCE.insert(connection, values)
+    INSERT_HEADER.run(connection, {"instance_pk": instance_pk, "header": attributes.header})
     if attributes.document is not None:
         document = attributes.document
         row = {"instance_pk": instance_pk, "document": document.document, "pixel_data_vr": document.pixel_data_vr}
-        connection.execute(INSERT_DOCUMENT, row)
+        INSERT_DOCUMENT.run(connection, row)
     return instance_pk
 
 
@@ -438,13 +440,6 @@ def index_instance(
         accession_number=attributes.accession_number,
     )
     return instance_pk
-
-
-def inserted_id(connection: Connection, statement: Any, values: dict[str, Any]) -> int:
-    result = connection.execute(statement, values)
-    key = result.inserted_primary_key
-    assert key is not None
-    return int(key[0])
 
 
 STORED_INSTANCE_BY_UID = select(*STORED_INSTANCE_COLUMNS).where(
