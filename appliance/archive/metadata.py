@@ -50,7 +50,7 @@ IDENTITY_TAGS = frozenset(tag for tag, _, _ in IDENTITY_ELEMENTS)
 PIXEL_DATA = "7FE00010"
 TRANSFER_SYNTAX = "00020010"
 LEFT_OUT = frozenset(BaseTag(int(tag, 16)) for tag in IDENTITY_TAGS | {PIXEL_DATA})  # from the stored document
-CHARACTER_SET = BaseTag(0x00080005)
+CHARACTER_SET = 0x00080005  # Specific Character Set
 # VRs whose JSON member depends on the element's bytes and the character set only (PS3.5 6.2):
 # not SQ (items), not the binary ones (kept apart), not the dictionary's ambiguous "US or SS" ones.
 PLAIN_VRS = frozenset(
@@ -118,14 +118,15 @@ def member_key(raw: object, encoding: object) -> tuple[object, ...] | None:
     None for the others (converted every time)."""
     if not isinstance(raw, RawDataElement) or not isinstance(raw.value, bytes) or len(raw.value) > MEMBER_BYTES:
         return None
-    if raw.tag.group % 2 or raw.tag == CHARACTER_SET:
+    tag = raw.tag.real  # a plain int: hashing and comparing the key stays in C (BaseTag.__eq__ is Python)
+    if (tag >> 16) % 2 or tag == CHARACTER_SET:
         return None
     vr = raw.VR
     if vr is None:  # implicit VR: the dictionary's, unless it depends on other elements
-        vr = dictionary_vr_or_none(raw.tag)
+        vr = dictionary_vr_or_none(tag)
     if vr is None or vr not in PLAIN_VRS:
         return None
-    return (raw.tag, raw.VR, vr, raw.value, raw.is_little_endian, raw.is_implicit_VR, encoding)
+    return (tag, raw.VR, vr, raw.value, raw.is_little_endian, raw.is_implicit_VR, encoding)
 
 
 def element_member(dataset: Dataset, tag: BaseTag) -> str:
@@ -148,7 +149,7 @@ def remember(key: tuple[object, ...], member: str) -> None:
 
 
 @functools.cache
-def dictionary_vr_or_none(tag: BaseTag) -> str | None:
+def dictionary_vr_or_none(tag: int) -> str | None:
     """The VR of a public tag in pydicom's dictionary, None when unknown or ambiguous."""
     try:
         vr = dictionary_VR(tag)
