@@ -68,6 +68,8 @@ class Prepared:
                 strict=True,
             )
         ]
+        if not connection.in_transaction():
+            connection.begin()  # as SQLAlchemy's own execution begins one: the caller's commit commits it
         driver = connection.connection.driver_connection
         assert driver is not None
         try:

@@ -104,3 +104,12 @@ def test_a_uniqueness_conflict_is_sqlalchemys_integrity_error(engine: Engine) ->
         first = publish.insert(connection, values)
         with pytest.raises(IntegrityError):
             publish.run(connection, {**values, "id": first})
+
+
+def test_a_statement_first_in_its_connection_is_committed_by_the_callers_commit(engine: Engine) -> None:
+    publish = Prepared(insert(change))
+    with engine.connect() as connection:
+        publish.run(connection, {"kind": "instance-stored", "study_instance_uid": "1.2.3", "created_at": MOMENT})
+        connection.commit()
+    with engine.connect() as connection:
+        assert connection.execute(text("SELECT count(*) FROM change")).scalar() == 1
