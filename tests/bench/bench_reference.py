@@ -23,9 +23,11 @@ movescu to a storescp, findscu; TCP_NODELAY=1), one after the other in the same 
   folder of worklist files: it gets our 1,000 answers as files, and both are asked for today's steps
   of one station with the station and the date given (the plugin has no profiles to default them).
 
-Under the table: how many sync system calls each archive makes per image stored (strace attached
-to it during a 50-image storescu; needs the right to trace, i.e. root here), and what each one made
-durable, by the file it names: what the acknowledgement waits for on disk. Before each success
+Under the table: the CPU time each archive's processes spent per image stored (ours: the daemon
+and its serving processes; on two cores, four associations are bound by it); how many sync system
+calls each archive makes per image stored (strace attached to it during a 50-image storescu; needs
+the right to trace, i.e. root here), and what each one made durable, by the file it names: what
+the acknowledgement waits for on disk. Before each success
 status (A3), ours makes the file and its folders durable (one syncfs for the objects arriving
 together, each file's write-back then checked for errors) and syncs the index's write-ahead log.
 The reference (measured here, Orthanc 1.10) syncs the stored file's bytes only: neither its new
@@ -158,15 +160,46 @@ def store_in_parallel(archive: Archive, groups: list[Path]) -> float:
 
 
 def bench_ingest(work: Path, data: Data, destination_port: int) -> None:
+    one, four, small = (
+        f"ingest {SERIES_SIZE} CT images, 1 association",
+        f"ingest {SERIES_SIZE} CT images, 4 associations",
+        f"ingest {SMALL_STUDIES} small studies, 1 association",
+    )
     for run in range(RUNS):
         print(f"  ingest, run {run + 1} of {RUNS}", flush=True)
         for side in (OURS, REFERENCE) if run % 2 == 0 else (REFERENCE, OURS):  # neither always first
             with empty_archive(side, work, f"{side}-one-{run}", destination_port) as archive:
-                note(f"ingest {SERIES_SIZE} CT images, 1 association", side, store(archive, data.series))
+                note(one, side, with_cpu(archive, one, SERIES_SIZE, lambda: store(archive, data.series)))
             with empty_archive(side, work, f"{side}-four-{run}", destination_port) as archive:
-                note(f"ingest {SERIES_SIZE} CT images, 4 associations", side, store_in_parallel(archive, data.groups))
+                note(four, side, with_cpu(archive, four, SERIES_SIZE, lambda: store_in_parallel(archive, data.groups)))
             with empty_archive(side, work, f"{side}-small-{run}", destination_port) as archive:
-                note(f"ingest {SMALL_STUDIES} small studies, 1 association", side, store(archive, data.small))
+                note(small, side, with_cpu(archive, small, 2 * SMALL_STUDIES, lambda: store(archive, data.small)))
+    for figure in (one, four, small):
+        ours, reference = (statistics.median(CPU_PER_IMAGE[figure, side]) for side in (OURS, REFERENCE))
+        NOTES.append(
+            f"{figure}: CPU time of the archive's processes per image (user and system, median):"
+            f" ours {ours * 1000:.2f} ms, the reference {reference * 1000:.2f} ms"
+        )
+
+
+CPU_PER_IMAGE: dict[tuple[str, str], list[float]] = {}
+
+
+def with_cpu(archive: Archive, figure: str, images: int, run: Callable[[], float]) -> float:
+    """`run()` (a timed ingest of `images` images), noting the CPU time the archive's processes
+    spent per image meanwhile (`CPU_PER_IMAGE`): on two cores, four associations are bound by it."""
+    processes = [psutil.Process(pid) for pid in archive_pids(archive)]
+    before = sum(cpu_seconds(process) for process in processes)
+    seconds = run()
+    spent = sum(cpu_seconds(process) for process in processes) - before
+    CPU_PER_IMAGE.setdefault((figure, archive.side), []).append(spent / images)
+    return seconds
+
+
+def cpu_seconds(process: psutil.Process) -> float:
+    """User and system CPU time of `process`, every thread of it."""
+    times = process.cpu_times()
+    return float(times.user + times.system)
 
 
 SYNC_CALLS = "fsync,fdatasync,syncfs,sync,msync"  # what waits until data is on the disk
