@@ -143,7 +143,10 @@ def serve(
         return process.database_answers(runtime.engine) and loops and (serving is None or serving.healthy())
 
     try:
-        return process.serve(runtime, healthy, f"{server.name} on port {server.port}", name="appliance-dicom")
+        return process.serve(
+            runtime, healthy, f"{server.name} on port {server.port}", name="appliance-dicom",
+            announcement=server.listening,
+        )  # fmt: skip
     finally:
         server.stop()
         if serving is not None:

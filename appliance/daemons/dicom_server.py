@@ -1,6 +1,7 @@
 """A pynetdicom server as the DICOM daemons run it: the AE with its settings and contexts, guarded
-against broken and hostile peers (`dicom.guarded_server`), bound and announced ("... listening on
-host:port"), and stopped so that associations in flight can finish."""
+against broken and hostile peers (`dicom.guarded_server`), bound (its daemon announces it, "...
+listening on host:port", once it serves: `DicomServer.listening`), and stopped so that associations
+in flight can finish."""
 
 from __future__ import annotations
 
@@ -43,6 +44,11 @@ class DicomServer:
     def port(self) -> int:
         return int(self.server.server_address[1])
 
+    @property
+    def listening(self) -> str:
+        """The line that says where the server listens (printed by `runtime.serve`)."""
+        return f"{self.name} listening on {self.server.server_address[0]}:{self.port}"
+
     def stop(self) -> None:
         """Stop accepting, give the associations in flight time to finish, then abort what is left."""
         self.server.shutdown()
@@ -78,10 +84,7 @@ def start_dicom_server(
         LOGGER.error("%s cannot listen on %s:%d: %s", name, address[0], address[1], error.strerror or error)
         return None
     threading.Thread(target=server.serve_forever, name=f"{policy.service}-acceptor", daemon=True).start()
-    started = DicomServer(name, ae, server)
-    host = server.server_address[0]
-    print(f"{name} listening on {host}:{started.port}", flush=True)
-    return started
+    return DicomServer(name, ae, server)
 
 
 def prepared_ae(runtime: Runtime, ae_title: str, add_contexts: Callable[[AE], None]) -> AE:

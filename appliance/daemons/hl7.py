@@ -148,13 +148,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     enqueuer.start()
     deliverer.start()
     host, port = str(server.server_address[0]), int(server.server_address[1])
-    print(f"HL7 listener listening on {host}:{port}", flush=True)
     try:
         return process.serve(
             runtime,
             lambda: process.database_answers(runtime.engine) and thread.is_alive() and deliverer.is_alive(),
             f"HL7 listener on port {port}",
             name="appliance-hl7",
+            announcement=f"HL7 listener listening on {host}:{port}",
         )
     finally:
         server.stop()

@@ -49,6 +49,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             lambda: process.database_answers(runtime.engine),
             f"{server.name} on port {server.port}",
             name="appliance-worklist",
+            announcement=server.listening,
         )
     finally:
         server.stop()

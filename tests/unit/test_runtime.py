@@ -4,12 +4,14 @@ its application): its start-up heap left out of the garbage collector's full pas
 from __future__ import annotations
 
 import gc
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from appliance.config import Settings, development_config
+from appliance.daemons import runtime
 from appliance.daemons.runtime import settle_heap
 from appliance.daemons.web import ConsoleServer
 from appliance.db import create_index_engine, upgrade_schema
@@ -50,3 +52,32 @@ def test_each_console_worker_leaves_its_application_out_of_full_collections(tmp_
         assert not any(one is application for one in gc.get_objects(generation=2))
     finally:
         server.worker_exit(None, None)
+
+
+class StoppedSignals:
+    """`systemd.Signals` as a SIGTERM received at once leaves it: `serve` returns after its first wait."""
+
+    received = signal.SIGTERM
+    stopping = True
+
+    def install(self, _actions: object = None) -> None:
+        pass
+
+    def wait(self, _timeout: float | None) -> None:
+        pass
+
+
+def test_a_daemon_says_where_it_listens_once_its_heap_is_settled(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Printed before `settle_heap`, the line sent clients in while the collector held the
+    interpreter: the archive's first association after it took 74 ms instead of 20."""
+    done: list[str] = []
+    monkeypatch.setattr(runtime.systemd, "Signals", StoppedSignals)
+    monkeypatch.setattr(runtime, "settle_heap", lambda: done.append(f"settled, printed: {capsys.readouterr().out!r}"))
+    monkeypatch.setattr(runtime.systemd, "notify", lambda state: done.append(state.split("\n")[0]))
+    config = development_config(tmp_path)
+    served = runtime.Runtime(Settings(lambda: config), create_index_engine(config.database_url))
+    assert runtime.serve(served, lambda: True, "test", announcement="test listening on 127.0.0.1:1") == 0
+    assert done == ["settled, printed: ''", "READY=1", "STOPPING=1"]
+    assert capsys.readouterr().out == "test listening on 127.0.0.1:1\n"
