@@ -27,9 +27,9 @@ Under the table: the CPU time each archive's processes spent per image stored (o
 and its serving processes; on two cores, four associations are bound by it); how many sync system
 calls each archive makes per image stored (strace attached to it during a 50-image storescu; needs
 the right to trace, i.e. root here), and what each one made durable, by the file it names: what
-the acknowledgement waits for on disk. Before each success
-status (A3), ours makes the file and its folders durable (one syncfs for the objects arriving
-together, each file's write-back then checked for errors) and syncs the index's write-ahead log.
+the acknowledgement waits for on disk. Before each success status (A3), ours makes the file and
+its folders durable (one syncfs for the objects arriving together, each file's write-back then
+checked for errors) and syncs the index's write-ahead log.
 The reference (measured here, Orthanc 1.10) syncs the stored file's bytes only: neither its new
 folders nor, but for a few checkpoints, its index, so a power cut can lose images it acknowledged.
 A difference there is a difference in durability, not in speed.

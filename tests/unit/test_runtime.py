@@ -71,7 +71,7 @@ def test_a_daemon_says_where_it_listens_once_its_heap_is_settled(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """Printed before `settle_heap`, the line sent clients in while the collector held the
-    interpreter: the archive's first association after it took 74 ms instead of 20."""
+    interpreter: an `echoscu` right after the archive's line took 74 ms instead of 24."""
     done: list[str] = []
     monkeypatch.setattr(runtime.systemd, "Signals", StoppedSignals)
     monkeypatch.setattr(runtime, "settle_heap", lambda: done.append(f"settled, printed: {capsys.readouterr().out!r}"))
