@@ -43,7 +43,7 @@ from pynetdicom.dul import DULServiceProvider
 from pynetdicom.transport import AssociationSocket, RequestHandler, ThreadedAssociationServer
 
 from appliance.config import Config, Settings
-from appliance.dicom import admission
+from appliance.dicom import admission, pynetdicom_patches
 from appliance.dicom.admission import Answer, CheckedRequest
 from appliance.dicom.peers import AccessPolicy
 
@@ -445,18 +445,7 @@ def end_broken_association(hook_arguments: Any) -> bool:
     thread = hook_arguments.thread
     if not isinstance(thread, DULServiceProvider):
         return False
-    association = thread.assoc
-    error = hook_arguments.exc_value
-    LOGGER.warning("association with %s (%s) aborted: malformed message (%s)",
-                   str(association.requestor.ae_title).strip(), association.requestor.address,
-                   admission.short(error) if isinstance(error, Exception) else "?")  # fmt: skip
-    connection = association.dul.socket.socket if association.dul.socket is not None else None
-    if connection is not None:
-        with contextlib.suppress(OSError):
-            connection.settimeout(SEND_TIMEOUT_SECONDS)
-            connection.sendall(admission.abort(admission.UNEXPECTED_PDU))
-        with contextlib.suppress(OSError):
-            connection.shutdown(socket.SHUT_RDWR)
+    pynetdicom_patches.abort_malformed(thread.assoc, hook_arguments.exc_value)
     return True
 
 

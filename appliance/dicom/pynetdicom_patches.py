@@ -130,6 +130,18 @@ Per association (installed by the services' EVT_CONN_OPEN / EVT_ESTABLISHED hand
   over one association, archive CPU 1.36 s instead of 1.42 s and storescu 1.68 s instead of
   1.91 s (medians of 4 alternating runs, load 1.3 to 2.4: close to the noise of a shared machine);
   400 small images 2.58 s of CPU instead of 3.08 s, storescu 3.20 s instead of 4.06 s.
+- `direct_requests`: on the archive's associations, the reactor thread, idle, reads its peer's
+  P-DATA-TF PDUs itself (`read_requests`) and gives them to the same `StoreReader`, instead of the
+  DUL thread reading each PDU (woken by its poll, the PDU decoded into objects, its state machine,
+  the DIMSE queue, then the reactor woken): one thread instead of two per PDU, no hand-over between
+  them. It takes over only once the DUL has handed over every PDU it read, and leaves to the DUL,
+  for the rest of the association, anything but a P-DATA-TF (an A-RELEASE-RQ, an A-ABORT), a PDU
+  over the maximum (refused there), and a PDU malformed or cut short (put back where the DUL reads
+  first, so it answers it as before); not for TLS, nor with handlers on the PDU "received" events.
+  The daemon alone, DCMTK storescu, medians of 6 alternating runs with and without it: 200 CT
+  images over one association 0.610 -> 0.515 s (the archive's CPU 2.32 -> 2.12 ms per image); 400
+  small images 0.882 -> 0.791 s (1.78 -> 1.60 ms); four associations at once 0.448 / 0.477 s, and
+  0.727 / 0.721 s over 10 runs in a slower hour: no difference there (bound by the cores).
 - the final C-GET / C-MOVE status (correctness, in force on any version: it only wraps
   `dimse.send_msg`, through which every message goes): pynetdicom's handler protocol has no way to
   refuse a C-GET before its sub-operation count, or a C-MOVE before its destination; the handler
@@ -157,6 +169,7 @@ call `apply()`, which reads the names from the environment variable `APPLIANCE_B
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import re
@@ -174,7 +187,7 @@ from enum import Enum
 from io import BytesIO
 from pathlib import Path
 from types import ModuleType
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Protocol, runtime_checkable
 
 import pydicom.config
 import pydicom.uid
@@ -187,7 +200,7 @@ from pynetdicom.dsutils import split_dataset
 from pynetdicom.events import Event
 from pynetdicom.pdu_primitives import P_DATA
 
-from appliance.dicom import encoding, negotiation
+from appliance.dicom import admission, encoding, negotiation
 from appliance.dicom.statuses import MOVE_DESTINATION_UNKNOWN, PENDING, UNABLE_TO_PERFORM_SUBOPERATIONS
 
 LOGGER = logging.getLogger(__name__)
@@ -210,6 +223,7 @@ PATCHES = (
     "direct_response",
     "command_reader",
     "store_responses",
+    "direct_requests",
 )
 QUICK_ACK: int | None = getattr(socket, "TCP_QUICKACK", None)  # Linux only
 PUBLIC_PATCHES = frozenset({"no_delay"})  # only a socket option: in force on any pynetdicom version
@@ -392,7 +406,8 @@ def woken_on_arrival(thread: threading.Thread) -> bool:
         wakeup = getattr(thread, WAKEUP_ATTRIBUTE, None)
         if wakeup is None:
             return False
-        wakeup.reactor_sleep()
+        if not read_requests(thread):
+            wakeup.reactor_sleep()
         return True
     if isinstance(thread, dul.DULServiceProvider):
         wakeup = getattr(thread.assoc, WAKEUP_ATTRIBUTE, None)
@@ -876,8 +891,9 @@ class DulReads:
             self.count += read
             return read
 
-    def quiet(self) -> None:
-        self.quiet_until = time.monotonic() + QUIET_SECONDS
+    def quiet(self, seconds: float | None = None) -> None:
+        """Leave the socket unwatched for `seconds` from now (`QUIET_SECONDS` when not given)."""
+        self.quiet_until = time.monotonic() + (QUIET_SECONDS if seconds is None else seconds)
 
     def listen(self) -> None:
         self.quiet_until = 0.0
@@ -1213,6 +1229,7 @@ class StoreReader:
     def __init__(self, dimse: Any, original: Callable[[P_DATA], None]) -> None:
         self.dimse = dimse
         self.original = original
+        self.handled = 0  # P-DATA primitives received so far (`read_requests` compares it with the DUL's reads)
         self.reset()
 
     def reset(self) -> None:
@@ -1223,6 +1240,12 @@ class StoreReader:
         self.data_set = BytesIO()
 
     def receive(self, primitive: P_DATA) -> None:
+        try:
+            self.receive_one(primitive)
+        finally:
+            self.handled += 1
+
+    def receive_one(self, primitive: P_DATA) -> None:
         if self.dimse.message is not None or primitive.__class__ is not P_DATA:
             self.original(primitive)  # a message pynetdicom has started, or not a P-DATA
             return
@@ -1484,15 +1507,226 @@ def optional_text(value: str | None, padding: bytes) -> bytes | None:
 
 
 def fast_stores(event: Event) -> None:
-    """EVT_ESTABLISHED handler of the archive: `command_reader` and `store_responses`."""
+    """EVT_ESTABLISHED handler of the archive: `command_reader`, `store_responses` and `direct_requests`."""
     read_store_messages(event.assoc)
     answer_stores_directly(event.assoc)
+    if in_force("direct_requests") and in_force("command_reader"):
+        setattr(event.assoc, REQUESTS_ATTRIBUTE, True)
 
 
 def read_store_responses(event: Event) -> None:
     """EVT_ESTABLISHED handler of the associations we request: `command_reader` (for the responses
     to the C-STORE requests we send)."""
     read_store_messages(event.assoc)
+
+
+REQUESTS_ATTRIBUTE = "appliance_direct_requests"
+REQUESTS_QUIET_SECONDS = 0.05  # `direct_requests`: the DUL leaves the socket this long after the reactor's last read
+PDU_START = struct.Struct(">BBI")  # PDU type, reserved, PDU length (PS3.8 9.3.1)
+PDV_START = struct.Struct(">IB")  # PDV item length, presentation context ID (PS3.8 9.3.5.1)
+PDV_LENGTH_BYTES = 4
+ABORT_SEND_TIMEOUT_SECONDS = 2.0  # `abort_malformed`: how long writing the A-ABORT may take
+
+
+def read_requests(association: Any) -> bool:
+    """The idle sleep of an archive association's reactor thread, spent reading its peer's next
+    P-DATA-TF PDUs itself (`direct_requests`); False (nothing waited) when the DUL thread must read.
+
+    pynetdicom's DUL thread reads every PDU: woken by its poll, it reads the PDU, decodes it into
+    PDU objects, runs its state machine, hands the P-DATA to the DIMSE provider (`StoreReader`),
+    which queues the message and wakes the reactor thread: two threads and their hand-over for each
+    PDU of each image. Here the reactor thread, idle, waits for its socket itself (at most
+    `WAKE_POLL_SECONDS`, as its own idle sleep), then under the read lock (`DulReads`, which the DUL
+    thread takes to look at the socket) reads whole P-DATA-TF PDUs and gives their PDVs to the same
+    `StoreReader` the DUL thread gives them to, until no message is in progress: the message is then
+    queued, and the reactor serves it as if the DUL had read it (the state machine stays in Sta6
+    for a P-DATA-TF, PS3.8 9.2 DT-2; the network idle timer is restarted as the DUL restarts it).
+
+    Anything else is left to the DUL, for the rest of the association: a PDU of another type (an
+    A-RELEASE-RQ, an A-ABORT) is not read; a PDU longer than the maximum is not read (the DUL
+    refuses it); a PDU cut short or malformed is put back where the DUL reads first
+    (`GuardedSocket.pending`), so it reads and answers it as it always did. The reactor only takes
+    over once the DUL has handed over every PDU it read (its count of reads equals the reader's),
+    with nothing queued either way, in the data transfer state, on a plain socket (not TLS), with no
+    handler on the PDU "received" events (not triggered for these PDUs)."""
+    connection = request_connection(association)
+    if connection is None:
+        return False
+    reads: DulReads = getattr(association, READ_LOCK_ATTRIBUTE)
+    reads.quiet(WAKE_POLL_SECONDS + REQUESTS_QUIET_SECONDS)  # the DUL leaves the socket alone meanwhile
+    poller = select.poll()
+    poller.register(connection, select.POLLIN)
+    try:
+        readable = bool(poller.poll(WAKE_POLL_SECONDS * 1000))
+    except OSError:  # closed meanwhile: the DUL sees it at its next look
+        readable = False
+    if not readable or not reads.lock.acquire(timeout=READ_LOCK_WAIT_SECONDS):
+        return True
+    try:
+        if request_connection(association) is not None:  # the DUL may have read meanwhile
+            read_message(association, connection, reads, poller)
+    finally:
+        reads.lock.release()
+    if getattr(association, REQUESTS_ATTRIBUTE, False):  # not given back to the DUL
+        reads.quiet(REQUESTS_QUIET_SECONDS)
+    return True
+
+
+def request_connection(association: Any) -> socket.socket | None:
+    """The socket the reactor thread of `association` may read its peer's PDUs from now, or None."""
+    if not getattr(association, REQUESTS_ATTRIBUTE, False):
+        return None
+    reads: DulReads | None = getattr(association, READ_LOCK_ATTRIBUTE, None)
+    dimse = association.dimse
+    reader = getattr(dimse.receive_primitive, "__self__", None)
+    if reads is None or not isinstance(reader, StoreReader) or reads.count == 0 or reads.count != reader.handled:
+        return None  # the DUL has read nothing yet, or a PDU it has not handed over (or not a P-DATA)
+    provider = association.dul
+    wrapper = provider.socket
+    connection = getattr(wrapper, "socket", None)
+    if connection is None or isinstance(connection, ssl.SSLSocket) or not isinstance(wrapper, PduSource):
+        return None
+    if wrapper.pending or not dimse.msg_queue.empty() or not provider.to_provider_queue.empty():
+        return None
+    if not provider.event_queue.empty() or not provider._recv_pdu.empty():
+        return None
+    if provider.state_machine.current_state != STATE_DATA_TRANSFER or association._kill or provider._kill_thread:
+        return None
+    if association.get_handlers(evt.EVT_PDU_RECV) or association.get_handlers(evt.EVT_DATA_RECV):
+        return None
+    return connection  # type: ignore[no-any-return]
+
+
+@runtime_checkable
+class PduSource(Protocol):
+    """The socket wrapper of an association the archive accepted (`guarded_server.GuardedSocket`):
+    what it already read, served first to the DUL, and the longest PDU it reads."""
+
+    pending: bytearray
+    maximum_pdu_bytes: int
+
+
+def read_message(association: Any, connection: socket.socket, reads: DulReads, poller: Any) -> None:
+    """Read P-DATA-TF PDUs (under the read lock) until no message is in progress."""
+    reader: StoreReader = association.dimse.receive_primitive.__self__
+    wrapper: PduSource = association.dul.socket
+    while True:
+        length = next_p_data_length(association, connection, poller, wrapper.maximum_pdu_bytes)
+        if length is None:
+            give_back(association)
+            return
+        received = receive_exactly(connection, length)
+        primitive = p_data_of(received) if len(received) == length else None
+        if primitive is None:
+            wrapper.pending[:0] = received
+            give_back(association)
+            return
+        reads.count += 1
+        association.dul._idle_timer.restart()
+        try:
+            reader.receive(primitive)
+        except Exception as error:  # pynetdicom raises on some malformed messages, in the DUL as here
+            give_back(association)
+            abort_malformed(association, error)
+            association.dul.kill_dul()  # the association ends, as when its DUL thread dies of it
+            return
+        if not association.dul.event_queue.empty():  # an invalid message: the DUL aborts (PS3.8 Evt19)
+            give_back(association)
+            return
+        if not reader.primitives and association.dimse.message is None:
+            return
+
+
+def next_p_data_length(association: Any, connection: socket.socket, poller: Any, maximum: int) -> int | None:
+    """The length of the P-DATA-TF PDU the peer sends next, once its header is there (nothing is
+    read); None when the DUL is to read what comes (another PDU type, a PDU over `maximum`, the
+    connection closed, a header not all there) or the reactor must leave the socket (stopping,
+    something to send, the network idle timeout)."""
+    provider = association.dul
+    while True:
+        if association._kill or provider._kill_thread or not provider.to_provider_queue.empty():
+            return None
+        if provider._idle_timer.expired:
+            return None
+        try:
+            if not poller.poll(RESPONSE_POLL_SECONDS * 1000):
+                continue
+            head = connection.recv(PDU_START.size, socket.MSG_PEEK | socket.MSG_DONTWAIT)
+        except OSError:
+            return None
+        if len(head) < PDU_START.size:
+            return None  # closed (the DUL finds it so), or a header cut short: the DUL waits for the rest
+        pdu_type, _reserved, pdu_length = PDU_START.unpack(head)
+        if pdu_type != P_DATA_TF or pdu_length > maximum + admission.HEADER_BYTES:  # as `GuardedSocket.recv` refuses
+            return None
+        return PDU_START.size + int(pdu_length)
+
+
+def receive_exactly(connection: socket.socket, length: int) -> bytearray:
+    """`length` bytes read from `connection`, fewer when it closed, failed or timed out first; each
+    read acknowledged at once (`quick_ack`, as the DUL's reads are)."""
+    received = bytearray(length)
+    done = 0
+    try:
+        with memoryview(received) as view:
+            while done < length:
+                read = connection.recv_into(view[done:], length - done)
+                if not read:
+                    break
+                done += read
+                if in_force("quick_ack"):
+                    acknowledge_now(connection)
+    except OSError:
+        pass
+    if done < length:
+        del received[done:]
+    return received
+
+
+def p_data_of(pdu: bytearray) -> P_DATA | None:
+    """The P-DATA primitive of a whole P-DATA-TF PDU, as pynetdicom's decoder makes it (each PDV's
+    context ID and its bytes, message control header first); None when the PDU is malformed."""
+    primitive = P_DATA()
+    values = primitive.presentation_data_value_list
+    offset, end = PDU_START.size, len(pdu)
+    while offset < end:
+        if offset + PDV_START.size > end:
+            return None
+        item_length, context_id = PDV_START.unpack_from(pdu, offset)
+        item_end = offset + PDV_LENGTH_BYTES + item_length
+        if item_length < 2 or item_end > end:
+            return None
+        values.append((context_id, bytes(pdu[offset + PDV_START.size : item_end])))
+        offset = item_end
+    return primitive if values else None
+
+
+def abort_malformed(association: Any, error: BaseException) -> None:
+    """End an association whose peer sent a message pynetdicom raised on (3.0: a command set without
+    Command Field, an event its state does not allow): one WARNING line, no traceback, and an A-ABORT
+    to the peer, written at once (the DUL may be the thread that raised). For the DUL thread, through
+    `guarded_server.end_broken_association`; for `direct_requests`, here."""
+    LOGGER.warning("association with %s (%s) aborted: malformed message (%s)",
+                   str(association.requestor.ae_title).strip(), association.requestor.address,
+                   admission.short(error) if isinstance(error, Exception) else "?")  # fmt: skip
+    connection = association.dul.socket.socket if association.dul.socket is not None else None
+    if connection is not None:
+        with contextlib.suppress(OSError):
+            connection.settimeout(ABORT_SEND_TIMEOUT_SECONDS)
+            connection.sendall(admission.abort(admission.UNEXPECTED_PDU))
+        with contextlib.suppress(OSError):
+            connection.shutdown(socket.SHUT_RDWR)
+
+
+def give_back(association: Any) -> None:
+    """Leave the socket to the DUL thread for the rest of the association, woken to read at once."""
+    setattr(association, REQUESTS_ATTRIBUTE, False)
+    reads: DulReads | None = getattr(association, READ_LOCK_ATTRIBUTE, None)
+    if reads is not None:
+        reads.listen()
+    wakeup: Wakeup | None = getattr(association, WAKEUP_ATTRIBUTE, None)
+    if wakeup is not None:
+        wakeup.wake_dul()
 
 
 CONNECTION_HANDLERS = [

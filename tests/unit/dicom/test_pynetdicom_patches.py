@@ -172,6 +172,23 @@ FINGERPRINTS: dict[str, dict[str, str]] = {
         "pynetdicom.dul:DULServiceProvider._send": "a850a7919e68484e",
         "pynetdicom.transport:AssociationSocket.send": "1ea8158c0b51faca",
     },
+    # `direct_requests` reads P-DATA-TF PDUs as the DUL reads them (recv of the header, then of the
+    # rest; decoded into its PDVs, each a context ID and its bytes) and hands them over as DT-2 does,
+    # from the idle sleep at the top of the association's reactor loop (get_msg after it); the DUL
+    # restarts its idle timer after a read and triggers the PDU "received" events while decoding.
+    "direct_requests": {
+        "pynetdicom.dul:DULServiceProvider._read_pdu_data": "19f2d4e38c13c835",
+        "pynetdicom.dul:DULServiceProvider._decode_pdu": "fc71dd1bf853e1ce",
+        "pynetdicom.dul:DULServiceProvider._is_transport_event": "8725ed03bb8fbdef",
+        "pynetdicom.dul:DULServiceProvider.run_reactor": "e3a10eb3a0931e48",
+        "pynetdicom.dul:DULServiceProvider.__init__": "c82dafa9438ddf70",
+        "pynetdicom.fsm:DT_2": "9ec543394e0b49eb",
+        "pynetdicom.pdu:P_DATA_TF.to_primitive": "3cba1cd31f03fdf0",
+        "pynetdicom.pdu:P_DATA_TF._wrap_generate_items": "b2ab7ad6fe47ff4a",
+        "pynetdicom.pdu_items:PresentationDataValueItem._decoders": "8b7a0501299eab95",
+        "pynetdicom.association:Association._run_reactor": "f28838c5559e462a",
+        "pynetdicom.dimse:DIMSEServiceProvider.receive_primitive": "5f99c86b14a15cef",
+    },
     # Not a patch: `guarded_server` subclasses these and relies on how they read a PDU (recv(6)
     # then recv(length)), create the association's socket wrapper, and let a DUL thread die; and
     # on how the DUL decodes a PDU and the state machine makes the request's primitive (once), to
