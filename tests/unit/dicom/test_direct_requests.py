@@ -5,11 +5,9 @@ anything else stays on the socket (or is put back where the DUL reads first) for
 
 from __future__ import annotations
 
-import io
 import socket
 import threading
 import time
-from collections.abc import Iterator
 from types import SimpleNamespace
 from typing import Any
 
@@ -18,9 +16,6 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian
 from pynetdicom import AE, _config, dimse_messages, evt
 from pynetdicom.association import Association
-from pynetdicom.dimse_messages import C_CANCEL_RQ, C_ECHO_RQ, C_FIND_RQ
-from pynetdicom.dimse_primitives import C_CANCEL, C_ECHO, C_FIND
-from pynetdicom.dsutils import encode
 from pynetdicom.pdu import P_DATA_TF
 from pynetdicom.pdu_primitives import P_DATA
 from pynetdicom.transport import AddressInformation, AssociationSocket
@@ -28,7 +23,7 @@ from pynetdicom.transport import AddressInformation, AssociationSocket
 from appliance.dicom import admission
 from appliance.dicom import pynetdicom_patches as patches
 from appliance.dicom.guarded_server import GuardedSocket
-from tests.unit.dicom.test_store_fast_path import PLAIN_STORES, UNUSUAL, both, encoded, outcome, store_message
+from tests.unit.dicom.test_store_fast_path import PLAIN_STORES, UNUSUAL, both, outcome, store_message
 
 ABORT = bytes([0x07, 0, 0, 0, 0, 4, 0, 0, 0x02, 0x00])
 RELEASE_REQUEST = bytes([0x05, 0, 0, 0, 0, 4, 0, 0, 0, 0])
@@ -44,16 +39,6 @@ def pynetdicom_as_run(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(_config, "STORE_RECV_CHUNKED_DATASET", False)
     monkeypatch.setattr(patches, "WAKE_POLL_SECONDS", 0.3)
     patches.apply(frozenset())
-
-
-@pytest.fixture()
-def tcp_pair() -> Iterator[tuple[socket.socket, socket.socket]]:
-    """A connected TCP pair on loopback: (ours, theirs)."""
-    with socket.create_server(("127.0.0.1", 0)) as server:
-        theirs = socket.create_connection(server.getsockname())
-        ours, _address = server.accept()
-    with ours, theirs:
-        yield ours, theirs
 
 
 def acceptor(connection: socket.socket, maximum: int = MAXIMUM) -> Association:
@@ -115,36 +100,7 @@ def read_until_delivered(association: Association, messages: int, turns: int = 2
         queued.put(message)
 
 
-def echo() -> C_ECHO:
-    primitive = C_ECHO()
-    primitive.MessageID = 3
-    primitive.AffectedSOPClassUID = "1.2.840.10008.1.1"
-    return primitive
-
-
-def find() -> C_FIND:
-    primitive = C_FIND()
-    primitive.MessageID = 5
-    primitive.AffectedSOPClassUID = "1.2.840.10008.5.1.4.1.2.2.1"
-    identifier = Dataset()
-    identifier.QueryRetrieveLevel = "STUDY"
-    identifier.PatientID = "P1"
-    primitive.Identifier = io.BytesIO(encode(identifier, True, True))
-    return primitive
-
-
-def cancel() -> C_CANCEL:
-    primitive = C_CANCEL()
-    primitive.MessageIDBeingRespondedTo = 5
-    return primitive
-
-
-MESSAGES = {
-    **PLAIN_STORES,
-    "an echo": lambda: encoded(C_ECHO_RQ(), echo()),
-    "a find": lambda: encoded(C_FIND_RQ(), find()),
-    "a cancel": lambda: encoded(C_CANCEL_RQ(), cancel()),
-}
+MESSAGES = {**PLAIN_STORES, **{name: UNUSUAL[name] for name in ("C-ECHO", "C-FIND", "C-CANCEL")}}
 
 
 @pytest.mark.parametrize("name", list(MESSAGES))
@@ -219,7 +175,7 @@ def test_an_empty_pdv_is_left_to_the_dul(tcp_pair: tuple[socket.socket, socket.s
     assert reader(association).primitives  # the message goes on with the DUL (which raises, as before)
 
 
-@pytest.mark.parametrize("name", ["one fragment each", "data set in fragments", "one primitive", "a find"])
+@pytest.mark.parametrize("name", ["one fragment each", "data set in fragments", "one primitive", "C-FIND"])
 def test_pdus_are_decoded_as_pynetdicom_decodes_them(name: str) -> None:
     for primitive in MESSAGES[name]():
         pdu = pdus([primitive])

@@ -882,16 +882,6 @@ def test_only_a_connected_dul_waits_on_its_socket() -> None:
         assert patches.dul_connection(association.dul) is None
 
 
-@pytest.fixture()
-def tcp_pair() -> Any:
-    """A connected TCP pair on loopback (TCP_QUICKACK is a TCP option): (ours, theirs)."""
-    with socket.create_server(("127.0.0.1", 0)) as server:
-        theirs = socket.create_connection(server.getsockname())
-        ours, _address = server.accept()
-    with ours, theirs:
-        yield ours, theirs
-
-
 def test_each_read_acknowledges_at_once(tcp_pair: tuple[socket.socket, socket.socket]) -> None:
     """A peer that leaves Nagle on holds the rest of a message until the first part is acknowledged:
     with the delayed-ACK timer, every response of a retrieve took 40 ms more."""
