@@ -142,6 +142,11 @@ Per association (installed by the services' EVT_CONN_OPEN / EVT_ESTABLISHED hand
   images over one association 0.610 -> 0.515 s (the archive's CPU 2.32 -> 2.12 ms per image); 400
   small images 0.882 -> 0.791 s (1.78 -> 1.60 ms); four associations at once 0.448 / 0.477 s, and
   0.727 / 0.721 s over 10 runs in a slower hour: no difference there (bound by the cores).
+  Answered sooner, a pynetdicom 3.0 requestor without `serialise_reactor` (a script, a gateway
+  built on pynetdicom) meets its own race more often: its reactor thread takes the response its
+  `send_c_store` waits for, which then times out (here 2 of about 1,200 stores, none without this
+  patch; the image is stored, and sent again it is a duplicate of the same bytes). DCMTK's tools
+  and the archive's own requestors do not have that race.
 - the final C-GET / C-MOVE status (correctness, in force on any version: it only wraps
   `dimse.send_msg`, through which every message goes): pynetdicom's handler protocol has no way to
   refuse a C-GET before its sub-operation count, or a C-MOVE before its destination; the handler
