@@ -4,17 +4,20 @@ named with its service."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pty
+import queue
 import select
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import psutil
 import pytest
@@ -158,24 +161,93 @@ def test_a_daemon_on_a_taken_port_names_its_service_address_and_port(
     assert f"{line} cannot listen on 127.0.0.1:{port}: Address already in use\n" in result.stderr
 
 
+class Supervisor:
+    """`make run` in a process of its own, its lines read by a thread: every wait has a deadline, and a
+    wait that runs out says what was printed and where each process of the appliance is stuck."""
+
+    def __init__(self, config_path: Path, **options: Any) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "appliance.daemons.supervisor", "--config", str(config_path)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            **options,
+        )
+        self.lines: queue.Queue[str] = queue.Queue()
+        self.output: list[str] = []
+        self.seen: dict[int, psutil.Process] = {}
+        self.reader = threading.Thread(target=self.read, daemon=True)
+        self.reader.start()
+
+    def read(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self.lines.put(line)
+        self.lines.put("")  # the end: every process has closed the pipe
+
+    def until(self, printed: Callable[[list[str]], bool], seconds: float = 120) -> None:
+        """Read until `printed(lines so far)`; fail (the appliance killed) at the end of the output or
+        after `seconds`."""
+        deadline = time.monotonic() + seconds
+        while not printed(self.output):
+            try:
+                line = self.lines.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                self.fail(f"nothing more within {seconds:.0f} s")
+            if not line:
+                self.fail("the output ended")
+            self.output.append(line)
+            self.family()
+
+    def fail(self, why: str) -> NoReturn:
+        family = self.family()
+        report = "\n".join(stuck_report(member) for member in family)
+        for member in family:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                member.kill()
+        psutil.wait_procs(family, timeout=30)
+        pytest.fail(f"{''.join(self.output)}--- {why}; the processes then:\n{report}")
+
+    def family(self) -> list[psutil.Process]:
+        """The supervisor and every process under it, those seen before included (a process whose
+        parent has ended is no longer found under it)."""
+        with contextlib.suppress(psutil.NoSuchProcess):
+            supervisor = psutil.Process(self.process.pid)
+            for member in [supervisor, *supervisor.children(recursive=True)]:
+                self.seen.setdefault(member.pid, member)
+        return [member for member in self.seen.values() if member.is_running()]
+
+    def rest(self, seconds: float = 120) -> str:
+        """Everything printed, once the supervisor has ended (within `seconds`) and the pipe closed."""
+        self.family()
+        try:
+            self.process.wait(timeout=seconds)
+        except subprocess.TimeoutExpired:
+            self.fail(f"not ended {seconds:.0f} s after the stop")
+        self.reader.join(timeout=seconds)
+        if self.reader.is_alive():
+            self.fail("the supervisor ended, but a process it started still holds its output open")
+        while not self.lines.empty():
+            self.output.append(self.lines.get())
+        return "".join(self.output)
+
+
+def stuck_report(process: psutil.Process) -> str:
+    """A process's command, state, and where in the kernel each of its threads waits (`wchan`), so
+    that a hang in CI says which daemon and on what."""
+    try:
+        waits = sorted(Path(f"/proc/{process.pid}/task/{thread.id}/wchan").read_text() for thread in process.threads())
+        return f"{process.pid} {process.status()} {' '.join(process.cmdline())[-120:]}: threads waiting in {waits}"
+    except (psutil.Error, OSError) as error:
+        return f"{process.pid}: {error}"
+
+
 def supervisor_output(config_path: Path) -> str:
     """What `make run` prints from its start until every daemon is up, then Ctrl-C."""
-    process = subprocess.Popen(
-        [sys.executable, "-m", "appliance.daemons.supervisor", "--config", str(config_path)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    assert process.stdout is not None
-    lines: list[str] = []
-    deadline = time.monotonic() + 120
-    while sum("listening on" in line or "worker running" in line for line in lines) < 5:
-        line = process.stdout.readline()
-        assert line and time.monotonic() < deadline, "".join(lines)
-        lines.append(line)
-    process.send_signal(signal.SIGINT)
-    rest, _ = process.communicate(timeout=120)
-    return "".join(lines) + rest
+    supervisor = Supervisor(config_path)
+    supervisor.until(lambda lines: sum("listening on" in line or "worker running" in line for line in lines) >= 5)
+    supervisor.process.send_signal(signal.SIGINT)
+    return supervisor.rest()
 
 
 def test_make_run_warns_once_about_development_mode_and_prints_the_console_address(tmp_path: Path) -> None:
@@ -203,24 +275,11 @@ def test_make_run_waits_for_its_listeners_without_a_refusal_and_stops_on_ctrl_c(
         **{section: {"bind_address": "127.0.0.1", "port": free_port()} for section in ("dicom", "worklist", "hl7")},
         "web": {"bind_address": "127.0.0.1", "port": free_port()},
     }
-    config_path = write_config(tmp_path / "appliance.yaml", config)
-    process = subprocess.Popen(
-        [sys.executable, "-m", "appliance.daemons.supervisor", "--config", str(config_path)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
-    )
-    assert process.stdout is not None
-    lines: list[str] = []
-    deadline = time.monotonic() + 120
-    while not any("health monitor running" in line for line in lines):
-        line = process.stdout.readline()
-        assert line and time.monotonic() < deadline, "".join(lines)
-        lines.append(line)
-    os.killpg(process.pid, signal.SIGINT)
-    rest, _ = process.communicate(timeout=120)
-    output = "".join(lines) + rest
+    supervisor = Supervisor(write_config(tmp_path / "appliance.yaml", config), start_new_session=True)
+    supervisor.until(lambda lines: any("health monitor running" in line for line in lines))
+    os.killpg(supervisor.process.pid, signal.SIGINT)
+    output = supervisor.rest()
+    process = supervisor.process
     assert process.returncode == 0, output
     assert "refused" not in output and "NMQ" not in output, output
     assert "DICOM archive APPLIANCE stopped" in output and "background worker stopped" in output, output
