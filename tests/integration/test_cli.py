@@ -163,7 +163,9 @@ def test_a_daemon_on_a_taken_port_names_its_service_address_and_port(
 
 class Supervisor:
     """`make run` in a process of its own, its lines read by a thread: every wait has a deadline, and a
-    wait that runs out says what was printed and where each process of the appliance is stuck."""
+    wait that runs out says what was printed and where each process of the appliance is stuck: its
+    threads' kernel waits, and their Python stacks (Python's fault handler, on in every process
+    of the appliance here, writes them on SIGABRT)."""
 
     def __init__(self, config_path: Path, **options: Any) -> None:
         self.process = subprocess.Popen(
@@ -171,6 +173,7 @@ class Supervisor:
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
+            env={**os.environ, "PYTHONFAULTHANDLER": "1"},
             **options,
         )
         self.lines: queue.Queue[str] = queue.Queue()
@@ -202,10 +205,17 @@ class Supervisor:
     def fail(self, why: str) -> NoReturn:
         family = self.family()
         report = "\n".join(stuck_report(member) for member in family)
+        for member in family:  # one at a time, so that their stacks do not mix in the output
+            with contextlib.suppress(psutil.NoSuchProcess):
+                member.send_signal(signal.SIGABRT)
+            psutil.wait_procs([member], timeout=5)
         for member in family:
             with contextlib.suppress(psutil.NoSuchProcess):
                 member.kill()
-        psutil.wait_procs(family, timeout=30)
+        psutil.wait_procs(family, timeout=15)
+        self.reader.join(timeout=15)
+        while not self.lines.empty():
+            self.output.append(self.lines.get())
         pytest.fail(f"{''.join(self.output)}--- {why}; the processes then:\n{report}")
 
     def family(self) -> list[psutil.Process]:
