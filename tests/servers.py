@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import os
+import queue
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import yaml
 
@@ -90,24 +92,43 @@ class Daemon:
     environment: dict[str, str] = field(default_factory=dict)
 
     def start(self, timeout: float = 60) -> Daemon:
+        """Start it and wait, `timeout` at most, for its "listening on" or "running" line. Raises
+        RuntimeError, with the end of its log, when it exits first or says nothing in time: a daemon
+        that hangs is then named, with its threads' Python stacks in the log (Python's fault handler,
+        on here, writes them on the SIGABRT it gets), instead of blocking the test. Its output is
+        read by a thread for as long as it runs."""
         with open(self.log_path, "a") as log:
             self.process = subprocess.Popen(
                 [sys.executable, "-c", launcher(self.module), "--config", str(self.config_path)],
                 stdout=subprocess.PIPE,
                 stderr=log,
                 text=True,
-                env={**os.environ, **self.environment},
+                env={**os.environ, "PYTHONFAULTHANDLER": "1", **self.environment},
             )
-        assert self.process.stdout is not None
+        lines = read_lines(self.process)
         deadline = time.monotonic() + timeout
-        line = ""
-        while time.monotonic() < deadline and "listening on" not in line and "running" not in line:
-            line = self.process.stdout.readline()
-            if not line and self.process.poll() is not None:
-                raise RuntimeError(f"{self.module} exited: {self.log_path.read_text()[-3000:]}")
+        line = None
+        while line is None or ("listening on" not in line and "running" not in line):
+            try:
+                line = lines.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                self.abort()
+                raise RuntimeError(f"{self.module} said nothing in {timeout:.0f} s: {self.log()[-8000:]}") from None
+            if not line:  # its output ended: it exits
+                self.process.wait(timeout=30)
+                raise RuntimeError(f"{self.module} exited: {self.log()[-3000:]}")
         if "listening on" in line:
             self.port = int(line.rsplit(":", 1)[1])
         return self
+
+    def abort(self) -> None:
+        """SIGABRT (its stacks written to its log), then SIGKILL if it is still there."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGABRT)
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.kill()
 
     def stop(self) -> int:
         assert self.process is not None
@@ -127,6 +148,21 @@ class Daemon:
 
     def log(self) -> str:
         return self.log_path.read_text()
+
+
+def read_lines(process: subprocess.Popen[str]) -> queue.Queue[str]:
+    """The lines `process` writes to its standard output, read by a thread as they come; an empty
+    string once the output has ended (every process that held it has closed it)."""
+    assert process.stdout is not None
+    lines: queue.Queue[str] = queue.Queue()
+
+    def read(stream: IO[str]) -> None:
+        for line in stream:
+            lines.put(line)
+        lines.put("")
+
+    threading.Thread(target=read, args=(process.stdout,), daemon=True).start()
+    return lines
 
 
 def launcher(module: str) -> str:

@@ -13,7 +13,6 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -22,7 +21,7 @@ from typing import Any, NoReturn
 import psutil
 import pytest
 from datagen import PATIENTS, encoded, make_instance
-from servers import Daemon, archive_config, free_port, launcher, write_config
+from servers import Daemon, archive_config, free_port, launcher, read_lines, write_config
 
 from appliance.archive.index import Index
 from appliance.archive.ingest import IncomingObject, Ingest, StoreOutcome
@@ -176,17 +175,10 @@ class Supervisor:
             env={**os.environ, "PYTHONFAULTHANDLER": "1"},
             **options,
         )
-        self.lines: queue.Queue[str] = queue.Queue()
+        self.lines = read_lines(self.process)
         self.output: list[str] = []
         self.seen: dict[int, psutil.Process] = {}
-        self.reader = threading.Thread(target=self.read, daemon=True)
-        self.reader.start()
-
-    def read(self) -> None:
-        assert self.process.stdout is not None
-        for line in self.process.stdout:
-            self.lines.put(line)
-        self.lines.put("")  # the end: every process has closed the pipe
+        self.ended = False  # the output's end has been read
 
     def until(self, printed: Callable[[list[str]], bool], seconds: float = 120) -> None:
         """Read until `printed(lines so far)`; fail (the appliance killed) at the end of the output or
@@ -198,6 +190,7 @@ class Supervisor:
             except queue.Empty:
                 self.fail(f"nothing more within {seconds:.0f} s")
             if not line:
+                self.ended = True
                 self.fail("the output ended")
             self.output.append(line)
             self.family()
@@ -213,9 +206,7 @@ class Supervisor:
             with contextlib.suppress(psutil.NoSuchProcess):
                 member.kill()
         psutil.wait_procs(family, timeout=15)
-        self.reader.join(timeout=15)
-        while not self.lines.empty():
-            self.output.append(self.lines.get())
+        self.drain(15)
         pytest.fail(f"{''.join(self.output)}--- {why}; the processes then:\n{report}")
 
     def family(self) -> list[psutil.Process]:
@@ -234,12 +225,21 @@ class Supervisor:
             self.process.wait(timeout=seconds)
         except subprocess.TimeoutExpired:
             self.fail(f"not ended {seconds:.0f} s after the stop")
-        self.reader.join(timeout=seconds)
-        if self.reader.is_alive():
+        if not self.drain(seconds):
             self.fail("the supervisor ended, but a process it started still holds its output open")
-        while not self.lines.empty():
-            self.output.append(self.lines.get())
         return "".join(self.output)
+
+    def drain(self, seconds: float) -> bool:
+        """Take the lines still coming until the output ends (True), `seconds` at most."""
+        deadline = time.monotonic() + seconds
+        while not self.ended:
+            try:
+                line = self.lines.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                return False
+            self.ended = not line
+            self.output.append(line)
+        return True
 
 
 def stuck_report(process: psutil.Process) -> str:
