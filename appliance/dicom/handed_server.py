@@ -12,7 +12,6 @@ import socket
 import threading
 from typing import Any
 
-from pynetdicom.association import Association
 from pynetdicom.transport import RequestHandler
 
 from appliance.dicom import admission, handoff
@@ -26,7 +25,6 @@ class HandedRequestHandler(GuardedRequestHandler):
     """Runs a handed connection's association to its end, then tells the acceptor its place is free."""
 
     server: HandedServer
-    association: Association | None = None
 
     def handle(self) -> None:
         handed = self.server.take_handed(self.request)
@@ -38,14 +36,10 @@ class HandedRequestHandler(GuardedRequestHandler):
             self.association_request = checked
             self.request.settimeout(self.server.guard.settings.current.dicom.network_timeout_seconds)
             RequestHandler.handle(self)
-            if self.association is not None:
-                self.association.join()
+            self.wait_for_end()
         finally:
             self.server.reports.ended(handed.token)
-
-    def _create_association(self) -> Association:
-        self.association = super()._create_association()
-        return self.association
+        self.server.standby.prepare()
 
 
 class HandedServer(GuardedServer):

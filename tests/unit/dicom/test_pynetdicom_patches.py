@@ -190,7 +190,9 @@ FINGERPRINTS: dict[str, dict[str, str]] = {
         "pynetdicom.dimse:DIMSEServiceProvider.receive_primitive": "5f99c86b14a15cef",
     },
     # Not a patch: `guarded_server` subclasses these and relies on how they read a PDU (recv(6)
-    # then recv(length)), create the association's socket wrapper, and let a DUL thread die; and
+    # then recv(length)), create the association's socket wrapper (`acceptor_association` and
+    # `connect` build an acceptor as `_create_association` does, in two steps), and let a DUL
+    # thread die; and
     # on how the DUL decodes a PDU and the state machine makes the request's primitive (once), to
     # hand them the request it decoded already (`GuardedDUL`).
     "guarded_server": {
