@@ -25,11 +25,12 @@ import pydicom.config
 import pydicom.uid
 import pynetdicom
 import pytest
-from pynetdicom import AE, _config, evt
+from pynetdicom import AE, _config, evt, fsm
 from pynetdicom.association import Association
 from pynetdicom.dimse_messages import C_FIND_RSP, C_GET_RSP, C_STORE_RQ
 from pynetdicom.dimse_primitives import C_FIND, C_GET, C_MOVE, C_STORE
 from pynetdicom.dsutils import encode
+from pynetdicom.pdu_primitives import A_ASSOCIATE
 from pynetdicom.transport import AddressInformation, AssociationSocket
 
 from appliance.dicom import pynetdicom_patches as patches
@@ -55,6 +56,14 @@ FINGERPRINTS: dict[str, dict[str, str]] = {
         "pynetdicom.pdu:A_ASSOCIATE_AC.__init__": "9f9c8b9176775825",
         "pynetdicom.pdu:A_ASSOCIATE_AC.from_primitive": "1dd28ce4925d42a6",
         "pynetdicom.dul:DULServiceProvider._send": "a850a7919e68484e",
+    },
+    # `accept_first` replaces send_accept (queue the accept, then wait for AE-7) and the state
+    # machine's AE-7 entry in its table of actions, which do_action looks up at each event.
+    "accept_first": {
+        "pynetdicom.acse:ACSE.send_accept": "c03855deabefe975",
+        "pynetdicom.acse:ACSE._negotiate_as_acceptor": "fffd360957c42a8e",
+        "pynetdicom.fsm:AE_7": "c62284735836c78a",
+        "pynetdicom.fsm:StateMachine.do_action": "9a883f44c7f31641",
     },
     # `fast_polling` also skips the DUL's first sleep when its socket wrapper holds the request read
     # already, and wakes the DUL of an association being requested (its socket not connected yet)
@@ -237,6 +246,17 @@ RELIED_ON: dict[str, list[tuple[str, list[str]]]] = {
         ("pynetdicom.fsm:AE_7", ["dul._send(A_ASSOCIATE_AC(primitive))"]),
         ("pynetdicom.dul:DULServiceProvider._send", ["self.socket.send(pdu.encode())"]),
     ],
+    "accept_first": [
+        ("pynetdicom.fsm", ['"AE-7": ("Send A-ASSOCIATE-AC PDU", AE_7, "Sta6"),']),
+        (
+            "pynetdicom.fsm:StateMachine.do_action",
+            ["action = ACTIONS[action_name]", "next_state = action[1](self.dul)"],
+        ),
+        (
+            "pynetdicom.acse:ACSE._negotiate_as_acceptor",
+            ["self.send_accept()", "evt.trigger(self.assoc, evt.EVT_ACCEPTED, {})"],
+        ),
+    ],
     "fast_polling": [
         ("pynetdicom.association", ["import time"]),
         ("pynetdicom.association:Association._run_reactor", ["while not self._kill:", "time.sleep(0.001)"]),
@@ -400,10 +420,19 @@ def source_of(target: str) -> str:
     module_name, _, qualified_name = target.partition(":")
     found: Any = importlib.import_module(module_name)
     for part in qualified_name.split(".") if qualified_name else []:
-        found = inspect.getattr_static(found, part)
+        found = original_of(found, part, inspect.getattr_static(found, part))
     if isinstance(found, property):
         return "".join(inspect.getsource(function) for function in (found.fget, found.fset) if function)
     return inspect.getsource(found)
+
+
+def original_of(owner: Any, name: str, found: Any) -> Any:
+    """pynetdicom's own `owner.name` when a patch applied by an earlier test holds its place."""
+    for replacements in patches.REPLACEMENTS.values():
+        for item in replacements:
+            if item.module is owner and item.name == name and found is item.patched:
+                return item.original
+    return found
 
 
 def fingerprint(target: str) -> str:
@@ -819,6 +848,48 @@ def sleep_in_dul_thread(connection: socket.socket, seconds: float) -> float:
     association = Association(AE(), "requestor")
     association.dul.socket = AssociationSocket(association, client_socket=connection)
     return dul_sleep(association, seconds)
+
+
+def test_the_state_machine_s_actions_are_pynetdicom_s_but_ae_7_signals(restored: pytest.MonkeyPatch) -> None:
+    patches.apply()
+    assert fsm.ACTIONS.keys() == patches.ORIGINAL_ACTIONS.keys()
+    changed = {name for name in fsm.ACTIONS if fsm.ACTIONS[name] != patches.ORIGINAL_ACTIONS[name]}
+    assert changed == {"AE-7"}
+    assert fsm.ACTIONS["AE-7"][0::2] == patches.ORIGINAL_ACTIONS["AE-7"][0::2]  # its description and next state
+
+
+def test_an_acceptor_goes_on_once_its_a_associate_ac_is_written(restored: pytest.MonkeyPatch) -> None:
+    """`accept_first`: when pynetdicom's EVT_ACCEPTED handlers run (the reactor's next step after
+    `send_accept`), the DUL has written the A-ASSOCIATE-AC; without the patch, it may not have."""
+    patches.apply()
+    states: list[str] = []
+    archive = AE("ARCHIVE")
+    archive.add_supported_context("1.2.840.10008.1.1")
+    handlers = [(evt.EVT_ACCEPTED, lambda event: states.append(event.assoc.dul.state_machine.current_state))]
+    server = archive.start_server(("127.0.0.1", 0), block=False, evt_handlers=handlers)
+    try:
+        modality = AE("MODALITY")
+        modality.add_requested_context("1.2.840.10008.1.1")
+        for _ in range(5):
+            association = modality.associate("127.0.0.1", server.server_address[1], ae_title="ARCHIVE")
+            assert association.is_established and association.send_c_echo().Status == 0
+            association.release()
+    finally:
+        server.shutdown()
+    assert states == ["Sta6"] * 5
+
+
+def test_an_accept_the_dul_does_not_write_holds_the_reactor_only_briefly(restored: pytest.MonkeyPatch) -> None:
+    patches.apply()
+    restored.setattr(patches, "ACCEPT_WAIT_SECONDS", 0.05)
+    association = Association(AE(), "acceptor")
+    association.requestor.primitive = A_ASSOCIATE()  # what send_accept answers
+    association.requestor.primitive.calling_ae_title = "MODALITY"
+    association.requestor.primitive.called_ae_title = "ARCHIVE"
+    start = time.monotonic()
+    association.acse.send_accept()  # no DUL thread runs: nothing writes it
+    assert 0.05 <= time.monotonic() - start < 1.0
+    assert association.dul.to_provider_queue.qsize() == 1  # queued as pynetdicom queues it
 
 
 def test_a_dul_thread_stops_sleeping_when_its_peer_sends() -> None:
