@@ -77,7 +77,7 @@ Process-wide, applied by `apply()`:
   machine's two cores).
 - `accept_first`: pynetdicom's reactor thread queues the A-ASSOCIATE-AC for the DUL thread, then
   goes on with its own work (the EVT_ACCEPTED and EVT_ESTABLISHED handlers, its loop) while the DUL,
-  woken, waits for the interpreter lock: the AC left 190-240 us after it was queued. Here the
+  woken, waits for the interpreter lock: the AC left 240-280 us after it was queued. Here the
   reactor waits (lock released, at most `ACCEPT_WAIT_SECONDS`) until the DUL's AE-7 action has
   written it (`send_accept_first`, and AE-7 in the state machine's table of actions followed by a
   signal). In the archive daemon (marks in the process, medians of 90 associations), start of
