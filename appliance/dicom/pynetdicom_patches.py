@@ -84,6 +84,17 @@ Process-wide, applied by `apply()`:
   the negotiation to AC written 475 -> 346 us; raw A-ASSOCIATE-RQ to -AC from outside, medians of
   200, 4 alternating runs with and without it: one process 1.93-2.27 ms / 2.04-2.41 ms, two
   serving processes 2.41-2.78 ms / 2.41-2.84 ms.
+- `requestor_answer` (correctness): a requestor (a C-MOVE's sub-association, a forward, a
+  commitment report, the health check's C-ECHO) sends its A-ASSOCIATE-RQ, then its thread looks
+  whether the connection was made (pynetdicom 3.0's `_negotiate_as_requestor`: `_is_connected`
+  after `_ready`). A peer that answers at once with an A-ASSOCIATE-RJ (or an A-ABORT) has the DUL
+  close the connection after queuing the answer; when that happened before the thread looked, it
+  took the closed connection for one never made and aborted: the rejection was lost (the health
+  check then said "does not answer" of a peer that refuses). With `fast_polling` the DUL is quick
+  enough for that: 13 of 200 transient rejections in a row were read as aborts (0 of 150 without
+  `fast_polling`). Here `AssociationSocket._is_connected` says whether the connection was made,
+  and stays so once closed (`connection_made`); pynetdicom's other readers of it (`ready`,
+  `send`, `close`) look first at the socket, None once closed. 0 of 400 with it.
 Per association (installed by the services' EVT_CONN_OPEN / EVT_ESTABLISHED handlers):
 - `serialise_reactor` (correctness): a requestor's reactor thread can take the C-STORE-RSP meant for
   `send_c_store` (pynetdicom 3.0: the reactor checks its pause flag before the sender clears it),
@@ -232,6 +243,7 @@ PATCHES = (
     "uid_checks",
     "negotiation_once",
     "accept_first",
+    "requestor_answer",
     "serialise_reactor",
     "throttled_retrieve_responses",
     "direct_store",
@@ -525,6 +537,21 @@ def signalling_actions() -> dict[str, Any]:
         return ORIGINAL_ACTIONS
     description, _action, next_state = ORIGINAL_ACTIONS[ACCEPT_ACTION]
     return {**ORIGINAL_ACTIONS, ACCEPT_ACTION: (description, accept_then_signal, next_state)}
+
+
+CONNECTED_ATTRIBUTE = "_is_connected"  # pynetdicom's AssociationSocket attribute, kept in the instance
+
+
+def connection_made(wrapper: Any) -> bool:
+    """Stands in for `AssociationSocket._is_connected` (`requestor_answer`): whether the connection
+    was made, even if it has been closed since (then `wrapper.socket` is None)."""
+    return bool(vars(wrapper).get(CONNECTED_ATTRIBUTE, False))
+
+
+def note_connection(wrapper: Any, connected: bool) -> None:
+    """pynetdicom sets `_is_connected` when the connection is made and clears it when it closes:
+    the first is kept, the second is not (`connection_made`)."""
+    vars(wrapper)[CONNECTED_ATTRIBUTE] = bool(connected) or connection_made(wrapper)
 
 
 def apply(disabled: frozenset[str] | None = None) -> bool:
@@ -1805,5 +1832,8 @@ REPLACEMENTS = {
     "accept_first": [
         replacement(acse.ACSE, "send_accept", send_accept_first),
         replacement(fsm, "ACTIONS", signalling_actions()),
+    ],
+    "requestor_answer": [
+        replacement(transport.AssociationSocket, CONNECTED_ATTRIBUTE, property(connection_made, note_connection))
     ],
 }

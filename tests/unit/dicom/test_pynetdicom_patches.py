@@ -33,6 +33,7 @@ from pynetdicom.dsutils import encode
 from pynetdicom.pdu_primitives import A_ASSOCIATE
 from pynetdicom.transport import AddressInformation, AssociationSocket
 
+from appliance.dicom import admission
 from appliance.dicom import pynetdicom_patches as patches
 from appliance.dicom.guarded_server import GuardedSocket
 
@@ -64,6 +65,16 @@ FINGERPRINTS: dict[str, dict[str, str]] = {
         "pynetdicom.acse:ACSE._negotiate_as_acceptor": "fffd360957c42a8e",
         "pynetdicom.fsm:AE_7": "c62284735836c78a",
         "pynetdicom.fsm:StateMachine.do_action": "9a883f44c7f31641",
+    },
+    # `requestor_answer` keeps `AssociationSocket._is_connected` true once the connection was made:
+    # the requesting thread's look after `_ready`, and the readers that look at the socket first.
+    "requestor_answer": {
+        "pynetdicom.acse:ACSE._negotiate_as_requestor": "507959152c5896c6",
+        "pynetdicom.transport:AssociationSocket.__init__": "1f0325fdef2cc353",
+        "pynetdicom.transport:AssociationSocket._create_socket": "bf8b92b106c8aa07",
+        "pynetdicom.transport:AssociationSocket.connect": "aeeeae413bd339dc",
+        "pynetdicom.transport:AssociationSocket.close": "c726c8db53813d55",
+        "pynetdicom.transport:AssociationSocket.ready": "3eb58e3d39dc076d",
     },
     # `fast_polling` also skips the DUL's first sleep when its socket wrapper holds the request read
     # already, and wakes the DUL of an association being requested (its socket not connected yet)
@@ -245,6 +256,27 @@ RELIED_ON: dict[str, list[tuple[str, list[str]]]] = {
         ("pynetdicom.fsm", ["A_ASSOCIATE_AC,"]),
         ("pynetdicom.fsm:AE_7", ["dul._send(A_ASSOCIATE_AC(primitive))"]),
         ("pynetdicom.dul:DULServiceProvider._send", ["self.socket.send(pdu.encode())"]),
+    ],
+    "requestor_answer": [
+        (
+            "pynetdicom.acse:ACSE._negotiate_as_requestor",
+            [
+                "self.send_request()",
+                "socket._ready.wait()",
+                "if not socket._is_connected:",
+                "self.assoc.abort()",
+                "rsp = self.dul.receive_pdu(wait=True, timeout=self.acse_timeout)",
+            ],
+        ),
+        (
+            "pynetdicom.transport:AssociationSocket.close",
+            [
+                "if self.socket is None or self._is_connected is False:",
+                "self.socket = None",
+                "self._is_connected = False",
+            ],
+        ),
+        ("pynetdicom.transport:AssociationSocket.ready", ["if self.socket is None or self._is_connected is False:"]),
     ],
     "accept_first": [
         ("pynetdicom.fsm", ['"AE-7": ("Send A-ASSOCIATE-AC PDU", AE_7, "Sta6"),']),
@@ -549,8 +581,9 @@ def restored(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
     """pynetdicom as shipped (switches at their defaults, nothing patched), put back as it was after the test."""
     for replacements in patches.REPLACEMENTS.values():
         for item in replacements:
-            if item.original is None:  # a global this pynetdicom no longer has
-                monkeypatch.delattr(item.module, item.name, raising=False)
+            if item.original is None:  # a global this pynetdicom does not have (or no longer has)
+                monkeypatch.setattr(item.module, item.name, item.patched, raising=False)  # undone: as it was
+                monkeypatch.delattr(item.module, item.name)
             else:
                 monkeypatch.setattr(item.module, item.name, item.original)
     for name, value in SWITCH_DEFAULTS.items():
@@ -890,6 +923,84 @@ def test_an_accept_the_dul_does_not_write_holds_the_reactor_only_briefly(restore
     association.acse.send_accept()  # no DUL thread runs: nothing writes it
     assert 0.05 <= time.monotonic() - start < 1.0
     assert association.dul.to_provider_queue.qsize() == 1  # queued as pynetdicom queues it
+
+
+# Every line of pynetdicom (its tests aside) that mentions `_is_connected`, counted: a new reader is
+# one more place where "was connected" and "is connected" may differ (`requestor_answer`).
+CONNECTED_LINES = {
+    "pynetdicom.acse": {"if not socket._is_connected:": 1},
+    "pynetdicom.transport": {
+        "self._is_connected = False": 3,
+        "self._is_connected = True": 2,
+        "if self.socket is None or self._is_connected is False:": 2,
+        "#   it doesn't work because `_is_connected` is False": 1,
+    },
+}
+
+
+def test_connected_is_read_only_where_the_patch_was_checked() -> None:
+    package = os.path.dirname(pynetdicom.__file__)
+    found: dict[str, Counter[str]] = {}
+    for name in sorted(os.listdir(package)):
+        if name.endswith(".py"):
+            with open(os.path.join(package, name), encoding="utf-8") as source:
+                lines = Counter(line.strip() for line in source if "_is_connected" in line)
+            if lines:
+                found[f"pynetdicom.{name.removesuffix('.py')}"] = lines
+    assert found == CONNECTED_LINES, changed("requestor_answer", "the lines using AssociationSocket._is_connected")
+
+
+def rejecting_peer(server: socket.socket) -> None:
+    """Read one A-ASSOCIATE-RQ, answer an A-ASSOCIATE-RJ (transient), close."""
+    connection, _ = server.accept()
+    with connection:
+        header = connection.recv(6, socket.MSG_WAITALL)
+        connection.recv(int.from_bytes(header[2:], "big"), socket.MSG_WAITALL)
+        connection.sendall(admission.associate_reject(2, 1, 2))
+
+
+def request_looking_late(port: int) -> Association:
+    """An association requested of the peer on `port`, whose requesting thread looks at its
+    connection only once its DUL has read the answer and closed the connection (the order the
+    race gave, now every time)."""
+
+    def wait_until_closed(event: Any) -> None:
+        deadline = time.monotonic() + 5.0
+        while event.assoc.dul.socket.socket is not None and time.monotonic() < deadline:
+            time.sleep(0.001)
+
+    modality = AE("MODALITY")
+    modality.add_requested_context("1.2.840.10008.1.1")
+    return modality.associate("127.0.0.1", port, ae_title="PEER", evt_handlers=[(evt.EVT_REQUESTED, wait_until_closed)])
+
+
+@pytest.mark.parametrize("in_force", [True, False])
+def test_a_rejection_read_before_the_requestor_looks_is_a_rejection(
+    restored: pytest.MonkeyPatch, in_force: bool
+) -> None:
+    """`requestor_answer`: pynetdicom took a connection closed after the peer's A-ASSOCIATE-RJ for
+    one never made, and aborted (without the patch, checked here too)."""
+    patches.apply(frozenset() if in_force else frozenset({"requestor_answer"}))
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        peer = threading.Thread(target=rejecting_peer, args=(server,))
+        peer.start()
+        association = request_looking_late(server.getsockname()[1])
+        peer.join()
+    if in_force:
+        assert association.is_rejected and not association.is_aborted
+        assert association.acceptor.primitive.result == 2
+    else:
+        assert association.is_aborted and not association.is_rejected
+
+
+def test_a_connection_never_made_is_still_an_abort(restored: pytest.MonkeyPatch) -> None:
+    patches.apply()
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        port = server.getsockname()[1]  # closed: nothing listens there any more
+    modality = AE("MODALITY")
+    modality.add_requested_context("1.2.840.10008.1.1")
+    association = modality.associate("127.0.0.1", port, ae_title="PEER")
+    assert association.is_aborted and not association.is_rejected and not association.is_established
 
 
 def test_a_dul_thread_stops_sleeping_when_its_peer_sends() -> None:
