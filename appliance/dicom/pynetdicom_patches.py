@@ -84,17 +84,18 @@ Process-wide, applied by `apply()`:
   the negotiation to AC written 475 -> 346 us; raw A-ASSOCIATE-RQ to -AC from outside, medians of
   200, 4 alternating runs with and without it: one process 1.93-2.27 ms / 2.04-2.41 ms, two
   serving processes 2.41-2.78 ms / 2.41-2.84 ms.
-- `requestor_answer` (correctness): a requestor (a C-MOVE's sub-association, a forward, a
-  commitment report, the health check's C-ECHO) sends its A-ASSOCIATE-RQ, then its thread looks
-  whether the connection was made (pynetdicom 3.0's `_negotiate_as_requestor`: `_is_connected`
-  after `_ready`). A peer that answers at once with an A-ASSOCIATE-RJ (or an A-ABORT) has the DUL
-  close the connection after queuing the answer; when that happened before the thread looked, it
-  took the closed connection for one never made and aborted: the rejection was lost (the health
-  check then said "does not answer" of a peer that refuses). With `fast_polling` the DUL is quick
-  enough for that: 13 of 200 transient rejections in a row were read as aborts (0 of 150 without
-  `fast_polling`). Here `AssociationSocket._is_connected` says whether the connection was made,
-  and stays so once closed (`connection_made`); pynetdicom's other readers of it (`ready`,
-  `send`, `close`) look first at the socket, None once closed. 0 of 400 with it.
+- `requestor_answer` (correctness): a requestor (a C-MOVE's sub-association, a forward, a storage
+  commitment report) sends its A-ASSOCIATE-RQ, then its thread looks whether the connection was
+  made (pynetdicom 3.0's `_negotiate_as_requestor`: `_is_connected` after `_ready`). A peer that
+  answers at once with an A-ASSOCIATE-RJ (or an A-ABORT) has the DUL close the connection after
+  queuing the answer; when that happened before the thread looked, it took the closed connection
+  for one never made and aborted: the rejection was lost (pynetdicom logged an abort instead of
+  the rejection and its reason, and `is_rejected`, which the tests read, was false). With
+  `fast_polling` the DUL is quick enough for that: 13 and 15 of 200 transient rejections in a row
+  were read as aborts (0 of 150 without `fast_polling`). Here `AssociationSocket._is_connected`
+  says whether the connection was made, and stays so once closed (`connection_made`); pynetdicom's
+  other readers of it (`ready`, `close`) look first at the socket, None once closed. 0 of 400 with
+  it; reading it costs 0.1 us more (a property).
 Per association (installed by the services' EVT_CONN_OPEN / EVT_ESTABLISHED handlers):
 - `serialise_reactor` (correctness): a requestor's reactor thread can take the C-STORE-RSP meant for
   `send_c_store` (pynetdicom 3.0: the reactor checks its pause flag before the sender clears it),
