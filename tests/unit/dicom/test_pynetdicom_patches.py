@@ -951,12 +951,14 @@ def test_connected_is_read_only_where_the_patch_was_checked() -> None:
 
 
 def rejecting_peer(server: socket.socket) -> None:
-    """Read one A-ASSOCIATE-RQ, answer an A-ASSOCIATE-RJ (transient), close."""
+    """Read one A-ASSOCIATE-RQ, answer the archive's transient A-ASSOCIATE-RJ, close."""
     connection, _ = server.accept()
     with connection:
         header = connection.recv(6, socket.MSG_WAITALL)
-        connection.recv(int.from_bytes(header[2:], "big"), socket.MSG_WAITALL)
-        connection.sendall(admission.associate_reject(2, 1, 2))
+        connection.recv(admission.pdu_length(header), socket.MSG_WAITALL)
+        answer = admission.too_many("a test of the requestor")
+        assert answer.pdu is not None
+        connection.sendall(answer.pdu)
 
 
 def request_looking_late(port: int) -> Association:
@@ -988,7 +990,7 @@ def test_a_rejection_read_before_the_requestor_looks_is_a_rejection(
         peer.join()
     if in_force:
         assert association.is_rejected and not association.is_aborted
-        assert association.acceptor.primitive.result == 2
+        assert association.acceptor.primitive.result == admission.REJECTED_TRANSIENT
     else:
         assert association.is_aborted and not association.is_rejected
 
