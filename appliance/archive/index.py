@@ -8,13 +8,16 @@ duplicate policy.
 
 from __future__ import annotations
 
+import os
 import threading
-from collections.abc import Iterable
+from collections import Counter
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, bindparam, case, func, insert, select, update
+from sqlalchemy import Connection, Engine, bindparam, case, delete, func, insert, select, update
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError
 
 from appliance.archive import changes
@@ -24,6 +27,7 @@ from appliance.archive.metadata import InstanceDocument
 from appliance.archive.storage import IMMEDIATE, Unsynced, WrittenFile
 from appliance.db.prepared import Prepared
 from appliance.db.schema import (
+    change,
     instance,
     instance_header,
     instance_metadata,
@@ -33,6 +37,7 @@ from appliance.db.schema import (
     scheduled_step,
     series,
     study,
+    unsynced_instance,
 )
 from appliance.patients.national import keep_received_identifiers
 
@@ -64,13 +69,20 @@ class StoredInstance:
 class Index:
     """The archive index on one engine. Writes are serialised in-process (SQLite has one writer);
     the instances indexed at the same moment by several threads share one commit (`GroupCommit`,
-    its leader waiting `commit_window_seconds` for company)."""
+    its leader waiting `commit_window_seconds` for company). With `share_flush` (the DICOM archive's
+    processes, whose start checks the instances left unsynced: `integrity.recover_unsynced`), a SQLite
+    index on the files' file system commits their batch without a flush of its own, the files' sync
+    flushing it with them."""
 
-    def __init__(self, engine: Engine, publish: bool = True, commit_window_seconds: float = 0.0) -> None:
+    def __init__(
+        self, engine: Engine, publish: bool = True, commit_window_seconds: float = 0.0, share_flush: bool = False
+    ) -> None:
         self.engine = engine
         self.publish = publish
         self.write_lock = threading.Lock()
-        self.group = GroupCommit(engine, self.write_lock, commit_window_seconds)
+        device = database_device(engine) if share_flush else None
+        unflushed = UnsyncedInstances(engine, device) if device is not None else None
+        self.group = GroupCommit(engine, self.write_lock, commit_window_seconds, unflushed)
 
     def stored_instance(self, sop_instance_uid: str) -> StoredInstance | None:
         """The archived instance with this SOP Instance UID, if any."""
@@ -142,6 +154,103 @@ class Index:
             if result.rowcount and document is not None:
                 replace_document(connection, instance_id, document)
             return bool(result.rowcount)
+
+
+def database_device(engine: Engine) -> int | None:
+    """The file system a SQLite index's file is on, or None for another database (or one in memory)."""
+    url = make_url(str(engine.url))
+    if url.get_backend_name() != "sqlite" or not url.database or url.database == ":memory:":
+        return None
+    try:
+        return os.stat(url.database).st_dev
+    except OSError:
+        return None
+
+
+@dataclass(frozen=True)
+class UnsyncedInstances:
+    """The instances a batch committed before its sync returned (`unsynced_instance`), for the group
+    commit (`group_commit.Unflushed`): listed with their rows, dropped by the next commit."""
+
+    engine: Engine
+    device: int
+
+    def mark(self, connection: Connection, results: list[Any]) -> None:
+        for instance_pk in results:
+            MARK_UNSYNCED.run(connection, {"instance_pk": instance_pk})
+
+    def clear(self, connection: Connection, results: list[Any]) -> None:
+        connection.execute(CLEAR_UNSYNCED, {"instance_pks": list(results)})
+
+    def undo(self, results: list[Any]) -> None:
+        with self.engine.begin() as connection:
+            unindex_instances(connection, [int(result) for result in results])
+
+
+def unindex_instances(connection: Connection, instance_pks: list[int]) -> list[str]:
+    """Take instances out of the index, never acknowledged (their file could not be made durable):
+    their header, DICOM JSON, unsynced mark and stored change go with them; their series and studies
+    are counted again, and go too when left without instances. Returns their paths."""
+    rows = connection.execute(UNINDEXED, {"instance_pks": instance_pks}).all()
+    if not rows:
+        return []
+    found = [row.id for row in rows]
+    for table in (instance_header, instance_metadata, unsynced_instance):
+        connection.execute(delete(table).where(table.c.instance_pk.in_(found)))
+    connection.execute(
+        delete(change).where(
+            change.c.study_instance_uid.in_({row.study_instance_uid for row in rows}),
+            change.c.kind == changes.INSTANCE_STORED,
+            change.c.sop_instance_uid.in_([row.sop_instance_uid for row in rows]),
+        )
+    )
+    connection.execute(delete(instance).where(instance.c.id.in_(found)))
+    emptied = uncount_series(connection, Counter(row.series_pk for row in rows))
+    uncount_studies(connection, rows, emptied)
+    return [row.path for row in rows]
+
+
+def uncount_series(connection: Connection, removed: Counter[int]) -> Counter[int]:
+    """Each series counted without its removed instances, removed when left empty; returns how many
+    series each study lost."""
+    for series_pk, count in removed.items():
+        connection.execute(
+            update(series)
+            .where(series.c.id == series_pk)
+            .values(number_of_instances=series.c.number_of_instances - count)
+        )
+    empty = select(series.c.id, series.c.study_pk).where(
+        series.c.id.in_(list(removed)), series.c.number_of_instances <= 0
+    )
+    emptied = connection.execute(empty).all()
+    connection.execute(delete(series).where(series.c.id.in_([row.id for row in emptied])))
+    return Counter(row.study_pk for row in emptied)
+
+
+def uncount_studies(connection: Connection, rows: Sequence[Any], emptied: Counter[int]) -> None:
+    """Each study counted without its removed instances and series (its modalities listed again when
+    it lost a series), removed when left without instances."""
+    instances, sizes = Counter(row.study_pk for row in rows), Counter[int]()
+    for row in rows:
+        sizes[row.study_pk] += row.received_size_bytes
+    for study_pk, count in instances.items():
+        values: dict[str, Any] = {
+            "number_of_instances": study.c.number_of_instances - count,
+            "size_bytes": study.c.size_bytes - sizes[study_pk],
+        }
+        if emptied[study_pk]:
+            values["number_of_series"] = study.c.number_of_series - emptied[study_pk]
+            values["modalities_in_study"] = modalities_of(connection, study_pk)
+        connection.execute(update(study).where(study.c.id == study_pk).values(**values))
+    connection.execute(delete(study).where(study.c.id.in_(list(instances)), study.c.number_of_instances <= 0))
+
+
+def modalities_of(connection: Connection, study_pk: int) -> str:
+    """Modalities In Study from the study's series, as the ingest lists them."""
+    listed = ""
+    for modality in connection.execute(select(series.c.modality).where(series.c.study_pk == study_pk)).scalars():
+        listed = with_modality(listed, modality)
+    return listed
 
 
 def replace_document(connection: Connection, instance_id: int, document: InstanceDocument) -> None:
@@ -219,6 +328,25 @@ COUNT_SERIES_INSTANCE = Prepared(
     update(series)
     .where(series.c.id == bindparam("series_pk"))
     .values(number_of_instances=series.c.number_of_instances + 1, updated_at=bindparam("moment"))
+)
+
+MARK_UNSYNCED = Prepared(insert(unsynced_instance))
+CLEAR_UNSYNCED = delete(unsynced_instance).where(
+    unsynced_instance.c.instance_pk.in_(bindparam("instance_pks", expanding=True))
+)
+UNINDEXED = (
+    select(
+        instance.c.id,
+        instance.c.sop_instance_uid,
+        instance.c.series_pk,
+        instance.c.path,
+        instance.c.received_size_bytes,
+        series.c.study_pk,
+        study.c.study_instance_uid,
+    )
+    .join(series, series.c.id == instance.c.series_pk)
+    .join(study, study.c.id == series.c.study_pk)
+    .where(instance.c.id.in_(bindparam("instance_pks", expanding=True)))
 )
 
 STORED_INSTANCE_COLUMNS = (

@@ -20,7 +20,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, delete, func, select, union, update
 
 from appliance.archive.attributes import InvalidObject, read_attributes
-from appliance.archive.index import DuplicateInstance, Index
+from appliance.archive.index import DuplicateInstance, Index, unindex_instances
 from appliance.archive.progress import ProgressCallback, quietly
 from appliance.archive.search import iterate_instances
 from appliance.archive.storage import (
@@ -44,6 +44,7 @@ from appliance.db.schema import (
     scheduled_step,
     series,
     study,
+    unsynced_instance,
 )
 
 LOGGER = logging.getLogger(__name__)
@@ -309,6 +310,33 @@ def index_file(index: Index, files: FileStore, path: Path, report: ReindexReport
     written = WrittenFile(relative, len(data), sha256_of_file(path))
     index.add_instance(attributes, written, calling_ae_title="")
     report.indexed += 1
+
+
+def recover_unsynced(engine: Engine, files: FileStore) -> list[str]:
+    """At start-up, before `adopt_pending`: the instances a batch indexed before its sync returned
+    (`group_commit`, `unsynced_instance`) whose next commit never came. One whose file is whole was
+    made durable: it stays. One whose file is missing or holds other bytes was cut short by a crash
+    before the sync, so before any acknowledgement: its rows and what is left of its file are removed,
+    and the sender's retry is stored anew. Returns the paths removed."""
+    listed = (
+        select(instance.c.id, instance.c.path, instance.c.sha256, instance.c.tier)
+        .join(unsynced_instance, unsynced_instance.c.instance_pk == instance.c.id)
+        .order_by(instance.c.id)
+    )
+    with engine.connect() as connection:
+        rows = connection.execute(listed).all()
+    if not rows:
+        return []
+    lost = [row.id for row in rows if row.tier == IMMEDIATE and file_state(files, row.path, row.sha256) != INTACT]
+    with engine.begin() as connection:
+        removed = unindex_instances(connection, lost)
+        connection.execute(delete(unsynced_instance))
+        if removed:
+            remove_patients_without_anything(connection)
+    for relative in removed:
+        LOGGER.warning("removing %s: the crash came before its sync (never acknowledged)", relative)
+        files.absolute(relative).unlink(missing_ok=True)
+    return removed
 
 
 def adopt_pending(engine: Engine, files: FileStore) -> AdoptionReport:

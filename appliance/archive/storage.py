@@ -431,6 +431,15 @@ def make_durable(items: list[Unsynced]) -> Durability:
     return Durability(errors, syncs)
 
 
+def synced_with(item: Unsynced, device: int) -> bool:
+    """Whether `make_durable` makes `item` durable with a `syncfs` of the file system `device`,
+    which then flushes everything else written there as well (the index's write-ahead log)."""
+    staged = item.staged
+    if SYNCFS is None or staged is None or item.synced or staged.descriptor < 0:
+        return False
+    return os.fstat(staged.descriptor).st_dev == device
+
+
 def sync_file_systems(items: list[Unsynced], errors: list[OSError | None]) -> int:
     """One `syncfs` per file system of the items with staged bytes, then each one's write-back
     checked; returns how many syncs."""

@@ -25,7 +25,7 @@ from appliance.archive import commitment, retrieve, tiers
 from appliance.archive.commitment import CHANNEL
 from appliance.archive.index import Index
 from appliance.archive.ingest import Ingest
-from appliance.archive.integrity import adopt_pending
+from appliance.archive.integrity import adopt_pending, recover_unsynced
 from appliance.archive.storage import FileStore
 from appliance.audit.activity import close_trail, open_trail
 from appliance.audit.trail import AuditTrail, DiscardingRecorder
@@ -54,6 +54,11 @@ def file_store(runtime: process.Runtime) -> FileStore:
     is dealt with: files placed but never indexed are indexed (they were never acknowledged, but they
     are valid objects: `archive verify` would otherwise report them as orphans), partial files removed."""
     files = tiers.file_store(runtime.config)
+    recovered = recover_unsynced(runtime.engine, files)
+    if recovered:
+        LOGGER.warning(
+            "removed %d object(s) an interruption cut short before their sync (never acknowledged)", len(recovered)
+        )
     adoption = adopt_pending(runtime.engine, files)
     if adoption.adopted or adoption.set_aside:
         LOGGER.warning(
@@ -79,7 +84,7 @@ def archive_handlers(
 ) -> list[Any]:
     """The archive's services (storage, query/retrieve, MPPS, storage commitment) as pynetdicom
     handlers: the same in the daemon's process and in each serving process."""
-    ingest = Ingest(files, Index(runtime.engine))
+    ingest = Ingest(files, Index(runtime.engine, share_flush=True))
     archive = ArchiveServices(runtime.settings, runtime.engine, files, ingest, policy, DicomAudit(trail))
     try:
         retrieve.warm_up(runtime.engine)

@@ -51,8 +51,10 @@ def configure_sqlite_connection(connection: Any, _record: Any) -> None:
     """Per-connection SQLite settings.
 
     WAL lets queries run while images are being indexed; synchronous=FULL makes every commit
-    durable before the archive answers success (A3); case_sensitive_like makes LIKE follow DICOM
-    (case-sensitive except person names, which are matched on a folded key) and use the indexes.
+    durable before the archive answers success (A3): the ingest's batches whose files' sync flushes
+    their commit set NORMAL for that one commit (`group_commit`); case_sensitive_like makes LIKE
+    follow DICOM (case-sensitive except person names, which are matched on a folded key) and use
+    the indexes.
     """
     cursor = connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")

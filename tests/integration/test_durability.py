@@ -14,9 +14,12 @@ from pynetdicom.sop_class import (  # type: ignore[attr-defined]
     StudyRootQueryRetrieveInformationModelFind,
 )
 from servers import Daemon, archive_config, associate, cli, write_config
+from sqlalchemy import delete, insert, select
 
 from appliance.archive.attributes import read_attributes
 from appliance.archive.storage import FileStore, instance_relative_path
+from appliance.db import create_index_engine
+from appliance.db.schema import instance, unsynced_instance
 
 SUCCESS = 0x0000
 OUT_OF_RESOURCES = 0xA700
@@ -172,6 +175,49 @@ def test_a_file_stored_but_never_indexed_is_indexed_at_start(tmp_path: Path) -> 
     assert "indexed 1 file(s) an interrupted run had stored but not indexed" in daemon.log()
     assert not list((tmp_path / "data" / "incoming").iterdir())
     assert "0 missing, 0 altered, 0 orphan(s)" in cli(config_path, "archive", "verify").stdout
+
+
+def test_an_image_whose_sync_never_came_leaves_the_index_at_start_and_is_stored_again(tmp_path: Path) -> None:
+    """Issue 14: the archive's index commit is flushed by the sync of its files (one flush an image).
+    The state a power cut between the two can leave (made here directly: a kill -9 leaves the page
+    cache, a power cut does not): rows listed as unsynced, one file that never reached the disk. At
+    start that image leaves the index (it was never acknowledged), the other stays; the resend is
+    stored."""
+    config_path = write_config(tmp_path / "a.yaml", archive_config(tmp_path / "data", 1))
+    study_uid, series_uid = generate_uid(), generate_uid()
+    datasets = [small_ct(study_uid, series_uid, number) for number in (1, 2)]
+    daemon = Daemon("appliance.daemons.archive", config_path, tmp_path / "log").start()
+    try:
+        assert [store(daemon, dataset) for dataset in datasets] == [SUCCESS, SUCCESS]
+    finally:
+        daemon.stop()
+    engine = create_index_engine(f"sqlite:///{tmp_path / 'data' / 'index' / 'appliance.sqlite'}")
+    with engine.begin() as connection:
+        rows = connection.execute(select(instance.c.id, instance.c.path).order_by(instance.c.instance_number)).all()
+        listed = connection.execute(select(unsynced_instance.c.instance_pk)).scalars().all()
+        assert rows[1].id in listed  # the last batch: its sync returned, no commit came after it
+        connection.execute(delete(unsynced_instance))
+        connection.execute(insert(unsynced_instance), [{"instance_pk": row.id} for row in rows])
+    engine.dispose()
+    (tmp_path / "data" / "archive" / rows[1].path).unlink()
+    restarted = Daemon("appliance.daemons.archive", config_path, tmp_path / "log").start()
+    try:
+        uids = [str(dataset.SOPInstanceUID) for dataset in datasets]
+        assert found_after_restart(restarted, uids) == {uids[0]}
+        assert store(restarted, datasets[1]) == SUCCESS
+        assert found_after_restart(restarted, uids) == set(uids)
+    finally:
+        restarted.stop()
+    assert "removed 1 object(s) an interruption cut short before their sync" in restarted.log()
+    assert "0 missing, 0 altered, 0 orphan(s)" in cli(config_path, "archive", "verify").stdout
+
+
+def store(daemon: Daemon, dataset: Dataset) -> int:
+    assoc = associate(daemon.port, CTImageStorage)
+    try:
+        return int(assoc.send_c_store(dataset).Status)
+    finally:
+        assoc.release()
 
 
 def test_free_space_threshold_refuses_with_a700_and_keeps_answering(tmp_path: Path) -> None:

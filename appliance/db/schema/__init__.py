@@ -15,6 +15,7 @@ from appliance.db.schema.archive import (
     quarantined_duplicate,
     series,
     study,
+    unsynced_instance,
 )
 from appliance.db.schema.base import metadata
 from appliance.db.schema.changes import change, change_cursor
@@ -57,4 +58,5 @@ __all__ = [
     "scheduled_step",
     "series",
     "study",
+    "unsynced_instance",
 ]

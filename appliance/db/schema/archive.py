@@ -127,6 +127,17 @@ instance_metadata = Table(
     Column("pixel_data_vr", String(2), nullable=False, server_default=""),  # OB, OW, or "" (no pixels)
 )
 
+# An instance indexed by a commit that was not flushed on its own (`group_commit`: the SQLite index
+# shares the files' file system, one `syncfs` then makes the file and the commit durable together).
+# Written in the same transaction as the instance, deleted by the next one once that sync returned:
+# after a crash, a row still listed here is checked against its file at start-up
+# (`integrity.recover_unsynced`), and removed with it when the file never reached the disk whole.
+unsynced_instance = Table(
+    "unsynced_instance",
+    metadata,
+    Column("instance_pk", BigKey, ForeignKey("instance.id", ondelete="CASCADE"), primary_key=True),
+)
+
 # A second object with a known SOP Instance UID but other bytes: kept aside, never lost.
 quarantined_duplicate = Table(
     "quarantined_duplicate",

@@ -1,0 +1,228 @@
+"""One flush per image (issue 14, A3): the DICOM archive's SQLite index, on the files' file system,
+commits a batch without the commit's own flush, and the `syncfs` that makes the batch's files
+durable flushes that commit with them; nothing is answered before it returns. The rows are listed
+as unsynced in their own transaction until the next commit; a failed sync takes them back, and at
+start-up a listed row whose file never reached the disk whole is removed (`recover_unsynced`), so
+that the sender's retry is stored anew."""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import os
+import sys
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import pytest
+from datagen import PATIENTS, encoded, make_instance
+from pydicom.uid import generate_uid
+from servers import wait_for
+from sqlalchemy import Engine, create_engine, event, func, insert, select
+
+from appliance.archive import storage
+from appliance.archive.index import Index, database_device
+from appliance.archive.ingest import IncomingObject, Ingest, StoreOutcome
+from appliance.archive.integrity import recover_unsynced
+from appliance.archive.storage import FileStore
+from appliance.db.schema import change, instance, patient, series, study, unsynced_instance
+
+pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="syncfs is Linux's")
+
+FULL, NORMAL = 2, 1  # PRAGMA synchronous
+
+
+def ct_object(study_uid: str = "", series_uid: str = "", number: int = 1) -> tuple[bytes, str]:
+    dataset = make_instance("CT", PATIENTS[1], study_uid or generate_uid(), series_uid or generate_uid(), number)
+    dataset.Rows = dataset.Columns = 16
+    dataset.PixelData = dataset.PixelData[: 16 * 16 * 2]
+    return encoded(dataset), str(dataset.SOPInstanceUID)
+
+
+def request(data: bytes, sop_instance_uid: str) -> IncomingObject:
+    return IncomingObject(data, sop_instance_uid, "1.2.840.10008.5.1.4.1.1.2", "MODALITY")
+
+
+def sharing(tmp_path: Path, engine: Engine) -> Ingest:
+    return Ingest(FileStore(tmp_path / "data", 0), Index(engine, share_flush=True))
+
+
+def count(engine: Engine, table: Any) -> int:
+    with engine.connect() as connection:
+        return int(connection.scalar(select(func.count()).select_from(table)) or 0)
+
+
+def listed(engine: Engine) -> set[str]:
+    """The SOP Instance UIDs listed as unsynced."""
+    statement = select(instance.c.sop_instance_uid).join(
+        unsynced_instance, unsynced_instance.c.instance_pk == instance.c.id
+    )
+    with engine.connect() as connection:
+        return set(connection.execute(statement).scalars())
+
+
+def test_the_commit_comes_first_without_its_flush_then_one_syncfs_flushes_it(
+    tmp_path: Path, engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    events: list[str] = []
+    drivers: list[Any] = []
+    real_syncfs = storage.SYNCFS
+    assert real_syncfs is not None
+
+    def syncfs(descriptor: int) -> int:
+        events.append("syncfs")
+        return real_syncfs(descriptor)
+
+    def on_commit(connection: Any) -> None:
+        driver = connection.connection.driver_connection
+        drivers.append(driver)
+        events.append(f"commit synchronous={driver.execute('PRAGMA synchronous').fetchone()[0]}")
+
+    monkeypatch.setattr(storage, "SYNCFS", syncfs)
+    event.listen(engine, "commit", on_commit)
+    ingest = sharing(tmp_path, engine)
+    data, uid = ct_object()
+    assert ingest.store(request(data, uid)).outcome is StoreOutcome.STORED
+    assert events == [f"commit synchronous={NORMAL}", "syncfs"]
+    assert drivers[0].execute("PRAGMA synchronous").fetchone()[0] == FULL  # given back as it was
+    assert listed(engine) == {uid}  # until the next commit
+    other, other_uid = ct_object()
+    assert ingest.store(request(other, other_uid)).outcome is StoreOutcome.STORED
+    assert listed(engine) == {other_uid}
+
+
+def test_nothing_is_answered_before_the_sync_returns(
+    tmp_path: Path, engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    release = threading.Event()
+    real_syncfs = storage.SYNCFS
+    assert real_syncfs is not None
+
+    def held_syncfs(descriptor: int) -> int:
+        release.wait(timeout=30)
+        return real_syncfs(descriptor)
+
+    monkeypatch.setattr(storage, "SYNCFS", held_syncfs)
+    ingest = sharing(tmp_path, engine)
+    data, uid = ct_object()
+    with ThreadPoolExecutor(1) as pool:
+        answer = pool.submit(ingest.store, request(data, uid))
+        wait_for(lambda: count(engine, instance) == 1, "the rows to be committed")
+        assert not answer.done()
+        release.set()
+        assert answer.result(timeout=30).outcome is StoreOutcome.STORED
+
+
+def test_a_failed_sync_takes_the_rows_back_and_acknowledges_nothing(
+    tmp_path: Path, engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real_syncfs = storage.SYNCFS
+
+    def refuse(_descriptor: int) -> int:
+        ctypes.set_errno(errno.EIO)
+        return -1
+
+    monkeypatch.setattr(storage, "SYNCFS", refuse)
+    ingest = sharing(tmp_path, engine)
+    data, uid = ct_object()
+    assert ingest.store(request(data, uid)).outcome is StoreOutcome.FAILED
+    assert [count(engine, table) for table in (instance, series, study, unsynced_instance, change)] == [0] * 5
+    assert len(ingest.files.pending_files()) == 1  # kept, for the next start to check and index
+    monkeypatch.setattr(storage, "SYNCFS", real_syncfs)
+    assert ingest.store(request(data, uid)).outcome is StoreOutcome.STORED  # the sender's retry
+    assert ingest.index.stored_instance(uid) is not None
+
+
+def test_a_batch_with_a_file_synced_otherwise_keeps_the_flushed_commit(
+    tmp_path: Path, engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without `syncfs`, files and folders are synced one by one, which does not flush the index:
+    its commit flushes itself, after them, as before."""
+    events: list[str] = []
+    monkeypatch.setattr(storage, "SYNCFS", None)
+    event.listen(engine, "commit", lambda _connection: events.append("commit"))
+    ingest = sharing(tmp_path, engine)
+    data, uid = ct_object()
+    assert ingest.store(request(data, uid)).outcome is StoreOutcome.STORED
+    assert events == ["commit"] and listed(engine) == set()
+
+
+def test_only_a_sqlite_file_shares_its_flush(tmp_path: Path, engine: Engine) -> None:
+    assert database_device(engine) == os.stat(tmp_path / "index.sqlite").st_dev
+    assert database_device(create_engine("sqlite://")) is None
+    assert database_device(create_engine("postgresql+psycopg://appliance@127.0.0.1/nothing")) is None
+    assert Index(engine).group.unflushed is None  # the others (STOW-RS, the CLI): as before
+    assert Index(engine, share_flush=True).group.unflushed is not None
+
+
+def test_threads_storing_at_once_each_get_their_answer_and_leave_one_batch_listed(
+    tmp_path: Path, engine: Engine
+) -> None:
+    ingest = sharing(tmp_path, engine)
+    study_uid, series_uid = generate_uid(), generate_uid()
+    objects = [ct_object(study_uid, series_uid, number) for number in range(1, 25)]
+    with ThreadPoolExecutor(8) as pool:
+        outcomes = list(pool.map(lambda pair: ingest.store(request(*pair)).outcome, objects))
+    assert outcomes == [StoreOutcome.STORED] * len(objects)
+    assert count(engine, instance) == len(objects)
+    assert 1 <= len(listed(engine)) <= ingest.index.group.statistics.largest  # the last batch only
+    assert ingest.index.group.statistics.syncs == ingest.index.group.statistics.batches
+
+
+def crash_before_the_sync(engine: Engine, uids: list[str]) -> None:
+    """What a power cut between a batch's commit and its sync can leave: its rows listed."""
+    with engine.begin() as connection:
+        pks = connection.execute(select(instance.c.id).where(instance.c.sop_instance_uid.in_(uids))).scalars()
+        connection.execute(insert(unsynced_instance), [{"instance_pk": pk} for pk in pks])
+
+
+def test_at_start_a_listed_instance_whose_file_is_whole_stays(tmp_path: Path, engine: Engine) -> None:
+    ingest = Ingest(FileStore(tmp_path / "data", 0), Index(engine))
+    data, uid = ct_object()
+    assert ingest.store(request(data, uid)).outcome is StoreOutcome.STORED
+    crash_before_the_sync(engine, [uid])
+    assert recover_unsynced(engine, ingest.files) == []
+    assert listed(engine) == set() and ingest.index.stored_instance(uid) is not None
+
+
+def test_at_start_a_listed_instance_whose_file_never_reached_the_disk_is_removed_and_stored_again(
+    tmp_path: Path, engine: Engine
+) -> None:
+    """One image of a two-image series lost (its file missing), and a study of its own whose file
+    was cut short: both leave the index, with their study's and series' counts; the retry is stored."""
+    ingest = Ingest(FileStore(tmp_path / "data", 0), Index(engine))
+    study_uid, series_uid = generate_uid(), generate_uid()
+    kept, lost = ct_object(study_uid, series_uid, 1), ct_object(study_uid, series_uid, 2)
+    alone = ct_object()
+    for data, uid in (kept, lost, alone):
+        assert ingest.store(request(data, uid)).outcome is StoreOutcome.STORED
+    paths = {uid: ingest.index.stored_instance(uid).path for _data, uid in (kept, lost, alone)}  # type: ignore[union-attr]
+    crash_before_the_sync(engine, [kept[1], lost[1], alone[1]])
+    ingest.files.absolute(paths[lost[1]]).unlink()
+    os.truncate(ingest.files.absolute(paths[alone[1]]), 0)
+
+    removed = recover_unsynced(engine, ingest.files)
+
+    assert sorted(removed) == sorted([paths[lost[1]], paths[alone[1]]])
+    assert not ingest.files.absolute(paths[alone[1]]).exists()
+    assert ingest.index.stored_instance(kept[1]) is not None and listed(engine) == set()
+    assert ingest.index.stored_instance(lost[1]) is None and ingest.index.stored_instance(alone[1]) is None
+    with engine.connect() as connection:
+        studies = connection.execute(
+            select(study.c.number_of_series, study.c.number_of_instances, study.c.size_bytes)
+        ).all()
+        series_counts = connection.execute(select(series.c.number_of_instances)).scalars().all()
+        changed = set(connection.execute(select(change.c.sop_instance_uid)).scalars())
+    assert [(row.number_of_series, row.number_of_instances, row.size_bytes) for row in studies] == [
+        (1, 1, len(kept[0]))
+    ]
+    assert series_counts == [1]
+    assert changed == {kept[1]}
+    assert count(engine, patient) == 1
+    for data, uid in (lost, alone):  # the senders had no answer: they send again
+        assert ingest.store(request(data, uid)).outcome is StoreOutcome.STORED
+    assert count(engine, instance) == 3
+    with engine.connect() as connection:
+        assert connection.scalar(select(func.sum(study.c.number_of_instances))) == 3
