@@ -284,8 +284,9 @@ def restore_study_patients(connection: Connection, previous: dict[str, int]) -> 
             connection.execute(update(study).where(study.c.id == row.id).values(patient_pk=before))
 
 
-def remove_patients_without_anything(connection: Connection) -> None:
-    """Patients no study, order, identity or audit row refers to (created from images now gone)."""
+def remove_patients_without_anything(connection: Connection, among: set[int] | None = None) -> None:
+    """Patients no study, order, identity or audit row refers to (created from images now gone);
+    only those `among` when given."""
     referred = [
         select(study.c.patient_pk),
         select(scheduled_step.c.patient_pk),
@@ -295,7 +296,8 @@ def remove_patients_without_anything(connection: Connection) -> None:
         select(patient_identity.c.merged_into).where(patient_identity.c.merged_into.is_not(None)),
     ]
     used = union(*referred).subquery()
-    connection.execute(delete(patient).where(patient.c.id.not_in(select(used.c[0]))))
+    unused = delete(patient).where(patient.c.id.not_in(select(used.c[0])))
+    connection.execute(unused if among is None else unused.where(patient.c.id.in_(among)))
 
 
 def index_file(index: Index, files: FileStore, path: Path, report: ReindexReport) -> None:
@@ -319,20 +321,22 @@ def recover_unsynced(engine: Engine, files: FileStore) -> list[str]:
     before the sync, so before any acknowledgement: its rows and what is left of its file are removed,
     and the sender's retry is stored anew. Returns the paths removed."""
     listed = (
-        select(instance.c.id, instance.c.path, instance.c.sha256, instance.c.tier)
+        select(instance.c.id, instance.c.path, instance.c.sha256, instance.c.tier, study.c.patient_pk)
         .join(unsynced_instance, unsynced_instance.c.instance_pk == instance.c.id)
+        .join(series, series.c.id == instance.c.series_pk)
+        .join(study, study.c.id == series.c.study_pk)
         .order_by(instance.c.id)
     )
     with engine.connect() as connection:
         rows = connection.execute(listed).all()
     if not rows:
         return []
-    lost = [row.id for row in rows if row.tier == IMMEDIATE and file_state(files, row.path, row.sha256) != INTACT]
+    lost = [row for row in rows if row.tier == IMMEDIATE and file_state(files, row.path, row.sha256) != INTACT]
     with engine.begin() as connection:
-        removed = unindex_instances(connection, lost)
+        removed = unindex_instances(connection, [row.id for row in lost])
         connection.execute(delete(unsynced_instance))
         if removed:
-            remove_patients_without_anything(connection)
+            remove_patients_without_anything(connection, among={row.patient_pk for row in lost})
     for relative in removed:
         LOGGER.warning("removing %s: the crash came before its sync (never acknowledged)", relative)
         files.absolute(relative).unlink(missing_ok=True)

@@ -13,6 +13,7 @@ import os
 import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -34,8 +35,8 @@ pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="syncfs is Linux
 FULL, NORMAL = 2, 1  # PRAGMA synchronous
 
 
-def ct_object(study_uid: str = "", series_uid: str = "", number: int = 1) -> tuple[bytes, str]:
-    dataset = make_instance("CT", PATIENTS[1], study_uid or generate_uid(), series_uid or generate_uid(), number)
+def ct_object(study_uid: str = "", series_uid: str = "", number: int = 1, who: int = 1) -> tuple[bytes, str]:
+    dataset = make_instance("CT", PATIENTS[who], study_uid or generate_uid(), series_uid or generate_uid(), number)
     dataset.Rows = dataset.Columns = 16
     dataset.PixelData = dataset.PixelData[: 16 * 16 * 2]
     return encoded(dataset), str(dataset.SOPInstanceUID)
@@ -190,12 +191,16 @@ def test_at_start_a_listed_instance_whose_file_is_whole_stays(tmp_path: Path, en
 def test_at_start_a_listed_instance_whose_file_never_reached_the_disk_is_removed_and_stored_again(
     tmp_path: Path, engine: Engine
 ) -> None:
-    """One image of a two-image series lost (its file missing), and a study of its own whose file
-    was cut short: both leave the index, with their study's and series' counts; the retry is stored."""
+    """One image of a two-image series lost (its file missing), and a study of another patient whose
+    file was cut short: both leave the index, with their study's and series' counts and the patient
+    created for it (not another one without anything); the retry is stored."""
     ingest = Ingest(FileStore(tmp_path / "data", 0), Index(engine))
     study_uid, series_uid = generate_uid(), generate_uid()
     kept, lost = ct_object(study_uid, series_uid, 1), ct_object(study_uid, series_uid, 2)
-    alone = ct_object()
+    alone = ct_object(who=2)
+    with engine.begin() as connection:  # a patient without anything, not the recovery's business
+        moment = datetime.now(UTC)
+        connection.execute(insert(patient).values(patient_id="ELSEWHERE", created_at=moment, updated_at=moment))
     for data, uid in (kept, lost, alone):
         assert ingest.store(request(data, uid)).outcome is StoreOutcome.STORED
     paths = {uid: ingest.index.stored_instance(uid).path for _data, uid in (kept, lost, alone)}  # type: ignore[union-attr]
@@ -220,7 +225,8 @@ def test_at_start_a_listed_instance_whose_file_never_reached_the_disk_is_removed
     ]
     assert series_counts == [1]
     assert changed == {kept[1]}
-    assert count(engine, patient) == 1
+    with engine.connect() as connection:
+        assert set(connection.execute(select(patient.c.patient_id)).scalars()) == {"IPP0002", "ELSEWHERE"}
     for data, uid in (lost, alone):  # the senders had no answer: they send again
         assert ingest.store(request(data, uid)).outcome is StoreOutcome.STORED
     assert count(engine, instance) == 3
