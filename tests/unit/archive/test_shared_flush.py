@@ -12,7 +12,9 @@ import errno
 import os
 import sys
 import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -21,13 +23,15 @@ import pytest
 from datagen import PATIENTS, encoded, make_instance
 from pydicom.uid import generate_uid
 from servers import wait_for
-from sqlalchemy import Engine, create_engine, event, func, insert, select
+from sqlalchemy import Connection, Engine, create_engine, event, func, insert, select, text
+from sqlalchemy.exc import IntegrityError
 
 from appliance.archive import storage
+from appliance.archive.group_commit import GroupCommit
 from appliance.archive.index import Index, database_device
 from appliance.archive.ingest import IncomingObject, Ingest, StoreOutcome
 from appliance.archive.integrity import recover_unsynced
-from appliance.archive.storage import FileStore
+from appliance.archive.storage import FileStore, Unsynced
 from appliance.db.schema import change, instance, patient, series, study, unsynced_instance
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="syncfs is Linux's")
@@ -232,3 +236,120 @@ def test_at_start_a_listed_instance_whose_file_never_reached_the_disk_is_removed
     assert count(engine, instance) == 3
     with engine.connect() as connection:
         assert connection.scalar(select(func.sum(study.c.number_of_instances))) == 3
+
+
+@dataclass(frozen=True)
+class ProbeMarks:
+    """`group_commit.Unflushed` on a table of names (`probe`), marks in `probe_mark`."""
+
+    engine: Engine
+    device: int
+
+    def mark(self, connection: Connection, results: list[Any]) -> None:
+        for name in results:
+            connection.execute(text("INSERT INTO probe_mark (name) VALUES (:name)"), {"name": name})
+
+    def clear(self, connection: Connection, results: list[Any]) -> None:
+        for name in results:
+            connection.execute(text("DELETE FROM probe_mark WHERE name = :name"), {"name": name})
+
+    def undo(self, results: list[Any]) -> None:
+        with self.engine.begin() as connection:
+            for name in results:
+                connection.execute(text("DELETE FROM probe WHERE name = :name"), {"name": name})
+                connection.execute(text("DELETE FROM probe_mark WHERE name = :name"), {"name": name})
+
+
+@pytest.fixture()
+def probe_group(tmp_path: Path, engine: Engine) -> GroupCommit:
+    with engine.begin() as connection:
+        connection.execute(text("CREATE TABLE probe (name VARCHAR(32) PRIMARY KEY)"))
+        connection.execute(text("CREATE TABLE probe_mark (name VARCHAR(32) PRIMARY KEY)"))
+    marks = ProbeMarks(engine, os.stat(tmp_path / "index.sqlite").st_dev)
+    return GroupCommit(engine, threading.Lock(), unflushed=marks)
+
+
+def names(engine: Engine, table: str) -> set[str]:
+    with engine.connect() as connection:
+        return set(connection.execute(text(f"SELECT name FROM {table}")).scalars())
+
+
+def insert_name(name: str) -> Callable[[Connection], str]:
+    def work(connection: Connection) -> str:
+        connection.execute(text("INSERT INTO probe (name) VALUES (:name)"), {"name": name})
+        return name
+
+    return work
+
+
+def unsynced_item(files: FileStore) -> Unsynced:
+    """One object staged and linked into place as the ingest does it, not synced yet."""
+    data, uid = ct_object()
+    written = files.write_durably(data, f"2026/12/07/s/{uid}.dcm", defer_sync=True, staged=files.stage(data))
+    assert written.unsynced is not None and written.unsynced.staged is not None
+    return written.unsynced
+
+
+def test_a_failing_member_of_a_batch_committed_before_its_sync_fails_alone(
+    tmp_path: Path, engine: Engine, probe_group: GroupCommit, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The batch's transaction is rolled back (its marks with it); its files are synced, then each
+    member runs alone, with a flushed commit of its own."""
+    files = FileStore(tmp_path / "data", 0)
+    release = threading.Event()
+    real_syncfs = storage.SYNCFS
+    assert real_syncfs is not None
+
+    def held_syncfs(descriptor: int) -> int:
+        release.wait(timeout=30)
+        return real_syncfs(descriptor)
+
+    monkeypatch.setattr(storage, "SYNCFS", held_syncfs)
+    with ThreadPoolExecutor(4) as pool:
+        leader = pool.submit(probe_group.run, insert_name("leader"), [unsynced_item(files)])
+        wait_for(lambda: names(engine, "probe") == {"leader"}, "the leader's commit, before its sync")
+        members = [
+            pool.submit(probe_group.run, insert_name(name), [unsynced_item(files)]) for name in ("one", "leader", "two")
+        ]
+        wait_for(lambda: len(probe_group.queue) == 3, "three writers to queue")
+        release.set()
+        assert leader.result(timeout=30) == "leader"
+        assert members[0].result(timeout=30) == "one" and members[2].result(timeout=30) == "two"
+        with pytest.raises(IntegrityError):
+            members[1].result(timeout=30)
+    assert names(engine, "probe") == {"leader", "one", "two"}
+    assert names(engine, "probe_mark") == {"leader"}  # the members alone were flushed: nothing to list
+    assert probe_group.run(insert_name("last"), [unsynced_item(files)]) == "last"
+    assert names(engine, "probe_mark") == {"last"}
+
+
+def test_a_member_whose_file_could_not_be_made_durable_fails_alone_and_its_row_is_taken_back(
+    tmp_path: Path, engine: Engine, probe_group: GroupCommit, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    files = FileStore(tmp_path / "data", 0)
+    items = {name: unsynced_item(files) for name in ("one", "two", "three")}
+    assert storage.SYNC_FILE_RANGE is not None and items["two"].staged is not None
+    failing = {items["two"].staged.descriptor}
+    real = storage.SYNC_FILE_RANGE
+
+    def sync_file_range(descriptor: int, *arguments: Any) -> int:
+        if descriptor in failing and arguments[-1] == storage.SYNC_FILE_RANGE_WAIT:
+            ctypes.set_errno(errno.EIO)
+            return -1
+        return real(descriptor, *arguments)
+
+    monkeypatch.setattr(storage, "SYNC_FILE_RANGE", sync_file_range)
+    release = threading.Event()
+    with ThreadPoolExecutor(4) as pool:
+        held = pool.submit(probe_group.run, lambda connection: release.wait(timeout=30) and "held")
+        wait_for(lambda: probe_group.leading, "the first batch to start")
+        answers = {name: pool.submit(probe_group.run, insert_name(name), [item]) for name, item in items.items()}
+        wait_for(lambda: len(probe_group.queue) == 3, "three writers to queue")
+        release.set()
+        assert held.result(timeout=30) == "held"
+        assert answers["one"].result(timeout=30) == "one" and answers["three"].result(timeout=30) == "three"
+        with pytest.raises(OSError) as raised:
+            answers["two"].result(timeout=30)
+    assert raised.value.errno == errno.EIO
+    assert names(engine, "probe") == {"one", "three"}
+    assert names(engine, "probe_mark") == {"one", "three"}  # until the next commit
