@@ -227,7 +227,8 @@ class FileStore:
         """Write `data` at `relative_path` (under the archive, or `under`) and make it durable.
 
         An existing file is never replaced: if `relative_path` holds the same bytes, nothing is
-        written (`created` False); if it holds other bytes, `data` goes beside it under a name
+        written (`created` False), but what is there is synced (`sync_in_place`); if it holds
+        other bytes, `data` goes beside it under a name
         carrying its digest. Raises StorageFull (nothing left behind) when the disk is full.
         With `keep_pending`, a new file keeps its link in `incoming/` (`WrittenFile.pending`) until
         the caller calls `settled` once it is indexed: a crash in between leaves that link, which
@@ -260,6 +261,7 @@ class FileStore:
                         temporary = self.incoming_directory / "none"
                     return WrittenFile(candidate, len(data), digest, True, kept, unsynced)
                 if sha256_of_file(destination) == digest:
+                    sync_in_place(destination)
                     return WrittenFile(candidate, len(data), digest, created=False)
         except OSError as error:
             if error.errno in (errno.ENOSPC, errno.EDQUOT):
@@ -289,6 +291,23 @@ class FileStore:
             leftover.unlink(missing_ok=True)
             removed += 1
         return removed
+
+
+def sync_in_place(path: Path) -> None:
+    """Make durable a file found in place with the very bytes to write: the writer that placed it
+    (another thread or process, or an attempt whose sync failed) may not have synced it yet, and
+    the caller is about to index it and answer success. One `syncfs` covers the file and every
+    folder created for it; without it, the file and its folder (the other folders were synced as
+    they were created)."""
+    if SYNCFS is not None:
+        sync_file_system(path.parent)
+        return
+    descriptor = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+    sync_directory(path.parent)
 
 
 def beside(relative_path: str, digest: str) -> str:

@@ -214,3 +214,32 @@ def test_associations_storing_at_once_share_a_syncfs_per_batch(tmp_path: Path, e
     assert indexed(engine) == len(objects) and index.group.statistics.members == len(objects)
     assert index.group.statistics.syncs == index.group.statistics.batches
     assert not list(ingest.files.incoming_directory.iterdir())
+
+
+def placed_unsynced(files: FileStore, data: bytes, relative: str) -> None:
+    """`data` placed at `relative` by a writer whose batch is not synced yet."""
+    written = files.write_durably(data, relative, defer_sync=True, staged=files.stage(data))
+    assert written.created and written.unsynced is not None
+
+
+def test_bytes_found_in_place_are_synced_before_they_are_reported_written(tmp_path: Path, events: list[str]) -> None:
+    """Another writer placed the same bytes and has not synced them yet (or its sync failed): the
+    caller will index them and answer success, so they are made durable first, with one syncfs."""
+    files = FileStore(tmp_path, 0)
+    data, _uid = ct_object()
+    placed_unsynced(files, data, "2026/12/07/s/1.dcm")
+    assert events == []
+    written = files.write_durably(data, "2026/12/07/s/1.dcm")
+    assert not written.created and events == ["fsync", "syncfs"]  # its own copy first (unstaged), then what is there
+
+
+def test_without_syncfs_bytes_found_in_place_are_synced_with_their_folder(
+    tmp_path: Path, events: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    files = FileStore(tmp_path, 0)
+    data, _uid = ct_object()
+    placed_unsynced(files, data, "2026/12/07/s/1.dcm")
+    monkeypatch.setattr(storage, "SYNCFS", None)
+    events.clear()
+    written = files.write_durably(data, "2026/12/07/s/1.dcm")
+    assert not written.created and events == ["fsync"] * 3  # its own copy, then the file there and its folder
