@@ -98,18 +98,22 @@ def test_the_commit_comes_first_without_its_flush_then_one_syncfs_flushes_it(
     assert listed(engine) == {other_uid}
 
 
-def test_nothing_is_answered_before_the_sync_returns(
-    tmp_path: Path, engine: Engine, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    release = threading.Event()
+@pytest.fixture()
+def release(monkeypatch: pytest.MonkeyPatch) -> threading.Event:
+    """`syncfs` held until this event is set."""
+    released = threading.Event()
     real_syncfs = storage.SYNCFS
     assert real_syncfs is not None
 
     def held_syncfs(descriptor: int) -> int:
-        release.wait(timeout=30)
+        released.wait(timeout=30)
         return real_syncfs(descriptor)
 
     monkeypatch.setattr(storage, "SYNCFS", held_syncfs)
+    return released
+
+
+def test_nothing_is_answered_before_the_sync_returns(tmp_path: Path, engine: Engine, release: threading.Event) -> None:
     ingest = sharing(tmp_path, engine)
     data, uid = ct_object()
     with ThreadPoolExecutor(1) as pool:
@@ -291,20 +295,11 @@ def unsynced_item(files: FileStore) -> Unsynced:
 
 
 def test_a_failing_member_of_a_batch_committed_before_its_sync_fails_alone(
-    tmp_path: Path, engine: Engine, probe_group: GroupCommit, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, engine: Engine, probe_group: GroupCommit, release: threading.Event
 ) -> None:
     """The batch's transaction is rolled back (its marks with it); its files are synced, then each
     member runs alone, with a flushed commit of its own."""
     files = FileStore(tmp_path / "data", 0)
-    release = threading.Event()
-    real_syncfs = storage.SYNCFS
-    assert real_syncfs is not None
-
-    def held_syncfs(descriptor: int) -> int:
-        release.wait(timeout=30)
-        return real_syncfs(descriptor)
-
-    monkeypatch.setattr(storage, "SYNCFS", held_syncfs)
     with ThreadPoolExecutor(4) as pool:
         leader = pool.submit(probe_group.run, insert_name("leader"), [unsynced_item(files)])
         wait_for(lambda: names(engine, "probe") == {"leader"}, "the leader's commit, before its sync")
