@@ -180,7 +180,8 @@ class UnsyncedInstances:
             MARK_UNSYNCED.run(connection, {"instance_pk": instance_pk})
 
     def clear(self, connection: Connection, results: list[Any]) -> None:
-        connection.execute(CLEAR_UNSYNCED, {"instance_pks": list(results)})
+        for instance_pk in results:
+            CLEAR_UNSYNCED.run(connection, {"instance_pk": instance_pk})
 
     def undo(self, results: list[Any]) -> None:
         with self.engine.begin() as connection:
@@ -331,9 +332,7 @@ COUNT_SERIES_INSTANCE = Prepared(
 )
 
 MARK_UNSYNCED = Prepared(insert(unsynced_instance))
-CLEAR_UNSYNCED = delete(unsynced_instance).where(
-    unsynced_instance.c.instance_pk.in_(bindparam("instance_pks", expanding=True))
-)
+CLEAR_UNSYNCED = Prepared(delete(unsynced_instance).where(unsynced_instance.c.instance_pk == bindparam("instance_pk")))
 UNINDEXED = (
     select(
         instance.c.id,

@@ -228,8 +228,8 @@ class FileStore:
 
         An existing file is never replaced: if `relative_path` holds the same bytes, nothing is
         written (`created` False), but what is there is synced (`sync_in_place`); if it holds
-        other bytes, `data` goes beside it under a name
-        carrying its digest. Raises StorageFull (nothing left behind) when the disk is full.
+        other bytes, `data` goes beside it under a name carrying its digest. Raises StorageFull
+        (nothing left behind) when the disk is full.
         With `keep_pending`, a new file keeps its link in `incoming/` (`WrittenFile.pending`) until
         the caller calls `settled` once it is indexed: a crash in between leaves that link, which
         `pending_files` finds at start-up. With `staged` (`stage(data)`), that file is linked

@@ -51,8 +51,10 @@ DELIVERY_IDLE = timedelta(seconds=1)
 
 def file_store(runtime: process.Runtime) -> FileStore:
     """The file store (with the deferred tier to retrieve from, R1), once what an interrupted run left
-    is dealt with: files placed but never indexed are indexed (they were never acknowledged, but they
-    are valid objects: `archive verify` would otherwise report them as orphans), partial files removed."""
+    is dealt with: instances indexed before their sync whose file never reached the disk whole are
+    removed (`recover_unsynced`: never acknowledged), files placed but never indexed are indexed (they
+    were never acknowledged, but they are valid objects: `archive verify` would otherwise report them
+    as orphans), partial files removed."""
     files = tiers.file_store(runtime.config)
     recovered = recover_unsynced(runtime.engine, files)
     if recovered:

@@ -19,7 +19,7 @@ from typing import Any
 from sqlalchemy import Connection
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.sql.dml import Insert, Update
+from sqlalchemy.sql.dml import Delete, Insert, Update
 
 ON_DRIVER = frozenset({"sqlite"})  # the dialects whose statements run on the driver's connection
 
@@ -35,9 +35,9 @@ class Compiled:
 
 
 class Prepared:
-    """An INSERT or UPDATE built once, run with a dictionary of values inside a transaction."""
+    """An INSERT, UPDATE or DELETE built once, run with a dictionary of values inside a transaction."""
 
-    def __init__(self, statement: Insert | Update) -> None:
+    def __init__(self, statement: Insert | Update | Delete) -> None:
         self.statement = statement
         self.compiled: dict[tuple[str, frozenset[str]], Compiled] = {}
 
@@ -85,7 +85,7 @@ class Prepared:
         return found
 
 
-def compile_statement(statement: Insert | Update, dialect: Dialect, names: list[str]) -> Compiled:
+def compile_statement(statement: Insert | Update | Delete, dialect: Dialect, names: list[str]) -> Compiled:
     """`statement` compiled for `dialect` with values for `names` (an INSERT sets those columns)."""
     compiled = statement.compile(dialect=dialect, column_keys=sorted(names))  # as SQLAlchemy compiles it
     order = tuple(compiled.positiontup or ())

@@ -11,7 +11,7 @@ import pytest
 from datagen import PATIENTS, encoded, make_instance
 from pydicom.dataset import Dataset
 from pydicom.uid import generate_uid
-from sqlalchemy import Engine, insert, text, update
+from sqlalchemy import Engine, bindparam, delete, insert, text, update
 from sqlalchemy.exc import IntegrityError
 
 from appliance.archive import index as index_module
@@ -113,3 +113,14 @@ def test_a_statement_first_in_its_connection_is_committed_by_the_callers_commit(
         connection.commit()
     with engine.connect() as connection:
         assert connection.execute(text("SELECT count(*) FROM change")).scalar() == 1
+
+
+def test_a_delete_runs_in_the_transaction(engine: Engine) -> None:
+    publish = Prepared(insert(change))
+    forget = Prepared(delete(change).where(change.c.id == bindparam("id")))
+    values = {"kind": "instance-stored", "study_instance_uid": "1.2.3", "created_at": MOMENT}
+    with engine.begin() as connection:
+        kept, forgotten = publish.insert(connection, values), publish.insert(connection, values)
+        forget.run(connection, {"id": forgotten})
+    with engine.connect() as connection:
+        assert connection.execute(text("SELECT id FROM change")).scalars().all() == [kept]
