@@ -888,10 +888,13 @@ def send_lock_installed(association: Any) -> bool:
     return True
 
 
-def direct_store(association: Any, request: StoreRequest, content: StoreContent) -> Dataset:
+def direct_store(
+    association: Any, request: StoreRequest, content: StoreContent, meanwhile: Callable[[], None] | None = None
+) -> Dataset:
     """Send one C-STORE request on `association` (see `direct_store` above) and wait for its
     response: the response's status elements, or an empty Dataset when none came (as pynetdicom's
-    `send_c_store`: the association is then aborted).
+    `send_c_store`: the association is then aborted). `meanwhile` runs once the request is
+    written, while the peer takes it (the sender reads the next object then): it must not raise.
 
     Raises ValueError when no accepted context has the data set's transfer syntax, OSError when
     the file cannot be read.
@@ -909,6 +912,8 @@ def direct_store(association: Any, request: StoreRequest, content: StoreContent)
         reads_before = dul_reads(association)
         if not write_message(association, context_id, command, content, fragment):
             return Dataset()
+        if meanwhile is not None:
+            meanwhile()
         answered, value = direct_response(association, context_id, request.message_id, reads_before)
         response = None if answered else association.dimse.get_msg(block=True)[1]
     finally:

@@ -9,6 +9,7 @@ record the new fingerprint printed by the failure here.
 from __future__ import annotations
 
 import ast
+import functools
 import hashlib
 import importlib
 import inspect
@@ -1408,6 +1409,60 @@ def test_retrieve_responses_are_read_by_the_sender_on_a_real_association() -> No
         # A response that comes before the sender holds the read lock is the DUL's (it then waits
         # for it as before): with the peer in this process that happens now and then, not often.
         assert reads >= 0 and 0 <= patches.dul_reads(association) - reads <= 10
+        association.release()
+    finally:
+        server.shutdown()
+
+
+def test_what_the_sender_does_meanwhile_runs_once_the_request_is_written_and_before_its_response() -> None:
+    """`direct_store(..., meanwhile)`: the sender reads the next object while the peer takes this
+    one. Each time, the peer has the whole request (its handler waited for here: a `meanwhile`
+    run before the writing would wait in vain), and the response is still read after."""
+    from pydicom.dataset import Dataset as PydicomDataset
+
+    patches.apply()
+    received: list[int] = []
+    handled = threading.Condition()
+
+    def on_store(event: Any) -> int:
+        with handled:
+            received.append(event.request.MessageID)
+            handled.notify_all()
+        return 0xB000
+
+    archive = AE("PEER")
+    archive.add_supported_context(CT_IMAGE, "1.2.840.10008.1.2.1")
+    server = archive.start_server(
+        ("127.0.0.1", 0), block=False, evt_handlers=[*patches.CONNECTION_HANDLERS, (evt.EVT_C_STORE, on_store)]
+    )
+    assert server is not None
+    try:
+        requestor = AE("ARCHIVE")
+        requestor.add_requested_context(CT_IMAGE, "1.2.840.10008.1.2.1")
+        association = requestor.associate(
+            "127.0.0.1", server.server_address[1], ae_title="PEER", evt_handlers=list(patches.REQUESTOR_HANDLERS)
+        )
+        assert association.is_established and patches.direct_store_installed(association)
+        image = PydicomDataset()
+        image.SOPClassUID, image.SOPInstanceUID = CT_IMAGE, INSTANCE
+        data = encode(image, False, True)
+        seen: list[int] = []
+
+        def meanwhile(number: int) -> None:
+            with handled:
+                assert handled.wait_for(lambda: number in received, timeout=10)
+            seen.append(number)
+
+        statuses = [
+            patches.direct_store(
+                association,
+                patches.StoreRequest(CT_IMAGE, INSTANCE, "1.2.840.10008.1.2.1", number),
+                patches.StoreContent(data=data),
+                functools.partial(meanwhile, number),
+            ).Status
+            for number in range(1, 6)
+        ]
+        assert statuses == [0xB000] * 5 and seen == received == [1, 2, 3, 4, 5]
         association.release()
     finally:
         server.shutdown()
