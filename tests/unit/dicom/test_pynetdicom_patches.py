@@ -1405,106 +1405,6 @@ def test_a_status_read_by_the_sender_is_what_pynetdicom_makes_of_the_response(st
     assert patches.status_of(status) == made
 
 
-def test_retrieve_responses_are_read_by_the_sender_on_a_real_association() -> None:
-    """Twenty C-STORE requests written by `direct_store` to a pynetdicom Storage SCP: the responses
-    are read by the sending thread, not the DUL thread (which would count 20 if they were left to it)."""
-    from pydicom.dataset import Dataset as PydicomDataset
-
-    patches.apply()
-    received: list[int] = []
-
-    def on_store(event: Any) -> int:
-        received.append(event.request.MessageID)
-        return 0x0000
-
-    archive = AE("PEER")
-    archive.add_supported_context(CT_IMAGE, "1.2.840.10008.1.2.1")
-    server = archive.start_server(
-        ("127.0.0.1", 0), block=False, evt_handlers=[*patches.CONNECTION_HANDLERS, (evt.EVT_C_STORE, on_store)]
-    )
-    assert server is not None
-    try:
-        requestor = AE("ARCHIVE")
-        requestor.add_requested_context(CT_IMAGE, "1.2.840.10008.1.2.1")
-        association = requestor.associate(
-            "127.0.0.1", server.server_address[1], ae_title="PEER", evt_handlers=list(patches.REQUESTOR_HANDLERS)
-        )
-        assert association.is_established and patches.direct_store_installed(association)
-        image = PydicomDataset()
-        image.SOPClassUID, image.SOPInstanceUID = CT_IMAGE, INSTANCE
-        data = encode(image, False, True)
-        reads = patches.dul_reads(association)
-        statuses = [
-            patches.direct_store(
-                association,
-                patches.StoreRequest(CT_IMAGE, INSTANCE, "1.2.840.10008.1.2.1", number),
-                patches.StoreContent(data=data),
-            ).Status
-            for number in range(1, 21)
-        ]
-        assert statuses == [0] * 20 and received == list(range(1, 21))
-        # A response that comes before the sender holds the read lock is the DUL's (it then waits
-        # for it as before): with the peer in this process that happens now and then, not often.
-        assert reads >= 0 and 0 <= patches.dul_reads(association) - reads <= 10
-        association.release()
-    finally:
-        server.shutdown()
-
-
-def test_what_the_sender_does_meanwhile_runs_once_the_request_is_written_and_before_its_response() -> None:
-    """`direct_store(..., meanwhile)`: the sender reads the next object while the peer takes this
-    one. Each time, the peer has the whole request (its handler waited for here: a `meanwhile`
-    run before the writing would wait in vain), and the response is still read after."""
-    from pydicom.dataset import Dataset as PydicomDataset
-
-    patches.apply()
-    received: list[int] = []
-    handled = threading.Condition()
-
-    def on_store(event: Any) -> int:
-        with handled:
-            received.append(event.request.MessageID)
-            handled.notify_all()
-        return 0xB000
-
-    archive = AE("PEER")
-    archive.add_supported_context(CT_IMAGE, "1.2.840.10008.1.2.1")
-    server = archive.start_server(
-        ("127.0.0.1", 0), block=False, evt_handlers=[*patches.CONNECTION_HANDLERS, (evt.EVT_C_STORE, on_store)]
-    )
-    assert server is not None
-    try:
-        requestor = AE("ARCHIVE")
-        requestor.add_requested_context(CT_IMAGE, "1.2.840.10008.1.2.1")
-        association = requestor.associate(
-            "127.0.0.1", server.server_address[1], ae_title="PEER", evt_handlers=list(patches.REQUESTOR_HANDLERS)
-        )
-        assert association.is_established and patches.direct_store_installed(association)
-        image = PydicomDataset()
-        image.SOPClassUID, image.SOPInstanceUID = CT_IMAGE, INSTANCE
-        data = encode(image, False, True)
-        seen: list[int] = []
-
-        def meanwhile(number: int) -> None:
-            with handled:
-                assert handled.wait_for(lambda: number in received, timeout=10)
-            seen.append(number)
-
-        statuses = [
-            patches.direct_store(
-                association,
-                patches.StoreRequest(CT_IMAGE, INSTANCE, "1.2.840.10008.1.2.1", number),
-                patches.StoreContent(data=data),
-                functools.partial(meanwhile, number),
-            ).Status
-            for number in range(1, 6)
-        ]
-        assert statuses == [0xB000] * 5 and seen == received == [1, 2, 3, 4, 5]
-        association.release()
-    finally:
-        server.shutdown()
-
-
 @contextlib.contextmanager
 def storage_peer(on_store: Callable[[Any], Any]) -> Iterator[Association]:
     """An association requested as the archive requests a C-MOVE's (`REQUESTOR_HANDLERS`) to a
@@ -1530,14 +1430,59 @@ def storage_peer(on_store: Callable[[Any], Any]) -> Iterator[Association]:
         server.shutdown()
 
 
-def stored_image(association: Association, number: int) -> Any:
+def stored_image(association: Association, number: int, meanwhile: Callable[[], None] | None = None) -> Any:
     """`direct_store` of a small CT image as message `number`: its status Dataset."""
     from pydicom.dataset import Dataset as PydicomDataset
 
     image = PydicomDataset()
     image.SOPClassUID, image.SOPInstanceUID = CT_IMAGE, INSTANCE
     request = patches.StoreRequest(CT_IMAGE, INSTANCE, "1.2.840.10008.1.2.1", number)
-    return patches.direct_store(association, request, patches.StoreContent(data=encode(image, False, True)))
+    content = patches.StoreContent(data=encode(image, False, True))
+    return patches.direct_store(association, request, content, meanwhile)
+
+
+def test_retrieve_responses_are_read_by_the_sender_on_a_real_association() -> None:
+    """Twenty C-STORE requests written by `direct_store` to a pynetdicom Storage SCP: the responses
+    are read by the sending thread, not the DUL thread (which would count 20 if they were left to it)."""
+    received: list[int] = []
+
+    def on_store(event: Any) -> int:
+        received.append(event.request.MessageID)
+        return 0x0000
+
+    with storage_peer(on_store) as association:
+        reads = patches.dul_reads(association)
+        statuses = [stored_image(association, number).Status for number in range(1, 21)]
+        assert statuses == [0] * 20 and received == list(range(1, 21))
+        # A response that comes before the sender holds the read lock is the DUL's (it then waits
+        # for it as before): with the peer in this process that happens now and then, not often.
+        assert reads >= 0 and 0 <= patches.dul_reads(association) - reads <= 10
+
+
+def test_what_the_sender_does_meanwhile_runs_once_the_request_is_written_and_before_its_response() -> None:
+    """`direct_store(..., meanwhile)`: the sender reads the next object while the peer takes this
+    one. Each time, the peer has the whole request (its handler waited for here: a `meanwhile`
+    run before the writing would wait in vain), and the response is still read after."""
+    received: list[int] = []
+    handled = threading.Condition()
+
+    def on_store(event: Any) -> int:
+        with handled:
+            received.append(event.request.MessageID)
+            handled.notify_all()
+        return 0xB000
+
+    seen: list[int] = []
+
+    def meanwhile(number: int) -> None:
+        with handled:
+            assert handled.wait_for(lambda: number in received, timeout=10)
+        seen.append(number)
+
+    with storage_peer(on_store) as association:
+        statuses = [stored_image(association, number, functools.partial(meanwhile, number)).Status
+                    for number in range(1, 6)]  # fmt: skip
+    assert statuses == [0xB000] * 5 and seen == received == [1, 2, 3, 4, 5]
 
 
 def test_a_sub_association_reactor_stays_paused_between_stores_until_the_release() -> None:
