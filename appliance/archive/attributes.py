@@ -95,19 +95,23 @@ class InstanceAttributes:
     transfer_syntax_uid: str
     lossy: bool
     header: bytes
-    # The instance's DICOM JSON for DICOMweb (archive.metadata); None when it could not be made.
+    # The instance's DICOM JSON for DICOMweb (archive.metadata); None when not made here.
     document: InstanceDocument | None = None
 
 
-def read_attributes(encoded: bytes) -> InstanceAttributes:
-    """Parse the header of a DICOM file held in `encoded` (preamble, file meta, dataset).
+def read_attributes(encoded: bytes, with_document: bool = True) -> InstanceAttributes:
+    """Parse the header of a DICOM file held in `encoded` (preamble, file meta, dataset), with its
+    DICOM JSON unless `with_document` is False (`instance_document` never raises, so leaving it out
+    changes no answer; the C-STORE path leaves it to the worker, `archive.documents`).
 
     Raises InvalidObject when it cannot be parsed or lacks a UID the archive needs.
     """
     try:
         dataset, position = checked_header(encoded)
-        document = instance_document(dataset, has_pixels(dataset, encoded, position))
-        return replace(attributes_of(dataset, header_of(encoded, dataset, position)), document=document)
+        attributes = attributes_of(dataset, header_of(encoded, dataset, position))
+        if not with_document:
+            return attributes
+        return replace(attributes, document=instance_document(dataset, has_pixels(dataset, encoded, position)))
     except InvalidObject:
         raise
     except Exception as error:  # pydicom raises many kinds of errors on hostile input

@@ -82,7 +82,10 @@ class Ingest:
         """Archive one object; never raises for a bad object, a full disk or a database failure.
 
         The bytes are staged first (`FileStore.stage`), so the disk writes them while they are
-        parsed and checked; an object refused or already archived has its staged file removed."""
+        parsed and checked; an object refused or already archived has its staged file removed.
+        Its DICOM JSON is left to the worker (`archive.documents`, within seconds): about 250 µs of
+        the 2 ms of CPU a small image cost here (200 two-image studies over one association, A/B
+        in the daemon: 0.99 -> 0.86 s)."""
         staged = self.stage(incoming.encoded)
         try:
             return self.store_staged(incoming, staged)
@@ -100,7 +103,7 @@ class Ingest:
 
     def store_staged(self, incoming: IncomingObject, staged: Staged | None) -> StoreResult:
         try:
-            attributes = read_attributes(incoming.encoded)
+            attributes = read_attributes(incoming.encoded, with_document=False)
         except InvalidObject as error:
             return StoreResult(StoreOutcome.REFUSED_INVALID, str(error))
         if attributes.sop_instance_uid != incoming.affected_sop_instance_uid or (

@@ -1,9 +1,9 @@
 """The DICOM JSON of archived instances (PS3.18 F.2), for DICOMweb metadata and viewers.
 
-Each instance's document is made once, at ingest (`instance_document`, kept in `instance_metadata`),
-so that the metadata of a 600-image series is one query and some string joining, never 600 file
-reads. What may change after ingest is left out of the stored document and written in when it is
-served (`metadata`):
+Each instance's document is made once (`instance_document`, kept in `instance_metadata`): by the
+worker within seconds of a C-STORE (`archive.documents`), at once for STOW-RS; so that the metadata
+of a 600-image series is one query and some string joining, never 600 file reads. What may change
+after ingest is left out of the stored document and written in when it is served (`metadata`):
 
 - the file meta information: the Transfer Syntax UID (0002,0010) is the index's, which the lossless
   compressor changes when it replaces a file;
@@ -11,8 +11,9 @@ served (`metadata`):
   an ADT update, a merge or a reconciliation, as every retrieve sends it (P2, `archive.retrieve`);
 - the pixel data: a BulkDataURI naming the instance's frames on the caller's base URL.
 
-Instances archived before the documents existed get theirs from the header kept in
-`instance_header` when they are served (a reindex stores them).
+An instance without its document yet (just stored, or archived before the documents existed) gets
+it from the header kept in `instance_header` when it is served (a reindex stores those of the
+older ones).
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from pydicom.datadict import dictionary_VR
 from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
 from pydicom.tag import BaseTag
-from pydicom.uid import UID
+from pydicom.uid import UID, DeflatedExplicitVRLittleEndian
 from sqlalchemy import Connection, Engine, and_, bindparam, func, select
 
 from appliance.db.schema import instance, instance_header, instance_metadata, patient, series, study
@@ -79,7 +80,7 @@ def instance_document(dataset: Dataset, has_pixels: bool) -> InstanceDocument:
     The members are pydicom's `to_json_dict` of each element, joined as `json.dumps` joins them;
     the member of an element as received is kept (`MEMBERS`), so that the elements the images of
     a series share (most of a header) are converted once, not once per image (about 60 % of the
-    parsing time of an image at ingest, issue 14)."""
+    time of a document, issue 14)."""
     try:
         members = [member for member in element_members(dataset) if member]
     except Exception as error:  # pydicom raises many kinds on odd values; the header stays usable
@@ -175,10 +176,18 @@ def document_of_file(encoded: bytes) -> InstanceDocument:
     return instance_document(dataset, stream.tell() < len(encoded))
 
 
-def document_of_header(header: bytes, rows: int | None) -> InstanceDocument:
-    """The document of an instance from the header the index kept at ingest."""
-    dataset = dcmread(io.BytesIO(header), stop_before_pixels=True, force=True)
-    return instance_document(dataset, rows is not None)
+def document_of_header(
+    header: bytes, received_size_bytes: int, received_transfer_syntax_uid: str, dataset: Dataset | None = None
+) -> InstanceDocument:
+    """The document of an instance from the header the index kept at ingest: the one the ingest
+    makes of the object as received, with pixel data when the object went on past its header (a
+    deflated object, whose header is the whole of it: when it describes an image, as
+    `attributes.has_pixels` has it). `dataset` is the header already read, else pydicom reads it."""
+    if dataset is None:
+        dataset = dcmread(io.BytesIO(header), stop_before_pixels=True, force=True)
+    if received_transfer_syntax_uid == DeflatedExplicitVRLittleEndian:
+        return instance_document(dataset, "Rows" in dataset)
+    return instance_document(dataset, len(header) < received_size_bytes)
 
 
 @dataclass(frozen=True)
@@ -237,7 +246,8 @@ def metadata_statement(scope: Scope) -> Any:
             instance.c.sop_instance_uid,
             instance.c.transfer_syntax_uid,
             instance.c.number_of_frames,
-            instance.c.rows,
+            instance.c.received_size_bytes,
+            instance.c.received_transfer_syntax_uid,
             series.c.series_instance_uid,
             study.c.study_instance_uid,
             study.c.patient_pk,
@@ -254,9 +264,10 @@ def metadata_statement(scope: Scope) -> Any:
 def version(connection: Connection, scope: Scope) -> tuple[Any, ...] | None:
     """What the metadata of a study or series is made of, in a few numbers read by one aggregate
     query (no document read): they change when an instance is added or deleted (count, newest row),
-    compressed (its size, `compressed_at`), moved between tiers, given its stored document (a
-    reindex), or when the patient's identity changes (an ADT update, a merge or a reconciliation
-    moving the study: the patient row and its identity). None when nothing matches."""
+    compressed (its size, `compressed_at`), moved between tiers, given its stored document (by the
+    worker after a C-STORE, or a reindex), or when the patient's identity changes (an ADT update, a
+    merge or a reconciliation moving the study: the patient row and its identity). None when
+    nothing matches."""
     statement = VERSION_OF_SERIES if scope.series_instance_uid else VERSION_OF_STUDY
     values = {"study": scope.study_instance_uid, "series": scope.series_instance_uid}
     found = connection.execute(statement, values).one()
@@ -318,7 +329,10 @@ def served_document(row: Any, identity: str, base_url: str, headers: dict[int, b
     """One instance's JSON object as it leaves: stored members plus identity, syntax and pixels."""
     document, pixel_data_vr = row.document, row.pixel_data_vr
     if document is None:
-        kept = document_of_header(headers[row.id], row.rows) if row.id in headers else InstanceDocument("", "")
+        header = headers.get(row.id)
+        kept = InstanceDocument("", "")
+        if header is not None:
+            kept = document_of_header(header, row.received_size_bytes, row.received_transfer_syntax_uid)
         document, pixel_data_vr = kept.document, kept.pixel_data_vr
     syntax = row.transfer_syntax_uid
     added = [identity, f'"{TRANSFER_SYNTAX}":{{"vr":"UI","Value":["{syntax}"]}}']

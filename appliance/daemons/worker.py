@@ -1,6 +1,7 @@
 """`appliance-worker`: the background work that follows the change feed, off the ingest path:
-verified lossless compression, image availability for the RIS, the dose register, forwarding to
-other DICOM nodes (rules -> one outbox queue per destination -> C-STORE in batches), and priors from
+each stored instance's DICOM JSON (`archive.documents`), verified lossless compression, image
+availability for the RIS, the dose register, forwarding to other DICOM nodes (rules -> one outbox
+queue per destination -> C-STORE in batches), and priors from
 the remote archives (the console's searches, fetches by C-MOVE, prefetch when an order arrives);
 the long jobs queued from the console or `appliance jobs start` (`appliance.jobs`), one at a time;
 the daily tier move when configured (R1), the purges a stop interrupted (R2, at start);
@@ -26,6 +27,7 @@ from datetime import UTC, date, datetime, timedelta
 from appliance import practice_time
 from appliance.archive import retention, tiers
 from appliance.archive.deferred import deferred_store
+from appliance.archive.documents import documents_round
 from appliance.archive.index import Index
 from appliance.archive.lossless import SYNTAXES, CompressionReport, LosslessCompressor
 from appliance.archive.storage import FileStore
@@ -291,6 +293,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     loops.append(Loop("tunnel-expiry", lambda: tunnel_expiry_round(runtime, trail), TUNNEL_EXPIRY_EVERY))
     loops += forward_loops(runtime, trail)
     loops.append(dose_loop(config, runtime))
+    loops.append(Loop("documents", lambda: documents_round(runtime.engine), IDLE))
     executor = ProcessPoolExecutor(max_workers=config.lossless.worker_processes) if config.lossless.enabled else None
     if executor is not None:
         compressor = compressor_of(config, Index(runtime.engine))

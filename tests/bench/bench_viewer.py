@@ -32,6 +32,7 @@ from servers import Daemon, archive_config, free_port, write_config
 
 from appliance.accounts import users
 from appliance.accounts.roles import Role
+from appliance.archive.documents import documents_round
 from appliance.archive.index import Index
 from appliance.archive.ingest import IncomingObject, Ingest, StoreOutcome
 from appliance.archive.storage import FileStore
@@ -62,6 +63,8 @@ def store_ct(config_path: Path) -> str:
         dataset = make_instance("CT", PATIENTS[0], study_uid, series_uid, number)
         incoming = IncomingObject(encoded(dataset), dataset.SOPInstanceUID, dataset.SOPClassUID, "CT_SALLE1")
         assert ingest.store(incoming).outcome is StoreOutcome.STORED
+    while documents_round(engine):  # their DICOM JSON, as the worker makes it within seconds
+        pass
     users.create(engine, ACCOUNT[0], ACCOUNT[1], Role.RADIOLOGIST, ACCOUNT[2], "bench")
     engine.dispose()
     return study_uid

@@ -115,10 +115,11 @@ instance_header = Table(
     Column("header", LargeBinary, nullable=False),
 )
 
-# Each instance's DICOM JSON (PS3.18 F.2), made once at ingest so that DICOMweb metadata and viewers
-# never read a file per image. Without the file meta information, the pixel data and the patient's
-# identity: those are written in when it is served (the transfer syntax and the identity in force
-# then, the pixel data as a BulkDataURI), so a compression or a merge never makes it stale.
+# Each instance's DICOM JSON (PS3.18 F.2), made once (by the worker after a C-STORE,
+# `archive.documents`; at once for STOW-RS) so that DICOMweb metadata and viewers never read a file
+# per image. Without the file meta information, the pixel data and the patient's identity: those
+# are written in when it is served (the transfer syntax and the identity in force then, the pixel
+# data as a BulkDataURI), so a compression or a merge never makes it stale.
 instance_metadata = Table(
     "instance_metadata",
     metadata,

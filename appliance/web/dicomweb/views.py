@@ -276,7 +276,7 @@ def instance_metadata(study: str, series: str, instance: str) -> ResponseReturnV
 
 
 def serve_metadata(scope: metadata.Scope) -> ResponseReturnValue:
-    """The DICOM JSON of every instance in scope, from the documents made at ingest, gzip-compressed
+    """The DICOM JSON of every instance in scope, from the stored documents, gzip-compressed
     when the client accepts it; a study's or series' answer from the worker's cache while it is
     current (`archive.metadata_cache`). An ETag names the content: If-None-Match gets 304. Every
     answer, 304 included, is audited."""
