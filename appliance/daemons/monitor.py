@@ -124,7 +124,7 @@ def main(argv: Sequence[str] | None = None, sources: dict[str, Check] | None = N
     signal.signal(signal.SIGUSR1, signal.SIG_IGN)  # until `serve` runs its action: a round starts anyway
     monitor.start()
     interval = runtime.config.monitor.interval_seconds
-    print(f"health monitor running ({len(monitor.rounds.sources)} sources, every {interval} s)", flush=True)
+    process.announce(f"health monitor running ({len(monitor.rounds.sources)} sources, every {interval} s)")
     try:
         actions: dict[int, Callable[[], None]] = {signal.SIGUSR1: monitor.wake.set}  # the console's "check now"
         return process.serve(runtime, monitor.healthy, "health monitor", name=DAEMON_NAME, actions=actions)

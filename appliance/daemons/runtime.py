@@ -109,6 +109,17 @@ def open_index(config: Config) -> Engine:
     return engine
 
 
+def announce(line: str, stream: IO[str] | None = None) -> None:
+    """Print `line` to standard output (or `stream`) in one write, flushed.
+
+    The daemons of `make run` share one output: `print` makes two writes (the text, then the end of
+    line) when Python's output is unbuffered (PYTHONUNBUFFERED, as in CI), so two daemons starting
+    together could join their lines ("...:38247HL7 listener listening on ...")."""
+    output = stream or sys.stdout
+    output.write(f"{line}\n")
+    output.flush()
+
+
 def start(argv: Sequence[str] | None, description: str) -> Runtime | None:
     """Read arguments and configuration, set up logging, open and migrate the index.
 
@@ -120,7 +131,7 @@ def start(argv: Sequence[str] | None, description: str) -> Runtime | None:
     try:
         settings = Settings(loader(arguments))
     except ConfigError as error:
-        print(error, file=sys.stderr)
+        announce(str(error), sys.stderr)
         return None
     config = settings.current
     setup_logging(config.logging_level)
@@ -193,7 +204,7 @@ def serve(
     settle_heap()
     systemd.notify(f"READY=1\nSTATUS={status}")
     if announcement:
-        print(announcement, flush=True)
+        announce(announcement)
     interval = systemd.watchdog_interval() or IDLE_TICK_SECONDS
     with daemon_lock(runtime.config), pid_file(runtime.config, name or program_name()) as path:
         while True:

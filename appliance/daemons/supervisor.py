@@ -26,6 +26,7 @@ from appliance.config import Config, ConfigError
 from appliance.daemons.runtime import (
     DEVELOPMENT_WARNED_ENVIRONMENT,
     add_location_options,
+    announce,
     loader,
     setup_logging,
     warn_if_development,
@@ -152,24 +153,27 @@ def stop_all(processes: dict[str, subprocess.Popen[bytes]]) -> None:
 
 def print_banner(config: Config) -> None:
     """What runs where, and which files the configuration came from."""
-    print(f"appliance ({config.mode} mode), data in {config.storage.data_directory}", flush=True)
-    print(f"  configuration  {' + console settings '.join(config.layers)}", flush=True)
-    print(f"  DICOM archive  AE {config.dicom.ae_title} on {config.dicom.bind_address}:{config.dicom.port}", flush=True)
     worklist = config.worklist
-    print(f"  worklist       AE {worklist.ae_title} on {worklist.bind_address}:{worklist.port}", flush=True)
-    print(f"  HL7 listener   MLLP on {config.hl7.bind_address}:{config.hl7.port}", flush=True)
-    print(f"  console        {console_address(config)}", flush=True)
-    print("  background worker: verified lossless compression, image availability for the RIS", flush=True)
     mail = (
         f"alerts mailed through {config.mail.relay_host}:{config.mail.relay_port}"
         if config.mail.enabled
         else ("no mail relay: alerts in the log only")
     )
-    print(f"  health monitor: checks every {config.monitor.interval_seconds} s, {mail}", flush=True)
     maintenance = config.maintenance
     tunnel = f"to {maintenance.bastion_host} when opened from the console" if maintenance.enabled else "no bastion"
-    print(f"  maintenance tunnel: {tunnel}", flush=True)
-    print("Ctrl-C stops everything; kill -HUP reloads the configuration in every daemon.", flush=True)
+    lines = [
+        f"appliance ({config.mode} mode), data in {config.storage.data_directory}",
+        f"  configuration  {' + console settings '.join(config.layers)}",
+        f"  DICOM archive  AE {config.dicom.ae_title} on {config.dicom.bind_address}:{config.dicom.port}",
+        f"  worklist       AE {worklist.ae_title} on {worklist.bind_address}:{worklist.port}",
+        f"  HL7 listener   MLLP on {config.hl7.bind_address}:{config.hl7.port}",
+        f"  console        {console_address(config)}",
+        "  background worker: verified lossless compression, image availability for the RIS",
+        f"  health monitor: checks every {config.monitor.interval_seconds} s, {mail}",
+        f"  maintenance tunnel: {tunnel}",
+        "Ctrl-C stops everything; kill -HUP reloads the configuration in every daemon.",
+    ]
+    announce("\n".join(lines))
 
 
 def console_address(config: Config) -> str:
@@ -185,7 +189,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         config = loader(arguments)()
     except ConfigError as error:
-        print(error, file=sys.stderr)
+        announce(str(error), sys.stderr)
         return 2
     options = ["--config", str(arguments.config)] if arguments.config else ["--data", str(arguments.data.absolute())]
     print_banner(config)
@@ -206,7 +210,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             forward_reload_if_asked(signals, processes)
             exited = [name for name, process in processes.items() if process.poll() is not None]
             if exited:
-                print(f"{', '.join(exited)} exited; stopping the others", file=sys.stderr, flush=True)
+                announce(f"{', '.join(exited)} exited; stopping the others", sys.stderr)
                 return 1
         return 0
     finally:

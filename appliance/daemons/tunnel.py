@@ -18,7 +18,7 @@ from collections.abc import Sequence
 
 from appliance import systemd
 from appliance.config import ConfigError, Settings
-from appliance.daemons.runtime import add_location_options, loader, setup_logging
+from appliance.daemons.runtime import add_location_options, announce, loader, setup_logging
 from appliance.maintenance.keeper import Keeper
 
 LOGGER = logging.getLogger(__name__)
@@ -31,7 +31,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = Settings(loader(arguments))
     except ConfigError as error:
-        print(error, file=sys.stderr)
+        announce(str(error), sys.stderr)
         return 2
     setup_logging(settings.current.logging_level)
     keeper = Keeper(lambda: settings.current)
@@ -40,7 +40,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     systemd.notify("READY=1\nSTATUS=maintenance tunnel keeper")
     maintenance = settings.current.maintenance
     where = f"bastion {maintenance.bastion_host}" if maintenance.enabled else "no bastion configured"
-    print(f"maintenance tunnel keeper running ({where})", flush=True)
+    announce(f"maintenance tunnel keeper running ({where})")
     try:
         serve(keeper, settings, signals)
     finally:

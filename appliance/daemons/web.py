@@ -211,7 +211,7 @@ def announce(arbiter: Any) -> None:
     """Once the socket is bound (gunicorn has sent READY=1): say where, as the other daemons do."""
     host, port = arbiter.LISTENERS[0].sock.getsockname()[:2]
     systemd.notify(f"STATUS=console on {host}:{port}")
-    print(f"console listening on {host}:{port}", flush=True)
+    process.announce(f"console listening on {host}:{port}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

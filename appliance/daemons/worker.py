@@ -305,7 +305,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         loops.append(Loop("quality-control", lambda: quality_control_round(runtime), QC_EVERY))
     for loop in loops:
         loop.start()
-    print(f"background worker running (lossless compression {'on' if executor else 'off'})", flush=True)
+    process.announce(f"background worker running (lossless compression {'on' if executor else 'off'})")
     try:
         return process.serve(
             runtime, lambda: all(loop.is_alive() for loop in loops), "background worker", name="appliance-worker"

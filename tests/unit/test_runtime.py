@@ -1,9 +1,11 @@
 """What every daemon does the same way once it is ready (and each console worker once it has built
-its application): its start-up heap left out of the garbage collector's full passes."""
+its application): its start-up heap left out of the garbage collector's full passes, and its lines
+said in one write each."""
 
 from __future__ import annotations
 
 import gc
+import io
 import signal
 from collections.abc import Iterator
 from pathlib import Path
@@ -81,3 +83,29 @@ def test_a_daemon_says_where_it_listens_once_its_heap_is_settled(
     assert runtime.serve(served, lambda: True, "test", announcement="test listening on 127.0.0.1:1") == 0
     assert done == ["settled, printed: ''", "READY=1", "STOPPING=1"]
     assert capsys.readouterr().out == "test listening on 127.0.0.1:1\n"
+
+
+class Writes(io.RawIOBase):
+    """An unbuffered output, as Python's standard output is under PYTHONUNBUFFERED: each write kept."""
+
+    def __init__(self) -> None:
+        self.made: list[bytes] = []
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: object) -> int:
+        chunk = bytes(data)  # type: ignore[call-overload]
+        self.made.append(chunk)
+        return len(chunk)
+
+
+def test_a_daemon_says_each_line_in_one_write_so_that_the_lines_of_two_daemons_cannot_join() -> None:
+    raw = Writes()
+    output = io.TextIOWrapper(raw, encoding="utf-8", write_through=True)  # type: ignore[arg-type]
+    print("worklist APPLIANCE_MWL listening on 127.0.0.1:38247", file=output, flush=True)
+    assert len(raw.made) == 2  # what made `make run` print "...:38247HL7 listener listening on ..."
+    raw.made.clear()
+    runtime.announce("worklist APPLIANCE_MWL listening on 127.0.0.1:38247", output)
+    runtime.announce("line one\nline two", output)
+    assert raw.made == [b"worklist APPLIANCE_MWL listening on 127.0.0.1:38247\n", b"line one\nline two\n"]
