@@ -140,6 +140,16 @@ Per association (installed by the services' EVT_CONN_OPEN / EVT_ESTABLISHED hand
   and movescu to storescp, medians of 4 alternating rounds of 6 runs without and with it:
   uncompressed C-MOVE 0.289 -> 0.247 s, C-GET 0.255 -> 0.207 s; stored as JPEG-LS to a JPEG-LS peer,
   C-MOVE 0.220 -> 0.190 s, C-GET 0.199 -> 0.164 s.
+  The response DCMTK's and pynetdicom's SCPs write (the request's UIDs echoed, a status alone) is
+  recognised by its bytes (`usual_response`) instead of decoded and checked element by element, the
+  status Dataset handed back is made once per status (`status_of`), and the rest of a response whose
+  start came alone (DCMTK writes a PDU's header and its fragment apart) is waited for, 2 ms at most,
+  instead of leaving the whole response to the DUL; a peer that is late with it (Nagle's algorithm
+  on: the rest waits for an acknowledgement) is not waited for again. The response's decoding was a
+  third of the sending thread's CPU (py-spy, C-MOVE of the compressed study). Both daemons up, 10
+  alternating rounds, medians: stored as JPEG-LS to a JPEG-LS peer, C-MOVE 158 -> 139 ms (the
+  archive's CPU 95 -> 80 ms), C-GET 133 -> 121 ms; uncompressed, C-MOVE 213 -> 203 ms, C-GET 194 ->
+  182 ms.
 - `command_reader`: received P-DATA goes to `StoreReader` instead of `receive_primitive`: a plain
   C-STORE-RQ (its usual elements, ASCII, a data set) or a plain C-STORE-RSP (a status alone) has
   its command set decoded here and its primitive made through pynetdicom's own setters, instead of
@@ -206,6 +216,7 @@ call `apply()`, which reads the names from the environment variable `APPLIANCE_B
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 import re
@@ -892,6 +903,9 @@ READ_LOCK_ATTRIBUTE = "appliance_read_lock"
 READ_LOCK_WAIT_SECONDS = 0.005  # a sender waits this long for the read lock (the DUL holds it to look, or read)
 RESPONSE_POLL_SECONDS = 0.05  # how often a sender waiting for its response looks whether the DUL needs the socket
 RESPONSE_PEEK_BYTES = 1024  # a plain C-STORE-RSP PDU is about 170 bytes
+RESPONSE_REST_SECONDS = 0.002  # how long a sender waits for the rest of a response whose start came alone
+REST_LATE_ATTRIBUTE = "appliance_rest_late"  # set on an association whose peer sent a response's rest late
+PEEK_FLAGS = int(socket.MSG_PEEK | socket.MSG_DONTWAIT)  # combined once: each `|` of two flags is an Enum call
 QUIET_SECONDS = 0.005  # `DulReads`: the DUL leaves the socket to senders this long after their last response
 META_GROUP_LENGTH = struct.Struct("<HH2sHI")  # (0002,0000) UL, explicit VR little endian
 PREAMBLE_BYTES = 128
@@ -973,7 +987,8 @@ def direct_store(
             return Dataset()
         if meanwhile is not None:
             meanwhile()
-        answered, value = direct_response(association, context_id, request.message_id, reads_before)
+        usual = usual_response(context_id, request)
+        answered, value = direct_response(association, context_id, request.message_id, reads_before, usual)
         response = None if answered else association.dimse.get_msg(block=True)[1]
         plain = value is not None
     finally:
@@ -991,8 +1006,11 @@ def direct_store(
     return status
 
 
+@functools.lru_cache(maxsize=256)
 def status_of(value: int) -> Dataset:
-    """What pynetdicom's `_check_received_status` makes of a plain response with this status."""
+    """What pynetdicom's `_check_received_status` makes of a plain response with this status, made
+    once per status and shared: its callers (pynetdicom's C-GET and C-MOVE service, `retrieve`) only
+    read it. A Dataset made for each image cost 10 to 30 µs of the sender's time."""
     status = Dataset()
     status.Status = value
     return status
@@ -1065,11 +1083,14 @@ def dul_reads(association: Any) -> int:
     return -1 if reads is None else reads.count
 
 
-def direct_response(association: Any, context_id: int, message_id: int, reads_before: int) -> tuple[bool, int | None]:
+def direct_response(
+    association: Any, context_id: int, message_id: int, reads_before: int, usual: UsualResponse | None = None
+) -> tuple[bool, int | None]:
     """The status of the response to the C-STORE request `message_id` that `direct_store` just
     wrote, read from the socket by the sending thread: (True, its status), or (True, None) when no
     response came within the DIMSE timeout (as pynetdicom's `get_msg`); (False, None) when it must
-    come the usual way (`reads_before`: `dul_reads` before the request was written).
+    come the usual way (`reads_before`: `dul_reads` before the request was written). `usual`: the
+    response most peers write to that request (`usual_response`), recognised without decoding it.
 
     The usual way, the DUL thread reads the PDU, runs its state machine, hands the P-DATA to the
     DIMSE provider (`StoreReader`), which queues the response for the sender: two threads woken
@@ -1081,7 +1102,7 @@ def direct_response(association: Any, context_id: int, message_id: int, reads_be
     is the socket when the DUL has something to send or is stopping.
     """
     reads: DulReads | None = getattr(association, READ_LOCK_ATTRIBUTE, None)
-    answer = read_response(association, context_id, message_id, reads_before, reads)
+    answer = read_response(association, context_id, message_id, reads_before, reads, usual)
     if reads is not None:
         if answer[0]:
             reads.quiet()
@@ -1094,7 +1115,12 @@ def direct_response(association: Any, context_id: int, message_id: int, reads_be
 
 
 def read_response(
-    association: Any, context_id: int, message_id: int, reads_before: int, reads: DulReads | None
+    association: Any,
+    context_id: int,
+    message_id: int,
+    reads_before: int,
+    reads: DulReads | None,
+    usual: UsualResponse | None = None,
 ) -> tuple[bool, int | None]:
     """`direct_response`'s reading, under the read lock."""
     connection = direct_read_connection(association)
@@ -1106,7 +1132,7 @@ def read_response(
         waited = response_waited(association, connection)
         if waited is not Waited.READABLE:
             return waited is Waited.OVERDUE, None
-        peeked = peeked_response(connection, context_id, message_id)
+        peeked = peeked_response(connection, context_id, message_id, usual, association)
         if peeked is None:
             return False, None
         length, status = peeked
@@ -1178,14 +1204,56 @@ def response_waited(association: Any, connection: socket.socket) -> Waited:
     return Waited.READABLE
 
 
-def peeked_response(connection: socket.socket, context_id: int, message_id: int) -> tuple[int, int] | None:
+def peeked_response(
+    connection: socket.socket,
+    context_id: int,
+    message_id: int,
+    usual: UsualResponse | None = None,
+    association: Any = None,
+) -> tuple[int, int] | None:
     """(its length, its status) when the bytes waiting on `connection` start with one whole
     P-DATA-TF PDU holding a plain C-STORE-RSP to `message_id` on `context_id`, in one command
-    fragment; None otherwise (nothing is read)."""
+    fragment; None otherwise (nothing is read). The `usual` response is recognised by its bytes;
+    any other is decoded. The rest of a response whose start came alone is waited for
+    (`rest_peeked`), unless `association`'s peer was once late with it."""
     try:
-        head = connection.recv(RESPONSE_PEEK_BYTES, socket.MSG_PEEK | socket.MSG_DONTWAIT)
+        head = connection.recv(RESPONSE_PEEK_BYTES, PEEK_FLAGS)
+        if association is not None and not getattr(association, REST_LATE_ATTRIBUTE, False):
+            head = rest_peeked(connection, head, association)
     except OSError:
         return None
+    recognised = None if usual is None else usual.status_in(head)
+    return recognised or decoded_response(head, context_id, message_id)
+
+
+def rest_peeked(connection: socket.socket, head: bytes, association: Any) -> bytes:
+    """The bytes peeked on `connection`, `head`, or when they are the start of a short P-DATA-TF PDU,
+    those peeked once the whole PDU is there (`RESPONSE_REST_SECONDS` at most: the socket's receive
+    low-water mark is raised to the PDU's length meanwhile, so that its poll waits for them).
+
+    DCMTK writes a PDU's header and its fragment apart, so a sender often looks between the two; a
+    peer with TCP_NODELAY writes the rest at once. One with Nagle's algorithm on holds it until the
+    start is acknowledged, which only a read does: `association` is then marked, and its responses
+    are no longer waited for (the DUL reads them, as before)."""
+    if len(head) < PDU_HEADER.size or head[0] != P_DATA_TF:
+        return head
+    length = int.from_bytes(head[2:6], "big") + 6
+    if len(head) >= length or length > RESPONSE_PEEK_BYTES:
+        return head
+    connection.setsockopt(socket.SOL_SOCKET, socket.SO_RCVLOWAT, length)
+    try:
+        poller = select.poll()
+        poller.register(connection, select.POLLIN)
+        if not poller.poll(RESPONSE_REST_SECONDS * 1000):
+            setattr(association, REST_LATE_ATTRIBUTE, True)
+            return head
+        return connection.recv(RESPONSE_PEEK_BYTES, PEEK_FLAGS)
+    finally:
+        connection.setsockopt(socket.SOL_SOCKET, socket.SO_RCVLOWAT, 1)
+
+
+def decoded_response(head: bytes, context_id: int, message_id: int) -> tuple[int, int] | None:
+    """`peeked_response` of the bytes `head`, decoded."""
     if len(head) < PDU_HEADER.size:
         return None
     pdu_type, _reserved, pdu_length, item_length, item_context, control = PDU_HEADER.unpack_from(head)
@@ -1455,6 +1523,53 @@ class StoreReader:
         self.reset()
         for primitive in pending:
             self.original(primitive)
+
+
+@dataclass(frozen=True)
+class UsualResponse:
+    """The C-STORE-RSP PDU that DCMTK's and pynetdicom's Storage SCPs (and so most peers) write to a
+    request, around its status: the command set in one fragment, with the request's SOP class and
+    instance UIDs and no other optional element."""
+
+    before: bytes  # the PDU up to the status's value
+    after: bytes  # the Affected SOP Instance UID element
+
+    def status_in(self, head: bytes) -> tuple[int, int] | None:
+        """(the PDU's length, its status) when `head` starts with this response; None otherwise."""
+        end = len(self.before) + 2
+        if not head.startswith(self.before) or not head.startswith(self.after, end):
+            return None
+        return end + len(self.after), int.from_bytes(head[end - 2 : end], "little")
+
+
+def usual_response(context_id: int, request: StoreRequest) -> UsualResponse | None:
+    """The response most peers write to `request` on `context_id`; None when a UID of the request is
+    one pynetdicom would not take in a response (it is then decoded, as any other, and left to the
+    DUL)."""
+    validate = _config.VALIDATORS["UI"]
+    class_uid, instance_uid = request.sop_class_uid, request.sop_instance_uid
+    if not class_uid or not instance_uid or not validate(class_uid)[0] or not validate(instance_uid)[0]:
+        return None
+    elements = [
+        element_bytes(0x0002, text(class_uid, b"\0")),
+        element_bytes(0x0100, C_STORE_RSP.to_bytes(2, "little")),
+        element_bytes(0x0120, request.message_id.to_bytes(2, "little")),
+        element_bytes(0x0800, NO_DATA_SET.to_bytes(2, "little")),
+    ]
+    after = element_bytes(0x1000, text(instance_uid, b"\0"))
+    status_header = ELEMENT_HEADER.pack(0, 0x0900, 2)
+    body_length = sum(map(len, elements)) + len(status_header) + 2 + len(after)
+    command_length = ELEMENT_HEADER.size + 4 + body_length
+    header = PDU_HEADER.pack(
+        P_DATA_TF, 0, command_length + PDU_OVERHEAD, command_length + 2, context_id, COMMAND_FRAGMENT | LAST_FRAGMENT
+    )
+    group_length = element_bytes(0x0000, body_length.to_bytes(4, "little"))
+    return UsualResponse(b"".join([header, group_length, *elements, status_header]), after)
+
+
+def element_bytes(element: int, value: bytes) -> bytes:
+    """A group 0000 element, implicit VR little endian."""
+    return ELEMENT_HEADER.pack(0, element, len(value)) + value
 
 
 def store_message_values(command: bytes) -> dict[int, int | str] | None:

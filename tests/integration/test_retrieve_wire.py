@@ -6,6 +6,7 @@ own association.
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import threading
@@ -25,6 +26,7 @@ from pynetdicom.sop_class import (  # type: ignore[attr-defined]
 )
 from servers import Daemon, cli, get_study, run, wait_for, wait_for_port
 
+from appliance.dicom import pynetdicom_patches as patches
 from appliance.dicom.retrieve import data_set_offset
 
 SUCCESS = 0x0000
@@ -75,6 +77,44 @@ def test_storescp_receives_the_stored_bytes_of_a_c_move(
         destination.terminate()
         destination.wait()
     assert {instance_uid(path): data_set(path) for path in output.iterdir()} == stored
+
+
+def test_storescp_s_responses_are_the_usual_response(tmp_path: Path, destination_port: int) -> None:
+    """DCMTK's storescp (so the reference archive, which uses DCMTK) answers each C-STORE request
+    with the response `usual_response` expects, byte for byte: a sender recognises it without
+    decoding it. The PDUs are taken as pynetdicom received them (re-encoding a P-DATA-TF gives back
+    its bytes)."""
+    paths = write_series(tmp_path / "series", 3, "CT", PATIENTS[0])
+    received: list[bytes] = []
+
+    def on_pdu(event: evt.Event) -> None:
+        if event.pdu.pdu_type == 0x04:
+            received.append(event.pdu.encode())
+
+    (tmp_path / "received").mkdir()
+    destination = subprocess.Popen(["storescp", "-aet", "STORESCP", "-od", str(tmp_path / "received"),
+                                    str(destination_port)], env={**os.environ, "TCP_NODELAY": "1"})  # fmt: skip
+    try:
+        wait_for_port(destination_port, "storescp", destination)
+        requestor = AE("APPLIANCE")
+        requestor.add_requested_context(CTImageStorage, ExplicitVRLittleEndian)
+        association = requestor.associate("127.0.0.1", destination_port, ae_title="STORESCP",
+                                          evt_handlers=[(evt.EVT_PDU_RECV, on_pdu)])  # fmt: skip
+        assert association.is_established
+        context_id = association.accepted_contexts[0].context_id
+        requests = []
+        for number, path in enumerate(paths, start=1):
+            image = dcmread(path)
+            assert association.send_c_store(image, msg_id=number).Status == SUCCESS
+            requests.append(patches.StoreRequest(CTImageStorage, image.SOPInstanceUID, ExplicitVRLittleEndian, number))
+        association.release()
+    finally:
+        destination.terminate()
+        destination.wait()
+    assert len(received) == 3
+    for request, pdu in zip(requests, received, strict=True):
+        usual = patches.usual_response(context_id, request)
+        assert usual is not None and usual.status_in(pdu) == (len(pdu), SUCCESS)
 
 
 def get_with_pynetdicom(

@@ -1326,6 +1326,70 @@ def test_a_sender_reads_a_plain_response_to_its_request_and_leaves_anything_else
     assert (association.dul._idle_timer._start_time != started) is expected[0]  # as the DUL restarts it
 
 
+@pytest.mark.parametrize(
+    ("sent", "recognised"),
+    [
+        (response_pdus(7), (len(response_pdus(7)), 0x0000)),
+        (response_pdus(7, 0xB000) + ABORT, (len(response_pdus(7)), 0xB000)),  # what follows is not read
+        (response_pdus(7, 0xA700), (len(response_pdus(7)), 0xA700)),
+        (response_pdus(7, 0xA700, "Out of resources"), None),  # an Error Comment: decoded
+        (response_pdus(8), None),  # another request's response
+        (response_pdus(7, context_id=3), None),  # on another context
+        (response_pdus(7)[:-1], None),  # not all there yet
+        (ABORT, None),
+    ],
+)
+def test_the_usual_response_is_recognised_by_its_bytes_as_decoding_reads_it(
+    sent: bytes, recognised: tuple[int, int] | None
+) -> None:
+    usual = patches.usual_response(1, patches.StoreRequest(CT_IMAGE, INSTANCE, "1.2.840.10008.1.2.1", 7))
+    assert usual is not None
+    assert usual.status_in(sent) == recognised
+    if recognised is not None:
+        assert patches.decoded_response(sent, 1, 7) == recognised
+
+
+@pytest.mark.parametrize("uid", ["1." + "2" * 64, ""])
+def test_a_request_with_a_uid_pynetdicom_would_refuse_in_a_response_has_no_usual_response(uid: str) -> None:
+    assert patches.usual_response(1, patches.StoreRequest(CT_IMAGE, uid, "1.2.840.10008.1.2.1", 7)) is None
+    assert patches.usual_response(1, patches.StoreRequest(uid, INSTANCE, "1.2.840.10008.1.2.1", 7)) is None
+
+
+def test_a_sender_waits_for_the_rest_of_a_response_whose_start_came_alone_until_it_comes(
+    tcp_pair: tuple[socket.socket, socket.socket], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(patches, "RESPONSE_REST_SECONDS", 5.0)  # the wait ends when the rest comes
+    ours, theirs = tcp_pair
+    association = sender(ours)
+    usual = patches.usual_response(1, patches.StoreRequest(CT_IMAGE, INSTANCE, "1.2.840.10008.1.2.1", 7))
+    response = response_pdus(7, 0xB000)
+    theirs.sendall(response[:12])  # as DCMTK writes it: the PDU and PDV headers, then the rest
+    threading.Timer(0.05, lambda: theirs.sendall(response[12:])).start()
+    started = time.monotonic()
+    assert patches.direct_response(association, 1, 7, patches.dul_reads(association), usual) == (True, 0xB000)
+    assert 0.04 < time.monotonic() - started < 2.5
+    assert not getattr(association, patches.REST_LATE_ATTRIBUTE, False) and unread(ours) == b""
+
+
+def test_a_peer_late_with_the_rest_of_a_response_is_no_longer_waited_for(
+    tcp_pair: tuple[socket.socket, socket.socket],
+) -> None:
+    """A peer with Nagle's algorithm on holds the rest until the start is acknowledged: the sender
+    leaves that response to the DUL after `RESPONSE_REST_SECONDS`, and the next ones at once."""
+    ours, theirs = tcp_pair
+    association = sender(ours)
+    usual = patches.usual_response(1, patches.StoreRequest(CT_IMAGE, INSTANCE, "1.2.840.10008.1.2.1", 7))
+    response = response_pdus(7)
+    theirs.sendall(response[:12])
+    started = time.monotonic()
+    assert patches.direct_response(association, 1, 7, patches.dul_reads(association), usual) == (False, None)
+    assert patches.RESPONSE_REST_SECONDS <= time.monotonic() - started < 1
+    assert getattr(association, patches.REST_LATE_ATTRIBUTE)
+    assert ours.getsockopt(socket.SOL_SOCKET, socket.SO_RCVLOWAT) == 1  # as it was
+    assert patches.peeked_response(ours, 1, 7, usual, association) is None  # not waited for again
+    assert unread(ours) == response[:12]  # left to the DUL
+
+
 def test_a_sender_waits_for_its_response_until_the_dimse_timeout(tcp_pair: tuple[socket.socket, socket.socket]) -> None:
     ours, theirs = tcp_pair
     association = sender(ours, dimse_timeout=0.3)
@@ -1403,6 +1467,7 @@ def test_a_status_read_by_the_sender_is_what_pynetdicom_makes_of_the_response(st
     primitive.Status = status
     made = Association(AE(), "requestor")._check_received_status(primitive)
     assert patches.status_of(status) == made
+    assert patches.status_of(status) is patches.status_of(status)  # made once, shared
 
 
 @contextlib.contextmanager
@@ -1457,6 +1522,29 @@ def test_retrieve_responses_are_read_by_the_sender_on_a_real_association() -> No
         # A response that comes before the sender holds the read lock is the DUL's (it then waits
         # for it as before): with the peer in this process that happens now and then, not often.
         assert reads >= 0 and 0 <= patches.dul_reads(association) - reads <= 10
+
+
+def recognising(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, int] | None]:
+    """What each `UsualResponse.status_in` returns from now on, in a list."""
+    answers: list[tuple[int, int] | None] = []
+    original = patches.UsualResponse.status_in
+
+    def status_in(usual: patches.UsualResponse, head: bytes) -> tuple[int, int] | None:
+        answers.append(original(usual, head))
+        return answers[-1]
+
+    monkeypatch.setattr(patches.UsualResponse, "status_in", status_in)
+    return answers
+
+
+def test_a_pynetdicom_peer_s_responses_are_recognised_by_their_bytes(monkeypatch: pytest.MonkeyPatch) -> None:
+    answers = recognising(monkeypatch)
+    with storage_peer(lambda event: 0xB000 if event.request.MessageID % 2 else 0x0000) as association:
+        statuses = [stored_image(association, number).Status for number in range(1, 11)]
+    assert statuses == [0xB000, 0x0000] * 5
+    # A response the DUL reads first, or one the sender looks at before all of it came, is read the
+    # usual way (with the peer in this process, now and then): the statuses above say it was read right.
+    assert sum(answer is not None for answer in answers) >= 3
 
 
 def test_what_the_sender_does_meanwhile_runs_once_the_request_is_written_and_before_its_response() -> None:
