@@ -1,6 +1,7 @@
 """The ingest's statements on the SQLite driver's own connection (`appliance.db.prepared`): the rows
-they write are the rows SQLAlchemy's execution writes, value for value and type for type; they run
-in the SQLAlchemy connection's transaction; the driver's errors reach the caller as SQLAlchemy's."""
+they write are the rows SQLAlchemy's execution writes, value for value and type for type, and the
+rows they read are the rows SQLAlchemy reads; they run in the SQLAlchemy connection's transaction;
+the driver's errors reach the caller as SQLAlchemy's."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import pytest
 from datagen import PATIENTS, encoded, make_instance
 from pydicom.dataset import Dataset
 from pydicom.uid import generate_uid
-from sqlalchemy import Engine, bindparam, delete, insert, text, update
+from sqlalchemy import Engine, bindparam, delete, insert, select, text, update
 from sqlalchemy.exc import IntegrityError
 
 from appliance.archive import index as index_module
@@ -124,3 +125,28 @@ def test_a_delete_runs_in_the_transaction(engine: Engine) -> None:
         forget.run(connection, {"id": forgotten})
     with engine.connect() as connection:
         assert connection.execute(text("SELECT id FROM change")).scalars().all() == [kept]
+
+
+def test_a_select_reads_what_sqlalchemy_reads_in_the_transaction(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    add_patient = Prepared(insert(patient))
+    patients = Prepared(
+        select(patient.c.id, patient.c.patient_id, patient.c.created_at, patient.c.patient_birth_date)
+        .where(patient.c.patient_id.like(bindparam("pattern")))
+        .order_by(patient.c.id)
+        .limit(5)  # a literal bind
+    )
+    with engine.connect() as connection, connection.begin() as transaction:
+        for number in (1, 2):
+            add_patient.run(connection, {"patient_id": f"P{number}", "created_at": MOMENT, "updated_at": MOMENT})
+        on_driver = patients.rows(connection, {"pattern": "P%"})  # before the commit: in the transaction
+        monkeypatch.setattr(prepared, "ON_DRIVER", frozenset())
+        by_sqlalchemy = patients.rows(connection, {"pattern": "P%"})
+        transaction.rollback()
+    assert (
+        on_driver
+        == by_sqlalchemy
+        == [(1, "P1", MOMENT.replace(tzinfo=None), ""), (2, "P2", MOMENT.replace(tzinfo=None), "")]
+    )
+    assert isinstance(on_driver[0][2], datetime)  # read back as SQLAlchemy reads SQLite's text
