@@ -132,7 +132,8 @@ def test_the_workers_get_the_objects_ahead_once_the_first_is_sent(tmp_path: Path
 
 
 def test_the_next_object_sent_as_stored_is_read_while_the_peer_takes_this_one(tmp_path: Path) -> None:
-    """Read once the response came, it kept the peer waiting (0.1 ms per CT image)."""
+    """Read once the response came, it kept the peer waiting (0.1 ms per CT image); its reference
+    is made then too."""
     items, _ = zip(*(stored(tmp_path, number, ExplicitVRLittleEndian) for number in range(1, 4)), strict=True)
     lookahead = retrieve.Lookahead(RetrievePlan(tuple(items)), lambda item: Path(item.path))
     accepted = {items[0].sop_class_uid: [ExplicitVRLittleEndian]}.__getitem__
@@ -141,6 +142,9 @@ def test_the_next_object_sent_as_stored_is_read_while_the_peer_takes_this_one(tm
     lookahead.read_next(0, accepted)
     data_set = Path(items[1].path).read_bytes()[retrieve.data_set_offset(Path(items[1].path)) :]
     assert lookahead.read == {1: data_set}
+    made = lookahead.made[1]
+    assert (made.SOPInstanceUID, made.item, made.position) == (items[1].sop_instance_uid, items[1], 1)
+    assert lookahead.reference(1) is made and not lookahead.made  # handed out once
     Path(items[1].path).unlink()  # what was read is what is sent
     second = lookahead.prepared(1, Path(items[1].path), [ExplicitVRLittleEndian])
     assert second == retrieve.Prepared(ExplicitVRLittleEndian, Delivery.AS_STORED, data=data_set)
@@ -167,6 +171,7 @@ def test_an_object_not_sent_as_stored_from_a_readable_file_is_not_read_ahead(
     lookahead = retrieve.Lookahead(RetrievePlan(tuple(items), coercions), lambda item: Path(item.path))
     lookahead.read_next(0, lambda _sop_class: [ExplicitVRLittleEndian])
     assert not lookahead.read
+    assert (1 in lookahead.made) is (why != "other tier")  # a deferred tier's file is located in its turn
     if why in ("too long", "missing"):
         later = lookahead.prepared(1, Path(items[1].path), [ExplicitVRLittleEndian])
         assert later.path == Path(items[1].path)  # streamed when sent: a missing file fails then, as before
