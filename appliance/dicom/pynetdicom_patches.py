@@ -1010,7 +1010,8 @@ def direct_store(
 def status_of(value: int) -> Dataset:
     """What pynetdicom's `_check_received_status` makes of a plain response with this status, made
     once per status and shared: its callers (pynetdicom's C-GET and C-MOVE service, `retrieve`) only
-    read it. A Dataset made for each image cost 10 to 30 µs of the sender's time."""
+    read it. A Dataset made for each image cost 11 µs in a micro-benchmark, and 13 % of the sending
+    thread's samples under py-spy (C-MOVE of the compressed study), its caches cold."""
     status = Dataset()
     status.Status = value
     return status
