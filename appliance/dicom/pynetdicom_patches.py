@@ -50,6 +50,16 @@ Process-wide, applied by `apply()`:
   with and without it, 300 CT images over one association, medians of 3 alternating runs: the
   daemon's CPU 2.47 -> 1.89 s, wall-clock 2.77 -> 2.39 s; over four associations 2.35 -> 2.09 s of
   CPU; 300 one-image studies 3.19 -> 2.39 s of CPU, 3.24 -> 2.79 s wall-clock.
+- `prompt_kill` (with `fast_polling`, whose clock it runs in): pynetdicom's `Association.kill` asks
+  its DUL to stop, which `stop_dul` only does once the DUL is back in its idle state (Sta1), and
+  sleeps 10 ms between two asks. A release calls it as soon as the A-RELEASE-RP is in, often
+  before the DUL has closed the connection and reached Sta1: the release of a C-MOVE's
+  sub-association then took 11 ms instead of about 1 ms, and the C-MOVE's final response waits for
+  that release. Timestamps in the daemon, C-MOVEs of 200 images to storescp: 11 ms in 6 of 6, 2 of
+  4 and 1 of 6 C-MOVEs in three sittings (none of 16 in a fourth); with the patch, 0.6 to 1.7 ms in
+  each of 22. The first 10 ms of an association's kill waits (several threads may kill one
+  association) look at the DUL's state every 0.2 ms instead; after that (a DUL waiting out a timer
+  after an abort, say) `kill` sleeps as pynetdicom has it.
 - `command_writer`: DIMSE command sets (group 0000, a dozen simple elements) are encoded by a small
   dedicated writer instead of pydicom's generic one, twice per message (13 µs instead of 130 µs, micro-benchmark).
   Archive CPU: C-FIND of 500 matches 250 ms instead of 385 ms (+54 %), C-GET and C-MOVE +22 to
@@ -274,6 +284,7 @@ PATCHES = (
     "command_reader",
     "store_responses",
     "direct_requests",
+    "prompt_kill",
 )
 QUICK_ACK: int | None = getattr(socket, "TCP_QUICKACK", None)  # Linux only
 PUBLIC_PATCHES = frozenset({"no_delay"})  # only a socket option: in force on any pynetdicom version
@@ -305,7 +316,14 @@ class PollingClock:
         thread = threading.current_thread()
         if holds_unread(thread):
             return
-        if sys._getframe(1).f_code in REACTOR_LOOPS and woken_on_arrival(thread):
+        caller = sys._getframe(1)
+        if caller.f_code in REACTOR_LOOPS and woken_on_arrival(thread):
+            return
+        if (
+            caller.f_code is KILL_LOOP
+            and in_force("prompt_kill")
+            and until_dul_stoppable(caller.f_locals["self"], seconds)
+        ):
             return
         if seconds <= SLOW_POLL_SECONDS and self.open_connections <= FAST_POLL_MAXIMUM_ASSOCIATIONS:
             seconds = min(seconds, FAST_POLL_SECONDS)
@@ -379,9 +397,33 @@ def dul_connection(thread: threading.Thread) -> socket.socket | None:
 
 CLOCK = PollingClock()
 # The loops whose idle sleep `wake_on_arrival` takes over: the other sleeps of these threads (a
-# sender waiting for its reactor to pause, `kill` waiting for the DUL to end) keep their own.
+# sender waiting for its reactor to pause) keep their own, but for `kill`'s (`prompt_kill`).
 REACTOR_LOOPS = frozenset({association.Association._run_reactor.__code__, dul.DULServiceProvider.run_reactor.__code__})
 WAKE_POLL_SECONDS = 0.01  # `wake_on_arrival`: the longest idle sleep, for what wakes nobody (timers)
+KILL_LOOP = association.Association.kill.__code__  # `prompt_kill`: its wait for the DUL to stop
+KILL_POLL_SECONDS = 0.0002  # `prompt_kill`: how often a kill looks whether its DUL may stop ...
+KILL_POLL_WINDOW_SECONDS = 0.01  # ... for this long after its association's first kill wait
+KILL_WAIT_ATTRIBUTE = "appliance_kill_wait"
+
+
+def until_dul_stoppable(association: Any, seconds: float) -> bool:
+    """`prompt_kill`: a sleep of `Association.kill` between two calls of `stop_dul`, which only
+    stops a DUL back in its idle state (Sta1), ended as soon as the DUL is there or has ended, at
+    most `seconds` (pynetdicom's 10 ms); False (nothing waited) once `KILL_POLL_WINDOW_SECONDS`
+    have passed since the association's first kill wait: a DUL that does not stop by then
+    (waiting out a timer after an abort, say) is looked at every 10 ms as pynetdicom does, not
+    every 0.2 ms for as long. Several threads may kill one association (its reactor as well)."""
+    now = time.monotonic()
+    first = vars(association).setdefault(KILL_WAIT_ATTRIBUTE, now)
+    deadline = min(now + seconds, first + KILL_POLL_WINDOW_SECONDS)
+    if now >= deadline:
+        return False
+    provider = association.dul
+    while provider.is_alive() and provider.state_machine.current_state != "Sta1" and time.monotonic() < deadline:
+        time.sleep(KILL_POLL_SECONDS)
+    return True
+
+
 WAKEUP_ATTRIBUTE = "appliance_wakeup"
 HAS_EVENTFD = hasattr(os, "eventfd")  # Linux
 

@@ -33,6 +33,7 @@ from pynetdicom.association import Association
 from pynetdicom.dimse_messages import C_FIND_RSP, C_GET_RSP, C_STORE_RQ
 from pynetdicom.dimse_primitives import C_FIND, C_GET, C_MOVE, C_STORE
 from pynetdicom.dsutils import encode
+from pynetdicom.dul import DULServiceProvider
 from pynetdicom.pdu_primitives import A_ASSOCIATE
 from pynetdicom.transport import AddressInformation, AssociationSocket
 
@@ -246,6 +247,13 @@ FINGERPRINTS: dict[str, dict[str, str]] = {
     },
     # pydicom's UID class (its file's source: the patch replaces the live `is_valid`).
     "uid_checks": {"pydicom.uid:UID": "a26b4557e9e74a2c"},
+    # `prompt_kill` (in `fast_polling`'s clock) shortens the sleep of `kill` between its calls of
+    # `stop_dul`, which stops only a DUL in Sta1; the release's `kill` comes once the A-RELEASE-RP is in.
+    "prompt_kill": {
+        "pynetdicom.association:Association.kill": "8f9713666a7f4cff",
+        "pynetdicom.dul:DULServiceProvider.stop_dul": "28a7e0be126e7b30",
+        "pynetdicom.acse:ACSE.negotiate_release": "e66977c7292334c5",
+    },
     "retrieve_contexts": {
         "pynetdicom.association:Association.run_reactor": "ed8bbbe3b3d6ddae",
         "pynetdicom.association:ServiceUser.supported_contexts": "4ca3c0faaf6e6676",
@@ -447,6 +455,13 @@ RELIED_ON: dict[str, list[tuple[str, list[str]]]] = {
     "guarded_server": [
         ("pynetdicom.dul:DULServiceProvider._read_pdu_data", ["pdu, event = self._decode_pdu(bytestream)"]),
         ("pynetdicom.fsm:AE_6", ["primitive = recv_pdu.to_primitive()"]),
+    ],
+    "prompt_kill": [
+        (
+            "pynetdicom.association:Association.kill",
+            ["while self.dul.is_alive() and not self.dul.stop_dul():", "time.sleep(0.01)"],
+        ),
+        ("pynetdicom.dul:DULServiceProvider.stop_dul", ['if self.state_machine.current_state == "Sta1":']),
     ],
     "retrieve_contexts": [
         (
@@ -1674,3 +1689,68 @@ def test_the_dul_leaves_the_socket_to_a_sender_reading_its_responses(
     assert patches.direct_response(association, 1, 8, reads_before=-2) == (False, None)  # left to the DUL
     assert reads.quiet_seconds() == 0.0
     assert woken_after(association.dul, lambda: None) < 0.2  # woken by the sender (the socket is empty)
+
+
+class LateMachine:
+    """A DUL's state machine that reaches Sta1 at the `late`-th look at its state."""
+
+    def __init__(self, late: int) -> None:
+        self.looks, self.late = 0, late
+
+    @property
+    def current_state(self) -> str:
+        self.looks += 1
+        return "Sta1" if self.looks >= self.late else "Sta13"
+
+
+def test_a_kill_waits_for_its_dul_only_until_the_dul_may_stop() -> None:
+    """`prompt_kill`: the wait ends once the DUL is back in Sta1 (where `stop_dul` stops it), not
+    after pynetdicom's whole sleep; a DUL that does not get there is waited for the whole sleep,
+    and past the window after the first wait nothing is polled (False: the caller sleeps)."""
+    machine = LateMachine(late=4)
+    killed = SimpleNamespace(dul=SimpleNamespace(is_alive=lambda: True, state_machine=machine))
+    assert patches.until_dul_stoppable(killed, 5.0) is True
+    assert machine.looks == 4  # three polls, then Sta1: the wait is over
+    killed = SimpleNamespace(dul=SimpleNamespace(is_alive=lambda: True, state_machine=LateMachine(late=10**9)))
+    start = time.monotonic()
+    assert patches.until_dul_stoppable(killed, 0.005) is True
+    assert time.monotonic() - start >= 0.005
+    time.sleep(patches.KILL_POLL_WINDOW_SECONDS)
+    assert patches.until_dul_stoppable(killed, 0.005) is False
+    ended = SimpleNamespace(dul=SimpleNamespace(is_alive=lambda: False, state_machine=LateMachine(late=10**9)))
+    assert patches.until_dul_stoppable(ended, 5.0) is True  # at once: nothing left to stop
+
+
+RELEASES_TRIED = 40  # a DUL that ended before `kill` looks is not asked: a third of the releases here
+
+
+def test_a_release_whose_dul_is_not_idle_yet_waits_on_the_polled_sleep(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A C-MOVE sub-association's release: once the A-RELEASE-RP is in, pynetdicom's `kill` asks
+    the DUL to stop, which it only does back in Sta1; when the DUL had not yet got there, `kill`
+    slept 10 ms before asking again, and the final C-MOVE response waited for it (half of the
+    C-MOVEs of the compressed study, in the daemon). Here the first ask is refused, as when the DUL
+    is late: the sleep that follows is `prompt_kill`'s, and the release ends with the DUL stopped."""
+    waits: list[tuple[Any, float]] = []
+    refused: list[Any] = []
+    original_wait, original_stop = patches.until_dul_stoppable, DULServiceProvider.stop_dul
+
+    def recorded(killed: Any, seconds: float) -> bool:
+        waits.append((killed, seconds))
+        return original_wait(killed, seconds)
+
+    def stop_dul(provider: DULServiceProvider) -> bool:
+        if provider.assoc.is_requestor and not refused:
+            refused.append(provider)
+            return False
+        return bool(original_stop(provider))
+
+    monkeypatch.setattr(patches, "until_dul_stoppable", recorded)
+    monkeypatch.setattr(DULServiceProvider, "stop_dul", stop_dul)
+    for _attempt in range(RELEASES_TRIED):
+        with storage_peer(lambda _event: 0x0000) as association:
+            association.release()
+            assert association.is_released and not association.dul.is_alive()
+        if refused:
+            break
+    assert refused == [association.dul]
+    assert [seconds for killed, seconds in waits if killed is association] == [0.01]
