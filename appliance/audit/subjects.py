@@ -6,12 +6,13 @@ accession number of archived studies looked up in the index (`study_subjects`, f
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, bindparam, select
 
 from appliance.audit.events import ParticipantObject, patient, patient_number, study
+from appliance.db.prepared import Prepared
 from appliance.db.schema import patient as patient_table
 from appliance.db.schema import study as study_table
 
@@ -61,15 +62,15 @@ class InstanceTally:
     patients: dict[str, PatientCount] = field(default_factory=dict)
     unattributed_failures: int = 0
 
-    def add(self, subject: StudySubject, sop_class_uid: str, done: bool) -> None:
+    def add(self, subject: StudySubject, sop_class_uid: str, done: bool, count: int = 1) -> None:
         key = patient_number(subject.patient_id, subject.issuer)
         counted = self.patients.setdefault(key, PatientCount(subject.patient_name))
         if not done:
-            counted.failed += 1
+            counted.failed += count
             return
-        counted.done += 1
+        counted.done += count
         entry = counted.studies.setdefault(subject.study_uid, StudyCount(subject.accession_number))
-        entry.instances[sop_class_uid] += 1
+        entry.instances[sop_class_uid] += count
 
     def fail_unattributed(self) -> None:
         self.unattributed_failures += 1
@@ -79,20 +80,50 @@ class InstanceTally:
         return sum(found.done + found.failed for found in self.patients.values()) + self.unattributed_failures
 
 
+def tally_of(subjects: Mapping[str, StudySubject], instances: Iterable[tuple[str, str, bool]]) -> InstanceTally:
+    """The tally of `instances`, each given as (study UID, SOP class UID, done), each study's
+    patient as `subjects` has it (blank when it does not). Counted by study and class first: a
+    retrieve hands over hundreds of instances of one study, and adding them one by one took 0.3 ms
+    for 200 (a patient number made for each)."""
+    tally = InstanceTally()
+    for (study_uid, sop_class_uid, done), count in Counter(instances).items():
+        subject = subjects.get(study_uid) or StudySubject(study_uid, "", "", "", "")
+        tally.add(subject, sop_class_uid, done, count)
+    return tally
+
+
+SUBJECT_COLUMNS = (
+    study_table.c.study_instance_uid,
+    study_table.c.accession_number,
+    patient_table.c.patient_id,
+    patient_table.c.issuer_of_patient_id,
+    patient_table.c.patient_name,
+)
+SUBJECTS = select(*SUBJECT_COLUMNS).select_from(
+    study_table.join(patient_table, study_table.c.patient_pk == patient_table.c.id)
+)
+# One study's subject, run on SQLite's driver: the audit of a C-GET or C-MOVE (one study, nearly
+# always) looks it up before the final response, and the statement built for a list of studies took
+# 0.7 to 1.5 ms there in the daemon.
+STUDY_SUBJECT = Prepared(SUBJECTS.where(study_table.c.study_instance_uid == bindparam("study_uid")))
+SINGLE_LOOKUPS = 8  # up to this many studies, each is looked up by `STUDY_SUBJECT`
+
+
 def study_subjects(engine: Engine, study_uids: Iterable[str]) -> dict[str, StudySubject]:
     """Each known study of `study_uids` with its accession number and its patient."""
     wanted = sorted(set(study_uids))
     found: dict[str, StudySubject] = {}
-    statement = select(
-        study_table.c.study_instance_uid,
-        study_table.c.accession_number,
-        patient_table.c.patient_id,
-        patient_table.c.issuer_of_patient_id,
-        patient_table.c.patient_name,
-    ).select_from(study_table.join(patient_table, study_table.c.patient_pk == patient_table.c.id))
     with engine.connect() as connection:
-        for start in range(0, len(wanted), LOOKUP_BATCH):
-            batch = wanted[start : start + LOOKUP_BATCH]
-            for row in connection.execute(statement.where(study_table.c.study_instance_uid.in_(batch))):
-                found[row[0]] = StudySubject(*(str(value or "") for value in row))
+        if len(wanted) <= SINGLE_LOOKUPS:
+            rows = [row for study_uid in wanted for row in STUDY_SUBJECT.rows(connection, {"study_uid": study_uid})]
+        else:
+            rows = [
+                tuple(row)
+                for start in range(0, len(wanted), LOOKUP_BATCH)
+                for row in connection.execute(
+                    SUBJECTS.where(study_table.c.study_instance_uid.in_(wanted[start : start + LOOKUP_BATCH]))
+                )
+            ]
+    for row in rows:
+        found[row[0]] = StudySubject(*(str(value or "") for value in row))
     return found

@@ -40,7 +40,7 @@ from appliance.audit.events import (
     patient,
     patient_number,
 )
-from appliance.audit.subjects import InstanceTally, StudySubject, study_subjects
+from appliance.audit.subjects import InstanceTally, StudySubject, study_subjects, tally_of
 
 LOGGER = logging.getLogger(__name__)
 
@@ -189,12 +189,14 @@ class DicomAudit:
         except SQLAlchemyError as error:
             LOGGER.error("audit: the patients of a retrieve could not be looked up (%s)", type(error).__name__)
             subjects = {}
-        tally = InstanceTally()
-        for items_of, delivered in ((report.sent, True), (report.failed, False)):
-            for item in items_of:
-                unknown = StudySubject(item.study_instance_uid, "", "", "", "")
-                tally.add(subjects.get(item.study_instance_uid, unknown), item.sop_class_uid, delivered)
-        return tally
+        return tally_of(
+            subjects,
+            [
+                (item.study_instance_uid, item.sop_class_uid, delivered)
+                for items_of, delivered in ((report.sent, True), (report.failed, False))
+                for item in items_of
+            ],
+        )
 
     def record(
         self,

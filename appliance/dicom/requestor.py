@@ -45,7 +45,7 @@ from appliance.audit.events import (
     patient,
     patient_number,
 )
-from appliance.audit.subjects import InstanceTally, StudySubject, study_subjects
+from appliance.audit.subjects import study_subjects, tally_of
 from appliance.config import Config, Peer, Settings
 from appliance.dicom.pynetdicom_patches import REQUESTOR_HANDLERS
 from appliance.dicom.retrieve import accepted, proposed_contexts, succeeded
@@ -158,11 +158,8 @@ class ForwardSender:
         if not sent:
             return
         subjects = study_subjects(self.engine, {item.study_instance_uid for item, _ in sent})
-        tally = InstanceTally()
-        for item, attempt in sent:
-            unknown = StudySubject(item.study_instance_uid, "", "", "", "")
-            tally.add(subjects.get(item.study_instance_uid, unknown), item.sop_class_uid,
-                      attempt.outcome is Delivery.DELIVERED)  # fmt: skip
+        tally = tally_of(subjects, [(item.study_instance_uid, item.sop_class_uid, attempt.outcome is Delivery.DELIVERED)
+                                    for item, attempt in sent])  # fmt: skip
         participants = (
             ae(config.dicom.ae_title, "", True, ParticipantRole.SOURCE),
             ae(peer.ae_title, peer.host, False, ParticipantRole.DESTINATION),

@@ -37,7 +37,7 @@ from appliance.audit.events import (
     patient_number,
     person,
 )
-from appliance.audit.subjects import InstanceTally, StudySubject, study_subjects
+from appliance.audit.subjects import InstanceTally, StudySubject, study_subjects, tally_of
 from appliance.web.auth.access import current_account, development_loopback
 from appliance.web.security import client_address
 from appliance.web.services import APPLICATION_NAME, services
@@ -91,12 +91,15 @@ def queried(matches: Iterable[dict[str, object]], outcome: Outcome = Outcome.SUC
 def retrieved(event: EventId, sent: list[RetrieveItem], failed: list[RetrieveItem], description: str = "") -> None:
     """One 110104 (objects handed over) or 110103 (shown) event, read action, for the instances
     of one request; minor failure when some could not go, serious when none did."""
-    tally = InstanceTally()
     subjects = study_subjects(services().engine, {item.study_instance_uid for item in [*sent, *failed]})
-    for items, done in ((sent, True), (failed, False)):
-        for item in items:
-            unknown = StudySubject(item.study_instance_uid, "", "", "", "")
-            tally.add(subjects.get(item.study_instance_uid, unknown), item.sop_class_uid, done)
+    tally = tally_of(
+        subjects,
+        [
+            (item.study_instance_uid, item.sop_class_uid, done)
+            for items, done in ((sent, True), (failed, False))
+            for item in items
+        ],
+    )
     objects = [entry for key, counted in sorted(tally.patients.items()) for entry in counted.objects(key)]
     outcome = Outcome.SUCCESS if not failed else Outcome.MINOR_FAILURE if sent else Outcome.SERIOUS_FAILURE
     if failed:
