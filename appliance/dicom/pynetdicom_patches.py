@@ -244,7 +244,7 @@ from enum import Enum
 from io import BytesIO
 from pathlib import Path
 from types import ModuleType
-from typing import Any, BinaryIO, Protocol, runtime_checkable
+from typing import Any, BinaryIO, Protocol, TypeGuard
 
 import pydicom.config
 import pydicom.uid
@@ -1888,7 +1888,7 @@ def request_connection(association: Any) -> socket.socket | None:
     provider = association.dul
     wrapper = provider.socket
     connection = getattr(wrapper, "socket", None)
-    if connection is None or isinstance(connection, ssl.SSLSocket) or not isinstance(wrapper, PduSource):
+    if connection is None or isinstance(connection, ssl.SSLSocket) or not is_pdu_source(wrapper):
         return None
     if wrapper.pending or not dimse.msg_queue.empty() or not provider.to_provider_queue.empty():
         return None
@@ -1901,13 +1901,19 @@ def request_connection(association: Any) -> socket.socket | None:
     return connection  # type: ignore[no-any-return]
 
 
-@runtime_checkable
 class PduSource(Protocol):
     """The socket wrapper of an association the archive accepted (`guarded_server.GuardedSocket`):
     what it already read, served first to the DUL, and the longest PDU it reads."""
 
     pending: bytearray
     maximum_pdu_bytes: int
+
+
+def is_pdu_source(wrapper: object) -> TypeGuard[PduSource]:
+    """Whether `wrapper` has `PduSource`'s attributes: what `isinstance` on the protocol made
+    runtime-checkable says, in 0.06 us instead of 10 us (looked at twice for each message an
+    archive association reads)."""
+    return hasattr(wrapper, "pending") and hasattr(wrapper, "maximum_pdu_bytes")
 
 
 def read_message(association: Any, connection: socket.socket, reads: DulReads, poller: Any) -> None:
