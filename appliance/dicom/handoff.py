@@ -4,8 +4,9 @@ Python runs one thread at a time per process, so one process cannot ingest on mo
 The archive daemon can therefore run several *serving processes* (`dicom.processes`): its own
 process accepts each connection and checks the association request (`guarded_server.Guard`:
 calling AE title, size, per-address and total limits), then hands the connection, with the
-request it read, to the serving process with the fewest associations open, which answers the
-request and runs the association to its end.
+request it read, to the serving process with the fewest associations open (between equals, the one
+last handed the same request bytes, which it keeps decoded), which answers the request and runs the
+association to its end.
 
 The channel between the acceptor and a serving process is one AF_UNIX stream socket pair:
 

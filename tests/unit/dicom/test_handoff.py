@@ -165,3 +165,23 @@ def test_a_silent_serving_process_gets_no_new_connection_while_another_answers()
     assert len(answering.open) == 3 and not silent.open
     for channel in (*theirs, *(serving.channel for serving in processes.slots)):
         channel.close()
+
+
+def test_between_equals_a_request_goes_where_the_same_request_went_last() -> None:
+    """A serving process keeps the requests it has seen decoded and answered: between processes as
+    loaded, the same bytes go where they went last; the fewest associations open still comes first."""
+    processes, theirs = two_running()
+    first, second = processes.slots
+    handed: list[int] = []
+    for request, busy in ((b"getscu", None), (b"movescu", first), (b"getscu", None), (b"movescu", None)):
+        if busy is not None:
+            busy.open = {900: "127.0.0.1"}  # one association open there: the other one takes it
+        ours, peer = socket.socketpair()
+        with ours, peer:
+            assert processes.hand(ours, ("127.0.0.1", 104), request, 10, 10) is None
+        handed.append(next(serving.number for serving in processes.slots if set(serving.open) - {900}))
+        for serving in processes.slots:
+            serving.open.clear()
+    assert handed == [first.number, second.number, first.number, second.number]
+    for channel in (*theirs, *(serving.channel for serving in processes.slots)):
+        channel.close()
