@@ -16,7 +16,6 @@ from appliance.archive.attributes import read_attributes
 from appliance.archive.index import Index
 from appliance.archive.search import Query
 from appliance.archive.storage import WrittenFile
-from appliance.db import prepared
 
 
 def a_study(engine: Engine) -> str:
@@ -27,30 +26,15 @@ def a_study(engine: Engine) -> str:
     return str(dataset.StudyInstanceUID)
 
 
-@pytest.fixture(autouse=True)
-def fresh_statements() -> None:
-    """The statements the plan runs on the driver (`Prepared`) keep their compilation for the
-    process: each test starts with none compiled, as a new process does."""
-    retrieve.plan_statement.cache_clear()
-    retrieve.identity_and_sample_header.cache_clear()
-
-
-def compiled_on_the_way(engine: Engine, study_uid: str, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+def compiled_on_the_way(engine: Engine, study_uid: str) -> list[str]:
     """The statements compiled (not found compiled) while a retrieve of `study_uid` is planned and
-    the stored syntaxes are read: by SQLAlchemy's execution, or for SQLite's driver (`Prepared`)."""
+    the stored syntaxes are read."""
     compiled: list[str] = []
 
     def note(_connection: Any, _cursor: Any, statement: str, _parameters: Any, context: Any, _many: bool) -> None:
         if context.cache_hit is CacheStats.CACHE_MISS:
             compiled.append(statement)
 
-    def compile_noted(statement: Any, *arguments: Any) -> prepared.Compiled:
-        made = original_compile(statement, *arguments)
-        compiled.append(made.sql)
-        return made
-
-    original_compile = prepared.compile_statement
-    monkeypatch.setattr(prepared, "compile_statement", compile_noted)
     event.listen(engine, "before_cursor_execute", note)
     try:
         found = retrieve.plan(engine, Query("STUDY", {"StudyInstanceUID": study_uid}))
@@ -61,16 +45,16 @@ def compiled_on_the_way(engine: Engine, study_uid: str, monkeypatch: pytest.Monk
     return compiled
 
 
-def test_after_the_warm_up_the_first_retrieve_compiles_nothing(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_after_the_warm_up_the_first_retrieve_compiles_nothing(engine: Engine) -> None:
     study_uid = a_study(engine)
     retrieve.warm_up(engine)
-    assert compiled_on_the_way(engine, study_uid, monkeypatch) == []
+    assert compiled_on_the_way(engine, study_uid) == []
 
 
-def test_without_it_the_first_retrieve_compiles_its_statements(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_without_it_the_first_retrieve_compiles_its_statements(engine: Engine) -> None:
     """What the warm-up spares: the plan, the identity check and the reading, compiled here."""
     study_uid = a_study(engine)
-    assert len(compiled_on_the_way(engine, study_uid, monkeypatch)) == 3
+    assert len(compiled_on_the_way(engine, study_uid)) == 3
 
 
 def test_an_index_that_cannot_be_read_says_so(engine: Engine) -> None:
