@@ -6,9 +6,11 @@ from __future__ import annotations
 import random
 from datetime import UTC, datetime
 
+import pytest
 from sqlalchemy import Engine, insert
 
-from appliance.audit.subjects import SINGLE_LOOKUPS, InstanceTally, StudySubject, study_subjects, tally_of
+from appliance.audit import subjects
+from appliance.audit.subjects import InstanceTally, StudySubject, study_subjects, tally_of
 from appliance.db.schema import patient, study
 
 CT, MR = "1.2.840.10008.5.1.4.1.1.2", "1.2.840.10008.5.1.4.1.1.4"
@@ -45,9 +47,9 @@ def test_failures_count_for_their_patient_and_no_study() -> None:
     assert list(counted.studies) == ["1.2.3.1"] and counted.studies["1.2.3.1"].instances == {CT: 1}
 
 
-def test_studies_are_looked_up_one_by_one_or_in_batches_alike(engine: Engine) -> None:
-    """A few studies (a retrieve's one, nearly always) are looked up one by one on SQLite's driver,
-    more in batches: the same subjects either way; a study the index lacks is left out."""
+def test_studies_are_looked_up_in_batches(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The studies' patients and accession numbers, a study the index lacks left out, in batches of
+    `LOOKUP_BATCH`."""
     moment = datetime(2026, 12, 7, 9, 30, tzinfo=UTC)
     with engine.begin() as connection:
         for number in range(12):
@@ -71,7 +73,7 @@ def test_studies_are_looked_up_one_by_one_or_in_batches_alike(engine: Engine) ->
             )
     wanted = [f"1.2.3.{number}" for number in range(12)] + ["1.2.3.99"]
     few = study_subjects(engine, [*wanted[:2], "1.2.3.99"])
-    assert len(wanted) > SINGLE_LOOKUPS >= len(few) + 1
+    monkeypatch.setattr(subjects, "LOOKUP_BATCH", 5)
     many = study_subjects(engine, wanted)
     assert few == {uid: many[uid] for uid in wanted[:2]}
     assert many["1.2.3.1"] == StudySubject("1.2.3.1", "ACC1", "P1", "1.2.250.1.213.1.4.8", "PATIENT^1")
