@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from sqlalchemy import Engine, select
 
@@ -79,13 +80,30 @@ class InstanceTally:
         return sum(found.done + found.failed for found in self.patients.values()) + self.unattributed_failures
 
 
-def tally_of(subjects: Mapping[str, StudySubject], instances: Iterable[tuple[str, str, bool]]) -> InstanceTally:
-    """The tally of `instances`, each given as (study UID, SOP class UID, done), each study's
-    patient as `subjects` has it (blank when it does not). Counted by study and class first: a
-    retrieve hands over hundreds of instances of one study, and adding them one by one took 0.3 ms
-    for 200 (a patient number made for each)."""
+class Instance(Protocol):
+    """An archived instance as the tallies read it (a retrieve's item, say)."""
+
+    @property
+    def study_instance_uid(self) -> str: ...
+
+    @property
+    def sop_class_uid(self) -> str: ...
+
+
+def tally_of(
+    subjects: Mapping[str, StudySubject], sent: Iterable[Instance], failed: Iterable[Instance] = ()
+) -> InstanceTally:
+    """The tally of the instances `sent` and `failed`, each study's patient as `subjects` has it
+    (blank when it does not). Counted by study and class first: a retrieve hands over hundreds of
+    instances of one study, and adding them one by one took 0.3 ms for 200 (a patient number made
+    for each)."""
+    counted = Counter(
+        (instance.study_instance_uid, instance.sop_class_uid, done)
+        for instances, done in ((sent, True), (failed, False))
+        for instance in instances
+    )
     tally = InstanceTally()
-    for (study_uid, sop_class_uid, done), count in Counter(instances).items():
+    for (study_uid, sop_class_uid, done), count in counted.items():
         subject = subjects.get(study_uid) or StudySubject(study_uid, "", "", "", "")
         tally.add(subject, sop_class_uid, done, count)
     return tally

@@ -189,14 +189,7 @@ class DicomAudit:
         except SQLAlchemyError as error:
             LOGGER.error("audit: the patients of a retrieve could not be looked up (%s)", type(error).__name__)
             subjects = {}
-        return tally_of(
-            subjects,
-            [
-                (item.study_instance_uid, item.sop_class_uid, delivered)
-                for items_of, delivered in ((report.sent, True), (report.failed, False))
-                for item in items_of
-            ],
-        )
+        return tally_of(subjects, report.sent, report.failed)
 
     def record(
         self,

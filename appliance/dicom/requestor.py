@@ -158,8 +158,9 @@ class ForwardSender:
         if not sent:
             return
         subjects = study_subjects(self.engine, {item.study_instance_uid for item, _ in sent})
-        tally = tally_of(subjects, [(item.study_instance_uid, item.sop_class_uid, attempt.outcome is Delivery.DELIVERED)
-                                    for item, attempt in sent])  # fmt: skip
+        delivered = [item for item, attempt in sent if attempt.outcome is Delivery.DELIVERED]
+        undelivered = [item for item, attempt in sent if attempt.outcome is not Delivery.DELIVERED]
+        tally = tally_of(subjects, delivered, undelivered)
         participants = (
             ae(config.dicom.ae_title, "", True, ParticipantRole.SOURCE),
             ae(peer.ae_title, peer.host, False, ParticipantRole.DESTINATION),

@@ -92,14 +92,7 @@ def retrieved(event: EventId, sent: list[RetrieveItem], failed: list[RetrieveIte
     """One 110104 (objects handed over) or 110103 (shown) event, read action, for the instances
     of one request; minor failure when some could not go, serious when none did."""
     subjects = study_subjects(services().engine, {item.study_instance_uid for item in [*sent, *failed]})
-    tally = tally_of(
-        subjects,
-        [
-            (item.study_instance_uid, item.sop_class_uid, done)
-            for items, done in ((sent, True), (failed, False))
-            for item in items
-        ],
-    )
+    tally = tally_of(subjects, sent, failed)
     objects = [entry for key, counted in sorted(tally.patients.items()) for entry in counted.objects(key)]
     outcome = Outcome.SUCCESS if not failed else Outcome.MINOR_FAILURE if sent else Outcome.SERIOUS_FAILURE
     if failed:

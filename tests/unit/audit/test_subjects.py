@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import random
 from datetime import UTC, datetime
+from typing import NamedTuple
 
 import pytest
 from sqlalchemy import Engine, insert
@@ -21,6 +22,11 @@ SUBJECTS = {
 }
 
 
+class Item(NamedTuple):
+    study_instance_uid: str
+    sop_class_uid: str
+
+
 def one_by_one(instances: list[tuple[str, str, bool]]) -> InstanceTally:
     tally = InstanceTally()
     for study_uid, sop_class_uid, done in instances:
@@ -33,7 +39,9 @@ def test_counted_by_study_and_class_first_the_tally_is_the_same() -> None:
     choices = random.Random(14)
     studies = [*SUBJECTS, "1.2.3.9"]  # the last one unknown to the index: a blank patient
     instances = [(choices.choice(studies), choices.choice((CT, MR)), choices.random() > 0.1) for _ in range(300)]
-    tally = tally_of(SUBJECTS, instances)
+    sent = [Item(study_uid, sop_class_uid) for study_uid, sop_class_uid, done in instances if done]
+    failed = [Item(study_uid, sop_class_uid) for study_uid, sop_class_uid, done in instances if not done]
+    tally = tally_of(SUBJECTS, sent, failed)
     assert tally == one_by_one(instances)
     assert tally.total == 300
     objects = {key: counted.objects(key) for key, counted in tally.patients.items()}
@@ -41,7 +49,7 @@ def test_counted_by_study_and_class_first_the_tally_is_the_same() -> None:
 
 
 def test_failures_count_for_their_patient_and_no_study() -> None:
-    tally = tally_of(SUBJECTS, [("1.2.3.1", CT, True), ("1.2.3.1", CT, False), ("1.2.3.2", MR, False)])
+    tally = tally_of(SUBJECTS, [Item("1.2.3.1", CT)], [Item("1.2.3.1", CT), Item("1.2.3.2", MR)])
     ((key, counted),) = tally.patients.items()
     assert key.startswith("P1") and (counted.done, counted.failed) == (1, 2)
     assert list(counted.studies) == ["1.2.3.1"] and counted.studies["1.2.3.1"].instances == {CT: 1}
