@@ -168,12 +168,33 @@ def print_banner(config: Config) -> None:
         f"  worklist       AE {worklist.ae_title} on {worklist.bind_address}:{worklist.port}",
         f"  HL7 listener   MLLP on {config.hl7.bind_address}:{config.hl7.port}",
         f"  console        {console_address(config)}",
-        "  background worker: verified lossless compression, image availability for the RIS",
+        f"  background worker: {', '.join(worker_duties(config))}",
         f"  health monitor: checks every {config.monitor.interval_seconds} s, {mail}",
         f"  maintenance tunnel: {tunnel}",
         "Ctrl-C stops everything; kill -HUP reloads the configuration in every daemon.",
     ]
     announce("\n".join(lines))
+
+
+def worker_duties(config: Config) -> list[str]:
+    """What the background worker does under this configuration (`daemons.worker`), as the
+    banner says it: what always runs first, then what the configuration turns on."""
+    duties = ["DICOMweb metadata", "image availability for the RIS", "dose register", "console jobs",
+              "audit trail upkeep"]  # fmt: skip
+    if config.lossless.enabled:
+        duties.insert(0, "verified lossless compression")
+    if config.forward.rules:
+        count = len(config.forward.rules)
+        duties.append(f"forwarding ({count} rule{'s' if count > 1 else ''})")
+    if config.forward.prefetch:
+        duties.append("prefetch of priors")
+    if config.audit.syslog.enabled:
+        duties.append(f"audit copy to {config.audit.syslog.host}")
+    if config.tiers.move_automatically and config.tiers.deferred != "none":
+        duties.append(f"tier move at {config.tiers.move_time}")
+    if config.is_development:
+        duties.append(f"quality-control report at {config.qc.time}")
+    return duties
 
 
 def console_address(config: Config) -> str:
