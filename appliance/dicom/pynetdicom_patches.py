@@ -76,7 +76,9 @@ Process-wide, applied by `apply()`:
   `uid_is_valid` gives the same answer with the expression compiled once, and remembers it for the
   standard's own UIDs (SOP classes, transfer syntaxes: a bounded set). Decoding getscu's recorded
   request, making its primitive, `retrieve_contexts` and the negotiation take 10.8 ms of CPU
-  without it, 6.6 ms with it (minimum of 100, in-process).
+  without it, 6.6 ms with it (minimum of 100, in-process). The other UIDs' answers, and those of
+  pynetdicom's UI validator (`_config.VALIDATORS`, its documented table), are kept for the last
+  few messages: a C-STORE's SOP Instance UID was checked five times.
 - `negotiation_once` (`negotiation.py`): a peer proposes the same presentation contexts on every
   association, yet pynetdicom negotiates them against the archive's 179 contexts, then makes and
   encodes the A-ASSOCIATE-AC, each time. Both are kept for the last 32 distinct inputs (the
@@ -711,15 +713,51 @@ KNOWN_UIDS_LIMIT = 4096  # the standard defines fewer; a peer proposing made-up 
 _known_uids: dict[str, bool] = {}
 
 
+RECENT_UIDS_LIMIT = 256  # other UIDs: those of the last few messages (forgotten all at once when full)
+_recent_uids: dict[str, bool] = {}
+_recent_validations: dict[str, tuple[bool, str]] = {}
+PYNETDICOM_VALIDATORS: dict[str, Callable[[Any], tuple[bool, str]]] = dict(getattr(_config, "VALIDATORS", {}))
+
+
 def uid_is_valid(uid: str) -> bool:
     """Stands in for pydicom's `UID.is_valid` (`uid_checks`): the same answer (at most 64
-    characters, PS3.5 9.1 components), remembered for the standard's UIDs."""
+    characters, PS3.5 9.1 components), remembered for the standard's UIDs, and for a while for
+    the others: a C-STORE's SOP Instance UID is checked three times (its request primitive, its
+    response primitive, the index's attributes)."""
     known = _known_uids.get(uid)
     if known is None:
+        known = _recent_uids.get(uid)
+    if known is None:
         known = len(uid) <= 64 and VALID_UID.match(uid) is not None
-        if uid.startswith(STANDARD_UID_ROOT) and len(_known_uids) < KNOWN_UIDS_LIMIT:
-            _known_uids[uid] = known
+        if uid.startswith(STANDARD_UID_ROOT):
+            if len(_known_uids) < KNOWN_UIDS_LIMIT:
+                _known_uids[uid] = known
+        else:
+            remember(_recent_uids, uid, known)
     return known
+
+
+def validate_ui(value: Any) -> tuple[bool, str]:
+    """Stands in for pynetdicom's UI validator (`_config.VALIDATORS["UI"]`, `uid_checks`): its
+    answer, remembered for the UIDs of the last few messages. pynetdicom validates a C-STORE's
+    two UIDs when it makes the request primitive and again for the response (making a `UID` of
+    each every time: 3 % of a serving process's time storing small studies), and `command_reader`
+    checks them before either."""
+    original = PYNETDICOM_VALIDATORS["UI"]
+    if _config.ENFORCE_UID_CONFORMANCE or not isinstance(value, str):
+        return original(value)
+    answer = _recent_validations.get(value)
+    if answer is None:
+        answer = original(value)
+        remember(_recent_validations, value, answer)
+    return answer
+
+
+def remember(memory: dict[str, Any], key: str, answer: Any) -> None:
+    """Keep `answer` in `memory`, which is emptied first when `RECENT_UIDS_LIMIT` answers are in it."""
+    if len(memory) >= RECENT_UIDS_LIMIT:
+        memory.clear()
+    memory[key] = answer
 
 
 def set_no_delay(event: Event) -> None:
@@ -2059,7 +2097,10 @@ REPLACEMENTS = {
     "fast_polling": [replacement(association, "time", CLOCK), replacement(dul, "time", CLOCK)],
     "command_writer": [replacement(dimse_messages, "encode", encode_command_set)],
     "identifier_writer": [replacement(service_class, "encode", encoding.encode_identifier)],
-    "uid_checks": [replacement(pydicom.uid.UID, "is_valid", property(uid_is_valid))],
+    "uid_checks": [
+        replacement(pydicom.uid.UID, "is_valid", property(uid_is_valid)),
+        replacement(_config, "VALIDATORS", {**PYNETDICOM_VALIDATORS, "UI": validate_ui}),
+    ],
     "negotiation_once": [
         replacement(acse, "negotiate_as_acceptor", negotiation.negotiate),
         replacement(fsm, "A_ASSOCIATE_AC", negotiation.associate_accept),

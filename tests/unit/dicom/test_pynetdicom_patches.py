@@ -754,6 +754,49 @@ def test_uid_checks_remember_only_the_standards_uids_and_a_bounded_number(restor
     assert len(known) == 3
 
 
+def test_uid_checks_remember_other_uids_for_a_while(restored: pytest.MonkeyPatch) -> None:
+    recent: dict[str, bool] = {}
+    restored.setattr(patches, "_recent_uids", recent)
+    restored.setattr(patches, "RECENT_UIDS_LIMIT", 3)
+    instances = [f"1.2.826.0.1.3680043.10.1471.{n}" for n in range(5)]
+    for uid in instances:
+        assert patches.uid_is_valid(uid) and patches.uid_is_valid(uid)
+    assert list(recent) == instances[3:]  # emptied when full, then the newer ones
+    assert not patches.uid_is_valid("1.2.826.0.01") and recent["1.2.826.0.01"] is False
+
+
+@pytest.mark.parametrize("enforced", [False, True])
+@pytest.mark.parametrize("uid", [*UIDS, "  1.2.3  ", "1" * 65])
+def test_the_ui_validator_answers_as_pynetdicoms(restored: pytest.MonkeyPatch, uid: str, enforced: bool) -> None:
+    restored.setattr(patches, "_recent_validations", {})
+    restored.setattr(pynetdicom._config, "ENFORCE_UID_CONFORMANCE", enforced)
+    original = patches.PYNETDICOM_VALIDATORS["UI"]
+    assert patches.validate_ui(uid) == original(uid)
+    assert patches.validate_ui(pydicom.uid.UID(uid, validation_mode=pydicom.config.IGNORE)) == original(uid)
+    assert patches.validate_ui(uid) == original(uid)  # remembered (unless enforced): the same again
+    remembered = patches._recent_validations
+    assert (uid in remembered) is not enforced
+    assert all(answer == original(key) for key, answer in remembered.items())
+
+
+def test_the_ui_validator_is_pynetdicoms_for_what_is_not_a_string(restored: pytest.MonkeyPatch) -> None:
+    restored.setattr(patches, "_recent_validations", {})
+    assert (
+        patches.validate_ui(b"1.2.3")
+        == patches.PYNETDICOM_VALIDATORS["UI"](b"1.2.3")
+        == (False, "must be pydicom.uid.UID")
+    )
+    assert patches._recent_validations == {}
+
+
+def test_uid_checks_put_the_ui_validator_in_pynetdicoms_table_and_take_it_out(restored: pytest.MonkeyPatch) -> None:
+    patches.apply()
+    assert pynetdicom._config.VALIDATORS["UI"] is patches.validate_ui
+    assert pynetdicom._config.VALIDATORS["AE"] is patches.PYNETDICOM_VALIDATORS["AE"]
+    patches.apply(frozenset({"uid_checks"}))
+    assert pynetdicom._config.VALIDATORS["UI"] is patches.PYNETDICOM_VALIDATORS["UI"]
+
+
 def test_uid_checks_stand_in_for_pydicoms_property(restored: pytest.MonkeyPatch) -> None:
     original = patches.REPLACEMENTS["uid_checks"][0].original
     patches.apply()
