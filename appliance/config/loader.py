@@ -309,6 +309,11 @@ class TiersConfig:
     s3: S3Config
     lossy: LossyConfig = LossyConfig(enabled=False, codec="jpeg-2000", compression_ratio=10, maximum_error=2)
 
+    @property
+    def moves_on_schedule(self) -> bool:
+        """Whether the worker queues the tier move each day at `move_time` (a deferred tier is set)."""
+        return self.move_automatically and self.deferred != "none"
+
 
 @dataclass(frozen=True)
 class WebConfig:

@@ -178,7 +178,7 @@ def print_banner(config: Config) -> None:
 
 def worker_duties(config: Config) -> list[str]:
     """What the background worker does under this configuration (`daemons.worker`), as the
-    banner says it: what always runs first, then what the configuration turns on."""
+    banner says it: what it always does, and what the configuration turns on."""
     duties = ["DICOMweb metadata", "image availability for the RIS", "dose register", "console jobs",
               "audit trail upkeep"]  # fmt: skip
     if config.lossless.enabled:
@@ -190,7 +190,7 @@ def worker_duties(config: Config) -> list[str]:
         duties.append("prefetch of priors")
     if config.audit.syslog.enabled:
         duties.append(f"audit copy to {config.audit.syslog.host}")
-    if config.tiers.move_automatically and config.tiers.deferred != "none":
+    if config.tiers.moves_on_schedule:
         duties.append(f"tier move at {config.tiers.move_time}")
     if config.is_development:
         duties.append(f"quality-control report at {config.qc.time}")

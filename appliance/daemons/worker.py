@@ -270,7 +270,7 @@ def tier_schedule(runtime: process.Runtime) -> Loop:
     def round_of_schedule() -> int:
         settings = runtime.config.tiers
         moment = practice_time.local(datetime.now(UTC))
-        if not settings.move_automatically or settings.deferred == "none" or moment.date() in queued_on:
+        if not settings.moves_on_schedule or moment.date() in queued_on:
             return 0
         if moment.strftime("%H:%M") >= settings.move_time:
             queued_on[:] = [moment.date()]

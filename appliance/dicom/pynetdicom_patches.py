@@ -78,7 +78,8 @@ Process-wide, applied by `apply()`:
   request, making its primitive, `retrieve_contexts` and the negotiation take 10.8 ms of CPU
   without it, 6.6 ms with it (minimum of 100, in-process). The other UIDs' answers, and those of
   pynetdicom's UI validator (`_config.VALIDATORS`, its documented table), are kept for the last
-  few messages: a C-STORE's SOP Instance UID was checked five times.
+  few messages: a C-STORE's SOP Instance UID went three times through each (the request and
+  response primitives, `command_reader`'s check, the index's attributes).
 - `negotiation_once` (`negotiation.py`): a peer proposes the same presentation contexts on every
   association, yet pynetdicom negotiates them against the archive's 179 contexts, then makes and
   encodes the A-ASSOCIATE-AC, each time. Both are kept for the last 32 distinct inputs (the
