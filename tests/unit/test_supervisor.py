@@ -22,13 +22,17 @@ def test_what_the_configuration_turns_on_is_named_and_what_it_turns_off_is_not()
         "mode": "production",
         "lossless": {"enabled": False},
         "peers": [{"ae_title": "ORTHANC", "host": "127.0.0.1", "port": 4242}],
-        "forward": {"rules": [{"name": "Tout vers le PACS régional", "destination": "ORTHANC"}]},
+        "forward": {
+            "rules": [{"name": "Tout vers le PACS régional", "destination": "ORTHANC"}],
+            "prefetch": [{"modality": "CT"}],
+        },
         "audit": {"syslog": {"host": "siem.example"}},
         "tiers": {"deferred": "folder", "directory": "/srv/deferred", "move_automatically": True},
     }
     assert worker_duties(config_from_document(document, "appliance.yaml")) == [
         *ALWAYS,
         "forwarding (1 rule)",
+        "prefetch of priors",
         "audit copy to siem.example",
         "tier move at 03:30",
     ]
