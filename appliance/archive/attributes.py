@@ -5,18 +5,25 @@ from __future__ import annotations
 import functools
 import io
 import struct
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
 from pydicom import dcmread
-from pydicom.dataelem import RawDataElement
+from pydicom.dataelem import DataElement, RawDataElement, convert_raw_data_element
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.filereader import read_dataset
 from pydicom.tag import BaseTag, Tag
 from pydicom.uid import UID, DeflatedExplicitVRLittleEndian, PrivateTransferSyntaxes
 
-from appliance.archive.header_walk import PIXEL_TAGS, read_in_one_walk
+from appliance.archive.header_walk import (
+    PIXEL_TAGS,
+    CharacterSet,
+    Elements,
+    character_set_of,
+    read_in_one_walk,
+    walk_in_one,
+)
 from appliance.archive.metadata import InstanceDocument, dataset_encoding, instance_document, member_key
 from appliance.archive.structure import Encoding, EncodingMismatch, check_dataset, dataset_start, encoding_of, file_meta
 from appliance.patients.names import person_name_key
@@ -107,6 +114,9 @@ def read_attributes(encoded: bytes, with_document: bool = True) -> InstanceAttri
     Raises InvalidObject when it cannot be parsed or lacks a UID the archive needs.
     """
     try:
+        walked = None if with_document else walked_attributes(encoded)
+        if walked is not None:
+            return walked
         dataset, position = checked_header(encoded)
         attributes = attributes_of(dataset, header_of(encoded, dataset, position))
         if not with_document:
@@ -134,6 +144,29 @@ def checked_header(encoded: bytes) -> tuple[Dataset, int]:
     if position < len(encoded):
         check_pixel_data(encoded, position, transfer_syntax)
     return dataset, position
+
+
+def walked_attributes(encoded: bytes) -> InstanceAttributes | None:
+    """The index fields of an object the one walk reads (`header_walk.walk_in_one`), taken from its
+    elements without making a pydicom Dataset and its file meta (issue 14: with them, a fifth of
+    the header's reading). Each value is pydicom's: the element converted as `Dataset.__getitem__`
+    converts it, with the character set the dataset would record; the elements read here are
+    public and of a VR that does not depend on other elements, so the dataset has no part in it.
+    None when the object is read the usual way (`checked_header`)."""
+    found = fast_meta(encoded)
+    walked = walk_in_one(encoded, found[2], found[1]) if found is not None else None
+    if found is None or walked is None:
+        return None
+    (elements, position), transfer_syntax = walked, found[0]
+    if position < len(encoded):
+        check_pixel_data(encoded, position, transfer_syntax)
+    character_set = character_set_of(elements)
+    encoding = tuple(character_set) if isinstance(character_set, list) else character_set
+
+    def value(keyword: str) -> Any:
+        return walked_value(elements, keyword, character_set, encoding)
+
+    return attributes_from(value, str(transfer_syntax), encoded[:position])
 
 
 def read_header(encoded: bytes) -> tuple[Dataset, int | None, int]:
@@ -266,9 +299,14 @@ def attributes_of(dataset: Dataset, header: bytes) -> InstanceAttributes:
     def value(keyword: str) -> Any:
         return element_value(dataset, keyword, encoding)
 
+    return attributes_from(value, str(dataset.file_meta.get("TransferSyntaxUID", "") or ""), header)
+
+
+def attributes_from(value: Callable[[str], Any], transfer_syntax_uid: str, header: bytes) -> InstanceAttributes:
+    """The index fields, `value(keyword)` giving pydicom's value of each top-level element (None
+    when absent); raises InvalidObject when a UID the archive needs is missing or invalid."""
     sop_instance_uid = required_uid(value, "SOPInstanceUID")
     sop_class_uid = required_uid(value, "SOPClassUID")
-    transfer_syntax_uid = str(dataset.file_meta.get("TransferSyntaxUID", "") or "")
     if not transfer_syntax_uid:
         raise InvalidObject("no Transfer Syntax UID in the file meta information")
     patient_name = text_of(value("PatientName"))
@@ -280,7 +318,7 @@ def attributes_of(dataset: Dataset, header: bytes) -> InstanceAttributes:
         patient_name_key=name_key(patient_name),
         patient_birth_date=text_of(value("PatientBirthDate")),
         patient_sex=text_of(value("PatientSex")),
-        other_patient_ids=other_patient_ids(dataset),
+        other_patient_ids=other_patient_ids(value("OtherPatientIDsSequence")),
         study_instance_uid=required_uid(value, "StudyInstanceUID"),
         study_date=text_of(value("StudyDate")),
         study_time=text_of(value("StudyTime")),
@@ -320,11 +358,33 @@ def element_value(dataset: Dataset, keyword: str, encoding: object) -> Any:
     if found is not ABSENT:
         return found
     found = dataset[keyword_tag(keyword)].value
-    if key is not None:
-        if len(VALUES) >= VALUES_KEPT:
-            VALUES.clear()
-        VALUES[key] = found
+    remember(key, found)
     return found
+
+
+def walked_value(elements: Elements, keyword: str, character_set: CharacterSet, encoding: object) -> Any:
+    """`element_value` of the element the one walk made (`walked_attributes`)."""
+    raw = elements.get(keyword_tag(keyword))
+    if raw is None:
+        return None
+    if isinstance(raw, DataElement):  # read by pydicom's element reader: converted already
+        return raw.value
+    key = member_key(raw, encoding)
+    found = VALUES.get(key, ABSENT) if key is not None else ABSENT
+    if found is not ABSENT:
+        return found
+    found = convert_raw_data_element(raw, encoding=character_set).value
+    remember(key, found)
+    return found
+
+
+def remember(key: tuple[object, ...] | None, value: Any) -> None:
+    """Keep `value` as the value of the element `key` names (`VALUES`, emptied when full)."""
+    if key is None:
+        return
+    if len(VALUES) >= VALUES_KEPT:
+        VALUES.clear()
+    VALUES[key] = value
 
 
 @functools.cache
@@ -338,12 +398,13 @@ def name_key(name: str) -> str:
     return person_name_key(name)
 
 
-def other_patient_ids(dataset: Dataset) -> tuple[Identifier, ...]:
-    """The Other Patient IDs Sequence (PS3.3 C.7.1.1): identifier, issuer, its OID, type (the INS, P3)."""
-    if "OtherPatientIDsSequence" not in dataset:
+def other_patient_ids(sequence: Sequence[Dataset] | None) -> tuple[Identifier, ...]:
+    """The Other Patient IDs Sequence's (PS3.3 C.7.1.1) identifiers: identifier, issuer, its OID,
+    type (the INS, P3); () when the sequence is absent (None)."""
+    if sequence is None:
         return ()
     found = []
-    for item in dataset.OtherPatientIDsSequence:
+    for item in sequence:
         qualifiers = item.get("IssuerOfPatientIDQualifiersSequence") or []
         oid = text(qualifiers[0], "UniversalEntityID") if qualifiers else ""
         value = text(item, "PatientID")

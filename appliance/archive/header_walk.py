@@ -57,6 +57,16 @@ def read_in_one_walk(encoded: bytes, start: int, encoding: Encoding) -> tuple[Da
     starts (the end when there is none), the whole object's structure checked as
     `structure.check_dataset` checks it. None when the object is to be read the usual way; what
     pydicom raises on a value it must decode here (a character set) is raised as its reader raises it."""
+    walked = walk_in_one(encoded, start, encoding)
+    if walked is None:
+        return None
+    elements, position = walked
+    return dataset_of(elements, encoding.implicit), position
+
+
+def walk_in_one(encoded: bytes, start: int, encoding: Encoding) -> tuple[Elements, int] | None:
+    """`read_in_one_walk`'s elements, as pydicom's reader makes them, before they are put in a
+    dataset (`dataset_of`), and where the pixel data starts; None as there."""
     if encoding.order != "<" or not begins_as_announced(encoded, start, encoding.implicit):
         return None
     try:
@@ -64,7 +74,7 @@ def read_in_one_walk(encoded: bytes, start: int, encoding: Encoding) -> tuple[Da
         walk(encoded, position, len(encoded), encoding, 0, until_item_end=False)  # pixel data and after
     except EncodingMismatch:
         return None
-    return dataset_of(elements, encoding.implicit), position
+    return elements, position
 
 
 def begins_as_announced(encoded: bytes, start: int, implicit: bool) -> bool:
@@ -142,9 +152,14 @@ def element_read_by_pydicom(
 def dataset_of(elements: Elements, implicit: bool) -> Dataset:
     """The dataset of `elements`, its encoding recorded as pydicom's `read_dataset` records it."""
     dataset = Dataset(elements, parent_encoding=default_encoding)
-    character_set: CharacterSet = default_encoding
+    dataset.set_original_encoding(implicit, True, character_set_of(elements))
+    return dataset
+
+
+def character_set_of(elements: Elements) -> CharacterSet:
+    """The character set pydicom's reader records for a dataset of `elements` (its
+    `original_character_set`): the Python encodings of its Specific Character Set."""
     raw = elements.get(BaseTag(CHARACTER_SET))
     if isinstance(raw, RawDataElement):
-        character_set = convert_encodings(convert_raw_data_element(raw).value)
-    dataset.set_original_encoding(implicit, True, character_set)
-    return dataset
+        return convert_encodings(convert_raw_data_element(raw).value)
+    return default_encoding

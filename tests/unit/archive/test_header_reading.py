@@ -8,11 +8,16 @@ from __future__ import annotations
 
 import io
 import struct
+from dataclasses import replace
 
 import pytest
 from datagen import PATIENTS, compressed_as, encoded, make_enhanced_sr, make_instance
 from pydicom import dcmread
+from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
+from pydicom.filebase import DicomBytesIO
+from pydicom.filewriter import write_dataset
+from pydicom.tag import BaseTag
 from pydicom.uid import (
     DeflatedExplicitVRLittleEndian,
     ExplicitVRBigEndian,
@@ -28,16 +33,19 @@ from appliance.archive.header_walk import read_in_one_walk
 
 def both_ways(data: bytes, monkeypatch: pytest.MonkeyPatch) -> tuple[object, object]:
     """read_attributes of `data` as the archive reads it, then with `dcmread` reading it whole;
-    the archive's own reading without the one walk answers as with it."""
+    the archive's own reading without the one walk answers as with it, and so does the C-STORE's
+    reading (no DICOM JSON: `walked_attributes` when the one walk reads the object)."""
 
-    def attributes_or_error() -> InstanceAttributes | str:
+    def attributes_or_error(with_document: bool = True) -> InstanceAttributes | str:
         attributes.VALUES.clear()
         try:
-            return read_attributes(data)
+            return read_attributes(data, with_document)
         except InvalidObject as error:
             return str(error)
 
     ours = attributes_or_error()
+    without_document = attributes_or_error(with_document=False)  # read without a Dataset when walked
+    assert without_document == (replace(ours, document=None) if isinstance(ours, InstanceAttributes) else ours)
     with monkeypatch.context() as patched:
         patched.setattr(attributes, "read_in_one_walk", lambda *arguments: None)
         assert attributes_or_error() == ours
@@ -236,3 +244,49 @@ def test_an_object_pydicom_would_read_in_the_other_vr_is_left_to_the_usual_readi
     assert walked(bytes(data)) is None
     ours, theirs = both_ways(bytes(data), monkeypatch)
     assert ours == theirs
+
+
+def defined_length_sequence(items: list[Dataset], implicit: bool) -> bytes:
+    """A sequence's value with items of defined length (pydicom writes undefined lengths)."""
+    value = b""
+    for item in items:
+        stream = DicomBytesIO()
+        stream.is_implicit_VR, stream.is_little_endian = implicit, True
+        write_dataset(stream, item)
+        value += struct.pack("<HHI", 0xFFFE, 0xE000, len(stream.getvalue())) + stream.getvalue()
+    return value
+
+
+@pytest.mark.parametrize("transfer_syntax", ["1.2.840.10008.1.2.1", ImplicitVRLittleEndian])
+@pytest.mark.parametrize("defined_length", [True, False])
+def test_other_patient_ids_in_latin_1_are_read_as_dcmread_reads_them(
+    transfer_syntax: str, defined_length: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The INS of a French modality (PS3.3 C.7.1.1, the issuer's OID nested once more), its issuer
+    in Latin-1: a sequence of undefined length is read by pydicom's element reader, one of defined
+    length is converted from the walked element."""
+    qualifiers = Dataset()
+    qualifiers.UniversalEntityID = "1.2.250.1.213.1.4.8"
+    qualifiers.UniversalEntityIDType = "ISO"
+    identifier = Dataset()
+    identifier.PatientID = "279035121518989"
+    identifier.IssuerOfPatientID = "ASIP-SANTÉ-INS-NIR"
+    identifier.TypeOfPatientID = "TEXT"
+    identifier.IssuerOfPatientIDQualifiersSequence = [qualifiers]
+    dataset = make_instance("CR", PATIENTS[3])
+    dataset.SpecificCharacterSet = "ISO_IR 100"
+    dataset.OtherPatientIDsSequence = [identifier]
+    implicit = transfer_syntax == ImplicitVRLittleEndian
+    if defined_length:
+        value = defined_length_sequence([identifier], implicit)
+        dataset[0x00101002] = RawDataElement(
+            BaseTag(0x00101002), None if implicit else "SQ", len(value), value, 0, implicit, True
+        )
+    dataset.file_meta.TransferSyntaxUID = transfer_syntax
+    data = encoded(dataset)
+    ours, theirs = both_ways(data, monkeypatch)
+    assert isinstance(ours, InstanceAttributes) and ours == theirs
+    assert [(found.value, found.namespace, found.universal_id) for found in ours.other_patient_ids] == [
+        ("279035121518989", "ASIP-SANTÉ-INS-NIR", "1.2.250.1.213.1.4.8")
+    ]
+    assert_read_as_pydicom_reads(data)
