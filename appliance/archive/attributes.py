@@ -58,6 +58,8 @@ UNDEFINED_LENGTH = 0xFFFFFFFF
 LONG_VRS = {b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b"UC", b"UN", b"UR", b"UT", b"UV"}
 
 
+# The UIDs the index reads (UI in the dictionary: implicit VR elements are read as UI).
+UID_KEYWORDS = frozenset({"SOPInstanceUID", "SOPClassUID", "StudyInstanceUID", "SeriesInstanceUID"})
 VALUES_KEPT = 4096
 VALUES: dict[tuple[object, ...], Any] = {}  # element as received -> pydicom's value of it
 ABSENT = object()
@@ -369,6 +371,8 @@ def walked_value(elements: Elements, keyword: str, character_set: CharacterSet, 
         return None
     if isinstance(raw, DataElement):  # read by pydicom's element reader: converted already
         return raw.value
+    if keyword in UID_KEYWORDS and raw.VR in ("UI", None) and isinstance(raw.value, bytes) and b"\\" not in raw.value:
+        return raw.value.decode("latin-1").rstrip("\0 ").strip()  # pydicom's UID, as text (convert_UI)
     key = member_key(raw, encoding)
     found = VALUES.get(key, ABSENT) if key is not None else ABSENT
     if found is not ABSENT:

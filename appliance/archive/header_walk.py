@@ -17,6 +17,7 @@ way, which says what is wrong in the usual words.
 
 from __future__ import annotations
 
+import functools
 import io
 import struct
 from collections.abc import MutableSequence
@@ -41,6 +42,7 @@ from appliance.archive.structure import (
 # Float, Double Float and Pixel Data: where dcmread(stop_before_pixels=True) stops.
 PIXEL_TAGS = frozenset({0x7FE00008, 0x7FE00009, 0x7FE00010})
 CHARACTER_SET = 0x00080005
+CHARACTER_SET_TAG = BaseTag(CHARACTER_SET)
 IMPLICIT_HEADER = struct.Struct("<HHI").unpack_from
 EXPLICIT_HEADER = struct.Struct("<HH2sH").unpack_from
 LONG_LENGTH_FIELD = struct.Struct("<I").unpack_from
@@ -159,7 +161,17 @@ def dataset_of(elements: Elements, implicit: bool) -> Dataset:
 def character_set_of(elements: Elements) -> CharacterSet:
     """The character set pydicom's reader records for a dataset of `elements` (its
     `original_character_set`): the Python encodings of its Specific Character Set."""
-    raw = elements.get(BaseTag(CHARACTER_SET))
-    if isinstance(raw, RawDataElement):
+    raw = elements.get(CHARACTER_SET_TAG)
+    if not isinstance(raw, RawDataElement):
+        return default_encoding
+    if not isinstance(raw.value, bytes):
         return convert_encodings(convert_raw_data_element(raw).value)
-    return default_encoding
+    return list(encodings_of(raw.value, raw.VR, raw.is_implicit_VR))
+
+
+@functools.lru_cache(maxsize=64)
+def encodings_of(value: bytes, value_representation: str | None, implicit: bool) -> tuple[str, ...]:
+    """The Python encodings of a Specific Character Set as received, remembered (a modality sends
+    the same one in every object: its conversion was a tenth of the header's reading)."""
+    raw = RawDataElement(CHARACTER_SET_TAG, value_representation, len(value), value, 0, implicit, True)  # type: ignore[arg-type]
+    return tuple(convert_encodings(convert_raw_data_element(raw).value))

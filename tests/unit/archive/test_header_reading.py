@@ -290,3 +290,24 @@ def test_other_patient_ids_in_latin_1_are_read_as_dcmread_reads_them(
         ("279035121518989", "ASIP-SANTÉ-INS-NIR", "1.2.250.1.213.1.4.8")
     ]
     assert_read_as_pydicom_reads(data)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [b"1.2.250.1.59.7 ", b"1.2.250.1.59\x00", b" 1.2.250.1.59.7", b"1.2.3\\1.2.4", b"1.2.\xe93", b"\t1.2.3\t", b""],
+)
+@pytest.mark.parametrize("transfer_syntax", ["1.2.840.10008.1.2.1", ImplicitVRLittleEndian])
+def test_a_study_uid_as_received_is_read_as_dcmread_reads_it(
+    value: bytes, transfer_syntax: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The C-STORE's reading takes a UID's text from its bytes, not through pydicom's UID: padded,
+    multi-valued, not ASCII or empty, it gives the answer pydicom's value gives."""
+    dataset = make_instance("DX", PATIENTS[0])
+    implicit = transfer_syntax == ImplicitVRLittleEndian
+    tag = BaseTag(0x0020000D)
+    dataset[tag] = RawDataElement(tag, None if implicit else "UI", len(value), value, 0, implicit, True)
+    dataset.file_meta.TransferSyntaxUID = transfer_syntax
+    data = encoded(dataset)
+    ours, theirs = both_ways(data, monkeypatch)
+    assert ours == theirs
+    assert walked(data) is not None
