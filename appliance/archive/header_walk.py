@@ -173,5 +173,5 @@ def character_set_of(elements: Elements) -> CharacterSet:
 def encodings_of(value: bytes, value_representation: str | None, implicit: bool) -> tuple[str, ...]:
     """The Python encodings of a Specific Character Set as received, remembered (a modality sends
     the same one in every object: its conversion was a tenth of the header's reading)."""
-    raw = RawDataElement(CHARACTER_SET_TAG, value_representation, len(value), value, 0, implicit, True)  # type: ignore[arg-type]
+    raw = RawDataElement(CHARACTER_SET_TAG, value_representation, len(value), value, 0, implicit, True)
     return tuple(convert_encodings(convert_raw_data_element(raw).value))
