@@ -111,7 +111,8 @@ class InstanceAttributes:
 def read_attributes(encoded: bytes, with_document: bool = True) -> InstanceAttributes:
     """Parse the header of a DICOM file held in `encoded` (preamble, file meta, dataset), with its
     DICOM JSON unless `with_document` is False (`instance_document` never raises, so leaving it out
-    changes no answer; the C-STORE path leaves it to the worker, `archive.documents`).
+    changes no answer; the C-STORE path leaves it to the worker, `archive.documents`). Without
+    it, an object the one walk reads gives its fields without a pydicom Dataset (`walked_attributes`).
 
     Raises InvalidObject when it cannot be parsed or lacks a UID the archive needs.
     """
@@ -150,11 +151,13 @@ def checked_header(encoded: bytes) -> tuple[Dataset, int]:
 
 def walked_attributes(encoded: bytes) -> InstanceAttributes | None:
     """The index fields of an object the one walk reads (`header_walk.walk_in_one`), taken from its
-    elements without making a pydicom Dataset and its file meta (issue 14: with them, a fifth of
-    the header's reading). Each value is pydicom's: the element converted as `Dataset.__getitem__`
-    converts it, with the character set the dataset would record; the elements read here are
-    public and of a VR that does not depend on other elements, so the dataset has no part in it.
-    None when the object is read the usual way (`checked_header`)."""
+    elements without making a pydicom Dataset and its file meta (issue 14: a warm CT header took
+    191 us with them, 135 without; storing 200 two-image studies took a tenth less CPU per image).
+    Each value is pydicom's: the element converted as `Dataset.__getitem__` converts it, with the
+    character set the dataset would record (the elements read here are public and of a VR that
+    does not depend on other elements, so the dataset has no part in it); the four UIDs are the
+    text of pydicom's UID, taken from their bytes. None when the object is read the usual way
+    (`checked_header`)."""
     found = fast_meta(encoded)
     walked = walk_in_one(encoded, found[2], found[1]) if found is not None else None
     if found is None or walked is None:
