@@ -21,6 +21,7 @@ import functools
 import io
 import struct
 from collections.abc import MutableSequence
+from typing import cast
 
 from pydicom.charset import convert_encodings, default_encoding
 from pydicom.dataelem import DataElement, RawDataElement, convert_raw_data_element, empty_value_for_VR
@@ -49,7 +50,7 @@ LONG_LENGTH_FIELD = struct.Struct("<I").unpack_from
 VR_NAMES = {
     value_representation: value_representation.decode("ascii") for value_representation in VALUE_REPRESENTATIONS
 }
-Elements = dict[BaseTag, RawDataElement | DataElement]
+Elements = dict[int, RawDataElement | DataElement]  # by BaseTag, or by plain int (`walk_header`'s `keep`)
 CharacterSet = str | MutableSequence[str]
 
 
@@ -66,13 +67,16 @@ def read_in_one_walk(encoded: bytes, start: int, encoding: Encoding) -> tuple[Da
     return dataset_of(elements, encoding.implicit), position
 
 
-def walk_in_one(encoded: bytes, start: int, encoding: Encoding) -> tuple[Elements, int] | None:
+def walk_in_one(
+    encoded: bytes, start: int, encoding: Encoding, keep: frozenset[int] | None = None
+) -> tuple[Elements, int] | None:
     """`read_in_one_walk`'s elements, as pydicom's reader makes them, before they are put in a
-    dataset (`dataset_of`), and where the pixel data starts; None as there."""
+    dataset (`dataset_of`), and where the pixel data starts; None as there. With `keep`, only the
+    elements of those tags are made, under their tags as plain integers (`walk_header`)."""
     if encoding.order != "<" or not begins_as_announced(encoded, start, encoding.implicit):
         return None
     try:
-        elements, position = walk_header(encoded, start, encoding)
+        elements, position = walk_header(encoded, start, encoding, keep)
         walk(encoded, position, len(encoded), encoding, 0, until_item_end=False)  # pixel data and after
     except EncodingMismatch:
         return None
@@ -89,12 +93,17 @@ def begins_as_announced(encoded: bytes, start: int, implicit: bool) -> bool:
     return looks_explicit != implicit
 
 
-def walk_header(encoded: bytes, start: int, encoding: Encoding) -> tuple[Elements, int]:
+def walk_header(
+    encoded: bytes, start: int, encoding: Encoding, keep: frozenset[int] | None = None
+) -> tuple[Elements, int]:
     """The elements before the pixel data and where the walk stopped; raises EncodingMismatch where
-    the structure breaks (or runs past the end)."""
+    the structure breaks (or runs past the end). With `keep`, only the elements of those tags are
+    made (every element is walked and checked all the same), under their tags as plain integers:
+    looking up an integer among `BaseTag` keys runs `BaseTag.__eq__`, in Python, and a sequence
+    not kept (the functional groups of an enhanced object, a report's content) is not parsed."""
     elements: Elements = {}
     position, end, previous = start, len(encoded), -1
-    character_set: CharacterSet = default_encoding
+    character_set: bytes | None = None  # the Specific Character Set as received, for the sequences pydicom reads
     implicit = encoding.implicit
     while position < end:
         tag, vr, length, value_start = element_start(encoded, position, end, implicit)
@@ -103,21 +112,39 @@ def walk_header(encoded: bytes, start: int, encoding: Encoding) -> tuple[Element
         if tag in PIXEL_TAGS:
             return elements, position
         previous = tag
+        kept = keep is None or tag in keep
         if length == UNDEFINED_LENGTH:
             value_representation = vr.encode("ascii") if vr else b""
             after = undefined_length_value(encoded, value_start, end, encoding, 0, tag, value_representation)
-            elements[BaseTag(tag)] = element_read_by_pydicom(encoded, position, implicit, character_set)
+            if kept:
+                encodings = sequence_encodings(character_set)
+                elements[tag if keep else BaseTag(tag)] = element_read_by_pydicom(
+                    encoded, position, implicit, encodings
+                )
             position = after
             continue
         position = value_start + length
         if position > end:
             raise EncodingMismatch("an element runs past the end")
-        value = encoded[value_start:position] if length else empty_value_for_VR(vr, raw=True)
-        key = BaseTag(tag)
-        elements[key] = RawDataElement(key, vr, length, value, value_start, implicit, True)  # type: ignore[arg-type]
         if tag == CHARACTER_SET:
-            character_set = convert_encodings(convert_string(value or b"", True))  # type: ignore[arg-type]
+            character_set = encoded[value_start:position]
+        if kept:
+            value = encoded[value_start:position] if length else empty_value_for_VR(vr, raw=True)
+            key = BaseTag(tag)
+            element = RawDataElement(key, vr, length, value, value_start, implicit, True)  # type: ignore[arg-type]
+            elements[tag if keep else key] = element
     return elements, position
+
+
+def sequence_encodings(character_set: bytes | None) -> CharacterSet:
+    """The encodings pydicom's element reader is given for a sequence after a Specific Character
+    Set received as `character_set` (None: none received, pydicom's default)."""
+    return default_encoding if character_set is None else list(received_encodings(character_set))
+
+
+@functools.lru_cache(maxsize=64)
+def received_encodings(character_set: bytes) -> tuple[str, ...]:
+    return tuple(convert_encodings(convert_string(character_set, True)))
 
 
 def element_start(encoded: bytes, position: int, end: int, implicit: bool) -> tuple[int, str | None, int, int]:
@@ -152,8 +179,9 @@ def element_read_by_pydicom(
 
 
 def dataset_of(elements: Elements, implicit: bool) -> Dataset:
-    """The dataset of `elements`, its encoding recorded as pydicom's `read_dataset` records it."""
-    dataset = Dataset(elements, parent_encoding=default_encoding)
+    """The dataset of `elements` (walked without `keep`: by BaseTag), its encoding recorded as
+    pydicom's `read_dataset` records it."""
+    dataset = Dataset(cast("dict[BaseTag, RawDataElement | DataElement]", elements), parent_encoding=default_encoding)
     dataset.set_original_encoding(implicit, True, character_set_of(elements))
     return dataset
 
@@ -161,7 +189,7 @@ def dataset_of(elements: Elements, implicit: bool) -> Dataset:
 def character_set_of(elements: Elements) -> CharacterSet:
     """The character set pydicom's reader records for a dataset of `elements` (its
     `original_character_set`): the Python encodings of its Specific Character Set."""
-    raw = elements.get(CHARACTER_SET_TAG)
+    raw = elements.get(CHARACTER_SET)  # an int finds a BaseTag key too
     if not isinstance(raw, RawDataElement):
         return default_encoding
     if not isinstance(raw.value, bytes):

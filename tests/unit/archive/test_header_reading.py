@@ -311,3 +311,16 @@ def test_a_study_uid_as_received_is_read_as_dcmread_reads_it(
     ours, theirs = both_ways(data, monkeypatch)
     assert ours == theirs
     assert walked(data) is not None
+
+
+def test_the_c_store_reading_keeps_every_element_the_index_reads() -> None:
+    """The C-STORE path makes only the elements of `INDEX_KEYWORDS` (`walk_header`'s `keep`): they
+    must be all that `attributes_from` asks for, or a field would be read as absent."""
+    asked: list[str] = []
+
+    def value(keyword: str) -> object:
+        asked.append(keyword)
+        return "1.2.250.1.59.1" if keyword.endswith("UID") else None
+
+    attributes.attributes_from(value, "1.2.840.10008.1.2.1", b"")
+    assert sorted(asked) == sorted(attributes.INDEX_KEYWORDS)
