@@ -104,7 +104,7 @@ def walk_header(
     elements: Elements = {}
     position, end, previous = start, len(encoded), -1
     character_set: bytes | None = None  # the Specific Character Set as received, for the sequences pydicom reads
-    implicit = encoding.implicit
+    implicit, by_number = encoding.implicit, keep is not None
     while position < end:
         tag, vr, length, value_start = element_start(encoded, position, end, implicit)
         if tag <= previous:
@@ -118,7 +118,7 @@ def walk_header(
             after = undefined_length_value(encoded, value_start, end, encoding, 0, tag, value_representation)
             if kept:
                 encodings = sequence_encodings(character_set)
-                elements[tag if keep else BaseTag(tag)] = element_read_by_pydicom(
+                elements[tag if by_number else BaseTag(tag)] = element_read_by_pydicom(
                     encoded, position, implicit, encodings
                 )
             position = after
@@ -132,7 +132,7 @@ def walk_header(
             value = encoded[value_start:position] if length else empty_value_for_VR(vr, raw=True)
             key = BaseTag(tag)
             element = RawDataElement(key, vr, length, value, value_start, implicit, True)  # type: ignore[arg-type]
-            elements[tag if keep else key] = element
+            elements[tag if by_number else key] = element
     return elements, position
 
 
@@ -144,6 +144,8 @@ def sequence_encodings(character_set: bytes | None) -> CharacterSet:
 
 @functools.lru_cache(maxsize=64)
 def received_encodings(character_set: bytes) -> tuple[str, ...]:
+    """The encodings pydicom's reader takes from a Specific Character Set's bytes for what follows
+    it, remembered (`character_set_of` gives the dataset's own, converted as its element)."""
     return tuple(convert_encodings(convert_string(character_set, True)))
 
 
